@@ -1,0 +1,200 @@
+//! The order state machine of `DESIGN.md`, as an explicit transition table.
+//!
+//! `NEW → ACCEPTED | REJECTED`; `ACCEPTED → PARTIALLY_FILLED → FILLED`; `CANCELED` and
+//! `EXPIRED` from any live state. Anything else is an [`IllegalTransition`] and is never applied.
+
+use crate::events::Event;
+use crate::order::{Order, OrderStatus};
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+/// What moves an order from one status to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    RiskApproved,
+    RiskRejected,
+    VenueAccepted,
+    VenueRejected,
+    PartialFill,
+    FinalFill,
+    Canceled,
+    Expired,
+    Amended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("illegal transition of order {order_id}: {from:?} on {trigger:?}")]
+pub struct IllegalTransition {
+    pub order_id: crate::ids::OrderId,
+    pub from: OrderStatus,
+    pub trigger: Trigger,
+}
+
+/// The whole table. `None` means the trigger is not allowed in that status.
+pub fn next_status(from: OrderStatus, trigger: Trigger) -> Option<OrderStatus> {
+    use OrderStatus as S;
+    use Trigger as T;
+    match (from, trigger) {
+        // Risk approval is recorded but the order stays NEW until the venue takes it.
+        (S::New, T::RiskApproved) => Some(S::New),
+        (S::New, T::RiskRejected) => Some(S::Rejected),
+        (S::New, T::VenueAccepted) => Some(S::Accepted),
+        (S::New, T::VenueRejected) => Some(S::Rejected),
+        (S::Accepted | S::PartiallyFilled, T::PartialFill) => Some(S::PartiallyFilled),
+        (S::Accepted | S::PartiallyFilled, T::FinalFill) => Some(S::Filled),
+        (S::Accepted | S::PartiallyFilled, T::Amended) => Some(from),
+        (S::New | S::Accepted | S::PartiallyFilled, T::Canceled) => Some(S::Canceled),
+        (S::New | S::Accepted | S::PartiallyFilled, T::Expired) => Some(S::Expired),
+        _ => None,
+    }
+}
+
+/// The trigger an event represents for its order, if it changes the order at all.
+pub fn trigger_of(event: &Event) -> Option<Trigger> {
+    Some(match event {
+        Event::RiskValidated { approved: true, .. } => Trigger::RiskApproved,
+        Event::RiskValidated {
+            approved: false, ..
+        } => Trigger::RiskRejected,
+        Event::OrderAccepted { .. } => Trigger::VenueAccepted,
+        Event::OrderRejected { .. } => Trigger::VenueRejected,
+        Event::OrderFilled(f) if f.leaves_quantity.is_zero() => Trigger::FinalFill,
+        Event::OrderFilled(_) => Trigger::PartialFill,
+        Event::OrderCanceled { .. } => Trigger::Canceled,
+        Event::OrderExpired { .. } => Trigger::Expired,
+        Event::OrderAmended { .. } => Trigger::Amended,
+        _ => return None,
+    })
+}
+
+/// What applying an event to an order did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The order changed.
+    Changed,
+    /// The event was already applied (a redelivered fill) or does not change the order.
+    Unchanged,
+}
+
+/// Applies one event to an order through the table. An illegal transition leaves the order
+/// untouched and is returned as an error for the caller to log and count.
+pub fn apply(
+    order: &mut Order,
+    event: &Event,
+    at: crate::ids::Timestamp,
+) -> Result<Applied, IllegalTransition> {
+    let Some(trigger) = trigger_of(event) else {
+        return Ok(Applied::Unchanged);
+    };
+    // A fill we have seen already (redelivery) is not a transition at all.
+    if let Event::OrderFilled(f) = event {
+        if order.last_trade_id.is_some_and(|t| f.trade_id <= t) {
+            return Ok(Applied::Unchanged);
+        }
+    }
+    let illegal = IllegalTransition {
+        order_id: order.order_id,
+        from: order.status,
+        trigger,
+    };
+    let next = next_status(order.status, trigger).ok_or(illegal.clone())?;
+    match event {
+        Event::RiskValidated { reason, .. } => order.reject_reason = *reason,
+        Event::OrderRejected { reason, .. } => order.reject_reason = Some(*reason),
+        Event::OrderFilled(f) => {
+            if f.quantity > order.remaining() {
+                return Err(illegal);
+            }
+            order.filled_quantity += f.quantity;
+            order.executed_notional += f.price * f.quantity;
+            order.fees += f.fee;
+            order.average_fill_price =
+                Some(average(order.executed_notional, order.filled_quantity));
+            order.last_trade_id = Some(f.trade_id);
+        }
+        Event::OrderAmended {
+            price, quantity, ..
+        } => {
+            order.price = Some(*price);
+            order.quantity = *quantity;
+        }
+        _ => {}
+    }
+    order.status = next;
+    order.updated_at = at;
+    Ok(Applied::Changed)
+}
+
+/// Average price, exact to the decimal's 28 digits.
+fn average(notional: Decimal, quantity: Decimal) -> Decimal {
+    if quantity.is_zero() {
+        Decimal::ZERO
+    } else {
+        (notional / quantity).normalize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+    use Trigger::*;
+
+    const TRIGGERS: [Trigger; 9] = [
+        RiskApproved,
+        RiskRejected,
+        VenueAccepted,
+        VenueRejected,
+        PartialFill,
+        FinalFill,
+        Trigger::Canceled,
+        Trigger::Expired,
+        Amended,
+    ];
+
+    #[test]
+    fn the_whole_table() {
+        let expected: &[(OrderStatus, Trigger, OrderStatus)] = &[
+            (New, RiskApproved, New),
+            (New, RiskRejected, Rejected),
+            (New, VenueAccepted, Accepted),
+            (New, VenueRejected, Rejected),
+            (New, Trigger::Canceled, OrderStatus::Canceled),
+            (New, Trigger::Expired, OrderStatus::Expired),
+            (Accepted, PartialFill, PartiallyFilled),
+            (Accepted, FinalFill, Filled),
+            (Accepted, Amended, Accepted),
+            (Accepted, Trigger::Canceled, OrderStatus::Canceled),
+            (Accepted, Trigger::Expired, OrderStatus::Expired),
+            (PartiallyFilled, PartialFill, PartiallyFilled),
+            (PartiallyFilled, FinalFill, Filled),
+            (PartiallyFilled, Amended, PartiallyFilled),
+            (PartiallyFilled, Trigger::Canceled, OrderStatus::Canceled),
+            (PartiallyFilled, Trigger::Expired, OrderStatus::Expired),
+        ];
+        for from in OrderStatus::ALL {
+            for t in TRIGGERS {
+                let want = expected
+                    .iter()
+                    .find(|(f, tr, _)| *f == from && *tr == t)
+                    .map(|e| e.2);
+                assert_eq!(next_status(from, t), want, "{from:?} on {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn final_states_accept_nothing() {
+        for from in [
+            Filled,
+            OrderStatus::Canceled,
+            OrderStatus::Expired,
+            Rejected,
+        ] {
+            assert!(from.is_final());
+            for t in TRIGGERS {
+                assert_eq!(next_status(from, t), None, "{from:?} on {t:?}");
+            }
+        }
+    }
+}

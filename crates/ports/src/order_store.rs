@@ -1,0 +1,119 @@
+//! The order store port: the read model of orders, fills and balances, plus accounts and API
+//! keys, the permanent (account, client order id) uniqueness, consumer positions and snapshots.
+
+use crate::PortResult;
+use async_trait::async_trait;
+use oms_domain::events::Fill;
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::order::{Order, OrderStatus, Side};
+use oms_domain::Decimal;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Balance {
+    pub asset: Asset,
+    pub available: Decimal,
+    pub reserved: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    /// Demo accounts belong to the simulated market.
+    pub demo: bool,
+    pub created_at: Timestamp,
+}
+
+/// Filters for listing one account's orders, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub account: Option<AccountId>,
+    pub symbol: Option<Symbol>,
+    pub status: Option<OrderStatus>,
+    pub side: Option<Side>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// Return orders with ids below this one (the last id of the previous page).
+    pub before: Option<OrderId>,
+    pub limit: u32,
+}
+
+/// A consumer's next offset for one partition, stored with the effects it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub consumer: String,
+    pub topic: String,
+    pub partition: u32,
+    pub next_offset: u64,
+}
+
+/// Effects of a batch of events, written atomically with the consumer positions they cover:
+/// either all of it is durable or none.
+#[derive(Debug, Clone, Default)]
+pub struct StoreBatch {
+    pub orders: Vec<Order>,
+    pub fills: Vec<Fill>,
+    /// Full balances of an account's assets after the batch.
+    pub balances: Vec<(AccountId, Balance)>,
+    pub positions: Vec<Position>,
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync + 'static {
+    /// Writes a batch atomically. Fills are unique by (order id, trade id): a repeated fill is
+    /// ignored, never doubled.
+    async fn apply(&self, batch: StoreBatch) -> PortResult<()>;
+
+    async fn order(&self, account: AccountId, id: OrderId) -> PortResult<Option<Order>>;
+    async fn orders(&self, query: &OrderQuery) -> PortResult<Vec<Order>>;
+    async fn fills(&self, account: AccountId, id: OrderId) -> PortResult<Vec<Fill>>;
+    async fn balances(&self, account: AccountId) -> PortResult<Vec<Balance>>;
+    async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>>;
+
+    /// Claims (account, client order id) for `order` for ever. Returns the order that already
+    /// holds it, if any.
+    async fn claim_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+        order: OrderId,
+    ) -> PortResult<Option<OrderId>>;
+    /// Frees a claim whose order was never published.
+    async fn release_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+    ) -> PortResult<()>;
+
+    async fn create_account(&self, name: &str, demo: bool, at: Timestamp) -> PortResult<Account>;
+    async fn accounts(&self) -> PortResult<Vec<Account>>;
+    /// Stores the hash of an API key for an account.
+    async fn add_api_key(
+        &self,
+        account: AccountId,
+        key_hash: &str,
+        at: Timestamp,
+    ) -> PortResult<()>;
+    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<AccountId>>;
+
+    /// Consumer positions stored with effects by [`OrderStore::apply`].
+    async fn positions(&self, consumer: &str) -> PortResult<Vec<Position>>;
+
+    /// Saves a service's state as of `next_offset` of a partition, replacing older ones.
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        partition: u32,
+        next_offset: u64,
+        state: &[u8],
+    ) -> PortResult<()>;
+    /// The latest snapshot: (next offset, state).
+    async fn load_snapshot(&self, name: &str, partition: u32)
+        -> PortResult<Option<(u64, Vec<u8>)>>;
+
+    /// Checks the store is reachable (for `/ready`).
+    async fn ping(&self) -> PortResult<()>;
+}
