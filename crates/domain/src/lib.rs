@@ -8,5 +8,6 @@ pub mod ids;
 pub mod instrument;
 pub mod order;
 pub mod state_machine;
+pub mod venue;
 
 pub use rust_decimal::Decimal;

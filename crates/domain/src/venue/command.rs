@@ -1,0 +1,63 @@
+//! Commands to the venue: topic `venue`, keyed by symbol, so one book is matched by one thread.
+
+use crate::ids::{AccountId, OrderId, Symbol};
+use crate::order::NewOrder;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Where a command came from: the partition and offset of the order-lifecycle event that caused
+/// it. Offsets from one source partition only grow, so the venue drops a redelivered command by
+/// remembering the last offset it took from each source partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum VenueCommand {
+    /// A risk-approved order. `protection_price` bounds a market order's fills (the worst price
+    /// the risk engine reserved for): a BUY fills at or below it, a SELL at or above it.
+    Submit {
+        source: Source,
+        order: NewOrder,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection_price: Option<Decimal>,
+    },
+    Cancel { source: Source, symbol: Symbol, account: AccountId, order_id: OrderId },
+    Amend {
+        source: Source,
+        symbol: Symbol,
+        account: AccountId,
+        order_id: OrderId,
+        amend_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        price: Option<Decimal>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quantity: Option<Decimal>,
+    },
+    /// Time has passed: GTD orders with `expire_at <= now` expire. Ticks carry no source.
+    Tick { symbol: Symbol },
+}
+
+impl VenueCommand {
+    pub fn symbol(&self) -> &Symbol {
+        match self {
+            VenueCommand::Submit { order, .. } => &order.symbol,
+            VenueCommand::Cancel { symbol, .. }
+            | VenueCommand::Amend { symbol, .. }
+            | VenueCommand::Tick { symbol } => symbol,
+        }
+    }
+
+    pub fn source(&self) -> Option<Source> {
+        match self {
+            VenueCommand::Submit { source, .. }
+            | VenueCommand::Cancel { source, .. }
+            | VenueCommand::Amend { source, .. } => Some(*source),
+            VenueCommand::Tick { .. } => None,
+        }
+    }
+}
