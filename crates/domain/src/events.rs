@@ -125,6 +125,10 @@ pub enum Event {
         reason: Option<RejectReason>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reservation: Option<Reservation>,
+        /// For an approved MARKET order: the worst price it may fill at (what was reserved for).
+        /// Recorded so the venue command can be rebuilt from the log after a crash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection_price: Option<Decimal>,
     },
     /// The risk engine's decision on an amend. When approved, `reservation` is what the order
     /// will need at its new price and quantity; any increase is held until the venue answers.
