@@ -92,6 +92,9 @@ pub fn apply(
             return Ok(Applied::Unchanged);
         }
     }
+    if is_redelivery(order.status, trigger) {
+        return Ok(Applied::Unchanged);
+    }
     let illegal = IllegalTransition {
         order_id: order.order_id,
         from: order.status,
@@ -123,6 +126,25 @@ pub fn apply(
     order.status = next;
     order.updated_at = at;
     Ok(Applied::Changed)
+}
+
+/// A copy of an event already reflected in the order. Producers re-emit identical events after
+/// a crash (delivery is at-least-once), so these are expected and are not illegal transitions.
+fn is_redelivery(status: OrderStatus, trigger: Trigger) -> bool {
+    use OrderStatus as S;
+    use Trigger as T;
+    matches!(
+        (status, trigger),
+        (
+            S::Accepted | S::PartiallyFilled | S::Filled | S::Canceled | S::Expired,
+            T::RiskApproved
+        ) | (
+            S::Accepted | S::PartiallyFilled | S::Filled | S::Canceled | S::Expired,
+            T::VenueAccepted
+        ) | (S::Rejected, T::RiskRejected | T::VenueRejected)
+            | (S::Canceled, T::Canceled)
+            | (S::Expired, T::Expired)
+    )
 }
 
 /// Average price, exact to the decimal's 28 digits.
@@ -181,6 +203,16 @@ mod tests {
                 assert_eq!(next_status(from, t), want, "{from:?} on {t:?}");
             }
         }
+    }
+
+    #[test]
+    fn redelivered_events_are_not_transitions() {
+        assert!(is_redelivery(Accepted, VenueAccepted));
+        assert!(is_redelivery(Filled, RiskApproved));
+        assert!(is_redelivery(OrderStatus::Canceled, Trigger::Canceled));
+        assert!(!is_redelivery(Rejected, VenueAccepted));
+        assert!(!is_redelivery(Filled, Trigger::Canceled));
+        assert!(!is_redelivery(New, VenueAccepted));
     }
 
     #[test]
