@@ -1,0 +1,191 @@
+// Wire types of the OMS HTTP and WebSocket API. Decimals stay strings end to end.
+
+export type Side = 'BUY' | 'SELL';
+export type OrderType = 'LIMIT' | 'MARKET' | 'STOP_LIMIT';
+export type TimeInForce = 'GTC' | 'IOC' | 'FOK' | 'GTD';
+export type OrderStatus =
+  | 'NEW'
+  | 'ACCEPTED'
+  | 'PARTIALLY_FILLED'
+  | 'FILLED'
+  | 'CANCELED'
+  | 'EXPIRED'
+  | 'REJECTED';
+
+export const LIVE_STATUSES: ReadonlySet<OrderStatus> = new Set(['NEW', 'ACCEPTED', 'PARTIALLY_FILLED']);
+
+export const INTERVALS = ['1s', '1m', '5m', '15m', '1h', '1d'] as const;
+export type Interval = (typeof INTERVALS)[number];
+
+export interface Session {
+  accountId: number;
+  name: string;
+}
+
+export interface Instrument {
+  symbol: string;
+  base: string;
+  quote: string;
+  tickSize: string;
+  stepSize: string;
+  minQuantity: string;
+  maxQuantity: string;
+  minNotional: string;
+  status: string;
+  makerFee: string;
+  takerFee: string;
+  priceBand: string;
+}
+
+export interface Order {
+  orderId: string;
+  clientOrderId: string | null;
+  accountId: number;
+  symbol: string;
+  side: Side;
+  orderType: OrderType;
+  timeInForce: TimeInForce;
+  postOnly: boolean;
+  price: string | null;
+  stopPrice: string | null;
+  quantity: string;
+  filledQuantity: string;
+  averageFillPrice: string | null;
+  fees: string;
+  status: OrderStatus;
+  rejectReason: string | null;
+  expireAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Fill {
+  tradeId: number;
+  price: string;
+  quantity: string;
+  liquidity: 'MAKER' | 'TAKER';
+  fee: string;
+  feeAsset: string;
+  at: string;
+  orderId?: string;
+}
+
+export interface Balance {
+  asset: string;
+  available: string;
+  reserved: string;
+  total: string;
+}
+
+export interface Account {
+  accountId: number;
+  name: string;
+  balances: Balance[];
+}
+
+export interface Candle {
+  openTime: number;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+  volume: string;
+  quoteVolume: string;
+  trades: number;
+}
+
+export interface Ticker {
+  symbol: string;
+  last: string | null;
+  bestBid: string | null;
+  bestAsk: string | null;
+  open24h: string | null;
+  high24h: string | null;
+  low24h: string | null;
+  change24h: string | null;
+  changePercent24h: string | null;
+  volume24h: string | null;
+  quoteVolume24h: string | null;
+}
+
+/** [price, quantity] */
+export type DepthLevel = [string, string];
+
+export interface Depth {
+  symbol: string;
+  seq: number;
+  bids: DepthLevel[];
+  asks: DepthLevel[];
+}
+
+export interface Trade {
+  tradeId: number;
+  price: string;
+  quantity: string;
+  takerSide: Side;
+  at: string | number;
+}
+
+export interface NewOrderRequest {
+  symbol: string;
+  side: Side;
+  orderType: OrderType;
+  timeInForce: TimeInForce;
+  quantity: string;
+  price: string | null;
+  stopPrice: string | null;
+  postOnly: boolean;
+  expireAt: string | null;
+  clientOrderId: string;
+}
+
+export interface ProblemFieldError {
+  field: string;
+  code: string;
+  detail: string;
+}
+
+/** RFC 9457 problem body as the OMS sends it. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  code?: string;
+  detail?: string;
+  field?: string;
+  instance?: string;
+  requestId?: string;
+  errors?: ProblemFieldError[];
+}
+
+// ---- WebSocket ----
+
+export interface DepthUpdate {
+  seq: number;
+  side: Side;
+  price: string;
+  quantity: string;
+}
+
+export interface OrdersChannelData {
+  order: Order;
+  fill?: Fill;
+}
+
+export interface WsDataMessage {
+  channel: string;
+  seq?: number;
+  type?: 'snapshot' | 'update';
+  data: unknown;
+}
+
+export interface WsControlMessage {
+  type: 'heartbeat' | 'error' | 'subscribed' | 'unsubscribed' | 'pong' | 'authenticated';
+  channel?: undefined;
+  ts?: number;
+  code?: string;
+  message?: string;
+  channels?: string[];
+}
+
+export type WsMessage = WsDataMessage | WsControlMessage;
