@@ -6,6 +6,7 @@
 pub mod events;
 pub mod ids;
 pub mod instrument;
+pub mod marketdata;
 pub mod order;
 pub mod state_machine;
 pub mod venue;
