@@ -26,7 +26,12 @@ pub enum VenueCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         protection_price: Option<Decimal>,
     },
-    Cancel { source: Source, symbol: Symbol, account: AccountId, order_id: OrderId },
+    Cancel {
+        source: Source,
+        symbol: Symbol,
+        account: AccountId,
+        order_id: OrderId,
+    },
     Amend {
         source: Source,
         symbol: Symbol,

@@ -1,0 +1,325 @@
+//! [`Venue`]: routes commands to each symbol's book and publishes what happened as events.
+
+use super::book::{BookEvent, Execution, FillParty, OrderBook};
+use super::command::VenueCommand;
+use super::depth::{Depth, Level};
+use super::market::Market;
+use crate::events::{Event, Fill};
+use crate::ids::{AccountId, OrderId, Symbol, Timestamp, TradeId};
+use crate::instrument::{Instrument, TradingStatus};
+use crate::order::{Liquidity, RejectReason, Side};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A deterministic matching venue: the same commands always give the same events, and a
+/// restored snapshot carries on exactly as the original would.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Venue {
+    fee_account: AccountId,
+    markets: BTreeMap<Symbol, Market>,
+    /// The book's raw events of the command in hand, reused so that handling allocates
+    /// nothing of its own in steady state.
+    #[serde(skip)]
+    scratch: Vec<BookEvent>,
+}
+
+impl Venue {
+    pub fn new(instruments: Vec<Instrument>, fee_account: AccountId) -> Self {
+        Venue {
+            fee_account,
+            markets: instruments
+                .into_iter()
+                .map(|i| (i.symbol.clone(), Market::new(i)))
+                .collect(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Handles one command at time `now`, pushing the resulting events in order.
+    ///
+    /// A command whose source offset is not above the last one taken from its partition (for
+    /// its symbol) is a redelivery and is dropped without a trace.
+    pub fn handle(&mut self, now: Timestamp, cmd: &VenueCommand, out: &mut Vec<Event>) {
+        let Some(market) = self.markets.get_mut(cmd.symbol()) else {
+            unknown_instrument(cmd, out);
+            return;
+        };
+        if let Some(src) = cmd.source() {
+            if !market.take_source(src) {
+                return;
+            }
+        }
+        let raw = &mut self.scratch;
+        raw.clear();
+        match cmd {
+            VenueCommand::Submit {
+                order,
+                protection_price,
+                ..
+            } => market.submit(now, order, *protection_price, raw),
+            VenueCommand::Cancel {
+                account, order_id, ..
+            } => market.cancel(*account, *order_id, raw),
+            VenueCommand::Amend {
+                account,
+                order_id,
+                amend_id,
+                price,
+                quantity,
+                ..
+            } => market.amend(now, *account, *order_id, *amend_id, *price, *quantity, raw),
+            VenueCommand::Tick { .. } => market.book.expire(now.0, raw),
+        }
+        Publisher {
+            instrument: &market.instrument,
+            fee_account: self.fee_account,
+            now,
+        }
+        .publish(raw, out);
+    }
+
+    pub fn depth(&self, symbol: &Symbol, levels: usize) -> Option<Depth> {
+        let m = self.markets.get(symbol)?;
+        let (tick, step) = (m.instrument.tick_size, m.instrument.step_size);
+        let side = |s| {
+            m.book
+                .levels(s)
+                .take(levels)
+                .map(|(p, q)| Level {
+                    price: Decimal::from(p) * tick,
+                    quantity: Decimal::from(q) * step,
+                })
+                .collect()
+        };
+        Some(Depth {
+            seq: m.book.book_seq(),
+            bids: side(Side::Buy),
+            asks: side(Side::Sell),
+        })
+    }
+
+    pub fn last_price(&self, symbol: &Symbol) -> Option<Decimal> {
+        let m = self.markets.get(symbol)?;
+        m.book
+            .last_price()
+            .map(|t| Decimal::from(t) * m.instrument.tick_size)
+    }
+
+    pub fn best_bid_ask(&self, symbol: &Symbol) -> (Option<Decimal>, Option<Decimal>) {
+        let Some(m) = self.markets.get(symbol) else {
+            return (None, None);
+        };
+        let price = |t: i64| Decimal::from(t) * m.instrument.tick_size;
+        (m.book.best_bid().map(price), m.book.best_ask().map(price))
+    }
+
+    /// HALTED rejects new orders, amends and cancels; CANCEL_ONLY rejects new orders and
+    /// amends but still takes cancels. Resting orders stay where they are.
+    pub fn set_status(&mut self, symbol: &Symbol, status: TradingStatus) {
+        if let Some(m) = self.markets.get_mut(symbol) {
+            m.instrument.status = status;
+        }
+    }
+
+    pub fn instrument(&self, symbol: &Symbol) -> Option<&Instrument> {
+        self.markets.get(symbol).map(|m| &m.instrument)
+    }
+
+    pub fn instruments(&self) -> impl Iterator<Item = &Instrument> {
+        self.markets.values().map(|m| &m.instrument)
+    }
+
+    /// The integer book of a symbol, for inspection.
+    pub fn book(&self, symbol: &Symbol) -> Option<&OrderBook> {
+        self.markets.get(symbol).map(|m| &m.book)
+    }
+
+    pub fn fee_account(&self) -> AccountId {
+        self.fee_account
+    }
+}
+
+fn unknown_instrument(cmd: &VenueCommand, out: &mut Vec<Event>) {
+    let reason = RejectReason::UnknownInstrument;
+    match cmd {
+        VenueCommand::Submit { order, .. } => out.push(Event::OrderRejected {
+            account: order.account,
+            order_id: order.order_id,
+            reason,
+        }),
+        VenueCommand::Cancel {
+            account, order_id, ..
+        } => out.push(Event::CancelRejected {
+            account: *account,
+            order_id: *order_id,
+            reason,
+        }),
+        VenueCommand::Amend {
+            account,
+            order_id,
+            amend_id,
+            ..
+        } => out.push(Event::AmendRejected {
+            account: *account,
+            order_id: *order_id,
+            amend_id: *amend_id,
+            reason,
+        }),
+        VenueCommand::Tick { .. } => {}
+    }
+}
+
+/// Turns a book's integer events into domain events, with exact decimal prices and fees.
+struct Publisher<'a> {
+    instrument: &'a Instrument,
+    fee_account: AccountId,
+    now: Timestamp,
+}
+
+impl Publisher<'_> {
+    fn price(&self, ticks: i64) -> Decimal {
+        Decimal::from(ticks) * self.instrument.tick_size
+    }
+
+    fn quantity(&self, lots: u64) -> Decimal {
+        Decimal::from(lots) * self.instrument.step_size
+    }
+
+    fn symbol(&self) -> Symbol {
+        self.instrument.symbol.clone()
+    }
+
+    fn publish(&self, raw: &[BookEvent], out: &mut Vec<Event>) {
+        for e in raw {
+            match *e {
+                BookEvent::Accepted { order_id, account } => out.push(Event::OrderAccepted {
+                    account: AccountId(account),
+                    order_id: OrderId(order_id),
+                    symbol: self.symbol(),
+                }),
+                BookEvent::Rejected {
+                    order_id,
+                    account,
+                    reason,
+                } => out.push(Event::OrderRejected {
+                    account: AccountId(account),
+                    order_id: OrderId(order_id),
+                    reason,
+                }),
+                BookEvent::Filled(x) => self.execution(&x, out),
+                BookEvent::Canceled {
+                    order_id,
+                    account,
+                    reason,
+                    leaves,
+                } => out.push(Event::OrderCanceled {
+                    account: AccountId(account),
+                    order_id: OrderId(order_id),
+                    reason,
+                    leaves_quantity: self.quantity(leaves),
+                }),
+                BookEvent::Expired {
+                    order_id,
+                    account,
+                    reason,
+                    leaves,
+                } => out.push(Event::OrderExpired {
+                    account: AccountId(account),
+                    order_id: OrderId(order_id),
+                    reason,
+                    leaves_quantity: self.quantity(leaves),
+                }),
+                BookEvent::Amended {
+                    order_id,
+                    account,
+                    amend_id,
+                    price,
+                    quantity,
+                    leaves,
+                    kept_priority,
+                } => out.push(Event::OrderAmended {
+                    account: AccountId(account),
+                    order_id: OrderId(order_id),
+                    amend_id,
+                    price: self.price(price),
+                    quantity: self.quantity(quantity),
+                    leaves_quantity: self.quantity(leaves),
+                    kept_priority,
+                }),
+                BookEvent::AmendRejected {
+                    order_id,
+                    account,
+                    amend_id,
+                    reason,
+                } => out.push(Event::AmendRejected {
+                    account: AccountId(account),
+                    order_id: OrderId(order_id),
+                    amend_id,
+                    reason,
+                }),
+                BookEvent::CancelRejected {
+                    order_id,
+                    account,
+                    reason,
+                } => out.push(Event::CancelRejected {
+                    account: AccountId(account),
+                    order_id: OrderId(order_id),
+                    reason,
+                }),
+                BookEvent::LevelChanged {
+                    seq,
+                    side,
+                    price,
+                    quantity,
+                } => out.push(Event::BookChanged {
+                    symbol: self.symbol(),
+                    seq,
+                    side,
+                    price: self.price(price),
+                    quantity: self.quantity(quantity),
+                }),
+            }
+        }
+    }
+
+    /// One trade: the maker's fill, then the taker's, then the public trade.
+    fn execution(&self, x: &Execution, out: &mut Vec<Event>) {
+        let price = self.price(x.price);
+        let quantity = self.quantity(x.quantity);
+        let notional = price * quantity;
+        let fill = |p: &FillParty, side: Side, liquidity: Liquidity| {
+            let rate = match liquidity {
+                Liquidity::Maker => self.instrument.maker_fee,
+                Liquidity::Taker => self.instrument.taker_fee,
+            };
+            Event::OrderFilled(Fill {
+                account: AccountId(p.account),
+                order_id: OrderId(p.order_id),
+                symbol: self.symbol(),
+                side,
+                trade_id: TradeId(x.trade_id),
+                price,
+                quantity,
+                liquidity,
+                fee: notional * rate,
+                base: self.instrument.base.clone(),
+                quote: self.instrument.quote.clone(),
+                cumulative_quantity: self.quantity(p.cumulative),
+                leaves_quantity: self.quantity(p.leaves),
+                fee_account: self.fee_account,
+            })
+        };
+        out.push(fill(&x.maker, x.taker_side.opposite(), Liquidity::Maker));
+        out.push(fill(&x.taker, x.taker_side, Liquidity::Taker));
+        out.push(Event::Trade {
+            symbol: self.symbol(),
+            trade_id: TradeId(x.trade_id),
+            price,
+            quantity,
+            taker_side: x.taker_side,
+            at: self.now,
+        });
+    }
+}
