@@ -1,0 +1,295 @@
+//! The order processor: consumes `orders`, applies each order's events in its own actor through
+//! the state machine, folds balances with the domain's [`Ledger`], and persists orders, fills,
+//! balances and its position in one store transaction, so an effect is never lost or doubled.
+//!
+//! Restart: the store holds the position; the ledger comes from a snapshot at or before it,
+//! and the events between the two are folded into the ledger only.
+
+pub mod actor;
+
+use super::metrics::PipelineMetrics;
+use super::stage::{self, Progress};
+use super::Shutdown;
+use crate::codec::{decode_event, topics};
+use actor::Outcome;
+use oms_domain::events::{Envelope, Event};
+use oms_domain::ids::{AccountId, Asset, OrderId};
+use oms_domain::ledger::Ledger;
+use oms_domain::order::Order;
+use oms_ports::event_log::{ConsumerEvent, EventLog, TopicPartition};
+use oms_ports::order_store::{Balance, OrderStore, Position, StoreBatch};
+use oms_ports::{PortError, PortResult};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub const GROUP: &str = "processor";
+const SNAPSHOT: &str = "processor-ledger";
+
+/// An order's new state, published after it is persisted (for live private streams).
+#[derive(Debug, Clone)]
+pub struct OrderUpdate {
+    pub order: Order,
+    pub event: Arc<Envelope>,
+}
+
+pub struct ProcessorStage {
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<dyn OrderStore>,
+    pub snapshot_every: u64,
+    pub metrics: Arc<PipelineMetrics>,
+    /// Persisted order updates, for subscribers in the same process.
+    pub updates: broadcast::Sender<OrderUpdate>,
+}
+
+struct Partition {
+    ledger: Ledger,
+    /// The store's position: offsets below it are already persisted.
+    persisted: u64,
+    since_snapshot: u64,
+}
+
+impl ProcessorStage {
+    pub async fn run(self, shutdown: Shutdown) -> PortResult<()> {
+        let mut consumer = self.log.subscribe(GROUP, &[topics::ORDERS]).await?;
+        let mut parts: HashMap<u32, Partition> = HashMap::new();
+        let mut actors: HashMap<OrderId, mpsc::UnboundedSender<actor::Message>> = HashMap::new();
+        let mut attempt = 0;
+        while !*shutdown.borrow() {
+            let polled = match consumer.poll(stage::POLL_MAX, stage::POLL_TIMEOUT).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "processor: poll failed");
+                    stage::backoff(attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+            };
+            attempt = 0;
+            match polled {
+                ConsumerEvent::Assigned(tps) => {
+                    let stored = self.store.positions(GROUP).await?;
+                    for tp in tps {
+                        let persisted = stored
+                            .iter()
+                            .find(|p| p.topic == tp.topic && p.partition == tp.partition)
+                            .map(|p| p.next_offset)
+                            .unwrap_or(0);
+                        let (from, ledger) = self.restore_ledger(&tp, persisted).await?;
+                        consumer.seek(&tp, from).await?;
+                        tracing::info!(
+                            partition = tp.partition,
+                            from,
+                            persisted,
+                            "processor: partition restored"
+                        );
+                        parts.insert(
+                            tp.partition,
+                            Partition {
+                                ledger,
+                                persisted,
+                                since_snapshot: 0,
+                            },
+                        );
+                    }
+                }
+                ConsumerEvent::Revoked(tps) => {
+                    for tp in tps {
+                        parts.remove(&tp.partition);
+                    }
+                    // Actors hold only persisted state; dropping them all is safe.
+                    actors.clear();
+                }
+                ConsumerEvent::Records(records) if records.is_empty() => {}
+                ConsumerEvent::Records(records) => {
+                    self.process(&records, &mut parts, &mut actors, &mut consumer, &shutdown)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore_ledger(
+        &self,
+        tp: &TopicPartition,
+        persisted: u64,
+    ) -> PortResult<(u64, Ledger)> {
+        if let Some((offset, bytes)) = self.store.load_snapshot(SNAPSHOT, tp.partition).await? {
+            if offset <= persisted {
+                match serde_json::from_slice::<Ledger>(&bytes) {
+                    Ok(ledger) => return Ok((offset, ledger)),
+                    Err(e) => tracing::error!(error = %e, "processor: unreadable ledger snapshot"),
+                }
+            }
+        }
+        Ok((0, Ledger::new()))
+    }
+
+    async fn process(
+        &self,
+        records: &[oms_ports::event_log::Record],
+        parts: &mut HashMap<u32, Partition>,
+        actors: &mut HashMap<OrderId, mpsc::UnboundedSender<actor::Message>>,
+        consumer: &mut Box<dyn oms_ports::event_log::Consumer>,
+        shutdown: &Shutdown,
+    ) -> PortResult<()> {
+        let mut progress = Progress::default();
+        let mut touched: BTreeSet<AccountId> = BTreeSet::new();
+        let mut fills = Vec::new();
+        let mut pending: Vec<(OrderId, Arc<Envelope>, oneshot::Receiver<Outcome>)> = Vec::new();
+        for rec in records {
+            progress.advance(&rec.topic, rec.partition, rec.offset);
+            let Some(part) = parts.get_mut(&rec.partition) else {
+                continue;
+            };
+            let env = match decode_event(rec) {
+                Ok(env) => Arc::new(env),
+                Err(e) => {
+                    tracing::error!(error = %e, "processor: skipping undecodable record");
+                    continue;
+                }
+            };
+            if let Err(e) = part.ledger.apply(&env.event) {
+                self.metrics.ledger_errors.inc();
+                tracing::error!(error = %e, event = %env.id, "processor: ledger refused event");
+            }
+            if rec.offset < part.persisted {
+                continue;
+            }
+            part.since_snapshot += 1;
+            self.metrics.processor_events.inc();
+            if let Some(account) = env.event.account() {
+                touched.insert(account);
+            }
+            if let Event::OrderFilled(f) = &env.event {
+                touched.insert(f.fee_account);
+                fills.push(f.clone());
+            }
+            let (Some(order_id), Some(account)) = (env.event.order_id(), env.event.account())
+            else {
+                continue;
+            };
+            let is_new = matches!(env.event, Event::OrderCreated(_));
+            let (reply, rx) = oneshot::channel();
+            let mut msg = actor::Message {
+                event: env.clone(),
+                reply,
+            };
+            // An actor may have ended with its channel: start a fresh one and resend.
+            loop {
+                let tx = actors
+                    .entry(order_id)
+                    .or_insert_with(|| actor::spawn(account, order_id, is_new, self.store.clone()));
+                match tx.send(msg) {
+                    Ok(()) => break,
+                    Err(mpsc::error::SendError(m)) => {
+                        actors.remove(&order_id);
+                        msg = m;
+                    }
+                }
+            }
+            pending.push((order_id, env, rx));
+        }
+
+        let mut latest: HashMap<OrderId, (Order, Arc<Envelope>)> = HashMap::new();
+        let mut failed = None;
+        for (order_id, env, rx) in pending {
+            match rx.await {
+                Ok(Outcome::Changed(order)) => {
+                    latest.insert(order_id, (order, env));
+                }
+                Ok(Outcome::Unchanged) => self.metrics.duplicates.inc(),
+                Ok(Outcome::Illegal(illegal)) => {
+                    self.metrics.illegal_transitions.inc();
+                    tracing::error!(%illegal, event = %env.id, "processor: illegal transition not applied");
+                }
+                Ok(Outcome::Unknown) => {
+                    self.metrics.unknown_orders.inc();
+                    tracing::warn!(order = %order_id, event = %env.id, "processor: event for an unknown order");
+                }
+                Ok(Outcome::StoreFailed(e)) => failed = Some(e),
+                Err(_) => failed = Some("order actor stopped".into()),
+            }
+        }
+        if let Some(e) = failed {
+            // The in-memory ledger has moved on; the stage restarts from the store and snapshot.
+            return Err(PortError::Unavailable(format!("processor: {e}")));
+        }
+
+        let positions = progress.positions();
+        let mut batch = StoreBatch {
+            orders: latest.values().map(|(o, _)| o.clone()).collect(),
+            fills,
+            balances: Vec::new(),
+            positions: positions
+                .iter()
+                .map(|(tp, next)| Position {
+                    consumer: GROUP.into(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    next_offset: *next,
+                })
+                .collect(),
+        };
+        for account in &touched {
+            let mut per_asset: BTreeMap<Asset, Balance> = BTreeMap::new();
+            for part in parts.values() {
+                for (asset, b) in part.ledger.balances(*account) {
+                    let entry = per_asset.entry(asset.clone()).or_insert_with(|| Balance {
+                        asset,
+                        available: Default::default(),
+                        reserved: Default::default(),
+                    });
+                    entry.available += b.available;
+                    entry.reserved += b.reserved;
+                }
+            }
+            batch
+                .balances
+                .extend(per_asset.into_values().map(|b| (*account, b)));
+        }
+        let mut attempt = 0;
+        while let Err(e) = self.store.apply(batch.clone()).await {
+            tracing::warn!(error = %e, "processor: store write failed, retrying");
+            if *shutdown.borrow() {
+                return Err(e);
+            }
+            stage::backoff(attempt).await;
+            attempt += 1;
+        }
+        // The store's position is the one that counts; the log's is kept for lag monitoring.
+        if let Err(e) = consumer.commit(&positions).await {
+            tracing::warn!(error = %e, "processor: commit to the log failed");
+        }
+        for (tp, next) in &positions {
+            if let Some(part) = parts.get_mut(&tp.partition) {
+                part.persisted = part.persisted.max(*next);
+                if part.since_snapshot >= self.snapshot_every {
+                    self.snapshot(tp.partition, *next, part).await;
+                }
+            }
+        }
+        for (order_id, (order, event)) in latest {
+            if order.status.is_final() {
+                actors.remove(&order_id);
+            }
+            let _ = self.updates.send(OrderUpdate { order, event });
+        }
+        Ok(())
+    }
+
+    async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
+        match serde_json::to_vec(&part.ledger) {
+            Ok(bytes) => match self
+                .store
+                .save_snapshot(SNAPSHOT, partition, next, &bytes)
+                .await
+            {
+                Ok(()) => part.since_snapshot = 0,
+                Err(e) => tracing::warn!(error = %e, "processor: snapshot failed"),
+            },
+            Err(e) => tracing::error!(error = %e, "processor: snapshot did not serialise"),
+        }
+    }
+}

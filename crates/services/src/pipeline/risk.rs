@@ -1,0 +1,312 @@
+//! The risk stage: consumes `orders`, decides new orders, amends and cancels with the domain's
+//! [`RiskEngine`], appends its decisions to `orders` and approved work to `venue`.
+//!
+//! Decisions are the record: after a crash the stage restores a snapshot, then re-reads the
+//! tail of each partition and re-applies the decisions it already wrote instead of deciding
+//! again, so an order is never decided twice. Commands to the venue are re-sent; the venue
+//! drops those it already took (they carry their source offset).
+
+use super::reference::References;
+use super::stage::{self, Progress};
+use super::{now, Shutdown};
+use crate::codec::{decode_event, topics};
+use oms_domain::events::{Envelope, Event};
+use oms_domain::ids::{AccountId, EventId};
+use oms_domain::instrument::Instrument;
+use oms_domain::risk::{RiskConfig, RiskEngine};
+use oms_domain::venue::{Source, VenueCommand};
+use oms_ports::event_log::{ConsumerEvent, EventLog, TopicPartition};
+use oms_ports::order_store::OrderStore;
+use oms_ports::PortResult;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const GROUP: &str = "risk";
+const SNAPSHOT: &str = "risk";
+
+pub struct RiskStage {
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<dyn OrderStore>,
+    pub instruments: Vec<Instrument>,
+    pub config: RiskConfig,
+    pub fee_account: AccountId,
+    pub references: References,
+    /// Records between snapshots of a partition's state.
+    pub snapshot_every: u64,
+}
+
+struct Partition {
+    engine: RiskEngine,
+    /// Offsets below this were fully handled before the last stop: replay them silently.
+    committed: u64,
+    /// Decisions already in the log past the snapshot, by event id.
+    recorded: HashMap<EventId, Envelope>,
+    since_snapshot: u64,
+}
+
+impl RiskStage {
+    pub async fn run(self, shutdown: Shutdown) -> PortResult<()> {
+        let mut consumer = self.log.subscribe(GROUP, &[topics::ORDERS]).await?;
+        let mut parts: HashMap<u32, Partition> = HashMap::new();
+        let mut attempt = 0;
+        while !*shutdown.borrow() {
+            let polled = match consumer.poll(stage::POLL_MAX, stage::POLL_TIMEOUT).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "risk: poll failed");
+                    stage::backoff(attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+            };
+            attempt = 0;
+            match polled {
+                ConsumerEvent::Assigned(tps) => {
+                    for tp in tps {
+                        let part = self.restore(&tp).await?;
+                        consumer.seek(&tp, part.0).await?;
+                        parts.insert(tp.partition, part.1);
+                    }
+                }
+                ConsumerEvent::Revoked(tps) => {
+                    // Everything handled so far is durable and committed; just forget the state.
+                    for tp in tps {
+                        parts.remove(&tp.partition);
+                    }
+                }
+                ConsumerEvent::Records(records) if records.is_empty() => {}
+                ConsumerEvent::Records(records) => {
+                    self.refresh_references(&mut parts);
+                    let mut out_events = Vec::new();
+                    let mut out_commands = Vec::new();
+                    let mut progress = Progress::default();
+                    for rec in &records {
+                        progress.advance(&rec.topic, rec.partition, rec.offset);
+                        let Some(part) = parts.get_mut(&rec.partition) else {
+                            continue;
+                        };
+                        part.since_snapshot += 1;
+                        let env = match decode_event(rec) {
+                            Ok(env) => env,
+                            Err(e) => {
+                                tracing::error!(error = %e, "risk: skipping undecodable record");
+                                continue;
+                            }
+                        };
+                        let source = Source {
+                            partition: rec.partition,
+                            offset: rec.offset,
+                        };
+                        let replaying = rec.offset < part.committed;
+                        let (events, commands) = part.handle(&env, source);
+                        if !replaying {
+                            out_events.extend(events);
+                            out_commands.extend(commands);
+                        }
+                    }
+                    // Decisions before commands: after a crash, a decision in the log is re-sent to the
+                    // venue, but a command without its decision could not be explained.
+                    stage::flush_events(&self.log, topics::ORDERS, &out_events, &shutdown).await?;
+                    stage::flush_commands(&self.log, topics::VENUE, &out_commands, &shutdown)
+                        .await?;
+                    let positions = progress.positions();
+                    stage::commit(&mut consumer, &positions, &shutdown).await?;
+                    for (tp, next) in positions {
+                        if let Some(part) = parts.get_mut(&tp.partition) {
+                            part.committed = part.committed.max(next);
+                            if part.since_snapshot >= self.snapshot_every {
+                                self.snapshot(tp.partition, next, part).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_references(&self, parts: &mut HashMap<u32, Partition>) {
+        let refs = self.references.snapshot();
+        for part in parts.values_mut() {
+            for (symbol, r) in &refs {
+                part.engine
+                    .on_market(symbol, r.last, r.best_bid, r.best_ask);
+            }
+        }
+    }
+
+    /// Restores a partition: its snapshot, the group's committed position, and the decisions
+    /// already written past the snapshot. Returns the offset to resume reading at.
+    async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
+        let (from, engine) = match self.store.load_snapshot(SNAPSHOT, tp.partition).await? {
+            Some((offset, bytes)) => match serde_json::from_slice::<RiskEngine>(&bytes) {
+                Ok(engine) => (offset, engine),
+                Err(e) => {
+                    tracing::error!(error = %e, partition = tp.partition, "risk: unreadable snapshot, replaying from the start");
+                    (0, self.new_engine())
+                }
+            },
+            None => (0, self.new_engine()),
+        };
+        let committed = self
+            .log
+            .committed(GROUP, &tp.topic, tp.partition)
+            .await?
+            .unwrap_or(0);
+        let end = self.log.end_offset(&tp.topic, tp.partition).await?;
+        let mut recorded = HashMap::new();
+        let mut offset = from;
+        while offset < end {
+            let records = self
+                .log
+                .read(&tp.topic, tp.partition, offset, stage::POLL_MAX)
+                .await?;
+            let Some(last) = records.last() else { break };
+            offset = last.offset + 1;
+            for rec in &records {
+                if let Ok(env) = decode_event(rec) {
+                    if is_decision(&env.event) {
+                        recorded.insert(env.id.clone(), env);
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            partition = tp.partition,
+            from,
+            committed,
+            decisions = recorded.len(),
+            "risk: partition restored"
+        );
+        Ok((
+            from,
+            Partition {
+                engine,
+                committed,
+                recorded,
+                since_snapshot: 0,
+            },
+        ))
+    }
+
+    fn new_engine(&self) -> RiskEngine {
+        RiskEngine::new(
+            self.instruments.clone(),
+            self.config.clone(),
+            self.fee_account,
+        )
+    }
+
+    async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
+        match serde_json::to_vec(&part.engine) {
+            Ok(bytes) => match self
+                .store
+                .save_snapshot(SNAPSHOT, partition, next, &bytes)
+                .await
+            {
+                Ok(()) => part.since_snapshot = 0,
+                Err(e) => tracing::warn!(error = %e, "risk: snapshot failed"),
+            },
+            Err(e) => tracing::error!(error = %e, "risk: snapshot did not serialise"),
+        }
+    }
+}
+
+/// Events the risk stage itself writes.
+fn is_decision(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::RiskValidated { .. } | Event::AmendValidated { .. } | Event::CancelRejected { .. }
+    )
+}
+
+impl Partition {
+    /// Handles one event; returns the decisions and commands it produced.
+    fn handle(&mut self, env: &Envelope, source: Source) -> (Vec<Envelope>, Vec<VenueCommand>) {
+        let at = now();
+        match &env.event {
+            Event::OrderCreated(order) => {
+                let decision_id = EventId(format!("o:{}:risk", order.order_id));
+                if let Some(recorded) = self.recorded.remove(&decision_id) {
+                    self.fold(env);
+                    self.fold(&recorded);
+                    let command = match &recorded.event {
+                        Event::RiskValidated {
+                            approved: true,
+                            protection_price,
+                            ..
+                        } => Some(VenueCommand::Submit {
+                            source,
+                            order: order.clone(),
+                            protection_price: *protection_price,
+                        }),
+                        _ => None,
+                    };
+                    return (Vec::new(), command.into_iter().collect());
+                }
+                let d = self.engine.decide_order(at, source, order);
+                (
+                    d.events.into_iter().map(|e| Envelope::new(at, e)).collect(),
+                    d.command.into_iter().collect(),
+                )
+            }
+            Event::AmendRequested {
+                account,
+                order_id,
+                amend_id,
+                price,
+                quantity,
+            } => {
+                let decision_id = EventId(format!("o:{order_id}:amend-risk:{amend_id}"));
+                if let Some(recorded) = self.recorded.remove(&decision_id) {
+                    self.fold(&recorded);
+                    let command = match &recorded.event {
+                        Event::AmendValidated { approved: true, .. } => self
+                            .engine
+                            .symbol_of(*order_id)
+                            .map(|symbol| VenueCommand::Amend {
+                                source,
+                                symbol,
+                                account: *account,
+                                order_id: *order_id,
+                                amend_id: *amend_id,
+                                price: *price,
+                                quantity: *quantity,
+                            }),
+                        _ => None,
+                    };
+                    return (Vec::new(), command.into_iter().collect());
+                }
+                let d = self.engine.decide_amend(
+                    at, source, *account, *order_id, *amend_id, *price, *quantity,
+                );
+                (
+                    d.events.into_iter().map(|e| Envelope::new(at, e)).collect(),
+                    d.command.into_iter().collect(),
+                )
+            }
+            Event::CancelRequested { account, order_id } => {
+                // A cancel decides nothing lasting: repeating it is harmless (the venue drops a
+                // command it already took, and a repeated rejection has the same event id).
+                let d = self.engine.decide_cancel(source, *account, *order_id);
+                let events = d
+                    .events
+                    .into_iter()
+                    .map(|e| Envelope::new(at, e))
+                    .filter(|e| !self.recorded.contains_key(&e.id))
+                    .collect();
+                (events, d.command.into_iter().collect())
+            }
+            _ => {
+                self.fold(env);
+                (Vec::new(), Vec::new())
+            }
+        }
+    }
+
+    fn fold(&mut self, env: &Envelope) {
+        if let Err(e) = self.engine.apply(env) {
+            tracing::error!(error = %e, event = %env.id, "risk: event could not be applied");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Helpers shared by the pipeline stages: batching appends and committing positions.
+
+use crate::codec::{encode_command, encode_event};
+use oms_domain::events::Envelope;
+use oms_domain::venue::VenueCommand;
+use oms_ports::event_log::{Consumer, EventLog, TopicPartition};
+use oms_ports::PortResult;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a stage waits for records before checking for shutdown.
+pub const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Records a stage takes per poll: large enough to amortise fsyncs, small enough for latency.
+pub const POLL_MAX: usize = 2000;
+
+/// Appends events to a topic in order, retrying until they are durable or shutdown begins.
+/// Callers have already applied these effects in memory, so giving up early would lose them.
+pub async fn flush_events(
+    log: &Arc<dyn EventLog>,
+    topic: &str,
+    events: &[Envelope],
+    shutdown: &super::Shutdown,
+) -> PortResult<()> {
+    let mut attempt = 0;
+    while let Err(e) = append_events(log, topic, events).await {
+        tracing::warn!(error = %e, topic, "append failed, retrying");
+        if *shutdown.borrow() {
+            return Err(e);
+        }
+        backoff(attempt).await;
+        attempt += 1;
+    }
+    Ok(())
+}
+
+/// Like [`flush_events`], for venue commands.
+pub async fn flush_commands(
+    log: &Arc<dyn EventLog>,
+    topic: &str,
+    commands: &[VenueCommand],
+    shutdown: &super::Shutdown,
+) -> PortResult<()> {
+    let mut attempt = 0;
+    while let Err(e) = append_commands(log, topic, commands).await {
+        tracing::warn!(error = %e, topic, "append failed, retrying");
+        if *shutdown.borrow() {
+            return Err(e);
+        }
+        backoff(attempt).await;
+        attempt += 1;
+    }
+    Ok(())
+}
+
+/// Appends events to a topic in order and waits until they are durable.
+pub async fn append_events(
+    log: &Arc<dyn EventLog>,
+    topic: &str,
+    events: &[Envelope],
+) -> PortResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    log.append(topic, events.iter().map(encode_event).collect())
+        .await
+        .map(|_| ())
+}
+
+pub async fn append_commands(
+    log: &Arc<dyn EventLog>,
+    topic: &str,
+    commands: &[VenueCommand],
+) -> PortResult<()> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    log.append(topic, commands.iter().map(encode_command).collect())
+        .await
+        .map(|_| ())
+}
+
+/// The next offset to read per partition, gathered while a batch is processed.
+#[derive(Default)]
+pub struct Progress(BTreeMap<TopicPartition, u64>);
+
+impl Progress {
+    pub fn advance(&mut self, topic: &str, partition: u32, offset: u64) {
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let next = offset + 1;
+        let e = self.0.entry(tp).or_insert(next);
+        *e = (*e).max(next);
+    }
+
+    pub fn positions(&self) -> Vec<(TopicPartition, u64)> {
+        self.0.iter().map(|(tp, o)| (tp.clone(), *o)).collect()
+    }
+}
+
+/// Commits positions, retrying until it succeeds or shutdown begins.
+pub async fn commit(
+    consumer: &mut Box<dyn Consumer>,
+    positions: &[(TopicPartition, u64)],
+    shutdown: &super::Shutdown,
+) -> PortResult<()> {
+    let mut attempt = 0;
+    while let Err(e) = consumer.commit(positions).await {
+        tracing::warn!(error = %e, "commit failed, retrying");
+        if *shutdown.borrow() {
+            return Err(e);
+        }
+        backoff(attempt).await;
+        attempt += 1;
+    }
+    Ok(())
+}
+
+/// Waits before retrying after a failed append or commit, so an unavailable log is not spun on.
+pub async fn backoff(attempt: u32) {
+    let ms = (50u64 << attempt.min(6)).min(3000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}

@@ -1,0 +1,210 @@
+//! The venue stage: consumes `venue` commands, matches them in the domain's [`Venue`], and
+//! appends execution reports to `orders` (keyed by account) and public trades and book changes
+//! to `marketdata` (keyed by symbol).
+//!
+//! The venue's clock is the log: a command is handled at its record's append time, so replaying
+//! the same commands gives the same events. After a restart, commands the group had already
+//! committed rebuild the books silently; later ones are handled again and their events re-sent
+//! with the same ids, which consumers drop as duplicates.
+
+use super::stage::{self, Progress};
+use super::Shutdown;
+use crate::codec::{decode_command, topics};
+use oms_domain::events::{Envelope, Event};
+use oms_domain::ids::{AccountId, Symbol, Timestamp};
+use oms_domain::instrument::Instrument;
+use oms_domain::venue::{Venue, VenueCommand};
+use oms_ports::event_log::{partition_for, ConsumerEvent, EventLog, TopicPartition};
+use oms_ports::order_store::OrderStore;
+use oms_ports::PortResult;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const GROUP: &str = "venue";
+const SNAPSHOT: &str = "venue";
+
+pub struct VenueStage {
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<dyn OrderStore>,
+    pub instruments: Vec<Instrument>,
+    pub fee_account: AccountId,
+    pub snapshot_every: u64,
+    /// How often time is sent to the books so GTD orders expire.
+    pub tick_every: Duration,
+}
+
+struct Partition {
+    venue: Venue,
+    committed: u64,
+    since_snapshot: u64,
+}
+
+impl VenueStage {
+    pub async fn run(self, shutdown: Shutdown) -> PortResult<()> {
+        let mut consumer = self.log.subscribe(GROUP, &[topics::VENUE]).await?;
+        let assigned: Arc<Mutex<HashSet<u32>>> = Arc::default();
+        let ticker = tokio::spawn(tick(
+            self.log.clone(),
+            self.instruments.iter().map(|i| i.symbol.clone()).collect(),
+            assigned.clone(),
+            self.tick_every,
+            shutdown.clone(),
+        ));
+        let mut parts: HashMap<u32, Partition> = HashMap::new();
+        let mut attempt = 0;
+        let mut out = Vec::new();
+        while !*shutdown.borrow() {
+            let polled = match consumer.poll(stage::POLL_MAX, stage::POLL_TIMEOUT).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "venue: poll failed");
+                    stage::backoff(attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+            };
+            attempt = 0;
+            match polled {
+                ConsumerEvent::Assigned(tps) => {
+                    for tp in tps {
+                        let (from, part) = self.restore(&tp).await?;
+                        consumer.seek(&tp, from).await?;
+                        parts.insert(tp.partition, part);
+                        assigned.lock().expect("assigned").insert(tp.partition);
+                    }
+                }
+                ConsumerEvent::Revoked(tps) => {
+                    for tp in tps {
+                        parts.remove(&tp.partition);
+                        assigned.lock().expect("assigned").remove(&tp.partition);
+                    }
+                }
+                ConsumerEvent::Records(records) if records.is_empty() => {}
+                ConsumerEvent::Records(records) => {
+                    let mut lifecycle = Vec::new();
+                    let mut public = Vec::new();
+                    let mut progress = Progress::default();
+                    for rec in &records {
+                        progress.advance(&rec.topic, rec.partition, rec.offset);
+                        let Some(part) = parts.get_mut(&rec.partition) else {
+                            continue;
+                        };
+                        part.since_snapshot += 1;
+                        let cmd = match decode_command(rec) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                tracing::error!(error = %e, "venue: skipping undecodable command");
+                                continue;
+                            }
+                        };
+                        let at = Timestamp(rec.timestamp_ms);
+                        out.clear();
+                        part.venue.handle(at, &cmd, &mut out);
+                        if rec.offset < part.committed {
+                            continue;
+                        }
+                        for event in out.drain(..) {
+                            let env = Envelope::new(at, event);
+                            match env.event {
+                                Event::Trade { .. } | Event::BookChanged { .. } => public.push(env),
+                                _ => lifecycle.push(env),
+                            }
+                        }
+                    }
+                    stage::flush_events(&self.log, topics::ORDERS, &lifecycle, &shutdown).await?;
+                    stage::flush_events(&self.log, topics::MARKETDATA, &public, &shutdown).await?;
+                    let positions = progress.positions();
+                    stage::commit(&mut consumer, &positions, &shutdown).await?;
+                    for (tp, next) in positions {
+                        if let Some(part) = parts.get_mut(&tp.partition) {
+                            part.committed = part.committed.max(next);
+                            if part.since_snapshot >= self.snapshot_every {
+                                self.snapshot(tp.partition, next, part).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ticker.abort();
+        Ok(())
+    }
+
+    async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
+        let (from, venue) = match self.store.load_snapshot(SNAPSHOT, tp.partition).await? {
+            Some((offset, bytes)) => match serde_json::from_slice::<Venue>(&bytes) {
+                Ok(v) => (offset, v),
+                Err(e) => {
+                    tracing::error!(error = %e, partition = tp.partition, "venue: unreadable snapshot, replaying from the start");
+                    (0, Venue::new(self.instruments.clone(), self.fee_account))
+                }
+            },
+            None => (0, Venue::new(self.instruments.clone(), self.fee_account)),
+        };
+        let committed = self
+            .log
+            .committed(GROUP, &tp.topic, tp.partition)
+            .await?
+            .unwrap_or(0);
+        tracing::info!(
+            partition = tp.partition,
+            from,
+            committed,
+            "venue: partition restored"
+        );
+        Ok((
+            from,
+            Partition {
+                venue,
+                committed,
+                since_snapshot: 0,
+            },
+        ))
+    }
+
+    async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
+        match serde_json::to_vec(&part.venue) {
+            Ok(bytes) => match self
+                .store
+                .save_snapshot(SNAPSHOT, partition, next, &bytes)
+                .await
+            {
+                Ok(()) => part.since_snapshot = 0,
+                Err(e) => tracing::warn!(error = %e, "venue: snapshot failed"),
+            },
+            Err(e) => tracing::error!(error = %e, "venue: snapshot did not serialise"),
+        }
+    }
+}
+
+/// Sends time to the books of the partitions this member owns, so GTD orders expire even when
+/// nothing else happens. Time travels through the log, keeping replay deterministic.
+async fn tick(
+    log: Arc<dyn EventLog>,
+    symbols: Vec<Symbol>,
+    assigned: Arc<Mutex<HashSet<u32>>>,
+    every: Duration,
+    mut shutdown: Shutdown,
+) {
+    let Ok(partitions) = log.partition_count(topics::VENUE).await else {
+        return;
+    };
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let owned = assigned.lock().expect("assigned").clone();
+        let commands: Vec<VenueCommand> = symbols
+            .iter()
+            .filter(|s| owned.contains(&partition_for(s.as_str().as_bytes(), partitions)))
+            .map(|s| VenueCommand::Tick { symbol: s.clone() })
+            .collect();
+        if let Err(e) = stage::append_commands(&log, topics::VENUE, &commands).await {
+            tracing::warn!(error = %e, "venue: tick append failed");
+        }
+    }
+}
