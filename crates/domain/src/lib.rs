@@ -6,8 +6,10 @@
 pub mod events;
 pub mod ids;
 pub mod instrument;
+pub mod ledger;
 pub mod marketdata;
 pub mod order;
+pub mod risk;
 pub mod state_machine;
 pub mod venue;
 

@@ -133,6 +133,8 @@ pub enum RejectReason {
     UnknownOrder,
     OrderNotLive,
     ExpireAtInPast,
+    /// The order already has an amend waiting on the venue; one amend at a time per order.
+    AmendPending,
 }
 
 impl RejectReason {
@@ -165,6 +167,7 @@ impl RejectReason {
             RejectReason::UnknownOrder => "UNKNOWN_ORDER",
             RejectReason::OrderNotLive => "ORDER_NOT_LIVE",
             RejectReason::ExpireAtInPast => "EXPIRE_AT_IN_PAST",
+            RejectReason::AmendPending => "AMEND_PENDING",
         }
     }
 }

@@ -1,0 +1,606 @@
+//! The ledger: balances per (account, asset), folded from order-lifecycle events.
+//!
+//! The risk engine and the order processor both fold the same events through this one type, so
+//! they always agree on every balance. The fold is idempotent: a redelivered event changes
+//! nothing. An event that would drive any balance below zero is a bug upstream; it is refused
+//! whole with a [`LedgerError`] and leaves the ledger untouched.
+//!
+//! Reservation rules (see [`Reservation`]): an approved order moves its reservation from
+//! `available` to `reserved`; each fill releases `quantity × per_unit` of it (never more than is
+//! left) and settles the trade; when the order ends, whatever it still holds returns to
+//! `available`.
+
+use crate::events::{Event, Fill, Reservation};
+use crate::ids::{AccountId, Asset, OrderId, TradeId};
+use crate::order::Side;
+use crate::state_machine::Applied;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use thiserror::Error;
+
+/// One account's holding of one asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Balance {
+    /// Free to be reserved by a new order.
+    pub available: Decimal,
+    /// Set aside for live orders (and for amends waiting on the venue).
+    pub reserved: Decimal,
+}
+
+impl Balance {
+    pub fn total(&self) -> Decimal {
+        self.available + self.reserved
+    }
+}
+
+/// An increase held for an approved amend until the venue applies or rejects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingAmend {
+    /// Moved from available to reserved when the amend was approved.
+    pub hold: Decimal,
+    /// The order's reservation per unit once the amend applies.
+    pub per_unit: Decimal,
+}
+
+/// What a live order holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderHold {
+    pub account: AccountId,
+    /// The asset held: quote for a BUY, base for a SELL.
+    pub asset: Asset,
+    /// Still reserved for the unfilled part (pending amend holds not included).
+    pub reserved_left: Decimal,
+    pub per_unit: Decimal,
+    /// The last fill applied; fills with a trade id at or below it are redeliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_trade_id: Option<TradeId>,
+    /// Highest amend id validated, and highest one the venue answered: both only grow.
+    #[serde(default)]
+    pub last_amend_validated: u64,
+    #[serde(default)]
+    pub last_amend_done: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_amends: BTreeMap<u64, PendingAmend>,
+}
+
+impl OrderHold {
+    /// Everything the order has reserved, including holds for pending amends.
+    pub fn total_reserved(&self) -> Decimal {
+        self.reserved_left
+            + self
+                .pending_amends
+                .values()
+                .map(|p| p.hold)
+                .sum::<Decimal>()
+    }
+
+    /// What approving an amend to `new_per_unit` needing `amount` must hold now.
+    ///
+    /// The venue may fill the order at its old per-unit before it applies the amend. When the
+    /// amend lowers the per-unit, each such fill releases more than the amended order would have
+    /// needed for that unit, so the hold covers the worst case: the increase over what the
+    /// current leaves are worth at the new per-unit (not only over `reserved_left`). With no
+    /// fills in between, the excess returns to available when the amend applies.
+    pub fn amend_hold(&self, amount: Decimal, new_per_unit: Decimal) -> Decimal {
+        let floor = if new_per_unit < self.per_unit && !self.per_unit.is_zero() {
+            self.reserved_left
+                .min(self.reserved_left / self.per_unit * new_per_unit)
+        } else {
+            self.reserved_left
+        };
+        (amount - floor).max(Decimal::ZERO)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LedgerError {
+    #[error("{account} would go negative in {asset}: available {available} + {available_delta}, reserved {reserved} + {reserved_delta}")]
+    Negative {
+        account: AccountId,
+        asset: Asset,
+        available: Decimal,
+        available_delta: Decimal,
+        reserved: Decimal,
+        reserved_delta: Decimal,
+    },
+    #[error("{what} must be positive, got {amount}")]
+    NonPositive { what: &'static str, amount: Decimal },
+    #[error("order {order_id} holds {held} but the event is in {got}")]
+    AssetMismatch {
+        order_id: OrderId,
+        held: Asset,
+        got: Asset,
+    },
+    #[error("arithmetic overflow on {account} {asset}")]
+    Overflow { account: AccountId, asset: Asset },
+}
+
+/// Balances per (account, asset) and what each live order holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ledger {
+    accounts: Accounts,
+    orders: BTreeMap<OrderId, OrderHold>,
+    /// Orders that ended (or were refused); later events for them are ignored.
+    finished: BTreeMap<OrderId, AccountId>,
+    deposits: BTreeSet<(AccountId, String)>,
+}
+
+impl Ledger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A zero balance for an account or asset never seen.
+    pub fn balance(&self, account: AccountId, asset: &Asset) -> Balance {
+        self.accounts
+            .get(&account)
+            .and_then(|a| a.get(asset))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Every asset the account has ever held.
+    pub fn balances(&self, account: AccountId) -> BTreeMap<Asset, Balance> {
+        self.accounts.get(&account).cloned().unwrap_or_default()
+    }
+
+    /// The accounts with a balance entry, in order.
+    pub fn accounts(&self) -> impl Iterator<Item = AccountId> + '_ {
+        self.accounts.keys().copied()
+    }
+
+    /// Total (available + reserved) per asset over all accounts, the fee account included.
+    pub fn totals(&self) -> BTreeMap<Asset, Decimal> {
+        let mut out = BTreeMap::new();
+        for assets in self.accounts.values() {
+            for (asset, b) in assets {
+                *out.entry(asset.clone()).or_insert(Decimal::ZERO) += b.total();
+            }
+        }
+        out
+    }
+
+    /// Everything a live order holds (pending amend holds included); `None` once it ended.
+    pub fn order_reserved(&self, order_id: OrderId) -> Option<Decimal> {
+        self.orders.get(&order_id).map(OrderHold::total_reserved)
+    }
+
+    pub fn hold(&self, order_id: OrderId) -> Option<&OrderHold> {
+        self.orders.get(&order_id)
+    }
+
+    /// The live orders and what they hold.
+    pub fn holds(&self) -> impl Iterator<Item = (OrderId, &OrderHold)> + '_ {
+        self.orders.iter().map(|(id, h)| (*id, h))
+    }
+
+    /// The account of an order that ended, if it did.
+    pub fn finished_order(&self, order_id: OrderId) -> Option<AccountId> {
+        self.finished.get(&order_id).copied()
+    }
+
+    /// True once a risk decision on the order has been folded (live or ended since).
+    pub fn knows_order(&self, order_id: OrderId) -> bool {
+        self.orders.contains_key(&order_id) || self.finished.contains_key(&order_id)
+    }
+
+    /// Folds one event. Returns whether it changed anything; a refused event changes nothing.
+    pub fn apply(&mut self, event: &Event) -> Result<Applied, LedgerError> {
+        match event {
+            Event::Deposit {
+                account,
+                asset,
+                amount,
+                reference,
+            } => self.deposit(*account, asset, *amount, reference),
+            Event::RiskValidated {
+                account,
+                order_id,
+                approved,
+                reservation,
+                ..
+            } => match (approved, reservation) {
+                (true, Some(r)) => self.reserve(*account, *order_id, r),
+                _ => Ok(self.refuse(*account, *order_id)),
+            },
+            Event::OrderFilled(fill) => self.fill(fill),
+            Event::AmendValidated {
+                order_id,
+                amend_id,
+                approved,
+                reservation,
+                ..
+            } => self.amend_validated(*order_id, *amend_id, *approved, reservation.as_ref()),
+            Event::OrderAmended {
+                order_id,
+                amend_id,
+                leaves_quantity,
+                ..
+            } => self.amended(*order_id, *amend_id, *leaves_quantity),
+            Event::AmendRejected {
+                order_id, amend_id, ..
+            } => self.amend_rejected(*order_id, *amend_id),
+            Event::OrderCanceled {
+                account, order_id, ..
+            }
+            | Event::OrderExpired {
+                account, order_id, ..
+            }
+            | Event::OrderRejected {
+                account, order_id, ..
+            } => self.finish(*account, *order_id),
+            Event::OrderCreated(_)
+            | Event::CancelRequested { .. }
+            | Event::AmendRequested { .. }
+            | Event::OrderAccepted { .. }
+            | Event::CancelRejected { .. }
+            | Event::Trade { .. }
+            | Event::BookChanged { .. } => Ok(Applied::Unchanged),
+        }
+    }
+
+    fn deposit(
+        &mut self,
+        account: AccountId,
+        asset: &Asset,
+        amount: Decimal,
+        reference: &str,
+    ) -> Result<Applied, LedgerError> {
+        if self.deposits.contains(&(account, reference.to_owned())) {
+            return Ok(Applied::Unchanged);
+        }
+        positive("deposit", amount)?;
+        let mut plan = Plan::default();
+        plan.add(account, asset, amount, Decimal::ZERO);
+        commit(&mut self.accounts, &plan)?;
+        self.deposits.insert((account, reference.to_owned()));
+        Ok(Applied::Changed)
+    }
+
+    fn reserve(
+        &mut self,
+        account: AccountId,
+        order_id: OrderId,
+        r: &Reservation,
+    ) -> Result<Applied, LedgerError> {
+        if self.knows_order(order_id) {
+            return Ok(Applied::Unchanged);
+        }
+        if r.amount.is_sign_negative() {
+            return Err(LedgerError::NonPositive {
+                what: "reservation",
+                amount: r.amount,
+            });
+        }
+        let mut plan = Plan::default();
+        plan.add(account, &r.asset, -r.amount, r.amount);
+        commit(&mut self.accounts, &plan)?;
+        self.orders.insert(
+            order_id,
+            OrderHold {
+                account,
+                asset: r.asset.clone(),
+                reserved_left: r.amount,
+                per_unit: r.per_unit,
+                last_trade_id: None,
+                last_amend_validated: 0,
+                last_amend_done: 0,
+                pending_amends: BTreeMap::new(),
+            },
+        );
+        Ok(Applied::Changed)
+    }
+
+    /// A risk rejection: nothing was reserved, but the order is done.
+    fn refuse(&mut self, account: AccountId, order_id: OrderId) -> Applied {
+        if self.knows_order(order_id) {
+            return Applied::Unchanged;
+        }
+        self.finished.insert(order_id, account);
+        Applied::Changed
+    }
+
+    fn fill(&mut self, f: &Fill) -> Result<Applied, LedgerError> {
+        if self.finished.contains_key(&f.order_id) {
+            return Ok(Applied::Unchanged);
+        }
+        // A fill for an order with no reservation settles from available alone.
+        let (reserved_left, per_unit, pending) = match self.orders.get(&f.order_id) {
+            Some(h) => {
+                if h.last_trade_id.is_some_and(|t| f.trade_id <= t) {
+                    return Ok(Applied::Unchanged);
+                }
+                let traded = if f.side == Side::Buy {
+                    &f.quote
+                } else {
+                    &f.base
+                };
+                if &h.asset != traded {
+                    return Err(LedgerError::AssetMismatch {
+                        order_id: f.order_id,
+                        held: h.asset.clone(),
+                        got: traded.clone(),
+                    });
+                }
+                (
+                    h.reserved_left,
+                    h.per_unit,
+                    h.total_reserved() - h.reserved_left,
+                )
+            }
+            None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
+        };
+        let ends = f.leaves_quantity.is_zero();
+        let notional = f.price * f.quantity;
+        let mut plan = Plan::default();
+        let release = match f.side {
+            Side::Buy => {
+                let release = (f.quantity * per_unit).min(reserved_left);
+                // Price improvement and a fee below the reserved maximum return to available.
+                plan.add(f.account, &f.quote, release - notional - f.fee, -release);
+                plan.add(f.account, &f.base, f.quantity, Decimal::ZERO);
+                release
+            }
+            Side::Sell => {
+                let release = f.quantity.min(reserved_left);
+                plan.add(f.account, &f.base, release - f.quantity, -release);
+                plan.add(f.account, &f.quote, notional - f.fee, Decimal::ZERO);
+                release
+            }
+        };
+        plan.add(f.fee_account, &f.quote, f.fee, Decimal::ZERO);
+        let left = reserved_left - release;
+        if ends {
+            let held = if f.side == Side::Buy {
+                &f.quote
+            } else {
+                &f.base
+            };
+            plan.add(f.account, held, left + pending, -(left + pending));
+        }
+        commit(&mut self.accounts, &plan)?;
+        if ends {
+            self.orders.remove(&f.order_id);
+            self.finished.insert(f.order_id, f.account);
+        } else {
+            let h = self
+                .orders
+                .entry(f.order_id)
+                .or_insert_with(|| unreserved(f));
+            h.reserved_left = left;
+            h.last_trade_id = Some(f.trade_id);
+        }
+        Ok(Applied::Changed)
+    }
+
+    fn amend_validated(
+        &mut self,
+        order_id: OrderId,
+        amend_id: u64,
+        approved: bool,
+        reservation: Option<&Reservation>,
+    ) -> Result<Applied, LedgerError> {
+        let Some(h) = self.orders.get(&order_id) else {
+            return Ok(Applied::Unchanged);
+        };
+        if amend_id <= h.last_amend_validated {
+            return Ok(Applied::Unchanged);
+        }
+        let account = h.account;
+        let pending = match (approved, reservation) {
+            (true, Some(r)) => {
+                if r.asset != h.asset {
+                    return Err(LedgerError::AssetMismatch {
+                        order_id,
+                        held: h.asset.clone(),
+                        got: r.asset.clone(),
+                    });
+                }
+                let hold = h.amend_hold(r.amount, r.per_unit);
+                let mut plan = Plan::default();
+                plan.add(account, &r.asset, -hold, hold);
+                commit(&mut self.accounts, &plan)?;
+                Some(PendingAmend {
+                    hold,
+                    per_unit: r.per_unit,
+                })
+            }
+            _ => None,
+        };
+        let h = self.orders.get_mut(&order_id).expect("checked above");
+        h.last_amend_validated = amend_id;
+        if let Some(p) = pending {
+            h.pending_amends.insert(amend_id, p);
+        }
+        Ok(Applied::Changed)
+    }
+
+    fn amended(
+        &mut self,
+        order_id: OrderId,
+        amend_id: u64,
+        leaves: Decimal,
+    ) -> Result<Applied, LedgerError> {
+        let Some(h) = self.orders.get(&order_id) else {
+            return Ok(Applied::Unchanged);
+        };
+        if amend_id <= h.last_amend_done {
+            return Ok(Applied::Unchanged);
+        }
+        let p = h
+            .pending_amends
+            .get(&amend_id)
+            .copied()
+            .unwrap_or(PendingAmend {
+                hold: Decimal::ZERO,
+                per_unit: h.per_unit,
+            });
+        let target = leaves * p.per_unit;
+        let excess = h.reserved_left + p.hold - target;
+        let mut plan = Plan::default();
+        plan.add(h.account, &h.asset, excess, -excess);
+        commit(&mut self.accounts, &plan)?;
+        let h = self.orders.get_mut(&order_id).expect("checked above");
+        h.pending_amends.remove(&amend_id);
+        h.reserved_left = target;
+        h.per_unit = p.per_unit;
+        h.last_amend_done = amend_id;
+        Ok(Applied::Changed)
+    }
+
+    fn amend_rejected(&mut self, order_id: OrderId, amend_id: u64) -> Result<Applied, LedgerError> {
+        let Some(h) = self.orders.get(&order_id) else {
+            return Ok(Applied::Unchanged);
+        };
+        if amend_id <= h.last_amend_done {
+            return Ok(Applied::Unchanged);
+        }
+        let hold = h
+            .pending_amends
+            .get(&amend_id)
+            .map_or(Decimal::ZERO, |p| p.hold);
+        let mut plan = Plan::default();
+        plan.add(h.account, &h.asset, hold, -hold);
+        commit(&mut self.accounts, &plan)?;
+        let h = self.orders.get_mut(&order_id).expect("checked above");
+        h.pending_amends.remove(&amend_id);
+        h.last_amend_done = amend_id;
+        Ok(Applied::Changed)
+    }
+
+    /// The order ended: everything it still holds returns to available.
+    fn finish(&mut self, account: AccountId, order_id: OrderId) -> Result<Applied, LedgerError> {
+        if self.finished.contains_key(&order_id) {
+            return Ok(Applied::Unchanged);
+        }
+        if let Some(h) = self.orders.get(&order_id) {
+            let all = h.total_reserved();
+            let mut plan = Plan::default();
+            plan.add(h.account, &h.asset, all, -all);
+            commit(&mut self.accounts, &plan)?;
+            self.orders.remove(&order_id);
+        }
+        self.finished.insert(order_id, account);
+        Ok(Applied::Changed)
+    }
+}
+
+type Accounts = BTreeMap<AccountId, BTreeMap<Asset, Balance>>;
+
+/// Checks every change of a plan, then applies them all, or none.
+fn commit(accounts: &mut Accounts, plan: &Plan<'_>) -> Result<(), LedgerError> {
+    let mut next = [Balance::default(); PLAN_SLOTS];
+    for (i, d) in plan.deltas().enumerate() {
+        let b = accounts
+            .get(&d.account)
+            .and_then(|a| a.get(d.asset))
+            .copied()
+            .unwrap_or_default();
+        let overflow = || LedgerError::Overflow {
+            account: d.account,
+            asset: d.asset.clone(),
+        };
+        let n = Balance {
+            available: b.available.checked_add(d.available).ok_or_else(overflow)?,
+            reserved: b.reserved.checked_add(d.reserved).ok_or_else(overflow)?,
+        };
+        if n.available < Decimal::ZERO || n.reserved < Decimal::ZERO {
+            return Err(LedgerError::Negative {
+                account: d.account,
+                asset: d.asset.clone(),
+                available: b.available,
+                available_delta: d.available,
+                reserved: b.reserved,
+                reserved_delta: d.reserved,
+            });
+        }
+        next[i] = n;
+    }
+    for (i, d) in plan.deltas().enumerate() {
+        let assets = accounts.entry(d.account).or_default();
+        match assets.get_mut(d.asset) {
+            Some(b) => *b = next[i],
+            None => {
+                assets.insert(d.asset.clone(), next[i]);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn positive(what: &'static str, amount: Decimal) -> Result<(), LedgerError> {
+    if amount > Decimal::ZERO {
+        Ok(())
+    } else {
+        Err(LedgerError::NonPositive { what, amount })
+    }
+}
+
+/// The record of an order the ledger never saw reserve (its fills settle from available).
+fn unreserved(f: &Fill) -> OrderHold {
+    OrderHold {
+        account: f.account,
+        asset: if f.side == Side::Buy {
+            f.quote.clone()
+        } else {
+            f.base.clone()
+        },
+        reserved_left: Decimal::ZERO,
+        per_unit: Decimal::ZERO,
+        last_trade_id: None,
+        last_amend_validated: 0,
+        last_amend_done: 0,
+        pending_amends: BTreeMap::new(),
+    }
+}
+
+const PLAN_SLOTS: usize = 4;
+
+#[derive(Clone, Copy)]
+struct Delta<'a> {
+    account: AccountId,
+    asset: &'a Asset,
+    available: Decimal,
+    reserved: Decimal,
+}
+
+/// The balance changes one event makes, merged per (account, asset). No event touches more
+/// than four balances, so this lives on the stack.
+#[derive(Default)]
+struct Plan<'a> {
+    slots: [Option<Delta<'a>>; PLAN_SLOTS],
+}
+
+impl<'a> Plan<'a> {
+    fn add(&mut self, account: AccountId, asset: &'a Asset, available: Decimal, reserved: Decimal) {
+        for slot in &mut self.slots {
+            match slot {
+                Some(d) if d.account == account && d.asset == asset => {
+                    d.available += available;
+                    d.reserved += reserved;
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some(Delta {
+                        account,
+                        asset,
+                        available,
+                        reserved,
+                    });
+                    return;
+                }
+            }
+        }
+        unreachable!("an event touches at most {PLAN_SLOTS} balances");
+    }
+
+    fn deltas(&self) -> impl Iterator<Item = &Delta<'a>> {
+        self.slots.iter().map_while(Option::as_ref)
+    }
+}

@@ -1,0 +1,386 @@
+//! The pre-trade risk engine.
+//!
+//! Its state is a deterministic fold of the order-lifecycle events of its accounts (balances
+//! through the shared [`Ledger`], live orders, order rate), plus the market references and kill
+//! switches it is told about. Each decision is applied to that state at once, so the next order
+//! of the same account sees it, and the same decision folded again from the log changes nothing.
+
+mod checks;
+mod config;
+mod decide;
+mod rate;
+
+pub use checks::{Band, MarketRef};
+pub use config::{AccountLimits, RiskConfig};
+pub use rate::TokenBucket;
+
+use crate::events::{Envelope, Event};
+use crate::ids::{AccountId, OrderId, Symbol, Timestamp};
+use crate::instrument::Instrument;
+use crate::ledger::{Ledger, LedgerError};
+use crate::order::{NewOrder, OrderType, RejectReason, Side};
+use crate::state_machine::Applied;
+use crate::venue::VenueCommand;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// What a decision produced: the events to publish (in order) and the venue command to send.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    pub events: Vec<Event>,
+    pub command: Option<VenueCommand>,
+}
+
+impl Decision {
+    /// True when the decision approved something and has a command for the venue.
+    pub fn approved(&self) -> bool {
+        self.command.is_some()
+    }
+
+    /// The reject code, when the decision refused.
+    pub fn reject_reason(&self) -> Option<RejectReason> {
+        self.events.iter().find_map(|e| match e {
+            Event::RiskValidated { reason, .. } | Event::AmendValidated { reason, .. } => *reason,
+            Event::CancelRejected { reason, .. } => Some(*reason),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RiskError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// An instrument and what the engine knows of its market.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Market {
+    instrument: Instrument,
+    #[serde(default)]
+    reference: MarketRef,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountState {
+    bucket: TokenBucket,
+    open_orders: u32,
+    #[serde(default)]
+    killed: bool,
+}
+
+/// What an order asked for, as far as amends need to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Terms {
+    side: Side,
+    order_type: OrderType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    price: Option<Decimal>,
+    quantity: Decimal,
+}
+
+/// A risk-approved order that has not ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LiveOrder {
+    account: AccountId,
+    symbol: Symbol,
+    /// Unknown only when the approval was folded without its `OrderCreated`; such an order
+    /// can be cancelled but not amended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    terms: Option<Terms>,
+    filled: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_amend: Option<u64>,
+}
+
+/// The pre-trade risk engine of one set of accounts (a partition of topic `orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskEngine {
+    markets: BTreeMap<Symbol, Market>,
+    config: RiskConfig,
+    fee_account: AccountId,
+    ledger: Ledger,
+    accounts: BTreeMap<AccountId, AccountState>,
+    orders: BTreeMap<OrderId, LiveOrder>,
+    /// Orders folded from `OrderCreated` and not decided yet; their terms are needed when the
+    /// decision is folded from the log rather than made here.
+    awaiting: BTreeMap<OrderId, NewOrder>,
+    global_kill: bool,
+}
+
+impl RiskEngine {
+    pub fn new(instruments: Vec<Instrument>, config: RiskConfig, fee_account: AccountId) -> Self {
+        let markets = instruments
+            .into_iter()
+            .map(|i| {
+                (
+                    i.symbol.clone(),
+                    Market {
+                        instrument: i,
+                        reference: MarketRef::default(),
+                    },
+                )
+            })
+            .collect();
+        RiskEngine {
+            markets,
+            config,
+            fee_account,
+            ledger: Ledger::new(),
+            accounts: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+            global_kill: false,
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn config(&self) -> &RiskConfig {
+        &self.config
+    }
+
+    /// The account that fills credit their fees to.
+    pub fn fee_account(&self) -> AccountId {
+        self.fee_account
+    }
+
+    pub fn instrument(&self, symbol: &Symbol) -> Option<&Instrument> {
+        self.markets.get(symbol).map(|m| &m.instrument)
+    }
+
+    /// Replaces an instrument's definition (a status change such as a halt), keeping its market
+    /// reference; an unknown symbol is added.
+    pub fn set_instrument(&mut self, instrument: Instrument) {
+        match self.markets.get_mut(&instrument.symbol) {
+            Some(m) => m.instrument = instrument,
+            None => {
+                self.markets.insert(
+                    instrument.symbol.clone(),
+                    Market {
+                        instrument,
+                        reference: MarketRef::default(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The live (approved, not ended) orders of an account.
+    pub fn open_orders(&self, account: AccountId) -> u32 {
+        self.accounts.get(&account).map_or(0, |a| a.open_orders)
+    }
+
+    /// The symbol of a live order.
+    pub fn symbol_of(&self, order_id: OrderId) -> Option<Symbol> {
+        self.orders.get(&order_id).map(|o| o.symbol.clone())
+    }
+
+    /// True while the order is approved and has not ended.
+    pub fn is_live(&self, order_id: OrderId) -> bool {
+        self.orders.contains_key(&order_id)
+    }
+
+    /// The symbol of a live order (to rebuild its venue commands after a restart).
+    pub fn symbol_of(&self, order_id: OrderId) -> Option<Symbol> {
+        self.orders.get(&order_id).map(|o| o.symbol.clone())
+    }
+
+    pub fn market_ref(&self, symbol: &Symbol) -> Option<MarketRef> {
+        self.markets.get(symbol).map(|m| m.reference)
+    }
+
+    /// Market reference for price bands: last trade price and/or best bid/ask of a symbol.
+    /// Each value replaces the one held (`None` clears it: an empty book side has no price).
+    pub fn on_market(
+        &mut self,
+        symbol: &Symbol,
+        last: Option<Decimal>,
+        best_bid: Option<Decimal>,
+        best_ask: Option<Decimal>,
+    ) {
+        if let Some(m) = self.markets.get_mut(symbol) {
+            m.reference = MarketRef {
+                last,
+                best_bid,
+                best_ask,
+            };
+        }
+    }
+
+    /// Stops new orders and amends of one account (`Some`) or of everyone (`None`). Cancels are
+    /// always allowed: they only reduce risk.
+    pub fn set_kill_switch(&mut self, account: Option<AccountId>, on: bool) {
+        match account {
+            None => self.global_kill = on,
+            Some(a) => self.accounts.entry(a).or_default().killed = on,
+        }
+    }
+
+    pub fn kill_switch(&self, account: Option<AccountId>) -> bool {
+        match account {
+            None => self.global_kill,
+            Some(a) => self.accounts.get(&a).is_some_and(|s| s.killed),
+        }
+    }
+
+    /// Folds an order-lifecycle event (idempotent; own decisions already applied are skipped).
+    ///
+    /// A `RiskValidated` made elsewhere (or before a restart) also replays the rate limit at
+    /// the envelope's time, so that time must be the `now` the decision was made at.
+    pub fn apply(&mut self, env: &Envelope) -> Result<(), RiskError> {
+        let event = &env.event;
+        match event {
+            Event::OrderCreated(o) => {
+                if !self.ledger.knows_order(o.order_id) {
+                    self.awaiting.insert(o.order_id, o.clone());
+                }
+            }
+            Event::RiskValidated {
+                account,
+                order_id,
+                symbol,
+                approved,
+                reason,
+                ..
+            } => {
+                if self.ledger.knows_order(*order_id) {
+                    return Ok(());
+                }
+                self.ledger.apply(event)?;
+                let order = self.awaiting.remove(order_id);
+                self.replay_rate(*account, env.at, *reason);
+                if *approved {
+                    let terms = order.as_ref().map(terms_of);
+                    self.open(*account, *order_id, symbol.clone(), terms);
+                }
+            }
+            Event::AmendValidated {
+                order_id,
+                amend_id,
+                approved,
+                ..
+            } => {
+                if self.ledger.apply(event)? == Applied::Changed && *approved {
+                    if let Some(o) = self.orders.get_mut(order_id) {
+                        o.pending_amend = Some(*amend_id);
+                    }
+                }
+            }
+            Event::OrderFilled(f) => {
+                if self.ledger.apply(event)? == Applied::Changed {
+                    if f.leaves_quantity.is_zero() {
+                        self.close(f.order_id);
+                    } else if let Some(o) = self.orders.get_mut(&f.order_id) {
+                        o.filled += f.quantity;
+                    }
+                }
+            }
+            Event::OrderAmended {
+                order_id,
+                price,
+                quantity,
+                ..
+            } => {
+                if self.ledger.apply(event)? == Applied::Changed {
+                    if let Some(o) = self.orders.get_mut(order_id) {
+                        o.pending_amend = None;
+                        if let Some(t) = &mut o.terms {
+                            t.price = Some(*price);
+                            t.quantity = *quantity;
+                        }
+                    }
+                }
+            }
+            Event::AmendRejected { order_id, .. } => {
+                if self.ledger.apply(event)? == Applied::Changed {
+                    if let Some(o) = self.orders.get_mut(order_id) {
+                        o.pending_amend = None;
+                    }
+                }
+            }
+            Event::OrderCanceled { order_id, .. }
+            | Event::OrderExpired { order_id, .. }
+            | Event::OrderRejected { order_id, .. } => {
+                if self.ledger.apply(event)? == Applied::Changed {
+                    self.awaiting.remove(order_id);
+                    self.close(*order_id);
+                }
+            }
+            Event::Deposit { .. } => {
+                self.ledger.apply(event)?;
+            }
+            Event::CancelRequested { .. }
+            | Event::AmendRequested { .. }
+            | Event::OrderAccepted { .. }
+            | Event::CancelRejected { .. }
+            | Event::Trade { .. }
+            | Event::BookChanged { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Spends the token a decision made elsewhere spent: every decision past the kill switches
+    /// took one, except a rate-limit rejection.
+    fn replay_rate(&mut self, account: AccountId, at: Timestamp, reason: Option<RejectReason>) {
+        if matches!(
+            reason,
+            Some(RejectReason::GlobalKillSwitch | RejectReason::AccountKillSwitch)
+        ) {
+            return;
+        }
+        let limits = self.config.limits(account, None);
+        let bucket = &mut self.accounts.entry(account).or_default().bucket;
+        if reason == Some(RejectReason::RateLimited) {
+            bucket.refill(at, limits.orders_per_second, limits.burst);
+        } else {
+            bucket.take(at, limits.orders_per_second, limits.burst);
+        }
+    }
+
+    fn open(
+        &mut self,
+        account: AccountId,
+        order_id: OrderId,
+        symbol: Symbol,
+        terms: Option<Terms>,
+    ) {
+        self.orders.insert(
+            order_id,
+            LiveOrder {
+                account,
+                symbol,
+                terms,
+                filled: Decimal::ZERO,
+                pending_amend: None,
+            },
+        );
+        self.accounts.entry(account).or_default().open_orders += 1;
+    }
+
+    fn close(&mut self, order_id: OrderId) {
+        if let Some(o) = self.orders.remove(&order_id) {
+            if let Some(a) = self.accounts.get_mut(&o.account) {
+                a.open_orders = a.open_orders.saturating_sub(1);
+            }
+        }
+    }
+}
+
+fn terms_of(o: &NewOrder) -> Terms {
+    Terms {
+        side: o.side,
+        order_type: o.order_type,
+        price: o.price,
+        quantity: o.quantity,
+    }
+}
