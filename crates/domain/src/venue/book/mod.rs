@@ -248,6 +248,11 @@ impl OrderBook {
         self.ladders[side_index(side)].level_count()
     }
 
+    /// Whether an order is resting or parked, so that a cancel or amend can reach it.
+    pub fn is_open(&self, order_id: u64) -> bool {
+        self.orders.ids.contains_key(&order_id)
+    }
+
     /// Orders a cancel can reach: resting plus parked stops.
     pub fn open_orders(&self) -> usize {
         self.orders.ids.len()

@@ -1,0 +1,199 @@
+//! Time, trading status, redelivery and snapshots.
+
+use super::*;
+use crate::events::ExpireReason;
+use crate::instrument::TradingStatus;
+use crate::order::RejectReason;
+
+fn gtd(id: u64, price: &str, expire_at: i64) -> NewOrder {
+    NewOrder {
+        time_in_force: TimeInForce::Gtd,
+        expire_at: Some(Timestamp(expire_at)),
+        ..limit(id, 10, Side::Buy, price, "1")
+    }
+}
+
+#[test]
+fn tick_expires_due_gtd_orders_in_expiry_then_id_order() {
+    let mut h = Harness::new();
+    h.submit(gtd(5, "100", 3_000));
+    h.submit(gtd(4, "99", 2_000));
+    h.submit(gtd(3, "98", 3_000));
+    h.limit(6, 10, Side::Buy, "97", "1");
+    assert!(h.tick(1_999).is_empty());
+    let ev = h.tick(3_000);
+    let expired: Vec<u64> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::OrderExpired {
+                order_id,
+                reason: ExpireReason::GtdExpired,
+                ..
+            } => Some(order_id.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(expired, [4, 3, 5]);
+    assert_eq!(h.best(), (Some(d("97")), None));
+    assert!(h.tick(10_000).is_empty());
+}
+
+#[test]
+fn a_filled_gtd_order_does_not_expire_later() {
+    let mut h = Harness::new();
+    h.submit(gtd(1, "100", 2_000));
+    h.limit(2, 20, Side::Sell, "100", "1");
+    assert!(h.tick(5_000).is_empty());
+}
+
+#[test]
+fn halted_rejects_everything_cancel_only_still_cancels() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Buy, "100", "1");
+    h.limit(2, 10, Side::Buy, "99", "1");
+    h.venue.set_status(&btc(), TradingStatus::Halted);
+    assert!(matches!(
+        h.limit(3, 10, Side::Buy, "98", "1")[..],
+        [Event::OrderRejected {
+            reason: RejectReason::InstrumentHalted,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        h.cancel(10, 1)[..],
+        [Event::CancelRejected {
+            reason: RejectReason::InstrumentHalted,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        h.amend(10, 1, Some("101"), None)[..],
+        [Event::AmendRejected {
+            reason: RejectReason::InstrumentHalted,
+            ..
+        }]
+    ));
+
+    h.venue.set_status(&btc(), TradingStatus::CancelOnly);
+    assert!(matches!(
+        h.limit(3, 10, Side::Buy, "98", "1")[..],
+        [Event::OrderRejected {
+            reason: RejectReason::InstrumentCancelOnly,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        h.amend(10, 2, Some("98"), None)[..],
+        [Event::AmendRejected {
+            reason: RejectReason::InstrumentCancelOnly,
+            ..
+        }]
+    ));
+    assert_eq!(kinds(&h.cancel(10, 1)), ["OrderCanceled", "BookChanged"]);
+
+    h.venue.set_status(&btc(), TradingStatus::Trading);
+    assert_eq!(
+        kinds(&h.limit(3, 10, Side::Buy, "98", "1")),
+        ["OrderAccepted", "BookChanged"]
+    );
+}
+
+#[test]
+fn redelivered_commands_are_dropped_per_partition_and_symbol() {
+    let mut h = Harness::new();
+    let submit = |partition, offset, id, symbol: &str| VenueCommand::Submit {
+        source: Source { partition, offset },
+        order: NewOrder {
+            symbol: Symbol::new(symbol),
+            price: Some(d("100")),
+            ..order(id, 10, Side::Buy, OrderType::Limit, "1")
+        },
+        protection_price: None,
+    };
+    assert_eq!(h.run(submit(0, 5, 1, "BTC/USD")).len(), 2);
+    assert!(h.run(submit(0, 5, 1, "BTC/USD")).is_empty());
+    assert!(h.run(submit(0, 4, 2, "BTC/USD")).is_empty());
+    // Another partition has its own offsets; so does another symbol's book.
+    assert_eq!(h.run(submit(1, 1, 3, "BTC/USD")).len(), 2);
+    assert_eq!(h.run(submit(0, 2, 4, "ETH/USD")).len(), 2);
+    assert_eq!(h.run(submit(0, 6, 5, "BTC/USD")).len(), 2);
+    let cancel = VenueCommand::Cancel {
+        source: Source {
+            partition: 0,
+            offset: 6,
+        },
+        symbol: btc(),
+        account: AccountId(10),
+        order_id: OrderId(1),
+    };
+    assert!(h.run(cancel).is_empty());
+    assert_eq!(h.venue.depth(&btc(), 1).unwrap().bids[0].quantity, d("3"));
+}
+
+#[test]
+fn book_change_seq_grows_by_one_per_change() {
+    let mut h = Harness::new();
+    let mut all = Vec::new();
+    all.extend(h.limit(1, 10, Side::Buy, "100", "1"));
+    all.extend(h.limit(2, 10, Side::Buy, "99", "1"));
+    all.extend(h.limit(3, 20, Side::Sell, "99", "3"));
+    all.extend(h.cancel(20, 3));
+    let seqs: Vec<u64> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::BookChanged { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(h.venue.depth(&btc(), 5).unwrap().seq, 6);
+}
+
+/// Builds a book with resting orders, parked stops, GTD orders and trades, snapshots it, then
+/// feeds the original and the restored venue the same commands.
+#[test]
+fn a_restored_snapshot_behaves_identically() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Buy, "100", "1");
+    h.limit(2, 11, Side::Buy, "100", "2");
+    h.limit(3, 12, Side::Sell, "101", "1.5");
+    h.limit(4, 13, Side::Sell, "102", "1");
+    h.submit(gtd(5, "99.5", 5_000));
+    h.submit(NewOrder {
+        price: Some(d("103")),
+        stop_price: Some(d("101")),
+        ..order(6, 14, Side::Buy, OrderType::StopLimit, "1")
+    });
+    h.limit(7, 15, Side::Sell, "100", "0.5");
+    h.cancel(11, 2);
+    h.limit(8, 16, Side::Sell, "100.5", "1");
+
+    let json = serde_json::to_string(&h.venue).unwrap();
+    let restored: Venue = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&restored).unwrap(), json);
+    let mut twin = Harness {
+        venue: restored,
+        offset: h.offset,
+        now: h.now,
+    };
+
+    type Step = Box<dyn Fn(&mut Harness) -> Vec<Event>>;
+    let script: Vec<Step> = vec![
+        Box::new(|h| h.limit(20, 30, Side::Buy, "101", "1")), // trades, triggers the stop
+        Box::new(|h| h.amend(16, 8, Some("102"), None)),
+        Box::new(|h| h.cancel(10, 1)),
+        Box::new(|h| h.limit(21, 31, Side::Sell, "99.5", "0.25")),
+        Box::new(|h| h.tick(6_000)),
+        Box::new(|h| h.limit(22, 32, Side::Buy, "102", "5")),
+        Box::new(|h| h.limit(20, 30, Side::Buy, "101", "1")), // redelivery, new offset
+    ];
+    let mut traded = false;
+    for step in &script {
+        let a = step(&mut h);
+        let b = step(&mut twin);
+        traded |= a.iter().any(|e| matches!(e, Event::Trade { .. }));
+        assert_eq!(a, b);
+    }
+    assert!(traded);
+    assert_eq!(h.venue.depth(&btc(), 10), twin.venue.depth(&btc(), 10));
+}
