@@ -180,11 +180,6 @@ impl RiskEngine {
         self.accounts.get(&account).map_or(0, |a| a.open_orders)
     }
 
-    /// The symbol of a live order.
-    pub fn symbol_of(&self, order_id: OrderId) -> Option<Symbol> {
-        self.orders.get(&order_id).map(|o| o.symbol.clone())
-    }
-
     /// True while the order is approved and has not ended.
     pub fn is_live(&self, order_id: OrderId) -> bool {
         self.orders.contains_key(&order_id)
