@@ -1,0 +1,234 @@
+//! `SqliteIdempotency`: idempotency keys in SQLite, so completed keys survive a restart.
+
+use super::db::{Db, SqliteOptions};
+use super::now_ms;
+use crate::error::{EmbeddedError, EmbeddedResult};
+use async_trait::async_trait;
+use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::PortResult;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// Claims run on the single SQLite writer, one after another, so of concurrent claims of a key
+/// exactly one finds it free. Expired keys count as free; a background task deletes them
+/// every [`SqliteOptions::purge_interval`].
+#[derive(Clone)]
+pub struct SqliteIdempotency {
+    db: Arc<Db>,
+}
+
+impl SqliteIdempotency {
+    /// Opens the store on its own database file (or one shared with a [`super::SqliteStore`]
+    /// in another process; prefer [`super::SqliteStore::idempotency`] in the same process).
+    pub async fn open(path: &Path, options: SqliteOptions) -> EmbeddedResult<SqliteIdempotency> {
+        Ok(SqliteIdempotency::on(Arc::new(
+            Db::open(path, options).await?,
+        )))
+    }
+
+    /// Starts the purge task once per database; needs a tokio runtime.
+    pub(crate) fn on(db: Arc<Db>) -> SqliteIdempotency {
+        if !db.purge_started.swap(true, Ordering::SeqCst) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(purge_periodically(
+                    Arc::downgrade(&db),
+                    db.opts.purge_interval,
+                ));
+            }
+        }
+        SqliteIdempotency { db }
+    }
+
+    /// Deletes keys whose TTL has passed; returns how many.
+    pub async fn purge_expired(&self) -> EmbeddedResult<usize> {
+        purge(&self.db).await
+    }
+}
+
+async fn purge(db: &Db) -> EmbeddedResult<usize> {
+    let now = now_ms();
+    db.write(move |conn| {
+        Ok(conn
+            .prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= ?1")?
+            .execute([now])?)
+    })
+    .await
+}
+
+async fn purge_periodically(db: Weak<Db>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        // Holding only a weak reference lets the database close when its owners drop it.
+        let Some(db) = db.upgrade() else { return };
+        match purge(&db).await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "purged expired idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+        }
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn claim(conn: &Connection, key: &str, fingerprint: &str, ttl: i64) -> EmbeddedResult<Claim> {
+    let now = now_ms();
+    let row: Option<(
+        String,
+        bool,
+        Option<u16>,
+        Option<String>,
+        Option<Vec<u8>>,
+        i64,
+    )> = conn
+        .prepare_cached(
+            "SELECT fingerprint, completed, status, headers, body, expires_at
+             FROM idempotency_keys WHERE key = ?1",
+        )?
+        .query_row([key], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()?;
+    if let Some((fp, completed, status, headers, body, expires_at)) = row {
+        if expires_at > now {
+            if !completed {
+                return Ok(Claim::InFlight { fingerprint: fp });
+            }
+            let headers: Vec<(String, String)> =
+                serde_json::from_str(headers.as_deref().unwrap_or("[]"))
+                    .map_err(|e| EmbeddedError::Corrupt(format!("stored response headers: {e}")))?;
+            return Ok(Claim::Completed {
+                fingerprint: fp,
+                response: StoredResponse {
+                    status: status.unwrap_or_default(),
+                    headers,
+                    body: body.unwrap_or_default(),
+                },
+            });
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO idempotency_keys (key, fingerprint, completed, status, headers, body, expires_at)
+         VALUES (?1, ?2, 0, NULL, NULL, NULL, ?3)
+         ON CONFLICT (key) DO UPDATE SET
+             fingerprint = excluded.fingerprint, completed = 0, status = NULL, headers = NULL,
+             body = NULL, expires_at = excluded.expires_at",
+    )?
+    .execute(params![key, fingerprint, now.saturating_add(ttl)])?;
+    Ok(Claim::Acquired)
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteIdempotency {
+    async fn claim(&self, key: &str, fingerprint: &str, ttl: Duration) -> PortResult<Claim> {
+        let (key, fingerprint, ttl) = (key.to_string(), fingerprint.to_string(), ttl_ms(ttl));
+        Ok(self
+            .db
+            .write(move |conn| claim(conn, &key, &fingerprint, ttl))
+            .await?)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &StoredResponse,
+        ttl: Duration,
+    ) -> PortResult<()> {
+        let headers = serde_json::to_string(&response.headers)
+            .map_err(|e| EmbeddedError::Invalid(format!("response headers: {e}")))?;
+        let (key, fingerprint, ttl) = (key.to_string(), fingerprint.to_string(), ttl_ms(ttl));
+        let (status, body) = (response.status, response.body.clone());
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO idempotency_keys
+                         (key, fingerprint, completed, status, headers, body, expires_at)
+                     VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (key) DO UPDATE SET
+                         fingerprint = excluded.fingerprint, completed = 1,
+                         status = excluded.status, headers = excluded.headers,
+                         body = excluded.body, expires_at = excluded.expires_at",
+                )?
+                .execute(params![
+                    key,
+                    fingerprint,
+                    status,
+                    headers,
+                    body,
+                    now_ms().saturating_add(ttl)
+                ])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn release(&self, key: &str) -> PortResult<()> {
+        let key = key.to_string();
+        Ok(self
+            .db
+            .write(move |conn| {
+                // Only a claim in flight is freed: a completed response stays for replays.
+                conn.prepare_cached(
+                    "DELETE FROM idempotency_keys WHERE key = ?1 AND completed = 0",
+                )?
+                .execute([key])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(self
+            .db
+            .read(|conn| {
+                conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+                Ok(())
+            })
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn purge_deletes_only_expired_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteIdempotency::open(&dir.path().join("i.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        store.claim("old", "f", Duration::ZERO).await.unwrap();
+        store
+            .claim("live", "f", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(store.purge_expired().await.unwrap(), 1);
+        assert_eq!(store.purge_expired().await.unwrap(), 0);
+        assert_eq!(
+            store
+                .claim("live", "g", Duration::from_secs(1))
+                .await
+                .unwrap(),
+            Claim::InFlight {
+                fingerprint: "f".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! Numbered schema migrations, applied in order at open. `schema_version` records each applied
+//! one; a database from a newer build (a version this build does not know) is refused.
+
+use crate::error::{EmbeddedError, EmbeddedResult};
+use rusqlite::Connection;
+
+/// (version, SQL). Append only: an applied migration is never edited.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
+CREATE TABLE accounts (
+    account_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL,
+    demo       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+-- Only a hash of each key is kept: a leaked database does not leak credentials.
+CREATE TABLE api_keys (
+    key_hash   TEXT    PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX api_keys_by_account ON api_keys (account_id);
+
+-- The columns the API filters on, plus the whole order as JSON (decimals as strings).
+CREATE TABLE orders (
+    order_id   INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    symbol     TEXT    NOT NULL,
+    status     TEXT    NOT NULL,
+    side       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    body       TEXT    NOT NULL
+);
+CREATE INDEX orders_by_account ON orders (account_id, order_id DESC);
+CREATE INDEX orders_by_account_symbol ON orders (account_id, symbol, order_id DESC);
+CREATE INDEX orders_by_account_status ON orders (account_id, status, order_id DESC);
+CREATE INDEX orders_by_status ON orders (status);
+
+CREATE TABLE fills (
+    order_id   INTEGER NOT NULL,
+    trade_id   INTEGER NOT NULL,
+    account_id INTEGER NOT NULL,
+    body       TEXT    NOT NULL,
+    PRIMARY KEY (order_id, trade_id)
+);
+
+-- Decimals as TEXT: read back exactly, scale included.
+CREATE TABLE balances (
+    account_id INTEGER NOT NULL,
+    asset      TEXT    NOT NULL,
+    available  TEXT    NOT NULL,
+    reserved   TEXT    NOT NULL,
+    PRIMARY KEY (account_id, asset)
+);
+
+CREATE TABLE client_order_ids (
+    account_id      INTEGER NOT NULL,
+    client_order_id TEXT    NOT NULL,
+    order_id        INTEGER NOT NULL,
+    PRIMARY KEY (account_id, client_order_id)
+);
+
+CREATE TABLE consumer_positions (
+    consumer    TEXT    NOT NULL,
+    topic       TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (consumer, topic, partition)
+);
+
+CREATE TABLE snapshots (
+    name        TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    state       BLOB    NOT NULL,
+    PRIMARY KEY (name, partition)
+);
+"#,
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE idempotency_keys (
+    key         TEXT    PRIMARY KEY,
+    fingerprint TEXT    NOT NULL,
+    completed   INTEGER NOT NULL,
+    status      INTEGER,
+    headers     TEXT,
+    body        BLOB,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+"#,
+    ),
+];
+
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+pub(crate) fn migrate(conn: &mut Connection) -> EmbeddedResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         )",
+    )?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    if current > latest() {
+        return Err(EmbeddedError::Invalid(format!(
+            "the database has schema version {current}; this build knows up to {}",
+            latest()
+        )));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            (version, now),
+        )?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_apply_once() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+        assert_eq!(MIGRATIONS[0].0, 1);
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let applied: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_version ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(applied, (1..=latest()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, 0)",
+            [latest() + 1],
+        )
+        .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(EmbeddedError::Invalid(_))));
+    }
+}

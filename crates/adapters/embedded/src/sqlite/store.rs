@@ -1,0 +1,486 @@
+//! `SqliteStore`: the order store port on SQLite.
+
+use super::db::{Db, SqliteOptions};
+use super::{from_sql_int, parse_decimal, to_sql_int, SqliteIdempotency};
+use crate::error::{EmbeddedError, EmbeddedResult};
+use async_trait::async_trait;
+use oms_domain::events::Fill;
+use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
+use oms_domain::order::{Order, OrderStatus, Side};
+use oms_ports::order_store::{Account, Balance, OrderQuery, OrderStore, Position, StoreBatch};
+use oms_ports::PortResult;
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The read model, accounts, API keys, client order ids, consumer positions and snapshots in
+/// one SQLite file. Cheap to clone.
+///
+/// Ids (account, order, trade) and offsets are SQL integers: values above `i64::MAX` are
+/// refused with `PortError::Invalid`.
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path, options: SqliteOptions) -> EmbeddedResult<SqliteStore> {
+        Ok(SqliteStore {
+            db: Arc::new(Db::open(path, options).await?),
+        })
+    }
+
+    /// The idempotency store on the same database file and writer.
+    pub fn idempotency(&self) -> SqliteIdempotency {
+        SqliteIdempotency::on(self.db.clone())
+    }
+}
+
+fn side_str(s: Side) -> &'static str {
+    match s {
+        Side::Buy => "BUY",
+        Side::Sell => "SELL",
+    }
+}
+
+fn corrupt_json(what: &str) -> impl Fn(serde_json::Error) -> EmbeddedError + '_ {
+    move |e| EmbeddedError::Corrupt(format!("{what}: {e}"))
+}
+
+fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
+    let mut put_order = conn.prepare_cached(
+        "INSERT INTO orders (order_id, account_id, symbol, status, side, created_at, updated_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (order_id) DO UPDATE SET
+             account_id = excluded.account_id, symbol = excluded.symbol,
+             status = excluded.status, side = excluded.side, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, body = excluded.body",
+    )?;
+    for o in &batch.orders {
+        let body = serde_json::to_string(o)
+            .map_err(|e| EmbeddedError::Invalid(format!("order {}: {e}", o.order_id)))?;
+        put_order.execute(params![
+            to_sql_int(o.order_id.0, "order id")?,
+            to_sql_int(o.account.0, "account id")?,
+            o.symbol.as_str(),
+            o.status.as_str(),
+            side_str(o.side),
+            o.created_at.0,
+            o.updated_at.0,
+            body,
+        ])?;
+    }
+    // A fill seen again (redelivery) is ignored, never doubled.
+    let mut put_fill = conn.prepare_cached(
+        "INSERT INTO fills (order_id, trade_id, account_id, body) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (order_id, trade_id) DO NOTHING",
+    )?;
+    for f in &batch.fills {
+        let body = serde_json::to_string(f)
+            .map_err(|e| EmbeddedError::Invalid(format!("fill {}: {e}", f.trade_id)))?;
+        put_fill.execute(params![
+            to_sql_int(f.order_id.0, "order id")?,
+            to_sql_int(f.trade_id.0, "trade id")?,
+            to_sql_int(f.account.0, "account id")?,
+            body,
+        ])?;
+    }
+    let mut put_balance = conn.prepare_cached(
+        "INSERT INTO balances (account_id, asset, available, reserved) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account_id, asset) DO UPDATE SET
+             available = excluded.available, reserved = excluded.reserved",
+    )?;
+    for (account, b) in &batch.balances {
+        put_balance.execute(params![
+            to_sql_int(account.0, "account id")?,
+            b.asset.as_str(),
+            b.available.to_string(),
+            b.reserved.to_string(),
+        ])?;
+    }
+    let mut put_position = conn.prepare_cached(
+        "INSERT INTO consumer_positions (consumer, topic, partition, next_offset)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+    )?;
+    for p in &batch.positions {
+        put_position.execute(params![
+            p.consumer,
+            p.topic,
+            p.partition,
+            to_sql_int(p.next_offset, "offset")?,
+        ])?;
+    }
+    Ok(())
+}
+
+fn read_orders(conn: &Connection, q: &OrderQuery) -> EmbeddedResult<Vec<Order>> {
+    let mut sql = String::from("SELECT body FROM orders WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(a) = q.account {
+        sql.push_str(" AND account_id = ?");
+        args.push(Value::Integer(to_sql_int(a.0, "account id")?));
+    }
+    if let Some(s) = &q.symbol {
+        sql.push_str(" AND symbol = ?");
+        args.push(Value::Text(s.0.clone()));
+    }
+    if let Some(s) = q.status {
+        sql.push_str(" AND status = ?");
+        args.push(Value::Text(s.as_str().into()));
+    }
+    if let Some(s) = q.side {
+        sql.push_str(" AND side = ?");
+        args.push(Value::Text(side_str(s).into()));
+    }
+    if let Some(t) = q.from {
+        sql.push_str(" AND created_at >= ?");
+        args.push(Value::Integer(t.0));
+    }
+    if let Some(t) = q.to {
+        sql.push_str(" AND created_at <= ?");
+        args.push(Value::Integer(t.0));
+    }
+    if let Some(b) = q.before {
+        // An id above every stored one means "from the newest".
+        sql.push_str(" AND order_id < ?");
+        args.push(Value::Integer(i64::try_from(b.0).unwrap_or(i64::MAX)));
+    }
+    sql.push_str(" ORDER BY order_id DESC LIMIT ?");
+    // 0 means no limit.
+    args.push(Value::Integer(if q.limit == 0 {
+        -1
+    } else {
+        q.limit as i64
+    }));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in rows {
+        out.push(serde_json::from_str(&body?).map_err(corrupt_json("stored order"))?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl OrderStore for SqliteStore {
+    async fn apply(&self, batch: StoreBatch) -> PortResult<()> {
+        Ok(self.db.write(move |conn| write_batch(conn, &batch)).await?)
+    }
+
+    async fn order(&self, account: AccountId, id: OrderId) -> PortResult<Option<Order>> {
+        let (Ok(account), Ok(id)) = (i64::try_from(account.0), i64::try_from(id.0)) else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .read(move |conn| {
+                let body: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT body FROM orders WHERE order_id = ?1 AND account_id = ?2",
+                    )?
+                    .query_row(params![id, account], |r| r.get(0))
+                    .optional()?;
+                body.map(|b| serde_json::from_str(&b).map_err(corrupt_json("stored order")))
+                    .transpose()
+            })
+            .await?)
+    }
+
+    async fn orders(&self, query: &OrderQuery) -> PortResult<Vec<Order>> {
+        let q = query.clone();
+        Ok(self.db.read(move |conn| read_orders(conn, &q)).await?)
+    }
+
+    async fn fills(&self, account: AccountId, id: OrderId) -> PortResult<Vec<Fill>> {
+        let (Ok(account), Ok(id)) = (i64::try_from(account.0), i64::try_from(id.0)) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT body FROM fills WHERE order_id = ?1 AND account_id = ?2 ORDER BY trade_id",
+                )?;
+                let rows = stmt.query_map(params![id, account], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for body in rows {
+                    out.push(serde_json::from_str(&body?).map_err(corrupt_json("stored fill"))?);
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    async fn balances(&self, account: AccountId) -> PortResult<Vec<Balance>> {
+        let account = to_sql_int(account.0, "account id")?;
+        Ok(self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT asset, available, reserved FROM balances WHERE account_id = ?1
+                     ORDER BY asset",
+                )?;
+                let rows = stmt.query_map([account], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (asset, available, reserved) = row?;
+                    out.push(Balance {
+                        asset: Asset(asset),
+                        available: parse_decimal(&available)?,
+                        reserved: parse_decimal(&reserved)?,
+                    });
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>> {
+        Ok(self
+            .db
+            .read(|conn| {
+                let mut stmt =
+                    conn.prepare_cached("SELECT status, COUNT(*) FROM orders GROUP BY status")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                let mut counts: Vec<(OrderStatus, u64)> =
+                    OrderStatus::ALL.iter().map(|s| (*s, 0)).collect();
+                for row in rows {
+                    let (status, n) = row?;
+                    let status: OrderStatus = status.parse().map_err(|()| {
+                        EmbeddedError::Corrupt(format!("unknown order status {status:?}"))
+                    })?;
+                    if let Some(c) = counts.iter_mut().find(|c| c.0 == status) {
+                        c.1 = from_sql_int(n, "count")?;
+                    }
+                }
+                Ok(counts)
+            })
+            .await?)
+    }
+
+    async fn claim_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+        order: OrderId,
+    ) -> PortResult<Option<OrderId>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let order = to_sql_int(order.0, "order id")?;
+        let coid = client_order_id.to_string();
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO client_order_ids (account_id, client_order_id, order_id)
+                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![account, coid, order])?;
+                let holder: i64 = conn
+                    .prepare_cached(
+                        "SELECT order_id FROM client_order_ids
+                         WHERE account_id = ?1 AND client_order_id = ?2",
+                    )?
+                    .query_row(params![account, coid], |r| r.get(0))?;
+                // Claiming again for the same order is not a conflict.
+                Ok((holder != order)
+                    .then(|| from_sql_int(holder, "order id").map(OrderId))
+                    .transpose()?)
+            })
+            .await?)
+    }
+
+    async fn release_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+    ) -> PortResult<()> {
+        let account = to_sql_int(account.0, "account id")?;
+        let coid = client_order_id.to_string();
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "DELETE FROM client_order_ids WHERE account_id = ?1 AND client_order_id = ?2",
+                )?
+                .execute(params![account, coid])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn create_account(&self, name: &str, demo: bool, at: Timestamp) -> PortResult<Account> {
+        let name = name.to_string();
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO accounts (name, demo, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![name, demo, at.0])?;
+                Ok(Account {
+                    id: AccountId(from_sql_int(conn.last_insert_rowid(), "account id")?),
+                    name,
+                    demo,
+                    created_at: at,
+                })
+            })
+            .await?)
+    }
+
+    async fn accounts(&self) -> PortResult<Vec<Account>> {
+        Ok(self
+            .db
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT account_id, name, demo, created_at FROM accounts ORDER BY account_id",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (id, name, demo, at) = row?;
+                    out.push(Account {
+                        id: AccountId(from_sql_int(id, "account id")?),
+                        name,
+                        demo,
+                        created_at: Timestamp(at),
+                    });
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    async fn add_api_key(
+        &self,
+        account: AccountId,
+        key_hash: &str,
+        at: Timestamp,
+    ) -> PortResult<()> {
+        let account = to_sql_int(account.0, "account id")?;
+        let hash = key_hash.to_string();
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO api_keys (key_hash, account_id, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![hash, account, at.0])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<AccountId>> {
+        let hash = key_hash.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                let id: Option<i64> = conn
+                    .prepare_cached("SELECT account_id FROM api_keys WHERE key_hash = ?1")?
+                    .query_row([hash], |r| r.get(0))
+                    .optional()?;
+                id.map(|id| from_sql_int(id, "account id").map(AccountId))
+                    .transpose()
+            })
+            .await?)
+    }
+
+    async fn positions(&self, consumer: &str) -> PortResult<Vec<Position>> {
+        let consumer = consumer.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT topic, partition, next_offset FROM consumer_positions
+                     WHERE consumer = ?1 ORDER BY topic, partition",
+                )?;
+                let rows = stmt.query_map([&consumer], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (topic, partition, next) = row?;
+                    out.push(Position {
+                        consumer: consumer.clone(),
+                        topic,
+                        partition,
+                        next_offset: from_sql_int(next, "offset")?,
+                    });
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        partition: u32,
+        next_offset: u64,
+        state: &[u8],
+    ) -> PortResult<()> {
+        let name = name.to_string();
+        let next = to_sql_int(next_offset, "offset")?;
+        let state = state.to_vec();
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO snapshots (name, partition, next_offset, state)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name, partition) DO UPDATE SET
+                         next_offset = excluded.next_offset, state = excluded.state",
+                )?
+                .execute(params![name, partition, next, state])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn load_snapshot(
+        &self,
+        name: &str,
+        partition: u32,
+    ) -> PortResult<Option<(u64, Vec<u8>)>> {
+        let name = name.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                let row: Option<(i64, Vec<u8>)> = conn
+                    .prepare_cached(
+                        "SELECT next_offset, state FROM snapshots WHERE name = ?1 AND partition = ?2",
+                    )?
+                    .query_row(params![name, partition], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                row.map(|(next, state)| Ok((from_sql_int(next, "offset")?, state)))
+                    .transpose()
+            })
+            .await?)
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(self
+            .db
+            .read(|conn| {
+                conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+                Ok(())
+            })
+            .await?)
+    }
+}

@@ -1,0 +1,212 @@
+//! The idempotency store suite.
+
+use crate::support::{check, run_id, step};
+use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SUITE: &str = "idempotency";
+const LONG: Duration = Duration::from_secs(3600);
+/// Short enough to wait out; the suite sleeps well past it before checking expiry.
+const SHORT: Duration = Duration::from_millis(300);
+const PAST_SHORT: Duration = Duration::from_millis(1200);
+
+/// Runs every idempotency store check against handles made by `make` (see the crate docs).
+pub async fn idempotency_suite<F, Fut, S>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: IdempotencyStore,
+{
+    let run = run_id();
+    let key = |k: &str| format!("conf:{run}:{k}");
+
+    check(SUITE, "ping");
+    make().await.ping().await.expect("ping");
+
+    check(
+        SUITE,
+        "exactly one of 50 concurrent claims acquires the key",
+    );
+    concurrent_claims(Arc::new(make().await), &key("race")).await;
+
+    check(
+        SUITE,
+        "in flight, then completed with fingerprint and response",
+    );
+    claim_then_complete(&make().await, &key("life"), &key("life-other")).await;
+
+    check(SUITE, "release frees a claimed key");
+    release_frees(&make().await, &key("release")).await;
+
+    check(SUITE, "keys expire after their TTL");
+    ttl_expiry(&make().await, &key("ttl-claim"), &key("ttl-done")).await;
+
+    check(SUITE, "completed keys survive a reopen");
+    survives_reopen(&make, &key("reopen")).await;
+}
+
+fn response(status: u16, body: &str) -> StoredResponse {
+    StoredResponse {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("location".into(), "/api/v1/orders/123".into()),
+        ],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+async fn concurrent_claims<S: IdempotencyStore>(store: Arc<S>, key: &str) {
+    let start = Arc::new(tokio::sync::Barrier::new(50));
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let (store, key, start) = (store.clone(), key.to_string(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                (
+                    i,
+                    store
+                        .claim(&key, &format!("fp-{i}"), LONG)
+                        .await
+                        .expect("claim"),
+                )
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(step("concurrent claim", h).await.unwrap());
+    }
+    let winners: Vec<usize> = results
+        .iter()
+        .filter(|(_, c)| *c == Claim::Acquired)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one Acquired, got {winners:?}");
+    let winner_fp = format!("fp-{}", winners[0]);
+    for (i, c) in &results {
+        if *i != winners[0] {
+            assert_eq!(
+                c,
+                &Claim::InFlight {
+                    fingerprint: winner_fp.clone()
+                },
+                "claim {i} sees the winner's request in flight"
+            );
+        }
+    }
+}
+
+async fn claim_then_complete(store: &impl IdempotencyStore, key: &str, other: &str) {
+    assert_eq!(
+        store.claim(key, "body-1", LONG).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.claim(key, "body-2", LONG).await.unwrap(),
+        Claim::InFlight {
+            fingerprint: "body-1".into()
+        },
+        "in flight, with the first request's fingerprint"
+    );
+    assert_eq!(
+        store.claim(other, "body-1", LONG).await.unwrap(),
+        Claim::Acquired,
+        "keys are independent"
+    );
+    let resp = response(201, r#"{"orderId":"123"}"#);
+    store.complete(key, "body-1", &resp, LONG).await.unwrap();
+    let done = Claim::Completed {
+        fingerprint: "body-1".into(),
+        response: resp,
+    };
+    assert_eq!(
+        store.claim(key, "body-1", LONG).await.unwrap(),
+        done,
+        "replay"
+    );
+    assert_eq!(
+        store.claim(key, "body-2", LONG).await.unwrap(),
+        done,
+        "a different body sees the stored fingerprint (the caller answers 422)"
+    );
+    // Binary bodies and no headers round trip too.
+    let raw = StoredResponse {
+        status: 400,
+        headers: vec![],
+        body: vec![0, 159, 146, 150, 255],
+    };
+    store.complete(other, "body-1", &raw, LONG).await.unwrap();
+    assert_eq!(
+        store.claim(other, "body-1", LONG).await.unwrap(),
+        Claim::Completed {
+            fingerprint: "body-1".into(),
+            response: raw
+        }
+    );
+}
+
+async fn release_frees(store: &impl IdempotencyStore, key: &str) {
+    assert_eq!(store.claim(key, "a", LONG).await.unwrap(), Claim::Acquired);
+    store.release(key).await.unwrap();
+    assert_eq!(
+        store.claim(key, "b", LONG).await.unwrap(),
+        Claim::Acquired,
+        "a released key can be claimed again"
+    );
+    assert_eq!(
+        store.claim(key, "c", LONG).await.unwrap(),
+        Claim::InFlight {
+            fingerprint: "b".into()
+        }
+    );
+}
+
+async fn ttl_expiry(store: &impl IdempotencyStore, claimed: &str, completed: &str) {
+    assert_eq!(
+        store.claim(claimed, "a", SHORT).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.claim(completed, "a", LONG).await.unwrap(),
+        Claim::Acquired
+    );
+    store
+        .complete(completed, "a", &response(200, "{}"), SHORT)
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.claim(claimed, "b", LONG).await.unwrap(),
+        Claim::Acquired,
+        "an expired claim can be taken again"
+    );
+    assert_eq!(
+        store.claim(completed, "b", LONG).await.unwrap(),
+        Claim::Acquired,
+        "an expired response is forgotten"
+    );
+}
+
+async fn survives_reopen<F, Fut, S>(make: &F, key: &str)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: IdempotencyStore,
+{
+    let store = make().await;
+    assert_eq!(store.claim(key, "fp", LONG).await.unwrap(), Claim::Acquired);
+    let resp = response(201, "created");
+    store.complete(key, "fp", &resp, LONG).await.unwrap();
+    drop(store);
+    let store = make().await;
+    assert_eq!(
+        store.claim(key, "fp", LONG).await.unwrap(),
+        Claim::Completed {
+            fingerprint: "fp".into(),
+            response: resp
+        }
+    );
+}

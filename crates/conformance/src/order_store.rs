@@ -1,0 +1,783 @@
+//! The order store suite.
+
+use crate::support::{check, id_base, now_ms, run_id};
+use oms_domain::events::Fill;
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
+use oms_domain::order::{Liquidity, NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
+use oms_domain::Decimal;
+use oms_ports::order_store::{Balance, OrderQuery, OrderStore, Position, StoreBatch};
+use oms_ports::PortError;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const SUITE: &str = "order store";
+
+/// Runs every order store check against handles made by `make` (see the crate docs).
+///
+/// Rules fixed here beyond the trait's doc comments:
+/// - `OrderQuery.from` and `to` bound `created_at`, both inclusive; `limit` 0 means no limit.
+/// - Ids and offsets above `i64::MAX` are refused (SQL BIGINT), failing the whole batch.
+/// - Claiming a client order id again for the order that holds it returns `None`.
+/// - `order_counts_by_status` may omit statuses with no orders.
+pub async fn order_store_suite<F, Fut, S>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: OrderStore,
+{
+    let ctx = Ctx {
+        run: run_id(),
+        ids: AtomicU64::new(id_base()),
+    };
+
+    check(SUITE, "ping");
+    make().await.ping().await.expect("ping");
+
+    check(SUITE, "accounts and API keys");
+    accounts_and_keys(&make().await).await;
+
+    check(
+        SUITE,
+        "a batch writes orders, fills, balances and positions",
+    );
+    batch_writes_everything(&make().await, &ctx).await;
+
+    check(SUITE, "a failing batch leaves nothing behind");
+    batch_is_atomic(&make().await, &ctx).await;
+
+    check(SUITE, "decimals are stored exactly");
+    decimals_are_exact(&make().await, &ctx).await;
+
+    check(SUITE, "a repeated fill is stored once");
+    fills_are_deduplicated(&make().await, &ctx).await;
+
+    check(SUITE, "orders are updated in place and counted by status");
+    orders_update_and_count(&make().await, &ctx).await;
+
+    check(SUITE, "order filters and newest-first pagination");
+    filters_and_pagination(&make().await, &ctx).await;
+
+    check(
+        SUITE,
+        "client order ids are unique per account until released",
+    );
+    client_order_ids(&make().await, &ctx).await;
+
+    check(SUITE, "consumer positions round trip");
+    positions_round_trip(&make().await, &ctx).await;
+
+    check(SUITE, "snapshots round trip and replace older ones");
+    snapshots_round_trip(&make().await, &ctx).await;
+
+    check(SUITE, "everything survives a reopen");
+    survives_reopen(&make, &ctx).await;
+}
+
+struct Ctx {
+    run: String,
+    ids: AtomicU64,
+}
+
+impl Ctx {
+    /// A fresh order or trade id, increasing.
+    fn id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::SeqCst)
+    }
+    fn name(&self, what: &str) -> String {
+        format!("conf-{what}-{}", self.run)
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str_exact(s).unwrap()
+}
+
+fn order(id: u64, account: AccountId, symbol: &str, side: Side, created_at: i64) -> Order {
+    Order::from_new(&NewOrder {
+        order_id: OrderId(id),
+        client_order_id: None,
+        account,
+        symbol: Symbol::new(symbol),
+        side,
+        order_type: OrderType::Limit,
+        time_in_force: TimeInForce::Gtc,
+        post_only: false,
+        price: Some(dec("45000.5")),
+        stop_price: None,
+        quantity: dec("0.25"),
+        expire_at: None,
+        created_at: Timestamp(created_at),
+    })
+}
+
+fn fill(o: &Order, trade: u64, price: &str, qty: &str) -> Fill {
+    Fill {
+        account: o.account,
+        order_id: o.order_id,
+        symbol: o.symbol.clone(),
+        side: o.side,
+        trade_id: TradeId(trade),
+        price: dec(price),
+        quantity: dec(qty),
+        liquidity: Liquidity::Taker,
+        fee: dec("0.01"),
+        base: Asset::new("BTC"),
+        quote: Asset::new("USD"),
+        cumulative_quantity: dec(qty),
+        leaves_quantity: o.quantity - dec(qty),
+        fee_account: AccountId(0),
+    }
+}
+
+fn balance(asset: &str, available: &str, reserved: &str) -> Balance {
+    Balance {
+        asset: Asset::new(asset),
+        available: dec(available),
+        reserved: dec(reserved),
+    }
+}
+
+async fn new_account(store: &impl OrderStore, name: &str) -> AccountId {
+    store
+        .create_account(name, false, Timestamp(now_ms()))
+        .await
+        .expect("create_account")
+        .id
+}
+
+async fn accounts_and_keys(store: &impl OrderStore) {
+    let at = Timestamp(1_700_000_000_000);
+    let a = store.create_account("conf alice", true, at).await.unwrap();
+    let b = store.create_account("conf bob", false, at).await.unwrap();
+    assert_ne!(a.id, b.id, "account ids are distinct");
+    assert_eq!(
+        (a.name.as_str(), a.demo, a.created_at),
+        ("conf alice", true, at)
+    );
+    let all = store.accounts().await.unwrap();
+    assert!(
+        all.contains(&a) && all.contains(&b),
+        "accounts() lists new accounts"
+    );
+
+    let hash_a = format!("hash-a-{}", a.id);
+    store.add_api_key(a.id, &hash_a, at).await.unwrap();
+    store
+        .add_api_key(a.id, &format!("hash-a2-{}", a.id), at)
+        .await
+        .unwrap();
+    assert_eq!(store.account_for_key(&hash_a).await.unwrap(), Some(a.id));
+    assert_eq!(
+        store
+            .account_for_key(&format!("hash-a2-{}", a.id))
+            .await
+            .unwrap(),
+        Some(a.id),
+        "an account may have several keys"
+    );
+    assert_eq!(store.account_for_key("no-such-hash").await.unwrap(), None);
+    match store.add_api_key(b.id, &hash_a, at).await {
+        Err(PortError::Conflict(_)) => {}
+        other => panic!("a key hash belongs to one account: expected Conflict, got {other:?}"),
+    }
+    assert_eq!(store.account_for_key(&hash_a).await.unwrap(), Some(a.id));
+}
+
+async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {
+    let acct = new_account(store, "conf batch").await;
+    let o = order(ctx.id(), acct, "BTC/USD", Side::Buy, 1_000);
+    let f = fill(&o, ctx.id(), "45000.5", "0.1");
+    let consumer = ctx.name("batch-consumer");
+    store
+        .apply(StoreBatch {
+            orders: vec![o.clone()],
+            fills: vec![f.clone()],
+            balances: vec![
+                (acct, balance("USD", "1000", "4500.05")),
+                (acct, balance("BTC", "0.1", "0")),
+            ],
+            positions: vec![Position {
+                consumer: consumer.clone(),
+                topic: "orders".into(),
+                partition: 3,
+                next_offset: 17,
+            }],
+        })
+        .await
+        .expect("apply");
+    assert_eq!(
+        store.order(acct, o.order_id).await.unwrap(),
+        Some(o.clone())
+    );
+    assert_eq!(store.fills(acct, o.order_id).await.unwrap(), vec![f]);
+    let mut bal = store.balances(acct).await.unwrap();
+    bal.sort_by(|a, b| a.asset.cmp(&b.asset));
+    assert_eq!(
+        bal,
+        vec![
+            balance("BTC", "0.1", "0"),
+            balance("USD", "1000", "4500.05")
+        ]
+    );
+    assert_eq!(
+        store.positions(&consumer).await.unwrap(),
+        vec![Position {
+            consumer,
+            topic: "orders".into(),
+            partition: 3,
+            next_offset: 17
+        }]
+    );
+    let other = new_account(store, "conf other").await;
+    assert_eq!(
+        store.order(other, o.order_id).await.unwrap(),
+        None,
+        "another account does not see the order"
+    );
+    assert!(store.fills(other, o.order_id).await.unwrap().is_empty());
+    assert!(store.balances(other).await.unwrap().is_empty());
+    // An empty batch is fine.
+    store.apply(StoreBatch::default()).await.unwrap();
+}
+
+async fn batch_is_atomic(store: &impl OrderStore, ctx: &Ctx) {
+    let acct = new_account(store, "conf atomic").await;
+    let good = order(ctx.id(), acct, "BTC/USD", Side::Buy, 1_000);
+    let f = fill(&good, ctx.id(), "45000.5", "0.1");
+    let consumer = ctx.name("atomic-consumer");
+    // The last element cannot be stored (offset above i64::MAX); everything before it must
+    // be undone.
+    let res = store
+        .apply(StoreBatch {
+            orders: vec![good.clone()],
+            fills: vec![f],
+            balances: vec![(acct, balance("USD", "1", "0"))],
+            positions: vec![
+                Position {
+                    consumer: consumer.clone(),
+                    topic: "orders".into(),
+                    partition: 0,
+                    next_offset: 5,
+                },
+                Position {
+                    consumer: consumer.clone(),
+                    topic: "orders".into(),
+                    partition: 1,
+                    next_offset: u64::MAX,
+                },
+            ],
+        })
+        .await;
+    assert!(res.is_err(), "a batch with an unstorable offset fails");
+    assert_eq!(
+        store.order(acct, good.order_id).await.unwrap(),
+        None,
+        "order rolled back"
+    );
+    assert!(
+        store.fills(acct, good.order_id).await.unwrap().is_empty(),
+        "fill rolled back"
+    );
+    assert!(
+        store.balances(acct).await.unwrap().is_empty(),
+        "balance rolled back"
+    );
+    assert!(
+        store.positions(&consumer).await.unwrap().is_empty(),
+        "position rolled back"
+    );
+
+    let res = store
+        .apply(StoreBatch {
+            orders: vec![good.clone(), order(u64::MAX, acct, "BTC/USD", Side::Buy, 1)],
+            ..StoreBatch::default()
+        })
+        .await;
+    assert!(res.is_err(), "an order id above i64::MAX is refused");
+    assert_eq!(
+        store.order(acct, good.order_id).await.unwrap(),
+        None,
+        "order rolled back"
+    );
+
+    // The store still works after a failed batch.
+    store
+        .apply(StoreBatch {
+            orders: vec![good.clone()],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.order(acct, good.order_id).await.unwrap(), Some(good));
+}
+
+async fn decimals_are_exact(store: &impl OrderStore, ctx: &Ctx) {
+    let acct = new_account(store, "conf decimals").await;
+    let tiny = "0.00000001";
+    let huge = "12345678901234.12345678";
+    let mut o = order(ctx.id(), acct, "BTC/USD", Side::Sell, 1_000);
+    o.price = Some(dec(huge));
+    o.quantity = dec(tiny);
+    o.executed_notional = dec("0.10000000");
+    o.fees = dec("0.000000000000000001");
+    let mut f = fill(&o, ctx.id(), huge, tiny);
+    f.fee = dec("79228162514264337593543950335"); // Decimal::MAX
+    store
+        .apply(StoreBatch {
+            orders: vec![o.clone()],
+            fills: vec![f.clone()],
+            balances: vec![
+                (acct, balance("BTC", tiny, huge)),
+                (acct, balance("USD", "1.10", "-0.5")),
+            ],
+            positions: vec![],
+        })
+        .await
+        .unwrap();
+    let got = store.order(acct, o.order_id).await.unwrap().expect("order");
+    assert_eq!(got.price.unwrap().to_string(), huge);
+    assert_eq!(got.quantity.to_string(), tiny);
+    assert_eq!(
+        got.executed_notional.to_string(),
+        "0.10000000",
+        "scale kept"
+    );
+    assert_eq!(got.fees.to_string(), "0.000000000000000001");
+    let got_fill = &store.fills(acct, o.order_id).await.unwrap()[0];
+    assert_eq!(got_fill.price.to_string(), huge);
+    assert_eq!(got_fill.quantity.to_string(), tiny);
+    assert_eq!(got_fill.fee, Decimal::MAX);
+    let bal: BTreeMap<String, (String, String)> = store
+        .balances(acct)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.asset.0, (b.available.to_string(), b.reserved.to_string())))
+        .collect();
+    assert_eq!(bal["BTC"], (tiny.to_string(), huge.to_string()));
+    assert_eq!(
+        bal["USD"],
+        ("1.10".to_string(), "-0.5".to_string()),
+        "scale kept"
+    );
+}
+
+async fn fills_are_deduplicated(store: &impl OrderStore, ctx: &Ctx) {
+    let acct = new_account(store, "conf fills").await;
+    let o = order(ctx.id(), acct, "ETH/USD", Side::Buy, 1_000);
+    let (t1, t2) = (ctx.id(), ctx.id());
+    let f1 = fill(&o, t1, "3000", "0.1");
+    let f2 = fill(&o, t2, "3001", "0.15");
+    store
+        .apply(StoreBatch {
+            orders: vec![o.clone()],
+            // The same fill twice within one batch.
+            fills: vec![f2.clone(), f1.clone(), f2.clone()],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    // And again in a later batch, as after a redelivery.
+    let mut changed = f1.clone();
+    changed.quantity = dec("99");
+    store
+        .apply(StoreBatch {
+            fills: vec![changed, f2.clone()],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.fills(acct, o.order_id).await.unwrap(),
+        vec![f1, f2],
+        "each (order, trade) once, the first copy kept, by trade id"
+    );
+}
+
+async fn orders_update_and_count(store: &impl OrderStore, ctx: &Ctx) {
+    let count = |counts: Vec<(OrderStatus, u64)>, s: OrderStatus| {
+        counts.iter().filter(|c| c.0 == s).map(|c| c.1).sum::<u64>()
+    };
+    let acct = new_account(store, "conf counts").await;
+    let before = store.order_counts_by_status().await.unwrap();
+    let mut a = order(ctx.id(), acct, "BTC/USD", Side::Buy, 1_000);
+    let b = order(ctx.id(), acct, "BTC/USD", Side::Sell, 1_001);
+    store
+        .apply(StoreBatch {
+            orders: vec![a.clone(), b.clone()],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let mid = store.order_counts_by_status().await.unwrap();
+    assert_eq!(
+        count(mid.clone(), OrderStatus::New),
+        count(before.clone(), OrderStatus::New) + 2
+    );
+    a.status = OrderStatus::PartiallyFilled;
+    a.filled_quantity = dec("0.1");
+    a.updated_at = Timestamp(2_000);
+    store
+        .apply(StoreBatch {
+            orders: vec![a.clone()],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.order(acct, a.order_id).await.unwrap(),
+        Some(a.clone()),
+        "updated"
+    );
+    let after = store.order_counts_by_status().await.unwrap();
+    assert_eq!(
+        count(after.clone(), OrderStatus::New),
+        count(before.clone(), OrderStatus::New) + 1
+    );
+    assert_eq!(
+        count(after, OrderStatus::PartiallyFilled),
+        count(before, OrderStatus::PartiallyFilled) + 1
+    );
+    let q = OrderQuery {
+        account: Some(acct),
+        status: Some(OrderStatus::PartiallyFilled),
+        limit: 10,
+        ..OrderQuery::default()
+    };
+    assert_eq!(
+        store.orders(&q).await.unwrap(),
+        vec![a],
+        "status filter sees the update"
+    );
+}
+
+async fn filters_and_pagination(store: &impl OrderStore, ctx: &Ctx) {
+    let acct = new_account(store, "conf filters").await;
+    let other = new_account(store, "conf filters other").await;
+    let mut mine = Vec::new();
+    for i in 0..12u64 {
+        let symbol = if i % 3 == 0 { "ETH/USD" } else { "BTC/USD" };
+        let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+        let mut o = order(ctx.id(), acct, symbol, side, 10_000 + i as i64 * 100);
+        if i % 4 == 0 {
+            o.status = OrderStatus::Filled;
+        }
+        mine.push(o);
+    }
+    let theirs: Vec<Order> = (0..3)
+        .map(|i| order(ctx.id(), other, "BTC/USD", Side::Buy, 10_000 + i))
+        .collect();
+    store
+        .apply(StoreBatch {
+            orders: mine.iter().chain(&theirs).cloned().collect(),
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let newest_first = |pred: &dyn Fn(&Order) -> bool| -> Vec<OrderId> {
+        let mut v: Vec<&Order> = mine.iter().filter(|o| pred(o)).collect();
+        v.sort_by(|a, b| b.order_id.cmp(&a.order_id));
+        v.into_iter().map(|o| o.order_id).collect()
+    };
+    let ids = |v: Vec<Order>| v.into_iter().map(|o| o.order_id).collect::<Vec<_>>();
+    let base = OrderQuery {
+        account: Some(acct),
+        limit: 100,
+        ..OrderQuery::default()
+    };
+
+    let all = store.orders(&base).await.unwrap();
+    assert_eq!(
+        ids(all.clone()),
+        newest_first(&|_| true),
+        "one account's orders, newest first"
+    );
+    assert_eq!(
+        all.iter().find(|o| o.order_id == mine[5].order_id),
+        Some(&mine[5])
+    );
+
+    let q = OrderQuery {
+        symbol: Some(Symbol::new("ETH/USD")),
+        ..base.clone()
+    };
+    assert_eq!(
+        ids(store.orders(&q).await.unwrap()),
+        newest_first(&|o| o.symbol.as_str() == "ETH/USD"),
+        "symbol filter"
+    );
+    let q = OrderQuery {
+        side: Some(Side::Sell),
+        ..base.clone()
+    };
+    assert_eq!(
+        ids(store.orders(&q).await.unwrap()),
+        newest_first(&|o| o.side == Side::Sell),
+        "side filter"
+    );
+    let q = OrderQuery {
+        status: Some(OrderStatus::Filled),
+        ..base.clone()
+    };
+    assert_eq!(
+        ids(store.orders(&q).await.unwrap()),
+        newest_first(&|o| o.status == OrderStatus::Filled),
+        "status filter"
+    );
+    let q = OrderQuery {
+        from: Some(Timestamp(10_300)),
+        to: Some(Timestamp(10_700)),
+        ..base.clone()
+    };
+    assert_eq!(
+        ids(store.orders(&q).await.unwrap()),
+        newest_first(&|o| (10_300..=10_700).contains(&o.created_at.0)),
+        "created_at between from and to, both inclusive"
+    );
+    let q = OrderQuery {
+        symbol: Some(Symbol::new("BTC/USD")),
+        side: Some(Side::Buy),
+        ..base.clone()
+    };
+    assert_eq!(
+        ids(store.orders(&q).await.unwrap()),
+        newest_first(&|o| o.symbol.as_str() == "BTC/USD" && o.side == Side::Buy),
+        "filters combine"
+    );
+    let q = OrderQuery {
+        limit: 0,
+        ..base.clone()
+    };
+    assert_eq!(
+        store.orders(&q).await.unwrap().len(),
+        12,
+        "limit 0 means no limit"
+    );
+
+    // Pages of 5, each starting below the last id of the previous page.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let q = OrderQuery {
+            before,
+            limit: 5,
+            ..base.clone()
+        };
+        let page = ids(store.orders(&q).await.unwrap());
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5, "limit respected");
+        before = page.last().copied();
+        pages.push(page);
+        assert!(pages.len() <= 3, "pagination ends");
+    }
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![5, 5, 2]
+    );
+    assert_eq!(
+        pages.concat(),
+        newest_first(&|_| true),
+        "pages cover every order once"
+    );
+
+    let q = OrderQuery {
+        account: Some(other),
+        ..base.clone()
+    };
+    let mut want: Vec<OrderId> = theirs.iter().map(|o| o.order_id).collect();
+    want.reverse();
+    assert_eq!(
+        ids(store.orders(&q).await.unwrap()),
+        want,
+        "accounts are separate"
+    );
+}
+
+async fn client_order_ids(store: &impl OrderStore, ctx: &Ctx) {
+    let a = new_account(store, "conf coid a").await;
+    let b = new_account(store, "conf coid b").await;
+    let (o1, o2, o3) = (OrderId(ctx.id()), OrderId(ctx.id()), OrderId(ctx.id()));
+    assert_eq!(
+        store.claim_client_order_id(a, "my-1", o1).await.unwrap(),
+        None,
+        "free"
+    );
+    assert_eq!(
+        store.claim_client_order_id(a, "my-1", o2).await.unwrap(),
+        Some(o1),
+        "taken: the holder is returned"
+    );
+    assert_eq!(
+        store.claim_client_order_id(a, "my-1", o1).await.unwrap(),
+        None,
+        "the holder claiming again is no conflict"
+    );
+    assert_eq!(
+        store.claim_client_order_id(b, "my-1", o3).await.unwrap(),
+        None,
+        "another account's id space"
+    );
+    assert_eq!(
+        store.claim_client_order_id(a, "my-2", o2).await.unwrap(),
+        None
+    );
+    store.release_client_order_id(a, "my-1").await.unwrap();
+    assert_eq!(
+        store.claim_client_order_id(a, "my-1", o2).await.unwrap(),
+        None,
+        "free again after release"
+    );
+    assert_eq!(
+        store.claim_client_order_id(a, "my-1", o3).await.unwrap(),
+        Some(o2)
+    );
+    assert_eq!(
+        store.claim_client_order_id(b, "my-1", o1).await.unwrap(),
+        Some(o3),
+        "release touched only one account"
+    );
+    store
+        .release_client_order_id(a, "never-claimed")
+        .await
+        .unwrap();
+}
+
+async fn positions_round_trip(store: &impl OrderStore, ctx: &Ctx) {
+    let c1 = ctx.name("positions-1");
+    let c2 = ctx.name("positions-2");
+    let pos = |c: &str, t: &str, p: u32, o: u64| Position {
+        consumer: c.to_string(),
+        topic: t.to_string(),
+        partition: p,
+        next_offset: o,
+    };
+    store
+        .apply(StoreBatch {
+            positions: vec![
+                pos(&c1, "orders", 1, 10),
+                pos(&c1, "orders", 0, 4),
+                pos(&c1, "marketdata", 0, 0),
+                pos(&c2, "orders", 0, 99),
+            ],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    store
+        .apply(StoreBatch {
+            positions: vec![pos(&c1, "orders", 1, 12)],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let mut got = store.positions(&c1).await.unwrap();
+    got.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    assert_eq!(
+        got,
+        vec![
+            pos(&c1, "marketdata", 0, 0),
+            pos(&c1, "orders", 0, 4),
+            pos(&c1, "orders", 1, 12)
+        ],
+        "latest position per partition, one consumer only"
+    );
+    assert_eq!(
+        store.positions(&c2).await.unwrap(),
+        vec![pos(&c2, "orders", 0, 99)]
+    );
+    assert!(store
+        .positions(&ctx.name("nobody"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {
+    let name = ctx.name("snapshot");
+    assert_eq!(store.load_snapshot(&name, 0).await.unwrap(), None);
+    let state: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    store.save_snapshot(&name, 0, 42, &state).await.unwrap();
+    store.save_snapshot(&name, 1, 7, b"").await.unwrap();
+    assert_eq!(
+        store.load_snapshot(&name, 0).await.unwrap(),
+        Some((42, state))
+    );
+    assert_eq!(
+        store.load_snapshot(&name, 1).await.unwrap(),
+        Some((7, Vec::new()))
+    );
+    store.save_snapshot(&name, 0, 50, b"newer").await.unwrap();
+    assert_eq!(
+        store.load_snapshot(&name, 0).await.unwrap(),
+        Some((50, b"newer".to_vec())),
+        "a new snapshot replaces the old"
+    );
+    assert_eq!(
+        store
+            .load_snapshot(&ctx.name("other-snapshot"), 0)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn survives_reopen<F, Fut, S>(make: &F, ctx: &Ctx)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: OrderStore,
+{
+    let store = make().await;
+    let acct = new_account(&store, "conf reopen").await;
+    let key = format!("reopen-key-{}", acct);
+    store.add_api_key(acct, &key, Timestamp(1)).await.unwrap();
+    let o = order(ctx.id(), acct, "BTC/USD", Side::Buy, 5);
+    let f = fill(&o, ctx.id(), "1.5", "0.2");
+    store
+        .apply(StoreBatch {
+            orders: vec![o.clone()],
+            fills: vec![f.clone()],
+            balances: vec![(
+                acct,
+                balance("USD", "0.00000001", "12345678901234.12345678"),
+            )],
+            positions: vec![],
+        })
+        .await
+        .unwrap();
+    store
+        .claim_client_order_id(acct, "keep", o.order_id)
+        .await
+        .unwrap();
+    let name = ctx.name("reopen-snapshot");
+    store.save_snapshot(&name, 2, 9, b"state").await.unwrap();
+    drop(store);
+
+    let store = make().await;
+    assert_eq!(
+        store.order(acct, o.order_id).await.unwrap(),
+        Some(o.clone())
+    );
+    assert_eq!(store.fills(acct, o.order_id).await.unwrap(), vec![f]);
+    assert_eq!(
+        store.balances(acct).await.unwrap(),
+        vec![balance("USD", "0.00000001", "12345678901234.12345678")]
+    );
+    assert_eq!(store.account_for_key(&key).await.unwrap(), Some(acct));
+    assert!(store.accounts().await.unwrap().iter().any(|a| a.id == acct));
+    assert_eq!(
+        store
+            .claim_client_order_id(acct, "keep", OrderId(ctx.id()))
+            .await
+            .unwrap(),
+        Some(o.order_id),
+        "client order id claims are permanent"
+    );
+    assert_eq!(
+        store.load_snapshot(&name, 2).await.unwrap(),
+        Some((9, b"state".to_vec()))
+    );
+}
