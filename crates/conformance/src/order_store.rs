@@ -477,7 +477,7 @@ async fn filters_and_pagination(store: &impl OrderStore, ctx: &Ctx) {
         .unwrap();
     let newest_first = |pred: &dyn Fn(&Order) -> bool| -> Vec<OrderId> {
         let mut v: Vec<&Order> = mine.iter().filter(|o| pred(o)).collect();
-        v.sort_by(|a, b| b.order_id.cmp(&a.order_id));
+        v.sort_by_key(|o| std::cmp::Reverse(o.order_id));
         v.into_iter().map(|o| o.order_id).collect()
     };
     let ids = |v: Vec<Order>| v.into_iter().map(|o| o.order_id).collect::<Vec<_>>();

@@ -159,8 +159,8 @@ impl Writer {
             for (p, rec) in &req.records {
                 let part = &req.partitions[*p as usize];
                 let key = Arc::as_ptr(part) as usize;
-                if !self.active.contains_key(&key) {
-                    self.active.insert(key, open_active(part)?);
+                if let std::collections::hash_map::Entry::Vacant(e) = self.active.entry(key) {
+                    e.insert(open_active(part)?);
                 }
                 let i = *slot.entry(key).or_insert_with(|| {
                     let a = &self.active[&key];

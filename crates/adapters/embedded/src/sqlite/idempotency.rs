@@ -78,48 +78,52 @@ fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A stored key as read back.
+struct KeyRow {
+    fingerprint: String,
+    completed: bool,
+    status: Option<u16>,
+    headers: Option<String>,
+    body: Option<Vec<u8>>,
+    expires_at: i64,
+}
+
 fn claim(conn: &Connection, key: &str, fingerprint: &str, ttl: i64) -> EmbeddedResult<Claim> {
     let now = now_ms();
-    let row: Option<(
-        String,
-        bool,
-        Option<u16>,
-        Option<String>,
-        Option<Vec<u8>>,
-        i64,
-    )> = conn
+    let row = conn
         .prepare_cached(
             "SELECT fingerprint, completed, status, headers, body, expires_at
              FROM idempotency_keys WHERE key = ?1",
         )?
         .query_row([key], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok(KeyRow {
+                fingerprint: r.get(0)?,
+                completed: r.get(1)?,
+                status: r.get(2)?,
+                headers: r.get(3)?,
+                body: r.get(4)?,
+                expires_at: r.get(5)?,
+            })
         })
         .optional()?;
-    if let Some((fp, completed, status, headers, body, expires_at)) = row {
-        if expires_at > now {
-            if !completed {
-                return Ok(Claim::InFlight { fingerprint: fp });
-            }
-            let headers: Vec<(String, String)> =
-                serde_json::from_str(headers.as_deref().unwrap_or("[]"))
-                    .map_err(|e| EmbeddedError::Corrupt(format!("stored response headers: {e}")))?;
-            return Ok(Claim::Completed {
-                fingerprint: fp,
-                response: StoredResponse {
-                    status: status.unwrap_or_default(),
-                    headers,
-                    body: body.unwrap_or_default(),
-                },
+    // An expired key is free, whatever state it was left in.
+    if let Some(row) = row.filter(|r| r.expires_at > now) {
+        if !row.completed {
+            return Ok(Claim::InFlight {
+                fingerprint: row.fingerprint,
             });
         }
+        let headers: Vec<(String, String)> =
+            serde_json::from_str(row.headers.as_deref().unwrap_or("[]"))
+                .map_err(|e| EmbeddedError::Corrupt(format!("stored response headers: {e}")))?;
+        return Ok(Claim::Completed {
+            fingerprint: row.fingerprint,
+            response: StoredResponse {
+                status: row.status.unwrap_or_default(),
+                headers,
+                body: row.body.unwrap_or_default(),
+            },
+        });
     }
     conn.prepare_cached(
         "INSERT INTO idempotency_keys (key, fingerprint, completed, status, headers, body, expires_at)

@@ -292,9 +292,9 @@ impl OrderStore for SqliteStore {
                     )?
                     .query_row(params![account, coid], |r| r.get(0))?;
                 // Claiming again for the same order is not a conflict.
-                Ok((holder != order)
+                (holder != order)
                     .then(|| from_sql_int(holder, "order id").map(OrderId))
-                    .transpose()?)
+                    .transpose()
             })
             .await?)
     }
