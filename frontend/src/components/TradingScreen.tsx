@@ -1,0 +1,125 @@
+import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
+import { api, errorText } from '../api/http';
+import { MarketSocket } from '../api/socket';
+import { type Instrument, type Interval, INTERVALS, type Session } from '../api/types';
+import { AccountFeed } from '../state/account';
+import { MarketFeed } from '../state/market';
+import { notify } from '../state/notices';
+import { Banner } from './Banner';
+import { Header } from './Header';
+import { OrderBook } from './OrderBook';
+import { OrdersPanel } from './OrdersPanel';
+import { OrderTicket, pickPrice } from './OrderTicket';
+import { RecentTrades } from './RecentTrades';
+
+// The chart library is the largest dependency: it loads while the rest of the screen paints.
+const PriceChart = lazy(() => import('./PriceChart'));
+
+const SYMBOL_KEY = 'oms.symbol';
+const INTERVAL_KEY = 'oms.interval';
+
+function savedInterval(): Interval {
+  const v = localStorage.getItem(INTERVAL_KEY);
+  return (INTERVALS as readonly string[]).includes(v ?? '') ? (v as Interval) : '1m';
+}
+
+interface Feeds {
+  socket: MarketSocket;
+  market: MarketFeed;
+  account: AccountFeed;
+}
+
+export function TradingScreen(props: { session: Session; onSignOut: () => void }) {
+  // Created in an effect (not during render) so that mounting twice never shares a disposed feed.
+  const [feeds, setFeeds] = useState<Feeds | null>(null);
+  useEffect(() => {
+    const socket = new MarketSocket();
+    const market = new MarketFeed(socket);
+    const account = new AccountFeed(socket);
+    socket.start();
+    // Exposed for the performance probe (counts streamed trades); harmless otherwise.
+    (window as unknown as { __omsMarket?: MarketFeed }).__omsMarket = market;
+    setFeeds({ socket, market, account });
+    return () => {
+      market.dispose();
+      account.dispose();
+      socket.stop();
+    };
+  }, []);
+  if (!feeds) return <div className="app" />;
+  return <Screen {...props} {...feeds} />;
+}
+
+function Screen({ session, onSignOut, socket, market, account }: { session: Session; onSignOut: () => void } & Feeds) {
+  const [instruments, setInstruments] = useState<Instrument[]>([]);
+  const [symbol, setSymbol] = useState<string | null>(null);
+  const [interval, setIntervalState] = useState<Interval>(savedInterval);
+
+  useEffect(() => {
+    api.instruments().then(
+      (list) => {
+        setInstruments(list);
+        const saved = localStorage.getItem(SYMBOL_KEY);
+        setSymbol(list.some((i) => i.symbol === saved) ? saved : (list[0]?.symbol ?? null));
+      },
+      (e) => notify('error', `Instruments unavailable: ${errorText(e)}`),
+    );
+  }, []);
+
+  useEffect(() => {
+    market.select(symbol);
+    if (symbol) localStorage.setItem(SYMBOL_KEY, symbol);
+  }, [market, symbol]);
+
+  const byId = useMemo(() => new Map(instruments.map((i) => [i.symbol, i])), [instruments]);
+  const instrument = symbol ? (byId.get(symbol) ?? null) : null;
+
+  const chooseInterval = (i: Interval) => {
+    setIntervalState(i);
+    localStorage.setItem(INTERVAL_KEY, i);
+  };
+
+  return (
+    <div className="app">
+      <Header
+        session={session}
+        instruments={instruments}
+        instrument={instrument}
+        onSelect={setSymbol}
+        market={market}
+        socket={socket}
+        onSignOut={onSignOut}
+      />
+      <Banner />
+      {instrument ? (
+        <main className="layout">
+          <section className="panel chart" aria-label={`${instrument.symbol} chart`}>
+            <div className="chart-toolbar" role="group" aria-label="Candle interval">
+              {INTERVALS.map((i) => (
+                <button
+                  key={i}
+                  type="button"
+                  className={`seg small ${i === interval ? 'on' : ''}`}
+                  aria-pressed={i === interval}
+                  onClick={() => chooseInterval(i)}
+                  data-testid={`interval-${i}`}
+                >
+                  {i}
+                </button>
+              ))}
+            </div>
+            <Suspense fallback={<div className="chart-overlay">Loading chart…</div>}>
+              <PriceChart socket={socket} instrument={instrument} interval={interval} />
+            </Suspense>
+          </section>
+          <OrderBook market={market} instrument={instrument} onPick={pickPrice} />
+          <RecentTrades market={market} instrument={instrument} />
+          <OrderTicket instrument={instrument} market={market} account={account} />
+          <OrdersPanel account={account} instruments={byId} />
+        </main>
+      ) : (
+        <main className="layout-empty muted">{instruments.length ? 'Choose a symbol' : 'Loading instruments…'}</main>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,182 @@
+// The signed-in account's orders, fills and balances: loaded over REST, kept live from the
+// private `orders` channel, and refetched after every (re)connect so nothing missed stays stale.
+import { api } from '../api/http';
+import type { MarketSocket } from '../api/socket';
+import {
+  type Balance,
+  type Fill,
+  LIVE_STATUSES,
+  type Order,
+  type OrderStatus,
+  type OrdersChannelData,
+  type WsDataMessage,
+  type WsMessage,
+} from '../api/types';
+import { cmp, dec } from '../lib/decimal';
+import { Store } from './store';
+
+const STATUS_RANK: Record<OrderStatus, number> = {
+  NEW: 0,
+  ACCEPTED: 1,
+  PARTIALLY_FILLED: 2,
+  FILLED: 3,
+  CANCELED: 3,
+  EXPIRED: 3,
+  REJECTED: 3,
+};
+
+/**
+ * Whether `next` is at least as recent a state of the order as `prev`. REST replies and channel
+ * messages can cross, and timestamps written by different services can be skewed: an order
+ * never goes back to an earlier status or to a smaller filled quantity; between states of the
+ * same rank (an amend, a second fill) the later `updatedAt` wins.
+ */
+export function isNewer(prev: Order, next: Order): boolean {
+  const rank = STATUS_RANK[next.status] - STATUS_RANK[prev.status];
+  if (rank !== 0) return rank > 0;
+  const filled = cmp(dec(next.filledQuantity), dec(prev.filledQuantity));
+  if (filled !== 0) return filled > 0;
+  const a = Date.parse(prev.updatedAt);
+  const b = Date.parse(next.updatedAt);
+  return Number.isNaN(a) || Number.isNaN(b) || b >= a;
+}
+
+const ORDERS_LOADED = 200;
+/** Final orders kept in memory beyond the live ones; older ones are dropped from the history. */
+const FINAL_KEPT = 500;
+const ORDER_REFRESH_MS = 250;
+
+export class AccountFeed {
+  /** Orders by id, newest first when listed. */
+  readonly orders = new Store<ReadonlyMap<string, Order>>(new Map());
+  readonly balances = new Store<Balance[]>([]);
+  /** Fills of the orders whose rows were expanded (loaded on demand). */
+  readonly fills = new Store<ReadonlyMap<string, Fill[]>>(new Map());
+
+  private balanceTimer: ReturnType<typeof setTimeout> | null = null;
+  private pending: Order[] = [];
+  private pendingTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastApplied = 0;
+  private readonly releases: (() => void)[] = [];
+
+  constructor(socket: MarketSocket) {
+    this.releases.push(
+      socket.subscribe('orders'),
+      socket.onBatch(this.onBatch),
+      socket.onOpen((reconnected) => {
+        if (reconnected) this.refresh();
+      }),
+    );
+    this.refresh();
+  }
+
+  dispose(): void {
+    for (const r of this.releases) r();
+    if (this.balanceTimer) clearTimeout(this.balanceTimer);
+    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+  }
+
+  refresh(): void {
+    this.loadOrders();
+    this.loadBalances();
+  }
+
+  loadOrders(): Promise<void> {
+    return api.orders({ limit: ORDERS_LOADED }).then(
+      (r) => this.upsert(r.orders),
+      () => undefined,
+    );
+  }
+
+  loadBalances(): Promise<void> {
+    return api.account().then(
+      (a) => this.balances.set(a.balances),
+      () => undefined,
+    );
+  }
+
+  /** Fills of one order; loads them once and keeps them live afterwards. */
+  loadFills(orderId: string): Promise<void> {
+    return api.fills(orderId).then((fills) => {
+      const next = new Map(this.fills.get());
+      next.set(orderId, mergeFills(next.get(orderId) ?? [], fills));
+      this.fills.set(next);
+    });
+  }
+
+  /** Takes the order states from REST replies and channel messages, keeping the newest. */
+  upsert(list: Order[]): void {
+    if (list.length === 0) return;
+    const prev = this.orders.get();
+    let next: Map<string, Order> | null = null;
+    for (const o of list) {
+      const old = (next ?? prev).get(o.orderId);
+      if (old && !isNewer(old, o)) continue;
+      next ??= new Map(prev);
+      next.set(o.orderId, o);
+    }
+    if (next) this.orders.set(next.size > FINAL_KEPT * 2 ? trimmed(next) : next);
+  }
+
+  private onBatch = (batch: WsMessage[]): void => {
+    const orders: Order[] = [];
+    const fills: { orderId: string; fill: Fill }[] = [];
+    for (const m of batch) {
+      if ((m as WsDataMessage).channel !== 'orders') continue;
+      const d = (m as WsDataMessage).data as OrdersChannelData;
+      if (!d?.order) continue;
+      orders.push(d.order);
+      if (d.fill) fills.push({ orderId: d.order.orderId, fill: d.fill });
+    }
+    if (orders.length === 0) return;
+    this.queueOrders(orders);
+    const known = this.fills.get();
+    const touched = fills.filter((f) => known.has(f.orderId));
+    if (touched.length) {
+      const next = new Map(known);
+      for (const f of touched) next.set(f.orderId, mergeFills(next.get(f.orderId) ?? [], [f.fill]));
+      this.fills.set(next);
+    }
+    // Balances are not on the channel: an order event means they may have moved.
+    this.scheduleBalances();
+  };
+
+  /**
+   * Order updates reach the tables at most every ORDER_REFRESH_MS: a burst of executions (a bot
+   * on the same account, a sweep of many levels) then costs a few renders, not one per frame.
+   */
+  private queueOrders(orders: Order[]): void {
+    this.pending.push(...orders);
+    if (this.pendingTimer) return;
+    const wait = Math.max(0, this.lastApplied + ORDER_REFRESH_MS - Date.now());
+    this.pendingTimer = setTimeout(() => {
+      this.pendingTimer = null;
+      this.lastApplied = Date.now();
+      const batch = this.pending;
+      this.pending = [];
+      this.upsert(batch);
+    }, wait);
+  }
+
+  private scheduleBalances(): void {
+    if (this.balanceTimer) return;
+    this.balanceTimer = setTimeout(() => {
+      this.balanceTimer = null;
+      void this.loadBalances();
+    }, 500);
+  }
+}
+
+/** Keeps every live order and the newest FINAL_KEPT final ones. */
+function trimmed(orders: Map<string, Order>): Map<string, Order> {
+  const finals = [...orders.values()].filter((o) => !LIVE_STATUSES.has(o.status));
+  finals.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const drop = new Set(finals.slice(FINAL_KEPT).map((o) => o.orderId));
+  return new Map([...orders].filter(([id]) => !drop.has(id)));
+}
+
+function mergeFills(known: Fill[], incoming: Fill[]): Fill[] {
+  const byId = new Map(known.map((f) => [f.tradeId, f]));
+  for (const f of incoming) byId.set(f.tradeId, f);
+  return [...byId.values()].sort((a, b) => a.tradeId - b.tradeId);
+}

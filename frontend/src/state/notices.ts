@@ -1,0 +1,21 @@
+// Messages for the banner: errors that belong to no form field, and short confirmations.
+import { Store } from './store';
+
+export interface Notice {
+  id: number;
+  kind: 'error' | 'info';
+  text: string;
+}
+
+let nextId = 1;
+export const notices = new Store<Notice[]>([]);
+
+export function notify(kind: Notice['kind'], text: string, ttlMs = kind === 'info' ? 4000 : 0): void {
+  const id = nextId++;
+  notices.update((list) => [...list.slice(-4), { id, kind, text }]);
+  if (ttlMs > 0) setTimeout(() => dismiss(id), ttlMs);
+}
+
+export function dismiss(id: number): void {
+  notices.update((list) => list.filter((n) => n.id !== id));
+}
