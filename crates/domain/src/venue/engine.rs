@@ -4,6 +4,7 @@ use super::book::{BookEvent, Execution, FillParty, OrderBook};
 use super::command::VenueCommand;
 use super::depth::{Depth, Level};
 use super::market::Market;
+use super::units::Unit;
 use crate::events::{Event, Fill};
 use crate::ids::{AccountId, OrderId, Symbol, Timestamp, TradeId};
 use crate::instrument::{Instrument, TradingStatus};
@@ -72,24 +73,22 @@ impl Venue {
             } => market.amend(now, *account, *order_id, *amend_id, *price, *quantity, raw),
             VenueCommand::Tick { .. } => market.book.expire(now.0, raw),
         }
-        Publisher {
-            instrument: &market.instrument,
-            fee_account: self.fee_account,
-            now,
-        }
-        .publish(raw, out);
+        Publisher::new(&market.instrument, self.fee_account, now).publish(raw, out);
     }
 
     pub fn depth(&self, symbol: &Symbol, levels: usize) -> Option<Depth> {
         let m = self.markets.get(symbol)?;
-        let (tick, step) = (m.instrument.tick_size, m.instrument.step_size);
+        let (tick, step) = (
+            Unit::new(m.instrument.tick_size),
+            Unit::new(m.instrument.step_size),
+        );
         let side = |s| {
             m.book
                 .levels(s)
                 .take(levels)
                 .map(|(p, q)| Level {
-                    price: Decimal::from(p) * tick,
-                    quantity: Decimal::from(q) * step,
+                    price: tick.times(p),
+                    quantity: step.times_u64(q),
                 })
                 .collect()
         };
@@ -104,14 +103,15 @@ impl Venue {
         let m = self.markets.get(symbol)?;
         m.book
             .last_price()
-            .map(|t| Decimal::from(t) * m.instrument.tick_size)
+            .map(|t| Unit::new(m.instrument.tick_size).times(t))
     }
 
     pub fn best_bid_ask(&self, symbol: &Symbol) -> (Option<Decimal>, Option<Decimal>) {
         let Some(m) = self.markets.get(symbol) else {
             return (None, None);
         };
-        let price = |t: i64| Decimal::from(t) * m.instrument.tick_size;
+        let tick = Unit::new(m.instrument.tick_size);
+        let price = |t: i64| tick.times(t);
         (m.book.best_bid().map(price), m.book.best_ask().map(price))
     }
 
@@ -174,17 +174,29 @@ fn unknown_instrument(cmd: &VenueCommand, out: &mut Vec<Event>) {
 /// Turns a book's integer events into domain events, with exact decimal prices and fees.
 struct Publisher<'a> {
     instrument: &'a Instrument,
+    tick: Unit,
+    step: Unit,
     fee_account: AccountId,
     now: Timestamp,
 }
 
-impl Publisher<'_> {
+impl<'a> Publisher<'a> {
+    fn new(instrument: &'a Instrument, fee_account: AccountId, now: Timestamp) -> Self {
+        Publisher {
+            instrument,
+            tick: Unit::new(instrument.tick_size),
+            step: Unit::new(instrument.step_size),
+            fee_account,
+            now,
+        }
+    }
+
     fn price(&self, ticks: i64) -> Decimal {
-        Decimal::from(ticks) * self.instrument.tick_size
+        self.tick.times(ticks)
     }
 
     fn quantity(&self, lots: u64) -> Decimal {
-        Decimal::from(lots) * self.instrument.step_size
+        self.step.times_u64(lots)
     }
 
     fn symbol(&self) -> Symbol {

@@ -27,12 +27,17 @@ pub fn to_units(value: Decimal, unit: Decimal) -> Option<i64> {
             .map(|den| (m, den))
     };
     match exact {
-        Some((num, den)) => {
-            if num % den != 0 {
-                return None;
+        // 64-bit division is several times cheaper than 128-bit; prices and quantities
+        // almost always fit.
+        Some((num, den)) => match (i64::try_from(num), i64::try_from(den)) {
+            (Ok(num), Ok(den)) => (num % den == 0).then_some(num / den),
+            _ => {
+                if num % den != 0 {
+                    return None;
+                }
+                i64::try_from(num / den).ok()
             }
-            i64::try_from(num / den).ok()
-        }
+        },
         None => {
             if !value.checked_rem(unit)?.is_zero() {
                 return None;
@@ -55,6 +60,48 @@ pub fn ceil_units(value: Decimal, unit: Decimal) -> i64 {
 /// `units × unit`, exactly.
 pub fn from_units(units: i64, unit: Decimal) -> Decimal {
     Decimal::from(units) * unit
+}
+
+/// A unit (tick or step) kept as mantissa and scale, so that turning a count of units back
+/// into a decimal is one integer multiplication. The result equals `Decimal::from(n) * unit`,
+/// scale included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unit {
+    unit: Decimal,
+    mantissa: i64,
+    scale: u32,
+}
+
+impl Unit {
+    pub fn new(unit: Decimal) -> Self {
+        Unit {
+            unit,
+            mantissa: i64::try_from(unit.mantissa()).unwrap_or(0),
+            scale: unit.scale(),
+        }
+    }
+
+    pub fn decimal(&self) -> Decimal {
+        self.unit
+    }
+
+    #[inline]
+    pub fn times(&self, n: i64) -> Decimal {
+        if self.mantissa != 0 {
+            if let Some(m) = n.checked_mul(self.mantissa) {
+                return Decimal::from_i128_with_scale(i128::from(m), self.scale);
+            }
+        }
+        Decimal::from(n) * self.unit
+    }
+
+    #[inline]
+    pub fn times_u64(&self, n: u64) -> Decimal {
+        match i64::try_from(n) {
+            Ok(n) => self.times(n),
+            Err(_) => Decimal::from(n) * self.unit,
+        }
+    }
 }
 
 /// Units are positive, so an out-of-range quotient saturates on the side of `value`'s sign.
@@ -101,6 +148,23 @@ mod tests {
         assert_eq!(floor_units(d(10055, 3), d(1, 2)), 1005);
         assert_eq!(ceil_units(d(10055, 3), d(1, 2)), 1006);
         assert_eq!(floor_units(d(1005, 2), d(1, 2)), 1005);
+    }
+
+    #[test]
+    fn a_unit_multiplies_like_decimal_multiplication() {
+        for unit in [d(1, 2), d(5, 1), d(25, 0), d(1, 8), d(1, 0)] {
+            let u = Unit::new(unit);
+            for n in [0i64, 1, 7, 4_500_001, -3, i64::MAX] {
+                let want = Decimal::from(n).checked_mul(unit);
+                if let Some(want) = want {
+                    let got = u.times(n);
+                    assert_eq!(got, want);
+                    // Decimal multiplication drops the scale of a zero product; a unit keeps
+                    // it, so that a zero quantity still reads at the instrument's precision.
+                    assert_eq!(got.scale(), if n == 0 { unit.scale() } else { want.scale() });
+                }
+            }
+        }
     }
 
     #[test]
