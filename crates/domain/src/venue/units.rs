@@ -161,7 +161,10 @@ mod tests {
                     assert_eq!(got, want);
                     // Decimal multiplication drops the scale of a zero product; a unit keeps
                     // it, so that a zero quantity still reads at the instrument's precision.
-                    assert_eq!(got.scale(), if n == 0 { unit.scale() } else { want.scale() });
+                    assert_eq!(
+                        got.scale(),
+                        if n == 0 { unit.scale() } else { want.scale() }
+                    );
                 }
             }
         }
