@@ -1,3 +1,4 @@
 //! Services.
 
+pub mod api;
 pub mod ingestion;

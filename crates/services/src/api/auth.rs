@@ -1,0 +1,237 @@
+//! Who is calling: an `X-API-Key` (stored as its SHA-256) or the `oms_session` cookie.
+//!
+//! The session cookie is stateless: `accountId.expiry.signature`, where expiry is Unix seconds
+//! and the signature is HMAC-SHA256 over `accountId.expiry` with the configured secret,
+//! base64url without padding. Any instance with the same secret accepts it.
+
+use super::problem::Problem;
+use super::state::ApiState;
+use crate::ingestion::clock;
+use axum::extract::FromRef;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use oms_domain::ids::AccountId;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const API_KEY_HEADER: &str = "x-api-key";
+pub const SESSION_COOKIE: &str = "oms_session";
+/// Keys longer than this are refused before hashing.
+const MAX_API_KEY_LEN: usize = 512;
+/// Bound on remembered keys, so a flood of distinct keys cannot grow memory.
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Lower-case hex SHA-256 of an API key: what the order store keeps.
+pub fn hash_api_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Briefly remembers key hashes that were found, so each request does not hit the store.
+/// Unknown keys are never cached: a key added a moment ago works at once.
+pub struct KeyCache {
+    ttl: Duration,
+    map: Mutex<HashMap<String, (AccountId, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        KeyCache {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<AccountId> {
+        let map = self.map.lock().expect("lock");
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(a, _)| *a)
+    }
+
+    fn put(&self, hash: String, account: AccountId) {
+        let mut map = self.map.lock().expect("lock");
+        if map.len() >= KEY_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(hash, (account, Instant::now()));
+    }
+}
+
+/// The account an API key names, if any.
+pub async fn account_for_api_key(
+    state: &ApiState,
+    key: &str,
+) -> Result<Option<AccountId>, Problem> {
+    if key.is_empty() || key.len() > MAX_API_KEY_LEN {
+        return Ok(None);
+    }
+    let hash = hash_api_key(key);
+    if let Some(a) = state.keys.get(&hash) {
+        return Ok(Some(a));
+    }
+    let found = state
+        .store
+        .account_for_key(&hash)
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    if let Some(a) = found {
+        state.keys.put(hash, a);
+    }
+    Ok(found)
+}
+
+/// Authenticates a request from its headers: the API key if one is given, else the cookie.
+pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<AccountId, Problem> {
+    if let Some(v) = headers.get(API_KEY_HEADER) {
+        let key = v.to_str().unwrap_or_default();
+        return account_for_api_key(state, key)
+            .await?
+            .ok_or_else(|| Problem::unauthorized("unknown API key"));
+    }
+    if let Some(token) = session_cookie(headers) {
+        let now_secs = clock::now().millis() / 1000;
+        return verify_session(&state.config.session_secret, token, now_secs).ok_or_else(|| {
+            Problem::unauthorized("the session has expired or is invalid; sign in again")
+        });
+    }
+    Err(Problem::unauthorized(
+        "authenticate with the X-API-Key header or the oms_session cookie",
+    ))
+}
+
+/// The authenticated account of a request. Use it as an extractor in any router whose state
+/// gives an [`ApiState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub account: AccountId,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = ApiState::from_ref(state);
+        let account = authenticate(&state, &parts.headers).await?;
+        Ok(Caller { account })
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+fn sign(secret: &[u8], payload: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    mac
+}
+
+/// A session token for `account` valid until `expiry_secs` (Unix seconds).
+pub fn issue_session(secret: &[u8], account: AccountId, expiry_secs: i64) -> String {
+    let payload = format!("{account}.{expiry_secs}");
+    let sig = URL_SAFE_NO_PAD.encode(sign(secret, &payload).finalize().into_bytes());
+    format!("{payload}.{sig}")
+}
+
+/// The account of a well-signed, unexpired token.
+pub fn verify_session(secret: &[u8], token: &str, now_secs: i64) -> Option<AccountId> {
+    let (payload, sig) = token.rsplit_once('.')?;
+    let (account, expiry) = payload.split_once('.')?;
+    let account: u64 = account.parse().ok()?;
+    let expiry: i64 = expiry.parse().ok()?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    // Constant-time comparison.
+    sign(secret, payload).verify_slice(&sig).ok()?;
+    (expiry > now_secs).then_some(AccountId(account))
+}
+
+/// `Set-Cookie` value that installs a session.
+pub fn session_set_cookie(token: &str, max_age: Duration, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// `Set-Cookie` value that removes the session.
+pub fn session_clear_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const SECRET: &[u8] = b"test-secret";
+
+    #[test]
+    fn api_key_hash_is_sha256_hex() {
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn session_round_trip_and_expiry() {
+        let t = issue_session(SECRET, AccountId(7), 1000);
+        assert_eq!(verify_session(SECRET, &t, 999), Some(AccountId(7)));
+        assert_eq!(verify_session(SECRET, &t, 1000), None, "expired");
+        assert_eq!(verify_session(b"other", &t, 0), None, "wrong secret");
+    }
+
+    #[test]
+    fn tampered_sessions_are_refused() {
+        let t = issue_session(SECRET, AccountId(7), 1000);
+        let (_, sig) = t.rsplit_once('.').unwrap();
+        assert_eq!(verify_session(SECRET, &format!("8.1000.{sig}"), 0), None);
+        assert_eq!(verify_session(SECRET, &format!("7.99999.{sig}"), 0), None);
+        assert_eq!(verify_session(SECRET, "7.1000", 0), None);
+        assert_eq!(verify_session(SECRET, "garbage", 0), None);
+        assert_eq!(verify_session(SECRET, "", 0), None);
+    }
+
+    #[test]
+    fn cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; oms_session=tok.en; b=2"),
+        );
+        assert_eq!(session_cookie(&h), Some("tok.en"));
+        let set = session_set_cookie("x", Duration::from_secs(43_200), false);
+        assert_eq!(
+            set,
+            "oms_session=x; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"
+        );
+        assert!(session_clear_cookie(true).ends_with("Max-Age=0; Secure"));
+    }
+}

@@ -1,0 +1,78 @@
+//! The raw JSON body of a request: content type checked (415), size limited (413), kept as
+//! bytes so the idempotency fingerprint covers exactly what was sent.
+
+use super::problem::{api_codes, Problem};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use serde_json::Value;
+
+pub struct JsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_json_content_type(ct) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                api_codes::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as application/json",
+            )
+            .with_field("Content-Type"));
+        }
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(JsonBody(b)),
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                api_codes::BODY_TOO_LARGE,
+                "the body is larger than the limit",
+            )
+            .with_field("body")),
+            Err(rej) => Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                crate::ingestion::codes::MALFORMED_JSON,
+                format!("the body could not be read: {}", rej.body_text()),
+            )
+            .with_field("body")),
+        }
+    }
+}
+
+impl JsonBody {
+    /// Parses the bytes. Numbers keep their text (`arbitrary_precision`) for exact decimals.
+    pub fn parse(&self) -> Result<Value, Problem> {
+        serde_json::from_slice(&self.0).map_err(Problem::malformed_json)
+    }
+}
+
+/// `application/json` or any `application/*+json`, with any parameters.
+pub fn is_json_content_type(ct: &str) -> bool {
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/merge-patch+json"));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type(""));
+        assert!(!is_json_content_type("application/x-www-form-urlencoded"));
+    }
+}

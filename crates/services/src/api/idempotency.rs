@@ -1,0 +1,181 @@
+//! `X-Idempotency-Key` handling after the IETF draft "The Idempotency-Key HTTP Header Field".
+//!
+//! The key is scoped to the account (`account:key`); the fingerprint is SHA-256 of the method,
+//! path and body. The first request claims the key, runs, and stores its response; a retry with
+//! the same fingerprint gets that response again with `Idempotent-Replayed: true`; another body
+//! under the same key is 422, and a retry while the first still runs is 409. A failure with a
+//! 5xx (always before any effect here) releases the key so the retry can run. If the store
+//! cannot be reached the request is refused with 503: without it we cannot promise "once".
+
+use super::metrics::IdempotencyOutcome;
+use super::problem::{api_codes, Problem};
+use super::reply::Reply;
+use super::state::ApiState;
+use axum::http::{HeaderMap, StatusCode};
+use oms_domain::ids::AccountId;
+use oms_ports::idempotency::Claim;
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+use std::future::Future;
+
+pub const IDEMPOTENCY_KEY_HEADER: &str = "x-idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+pub const MAX_KEY_LEN: usize = 255;
+
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b"\n");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    let mut s = String::with_capacity(64);
+    for b in h.finalize().iter() {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The idempotency key of a request, if it sent one; 400 if it is not usable.
+pub fn key_from_headers(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(v) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            api_codes::INVALID_IDEMPOTENCY_KEY,
+            format!("X-Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        )
+        .with_field("X-Idempotency-Key")
+    };
+    let s = v.to_str().map_err(|_| bad())?;
+    if s.is_empty() || s.len() > MAX_KEY_LEN || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_string()))
+}
+
+/// Runs `run` at most once per (account, key); see the module docs.
+pub async fn run_idempotent<F, Fut>(
+    state: &ApiState,
+    account: AccountId,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    run: F,
+) -> Reply
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    let key = match key_from_headers(headers) {
+        Ok(Some(k)) => k,
+        Ok(None) => return run().await,
+        Err(p) => return p.into_reply(),
+    };
+    let metrics = state.http_metrics();
+    let scoped = format!("{account}:{key}");
+    let fp = fingerprint(method, path, body);
+    let ttl = state.config.idempotency_ttl;
+    let store = &state.idempotency;
+    match store.claim(&scoped, &fp, ttl).await {
+        Err(e) => {
+            tracing::warn!(error = %e, "idempotency store unavailable");
+            metrics.idempotency(IdempotencyOutcome::StoreUnavailable);
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                api_codes::IDEMPOTENCY_UNAVAILABLE,
+                "idempotency keys cannot be checked right now; retry shortly",
+            )
+            .retry_after(1)
+            .into_reply()
+        }
+        Ok(Claim::Completed {
+            fingerprint,
+            response,
+        }) if fingerprint == fp => {
+            metrics.idempotency(IdempotencyOutcome::Replayed);
+            Reply::from_stored(&response).header(REPLAYED_HEADER, "true")
+        }
+        Ok(Claim::Completed { .. }) => {
+            metrics.idempotency(IdempotencyOutcome::KeyReused);
+            key_reused()
+        }
+        Ok(Claim::InFlight { fingerprint }) if fingerprint != fp => {
+            metrics.idempotency(IdempotencyOutcome::KeyReused);
+            key_reused()
+        }
+        Ok(Claim::InFlight { .. }) => {
+            metrics.idempotency(IdempotencyOutcome::InFlight);
+            Problem::new(
+                StatusCode::CONFLICT,
+                api_codes::IDEMPOTENCY_REQUEST_IN_FLIGHT,
+                "a request with this idempotency key is still being processed; retry shortly",
+            )
+            .with_field("X-Idempotency-Key")
+            .retry_after(1)
+            .into_reply()
+        }
+        Ok(Claim::Acquired) => {
+            metrics.idempotency(IdempotencyOutcome::Executed);
+            let reply = run().await;
+            if reply.status.is_server_error() {
+                if let Err(e) = store.release(&scoped).await {
+                    tracing::warn!(error = %e, "could not release idempotency key");
+                }
+            } else if let Err(e) = store.complete(&scoped, &fp, &reply.to_stored(), ttl).await {
+                // The effect happened; the key stays claimed until its TTL, so a retry gets 409
+                // rather than a second effect.
+                tracing::error!(error = %e, "could not store idempotent response");
+            }
+            reply
+        }
+    }
+}
+
+fn key_reused() -> Reply {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        api_codes::IDEMPOTENCY_KEY_REUSED,
+        "this idempotency key was used with a different request",
+    )
+    .with_field("X-Idempotency-Key")
+    .into_reply()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn fingerprint_covers_method_path_and_body() {
+        let a = fingerprint("POST", "/api/orders", b"{}");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, fingerprint("POST", "/api/orders", b"{}"));
+        assert_ne!(a, fingerprint("POST", "/api/orders", b"{ }"));
+        assert_ne!(a, fingerprint("PATCH", "/api/orders", b"{}"));
+        assert_ne!(a, fingerprint("POST", "/api/orders/1", b"{}"));
+    }
+
+    #[test]
+    fn key_rules() {
+        let mut h = HeaderMap::new();
+        assert_eq!(key_from_headers(&h).unwrap(), None);
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("test-123"));
+        assert_eq!(key_from_headers(&h).unwrap().as_deref(), Some("test-123"));
+        h.insert(
+            IDEMPOTENCY_KEY_HEADER,
+            HeaderValue::from_str(&"k".repeat(255)).unwrap(),
+        );
+        assert!(key_from_headers(&h).is_ok());
+        for bad in ["k".repeat(256), String::new(), "with space".into()] {
+            h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_str(&bad).unwrap());
+            let p = key_from_headers(&h).unwrap_err();
+            assert_eq!(p.code, api_codes::INVALID_IDEMPOTENCY_KEY, "{bad:?}");
+            assert_eq!(p.status, StatusCode::BAD_REQUEST);
+        }
+    }
+}

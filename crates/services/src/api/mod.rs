@@ -1,0 +1,104 @@
+//! The ingestion HTTP API (axum): orders, session, account, instruments, health, readiness,
+//! metrics, the OpenAPI document and the Swagger UI. The contract is in
+//! `crates/services/assets/openapi.json`.
+//!
+//! Wiring: build an [`ApiState`] from the ports, then serve [`router`] (or [`router_with`] to
+//! add more routes, such as market data, behind the same request id, metrics and error shape).
+
+pub mod auth;
+pub mod body;
+pub mod hooks;
+pub mod idempotency;
+pub mod metrics;
+pub mod problem;
+pub mod reply;
+pub mod request_ctx;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+pub use auth::{authenticate, hash_api_key, Caller};
+pub use hooks::{MetricsSource, NoExtraChecks, NoExtraMetrics, Readiness};
+pub use problem::Problem;
+pub use state::{ApiConfig, ApiState};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use problem::api_codes;
+use routes::{account, docs, ops, orders, session};
+use std::any::Any;
+
+/// Every route of the API, with request ids, metrics, body limit and problem-shaped errors.
+pub fn router(state: ApiState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes (already given their state), which get the same request id,
+/// tracing span, metrics, panic handling and 404/405 problems.
+pub fn router_with(state: ApiState, extra: Router) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/session",
+            get(session::get)
+                .post(session::create)
+                .delete(session::delete),
+        )
+        .route("/api/orders", get(orders::list).post(orders::create))
+        .route(
+            "/api/orders/{order_id}",
+            get(orders::get).delete(orders::cancel).patch(orders::amend),
+        )
+        .route("/api/orders/{order_id}/fills", get(orders::fills))
+        .route("/api/accounts/me", get(account::me))
+        .route("/api/instruments", get(account::instruments))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(docs::openapi))
+        .route("/swagger-ui", get(docs::swagger_ui))
+        .route("/swagger-ui/", get(docs::swagger_ui))
+        .route(
+            "/swagger-ui/assets/swagger-ui-bundle.js",
+            get(docs::swagger_bundle),
+        )
+        .route("/swagger-ui/assets/swagger-ui.css", get(docs::swagger_css))
+        .with_state(state.clone());
+    api.merge(extra)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_problem,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            request_ctx::middleware,
+        ))
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        api_codes::NOT_FOUND,
+        "no such resource",
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        api_codes::METHOD_NOT_ALLOWED,
+        "this method is not allowed on this resource",
+    )
+}
+
+fn panic_problem(_: Box<dyn Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("handler panicked");
+    axum::response::IntoResponse::into_response(Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        api_codes::INTERNAL_ERROR,
+        "internal error",
+    ))
+}

@@ -1,0 +1,7 @@
+//! The route handlers, one module per resource.
+
+pub mod account;
+pub mod docs;
+pub mod ops;
+pub mod orders;
+pub mod session;

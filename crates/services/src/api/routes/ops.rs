@@ -1,0 +1,58 @@
+//! `/health`, `/ready` and `/metrics`: what Kubernetes and Prometheus ask.
+
+use crate::api::metrics::CONTENT_TYPE;
+use crate::api::reply::Reply;
+use crate::api::state::ApiState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::json;
+
+/// 200 while the process serves requests.
+pub async fn health() -> Reply {
+    Reply::json(StatusCode::OK, &json!({"status": "healthy"}))
+}
+
+/// 200 when every dependency answers, else 503; lists each check either way.
+pub async fn ready(State(s): State<ApiState>) -> Reply {
+    let (store, idem, extra) =
+        tokio::join!(s.store.ping(), s.idempotency.ping(), s.readiness.check());
+    let mut checks = vec![
+        (
+            "orderStore".to_string(),
+            store.is_ok(),
+            store.err().map(|e| e.to_string()),
+        ),
+        (
+            "idempotencyStore".to_string(),
+            idem.is_ok(),
+            idem.err().map(|e| e.to_string()),
+        ),
+    ];
+    checks.extend(extra);
+    let ok = checks.iter().all(|(_, ok, _)| *ok);
+    let checks: Vec<_> = checks
+        .into_iter()
+        .map(|(name, ok, detail)| json!({"name": name, "ok": ok, "detail": detail}))
+        .collect();
+    let (status, word) = if ok {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    Reply::json(status, &json!({"status": word, "checks": checks}))
+        .header("cache-control", "no-store")
+}
+
+pub async fn metrics(State(s): State<ApiState>) -> Reply {
+    let counts = match s.store.order_counts_by_status().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "order counts unavailable for /metrics");
+            None
+        }
+    };
+    let mut extra = String::new();
+    s.metrics_source.render(&mut extra);
+    let text = s.http_metrics.render(counts.as_deref(), &extra);
+    Reply::new(StatusCode::OK, CONTENT_TYPE, text.into_bytes())
+}

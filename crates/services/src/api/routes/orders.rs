@@ -1,0 +1,362 @@
+//! `/api/orders`: place, read, list, cancel and amend orders.
+
+use crate::api::auth::Caller;
+use crate::api::body::JsonBody;
+use crate::api::idempotency::run_idempotent;
+use crate::api::problem::{api_codes, Problem};
+use crate::api::reply::{Reply, ReplyResult};
+use crate::api::state::ApiState;
+use crate::api::views::{FillView, OrderView};
+use crate::ingestion::clock::{self, parse_rfc3339};
+use crate::ingestion::codes;
+use crate::ingestion::publish::publish_order_event;
+use crate::ingestion::validate::{validate_amend, validate_new_order};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use oms_domain::events::Event;
+use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
+use oms_domain::order::{Order, OrderStatus, Side};
+use oms_ports::order_store::OrderQuery;
+use serde_json::json;
+use std::collections::HashMap;
+
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 500;
+
+pub async fn create(
+    State(s): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    run_idempotent(
+        &s,
+        caller.account,
+        &headers,
+        "POST",
+        "/api/orders",
+        &body.0,
+        || async {
+            place(&s, caller.account, &body)
+                .await
+                .unwrap_or_else(Reply::from)
+        },
+    )
+    .await
+    .into_response()
+}
+
+async fn place(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult {
+    let value = body.parse()?;
+    let now = clock::now();
+    let valid = validate_new_order(&value, &s.by_symbol, now).map_err(Problem::validation)?;
+    let order_id = OrderId(s.ids.next_id());
+    let new = valid.into_new_order(order_id, account, now);
+
+    // (account, clientOrderId) is unique for ever: claim it before the order exists anywhere.
+    if let Some(coid) = &new.client_order_id {
+        let held = s
+            .store
+            .claim_client_order_id(account, coid, order_id)
+            .await
+            .map_err(|e| Problem::from_port("order store", &e))?;
+        if let Some(existing) = held.filter(|e| *e != order_id) {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                api_codes::DUPLICATE_CLIENT_ORDER_ID,
+                format!("clientOrderId {coid:?} was already used by order {existing}"),
+            )
+            .with_field("clientOrderId")
+            .with_extra("existingOrderId", json!(existing.to_string())));
+        }
+    }
+
+    let order = Order::from_new(&new);
+    let published = publish_order_event(
+        s.log.as_ref(),
+        &s.config.orders_topic,
+        now,
+        Event::OrderCreated(new),
+    )
+    .await;
+    if let Err(e) = published {
+        if let Some(coid) = &order.client_order_id {
+            if let Err(e) = s.store.release_client_order_id(account, coid).await {
+                tracing::warn!(error = %e, "could not release clientOrderId after a failed publish");
+            }
+        }
+        return Err(Problem::from_port("event log", &e));
+    }
+    tracing::debug!(order_id = %order.order_id, "order accepted for processing");
+    let view = OrderView::new(&order, s.instrument(order.symbol.as_str()));
+    Ok(Reply::json(StatusCode::ACCEPTED, &view)
+        .header("location", format!("/api/orders/{}", order.order_id)))
+}
+
+pub async fn get(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ReplyResult {
+    let order = find(&s, caller.account, &id).await?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &OrderView::new(&order, s.instrument(order.symbol.as_str())),
+    ))
+}
+
+pub async fn fills(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ReplyResult {
+    let order = find(&s, caller.account, &id).await?;
+    let fills = s
+        .store
+        .fills(caller.account, order.order_id)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    let instrument = s.instrument(order.symbol.as_str());
+    let views: Vec<FillView> = fills.iter().map(|f| FillView::new(f, instrument)).collect();
+    Ok(Reply::json(StatusCode::OK, &json!({ "fills": views })))
+}
+
+pub async fn list(
+    State(s): State<ApiState>,
+    caller: Caller,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> ReplyResult {
+    let Query(params) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED_JSON,
+            format!("bad query string: {}", e.body_text()),
+        )
+        .with_field("query")
+    })?;
+    let mut q = parse_list_query(&params, &s).map_err(Problem::validation)?;
+    q.account = Some(caller.account);
+    let limit = q.limit;
+    q.limit = limit + 1; // one more than asked tells whether there is a next page
+    let mut orders = s
+        .store
+        .orders(&q)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    let next_cursor = if orders.len() > limit as usize {
+        orders.truncate(limit as usize);
+        orders.last().map(|o| o.order_id.to_string())
+    } else {
+        None
+    };
+    let views: Vec<OrderView> = orders
+        .iter()
+        .map(|o| OrderView::new(o, s.instrument(o.symbol.as_str())))
+        .collect();
+    Ok(Reply::json(
+        StatusCode::OK,
+        &json!({ "orders": views, "nextCursor": next_cursor }),
+    ))
+}
+
+fn parse_list_query(
+    p: &HashMap<String, String>,
+    s: &ApiState,
+) -> Result<OrderQuery, Vec<crate::ingestion::FieldError>> {
+    use crate::ingestion::FieldError;
+    let mut errs = Vec::new();
+    let mut q = OrderQuery {
+        limit: DEFAULT_LIMIT,
+        ..OrderQuery::default()
+    };
+    let non_empty = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if let Some(sym) = non_empty("symbol") {
+        if s.instrument(sym).is_some() {
+            q.symbol = Some(Symbol::new(sym));
+        } else {
+            errs.push(FieldError::new(
+                "symbol",
+                codes::UNKNOWN_SYMBOL,
+                format!("unknown symbol {sym:?}"),
+            ));
+        }
+    }
+    if let Some(st) = non_empty("status") {
+        match st.parse::<OrderStatus>() {
+            Ok(v) => q.status = Some(v),
+            Err(()) => errs.push(FieldError::new(
+                "status",
+                codes::INVALID_ENUM,
+                "status must be one of NEW, ACCEPTED, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, REJECTED",
+            )),
+        }
+    }
+    if let Some(side) = non_empty("side") {
+        match side {
+            "BUY" => q.side = Some(Side::Buy),
+            "SELL" => q.side = Some(Side::Sell),
+            _ => errs.push(FieldError::new(
+                "side",
+                codes::INVALID_ENUM,
+                "side must be one of BUY, SELL",
+            )),
+        }
+    }
+    for (field, slot) in [("from", &mut q.from), ("to", &mut q.to)] {
+        if let Some(v) = non_empty(field) {
+            match parse_time_param(v) {
+                Some(t) => *slot = Some(t),
+                None => errs.push(FieldError::new(
+                    field,
+                    codes::INVALID_TIMESTAMP,
+                    format!("{field} must be epoch milliseconds or an RFC 3339 date-time"),
+                )),
+            }
+        }
+    }
+    if let Some(l) = non_empty("limit") {
+        match l.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
+            _ => errs.push(FieldError::new(
+                "limit",
+                codes::INVALID_LIMIT,
+                format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+            )),
+        }
+    }
+    if let Some(c) = non_empty("cursor") {
+        match c.parse::<OrderId>() {
+            Ok(id) => q.before = Some(id),
+            Err(_) => errs.push(FieldError::new(
+                "cursor",
+                codes::INVALID_CURSOR,
+                "cursor must be a nextCursor value",
+            )),
+        }
+    }
+    if errs.is_empty() {
+        Ok(q)
+    } else {
+        Err(errs)
+    }
+}
+
+fn parse_time_param(v: &str) -> Option<Timestamp> {
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse::<i64>().ok().map(Timestamp);
+    }
+    parse_rfc3339(v)
+}
+
+pub async fn cancel(
+    State(s): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/api/orders/{id}");
+    run_idempotent(
+        &s,
+        caller.account,
+        &headers,
+        "DELETE",
+        &path,
+        b"",
+        || async {
+            request_cancel(&s, caller.account, &id)
+                .await
+                .unwrap_or_else(Reply::from)
+        },
+    )
+    .await
+    .into_response()
+}
+
+async fn request_cancel(s: &ApiState, account: AccountId, id: &str) -> ReplyResult {
+    let order = find_live(s, account, id).await?;
+    let event = Event::CancelRequested {
+        account,
+        order_id: order.order_id,
+    };
+    publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
+        .await
+        .map_err(|e| Problem::from_port("event log", &e))?;
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &OrderView::new(&order, s.instrument(order.symbol.as_str())),
+    ))
+}
+
+pub async fn amend(
+    State(s): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Response {
+    let path = format!("/api/orders/{id}");
+    run_idempotent(
+        &s,
+        caller.account,
+        &headers,
+        "PATCH",
+        &path,
+        &body.0,
+        || async {
+            request_amend(&s, caller.account, &id, &body)
+                .await
+                .unwrap_or_else(Reply::from)
+        },
+    )
+    .await
+    .into_response()
+}
+
+async fn request_amend(s: &ApiState, account: AccountId, id: &str, body: &JsonBody) -> ReplyResult {
+    let value = body.parse()?;
+    let order = find_live(s, account, id).await?;
+    let instrument = s.instrument(order.symbol.as_str());
+    let amend =
+        validate_amend(&value, instrument, order.order_type).map_err(Problem::validation)?;
+    let event = Event::AmendRequested {
+        account,
+        order_id: order.order_id,
+        amend_id: s.ids.next_id(),
+        price: amend.price,
+        quantity: amend.quantity,
+    };
+    publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
+        .await
+        .map_err(|e| Problem::from_port("event log", &e))?;
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &OrderView::new(&order, instrument),
+    ))
+}
+
+/// The caller's order; another account's order is "not found", never "forbidden".
+async fn find(s: &ApiState, account: AccountId, id: &str) -> Result<Order, Problem> {
+    let Ok(order_id) = id.parse::<OrderId>() else {
+        return Err(Problem::order_not_found());
+    };
+    s.store
+        .order(account, order_id)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?
+        .filter(|o| o.account == account)
+        .ok_or_else(Problem::order_not_found)
+}
+
+async fn find_live(s: &ApiState, account: AccountId, id: &str) -> Result<Order, Problem> {
+    let order = find(s, account, id).await?;
+    if order.status.is_final() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            api_codes::ORDER_NOT_LIVE,
+            format!(
+                "the order is {} and can no longer change",
+                order.status.as_str()
+            ),
+        )
+        .with_field("orderId")
+        .with_extra("status", json!(order.status.as_str())));
+    }
+    Ok(order)
+}

@@ -1,0 +1,76 @@
+//! `/api/session`: trade an API key for the `oms_session` cookie the dashboard uses.
+
+use crate::api::auth::{
+    account_for_api_key, issue_session, session_clear_cookie, session_set_cookie, Caller,
+};
+use crate::api::body::JsonBody;
+use crate::api::problem::Problem;
+use crate::api::reply::{Reply, ReplyResult};
+use crate::api::state::ApiState;
+use crate::ingestion::{clock, codes, FieldError};
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+pub async fn create(State(s): State<ApiState>, body: JsonBody) -> ReplyResult {
+    let value = body.parse()?;
+    let key = api_key_field(&value).map_err(|e| Problem::validation(vec![e]))?;
+    let account = account_for_api_key(&s, key)
+        .await?
+        .ok_or_else(|| Problem::unauthorized("unknown API key").with_field("apiKey"))?;
+    let ttl = s.config.session_ttl;
+    let expiry = clock::now().millis() / 1000 + ttl.as_secs() as i64;
+    let token = issue_session(&s.config.session_secret, account, expiry);
+    Ok(Reply::empty(StatusCode::NO_CONTENT)
+        .header(
+            "set-cookie",
+            session_set_cookie(&token, ttl, s.config.secure_cookies),
+        )
+        .header("cache-control", "no-store"))
+}
+
+fn api_key_field(v: &Value) -> Result<&str, FieldError> {
+    let obj = v.as_object().ok_or_else(|| {
+        FieldError::new(
+            "body",
+            codes::MALFORMED_JSON,
+            "the body must be a JSON object",
+        )
+    })?;
+    if let Some(k) = obj.keys().find(|k| *k != "apiKey") {
+        return Err(FieldError::new(
+            k,
+            codes::UNKNOWN_FIELD,
+            format!("unknown field {k:?}"),
+        ));
+    }
+    match obj.get("apiKey") {
+        None | Some(Value::Null) => Err(FieldError::new(
+            "apiKey",
+            codes::MISSING_FIELD,
+            "apiKey is required",
+        )),
+        Some(Value::String(k)) => Ok(k),
+        Some(_) => Err(FieldError::new(
+            "apiKey",
+            codes::INVALID_TYPE,
+            "apiKey must be a string",
+        )),
+    }
+}
+
+pub async fn delete(State(s): State<ApiState>) -> Reply {
+    Reply::empty(StatusCode::NO_CONTENT)
+        .header("set-cookie", session_clear_cookie(s.config.secure_cookies))
+}
+
+pub async fn get(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
+    let name = s
+        .account_name(caller.account)
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &json!({"accountId": caller.account.0, "name": name}),
+    ))
+}

@@ -1,0 +1,173 @@
+//! What the API needs to run: the ports, the instruments, its configuration and hooks.
+
+use super::auth::KeyCache;
+use super::hooks::{MetricsSource, NoExtraChecks, NoExtraMetrics, Readiness};
+use super::metrics::HttpMetrics;
+use crate::ingestion::OrderIdGenerator;
+use oms_domain::ids::AccountId;
+use oms_domain::instrument::Instrument;
+use oms_ports::event_log::EventLog;
+use oms_ports::idempotency::IdempotencyStore;
+use oms_ports::order_store::OrderStore;
+use oms_ports::PortResult;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// How long a completed idempotent response is kept for replay.
+    pub idempotency_ttl: Duration,
+    /// Largest accepted request body, in bytes; larger is 413.
+    pub body_limit: usize,
+    /// Signs session cookies. Every instance behind one load balancer needs the same secret.
+    pub session_secret: Vec<u8>,
+    pub session_ttl: Duration,
+    /// Adds `Secure` to the session cookie (set it when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Topic the order-lifecycle events are published to.
+    pub orders_topic: String,
+    /// Partitions of the orders topic, used by [`ApiState::ensure_topics`].
+    pub partitions: u32,
+    /// How long a found API key is remembered before the store is asked again.
+    pub key_cache_ttl: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            body_limit: 64 * 1024,
+            session_secret: random_secret(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            orders_topic: "orders".to_string(),
+            partitions: 8,
+            key_cache_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("body_limit", &self.body_limit)
+            .field("session_secret", &"<redacted>")
+            .field("session_ttl", &self.session_ttl)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("orders_topic", &self.orders_topic)
+            .field("partitions", &self.partitions)
+            .field("key_cache_ttl", &self.key_cache_ttl)
+            .finish()
+    }
+}
+
+/// A per-process secret for when none is configured: sessions then end with the process.
+fn random_secret() -> Vec<u8> {
+    // Each RandomState is keyed from OS randomness; four hashes give 32 unpredictable bytes.
+    (0..4u8)
+        .flat_map(|i| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u8(i);
+            h.finish().to_le_bytes()
+        })
+        .collect()
+}
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) store: Arc<dyn OrderStore>,
+    pub(crate) idempotency: Arc<dyn IdempotencyStore>,
+    pub(crate) instruments: Arc<Vec<Instrument>>,
+    pub(crate) by_symbol: Arc<HashMap<String, Instrument>>,
+    pub(crate) config: Arc<ApiConfig>,
+    pub(crate) ids: Arc<OrderIdGenerator>,
+    pub(crate) readiness: Arc<dyn Readiness>,
+    pub(crate) metrics_source: Arc<dyn MetricsSource>,
+    pub(crate) http_metrics: HttpMetrics,
+    pub(crate) keys: Arc<KeyCache>,
+    pub(crate) account_names: Arc<Mutex<HashMap<AccountId, String>>>,
+}
+
+impl ApiState {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn OrderStore>,
+        idempotency: Arc<dyn IdempotencyStore>,
+        instruments: Vec<Instrument>,
+        config: ApiConfig,
+        ids: Arc<OrderIdGenerator>,
+    ) -> Self {
+        let by_symbol = instruments
+            .iter()
+            .map(|i| (i.symbol.0.clone(), i.clone()))
+            .collect();
+        let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
+        ApiState {
+            log,
+            store,
+            idempotency,
+            instruments: Arc::new(instruments),
+            by_symbol: Arc::new(by_symbol),
+            config: Arc::new(config),
+            ids,
+            readiness: Arc::new(NoExtraChecks),
+            metrics_source: Arc::new(NoExtraMetrics),
+            http_metrics: HttpMetrics::default(),
+            keys,
+            account_names: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Adds checks to `GET /ready`.
+    pub fn with_readiness(mut self, readiness: Arc<dyn Readiness>) -> Self {
+        self.readiness = readiness;
+        self
+    }
+
+    /// Adds text to `GET /metrics`.
+    pub fn with_metrics_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        self.metrics_source = source;
+        self
+    }
+
+    /// Creates the orders topic with the configured partition count (or checks it has it).
+    pub async fn ensure_topics(&self) -> PortResult<()> {
+        self.log
+            .ensure_topic(&self.config.orders_topic, self.config.partitions)
+            .await
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
+        self.by_symbol.get(symbol)
+    }
+
+    pub fn http_metrics(&self) -> &HttpMetrics {
+        &self.http_metrics
+    }
+
+    pub fn store(&self) -> &Arc<dyn OrderStore> {
+        &self.store
+    }
+
+    /// The account's display name, from a cache filled from the store.
+    pub(crate) async fn account_name(&self, account: AccountId) -> PortResult<String> {
+        if let Some(n) = self.account_names.lock().expect("lock").get(&account) {
+            return Ok(n.clone());
+        }
+        let accounts = self.store.accounts().await?;
+        let mut names = self.account_names.lock().expect("lock");
+        for a in accounts {
+            names.insert(a.id, a.name);
+        }
+        Ok(names.get(&account).cloned().unwrap_or_default())
+    }
+}
