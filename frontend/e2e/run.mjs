@@ -109,6 +109,19 @@ await run.step('order book, ticker and trades are live', async () => {
   assert((await q('#ticket-price').inputValue()) === S.bestBid, 'clicking a bid did not fill the ticket price');
 }, { needs: ['sign in with the API key'] });
 
+await run.step('reconnects after the connection drops', async () => {
+  const seen = page.waitForFunction(
+    () => document.querySelector('[data-testid="connection"]')?.getAttribute('data-state') === 'reconnecting',
+    null,
+    { polling: 'raf', timeout: 5_000 },
+  );
+  await page.evaluate(() => window.__oms.socket.reconnect());
+  await seen;
+  await until('the WebSocket to connect again', async () => (await q('[data-testid="connection"]').getAttribute('data-state')) === 'connected');
+  // The resubscribed depth channel starts with a fresh snapshot: the book is two-sided again.
+  await until('a two-sided order book', async () => (await q('[data-testid="spread"] strong').count()) > 0, 15_000);
+}, { needs: ['order book, ticker and trades are live'] });
+
 function testQuantity(price) {
   // Enough for a few times the minimum notional, on step, at least the minimum quantity.
   const target = Number(S.inst.minNotional) * 3;

@@ -165,7 +165,7 @@ await page.evaluate(() => {
   }).observe({ type: 'longtask' });
 });
 const before = await metric();
-const tradesBefore = await page.evaluate(() => window.__omsMarket?.tradeCount ?? 0);
+const tradesBefore = await page.evaluate(() => window.__oms?.market.tradeCount ?? 0);
 
 // Small market orders, alternating sides so the balances stay level; each one takes from the
 // demo market maker's quotes and makes at least one trade.
@@ -212,7 +212,7 @@ await browser.stopTracing();
 const tasks = mainThreadTasks(tracePath);
 fs.rmSync(tracePath, { force: true });
 const after = await metric();
-const tradesSeen = (await page.evaluate(() => window.__omsMarket?.tradeCount ?? 0)) - tradesBefore;
+const tradesSeen = (await page.evaluate(() => window.__oms?.market.tradeCount ?? 0)) - tradesBefore;
 const longTasks = await page.evaluate(() => window.__long);
 const busy = ((after.TaskDuration - before.TaskDuration) / elapsed) * 100;
 console.log(`Streaming (${SECONDS} s, ${gen.sent} market orders sent, answers ${JSON.stringify(gen.statuses)}):`);

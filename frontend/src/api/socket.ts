@@ -39,7 +39,7 @@ export class MarketSocket {
   private frame = 0;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private flushPending = false;
-  private lastFlush = 0;
+  private lastFlush = -Infinity;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private failures = 0;
@@ -134,7 +134,9 @@ export class MarketSocket {
 
   private connect(): void {
     if (this.stopped) return;
-    this.status.set(this.everOpened ? 'reconnecting' : this.failures >= this.opts.offlineAfter ? 'offline' : 'connecting');
+    this.status.set(
+      this.failures >= this.opts.offlineAfter ? 'offline' : this.everOpened ? 'reconnecting' : 'connecting',
+    );
     let ws: WebSocket;
     try {
       ws = new WebSocket(this.opts.url);

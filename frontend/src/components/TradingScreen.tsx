@@ -37,8 +37,9 @@ export function TradingScreen(props: { session: Session; onSignOut: () => void }
     const market = new MarketFeed(socket);
     const account = new AccountFeed(socket);
     socket.start();
-    // Exposed for the performance probe (counts streamed trades); harmless otherwise.
-    (window as unknown as { __omsMarket?: MarketFeed }).__omsMarket = market;
+    // A handle for the browser tests and the performance probe (drop the connection, count
+    // streamed trades); it holds no credentials.
+    (window as unknown as { __oms?: Feeds }).__oms = { socket, market, account };
     setFeeds({ socket, market, account });
     return () => {
       market.dispose();

@@ -1,0 +1,155 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MarketSocket } from './socket';
+import type { WsMessage } from './types';
+
+/** In-memory stand-in for the browser WebSocket, driven by the test. */
+class FakeWs {
+  static OPEN = 1;
+  static all: FakeWs[] = [];
+  readyState = 0;
+  sent: unknown[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((e: { data: string }) => void) | null = null;
+  onclose: (() => void) | null = null;
+  onerror: (() => void) | null = null;
+  constructor(readonly url: string) {
+    FakeWs.all.push(this);
+  }
+  send(text: string) {
+    this.sent.push(JSON.parse(text));
+  }
+  close() {
+    this.readyState = 3;
+    this.onclose?.();
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  receive(msg: object) {
+    this.onmessage?.({ data: JSON.stringify(msg) });
+  }
+  drop() {
+    this.readyState = 3;
+    this.onclose?.();
+  }
+}
+
+const last = () => FakeWs.all[FakeWs.all.length - 1];
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  FakeWs.all = [];
+  vi.stubGlobal('WebSocket', FakeWs);
+  vi.stubGlobal('window', { addEventListener: vi.fn(), removeEventListener: vi.fn() });
+  vi.stubGlobal('navigator', { onLine: true });
+  vi.stubGlobal('location', { protocol: 'http:', host: 'oms.test' });
+  vi.stubGlobal('requestAnimationFrame', (fn: () => void) => setTimeout(fn, 16) as unknown as number);
+  vi.stubGlobal('cancelAnimationFrame', (id: number) => clearTimeout(id));
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+});
+
+describe('MarketSocket', () => {
+  it('connects to /ws on the page origin and subscribes once per channel', () => {
+    const s = new MarketSocket();
+    const a = s.subscribe('trades:BTC/USD');
+    const b = s.subscribe('trades:BTC/USD');
+    s.start();
+    expect(last().url).toBe('ws://oms.test/ws');
+    last().open();
+    expect(s.status.get()).toBe('connected');
+    expect(last().sent).toEqual([{ op: 'subscribe', channels: ['trades:BTC/USD'] }]);
+    a();
+    expect(last().sent).toHaveLength(1);
+    b();
+    expect(last().sent[1]).toEqual({ op: 'unsubscribe', channels: ['trades:BTC/USD'] });
+    s.stop();
+  });
+
+  it('delivers messages in batches, in order', () => {
+    const s = new MarketSocket({ minFlushMs: 100 });
+    const batches: WsMessage[][] = [];
+    s.onBatch((b) => batches.push(b));
+    s.start();
+    last().open();
+    for (let i = 1; i <= 5; i++) last().receive({ channel: 'trades:BTC/USD', seq: i, data: {} });
+    expect(batches).toHaveLength(0);
+    vi.advanceTimersByTime(20);
+    expect(batches).toHaveLength(1);
+    expect(batches[0].map((m) => (m as { seq: number }).seq)).toEqual([1, 2, 3, 4, 5]);
+    last().receive({ channel: 'trades:BTC/USD', seq: 6, data: {} });
+    vi.advanceTimersByTime(50);
+    expect(batches).toHaveLength(1); // not before minFlushMs since the last delivery
+    vi.advanceTimersByTime(100);
+    expect(batches).toHaveLength(2);
+    s.stop();
+  });
+
+  it('reconnects with growing delays and resubscribes everything', () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const s = new MarketSocket({ baseDelayMs: 500, maxDelayMs: 4000, offlineAfter: 3 });
+    const opens: boolean[] = [];
+    s.onOpen((re) => opens.push(re));
+    s.subscribe('depth:BTC/USD');
+    s.subscribe('orders');
+    s.start();
+    last().open();
+    expect(opens).toEqual([false]);
+
+    last().drop();
+    expect(s.status.get()).toBe('reconnecting');
+    const delays: number[] = [];
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const before = FakeWs.all.length;
+      let waited = 0;
+      while (FakeWs.all.length === before) {
+        vi.advanceTimersByTime(50);
+        waited += 50;
+      }
+      delays.push(waited);
+      if (attempt < 4) last().drop();
+    }
+    // ~500, 1000, 2000, 4000, 4000 (capped), jitter at its maximum.
+    expect(delays).toEqual([500, 1000, 2000, 4000, 4000]);
+    expect(s.status.get()).toBe('offline');
+
+    last().open();
+    expect(s.status.get()).toBe('connected');
+    expect(opens).toEqual([false, true]);
+    expect(last().sent).toEqual([{ op: 'subscribe', channels: ['depth:BTC/USD', 'orders'] }]);
+    s.stop();
+  });
+
+  it('reconnects when the server goes silent', () => {
+    const s = new MarketSocket({ silenceMs: 30_000, pingMs: 10_000 });
+    s.start();
+    const first = last();
+    first.open();
+    vi.advanceTimersByTime(10_000);
+    expect(first.sent).toContainEqual({ op: 'ping' });
+    vi.advanceTimersByTime(20_000);
+    expect(first.readyState).toBe(1); // 30 s of silence not yet exceeded
+    vi.advanceTimersByTime(15_000);
+    expect(first.readyState).toBe(3);
+    vi.advanceTimersByTime(1_000);
+    expect(FakeWs.all.length).toBe(2);
+    s.stop();
+  });
+
+  it('resubscribe restarts one channel', () => {
+    const s = new MarketSocket();
+    s.subscribe('depth:ETH/USD');
+    s.start();
+    last().open();
+    s.resubscribe('depth:ETH/USD');
+    expect(last().sent.slice(1)).toEqual([
+      { op: 'unsubscribe', channels: ['depth:ETH/USD'] },
+      { op: 'subscribe', channels: ['depth:ETH/USD'] },
+    ]);
+    s.stop();
+  });
+});
