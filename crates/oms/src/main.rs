@@ -1,1 +1,78 @@
-fn main() {}
+//! `oms`: one binary for every crypto-oms service.
+
+mod accounts;
+mod bootstrap;
+mod config;
+mod loadgen;
+mod logging;
+mod ports;
+mod readiness;
+mod serve;
+mod static_files;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "oms", version, about = "crypto-oms: a crypto order management system")]
+struct Cli {
+    /// TOML configuration file (environment variables `OMS_*` override it).
+    #[arg(long, short, global = true, env = "OMS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole OMS in one process: API, risk, venue, processor, market data.
+    Serve {
+        /// Data directory (overrides `server.dataDir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Listen address (overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Do not run the simulated demo market.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Creates and lists accounts, issues API keys, credits deposits.
+    Accounts {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: accounts::AccountsCommand,
+    },
+    /// Drives `POST /api/orders` open-loop at a fixed rate and reports latency.
+    Loadgen(loadgen::LoadgenArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let mut config = config::Config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve { data_dir, listen, no_demo } => {
+            if let Some(d) = data_dir {
+                config.server.data_dir = d;
+            }
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            if no_demo {
+                config.demo.enabled = false;
+            }
+            logging::init(&config.server)?;
+            runtime.block_on(serve::run(config))
+        }
+        Command::Accounts { data_dir, command } => {
+            if let Some(d) = data_dir {
+                config.server.data_dir = d;
+            }
+            runtime.block_on(accounts::run(config, command))
+        }
+        Command::Loadgen(args) => runtime.block_on(loadgen::run(args)),
+    }
+}

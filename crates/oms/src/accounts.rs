@@ -1,0 +1,91 @@
+//! `oms accounts`: create and list accounts, issue API keys, credit deposits.
+
+use crate::bootstrap::{deposit_all, new_api_key};
+use crate::config::Config;
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use oms_domain::ids::{AccountId, Asset};
+use oms_domain::Decimal;
+use oms_services::api::auth::hash_api_key;
+use oms_services::pipeline::now;
+
+#[derive(Subcommand)]
+pub enum AccountsCommand {
+    /// Creates an account and prints its API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Lists accounts with their balances.
+    List,
+    /// Issues another API key for an account and prints it (shown once).
+    Key {
+        #[arg(long)]
+        account: u64,
+    },
+    /// Credits an amount of an asset to an account, once per reference.
+    Deposit {
+        #[arg(long)]
+        account: u64,
+        #[arg(long)]
+        asset: String,
+        /// Exact decimal, e.g. 1000 or 0.5.
+        #[arg(long)]
+        amount: String,
+        /// Makes the deposit idempotent: the same reference is credited only once.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+}
+
+pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
+    let ports = crate::ports::open(&config).await?;
+    match command {
+        AccountsCommand::Create { name } => {
+            if name.trim().is_empty() {
+                bail!("--name must not be empty");
+            }
+            let account = ports.store.create_account(&name, false, now()).await?;
+            let key = new_api_key()?;
+            ports.store.add_api_key(account.id, &hash_api_key(&key), now()).await?;
+            println!("account {} ({}) created", account.id, account.name);
+            println!("API key (shown once, store it now): {key}");
+        }
+        AccountsCommand::List => {
+            for a in ports.store.accounts().await? {
+                let balances = ports.store.balances(a.id).await?;
+                let text: Vec<String> =
+                    balances.iter().map(|b| format!("{} {} (+{} reserved)", b.asset, b.available, b.reserved)).collect();
+                println!("{:>6}  {:<16} {}{}", a.id, a.name, if a.demo { "[demo] " } else { "" }, text.join(", "));
+            }
+        }
+        AccountsCommand::Key { account } => {
+            let id = existing(&ports, account).await?;
+            let key = new_api_key()?;
+            ports.store.add_api_key(id, &hash_api_key(&key), now()).await?;
+            println!("API key for account {id} (shown once, store it now): {key}");
+        }
+        AccountsCommand::Deposit { account, asset, amount, reference } => {
+            let id = existing(&ports, account).await?;
+            let amount: Decimal = match amount.parse::<Decimal>() {
+                Ok(a) if a > Decimal::ZERO && !amount.contains(['e', 'E']) => a,
+                _ => bail!("--amount must be a positive plain decimal, got {amount:?}"),
+            };
+            if !config.instruments.iter().any(|i| i.base.as_str() == asset || i.quote.as_str() == asset) {
+                bail!("--asset {asset:?} is not traded by any configured instrument");
+            }
+            let reference = reference.unwrap_or_else(|| format!("cli:{}", now().millis()));
+            deposit_all(&ports.log, id, std::iter::once((Asset::new(asset.clone()), amount)), &reference).await?;
+            println!("deposit of {amount} {asset} to account {id} recorded (reference {reference}:{asset})");
+        }
+    }
+    Ok(())
+}
+
+async fn existing(ports: &crate::ports::Ports, account: u64) -> Result<AccountId> {
+    let id = AccountId(account);
+    if !ports.store.accounts().await?.iter().any(|a| a.id == id) {
+        bail!("no account {account}");
+    }
+    Ok(id)
+}

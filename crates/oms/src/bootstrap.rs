@@ -1,0 +1,90 @@
+//! First start: the fee account, the demo account (whose key is printed once), and the
+//! accounts named in the configuration. Deposits carry fixed references, so running this again
+//! never credits twice.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use oms_domain::events::{Envelope, Event};
+use oms_domain::ids::{AccountId, Asset};
+use oms_domain::Decimal;
+use oms_ports::event_log::EventLog;
+use oms_ports::order_store::OrderStore;
+use oms_services::api::auth::hash_api_key;
+use oms_services::codec::{encode_event, topics};
+use oms_services::pipeline::now;
+use std::sync::Arc;
+
+pub const FEE_ACCOUNT_NAME: &str = "fees";
+pub const DEMO_ACCOUNT_NAME: &str = "demo";
+
+/// What a start found or made.
+pub struct Bootstrapped {
+    pub fee_account: AccountId,
+    /// The demo account's key, only on the start that created it.
+    pub new_demo_key: Option<(AccountId, String)>,
+}
+
+pub async fn run(config: &Config, log: &Arc<dyn EventLog>, store: &Arc<dyn OrderStore>) -> Result<Bootstrapped> {
+    let accounts = store.accounts().await?;
+    let first_start = accounts.is_empty();
+    let fee_account = match accounts.iter().find(|a| a.name == FEE_ACCOUNT_NAME) {
+        Some(a) => a.id,
+        None => store.create_account(FEE_ACCOUNT_NAME, false, now()).await?.id,
+    };
+    let mut new_demo_key = None;
+    if first_start {
+        let demo = store.create_account(DEMO_ACCOUNT_NAME, true, now()).await?;
+        let key = new_api_key()?;
+        store.add_api_key(demo.id, &hash_api_key(&key), now()).await?;
+        let d = |s: &str| s.parse::<Decimal>().expect("literal decimal");
+        let funds = [("USD", d("1000000")), ("BTC", d("10")), ("ETH", d("200")), ("SOL", d("10000"))];
+        deposit_all(log, demo.id, funds.iter().map(|(a, v)| (Asset::new(*a), *v)), "opening").await?;
+        new_demo_key = Some((demo.id, key));
+    }
+    for wanted in &config.accounts {
+        let accounts = store.accounts().await?;
+        if accounts.iter().any(|a| a.name == wanted.name) {
+            continue;
+        }
+        let account = store.create_account(&wanted.name, false, now()).await?;
+        let hash = match (&wanted.api_key, &wanted.api_key_sha256) {
+            (Some(key), _) => Some(hash_api_key(key)),
+            (None, Some(hash)) => Some(hash.to_lowercase()),
+            (None, None) => None,
+        };
+        if let Some(hash) = hash {
+            store.add_api_key(account.id, &hash, now()).await?;
+        }
+        let funds = wanted.deposits.iter().map(|(a, v)| (Asset::new(a.clone()), *v));
+        deposit_all(log, account.id, funds, "config").await?;
+        tracing::info!(account = %account.id, name = %wanted.name, "account from configuration created");
+    }
+    Ok(Bootstrapped { fee_account, new_demo_key })
+}
+
+/// Credits funds with one durable append; each deposit's reference makes it happen once.
+pub async fn deposit_all(
+    log: &Arc<dyn EventLog>,
+    account: AccountId,
+    funds: impl Iterator<Item = (Asset, Decimal)>,
+    reference: &str,
+) -> Result<()> {
+    let at = now();
+    let records = funds
+        .map(|(asset, amount)| {
+            let reference = format!("{reference}:{asset}");
+            encode_event(&Envelope::new(at, Event::Deposit { account, asset, amount, reference }))
+        })
+        .collect::<Vec<_>>();
+    if !records.is_empty() {
+        log.append(topics::ORDERS, records).await.context("appending deposits")?;
+    }
+    Ok(())
+}
+
+/// A new random API key: `oms_` and 32 random bytes in hex.
+pub fn new_api_key() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(format!("oms_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}

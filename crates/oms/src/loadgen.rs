@@ -1,0 +1,283 @@
+//! `oms loadgen`: drives `POST /api/orders` open-loop at a fixed rate over many keep-alive
+//! connections and reports acknowledgement latency from an HDR histogram.
+//!
+//! Open loop: every request has a scheduled send time, and its latency is measured from that
+//! time, so a slow server shows up as latency rather than as a lower request rate (no
+//! coordinated omission). At the end it checks that every acknowledged order left `NEW`, and it
+//! measures a bare endpoint (`/health`) on the same server stack for comparison.
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadgenArgs {
+    /// Server address, host:port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// API key of the account the orders are placed for.
+    #[arg(long, env = "OMS_API_KEY")]
+    pub api_key: String,
+    /// Orders per second to send.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    #[arg(long, default_value = "BTC/USD")]
+    pub symbol: String,
+    /// Centre price of the orders; prices spread ±0.5% around it in 1-unit steps.
+    #[arg(long, default_value = "50000")]
+    pub mid: u64,
+    /// Quantity of every order.
+    #[arg(long, default_value = "0.0001")]
+    pub quantity: String,
+    /// Seconds to measure `GET /health` at the same rate afterwards (0 to skip).
+    #[arg(long, default_value_t = 10)]
+    pub bare_seconds: u64,
+    /// Seconds to wait for every acknowledged order to leave NEW.
+    #[arg(long, default_value_t = 120)]
+    pub settle_seconds: u64,
+}
+
+struct Totals {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+pub async fn run(args: LoadgenArgs) -> Result<()> {
+    if args.rate == 0 || args.connections == 0 || args.duration == 0 {
+        bail!("--rate, --connections and --duration must be positive");
+    }
+    println!(
+        "loadgen: {} orders/s for {} s over {} connections to {}",
+        args.rate, args.duration, args.connections, args.addr
+    );
+    let ids = Arc::new(Mutex::new(Vec::with_capacity((args.rate * args.duration) as usize)));
+    let (hist, totals, elapsed) = drive(&args, args.duration, Target::Orders(ids.clone())).await?;
+    let acked = totals.acked.load(Ordering::Relaxed);
+    println!("\n== POST /api/orders (open loop, {} scheduled) ==", totals.sent.load(Ordering::Relaxed));
+    report(&hist, acked, totals.failed.load(Ordering::Relaxed), elapsed);
+
+    let bare = if args.bare_seconds > 0 {
+        let (h, t, e) = drive(&args, args.bare_seconds, Target::Health).await?;
+        println!("\n== GET /health (same stack, same rate) ==");
+        report(&h, t.acked.load(Ordering::Relaxed), t.failed.load(Ordering::Relaxed), e);
+        Some(h)
+    } else {
+        None
+    };
+    if let Some(b) = bare {
+        println!(
+            "\nratio orders/health: p50 {:.1}x, p99 {:.1}x",
+            hist.value_at_quantile(0.5) as f64 / b.value_at_quantile(0.5).max(1) as f64,
+            hist.value_at_quantile(0.99) as f64 / b.value_at_quantile(0.99).max(1) as f64
+        );
+    }
+    let ids = std::mem::take(&mut *ids.lock().expect("ids"));
+    settle(&args, ids).await
+}
+
+#[derive(Clone)]
+enum Target {
+    Orders(Arc<Mutex<Vec<String>>>),
+    Health,
+}
+
+/// Sends at the fixed rate for `seconds`; returns latencies (µs), totals and elapsed time.
+async fn drive(args: &LoadgenArgs, seconds: u64, target: Target) -> Result<(Histogram<u64>, Arc<Totals>, Duration)> {
+    let total = args.rate * seconds;
+    let interval_ns = 1_000_000_000u64 / args.rate;
+    let start = Instant::now() + Duration::from_millis(200);
+    let next = Arc::new(AtomicU64::new(0));
+    let totals = Arc::new(Totals { sent: AtomicU64::new(0), acked: AtomicU64::new(0), failed: AtomicU64::new(0) });
+    let mut workers = Vec::new();
+    for worker in 0..args.connections {
+        let (args, next, totals, target) = (args.clone(), next.clone(), totals.clone(), target.clone());
+        workers.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut conn = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let scheduled = start + Duration::from_nanos(i * interval_ns);
+                tokio::time::sleep_until(scheduled.into()).await;
+                totals.sent.fetch_add(1, Ordering::Relaxed);
+                let request = build(&args, &target, i, worker);
+                let ok = send(&args.addr, &mut conn, request, &target).await;
+                let latency = scheduled.elapsed().as_micros() as u64;
+                let _ = hist.record(latency.max(1));
+                match ok {
+                    Ok(()) => totals.acked.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        if totals.failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("request failed: {e:#}");
+                        }
+                        conn = None;
+                        0
+                    }
+                };
+            }
+            hist
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for w in workers {
+        hist.add(w.await?)?;
+    }
+    Ok((hist, totals, start.elapsed()))
+}
+
+fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<Full<Bytes>> {
+    match target {
+        Target::Health => Request::builder()
+            .method(Method::GET)
+            .uri("/health")
+            .header("host", &args.addr)
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
+        Target::Orders(_) => {
+            // A deterministic spread of prices around the mid so that some orders trade.
+            let spread = (args.mid / 200).max(1);
+            let step = (i.wrapping_mul(2654435761) >> 7) % (2 * spread + 1);
+            let price = args.mid - spread + step;
+            let side = if (i ^ (i >> 3)) % 2 == 0 { "BUY" } else { "SELL" };
+            let body = format!(
+                r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"GTC"}}"#,
+                args.symbol, args.quantity
+            );
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/orders")
+                .header("host", &args.addr)
+                .header("content-type", "application/json")
+                .header("x-api-key", &args.api_key)
+                .header("x-idempotency-key", format!("loadgen-{worker}-{i}-{}", std::process::id()))
+                .body(Full::new(Bytes::from(body)))
+                .expect("request")
+        }
+    }
+}
+
+type Conn = http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: &str) -> Result<Conn> {
+    let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+async fn send(addr: &str, conn: &mut Option<Conn>, request: Request<Full<Bytes>>, target: &Target) -> Result<()> {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        *conn = Some(connect(addr).await?);
+    }
+    let sender = conn.as_mut().expect("connected");
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    let expected = match target {
+        Target::Health => StatusCode::OK,
+        Target::Orders(_) => StatusCode::ACCEPTED,
+    };
+    if status != expected {
+        bail!("status {status}: {}", String::from_utf8_lossy(&body));
+    }
+    if let Target::Orders(ids) = target {
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        let id = v["orderId"].as_str().context("response without orderId")?.to_string();
+        ids.lock().expect("ids").push(id);
+    }
+    Ok(())
+}
+
+fn report(hist: &Histogram<u64>, acked: u64, failed: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!("acknowledged: {acked} ({:.0}/s), failed: {failed}", acked as f64 / secs);
+    println!(
+        "latency µs: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.9),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+        hist.max()
+    );
+}
+
+/// Pages through the account's orders until every acknowledged one has left NEW.
+async fn settle(args: &LoadgenArgs, acked: Vec<String>) -> Result<()> {
+    let mut waiting: HashSet<String> = acked.into_iter().collect();
+    let total = waiting.len();
+    let deadline = Instant::now() + Duration::from_secs(args.settle_seconds);
+    let started = Instant::now();
+    let mut conn = None;
+    let mut statuses: std::collections::BTreeMap<String, u64> = Default::default();
+    while !waiting.is_empty() && Instant::now() < deadline {
+        let mut cursor: Option<String> = None;
+        loop {
+            let uri = match &cursor {
+                Some(c) => format!("/api/orders?limit=500&cursor={c}"),
+                None => "/api/orders?limit=500".to_string(),
+            };
+            let request = Request::builder()
+                .uri(uri)
+                .header("host", &args.addr)
+                .header("x-api-key", &args.api_key)
+                .body(Full::new(Bytes::new()))?;
+            if conn.as_ref().is_none_or(|c: &Conn| c.is_closed()) {
+                conn = Some(connect(&args.addr).await?);
+            }
+            let sender = conn.as_mut().expect("connected");
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let body = response.into_body().collect().await?.to_bytes();
+            let page: serde_json::Value = serde_json::from_slice(&body)?;
+            for o in page["orders"].as_array().into_iter().flatten() {
+                let status = o["status"].as_str().unwrap_or("?");
+                if status != "NEW" {
+                    if let Some(id) = o["orderId"].as_str() {
+                        if waiting.remove(id) {
+                            *statuses.entry(status.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    println!(
+        "\nsettled: {} of {total} acknowledged orders left NEW within {:.1} s",
+        total - waiting.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !waiting.is_empty() {
+        bail!("{} acknowledged orders never left NEW (e.g. {:?})", waiting.len(), waiting.iter().next());
+    }
+    println!("all acknowledged orders reached a resting or final state: {statuses:?}");
+    Ok(())
+}
