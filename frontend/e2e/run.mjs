@@ -76,7 +76,6 @@ await run.step('sign in with the API key', async () => {
   await q('#api-key').fill(cfg.apiKey);
   await q('.signin-card button[type="submit"]').click();
   await q('[data-testid="symbol-select"]').waitFor({ timeout: 15_000 });
-  await until('the WebSocket to connect', async () => (await q('[data-testid="connection"]').getAttribute('data-state')) === 'connected');
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
   assert(!stored.includes(cfg.apiKey), 'the API key was left in browser storage or a readable cookie');
   if (cfg.symbol) await q('[data-testid="symbol-select"]').selectOption(cfg.symbol);
@@ -85,6 +84,10 @@ await run.step('sign in with the API key', async () => {
   S.inst = (await r.json()).instruments.find((i) => i.symbol === S.symbol);
   assert(S.inst, `instrument ${S.symbol} not in /api/instruments`);
 });
+
+await run.step('the WebSocket connects', async () => {
+  await until('the WebSocket to connect', async () => (await q('[data-testid="connection"]').getAttribute('data-state')) === 'connected');
+}, { needs: ['sign in with the API key'] });
 
 await run.step('chart shows candles for the 1m interval', async () => {
   await q('[data-testid="interval-1m"]').click();
@@ -107,7 +110,7 @@ await run.step('order book, ticker and trades are live', async () => {
   // Clicking a ladder price fills the ticket's price.
   await q('[data-testid="order-book"] .ladder-row.bid').first().click();
   assert((await q('#ticket-price').inputValue()) === S.bestBid, 'clicking a bid did not fill the ticket price');
-}, { needs: ['sign in with the API key'] });
+}, { needs: ['the WebSocket connects'] });
 
 await run.step('reconnects after the connection drops', async () => {
   const seen = page.waitForFunction(

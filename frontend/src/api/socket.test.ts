@@ -152,4 +152,23 @@ describe('MarketSocket', () => {
     ]);
     s.stop();
   });
+
+  it('polls through a fallback only while disconnected', () => {
+    const s = new MarketSocket({ baseDelayMs: 1000 });
+    s.start();
+    let polls = 0;
+    const stop = s.whileDisconnected(() => polls++, 5_000);
+    vi.advanceTimersByTime(5_000);
+    expect(polls).toBe(1);
+    last().open();
+    vi.advanceTimersByTime(20_000);
+    expect(polls).toBe(1);
+    last().drop();
+    vi.advanceTimersByTime(5_000);
+    expect(polls).toBe(2);
+    stop();
+    vi.advanceTimersByTime(20_000);
+    expect(polls).toBe(2);
+    s.stop();
+  });
 });

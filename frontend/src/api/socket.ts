@@ -123,6 +123,28 @@ export class MarketSocket {
     return () => this.openListeners.delete(fn);
   }
 
+  /**
+   * Runs `fn` every `everyMs` while the socket is not connected (REST polling as a fallback,
+   * so a dashboard without its live feed still moves). Returns the stopper.
+   */
+  whileDisconnected(fn: () => void, everyMs: number): () => void {
+    let timer: ReturnType<typeof setInterval> | null = null;
+    const sync = () => {
+      const down = !this.stopped && this.status.get() !== 'connected';
+      if (down && !timer) timer = setInterval(fn, everyMs);
+      if (!down && timer) {
+        clearInterval(timer);
+        timer = null;
+      }
+    };
+    const off = this.status.subscribe(sync);
+    sync();
+    return () => {
+      off();
+      if (timer) clearInterval(timer);
+    };
+  }
+
   /** Drops the connection now and reconnects (used by the silence watchdog and tests). */
   reconnect(): void {
     if (this.ws) this.ws.close(4000, 'reconnect');

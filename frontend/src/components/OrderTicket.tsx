@@ -134,6 +134,7 @@ export function OrderTicket({ instrument, market, account }: Props) {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setAttempted(true);
+    setTyping({});
     if (hasErrors(errors) || busy) return;
     setBusy(true);
     setServer({});

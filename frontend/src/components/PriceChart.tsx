@@ -14,6 +14,7 @@ import {
   type LogicalRange,
   type MouseEventParams,
   type Time,
+  TickMarkType,
 } from 'lightweight-charts';
 import { useEffect, useRef, useState } from 'react';
 import { api, errorText } from '../api/http';
@@ -29,6 +30,31 @@ const PREFETCH_BARS = 20;
 // The chart's time type is a branded number (seconds); the candle helpers produce plain ones.
 const bar = (c: Candle) => toChartBar(c) as unknown as CandlestickData<Time>;
 const vol = (c: Candle) => toVolumeBar(c) as unknown as HistogramData<Time>;
+
+// The chart's axis and crosshair in local time, like the rest of the screen (bars are UTC).
+const pad = (n: number) => String(n).padStart(2, '0');
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+function tickMark(time: Time, type: TickMarkType): string {
+  const d = new Date((time as number) * 1000);
+  switch (type) {
+    case TickMarkType.Year:
+      return String(d.getFullYear());
+    case TickMarkType.Month:
+      return MONTHS[d.getMonth()];
+    case TickMarkType.DayOfMonth:
+      return String(d.getDate());
+    case TickMarkType.Time:
+      return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    default:
+      return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+}
+
+function crosshairTime(time: Time): string {
+  const d = new Date((time as number) * 1000);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
 
 interface Props {
   socket: MarketSocket;
@@ -60,7 +86,8 @@ export default function PriceChart({ socket, instrument, interval }: Props) {
       },
       grid: { vertLines: { color: '#1c2330' }, horzLines: { color: '#1c2330' } },
       rightPriceScale: { borderColor: '#2a3140' },
-      timeScale: { borderColor: '#2a3140', timeVisible: true, rightOffset: 4 },
+      timeScale: { borderColor: '#2a3140', timeVisible: true, rightOffset: 4, tickMarkFormatter: tickMark },
+      localization: { timeFormatter: crosshairTime },
       crosshair: { mode: CrosshairMode.Normal },
     });
     const candles = chart.addSeries(CandlestickSeries, {

@@ -45,6 +45,8 @@ const ORDERS_LOADED = 200;
 /** Final orders kept in memory beyond the live ones; older ones are dropped from the history. */
 const FINAL_KEPT = 500;
 const ORDER_REFRESH_MS = 250;
+/** REST refresh period while the WebSocket is down. */
+const POLL_MS = 5_000;
 
 export class AccountFeed {
   /** Orders by id, newest first when listed. */
@@ -66,6 +68,7 @@ export class AccountFeed {
       socket.onOpen((reconnected) => {
         if (reconnected) this.refresh();
       }),
+      socket.whileDisconnected(() => this.refresh(), POLL_MS),
     );
     this.refresh();
   }

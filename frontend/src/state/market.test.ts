@@ -19,6 +19,7 @@ function fakeSocket() {
       return () => (batch = null);
     },
     onOpen: () => () => undefined,
+    whileDisconnected: () => () => undefined,
   };
   return { socket: socket as unknown as MarketSocket, deliver: (...m: WsMessage[]) => batch?.(m), subscribed, resubscribed };
 }

@@ -9,6 +9,7 @@ import { Store } from './store';
 export const LADDER_DEPTH = 14;
 /** Enough rows to fill the trades panel at 1920×1080. */
 const TRADES_KEPT = 24;
+const POLL_MS = 5_000;
 
 const EMPTY_VIEW: BookView = { bids: [], asks: [], bestBid: null, bestAsk: null, spread: null, maxCumulative: '0' };
 
@@ -26,6 +27,7 @@ export class MarketFeed {
   private bookShown = false;
   private readonly offBatch: () => void;
   private readonly offOpen: () => void;
+  private readonly offPoll: () => void;
 
   constructor(private readonly socket: MarketSocket) {
     this.offBatch = socket.onBatch(this.onBatch);
@@ -37,12 +39,17 @@ export class MarketFeed {
         this.loadRest(this.symbol);
       }
     });
+    // Without the live feed, REST snapshots every few seconds keep the screen from freezing.
+    this.offPoll = socket.whileDisconnected(() => {
+      if (this.symbol) this.loadRest(this.symbol);
+    }, POLL_MS);
   }
 
   dispose(): void {
     this.select(null);
     this.offBatch();
     this.offOpen();
+    this.offPoll();
   }
 
   select(symbol: string | null): void {
