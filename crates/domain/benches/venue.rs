@@ -663,7 +663,12 @@ fn report(w: &Workload, results: &[Measured]) {
             .collect();
         println!("  {:<15} {}", k.name(), cells.join("   "));
     }
-    let peer = results.last().expect("the peer runs last");
+    let Some(peer) = results
+        .last()
+        .filter(|r| r.name.starts_with("orderbook-rs"))
+    else {
+        return;
+    };
     for r in &results[..results.len() - 1] {
         println!(
             "ratio {} / {}: {:.2}x throughput, {:.2}x lower p99",
@@ -722,7 +727,16 @@ fn main() {
                 ops: w.ops.clone(),
             }),
         ];
-        let results: Vec<Measured> = engines.iter_mut().map(|e| measure(e.as_mut(), w)).collect();
+        // `-- --only NAME` runs the engines whose name contains NAME (for profiling).
+        let only = std::env::args()
+            .skip_while(|a| a != "--only")
+            .nth(1)
+            .unwrap_or_default();
+        let results: Vec<Measured> = engines
+            .iter_mut()
+            .filter(|e| e.name().contains(only.as_str()))
+            .map(|e| measure(e.as_mut(), w))
+            .collect();
         report(w, &results);
     }
 }
