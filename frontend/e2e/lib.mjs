@@ -96,7 +96,12 @@ export class Runner {
     } catch (e) {
       this.failed++;
       this.broken.add(name);
-      console.log(`✗ ${name} (${Date.now() - t0} ms)\n    ${String(e?.stack ?? e).split('\n').slice(0, 4).join('\n    ')}`);
+      console.log(
+        `✗ ${name} (${Date.now() - t0} ms)\n    ${String(e?.stack ?? e)
+          .split('\n')
+          .slice(0, 4)
+          .join('\n    ')}`,
+      );
     }
   }
 }

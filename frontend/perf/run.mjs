@@ -52,7 +52,9 @@ function bundle() {
     const g = zlib.gzipSync(buf, { level: 9 }).length;
     raw += buf.length;
     gz += g;
-    console.log(`  ${path.relative(dist, f).padEnd(40)} ${(buf.length / 1024).toFixed(1).padStart(8)} KiB  ${(g / 1024).toFixed(1).padStart(7)} KiB gz`);
+    console.log(
+      `  ${path.relative(dist, f).padEnd(40)} ${(buf.length / 1024).toFixed(1).padStart(8)} KiB  ${(g / 1024).toFixed(1).padStart(7)} KiB gz`,
+    );
   }
   console.log(`  total ${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped`);
   verdict('bundle gzipped', +(gz / 1024).toFixed(1), 500, ' KiB');
@@ -96,7 +98,9 @@ for (let i = 0; i < LOADS; i++) {
     'the chart and the order book',
     () =>
       page.evaluate(
-        () => performance.getEntriesByName('oms:chart-ready').length > 0 && performance.getEntriesByName('oms:book-ready').length > 0,
+        () =>
+          performance.getEntriesByName('oms:chart-ready').length > 0 &&
+          performance.getEntriesByName('oms:book-ready').length > 0,
       ),
     30_000,
     50,
@@ -121,7 +125,9 @@ for (let i = 0; i < LOADS; i++) {
 const r0 = (x) => Math.round(x);
 console.log(`Cold load of the trading screen (${LOADS} loads, median; ms from navigation start):`);
 for (const k of ['dcl', 'fcp', 'lcp', 'book', 'chart', 'fmp']) {
-  console.log(`  ${k.padEnd(6)} ${String(r0(median(loads.map((l) => l[k])))).padStart(6)}   [${loads.map((l) => r0(l[k])).join(', ')}]`);
+  console.log(
+    `  ${k.padEnd(6)} ${String(r0(median(loads.map((l) => l[k])))).padStart(6)}   [${loads.map((l) => r0(l[k])).join(', ')}]`,
+  );
 }
 verdict('first meaningful paint (candles + book)', r0(median(loads.map((l) => l.fmp))), 1500, ' ms');
 
@@ -150,14 +156,21 @@ function mainThreadTasks(file) {
 const context = await signedInContext();
 const page = await context.newPage();
 await page.goto(cfg.baseUrl + '/', { waitUntil: 'load' });
-await until('the trading screen', () => page.evaluate(() => performance.getEntriesByName('oms:book-ready').length > 0), 30_000);
+await until(
+  'the trading screen',
+  () => page.evaluate(() => performance.getEntriesByName('oms:book-ready').length > 0),
+  30_000,
+);
 const symbol = await page.locator('[data-testid="symbol-select"]').inputValue();
-const inst = (await (await context.request.get(`${cfg.baseUrl}/api/instruments`)).json()).instruments.find((i) => i.symbol === symbol);
+const inst = (await (await context.request.get(`${cfg.baseUrl}/api/instruments`)).json()).instruments.find(
+  (i) => i.symbol === symbol,
+);
 await sleep(1000);
 
 const cdp = await context.newCDPSession(page);
 await cdp.send('Performance.enable');
-const metric = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((x) => [x.name, x.value]));
+const metric = async () =>
+  Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((x) => [x.name, x.value]));
 await page.evaluate(() => {
   window.__long = [];
   new PerformanceObserver((l) => {
@@ -170,7 +183,9 @@ const tradesBefore = await page.evaluate(() => window.__oms?.market.tradeCount ?
 // Small market orders, alternating sides so the balances stay level; each one takes from the
 // demo market maker's quotes and makes at least one trade.
 async function generate() {
-  const ticker = await (await fetch(`${cfg.baseUrl}/api/marketdata/ticker?symbol=${encodeURIComponent(symbol)}`)).json();
+  const ticker = await (
+    await fetch(`${cfg.baseUrl}/api/marketdata/ticker?symbol=${encodeURIComponent(symbol)}`)
+  ).json();
   const price = Number(ticker.last ?? ticker.bestAsk ?? 1);
   const steps = Math.max(1, Math.ceil((Number(inst.minNotional) * 2) / price / Number(inst.stepSize)));
   const stepDigits = (inst.stepSize.split('.')[1] ?? '').length;
@@ -188,7 +203,13 @@ async function generate() {
       fetch(`${cfg.baseUrl}/api/orders`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'X-API-Key': cfg.apiKey },
-        body: JSON.stringify({ symbol, side: sent % 2 ? 'BUY' : 'SELL', orderType: 'MARKET', timeInForce: 'IOC', quantity }),
+        body: JSON.stringify({
+          symbol,
+          side: sent % 2 ? 'BUY' : 'SELL',
+          orderType: 'MARKET',
+          timeInForce: 'IOC',
+          quantity,
+        }),
       })
         .then((r) => (statuses[r.status] = (statuses[r.status] ?? 0) + 1))
         .catch(() => (statuses.error = (statuses.error ?? 0) + 1))
@@ -203,7 +224,10 @@ async function generate() {
 // A trace of the renderer's main thread tells the CPU time of each task apart from its wall
 // time: on a shared machine a short task can span 50 ms of wall clock while descheduled.
 const tracePath = path.join(os.tmpdir(), `oms-dashboard-trace-${process.pid}.json`);
-await browser.startTracing(page, { path: tracePath, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] });
+await browser.startTracing(page, {
+  path: tracePath,
+  categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'],
+});
 const t0 = Date.now();
 const gen = await generate();
 await sleep(1000);
@@ -217,16 +241,26 @@ const longTasks = await page.evaluate(() => window.__long);
 const busy = ((after.TaskDuration - before.TaskDuration) / elapsed) * 100;
 console.log(`Streaming (${SECONDS} s, ${gen.sent} market orders sent, answers ${JSON.stringify(gen.statuses)}):`);
 console.log(`  trades received by the page: ${tradesSeen} (${(tradesSeen / elapsed).toFixed(1)}/s)`);
-console.log(`  main thread busy: ${busy.toFixed(1)}%  (script ${(((after.ScriptDuration - before.ScriptDuration) / elapsed) * 100).toFixed(1)}%, layout ${(((after.LayoutDuration - before.LayoutDuration) / elapsed) * 100).toFixed(1)}%)`);
-console.log(`  long tasks > 50 ms (wall clock, as the page sees them): ${longTasks.length}${longTasks.length ? ` (max ${r0(Math.max(...longTasks))} ms)` : ''}`);
+console.log(
+  `  main thread busy: ${busy.toFixed(1)}%  (script ${(((after.ScriptDuration - before.ScriptDuration) / elapsed) * 100).toFixed(1)}%, layout ${(((after.LayoutDuration - before.LayoutDuration) / elapsed) * 100).toFixed(1)}%)`,
+);
+console.log(
+  `  long tasks > 50 ms (wall clock, as the page sees them): ${longTasks.length}${longTasks.length ? ` (max ${r0(Math.max(...longTasks))} ms)` : ''}`,
+);
 if (tasks.count) {
   console.log(
     `  main-thread tasks: ${tasks.count}; CPU time p50 ${tasks.cpu.p50} / p99 ${tasks.cpu.p99} / max ${tasks.cpu.max} ms; ` +
       `wall p99 ${tasks.wall.p99} / max ${tasks.wall.max} ms; tasks over 50 ms of CPU: ${tasks.cpuOver50}`,
   );
 }
-console.log(`  machine load average during the run: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
-if (tradesSeen / elapsed < TPS * 0.8) console.log(`  note: fewer than ${TPS} trades/s reached the page; the figure above is what was measured`);
+console.log(
+  `  machine load average during the run: ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')} on ${os.cpus().length} cores`,
+);
+if (tradesSeen / elapsed < TPS * 0.8)
+  console.log(`  note: fewer than ${TPS} trades/s reached the page; the figure above is what was measured`);
 verdict('long tasks while streaming', longTasks.length, 1, '');
 if (tasks.count) verdict('longest main-thread task, CPU time', tasks.cpu.max, 50, ' ms');
 

@@ -3,14 +3,7 @@
 export type Side = 'BUY' | 'SELL';
 export type OrderType = 'LIMIT' | 'MARKET' | 'STOP_LIMIT';
 export type TimeInForce = 'GTC' | 'IOC' | 'FOK' | 'GTD';
-export type OrderStatus =
-  | 'NEW'
-  | 'ACCEPTED'
-  | 'PARTIALLY_FILLED'
-  | 'FILLED'
-  | 'CANCELED'
-  | 'EXPIRED'
-  | 'REJECTED';
+export type OrderStatus = 'NEW' | 'ACCEPTED' | 'PARTIALLY_FILLED' | 'FILLED' | 'CANCELED' | 'EXPIRED' | 'REJECTED';
 
 export const LIVE_STATUSES: ReadonlySet<OrderStatus> = new Set(['NEW', 'ACCEPTED', 'PARTIALLY_FILLED']);
 

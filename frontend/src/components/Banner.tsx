@@ -7,7 +7,12 @@ export function Banner() {
   return (
     <div className="banner-stack" role="region" aria-label="Messages">
       {list.map((n) => (
-        <div key={n.id} className={`banner ${n.kind}`} role={n.kind === 'error' ? 'alert' : 'status'} data-testid={`banner-${n.kind}`}>
+        <div
+          key={n.id}
+          className={`banner ${n.kind}`}
+          role={n.kind === 'error' ? 'alert' : 'status'}
+          data-testid={`banner-${n.kind}`}
+        >
           <span>{n.text}</span>
           <button type="button" className="icon-btn" aria-label="Dismiss" onClick={() => dismiss(n.id)}>
             ×

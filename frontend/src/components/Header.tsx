@@ -67,7 +67,8 @@ function TickerStrip({ market, instrument }: { market: MarketFeed; instrument: I
       <div>
         <dt>24h change</dt>
         <dd className={cls}>
-          {formatSigned(t?.change24h, decimalsOf(tick))} {t?.changePercent24h != null && `(${formatPercent(t.changePercent24h)})`}
+          {formatSigned(t?.change24h, decimalsOf(tick))}{' '}
+          {t?.changePercent24h != null && `(${formatPercent(t.changePercent24h)})`}
         </dd>
       </div>
       <div>

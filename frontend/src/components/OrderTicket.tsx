@@ -232,7 +232,9 @@ export function OrderTicket({ instrument, market, account }: Props) {
 
         {needsPrice(t.orderType) ? (
           <div className="field">
-            <label htmlFor="ticket-price">{t.orderType === 'STOP_LIMIT' ? 'Limit price' : 'Price'} ({instrument.quote})</label>
+            <label htmlFor="ticket-price">
+              {t.orderType === 'STOP_LIMIT' ? 'Limit price' : 'Price'} ({instrument.quote})
+            </label>
             <input
               {...field('price')}
               inputMode="decimal"
@@ -321,7 +323,9 @@ export function OrderTicket({ instrument, market, account }: Props) {
         <dl className="estimate" data-testid="ticket-estimate">
           <div>
             <dt>{t.orderType === 'MARKET' ? 'Est. value' : 'Value'}</dt>
-            <dd>{estimate.notional ? `${formatDecimal(estimate.notional, priceDecimals)} ${instrument.quote}` : '—'}</dd>
+            <dd>
+              {estimate.notional ? `${formatDecimal(estimate.notional, priceDecimals)} ${instrument.quote}` : '—'}
+            </dd>
           </div>
           <div>
             <dt>Max fee</dt>
@@ -360,7 +364,11 @@ export function OrderTicket({ instrument, market, account }: Props) {
         >
           {busy ? 'Sending…' : `${buy ? 'Buy' : 'Sell'} ${instrument.base}`}
         </button>
-        {disabled && <p className="warn">{instrument.symbol} is {instrument.status}: new orders are refused.</p>}
+        {disabled && (
+          <p className="warn">
+            {instrument.symbol} is {instrument.status}: new orders are refused.
+          </p>
+        )}
         {lastState && (
           <p className="last-order" role="status" data-testid="ticket-last-order" data-status={lastState.status}>
             Order {lastState.orderId}: {lastState.status.replace('_', ' ')}

@@ -15,7 +15,6 @@ const TABS: { id: Tab; label: string }[] = [
   { id: 'history', label: 'Order history' },
   { id: 'balances', label: 'Balances' },
 ];
-const HISTORY_SHOWN = 200;
 
 interface Props {
   account: AccountFeed;
@@ -34,7 +33,7 @@ export function OrdersPanel({ account, instruments }: Props) {
   const tabRefs = useRef<(HTMLButtonElement | null)[]>([]);
   const { open, history } = useMemo(() => {
     const all = [...orders.values()].sort(newestFirst);
-    return { open: all.filter((o) => LIVE_STATUSES.has(o.status)), history: all.slice(0, HISTORY_SHOWN) };
+    return { open: all.filter((o) => LIVE_STATUSES.has(o.status)), history: all };
   }, [orders]);
 
   // Arrow keys move between tabs (WAI-ARIA tabs pattern).
@@ -83,7 +82,15 @@ export function OrdersPanel({ account, instruments }: Props) {
 
 // ---- open orders ----
 
-function OpenOrders({ orders, instruments, account }: { orders: Order[]; instruments: ReadonlyMap<string, Instrument>; account: AccountFeed }) {
+function OpenOrders({
+  orders,
+  instruments,
+  account,
+}: {
+  orders: Order[];
+  instruments: ReadonlyMap<string, Instrument>;
+  account: AccountFeed;
+}) {
   if (orders.length === 0) return <p className="muted empty">No open orders</p>;
   return (
     <table className="grid" data-testid="open-orders">
@@ -109,7 +116,15 @@ function OpenOrders({ orders, instruments, account }: { orders: Order[]; instrum
   );
 }
 
-const OpenRow = memo(function OpenRow({ order, inst, account }: { order: Order; inst?: Instrument; account: AccountFeed }) {
+const OpenRow = memo(function OpenRow({
+  order,
+  inst,
+  account,
+}: {
+  order: Order;
+  inst?: Instrument;
+  account: AccountFeed;
+}) {
   const [editing, setEditing] = useState(false);
   const [price, setPrice] = useState('');
   const [qty, setQty] = useState('');
@@ -304,9 +319,19 @@ function StatusBadge({ status }: { status: Order['status'] }) {
 
 // ---- history ----
 
-function History({ orders, instruments, account }: { orders: Order[]; instruments: ReadonlyMap<string, Instrument>; account: AccountFeed }) {
+function History({
+  orders,
+  instruments,
+  account,
+}: {
+  orders: Order[];
+  instruments: ReadonlyMap<string, Instrument>;
+  account: AccountFeed;
+}) {
   const [open, setOpen] = useState<ReadonlySet<string>>(new Set());
+  const [loadingOlder, setLoadingOlder] = useState(false);
   const fills = useStore(account.fills);
+  const cursor = useStore(account.olderCursor);
   const toggle = useCallback(
     (id: string) => {
       setOpen((prev) => {
@@ -323,37 +348,54 @@ function History({ orders, instruments, account }: { orders: Order[]; instrument
   );
   if (orders.length === 0) return <p className="muted empty">No orders yet</p>;
 
+  const older = () => {
+    setLoadingOlder(true);
+    account
+      .loadOlder()
+      .catch((e) => notify('error', `Older orders: ${errorText(e)}`))
+      .finally(() => setLoadingOlder(false));
+  };
+
   return (
-    <table className="grid" data-testid="order-history">
-      <thead>
-        <tr>
-          <th aria-label="Fills" />
-          <th>Created</th>
-          <th>Symbol</th>
-          <th>Side</th>
-          <th>Type</th>
-          <th className="num">Price</th>
-          <th className="num">Quantity</th>
-          <th className="num">Filled</th>
-          <th className="num">Avg price</th>
-          <th className="num">Fees</th>
-          <th>Status</th>
-          <th>Reason</th>
-        </tr>
-      </thead>
-      <tbody>
-        {orders.map((o) => (
-          <HistoryRow
-            key={o.orderId}
-            order={o}
-            inst={instruments.get(o.symbol)}
-            expanded={open.has(o.orderId)}
-            fills={open.has(o.orderId) ? fills.get(o.orderId) : undefined}
-            onToggle={toggle}
-          />
-        ))}
-      </tbody>
-    </table>
+    <>
+      <table className="grid" data-testid="order-history">
+        <thead>
+          <tr>
+            <th aria-label="Fills" />
+            <th>Created</th>
+            <th>Symbol</th>
+            <th>Side</th>
+            <th>Type</th>
+            <th className="num">Price</th>
+            <th className="num">Quantity</th>
+            <th className="num">Filled</th>
+            <th className="num">Avg price</th>
+            <th className="num">Fees</th>
+            <th>Status</th>
+            <th>Reason</th>
+          </tr>
+        </thead>
+        <tbody>
+          {orders.map((o) => (
+            <HistoryRow
+              key={o.orderId}
+              order={o}
+              inst={instruments.get(o.symbol)}
+              expanded={open.has(o.orderId)}
+              fills={open.has(o.orderId) ? fills.get(o.orderId) : undefined}
+              onToggle={toggle}
+            />
+          ))}
+        </tbody>
+      </table>
+      {cursor && (
+        <p className="more">
+          <button type="button" className="small ghost" onClick={older} disabled={loadingOlder}>
+            {loadingOlder ? 'Loading…' : 'Load older orders'}
+          </button>
+        </p>
+      )}
+    </>
   );
 }
 

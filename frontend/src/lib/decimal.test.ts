@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { add, cmp, dec, fractionDigits, isMultipleOf, mul, normalize, parseDec, round, sub, toFixed, toStr } from './decimal';
+import {
+  add,
+  cmp,
+  dec,
+  fractionDigits,
+  isMultipleOf,
+  mul,
+  normalize,
+  parseDec,
+  round,
+  sub,
+  toFixed,
+  toStr,
+} from './decimal';
 
 describe('decimal', () => {
   it('parses plain decimals only', () => {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { decimalsOf, formatCompact, formatDecimal, formatPercent, formatPrice, formatSigned, formatSize, signOf } from './format';
+import {
+  decimalsOf,
+  formatCompact,
+  formatDecimal,
+  formatPercent,
+  formatPrice,
+  formatSigned,
+  formatSize,
+  signOf,
+} from './format';
 
 describe('format', () => {
   it('derives precision from the increment', () => {

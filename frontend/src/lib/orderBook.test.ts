@@ -79,7 +79,15 @@ describe('order book', () => {
 
   it('sums cumulative sizes exactly', () => {
     const b = createBook();
-    applySnapshot(b, 1, [['3.00', '0.1'], ['2.00', '0.2']], []);
+    applySnapshot(
+      b,
+      1,
+      [
+        ['3.00', '0.1'],
+        ['2.00', '0.2'],
+      ],
+      [],
+    );
     expect(bookView(b, 10).bids[1].cumulative).toBe('0.3');
   });
 

@@ -143,7 +143,7 @@ describe('estimate', () => {
   });
 
   it('uses the opposite best for market orders', () => {
-    const buy = ticket({ orderType: 'MARKET', timeInForce: 'IOC', price: '' , quantity: '0.01'});
+    const buy = ticket({ orderType: 'MARKET', timeInForce: 'IOC', price: '', quantity: '0.01' });
     const e = estimateTicket(buy, BTC, balances, { bestAsk: '45100.00', bestBid: '45000.00', last: '45050.00' });
     expect(e.price).toBe('45100.00');
     expect(e.need).toBe('451.90');
@@ -152,7 +152,12 @@ describe('estimate', () => {
   });
 
   it('is exact where floats are not', () => {
-    const e = estimateTicket(ticket({ price: '0.10', quantity: '0.3' }), { ...BTC, takerFee: '0', makerFee: '0' }, balances, {});
+    const e = estimateTicket(
+      ticket({ price: '0.10', quantity: '0.3' }),
+      { ...BTC, takerFee: '0', makerFee: '0' },
+      balances,
+      {},
+    );
     expect(e.notional).toBe('0.03');
   });
 });

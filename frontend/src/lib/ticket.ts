@@ -74,11 +74,7 @@ export function checkTyping(next: string, maxDecimals: number, increment: string
   return { accept: true };
 }
 
-function checkIncrement(
-  text: string,
-  increment: string,
-  what: 'tick' | 'step',
-): { value?: Dec; error?: string } {
+function checkIncrement(text: string, increment: string, what: 'tick' | 'step'): { value?: Dec; error?: string } {
   const t = text.trim();
   if (t === '') return { error: 'Required' };
   const d = parseDec(t);
@@ -185,7 +181,7 @@ export function estimateTicket(
   const available = parseDec(availableText) ?? ZERO;
   const priceText =
     input.orderType === 'MARKET'
-      ? (input.side === 'BUY' ? ref.bestAsk : ref.bestBid) ?? ref.last ?? null
+      ? ((input.side === 'BUY' ? ref.bestAsk : ref.bestBid) ?? ref.last ?? null)
       : input.price.trim() || null;
   const price = priceText ? parseDec(priceText) : null;
   const qty = parseDec(input.quantity.trim());

@@ -43,7 +43,7 @@ export function isNewer(prev: Order, next: Order): boolean {
 
 const ORDERS_LOADED = 200;
 /** Final orders kept in memory beyond the live ones; older ones are dropped from the history. */
-const FINAL_KEPT = 500;
+const FINAL_KEPT = 1000;
 const ORDER_REFRESH_MS = 250;
 /** REST refresh period while the WebSocket is down. */
 const POLL_MS = 5_000;
@@ -54,6 +54,8 @@ export class AccountFeed {
   readonly balances = new Store<Balance[]>([]);
   /** Fills of the orders whose rows were expanded (loaded on demand). */
   readonly fills = new Store<ReadonlyMap<string, Fill[]>>(new Map());
+  /** Cursor of the next older page of orders: undefined before the first load, null at the end. */
+  readonly olderCursor = new Store<string | null | undefined>(undefined);
 
   private balanceTimer: ReturnType<typeof setTimeout> | null = null;
   private pending: Order[] = [];
@@ -86,9 +88,23 @@ export class AccountFeed {
 
   loadOrders(): Promise<void> {
     return api.orders({ limit: ORDERS_LOADED }).then(
-      (r) => this.upsert(r.orders),
+      (r) => {
+        this.upsert(r.orders);
+        // Only the first load sets where older pages start; refreshes must not move it.
+        if (this.olderCursor.get() === undefined) this.olderCursor.set(r.nextCursor);
+      },
       () => undefined,
     );
+  }
+
+  /** The next page of older orders, for the history. */
+  loadOlder(): Promise<void> {
+    const cursor = this.olderCursor.get();
+    if (!cursor) return Promise.resolve();
+    return api.orders({ limit: ORDERS_LOADED, cursor }).then((r) => {
+      this.upsert(r.orders);
+      this.olderCursor.set(r.nextCursor);
+    });
   }
 
   loadBalances(): Promise<void> {

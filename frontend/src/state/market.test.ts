@@ -21,7 +21,12 @@ function fakeSocket() {
     onOpen: () => () => undefined,
     whileDisconnected: () => () => undefined,
   };
-  return { socket: socket as unknown as MarketSocket, deliver: (...m: WsMessage[]) => batch?.(m), subscribed, resubscribed };
+  return {
+    socket: socket as unknown as MarketSocket,
+    deliver: (...m: WsMessage[]) => batch?.(m),
+    subscribed,
+    resubscribed,
+  };
 }
 
 beforeEach(() => {

@@ -34,5 +34,9 @@ export function useStore<T>(store: Store<T>): T {
 
 /** Subscribes to one derived primitive (or stable reference) of a store: re-renders only when it changes. */
 export function useSelector<T, R>(store: Store<T>, select: (value: T) => R): R {
-  return useSyncExternalStore(store.subscribe, () => select(store.get()), () => select(store.get()));
+  return useSyncExternalStore(
+    store.subscribe,
+    () => select(store.get()),
+    () => select(store.get()),
+  );
 }
