@@ -191,7 +191,7 @@ async fn segments_roll_and_reads_cross_them() {
     assert!(segs.len() > 10, "{} segments", segs.len());
     for s in &segs[..segs.len() - 1] {
         let len = fs::metadata(s).unwrap().len();
-        assert!(len >= 1000 && len < 1200, "segment of {len} bytes");
+        assert!((1000..1200).contains(&len), "segment of {len} bytes");
     }
     let all = read_all(&log, 0).await;
     assert_eq!(all.len(), 300);

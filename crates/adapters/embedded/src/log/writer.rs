@@ -206,21 +206,19 @@ impl Writer {
             }
             results.push(res);
         }
-        let mut fsyncs = 0u64;
+        let mut syncs = Vec::new();
         for pend in &mut pending {
             let act = &self.active[&(Arc::as_ptr(&pend.part) as usize)];
             act.file.write_all_at(&pend.buf, pend.buf_at)?;
             if self.cfg.fsync {
-                for f in &pend.to_sync {
-                    f.sync_data()?;
-                    fsyncs += 1;
-                }
+                syncs.extend(pend.to_sync.iter().map(|f| Sync::Data(f.clone())));
                 if new_files && !pend.new_segments.is_empty() {
-                    fsutil::sync_dir(&pend.part.dir)?;
-                    fsyncs += 1;
+                    syncs.push(Sync::Dir(pend.part.dir.clone()));
                 }
             }
         }
+        let fsyncs = syncs.len() as u64;
+        sync_all(syncs)?;
         self.stats.groups.fetch_add(1, Ordering::Relaxed);
         self.stats.fsyncs.fetch_add(fsyncs, Ordering::Relaxed);
         let n: usize = pending.iter().map(|p| p.records.len()).sum();
@@ -247,6 +245,47 @@ impl Writer {
             }
         }
     }
+}
+
+/// One file or directory to make durable.
+enum Sync {
+    Data(Arc<File>),
+    Dir(std::path::PathBuf),
+}
+
+impl Sync {
+    fn run(&self) -> std::io::Result<()> {
+        match self {
+            Sync::Data(f) => f.sync_data(),
+            Sync::Dir(d) => fsutil::sync_dir(d),
+        }
+    }
+}
+
+/// Threads syncing at once: a group touching many partitions waits for about one fsync, not
+/// one per file, and the file system can commit its journal for all of them together.
+const SYNC_THREADS: usize = 8;
+
+fn sync_all(syncs: Vec<Sync>) -> std::io::Result<()> {
+    if syncs.len() <= 1 {
+        return syncs.iter().try_for_each(Sync::run);
+    }
+    let per_thread = syncs.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|s| {
+        let mut chunks = syncs.chunks(per_thread);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.iter().try_for_each(Sync::run)))
+            .collect();
+        let mut res = first.iter().try_for_each(Sync::run);
+        for h in others {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a sync thread panicked")));
+            res = res.and(r);
+        }
+        res
+    })
 }
 
 /// The writer's handle on a partition's last segment, opened on first use.
