@@ -34,6 +34,11 @@ page.on('console', (m) => {
 page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
 
 const S = {}; // state shared between steps
+const olderCandleRequests = [];
+page.on('request', (r) => {
+  if (r.url().includes('/api/marketdata/candles') && new URL(r.url()).searchParams.has('to'))
+    olderCandleRequests.push(r.url());
+});
 const q = (sel) => page.locator(sel);
 const openRow = (id) => q(`[data-testid="open-orders"] tr[data-order-id="${id}"]`);
 const historyRow = (id) => q(`[data-testid="order-history"] tr[data-order-id="${id}"]`);
@@ -107,6 +112,31 @@ await run.step(
     S.chartBefore = await chartData();
   },
   { needs: ['sign in with the API key'] },
+);
+
+await run.step(
+  'scrolling the chart back asks for older candles',
+  async () => {
+    // Drag the time scale to the right (back in time) until the chart requests the page before
+    // its first candle (`to` = that candle's open time). With little history it asks at once.
+    const box = await q('[data-testid="price-chart"]').boundingBox();
+    for (let i = 0; i < 12 && olderCandleRequests.length === 0; i++) {
+      await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.5);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.9, box.y + box.height * 0.5, { steps: 8 });
+      await page.mouse.up();
+      await sleep(300);
+    }
+    assert(olderCandleRequests.length > 0, 'no request for older candles after scrolling back');
+    const to = Number(new URL(olderCandleRequests[0]).searchParams.get('to'));
+    assert(to > 0 && to <= Number(S.chartBefore.lastOpenTime), `older page asked up to ${to}`);
+    await page.mouse.move(0, 0);
+    // Back to the newest candles for the steps that watch the last one.
+    await q('[data-testid="interval-5m"]').click();
+    await q('[data-testid="interval-1m"]').click();
+    await until('candles on the chart', async () => Number((await chartData()).candles ?? 0) > 0, 15_000);
+  },
+  { needs: ['chart shows candles for the 1m interval'] },
 );
 
 await run.step(
