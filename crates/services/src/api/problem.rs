@@ -161,8 +161,9 @@ impl Problem {
         if !self.errors.is_empty() {
             obj.insert("errors".into(), json!(self.errors));
         }
+        // Extension members never replace the standard ones.
         for (k, v) in self.extra.iter().flat_map(|m| m.iter()) {
-            obj.insert(k.clone(), v.clone());
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
         }
         body
     }

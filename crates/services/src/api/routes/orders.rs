@@ -356,7 +356,7 @@ async fn find_live(s: &ApiState, account: AccountId, id: &str) -> Result<Order, 
             ),
         )
         .with_field("orderId")
-        .with_extra("status", json!(order.status.as_str())));
+        .with_extra("orderStatus", json!(order.status.as_str())));
     }
     Ok(order)
 }

@@ -1,0 +1,203 @@
+//! A real API server for tests: the router on 127.0.0.1:0 over the embedded adapters (file
+//! log, SQLite store and idempotency) in a temp dir, and a small HTTP/1 client.
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use oms_domain::events::Envelope;
+use oms_domain::ids::{AccountId, Timestamp};
+use oms_domain::instrument::default_instruments;
+use oms_domain::order::Order;
+use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
+use oms_ports::event_log::{EventLog, Record};
+use oms_ports::idempotency::IdempotencyStore;
+use oms_ports::order_store::{OrderStore, StoreBatch};
+use oms_services::api::{self, hash_api_key, ApiConfig, ApiState};
+use oms_services::ingestion::OrderIdGenerator;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub const KEY: &str = "demo-key-1";
+pub const OTHER_KEY: &str = "other-key-2";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<SqliteStore>,
+    pub account: AccountId,
+    pub other: AccountId,
+    pub partitions: u32,
+    _dir: TempDir,
+}
+
+pub struct Ports {
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<SqliteStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub dir: TempDir,
+}
+
+/// The embedded adapters in a fresh temp dir.
+pub async fn embedded_ports() -> Ports {
+    let dir = tempfile::tempdir().unwrap();
+    // No fsync: these tests check behaviour, not crash safety, and the disk is shared.
+    let log = FileLog::open(
+        &dir.path().join("log"),
+        FileLogOptions {
+            fsync: false,
+            ..FileLogOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let store = SqliteStore::open(&dir.path().join("oms.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let idempotency = Arc::new(store.idempotency());
+    Ports {
+        log: Arc::new(log),
+        store: Arc::new(store),
+        idempotency,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(embedded_ports().await, |s| s).await
+    }
+
+    /// Starts the server over `ports`; `customise` may add hooks or swap parts of the state.
+    pub async fn start_with(ports: Ports, customise: impl FnOnce(ApiState) -> ApiState) -> TestApp {
+        let store = ports.store.clone();
+        let now = Timestamp(0);
+        let demo = store.create_account("demo", true, now).await.unwrap();
+        let other = store.create_account("other", true, now).await.unwrap();
+        store.add_api_key(demo.id, &hash_api_key(KEY), now).await.unwrap();
+        store.add_api_key(other.id, &hash_api_key(OTHER_KEY), now).await.unwrap();
+        let config = ApiConfig {
+            session_secret: b"test-secret".to_vec(),
+            partitions: 4,
+            ..ApiConfig::default()
+        };
+        let state = ApiState::new(
+            ports.log.clone(),
+            store.clone(),
+            ports.idempotency.clone(),
+            default_instruments(),
+            config,
+            Arc::new(OrderIdGenerator::new(1).unwrap()),
+        );
+        state.ensure_topics().await.unwrap();
+        let router = api::router(customise(state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        TestApp {
+            addr,
+            log: ports.log,
+            store,
+            account: demo.id,
+            other: other.id,
+            partitions: 4,
+            _dir: ports.dir,
+        }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+        send(self.addr, method, path, headers, body).await
+    }
+
+    /// A request as the demo account (API key), JSON body.
+    pub async fn as_demo(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
+        let mut h = vec![("x-api-key", KEY)];
+        if bytes.is_some() {
+            h.push(("content-type", "application/json"));
+        }
+        self.send(method, path, &h, bytes.as_deref()).await
+    }
+
+    /// Every record of the orders topic, decoded.
+    pub async fn order_records(&self) -> Vec<(Record, Envelope)> {
+        let mut out = Vec::new();
+        for p in 0..self.partitions {
+            let recs = self.log.read("orders", p, 0, 100_000).await.unwrap();
+            for r in recs {
+                let env: Envelope = serde_json::from_slice(&r.value).unwrap();
+                out.push((r, env));
+            }
+        }
+        out
+    }
+
+    /// Puts an order straight into the read model, as the processor would.
+    pub async fn put_order(&self, order: Order) {
+        self.store
+            .apply(StoreBatch {
+                orders: vec![order],
+                ..StoreBatch::default()
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// (status, code, field) of a problem response, checking its media type.
+    pub fn problem(&self) -> (u16, String, Option<String>) {
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{self:?}");
+        let j = self.json();
+        assert_eq!(j["status"], self.status, "{j}");
+        assert!(j["requestId"].is_string(), "{j}");
+        (
+            self.status,
+            j["code"].as_str().unwrap().to_string(),
+            j["field"].as_str().map(str::to_string),
+        )
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = Request::builder().method(method).uri(path).header("host", "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.map(<[u8]>::to_vec).unwrap_or_default())))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
