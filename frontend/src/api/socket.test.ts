@@ -171,4 +171,21 @@ describe('MarketSocket', () => {
     expect(polls).toBe(2);
     s.stop();
   });
+
+  it('keeps control messages, even ones naming a channel, out of the data batches', () => {
+    const s = new MarketSocket();
+    const batches: WsMessage[][] = [];
+    const controls: WsMessage[] = [];
+    s.onBatch((b) => batches.push(b));
+    s.onControl((m) => controls.push(m));
+    s.start();
+    last().open();
+    last().receive({ type: 'error', code: 'UNKNOWN_SYMBOL', message: 'no such symbol', channel: 'depth:XYZ' });
+    last().receive({ type: 'heartbeat', ts: 1 });
+    last().receive({ channel: 'depth:BTC/USD', type: 'snapshot', seq: 1, data: { bids: [], asks: [] } });
+    vi.advanceTimersByTime(20);
+    expect(controls.map((m) => m.type)).toEqual(['error', 'heartbeat']);
+    expect(batches.flat().map((m) => m.channel)).toEqual(['depth:BTC/USD']);
+    s.stop();
+  });
 });

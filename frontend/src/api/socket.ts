@@ -3,7 +3,7 @@
 // incoming messages in batches in an animation frame, at most every `minFlushMs` (so hundreds
 // of messages a second cost a few renders a second, not one per message).
 import { Store } from '../state/store';
-import type { WsMessage } from './types';
+import type { WsControlMessage, WsDataMessage, WsMessage } from './types';
 
 export type ConnState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
 
@@ -21,7 +21,14 @@ export interface SocketOptions {
   minFlushMs?: number;
 }
 
-type BatchListener = (batch: WsMessage[]) => void;
+type BatchListener = (batch: WsDataMessage[]) => void;
+type ControlListener = (msg: WsControlMessage) => void;
+
+/** Data messages carry a channel and data; control messages (which may name a channel too,
+ * like a per-channel error) carry a type of their own. */
+function isData(m: WsMessage): m is WsDataMessage {
+  return typeof m.channel === 'string' && (m.type === undefined || m.type === 'snapshot' || m.type === 'update');
+}
 type OpenListener = (reconnected: boolean) => void;
 
 function defaultUrl(): string {
@@ -35,7 +42,8 @@ export class MarketSocket {
   private readonly channels = new Map<string, number>();
   private readonly batchListeners = new Set<BatchListener>();
   private readonly openListeners = new Set<OpenListener>();
-  private queue: WsMessage[] = [];
+  private readonly controlListeners = new Set<ControlListener>();
+  private queue: WsDataMessage[] = [];
   private frame = 0;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private flushPending = false;
@@ -117,6 +125,12 @@ export class MarketSocket {
     return () => this.batchListeners.delete(fn);
   }
 
+  /** Control messages (heartbeats, errors, acknowledgements), as they arrive. */
+  onControl(fn: ControlListener): () => void {
+    this.controlListeners.add(fn);
+    return () => this.controlListeners.delete(fn);
+  }
+
   /** Called after every successful open; `reconnected` is true after the first one. */
   onOpen(fn: OpenListener): () => void {
     this.openListeners.add(fn);
@@ -183,6 +197,10 @@ export class MarketSocket {
       try {
         msg = JSON.parse(typeof ev.data === 'string' ? ev.data : '') as WsMessage;
       } catch {
+        return;
+      }
+      if (!isData(msg)) {
+        for (const l of this.controlListeners) l(msg);
         return;
       }
       this.queue.push(msg);

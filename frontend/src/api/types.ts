@@ -170,11 +170,13 @@ export interface WsDataMessage {
   seq?: number;
   type?: 'snapshot' | 'update';
   data: unknown;
+  code?: undefined;
 }
 
 export interface WsControlMessage {
   type: 'heartbeat' | 'error' | 'subscribed' | 'unsubscribed' | 'pong' | 'authenticated';
-  channel?: undefined;
+  /** Errors about one channel name it. */
+  channel?: string;
   ts?: number;
   code?: string;
   message?: string;

@@ -19,7 +19,7 @@ import {
 import { useEffect, useRef, useState } from 'react';
 import { api, errorText } from '../api/http';
 import type { MarketSocket } from '../api/socket';
-import type { Candle, Instrument, Interval, WsDataMessage } from '../api/types';
+import type { Candle, Instrument, Interval } from '../api/types';
 import { DOWN_COLOR, mergeCandle, prependHistory, toChartBar, toVolumeBar, UP_COLOR } from '../lib/candles';
 import { decimalsOf, formatCompact, formatPrice } from '../lib/format';
 
@@ -239,8 +239,8 @@ export default function PriceChart({ socket, instrument, interval }: Props) {
 
     const offBatch = socket.onBatch((batch) => {
       for (const m of batch) {
-        if ((m as WsDataMessage).channel !== channel) continue;
-        const cd = (m as WsDataMessage).data as Candle;
+        if (m.channel !== channel) continue;
+        const cd = m.data as Candle;
         if (ready) apply(cd);
         else pending.push(cd);
       }

@@ -36,12 +36,17 @@ export function TradingScreen(props: { session: Session; onSignOut: () => void }
     const socket = new MarketSocket();
     const market = new MarketFeed(socket);
     const account = new AccountFeed(socket);
+    // Server-side feed errors (a refused channel, a slow-consumer cut) go to the banner.
+    const offControl = socket.onControl((m) => {
+      if (m.type === 'error') notify('error', `Live feed: ${m.message ?? m.code}${m.channel ? ` (${m.channel})` : ''}`);
+    });
     socket.start();
     // A handle for the browser tests and the performance probe (drop the connection, count
     // streamed trades); it holds no credentials.
     (window as unknown as { __oms?: Feeds }).__oms = { socket, market, account };
     setFeeds({ socket, market, account });
     return () => {
+      offControl();
       market.dispose();
       account.dispose();
       socket.stop();

@@ -10,7 +10,6 @@ import {
   type OrderStatus,
   type OrdersChannelData,
   type WsDataMessage,
-  type WsMessage,
 } from '../api/types';
 import { cmp, dec } from '../lib/decimal';
 import { Store } from './store';
@@ -137,12 +136,12 @@ export class AccountFeed {
     if (next) this.orders.set(next.size > FINAL_KEPT * 2 ? trimmed(next) : next);
   }
 
-  private onBatch = (batch: WsMessage[]): void => {
+  private onBatch = (batch: WsDataMessage[]): void => {
     const orders: Order[] = [];
     const fills: { orderId: string; fill: Fill }[] = [];
     for (const m of batch) {
-      if ((m as WsDataMessage).channel !== 'orders') continue;
-      const d = (m as WsDataMessage).data as OrdersChannelData;
+      if (m.channel !== 'orders') continue;
+      const d = m.data as OrdersChannelData;
       if (!d?.order) continue;
       orders.push(d.order);
       if (d.fill) fills.push({ orderId: d.order.orderId, fill: d.fill });

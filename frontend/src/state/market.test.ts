@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { MarketSocket } from '../api/socket';
-import type { WsMessage } from '../api/types';
+import type { WsDataMessage as WsMessage } from '../api/types';
 import { MarketFeed } from './market';
 
 /** The parts of MarketSocket the feed uses, recorded. */

@@ -2,7 +2,7 @@
 // REST and then kept live from the WebSocket. Views are recomputed once per delivered batch.
 import { api } from '../api/http';
 import type { MarketSocket } from '../api/socket';
-import type { Depth, DepthLevel, DepthUpdate, Ticker, Trade, WsDataMessage, WsMessage } from '../api/types';
+import type { Depth, DepthLevel, DepthUpdate, Ticker, Trade, WsDataMessage } from '../api/types';
 import { applySnapshot, applyUpdate, type BookView, bookView, createBook } from '../lib/orderBook';
 import { Store } from './store';
 
@@ -120,7 +120,7 @@ export class MarketFeed {
     this.trades.set(all.slice(0, TRADES_KEPT));
   }
 
-  private onBatch = (batch: WsMessage[]): void => {
+  private onBatch = (batch: WsDataMessage[]): void => {
     const symbol = this.symbol;
     if (!symbol) return;
     const depthCh = `depth:${symbol}`;
@@ -130,12 +130,9 @@ export class MarketFeed {
     const newTrades: Trade[] = [];
     let ticker: Ticker | null = null;
     for (const m of batch) {
-      const ch = (m as WsDataMessage).channel;
-      if (!ch) continue;
-      const msg = m as WsDataMessage;
-      if (ch === depthCh) this.onDepth(msg);
-      else if (ch === tradesCh) newTrades.push(msg.data as Trade);
-      else if (ch === tickerCh) ticker = msg.data as Ticker;
+      if (m.channel === depthCh) this.onDepth(m);
+      else if (m.channel === tradesCh) newTrades.push(m.data as Trade);
+      else if (m.channel === tickerCh) ticker = m.data as Ticker;
     }
     if (this.state.version !== bookVersion) this.publishBook();
     if (newTrades.length) {

@@ -11,6 +11,8 @@ let nextId = 1;
 export const notices = new Store<Notice[]>([]);
 
 export function notify(kind: Notice['kind'], text: string, ttlMs = kind === 'info' ? 4000 : 0): void {
+  // The same message twice (a repeating server error) is shown once.
+  if (notices.get().some((n) => n.text === text)) return;
   const id = nextId++;
   notices.update((list) => [...list.slice(-4), { id, kind, text }]);
   if (ttlMs > 0) setTimeout(() => dismiss(id), ttlMs);
