@@ -100,6 +100,7 @@ const Row = memo(function Row({ row, side, max, tickSize, stepSize, onPick, tabS
       tabIndex={tabStop ? 0 : -1}
       onClick={() => onPick(row.price)}
       title={`Use ${row.price} as the ticket price`}
+      aria-label={`${side === 'bid' ? 'Bid' : 'Ask'} ${formatPrice(row.price, tickSize)}, size ${formatSize(row.quantity, stepSize)}`}
       data-price={row.price}
     >
       <span className="px">{formatPrice(row.price, tickSize)}</span>
