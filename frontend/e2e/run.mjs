@@ -78,6 +78,12 @@ async function submitTicket() {
 
 await run.step('sign in with the API key', async () => {
   await page.goto(cfg.baseUrl + '/', { waitUntil: 'load' });
+  await q('#api-key')
+    .waitFor({ timeout: 10_000 })
+    .catch(async () => {
+      const text = (await page.textContent('body')) ?? '';
+      throw new Error(`no sign-in form at ${cfg.baseUrl}/ (is frontend/dist built?): ${text.slice(0, 200)}`);
+    });
   await q('#api-key').fill(cfg.apiKey);
   await q('.signin-card button[type="submit"]').click();
   await q('[data-testid="symbol-select"]').waitFor({ timeout: 15_000 });
@@ -311,7 +317,7 @@ await run.step(
   async () => {
     // The ticket refuses off-step input as it is typed, so the request is altered on its way out
     // to carry one decimal too many: the message must come from the server, next to its field.
-    const offStep = `${S.inst.minQuantity}1`;
+    const offStep = S.inst.minQuantity.includes('.') ? `${S.inst.minQuantity}1` : `${S.inst.minQuantity}.1`;
     await page.route('**/api/orders', async (route) => {
       if (route.request().method() !== 'POST') return route.continue();
       const body = JSON.parse(route.request().postData());
