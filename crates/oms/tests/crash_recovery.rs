@@ -157,6 +157,17 @@ async fn kill_nine_ten_times_under_load_loses_and_doubles_nothing() {
         assert!(orders.contains_key(&id.parse().unwrap()), "acknowledged order {id} is not in the log");
     }
     eprintln!("log: {created} orders created, {} acknowledged by the clients", acked.len());
+    // The load must really exercise matching and cancels, or the checks below prove little.
+    let total_fills: usize = fills.values().map(|f| f.len()).sum();
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in orders.values() {
+        *by_status.entry(o.status.as_str()).or_default() += 1;
+    }
+    eprintln!("log: {total_fills} fills; orders by status {by_status:?}");
+    assert!(total_fills > 50, "too few fills ({total_fills}) for the test to mean anything");
+    for status in ["FILLED", "CANCELED", "ACCEPTED"] {
+        assert!(by_status.contains_key(status), "no order ended {status}: {by_status:?}");
+    }
 
     for (id, replayed) in &orders {
         let stored = store.order(replayed.account, *id).await.unwrap().unwrap_or_else(|| panic!("order {id} missing from the store"));
