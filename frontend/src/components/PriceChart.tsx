@@ -21,7 +21,7 @@ import { api, errorText } from '../api/http';
 import type { MarketSocket } from '../api/socket';
 import type { Candle, Instrument, Interval } from '../api/types';
 import { DOWN_COLOR, mergeCandle, prependHistory, toChartBar, toVolumeBar, UP_COLOR } from '../lib/candles';
-import { decimalsOf, formatCompact, formatPrice } from '../lib/format';
+import { decimalsOf, formatCompact, formatDateTime, formatPrice, formatTime } from '../lib/format';
 
 const PAGE = 500;
 /** Load an older page when fewer than this many bars are left of the visible range. */
@@ -47,14 +47,11 @@ function tickMark(time: Time, type: TickMarkType): string {
     case TickMarkType.Time:
       return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
     default:
-      return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      return formatTime(d.getTime());
   }
 }
 
-function crosshairTime(time: Time): string {
-  const d = new Date((time as number) * 1000);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
+const crosshairTime = (time: Time): string => formatDateTime((time as number) * 1000);
 
 interface Props {
   socket: MarketSocket;

@@ -1,19 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Candle } from '../api/types';
-import { bucketStart, intervalMs, mergeCandle, prependHistory, toChartBar, toVolumeBar } from './candles';
+import { mergeCandle, prependHistory, toChartBar, toVolumeBar } from './candles';
 
 function c(openTime: number, close = '100', trades = 1): Candle {
   return { openTime, open: '100', high: '110', low: '90', close, volume: '2', quoteVolume: '200', trades };
 }
 
 describe('candles', () => {
-  it('aligns buckets to UTC interval boundaries', () => {
-    expect(intervalMs('5m')).toBe(300_000);
-    expect(bucketStart(1_764_057_659_999, '1m')).toBe(1_764_057_600_000);
-    expect(bucketStart(1_764_057_600_000, '1m')).toBe(1_764_057_600_000);
-    expect(bucketStart(1_764_100_000_000, '1d')).toBe(1_764_028_800_000);
-  });
-
   it('replaces the current bucket with its live update', () => {
     const s = [c(0), c(60_000, '101', 3)];
     expect(mergeCandle(s, c(60_000, '105', 4))).toBe('replace');

@@ -1,25 +1,6 @@
 // Candle series kept oldest first, without duplicate buckets: live updates of the current bucket
 // replace it, a new bucket is appended, and older history pages are merged in front.
-import type { Candle, Interval } from '../api/types';
-
-const INTERVAL_MS: Record<Interval, number> = {
-  '1s': 1_000,
-  '1m': 60_000,
-  '5m': 300_000,
-  '15m': 900_000,
-  '1h': 3_600_000,
-  '1d': 86_400_000,
-};
-
-export function intervalMs(interval: Interval): number {
-  return INTERVAL_MS[interval];
-}
-
-/** UTC-aligned start of the bucket holding `ts` (epoch ms). */
-export function bucketStart(ts: number, interval: Interval): number {
-  const ms = INTERVAL_MS[interval];
-  return Math.floor(ts / ms) * ms;
-}
+import type { Candle } from '../api/types';
 
 export type MergeKind = 'append' | 'replace' | 'insert' | 'ignore';
 

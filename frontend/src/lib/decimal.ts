@@ -120,8 +120,3 @@ export function toFixed(a: Dec, scale: number = a.scale): string {
 export function toStr(a: Dec): string {
   return toFixed(normalize(a));
 }
-
-/** For display-only uses (charts, bar widths); never for checks. */
-export function toNumber(a: Dec): number {
-  return Number(toFixed(a));
-}

@@ -136,7 +136,7 @@ export function validateTicket(input: TicketInput, inst: Instrument, ctx: Valida
   return errors;
 }
 
-export function parseExpiry(text: string): number | null {
+function parseExpiry(text: string): number | null {
   if (!text.trim()) return null;
   const t = new Date(text).getTime();
   return Number.isNaN(t) ? null : t;

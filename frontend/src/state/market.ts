@@ -3,10 +3,10 @@
 import { api } from '../api/http';
 import type { MarketSocket } from '../api/socket';
 import type { Depth, DepthLevel, DepthUpdate, Ticker, Trade, WsDataMessage } from '../api/types';
-import { applySnapshot, applyUpdate, type BookView, bookView, createBook } from '../lib/orderBook';
+import { applySnapshot, applyUpdate, type BookView, bookView, clearBook, createBook } from '../lib/orderBook';
 import { Store } from './store';
 
-export const LADDER_DEPTH = 14;
+const LADDER_DEPTH = 14;
 /** Enough rows to fill the trades panel at 1920×1080. */
 const TRADES_KEPT = 24;
 const POLL_MS = 5_000;
@@ -57,9 +57,7 @@ export class MarketFeed {
     for (const r of this.releases) r();
     this.releases = [];
     this.symbol = symbol;
-    this.state.seq = null;
-    this.state.bids.clear();
-    this.state.asks.clear();
+    clearBook(this.state);
     this.resyncing = false;
     this.ticker.set(null);
     this.book.set(EMPTY_VIEW);
