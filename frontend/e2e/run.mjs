@@ -255,7 +255,10 @@ await run.step(
 await run.step(
   'a marketable order fills and moves the balance and the candle',
   async () => {
-    const before = await balances();
+    // The server's figures, not the page's: the page refreshes balances shortly after each
+    // order event, so it may not show the cancel's released reservation yet.
+    const account = await (await context.request.get(`${cfg.baseUrl}/api/accounts/me`)).json();
+    const before = Object.fromEntries(account.balances.map((b) => [b.asset, b.available]));
     const chartBefore = await chartData();
     const bestAsk = await q('[data-testid="order-book"] .ladder-row.ask').last().getAttribute('data-price');
     const qty = testQuantity(bestAsk);
