@@ -1,12 +1,14 @@
 //! Append throughput and latency of the embedded event log with fsync on, for 1, 16 and 256
 //! concurrent appenders, each appending one record at a time and waiting for it to be durable.
+//! Then read throughput: a consumer catching up from offset 0 (segment files), and reads of
+//! the newest records (the tail cache), as consumers tailing the log do.
 //!
 //! `cargo bench -p oms-embedded --bench log_append`
 //! (`OMS_BENCH_SECS` sets the seconds per case, 5 by default.)
 
 use hdrhistogram::Histogram;
 use oms_embedded::{FileLog, FileLogOptions};
-use oms_ports::event_log::{EventLog, NewRecord};
+use oms_ports::event_log::{ConsumerEvent, EventLog, NewRecord};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +69,57 @@ fn main() {
     for case in cases {
         rt.block_on(run(case, Duration::from_secs(secs)));
     }
+    rt.block_on(reads());
+}
+
+async fn reads() {
+    const RECORDS: usize = 200_000;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let options = FileLogOptions {
+        fsync: false, // only the setup; reads do not depend on it
+        ..FileLogOptions::default()
+    };
+    let log = FileLog::open(dir.path(), options).await.expect("open");
+    log.ensure_topic(TOPIC, PARTITIONS).await.expect("topic");
+    let value = vec![b'x'; VALUE_BYTES];
+    for chunk in 0..RECORDS / 1000 {
+        let batch = (0..1000)
+            .map(|i| NewRecord {
+                key: format!("account-{}", (chunk * 1000 + i) % 1000).into_bytes(),
+                value: value.clone(),
+                headers: vec![("type".into(), b"OrderCreated".to_vec())],
+            })
+            .collect();
+        log.append(TOPIC, batch).await.expect("append");
+    }
+
+    let mut consumer = log.subscribe("bench", &[TOPIC]).await.expect("subscribe");
+    let start = Instant::now();
+    let mut got = 0;
+    while got < RECORDS {
+        if let ConsumerEvent::Records(r) = consumer
+            .poll(1000, Duration::from_millis(100))
+            .await
+            .expect("poll")
+        {
+            got += r.len();
+        }
+    }
+    let catch_up = got as f64 / start.elapsed().as_secs_f64();
+
+    let end = log.end_offset(TOPIC, 0).await.expect("end");
+    let start = Instant::now();
+    let mut read = 0;
+    for _ in 0..200 {
+        read += log
+            .read(TOPIC, 0, end - 1000, 1000)
+            .await
+            .expect("read")
+            .len();
+    }
+    let tail = read as f64 / start.elapsed().as_secs_f64();
+    println!();
+    println!("reads of {RECORDS} records: consumer catching up from offset 0 {catch_up:.0} records/s, newest 1000 of a partition (tail cache) {tail:.0} records/s");
 }
 
 async fn run(case: Case, duration: Duration) {
