@@ -1,4 +1,7 @@
 //! Services.
 
 pub mod api;
+pub mod codec;
 pub mod ingestion;
+pub mod marketdata;
+pub mod pipeline;

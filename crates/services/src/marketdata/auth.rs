@@ -1,0 +1,53 @@
+//! How the WebSocket learns who a client is. The HTTP API owns API keys and sessions; `oms serve`
+//! wires this hook to it, so market data never sees a key's hash or a session's secret.
+
+use async_trait::async_trait;
+use oms_domain::ids::AccountId;
+
+/// The session cookie the API sets (`POST /api/session`); the upgrade request carries it.
+pub const SESSION_COOKIE: &str = "oms_session";
+
+#[async_trait]
+pub trait AccountResolver: Send + Sync + 'static {
+    /// The account an API key names, if the key is valid.
+    async fn account_for_api_key(&self, key: &str) -> Option<AccountId>;
+    /// The account of a live session, from the `oms_session` cookie's value.
+    async fn account_for_session_cookie(&self, cookie_value: &str) -> Option<AccountId>;
+}
+
+/// Knows no one: the private `orders` channel is unavailable. For market-data-only servers.
+pub struct NoAccounts;
+
+#[async_trait]
+impl AccountResolver for NoAccounts {
+    async fn account_for_api_key(&self, _key: &str) -> Option<AccountId> {
+        None
+    }
+    async fn account_for_session_cookie(&self, _cookie_value: &str) -> Option<AccountId> {
+        None
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` header (`a=1; b=2`).
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then(|| v.trim_matches('"'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie() {
+        assert_eq!(
+            cookie_value("a=1; oms_session=xyz; b=2", SESSION_COOKIE),
+            Some("xyz")
+        );
+        assert_eq!(cookie_value("oms_session=\"q\"", SESSION_COOKIE), Some("q"));
+        assert_eq!(cookie_value("xoms_session=1", SESSION_COOKIE), None);
+        assert_eq!(cookie_value("", SESSION_COOKIE), None);
+    }
+}

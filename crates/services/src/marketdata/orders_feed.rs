@@ -1,0 +1,149 @@
+//! The private `orders` channel: order-lifecycle events, read live from topic `orders`, pushed
+//! to the WebSocket clients of the order's own account only.
+//!
+//! Each message carries the order as it stands after the event. Orders are folded here with the
+//! domain state machine from `OrderCreated` on; an order first seen mid-life is read from the
+//! order store, which may be a little behind or ahead of this feed — either way the client gets
+//! the freshest state known.
+
+use super::protocol::{self, orders_key};
+use super::state::MarketData;
+use super::views::{FillView, OrderUpdate, OrderView};
+use super::MarketDataError;
+use crate::codec::decode_event;
+use crate::pipeline::stage::{backoff, POLL_MAX, POLL_TIMEOUT};
+use crate::pipeline::Shutdown;
+use oms_domain::events::{Envelope, Event};
+use oms_domain::ids::OrderId;
+use oms_domain::order::Order;
+use oms_domain::state_machine::{apply, Applied};
+use oms_ports::event_log::{ConsumerEvent, EventLog};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Live orders remembered between events; beyond this the memory is simply cleared.
+const MAX_CACHED_ORDERS: usize = 100_000;
+
+/// Folds order events into the order states pushed on the private channel.
+#[derive(Default)]
+pub struct OrdersFeed {
+    orders: HashMap<OrderId, Order>,
+}
+
+impl OrdersFeed {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Handles one order-lifecycle event; queues an update for the account's subscribers.
+    pub async fn on_event(&mut self, md: &MarketData, env: &Envelope) {
+        let ev = &env.event;
+        let (Some(account), Some(order_id)) = (ev.account(), ev.order_id()) else {
+            return;
+        };
+        let key = orders_key(account);
+        if !md.hub().has_subscribers(&key) {
+            // Nobody listens: forget the order rather than keep a copy that goes stale.
+            self.orders.remove(&order_id);
+            return;
+        }
+        let (order, push) = match ev {
+            Event::OrderCreated(new) => (Order::from_new(new), true),
+            _ => {
+                let (mut order, from_store) = match self.orders.remove(&order_id) {
+                    Some(o) => (o, false),
+                    None => match md.store().order(account, order_id).await {
+                        Ok(Some(o)) => (o, true),
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::warn!(%order_id, error = %e, "order store unavailable for the orders channel");
+                            return;
+                        }
+                    },
+                };
+                let changed = match apply(&mut order, ev, env.at) {
+                    Ok(Applied::Changed) => true,
+                    Ok(Applied::Unchanged) => false,
+                    Err(illegal) => {
+                        // The stored copy already holds this event (or is behind it).
+                        tracing::debug!(error = %illegal, "orders channel kept the stored order");
+                        false
+                    }
+                };
+                (order, changed || from_store)
+            }
+        };
+        if push {
+            let fill = match ev {
+                Event::OrderFilled(f) => Some(FillView::new(f, env.at)),
+                _ => None,
+            };
+            let update = OrderUpdate {
+                fill,
+                order: OrderView::new(&order, md.instrument(&order.symbol)),
+            };
+            let n = md.hub().publish(&key, None, |seq| {
+                protocol::data_message("orders", None, seq, &update)
+            });
+            md.metrics()
+                .order_updates_sent
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if !order.status.is_final() {
+            if self.orders.len() >= MAX_CACHED_ORDERS {
+                self.orders.clear();
+            }
+            self.orders.insert(order_id, order);
+        }
+    }
+}
+
+/// Reads topic `orders` from its end (only live updates matter) until `shutdown`.
+pub async fn run_orders_feed(
+    md: MarketData,
+    log: Arc<dyn EventLog>,
+    mut shutdown: Shutdown,
+) -> Result<(), MarketDataError> {
+    let cfg = md.config().clone();
+    let mut consumer = log
+        .subscribe(&cfg.orders_group, &[cfg.orders_topic.as_str()])
+        .await?;
+    let mut feed = OrdersFeed::new();
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        let polled = tokio::select! {
+            r = consumer.poll(POLL_MAX, POLL_TIMEOUT) => r,
+            _ = shutdown.changed() => break,
+        };
+        match polled {
+            Ok(ConsumerEvent::Assigned(tps)) => {
+                failures = 0;
+                for tp in tps {
+                    let end = log.end_offset(&tp.topic, tp.partition).await?;
+                    consumer.seek(&tp, end).await?;
+                }
+                md.set_orders_feed_live(true);
+            }
+            Ok(ConsumerEvent::Revoked(_)) => {
+                failures = 0;
+                md.set_orders_feed_live(false);
+            }
+            Ok(ConsumerEvent::Records(records)) => {
+                failures = 0;
+                for rec in &records {
+                    match decode_event(rec) {
+                        Ok(env) => feed.on_event(&md, &env).await,
+                        Err(e) => tracing::warn!(error = %e, "skipping an order record"),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "orders channel poll failed, retrying");
+                backoff(failures).await;
+                failures += 1;
+            }
+        }
+    }
+    Ok(())
+}

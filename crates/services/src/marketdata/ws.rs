@@ -1,0 +1,290 @@
+//! `GET /ws`: one WebSocket connection, a reader and a writer.
+//!
+//! The reader handles the client's operations; the writer drains the client's queue (in
+//! batches, one flush per batch), sends heartbeats, and on a kick sends the reason and closes.
+
+use super::auth::{cookie_value, SESSION_COOKIE};
+use super::hub::{ClientHandle, ClientId, Kick};
+use super::protocol::{self, ws_codes, Channel, ClientOp};
+use super::state::MarketData;
+use crate::ingestion::clock;
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use oms_domain::ids::AccountId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+/// Largest client message; operations are small.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Messages written per flush.
+const WRITE_BATCH: usize = 256;
+/// How long a kicked client gets to take its error message and close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+pub async fn ws_handler(
+    State(md): State<MarketData>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let account = match session_cookie(&headers) {
+        Some(c) => md.resolver().account_for_session_cookie(c).await,
+        None => None,
+    };
+    ws.read_buffer_size(8 * 1024)
+        .write_buffer_size(32 * 1024)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session(md, socket, account))
+}
+
+/// The `oms_session` cookie, unless the request comes from a page of another origin: a cookie
+/// only authenticates a same-origin page (or a client that sends no Origin, which is no browser).
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie_value(v, SESSION_COOKIE))?;
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        if host != Some(origin_host) {
+            tracing::debug!(
+                origin,
+                ?host,
+                "ignoring the session cookie of a cross-origin WebSocket"
+            );
+            return None;
+        }
+    }
+    Some(cookie)
+}
+
+async fn session(md: MarketData, socket: WebSocket, account: Option<AccountId>) {
+    let ClientHandle { id, rx, kick } = md.hub().connect(md.config().client_buffer);
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        kick.clone(),
+        md.config().heartbeat_interval,
+    ));
+    let mut conn = Conn {
+        md: md.clone(),
+        id,
+        account,
+        channels: HashMap::new(),
+    };
+    if let Some(a) = account {
+        conn.send(protocol::authenticated(a));
+    }
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => conn.handle(&text).await,
+                Some(Ok(Message::Binary(_))) => conn.send(protocol::error(
+                    ws_codes::INVALID_MESSAGE,
+                    "send JSON text messages",
+                )),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            _ = kick.wait() => break,
+        }
+    }
+    md.hub().disconnect(id);
+    // The writer ends once the hub has dropped the queue, or after telling a kicked client why.
+    let _ = writer.await;
+}
+
+/// One connection's reader side.
+struct Conn {
+    md: MarketData,
+    id: ClientId,
+    account: Option<AccountId>,
+    /// Subscribed channels: public name → hub key.
+    channels: HashMap<String, (Channel, String)>,
+}
+
+impl Conn {
+    fn send(&self, text: String) {
+        self.md.hub().send_to(self.id, Utf8Bytes::from(text));
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let op = match serde_json::from_str::<ClientOp>(text) {
+            Ok(op) => op,
+            Err(e) => {
+                return self.send(protocol::error(
+                    ws_codes::INVALID_MESSAGE,
+                    &format!("expected {{\"op\":\"subscribe|unsubscribe|auth|ping\",...}}: {e}"),
+                ))
+            }
+        };
+        match op {
+            ClientOp::Subscribe { channels } => self.subscribe(channels),
+            ClientOp::Unsubscribe { channels } => self.unsubscribe(channels),
+            ClientOp::Auth { api_key } => self.auth(&api_key).await,
+            ClientOp::Ping => self.send(protocol::pong(clock::now().0)),
+        }
+    }
+
+    fn subscribe(&mut self, names: Vec<String>) {
+        let max = self.md.config().max_channels_per_client;
+        let mut accepted: Vec<(String, Channel, String)> = Vec::new();
+        for name in names {
+            let channel = match Channel::parse(&name) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.send(protocol::channel_error(
+                        ws_codes::INVALID_CHANNEL,
+                        &e,
+                        &name,
+                    ));
+                    continue;
+                }
+            };
+            let name = channel.name();
+            if accepted.iter().any(|(n, ..)| *n == name) {
+                continue;
+            }
+            if !self.channels.contains_key(&name) && self.channels.len() + accepted.len() >= max {
+                self.send(protocol::channel_error(
+                    ws_codes::TOO_MANY_CHANNELS,
+                    &format!("at most {max} channels per connection"),
+                    &name,
+                ));
+                continue;
+            }
+            match self.md.check_subscription(&channel, self.account) {
+                Ok(key) => accepted.push((name, channel, key)),
+                Err((code, msg)) => self.send(protocol::channel_error(code, &msg, &name)),
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let names: Vec<String> = accepted.iter().map(|(n, ..)| n.clone()).collect();
+        self.send(protocol::subscribed(&names));
+        for (name, channel, key) in accepted {
+            if self.md.subscribe(self.id, &channel, &key) {
+                self.channels.insert(name, (channel, key));
+            }
+        }
+    }
+
+    fn unsubscribe(&mut self, names: Vec<String>) {
+        let mut done = Vec::new();
+        for name in names {
+            let name = Channel::parse(&name).map_or(name, |c| c.name());
+            if let Some((_, key)) = self.channels.remove(&name) {
+                self.md.hub().unsubscribe(self.id, &key);
+            }
+            done.push(name);
+        }
+        self.send(protocol::unsubscribed(&done));
+    }
+
+    async fn auth(&mut self, api_key: &str) {
+        let Some(account) = self.md.resolver().account_for_api_key(api_key).await else {
+            return self.send(protocol::error(ws_codes::UNAUTHORIZED, "unknown API key"));
+        };
+        let previous = self.account.replace(account);
+        self.send(protocol::authenticated(account));
+        if previous != Some(account) {
+            // Never keep delivering the previous account's private messages.
+            if let Some((channel, old)) = self.channels.remove("orders") {
+                self.md.hub().unsubscribe(self.id, &old);
+                let key = protocol::orders_key(account);
+                if self.md.subscribe(self.id, &channel, &key) {
+                    self.channels.insert("orders".into(), (channel, key));
+                }
+            }
+        }
+    }
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+async fn write_loop(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    kick: Arc<Kick>,
+    heartbeat: Duration,
+) {
+    let mut beat = interval_at(Instant::now() + heartbeat, heartbeat);
+    beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            reason = kick.wait() => return close_with(&mut sink, reason).await,
+            first = rx.recv() => {
+                let Some(first) = first else {
+                    let _ = sink.close().await;
+                    return;
+                };
+                // A client that stops reading blocks the write; the kick still gets through.
+                let written = tokio::select! {
+                    biased;
+                    reason = kick.wait() => return close_with(&mut sink, reason).await,
+                    r = write_batch(&mut sink, first, &mut rx) => r,
+                };
+                if written.is_err() {
+                    return;
+                }
+            }
+            _ = beat.tick() => {
+                let hb = Message::Text(protocol::heartbeat(clock::now().0).into());
+                let sent = tokio::select! {
+                    biased;
+                    reason = kick.wait() => return close_with(&mut sink, reason).await,
+                    r = sink.send(hb) => r,
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(
+    sink: &mut Sink,
+    first: Utf8Bytes,
+    rx: &mut mpsc::Receiver<Utf8Bytes>,
+) -> Result<(), axum::Error> {
+    sink.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match rx.try_recv() {
+            Ok(m) => sink.feed(Message::Text(m)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+/// Tells the client why it is dropped, then closes; gives up after a grace period (a client
+/// that does not read cannot be told).
+async fn close_with(sink: &mut Sink, reason: &'static str) {
+    let message = match reason {
+        ws_codes::SLOW_CONSUMER => "the client did not keep up with its messages",
+        _ => "connection closed by the server",
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        sink.send(Message::Text(protocol::error(reason, message).into()))
+            .await?;
+        sink.send(Message::Close(Some(CloseFrame {
+            code: close_code::POLICY,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await
+    })
+    .await;
+}
