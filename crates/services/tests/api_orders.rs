@@ -41,7 +41,11 @@ async fn post_seed(app: &TestApp, idem_key: &str) -> api_common::Resp {
     app.send(
         "POST",
         "/api/orders",
-        &[("x-api-key", KEY), ("content-type", "application/json"), ("x-idempotency-key", idem_key)],
+        &[
+            ("x-api-key", KEY),
+            ("content-type", "application/json"),
+            ("x-idempotency-key", idem_key),
+        ],
         Some(SEED_BODY.as_bytes()),
     )
     .await
@@ -54,7 +58,10 @@ async fn seed_curl_body_is_accepted_and_published_durably() {
     assert_eq!(r.status, 202, "{:?}", r.body);
     let order = r.json();
     let id = order["orderId"].as_str().unwrap().to_string();
-    assert_eq!(r.header("location"), Some(format!("/api/orders/{id}").as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/orders/{id}").as_str())
+    );
     assert_eq!(r.header("idempotent-replayed"), None);
     assert_eq!(order["status"], "NEW");
     assert_eq!(order["price"], "45000.00");
@@ -68,7 +75,10 @@ async fn seed_curl_body_is_accepted_and_published_durably() {
     let (rec, env) = &records[0];
     assert_eq!(rec.key, app.account.to_string().into_bytes());
     assert_eq!(rec.header("event-type"), Some(&b"OrderCreated"[..]));
-    assert_eq!(rec.header("event-id"), Some(format!("o:{id}:created").as_bytes()));
+    assert_eq!(
+        rec.header("event-id"),
+        Some(format!("o:{id}:created").as_bytes())
+    );
     assert_eq!(rec.header("schema-version"), Some(&b"1"[..]));
     let Event::OrderCreated(n) = &env.event else {
         panic!("{env:?}")
@@ -90,7 +100,11 @@ async fn fifty_concurrent_posts_with_one_key_create_one_order() {
                     addr,
                     "POST",
                     "/api/orders",
-                    &[("x-api-key", KEY), ("content-type", "application/json"), ("x-idempotency-key", "same-key")],
+                    &[
+                        ("x-api-key", KEY),
+                        ("content-type", "application/json"),
+                        ("x-idempotency-key", "same-key"),
+                    ],
                     Some(SEED_BODY.as_bytes()),
                 )
                 .await
@@ -114,7 +128,10 @@ async fn fifty_concurrent_posts_with_one_key_create_one_order() {
         }
     }
     assert_eq!(created.len(), 1, "exactly one request ran");
-    assert!(replayed.iter().all(|id| *id == created[0]), "replays carry the same order");
+    assert!(
+        replayed.iter().all(|id| *id == created[0]),
+        "replays carry the same order"
+    );
     assert_eq!(created.len() + replayed.len() + in_flight, 50);
     let records = app.order_records().await;
     assert_eq!(records.len(), 1, "exactly one OrderCreated in the log");
@@ -142,18 +159,33 @@ async fn replay_is_marked_and_a_different_body_is_422() {
         .send(
             "POST",
             "/api/orders",
-            &[("x-api-key", KEY), ("content-type", "application/json"), ("x-idempotency-key", "k-1")],
+            &[
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", "k-1"),
+            ],
             Some(other_body.as_bytes()),
         )
         .await;
-    assert_eq!(r.problem(), (422, "IDEMPOTENCY_KEY_REUSED".into(), Some("X-Idempotency-Key".into())));
+    assert_eq!(
+        r.problem(),
+        (
+            422,
+            "IDEMPOTENCY_KEY_REUSED".into(),
+            Some("X-Idempotency-Key".into())
+        )
+    );
 
     // Keys are scoped to the account: another account's same key is a fresh request.
     let r = app
         .send(
             "POST",
             "/api/orders",
-            &[("x-api-key", OTHER_KEY), ("content-type", "application/json"), ("x-idempotency-key", "k-1")],
+            &[
+                ("x-api-key", OTHER_KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", "k-1"),
+            ],
             Some(SEED_BODY.as_bytes()),
         )
         .await;
@@ -163,8 +195,13 @@ async fn replay_is_marked_and_a_different_body_is_422() {
     assert_eq!(app.order_records().await.len(), 2);
 
     // A 400 is a response like any other: stored and replayed for the same key and body.
-    let bad = br#"{"symbol":"BTC/USD","side":"BUY","quantity":0,"price":45000,"orderType":"LIMIT"}"#;
-    let h = [("x-api-key", KEY), ("content-type", "application/json"), ("x-idempotency-key", "k-bad")];
+    let bad =
+        br#"{"symbol":"BTC/USD","side":"BUY","quantity":0,"price":45000,"orderType":"LIMIT"}"#;
+    let h = [
+        ("x-api-key", KEY),
+        ("content-type", "application/json"),
+        ("x-idempotency-key", "k-bad"),
+    ];
     let r1 = app.send("POST", "/api/orders", &h, Some(bad)).await;
     let r2 = app.send("POST", "/api/orders", &h, Some(bad)).await;
     assert_eq!(r1.problem().1, "NON_POSITIVE");
@@ -176,11 +213,22 @@ async fn replay_is_marked_and_a_different_body_is_422() {
         .send(
             "POST",
             "/api/orders",
-            &[("x-api-key", KEY), ("content-type", "application/json"), ("x-idempotency-key", &long_key)],
+            &[
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", &long_key),
+            ],
             Some(SEED_BODY.as_bytes()),
         )
         .await;
-    assert_eq!(r.problem(), (400, "INVALID_IDEMPOTENCY_KEY".into(), Some("X-Idempotency-Key".into())));
+    assert_eq!(
+        r.problem(),
+        (
+            400,
+            "INVALID_IDEMPOTENCY_KEY".into(),
+            Some("X-Idempotency-Key".into())
+        )
+    );
 }
 
 fn seed() -> Value {
@@ -199,44 +247,178 @@ async fn every_bad_input_gets_its_code_and_field() {
     let cases: Vec<(String, &str, &str)> = vec![
         (raw(r#"{"symbol":"BTC/USD","#), "MALFORMED_JSON", "body"),
         (raw("[]"), "MALFORMED_JSON", "body"),
-        (with(seed(), "colour", json!("red")).to_string(), "UNKNOWN_FIELD", "colour"),
-        (raw(r#"{"side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT"}"#), "MISSING_FIELD", "symbol"),
-        (with(seed(), "quantity", json!(true)).to_string(), "INVALID_TYPE", "quantity"),
-        (with(seed(), "symbol", json!("DOGE/USD")).to_string(), "UNKNOWN_SYMBOL", "symbol"),
-        (with(seed(), "side", json!("HOLD")).to_string(), "INVALID_ENUM", "side"),
-        (with(seed(), "orderType", json!("ICEBERG")).to_string(), "INVALID_ENUM", "orderType"),
-        (with(seed(), "timeInForce", json!("DAY")).to_string(), "INVALID_ENUM", "timeInForce"),
-        (with(seed(), "quantity", json!(-1)).to_string(), "NON_POSITIVE", "quantity"),
-        (SEED_BODY.replace("45000", "4.5e4"), "INVALID_DECIMAL", "price"),
-        (with(seed(), "price", json!("NaN")).to_string(), "INVALID_DECIMAL", "price"),
-        (with(seed(), "price", json!("45000.005")).to_string(), "TOO_MANY_DECIMALS", "price"),
-        (SEED_BODY.replace("0.1", "0.100000000000000000000000000001"), "TOO_MANY_DECIMALS", "quantity"),
-        (with(seed(), "quantity", json!("0.000001")).to_string(), "TOO_MANY_DECIMALS", "quantity"),
-        (with(seed(), "quantity", json!("1000.00001")).to_string(), "QUANTITY_ABOVE_MAX", "quantity"),
-        (raw(r#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"orderType":"LIMIT"}"#), "PRICE_REQUIRED", "price"),
-        (with(seed(), "orderType", json!("MARKET")).to_string(), "PRICE_NOT_ALLOWED", "price"),
-        (with(seed(), "orderType", json!("STOP_LIMIT")).to_string(), "STOP_PRICE_REQUIRED", "stopPrice"),
-        (with(seed(), "stopPrice", json!(44000)).to_string(), "STOP_PRICE_NOT_ALLOWED", "stopPrice"),
-        (with(seed(), "timeInForce", json!("GTD")).to_string(), "EXPIRE_AT_REQUIRED", "expireAt"),
-        (with(with(seed(), "timeInForce", json!("GTD")), "expireAt", json!("2020-01-01T00:00:00Z")).to_string(), "EXPIRE_AT_IN_PAST", "expireAt"),
-        (with(seed(), "expireAt", json!(4_102_444_800_000u64)).to_string(), "EXPIRE_AT_NOT_ALLOWED", "expireAt"),
-        (with(with(seed(), "timeInForce", json!("GTD")), "expireAt", json!("soon")).to_string(), "INVALID_TIMESTAMP", "expireAt"),
-        (with(with(seed(), "timeInForce", json!("IOC")), "postOnly", json!(true)).to_string(), "POST_ONLY_NOT_ALLOWED", "postOnly"),
-        (with(seed(), "clientOrderId", json!("no spaces allowed")).to_string(), "INVALID_CLIENT_ORDER_ID", "clientOrderId"),
-        (with(seed(), "clientOrderId", json!("x".repeat(65))).to_string(), "INVALID_CLIENT_ORDER_ID", "clientOrderId"),
+        (
+            with(seed(), "colour", json!("red")).to_string(),
+            "UNKNOWN_FIELD",
+            "colour",
+        ),
+        (
+            raw(r#"{"side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT"}"#),
+            "MISSING_FIELD",
+            "symbol",
+        ),
+        (
+            with(seed(), "quantity", json!(true)).to_string(),
+            "INVALID_TYPE",
+            "quantity",
+        ),
+        (
+            with(seed(), "symbol", json!("DOGE/USD")).to_string(),
+            "UNKNOWN_SYMBOL",
+            "symbol",
+        ),
+        (
+            with(seed(), "side", json!("HOLD")).to_string(),
+            "INVALID_ENUM",
+            "side",
+        ),
+        (
+            with(seed(), "orderType", json!("ICEBERG")).to_string(),
+            "INVALID_ENUM",
+            "orderType",
+        ),
+        (
+            with(seed(), "timeInForce", json!("DAY")).to_string(),
+            "INVALID_ENUM",
+            "timeInForce",
+        ),
+        (
+            with(seed(), "quantity", json!(-1)).to_string(),
+            "NON_POSITIVE",
+            "quantity",
+        ),
+        (
+            SEED_BODY.replace("45000", "4.5e4"),
+            "INVALID_DECIMAL",
+            "price",
+        ),
+        (
+            with(seed(), "price", json!("NaN")).to_string(),
+            "INVALID_DECIMAL",
+            "price",
+        ),
+        (
+            with(seed(), "price", json!("45000.005")).to_string(),
+            "TOO_MANY_DECIMALS",
+            "price",
+        ),
+        (
+            SEED_BODY.replace("0.1", "0.100000000000000000000000000001"),
+            "TOO_MANY_DECIMALS",
+            "quantity",
+        ),
+        (
+            with(seed(), "quantity", json!("0.000001")).to_string(),
+            "TOO_MANY_DECIMALS",
+            "quantity",
+        ),
+        (
+            with(seed(), "quantity", json!("1000.00001")).to_string(),
+            "QUANTITY_ABOVE_MAX",
+            "quantity",
+        ),
+        (
+            raw(r#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"orderType":"LIMIT"}"#),
+            "PRICE_REQUIRED",
+            "price",
+        ),
+        (
+            with(seed(), "orderType", json!("MARKET")).to_string(),
+            "PRICE_NOT_ALLOWED",
+            "price",
+        ),
+        (
+            with(seed(), "orderType", json!("STOP_LIMIT")).to_string(),
+            "STOP_PRICE_REQUIRED",
+            "stopPrice",
+        ),
+        (
+            with(seed(), "stopPrice", json!(44000)).to_string(),
+            "STOP_PRICE_NOT_ALLOWED",
+            "stopPrice",
+        ),
+        (
+            with(seed(), "timeInForce", json!("GTD")).to_string(),
+            "EXPIRE_AT_REQUIRED",
+            "expireAt",
+        ),
+        (
+            with(
+                with(seed(), "timeInForce", json!("GTD")),
+                "expireAt",
+                json!("2020-01-01T00:00:00Z"),
+            )
+            .to_string(),
+            "EXPIRE_AT_IN_PAST",
+            "expireAt",
+        ),
+        (
+            with(seed(), "expireAt", json!(4_102_444_800_000u64)).to_string(),
+            "EXPIRE_AT_NOT_ALLOWED",
+            "expireAt",
+        ),
+        (
+            with(
+                with(seed(), "timeInForce", json!("GTD")),
+                "expireAt",
+                json!("soon"),
+            )
+            .to_string(),
+            "INVALID_TIMESTAMP",
+            "expireAt",
+        ),
+        (
+            with(
+                with(seed(), "timeInForce", json!("IOC")),
+                "postOnly",
+                json!(true),
+            )
+            .to_string(),
+            "POST_ONLY_NOT_ALLOWED",
+            "postOnly",
+        ),
+        (
+            with(seed(), "clientOrderId", json!("no spaces allowed")).to_string(),
+            "INVALID_CLIENT_ORDER_ID",
+            "clientOrderId",
+        ),
+        (
+            with(seed(), "clientOrderId", json!("x".repeat(65))).to_string(),
+            "INVALID_CLIENT_ORDER_ID",
+            "clientOrderId",
+        ),
     ];
     for (body, code, field) in cases {
         let r = app
-            .send("POST", "/api/orders", &[("x-api-key", KEY), ("content-type", "application/json")], Some(body.as_bytes()))
+            .send(
+                "POST",
+                "/api/orders",
+                &[("x-api-key", KEY), ("content-type", "application/json")],
+                Some(body.as_bytes()),
+            )
             .await;
-        assert_eq!(r.problem(), (400, code.to_string(), Some(field.to_string())), "{body}");
+        assert_eq!(
+            r.problem(),
+            (400, code.to_string(), Some(field.to_string())),
+            "{body}"
+        );
         let j = r.json();
-        assert_eq!(j["type"], format!("https://crypto-oms.dev/problems/{}", code.to_lowercase().replace('_', "-")));
+        assert_eq!(
+            j["type"],
+            format!(
+                "https://crypto-oms.dev/problems/{}",
+                code.to_lowercase().replace('_', "-")
+            )
+        );
         assert_eq!(j["instance"], "/api/orders");
     }
     // Several invalid fields: all listed.
     let r = app
-        .as_demo("POST", "/api/orders", Some(&json!({"symbol":"BTC/USD","side":"UP","quantity":"x","orderType":"LIMIT"})))
+        .as_demo(
+            "POST",
+            "/api/orders",
+            Some(&json!({"symbol":"BTC/USD","side":"UP","quantity":"x","orderType":"LIMIT"})),
+        )
         .await;
     assert_eq!(r.status, 400);
     let fields: Vec<String> = r.json()["errors"]
@@ -262,30 +444,73 @@ async fn transport_level_refusals() {
     let mut big = format!(r#"{{"symbol":"BTC/USD","pad":"{}"}}"#, " ".repeat(limit));
     big.truncate(limit + 1);
     assert_eq!(big.len(), limit + 1);
-    let r = app.send("POST", "/api/orders", &json_h, Some(big.as_bytes())).await;
-    assert_eq!(r.problem(), (413, "BODY_TOO_LARGE".into(), Some("body".into())));
+    let r = app
+        .send("POST", "/api/orders", &json_h, Some(big.as_bytes()))
+        .await;
+    assert_eq!(
+        r.problem(),
+        (413, "BODY_TOO_LARGE".into(), Some("body".into()))
+    );
     // Exactly at the limit it is read (and then found to be malformed).
     big.truncate(limit);
-    let r = app.send("POST", "/api/orders", &json_h, Some(big.as_bytes())).await;
+    let r = app
+        .send("POST", "/api/orders", &json_h, Some(big.as_bytes()))
+        .await;
     assert_eq!(r.problem().1, "MALFORMED_JSON");
 
     let r = app
-        .send("POST", "/api/orders", &[("x-api-key", KEY), ("content-type", "text/plain")], Some(SEED_BODY.as_bytes()))
+        .send(
+            "POST",
+            "/api/orders",
+            &[("x-api-key", KEY), ("content-type", "text/plain")],
+            Some(SEED_BODY.as_bytes()),
+        )
         .await;
-    assert_eq!(r.problem(), (415, "UNSUPPORTED_MEDIA_TYPE".into(), Some("Content-Type".into())));
-    let r = app.send("POST", "/api/orders", &[("x-api-key", KEY)], Some(SEED_BODY.as_bytes())).await;
+    assert_eq!(
+        r.problem(),
+        (
+            415,
+            "UNSUPPORTED_MEDIA_TYPE".into(),
+            Some("Content-Type".into())
+        )
+    );
+    let r = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[("x-api-key", KEY)],
+            Some(SEED_BODY.as_bytes()),
+        )
+        .await;
     assert_eq!(r.problem().0, 415);
 
     let r = app
-        .send("POST", "/api/orders", &[("content-type", "application/json")], Some(SEED_BODY.as_bytes()))
+        .send(
+            "POST",
+            "/api/orders",
+            &[("content-type", "application/json")],
+            Some(SEED_BODY.as_bytes()),
+        )
         .await;
     assert_eq!(r.problem().1, "UNAUTHORIZED");
     assert_eq!(r.status, 401);
     let r = app
-        .send("POST", "/api/orders", &[("x-api-key", "nope"), ("content-type", "application/json")], Some(SEED_BODY.as_bytes()))
+        .send(
+            "POST",
+            "/api/orders",
+            &[("x-api-key", "nope"), ("content-type", "application/json")],
+            Some(SEED_BODY.as_bytes()),
+        )
         .await;
     assert_eq!((r.status, r.problem().1.as_str()), (401, "UNAUTHORIZED"));
-    for path in ["/api/orders", "/api/orders/1", "/api/orders/1/fills", "/api/accounts/me", "/api/instruments", "/api/session"] {
+    for path in [
+        "/api/orders",
+        "/api/orders/1",
+        "/api/orders/1/fills",
+        "/api/accounts/me",
+        "/api/instruments",
+        "/api/session",
+    ] {
         let r = app.send("GET", path, &[], None).await;
         assert_eq!(r.status, 401, "{path}");
     }
@@ -313,26 +538,39 @@ async fn orders_are_private_to_their_account() {
         ("GET", format!("/api/orders/{id}/fills")),
         ("DELETE", format!("/api/orders/{id}")),
     ] {
-        let r = app.send(method, &path, &[("x-api-key", OTHER_KEY)], None).await;
-        assert_eq!(r.problem(), (404, "ORDER_NOT_FOUND".into(), Some("orderId".into())), "{method} {path}");
+        let r = app
+            .send(method, &path, &[("x-api-key", OTHER_KEY)], None)
+            .await;
+        assert_eq!(
+            r.problem(),
+            (404, "ORDER_NOT_FOUND".into(), Some("orderId".into())),
+            "{method} {path}"
+        );
     }
     let r = app
         .send(
             "PATCH",
             &format!("/api/orders/{id}"),
-            &[("x-api-key", OTHER_KEY), ("content-type", "application/json")],
+            &[
+                ("x-api-key", OTHER_KEY),
+                ("content-type", "application/json"),
+            ],
             Some(br#"{"price":45001}"#),
         )
         .await;
     assert_eq!(r.problem().1, "ORDER_NOT_FOUND");
-    let list = app.send("GET", "/api/orders", &[("x-api-key", OTHER_KEY)], None).await;
+    let list = app
+        .send("GET", "/api/orders", &[("x-api-key", OTHER_KEY)], None)
+        .await;
     assert_eq!(list.json()["orders"], json!([]));
 
     for path in ["/api/orders/999999", "/api/orders/not-a-number"] {
         let r = app.as_demo("GET", path, None).await;
         assert_eq!(r.problem().1, "ORDER_NOT_FOUND", "{path}");
     }
-    let fills = app.as_demo("GET", &format!("/api/orders/{id}/fills"), None).await;
+    let fills = app
+        .as_demo("GET", &format!("/api/orders/{id}/fills"), None)
+        .await;
     assert_eq!(fills.status, 200);
     assert_eq!(fills.json(), json!({"fills": []}));
 }
@@ -340,33 +578,75 @@ async fn orders_are_private_to_their_account() {
 #[tokio::test]
 async fn cancel_and_amend_publish_requests_for_live_orders_only() {
     let app = TestApp::start().await;
-    app.put_order(stored_order(10, app.account, OrderStatus::Accepted)).await;
-    app.put_order(stored_order(11, app.account, OrderStatus::Filled)).await;
+    app.put_order(stored_order(10, app.account, OrderStatus::Accepted))
+        .await;
+    app.put_order(stored_order(11, app.account, OrderStatus::Filled))
+        .await;
 
     let r = app.as_demo("DELETE", "/api/orders/10", None).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert_eq!(r.json()["orderId"], "10");
     let r = app.as_demo("DELETE", "/api/orders/11", None).await;
-    assert_eq!(r.problem(), (409, "ORDER_NOT_LIVE".into(), Some("orderId".into())));
+    assert_eq!(
+        r.problem(),
+        (409, "ORDER_NOT_LIVE".into(), Some("orderId".into()))
+    );
     let r = app.as_demo("DELETE", "/api/orders/12", None).await;
     assert_eq!(r.problem().1, "ORDER_NOT_FOUND");
 
-    let r = app.as_demo("PATCH", "/api/orders/10", Some(&json!({"price": "45999.99", "quantity": 0.4}))).await;
+    let r = app
+        .as_demo(
+            "PATCH",
+            "/api/orders/10",
+            Some(&json!({"price": "45999.99", "quantity": 0.4})),
+        )
+        .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    let r = app.as_demo("PATCH", "/api/orders/11", Some(&json!({"price": 45000}))).await;
+    let r = app
+        .as_demo("PATCH", "/api/orders/11", Some(&json!({"price": 45000})))
+        .await;
     assert_eq!(r.problem().1, "ORDER_NOT_LIVE");
-    let r = app.as_demo("PATCH", "/api/orders/10", Some(&json!({"price": "1.001"}))).await;
-    assert_eq!(r.problem(), (400, "TOO_MANY_DECIMALS".into(), Some("price".into())));
-    let r = app.as_demo("PATCH", "/api/orders/10", Some(&json!({}))).await;
-    assert_eq!(r.problem(), (400, "MISSING_FIELD".into(), Some("price".into())));
-    let r = app.as_demo("PATCH", "/api/orders/10", Some(&json!({"side": "BUY"}))).await;
+    let r = app
+        .as_demo("PATCH", "/api/orders/10", Some(&json!({"price": "1.001"})))
+        .await;
+    assert_eq!(
+        r.problem(),
+        (400, "TOO_MANY_DECIMALS".into(), Some("price".into()))
+    );
+    let r = app
+        .as_demo("PATCH", "/api/orders/10", Some(&json!({})))
+        .await;
+    assert_eq!(
+        r.problem(),
+        (400, "MISSING_FIELD".into(), Some("price".into()))
+    );
+    let r = app
+        .as_demo("PATCH", "/api/orders/10", Some(&json!({"side": "BUY"})))
+        .await;
     assert_eq!(r.problem().1, "UNKNOWN_FIELD");
 
-    let events: Vec<Event> = app.order_records().await.into_iter().map(|(_, e)| e.event).collect();
+    let events: Vec<Event> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(_, e)| e.event)
+        .collect();
     assert_eq!(events.len(), 2, "{events:?}");
-    assert_eq!(events[0], Event::CancelRequested { account: app.account, order_id: OrderId(10) });
+    assert_eq!(
+        events[0],
+        Event::CancelRequested {
+            account: app.account,
+            order_id: OrderId(10)
+        }
+    );
     match &events[1] {
-        Event::AmendRequested { account, order_id, amend_id, price, quantity } => {
+        Event::AmendRequested {
+            account,
+            order_id,
+            amend_id,
+            price,
+            quantity,
+        } => {
             assert_eq!((*account, *order_id), (app.account, OrderId(10)));
             assert!(*amend_id > 0);
             assert_eq!(*price, Some(dec("45999.99")));
@@ -393,12 +673,23 @@ async fn client_order_ids_are_unique_per_account_for_ever() {
     assert_eq!(first.json()["clientOrderId"], "my-order-1");
     let again = app.as_demo("POST", "/api/orders", Some(&body)).await;
     let (status, code, field) = again.problem();
-    assert_eq!((status, code.as_str(), field.as_deref()), (409, "DUPLICATE_CLIENT_ORDER_ID", Some("clientOrderId")));
+    assert_eq!(
+        (status, code.as_str(), field.as_deref()),
+        (409, "DUPLICATE_CLIENT_ORDER_ID", Some("clientOrderId"))
+    );
     assert_eq!(again.json()["existingOrderId"], first.json()["orderId"]);
     // Another account may use the same clientOrderId.
     let bytes = serde_json::to_vec(&body).unwrap();
     let other = app
-        .send("POST", "/api/orders", &[("x-api-key", OTHER_KEY), ("content-type", "application/json")], Some(&bytes))
+        .send(
+            "POST",
+            "/api/orders",
+            &[
+                ("x-api-key", OTHER_KEY),
+                ("content-type", "application/json"),
+            ],
+            Some(&bytes),
+        )
         .await;
     assert_eq!(other.status, 202);
     assert_eq!(app.order_records().await.len(), 2);
@@ -408,22 +699,40 @@ async fn client_order_ids_are_unique_per_account_for_ever() {
 async fn listing_pages_newest_first() {
     let app = TestApp::start().await;
     for id in 1..=5 {
-        app.put_order(stored_order(id, app.account, OrderStatus::Accepted)).await;
+        app.put_order(stored_order(id, app.account, OrderStatus::Accepted))
+            .await;
     }
-    app.put_order(stored_order(6, app.account, OrderStatus::Canceled)).await;
-    app.put_order(stored_order(7, app.other, OrderStatus::Accepted)).await;
+    app.put_order(stored_order(6, app.account, OrderStatus::Canceled))
+        .await;
+    app.put_order(stored_order(7, app.other, OrderStatus::Accepted))
+        .await;
 
     let page1 = app.as_demo("GET", "/api/orders?limit=4", None).await.json();
     let ids = |v: &Value| -> Vec<String> {
-        v["orders"].as_array().unwrap().iter().map(|o| o["orderId"].as_str().unwrap().to_string()).collect()
+        v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["orderId"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(ids(&page1), ["6", "5", "4", "3"]);
     assert_eq!(page1["nextCursor"], "3");
-    let page2 = app.as_demo("GET", "/api/orders?limit=4&cursor=3", None).await.json();
+    let page2 = app
+        .as_demo("GET", "/api/orders?limit=4&cursor=3", None)
+        .await
+        .json();
     assert_eq!(ids(&page2), ["2", "1"]);
     assert_eq!(page2["nextCursor"], Value::Null);
 
-    let canceled = app.as_demo("GET", "/api/orders?status=CANCELED&symbol=BTC/USD&side=SELL", None).await.json();
+    let canceled = app
+        .as_demo(
+            "GET",
+            "/api/orders?status=CANCELED&symbol=BTC/USD&side=SELL",
+            None,
+        )
+        .await
+        .json();
     assert_eq!(ids(&canceled), ["6"]);
 
     for (q, code, field) in [
@@ -436,6 +745,10 @@ async fn listing_pages_newest_first() {
         ("cursor=abc", "INVALID_CURSOR", "cursor"),
     ] {
         let r = app.as_demo("GET", &format!("/api/orders?{q}"), None).await;
-        assert_eq!(r.problem(), (400, code.to_string(), Some(field.to_string())), "{q}");
+        assert_eq!(
+            r.problem(),
+            (400, code.to_string(), Some(field.to_string())),
+            "{q}"
+        );
     }
 }

@@ -77,8 +77,14 @@ impl TestApp {
         let now = Timestamp(0);
         let demo = store.create_account("demo", true, now).await.unwrap();
         let other = store.create_account("other", true, now).await.unwrap();
-        store.add_api_key(demo.id, &hash_api_key(KEY), now).await.unwrap();
-        store.add_api_key(other.id, &hash_api_key(OTHER_KEY), now).await.unwrap();
+        store
+            .add_api_key(demo.id, &hash_api_key(KEY), now)
+            .await
+            .unwrap();
+        store
+            .add_api_key(other.id, &hash_api_key(OTHER_KEY), now)
+            .await
+            .unwrap();
         let config = ApiConfig {
             session_secret: b"test-secret".to_vec(),
             partitions: 4,
@@ -108,7 +114,13 @@ impl TestApp {
         }
     }
 
-    pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
         send(self.addr, method, path, headers, body).await
     }
 
@@ -164,7 +176,11 @@ impl Resp {
     }
     /// (status, code, field) of a problem response, checking its media type.
     pub fn problem(&self) -> (u16, String, Option<String>) {
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{self:?}");
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
         let j = self.json();
         assert_eq!(j["status"], self.status, "{j}");
         assert!(j["requestId"].is_string(), "{j}");
@@ -177,7 +193,13 @@ impl Resp {
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -185,12 +207,17 @@ pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let mut req = Request::builder().method(method).uri(path).header("host", "localhost");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = req
-        .body(Full::new(Bytes::from(body.map(<[u8]>::to_vec).unwrap_or_default())))
+        .body(Full::new(Bytes::from(
+            body.map(<[u8]>::to_vec).unwrap_or_default(),
+        )))
         .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let (parts, body) = resp.into_parts();

@@ -1,0 +1,331 @@
+//! Health, readiness, metrics, the OpenAPI document, Swagger UI, request ids, and how the API
+//! behaves when a dependency is down.
+
+mod api_common;
+
+use api_common::{embedded_ports, TestApp, KEY};
+use async_trait::async_trait;
+use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
+use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::{PortError, PortResult};
+use oms_services::api::{MetricsSource, Readiness};
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SEED_BODY: &[u8] =
+    br#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT","clientOrderId":"c-1"}"#;
+
+struct Flag(Arc<AtomicBool>);
+
+#[async_trait]
+impl Readiness for Flag {
+    async fn check(&self) -> Vec<(String, bool, Option<String>)> {
+        let ok = self.0.load(Ordering::SeqCst);
+        vec![("eventLog".into(), ok, (!ok).then(|| "lagging".to_string()))]
+    }
+}
+
+struct Lag;
+
+impl MetricsSource for Lag {
+    fn render(&self, out: &mut String) {
+        out.push_str("# TYPE oms_consumer_lag gauge\noms_consumer_lag{consumer=\"risk\"} 7\n");
+    }
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let flag = Arc::new(AtomicBool::new(true));
+    let f = flag.clone();
+    let app = TestApp::start_with(embedded_ports().await, move |s| {
+        s.with_readiness(Arc::new(Flag(f)))
+            .with_metrics_source(Arc::new(Lag))
+    })
+    .await;
+
+    let h = app.send("GET", "/health", &[], None).await;
+    assert_eq!(
+        (h.status, h.json()),
+        (200, serde_json::json!({"status": "healthy"}))
+    );
+
+    let r = app.send("GET", "/ready", &[], None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let checks = r.json()["checks"].clone();
+    let names: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orderStore", "idempotencyStore", "eventLog"]);
+    flag.store(false, Ordering::SeqCst);
+    let r = app.send("GET", "/ready", &[], None).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["status"], "unavailable");
+    assert_eq!(r.json()["checks"][2]["detail"], "lagging");
+
+    let placed = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[("x-api-key", KEY), ("content-type", "application/json")],
+            Some(SEED_BODY),
+        )
+        .await;
+    assert_eq!(placed.status, 202);
+    let m = app.send("GET", "/metrics", &[], None).await;
+    assert_eq!(m.status, 200);
+    assert!(m
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(m.body.to_vec()).unwrap();
+    assert!(
+        text.contains(
+            r#"oms_http_requests_total{method="POST",route="/api/orders",status="202"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"oms_http_requests_total{method="GET",route="/ready",status="503"} 1"#));
+    assert!(text.contains(
+        r#"oms_http_request_duration_seconds_count{method="POST",route="/api/orders"} 1"#
+    ));
+    assert!(
+        text.contains(r#"oms_orders{status="NEW"} 0"#),
+        "read model is empty until the processor runs"
+    );
+    assert!(text.contains("oms_consumer_lag{consumer=\"risk\"} 7\n# EOF\n"));
+}
+
+#[tokio::test]
+async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
+    let app = TestApp::start().await;
+    let r = app.send("GET", "/openapi.json", &[], None).await;
+    assert_eq!(r.status, 200);
+    let doc: Value = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let routes = [
+        ("/api/session", vec!["get", "post", "delete"]),
+        ("/api/orders", vec!["get", "post"]),
+        ("/api/orders/{orderId}", vec!["get", "delete", "patch"]),
+        ("/api/orders/{orderId}/fills", vec!["get"]),
+        ("/api/accounts/me", vec!["get"]),
+        ("/api/instruments", vec!["get"]),
+        ("/health", vec!["get"]),
+        ("/ready", vec!["get"]),
+        ("/metrics", vec!["get"]),
+        ("/openapi.json", vec!["get"]),
+        ("/swagger-ui", vec!["get"]),
+    ];
+    for (path, methods) in routes {
+        for m in methods {
+            assert!(doc["paths"][path][m].is_object(), "{m} {path} missing");
+        }
+    }
+    // Every schema reference resolves.
+    let text = r.body.to_vec();
+    let text = String::from_utf8(text).unwrap();
+    for part in text.split("\"$ref\": \"#/components/").skip(1) {
+        let target = part.split('"').next().unwrap();
+        let mut node = &doc["components"];
+        for seg in target.split('/') {
+            node = &node[seg];
+        }
+        assert!(node.is_object(), "dangling $ref {target}");
+    }
+    // Every code the server can send is documented.
+    let codes: Vec<&str> = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for c in [
+        "PRICE_OFF_TICK",
+        "IDEMPOTENCY_KEY_REUSED",
+        "BODY_TOO_LARGE",
+        "DUPLICATE_CLIENT_ORDER_ID",
+        "ORDER_NOT_LIVE",
+    ] {
+        assert!(codes.contains(&c), "{c}");
+    }
+
+    let ui = app.send("GET", "/swagger-ui", &[], None).await;
+    assert_eq!(ui.status, 200);
+    let html = String::from_utf8(ui.body.to_vec()).unwrap();
+    assert!(
+        html.contains("/swagger-ui/assets/swagger-ui-bundle.js") && html.contains("/openapi.json")
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no CDN"
+    );
+    let js = app
+        .send("GET", "/swagger-ui/assets/swagger-ui-bundle.js", &[], None)
+        .await;
+    assert_eq!(
+        (js.status, js.header("content-type")),
+        (200, Some("application/javascript"))
+    );
+    assert!(js.body.len() > 1_000_000);
+    let css = app
+        .send("GET", "/swagger-ui/assets/swagger-ui.css", &[], None)
+        .await;
+    assert_eq!(
+        (css.status, css.header("content-type")),
+        (200, Some("text/css"))
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_and_in_problems() {
+    let app = TestApp::start().await;
+    let r = app
+        .send("GET", "/health", &[("x-request-id", "client-req-42")], None)
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("client-req-42"));
+    let r = app
+        .send(
+            "GET",
+            "/api/orders/1",
+            &[("x-request-id", "bad id <script>")],
+            None,
+        )
+        .await;
+    let id = r.header("x-request-id").unwrap().to_string();
+    assert_ne!(id, "bad id <script>");
+    assert_eq!(r.json()["requestId"], id.as_str());
+    let a = app.send("GET", "/health", &[], None).await;
+    let b = app.send("GET", "/health", &[], None).await;
+    assert_ne!(a.header("x-request-id"), b.header("x-request-id"));
+
+    let r = app
+        .send("GET", "/nowhere", &[("x-request-id", "r-404")], None)
+        .await;
+    assert_eq!(r.problem().1, "NOT_FOUND");
+    assert_eq!(r.json()["requestId"], "r-404");
+    let r = app
+        .send("PUT", "/api/orders", &[("x-api-key", KEY)], None)
+        .await;
+    assert_eq!(
+        (r.status, r.problem().1.as_str()),
+        (405, "METHOD_NOT_ALLOWED")
+    );
+}
+
+/// An idempotency store that cannot be reached.
+struct DownIdempotency;
+
+#[async_trait]
+impl IdempotencyStore for DownIdempotency {
+    async fn claim(&self, _: &str, _: &str, _: Duration) -> PortResult<Claim> {
+        Err(PortError::Unavailable("connection refused".into()))
+    }
+    async fn complete(&self, _: &str, _: &str, _: &StoredResponse, _: Duration) -> PortResult<()> {
+        Err(PortError::Unavailable("connection refused".into()))
+    }
+    async fn release(&self, _: &str) -> PortResult<()> {
+        Err(PortError::Unavailable("connection refused".into()))
+    }
+    async fn ping(&self) -> PortResult<()> {
+        Err(PortError::Unavailable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn idempotency_store_down_fails_closed() {
+    let mut ports = embedded_ports().await;
+    ports.idempotency = Arc::new(DownIdempotency);
+    let app = TestApp::start_with(ports, |s| s).await;
+    let h = [
+        ("x-api-key", KEY),
+        ("content-type", "application/json"),
+        ("x-idempotency-key", "k"),
+    ];
+    let r = app.send("POST", "/api/orders", &h, Some(SEED_BODY)).await;
+    assert_eq!(r.problem().1, "IDEMPOTENCY_UNAVAILABLE");
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+    assert!(app.order_records().await.is_empty(), "nothing ran");
+    // Without a key the request does not need the store.
+    let r = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[("x-api-key", KEY), ("content-type", "application/json")],
+            Some(SEED_BODY),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let ready = app.send("GET", "/ready", &[], None).await;
+    assert_eq!(ready.status, 503);
+}
+
+/// An event log whose appends fail while `down` is set.
+struct FlakyLog {
+    inner: Arc<dyn EventLog>,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl EventLog for FlakyLog {
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> PortResult<()> {
+        self.inner.ensure_topic(topic, partitions).await
+    }
+    async fn partition_count(&self, topic: &str) -> PortResult<u32> {
+        self.inner.partition_count(topic).await
+    }
+    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> PortResult<Vec<Appended>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PortError::Unavailable("disk full".into()));
+        }
+        self.inner.append(topic, records).await
+    }
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+    ) -> PortResult<Vec<Record>> {
+        self.inner.read(topic, partition, offset, max).await
+    }
+    async fn end_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
+        self.inner.end_offset(topic, partition).await
+    }
+    async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>> {
+        self.inner.committed(group, topic, partition).await
+    }
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> PortResult<Box<dyn Consumer>> {
+        self.inner.subscribe(group, topics).await
+    }
+}
+
+#[tokio::test]
+async fn failed_publish_releases_the_idempotency_key_and_client_order_id() {
+    let down = Arc::new(AtomicBool::new(true));
+    let mut ports = embedded_ports().await;
+    ports.log = Arc::new(FlakyLog {
+        inner: ports.log.clone(),
+        down: down.clone(),
+    });
+    let app = TestApp::start_with(ports, |s| s).await;
+    let h = [
+        ("x-api-key", KEY),
+        ("content-type", "application/json"),
+        ("x-idempotency-key", "retry-me"),
+    ];
+    let r = app.send("POST", "/api/orders", &h, Some(SEED_BODY)).await;
+    assert_eq!(r.problem().1, "SERVICE_UNAVAILABLE");
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+
+    // The log is back: the same key and the same clientOrderId go through, once.
+    down.store(false, Ordering::SeqCst);
+    let r = app.send("POST", "/api/orders", &h, Some(SEED_BODY)).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.header("idempotent-replayed"), None);
+    assert_eq!(r.json()["clientOrderId"], "c-1");
+    assert_eq!(app.order_records().await.len(), 1);
+}

@@ -1,0 +1,121 @@
+//! The dashboard's session cookie: sign in with an API key, use the cookie, sign out.
+
+mod api_common;
+
+use api_common::{TestApp, KEY};
+use serde_json::json;
+
+#[tokio::test]
+async fn session_cookie_flow() {
+    let app = TestApp::start().await;
+    let json_h = [("content-type", "application/json")];
+
+    let r = app
+        .send(
+            "POST",
+            "/api/session",
+            &json_h,
+            Some(br#"{"apiKey":"wrong"}"#),
+        )
+        .await;
+    assert_eq!(
+        r.problem(),
+        (401, "UNAUTHORIZED".into(), Some("apiKey".into()))
+    );
+    assert!(r.header("set-cookie").is_none());
+    let r = app
+        .send("POST", "/api/session", &json_h, Some(br#"{"key":"x"}"#))
+        .await;
+    assert_eq!(
+        r.problem(),
+        (400, "UNKNOWN_FIELD".into(), Some("key".into()))
+    );
+    let r = app
+        .send("POST", "/api/session", &json_h, Some(br#"{}"#))
+        .await;
+    assert_eq!(
+        r.problem(),
+        (400, "MISSING_FIELD".into(), Some("apiKey".into()))
+    );
+
+    let body = serde_json::to_vec(&json!({ "apiKey": KEY })).unwrap();
+    let r = app.send("POST", "/api/session", &json_h, Some(&body)).await;
+    assert_eq!(r.status, 204);
+    let set = r.header("set-cookie").expect("cookie").to_string();
+    assert!(set.starts_with("oms_session="), "{set}");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    let token = set.split(';').next().unwrap().to_string(); // "oms_session=..."
+    let cookie = format!("theme=dark; {token}");
+
+    let me = app
+        .send("GET", "/api/session", &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        me.json(),
+        json!({"accountId": app.account.0, "name": "demo"})
+    );
+    let acct = app
+        .send("GET", "/api/accounts/me", &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(acct.status, 200);
+    assert_eq!(acct.json()["name"], "demo");
+    assert!(acct.json()["balances"].is_array());
+
+    // The cookie places orders like the key does.
+    let order = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[("cookie", &cookie), ("content-type", "application/json")],
+            Some(br#"{"symbol":"ETH/USD","side":"SELL","quantity":"1.5","price":"3000.5","orderType":"LIMIT"}"#),
+        )
+        .await;
+    assert_eq!(order.status, 202, "{:?}", order.body);
+    assert_eq!(order.json()["accountId"], app.account.0);
+
+    // A tampered cookie (claiming the other account) is refused.
+    let forged = token.replacen(
+        &format!("={}.", app.account.0),
+        &format!("={}.", app.other.0),
+        1,
+    );
+    assert_ne!(forged, token);
+    let r = app
+        .send("GET", "/api/session", &[("cookie", &forged)], None)
+        .await;
+    assert_eq!((r.status, r.problem().1.as_str()), (401, "UNAUTHORIZED"));
+
+    let out = app
+        .send("DELETE", "/api/session", &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(out.status, 204);
+    let cleared = out.header("set-cookie").unwrap();
+    assert!(
+        cleared.starts_with("oms_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    let r = app.send("GET", "/api/session", &[], None).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn account_and_instruments() {
+    let app = TestApp::start().await;
+    let me = app.as_demo("GET", "/api/accounts/me", None).await;
+    assert_eq!(
+        me.json(),
+        json!({"accountId": app.account.0, "name": "demo", "balances": []})
+    );
+    let list = app.as_demo("GET", "/api/instruments", None).await.json();
+    let btc = &list["instruments"][0];
+    assert_eq!(
+        *btc,
+        json!({"symbol":"BTC/USD","base":"BTC","quote":"USD","tickSize":"0.01","stepSize":"0.00001",
+            "minQuantity":"0.00001","maxQuantity":"1000","minNotional":"1","status":"TRADING",
+            "makerFee":"0.001","takerFee":"0.002","priceBand":"0.1"})
+    );
+    assert_eq!(list["instruments"].as_array().unwrap().len(), 4);
+}
