@@ -1,0 +1,119 @@
+//! Against a real `oms serve` process: the seed's curl sequence, and 50 concurrent POSTs with
+//! one idempotency key making exactly one order and one event.
+
+mod support;
+
+use oms_embedded::{FileLog, FileLogOptions};
+use oms_ports::event_log::EventLog;
+use oms_services::codec::{decode_event, topics};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{Server, ALICE_KEY};
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl").args(["-sS", "-i"]).args(args).output().expect("curl is installed");
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_curl_sequence_works_against_oms_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = support::free_port();
+    let server = Server::start(&data, None, port).await;
+    // The demo account's key is printed once, on the first start.
+    let printed = server.printed();
+    let key = printed.split_whitespace().find(|w| w.starts_with("oms_")).expect("demo key printed").to_string();
+    let base = format!("http://localhost:{port}");
+    let auth = format!("X-API-Key: {key}");
+
+    // "Test health endpoint"
+    let (head, body) = curl(&[&format!("{base}/health")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("healthy"), "{body}");
+
+    // "Test order placement", as the seed writes it, with the account's key.
+    let order = r#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT"}"#;
+    let args = ["-X", "POST", &format!("{base}/api/orders"), "-H", "Content-Type: application/json", "-H", "X-Idempotency-Key: test-123", "-H", &auth, "-d", order];
+    let (head, body) = curl(&args);
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}\n{body}");
+    assert!(head.to_lowercase().contains("location: /api/orders/"), "{head}");
+    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(placed["status"], "NEW");
+    assert_eq!(placed["price"], "45000.00");
+    assert_eq!(placed["quantity"], "0.10000");
+    let id = placed["orderId"].as_str().unwrap().to_string();
+
+    // The same request again replays the first answer.
+    let (head, again) = curl(&args);
+    assert!(head.to_lowercase().contains("idempotent-replayed: true"), "{head}");
+    assert_eq!(again, body);
+
+    // The order is risk-checked and rests; GET shows it, with its reserved funds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = curl(&[&format!("{base}/api/orders/{id}"), "-H", &auth]);
+        let o: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if o["status"] == "ACCEPTED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "order never accepted: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, me) = curl(&[&format!("{base}/api/accounts/me"), "-H", &auth]);
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    let usd = me["balances"].as_array().unwrap().iter().find(|b| b["asset"] == "USD").unwrap().clone();
+    // 0.1 × 45000 plus the maximum fee (0.2%) is reserved.
+    assert_eq!(usd["reserved"], "4509", "{usd}");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_posts_with_one_key_make_one_order_and_one_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = support::write_config(tmp.path(), 1000);
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let body = r#"{"symbol":"SOL/USD","side":"SELL","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let addr = server.addr.clone();
+        tasks.push(tokio::spawn(async move {
+            support::request(&addr, hyper::Method::POST, "/api/orders", Some(ALICE_KEY), &[("x-idempotency-key", "one-key")], Some(body)).await.unwrap()
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let (mut accepted, mut in_flight) = (0, 0);
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        match status {
+            202 => {
+                accepted += 1;
+                ids.insert(v["orderId"].as_str().unwrap().to_string());
+            }
+            409 => {
+                assert_eq!(v["code"], "IDEMPOTENCY_REQUEST_IN_FLIGHT", "{v}");
+                in_flight += 1;
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert_eq!(accepted + in_flight, 50);
+    assert_eq!(ids.len(), 1, "replays must all name the same order: {ids:?}");
+    server.stop();
+
+    let log = FileLog::open(&data.join("log"), FileLogOptions::default()).await.unwrap();
+    let mut created = 0;
+    for p in 0..log.partition_count(topics::ORDERS).await.unwrap() {
+        for rec in log.read(topics::ORDERS, p, 0, 100_000).await.unwrap() {
+            if let oms_domain::events::Event::OrderCreated(o) = decode_event(&rec).unwrap().event {
+                assert_eq!(ids.first().unwrap(), &o.order_id.to_string());
+                created += 1;
+            }
+        }
+    }
+    assert_eq!(created, 1, "exactly one OrderCreated in the log");
+}
