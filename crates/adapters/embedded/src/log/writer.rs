@@ -142,7 +142,6 @@ impl Writer {
     }
 
     /// Writes and syncs a group. Returns each request's results and what to publish.
-    #[allow(clippy::type_complexity)]
     fn write_group(
         &mut self,
         group: &[AppendRequest],
