@@ -114,3 +114,9 @@ impl PipelineMetrics {
         }
     }
 }
+
+impl crate::api::hooks::MetricsSource for PipelineMetrics {
+    fn render(&self, out: &mut String) {
+        PipelineMetrics::render(self, out)
+    }
+}
