@@ -177,6 +177,9 @@ await page.evaluate(() => {
     for (const e of l.getEntries()) window.__long.push(e.duration);
   }).observe({ type: 'longtask' });
 });
+const heap = () => page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0);
+await cdp.send('HeapProfiler.collectGarbage').catch(() => undefined);
+const heapBefore = await heap();
 const before = await metric();
 const tradesBefore = await page.evaluate(() => window.__oms?.market.tradeCount ?? 0);
 
@@ -238,6 +241,8 @@ fs.rmSync(tracePath, { force: true });
 const after = await metric();
 const tradesSeen = (await page.evaluate(() => window.__oms?.market.tradeCount ?? 0)) - tradesBefore;
 const longTasks = await page.evaluate(() => window.__long);
+await cdp.send('HeapProfiler.collectGarbage').catch(() => undefined);
+const heapAfter = await heap();
 const busy = ((after.TaskDuration - before.TaskDuration) / elapsed) * 100;
 console.log(`Streaming (${SECONDS} s, ${gen.sent} market orders sent, answers ${JSON.stringify(gen.statuses)}):`);
 console.log(`  trades received by the page: ${tradesSeen} (${(tradesSeen / elapsed).toFixed(1)}/s)`);
@@ -253,6 +258,9 @@ if (tasks.count) {
       `wall p99 ${tasks.wall.p99} / max ${tasks.wall.max} ms; tasks over 50 ms of CPU: ${tasks.cpuOver50}`,
   );
 }
+console.log(
+  `  JS heap after GC: ${(heapBefore / 2 ** 20).toFixed(1)} MiB before, ${(heapAfter / 2 ** 20).toFixed(1)} MiB after`,
+);
 console.log(
   `  machine load average during the run: ${os
     .loadavg()
