@@ -31,8 +31,9 @@ impl SqliteIdempotency {
 
     /// Starts the purge task once per database; needs a tokio runtime.
     pub(crate) fn on(db: Arc<Db>) -> SqliteIdempotency {
-        if !db.purge_started.swap(true, Ordering::SeqCst) {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        // Without a runtime there is no task to start; a later call from inside one starts it.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if !db.purge_started.swap(true, Ordering::SeqCst) {
                 rt.spawn(purge_periodically(
                     Arc::downgrade(&db),
                     db.opts.purge_interval,
