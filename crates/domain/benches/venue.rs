@@ -680,10 +680,28 @@ fn report(w: &Workload, results: &[Measured]) {
     }
 }
 
+/// What the figures were measured on: cores, CPU model and how busy the machine was.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!("{cores} cores, {model}, load average {}", load.join(" "))
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `--quick` shortens the lists for a smoke run.
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
+    println!("machine: {}", machine());
 
     let workloads = [
         generate(

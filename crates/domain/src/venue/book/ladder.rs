@@ -3,7 +3,7 @@
 //! Matching works at the end of the vector (pop the best level, push a new best one), and
 //! the levels near the top, where most activity is, move the fewest elements on insert.
 
-use super::slab::{Slab, NIL};
+use super::slab::{Link, Slab, NIL};
 use crate::order::Side;
 use serde::{Deserialize, Serialize};
 
@@ -144,33 +144,29 @@ impl Ladder {
 
 fn link_back(level: &mut PriceLevel, slab: &mut Slab, i: u32) {
     let tail = level.tail;
-    {
-        let s = slab.get_mut(i);
-        s.prev = tail;
-        s.next = NIL;
-    }
+    *slab.link_mut(i) = Link {
+        prev: tail,
+        next: NIL,
+    };
     if tail == NIL {
         level.head = i;
     } else {
-        slab.get_mut(tail).next = i;
+        slab.link_mut(tail).next = i;
     }
     level.tail = i;
 }
 
 /// Unlinks an order from a level's FIFO; the level's total is the caller's business.
 pub fn unlink_from(level: &mut PriceLevel, slab: &mut Slab, i: u32) {
-    let (prev, next) = {
-        let s = slab.get(i);
-        (s.prev, s.next)
-    };
+    let Link { prev, next } = *slab.link(i);
     if prev == NIL {
         level.head = next;
     } else {
-        slab.get_mut(prev).next = next;
+        slab.link_mut(prev).next = next;
     }
     if next == NIL {
         level.tail = prev;
     } else {
-        slab.get_mut(next).prev = prev;
+        slab.link_mut(next).prev = prev;
     }
 }

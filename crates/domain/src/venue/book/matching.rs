@@ -179,7 +179,7 @@ impl OrderBook {
                         return true;
                     }
                 }
-                cur = o.next;
+                cur = self.orders.slab.link(cur).next;
             }
         }
         false

@@ -16,7 +16,7 @@ use crate::order::{RejectReason, Side, TimeInForce};
 use id_map::IdMap;
 use ladder::Ladder;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use slab::{Slab, Slot, SlotState, Tif, NIL};
+use slab::{Aux, Slab, Slot, SlotState, Tif};
 use std::collections::BTreeSet;
 
 /// An order as the book takes it: prices in ticks, quantities in lots.
@@ -139,7 +139,7 @@ impl Orders {
         // A working order may or may not be indexed (an amended or triggered one is).
         self.ids.remove(&s.id);
         if s.tif == Tif::Gtd {
-            self.expiries.remove(&(s.expire_at, s.id));
+            self.expiries.remove(&(self.slab.aux(i).expire_at, s.id));
         }
         self.slab.release(i);
     }
@@ -149,7 +149,7 @@ impl Orders {
         let s = self.slab.get(i);
         self.ids.insert(s.id, i);
         if s.tif == Tif::Gtd {
-            self.expiries.insert((s.expire_at, s.id));
+            self.expiries.insert((self.slab.aux(i).expire_at, s.id));
         }
     }
 }
@@ -196,7 +196,8 @@ impl OrderBook {
             buy_stops: BTreeSet::new(),
             sell_stops: BTreeSet::new(),
             stp,
-            next_seq: 0,
+            // From 1: a zero `seq` marks an unused auxiliary slot part.
+            next_seq: 1,
             last_trade_id: 0,
             book_seq: 0,
             last_price: None,
@@ -270,9 +271,9 @@ impl OrderBook {
             return;
         }
         let (tif, expire_at) = match o.time_in_force {
-            TimeInForce::Gtc => (Tif::Gtc, i64::MAX),
-            TimeInForce::Ioc => (Tif::Ioc, i64::MAX),
-            TimeInForce::Fok => (Tif::Fok, i64::MAX),
+            TimeInForce::Gtc => (Tif::Gtc, 0),
+            TimeInForce::Ioc => (Tif::Ioc, 0),
+            TimeInForce::Fok => (Tif::Fok, 0),
             TimeInForce::Gtd => match o.expire_at {
                 Some(at) if at > now => (Tif::Gtd, at),
                 _ => {
@@ -312,22 +313,28 @@ impl OrderBook {
         });
         let seq = self.next_seq;
         self.next_seq += 1;
-        let i = self.orders.slab.alloc(Slot {
+        // Only stops and GTD orders carry the auxiliary part; for the rest it stays zero.
+        let aux = if state == SlotState::Parked || tif == Tif::Gtd {
+            Aux {
+                seq,
+                stop,
+                expire_at,
+            }
+        } else {
+            Aux::default()
+        };
+        let slot = Slot {
             id: o.order_id,
             account: o.account,
-            seq,
             price,
-            stop,
             quantity: o.quantity,
             filled: 0,
-            expire_at,
-            prev: NIL,
-            next: NIL,
             side: o.side,
             state,
             tif,
             post_only: o.post_only,
-        });
+        };
+        let i = self.orders.slab.alloc(slot, aux);
         match o.kind {
             BookOrderKind::Limit { .. } => self.activate(i, out),
             BookOrderKind::Market { .. } => self.run_market(i, out),

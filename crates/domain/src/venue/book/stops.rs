@@ -8,10 +8,10 @@ use crate::order::Side;
 
 impl OrderBook {
     fn stop_key(&self, i: u32) -> (Side, (i64, u64, u32)) {
-        let s = self.orders.slab.get(i);
-        match s.side {
-            Side::Buy => (Side::Buy, (s.stop, s.seq, i)),
-            Side::Sell => (Side::Sell, (-s.stop, s.seq, i)),
+        let a = self.orders.slab.aux(i);
+        match self.orders.slab.get(i).side {
+            Side::Buy => (Side::Buy, (a.stop, a.seq, i)),
+            Side::Sell => (Side::Sell, (-a.stop, a.seq, i)),
         }
     }
 
@@ -59,7 +59,7 @@ impl OrderBook {
                 }
             };
             let s = *self.orders.slab.get(i);
-            if s.tif == Tif::Gtd && s.expire_at <= now {
+            if s.tif == Tif::Gtd && self.orders.slab.aux(i).expire_at <= now {
                 // Its time ran out before a tick expired it.
                 out.push(BookEvent::Expired {
                     order_id: s.id,
@@ -73,9 +73,8 @@ impl OrderBook {
             // Time priority counts from the trigger: it joins the back of its level.
             let seq = self.next_seq;
             self.next_seq += 1;
-            let slot = self.orders.slab.get_mut(i);
-            slot.seq = seq;
-            slot.state = SlotState::Working;
+            self.orders.slab.aux_mut(i).seq = seq;
+            self.orders.slab.get_mut(i).state = SlotState::Working;
             self.activate(i, out);
         }
     }

@@ -102,3 +102,42 @@ fn a_parked_stop_can_be_cancelled_and_then_never_triggers() {
     assert_eq!(fills(&ev).len(), 2);
     assert_eq!(h.best(), (None, Some(d("105"))));
 }
+
+#[test]
+fn a_parked_stop_can_be_amended_before_it_triggers() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Sell, "104", "5");
+    h.submit(stop(2, 20, Side::Buy, "101", "103", "1"));
+    let ev = h.amend(20, 2, Some("104"), Some("2"));
+    assert!(matches!(
+        ev[..],
+        [Event::OrderAmended {
+            kept_priority: true,
+            ..
+        }]
+    ));
+    let ev = print(&mut h, 100, "101", "1");
+    // It runs with its amended limit and quantity.
+    assert_eq!(fill_summary(&ev)[2..], [(1, d("2")), (2, d("2"))]);
+}
+
+#[test]
+fn a_gtd_stop_past_its_expiry_expires_instead_of_triggering() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Sell, "105", "1");
+    let mut o = stop(2, 20, Side::Buy, "101", "105", "1");
+    o.time_in_force = TimeInForce::Gtd;
+    o.expire_at = Some(Timestamp(h.now + 10));
+    h.submit(o);
+    h.now += 10;
+    let ev = print(&mut h, 100, "101", "1");
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::OrderExpired {
+            order_id: OrderId(2),
+            reason: crate::events::ExpireReason::GtdExpired,
+            ..
+        }
+    )));
+    assert_eq!(h.best(), (None, Some(d("105"))));
+}
