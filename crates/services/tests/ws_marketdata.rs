@@ -596,7 +596,7 @@ async fn private_order_updates_reach_only_their_account() {
     assert_eq!(filled["fill"]["tradeId"], 70);
     assert_eq!(filled["fill"]["liquidity"], "TAKER");
     assert_eq!(filled["fill"]["feeAsset"], "USD");
-    assert_eq!(filled["order"]["filledQuantity"], "0.1");
+    assert_eq!(filled["order"]["filledQuantity"], "0.10000");
     assert_eq!(filled["order"]["price"], "45000.00");
     // Account 2's first message is its own order: none of account 1's came before it, on the
     // key-authenticated connection or the cookie-authenticated one.

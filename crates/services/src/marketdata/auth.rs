@@ -1,6 +1,9 @@
 //! How the WebSocket learns who a client is. The HTTP API owns API keys and sessions; `oms serve`
 //! wires this hook to it, so market data never sees a key's hash or a session's secret.
 
+use crate::api::auth::verify_session;
+use crate::api::ApiState;
+use crate::ingestion::clock;
 use async_trait::async_trait;
 use oms_domain::ids::AccountId;
 
@@ -25,6 +28,25 @@ impl AccountResolver for NoAccounts {
     }
     async fn account_for_session_cookie(&self, _cookie_value: &str) -> Option<AccountId> {
         None
+    }
+}
+
+/// Resolves keys and sessions exactly as the HTTP API does (same key cache, same signed
+/// session tokens), so `/ws` and `/api` agree on who a caller is.
+#[derive(Clone)]
+pub struct ApiAccounts(pub ApiState);
+
+#[async_trait]
+impl AccountResolver for ApiAccounts {
+    async fn account_for_api_key(&self, key: &str) -> Option<AccountId> {
+        crate::api::auth::account_for_api_key(&self.0, key)
+            .await
+            .ok()
+            .flatten()
+    }
+    async fn account_for_session_cookie(&self, cookie_value: &str) -> Option<AccountId> {
+        let now_secs = clock::now().millis() / 1000;
+        verify_session(&self.0.config.session_secret, cookie_value, now_secs)
     }
 }
 

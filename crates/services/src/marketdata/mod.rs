@@ -4,10 +4,11 @@
 //! Wiring (what `oms serve` does):
 //!
 //! ```ignore
+//! let resolver = Arc::new(ApiAccounts(api_state.clone()));
 //! let md = MarketData::new(MarketDataConfig::default(), store.clone(), resolver);
 //! tokio::spawn(run_marketdata_consumer(md.clone(), log.clone(), shutdown.clone()));
 //! tokio::spawn(run_orders_feed(md.clone(), log.clone(), shutdown.clone()));
-//! let app = api_router.merge(marketdata_router(md.clone()));
+//! let app = api::router_with(api_state, marketdata_router(md.clone()));
 //! ```
 
 pub mod auth;
@@ -20,7 +21,7 @@ pub mod state;
 pub mod views;
 pub mod ws;
 
-pub use auth::{AccountResolver, NoAccounts, SESSION_COOKIE};
+pub use auth::{AccountResolver, ApiAccounts, NoAccounts, SESSION_COOKIE};
 pub use consumer::run_marketdata_consumer;
 pub use orders_feed::{run_orders_feed, OrdersFeed};
 pub use state::{MarketData, MarketDataConfig};

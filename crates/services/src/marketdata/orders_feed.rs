@@ -11,6 +11,7 @@ use super::state::MarketData;
 use super::views::{FillView, OrderUpdate, OrderView};
 use super::MarketDataError;
 use crate::codec::decode_event;
+use crate::ingestion::clock::format_rfc3339_millis;
 use crate::pipeline::stage::{backoff, POLL_MAX, POLL_TIMEOUT};
 use crate::pipeline::Shutdown;
 use oms_domain::events::{Envelope, Event};
@@ -76,7 +77,12 @@ impl OrdersFeed {
         };
         if push {
             let fill = match ev {
-                Event::OrderFilled(f) => Some(FillView::new(f, env.at)),
+                Event::OrderFilled(f) => {
+                    let mut view = FillView::new(f, md.instrument(&f.symbol));
+                    // The fill's time is its event's time.
+                    view.at = Some(format_rfc3339_millis(env.at));
+                    Some(view)
+                }
                 _ => None,
             };
             let update = OrderUpdate {
