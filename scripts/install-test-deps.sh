@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust and Node, only what is missing:
 #   - Debian packages: Chromium (browser tests), Redis and PostgreSQL (distributed-mode tests),
-#     cmake (to build the librdkafka bundled by the Kafka adapter);
+#     cmake and libcurl headers (to build the librdkafka bundled by the Kafka adapter);
 #   - the Kafka-compatible broker `tansu` from crates.io (cached in ~/.cargo/bin; the first build
 #     takes about 15 minutes);
 #   - cargo-nextest; Python's confluent-kafka (an outside Kafka client used by one test).
@@ -13,6 +13,9 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v cmake >/dev/null || need_apt+=(cmake)
+# librdkafka 2.12's CMake build includes curl.h even when built without libcurl: headers only.
+compgen -G '/usr/include/*curl/curl.h' >/dev/null || compgen -G '/usr/include/*/curl/curl.h' >/dev/null \
+    || need_apt+=(libcurl4-openssl-dev)
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"

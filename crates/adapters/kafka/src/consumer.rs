@@ -1,0 +1,451 @@
+//! A member of a consumer group.
+//!
+//! # Rebalances
+//!
+//! librdkafka announces a rebalance with an event that [`BaseConsumer::poll`] hands to the
+//! consumer context, and then waits (in its `WAIT_ASSIGN_CALL` / `WAIT_UNASSIGN_CALL` join
+//! states) until the application calls `assign` or `unassign`. The context here does not make
+//! that call in the callback: it queues the event, and [`KafkaConsumer::poll`] returns it to the
+//! stage as [`ConsumerEvent::Assigned`] or [`ConsumerEvent::Revoked`]. The matching
+//! `assign` / `unassign` is made at the start of the **next** `poll`:
+//!
+//! - A revoke completes only when the stage polls again, that is after it has finished or
+//!   dropped the work of the revoked partitions, as the port's contract asks. Until then this
+//!   member stays in its generation, so its other group members wait for it (at most
+//!   `max.poll.interval.ms`) and nobody else reads those partitions. Positions of the partitions
+//!   being revoked may still be committed in between.
+//! - An assignment starts fetching only at the next poll, so a `seek` made right after
+//!   `Assigned` (to a snapshot's offset) becomes the partition's start offset. Partitions not
+//!   sought start at the group's committed position, or at the beginning when none was
+//!   committed (`auto.offset.reset=earliest`).
+//!
+//! This works with both rebalance protocols: eager (librdkafka's default `range,roundrobin`
+//! assignors: every rebalance revokes everything, then assigns) and cooperative
+//! (`partition.assignment.strategy=cooperative-sticky`: only moved partitions are revoked).
+//!
+//! # Waiting
+//!
+//! `poll` never parks a thread: it drains librdkafka's queue without blocking and otherwise
+//! waits on a [`Notify`] that librdkafka signals when the queue becomes non-empty.
+
+use crate::error::{KafkaLogError, KafkaLogResult};
+use crate::record::to_record;
+use async_trait::async_trait;
+use oms_ports::event_log::{Consumer, ConsumerEvent, Record, TopicPartition};
+use oms_ports::{PortError, PortResult};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, RebalanceProtocol,
+};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// A rebalance step announced by librdkafka, not yet returned to the stage.
+#[derive(Debug)]
+enum Announced {
+    Assign(Vec<TopicPartition>),
+    Revoke(Vec<TopicPartition>),
+    /// The rebalance failed; librdkafka asks for an unassign.
+    Failed(String),
+}
+
+/// What the consumer's context and the [`KafkaConsumer`] share.
+#[derive(Default)]
+pub(crate) struct Shared {
+    announced: Mutex<VecDeque<Announced>>,
+    /// Set while the consumer closes: rebalances are then completed in the callback.
+    closing: AtomicBool,
+    /// Set when a poll served a non-message event, so an empty poll does not yet mean an
+    /// empty queue.
+    served: AtomicBool,
+    /// Signalled by librdkafka when its queue becomes non-empty.
+    wake: Notify,
+}
+
+impl Shared {
+    fn announce(&self, a: Announced) {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(a);
+    }
+
+    fn next_announced(&self) -> Option<Announced> {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    /// Called by librdkafka (on its own thread) when its queue becomes non-empty.
+    pub(crate) fn notify_waiter(&self) {
+        self.wake.notify_one();
+    }
+
+    fn has_announced(&self) -> bool {
+        !self
+            .announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
+
+/// The consumer context: defers rebalances to the next poll (see the module docs).
+pub(crate) struct GroupContext {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.shared.served.store(true, Ordering::SeqCst);
+        if self.shared.closing.load(Ordering::SeqCst) {
+            // Nobody polls any more: let close proceed.
+            if let Err(e) = release(consumer, tpl) {
+                tracing::warn!(error = %e, "kafka consumer: unassign while closing failed");
+            }
+            return;
+        }
+        let tps = to_tps(tpl);
+        let announced = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Announced::Assign(tps),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Announced::Revoke(tps),
+            other => Announced::Failed(format!("{other:?}")),
+        };
+        tracing::debug!(?announced, "kafka consumer: rebalance announced");
+        self.shared.announce(announced);
+    }
+
+    fn commit_callback(&self, _result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        self.shared.served.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Gives partitions back: `unassign` (eager) or `incremental_unassign` (cooperative).
+fn release(consumer: &BaseConsumer<GroupContext>, tpl: &TopicPartitionList) -> KafkaResult<()> {
+    match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
+        _ => consumer.unassign(),
+    }
+}
+
+fn to_tps(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition {
+            topic: e.topic().to_string(),
+            partition: e.partition() as u32,
+        })
+        .collect()
+}
+
+fn to_tpl<'a>(
+    tps: impl IntoIterator<Item = (&'a TopicPartition, Offset)>,
+) -> KafkaLogResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for (tp, offset) in tps {
+        tpl.add_partition_offset(&tp.topic, tp.partition as i32, offset)
+            .map_err(|e| KafkaLogError::client("building a partition list", e))?;
+    }
+    Ok(tpl)
+}
+
+/// The librdkafka call still owed for the rebalance step last returned to the stage.
+enum Owed {
+    /// `unassign` the partitions returned in `Revoked`.
+    Release(Vec<TopicPartition>),
+    /// `assign` the partitions returned in `Assigned`, from these start offsets (set by
+    /// `seek`) or else from the committed positions.
+    Take(Vec<TopicPartition>, BTreeMap<TopicPartition, u64>),
+}
+
+/// A member of a consumer group; see the module docs for how rebalances and waits work.
+pub struct KafkaConsumer {
+    consumer: Arc<BaseConsumer<GroupContext>>,
+    shared: Arc<Shared>,
+    group: String,
+    /// The partitions returned to the stage as ours.
+    owned: BTreeSet<TopicPartition>,
+    owed: Option<Owed>,
+    timeout: Duration,
+}
+
+impl KafkaConsumer {
+    pub(crate) fn new(
+        consumer: BaseConsumer<GroupContext>,
+        shared: Arc<Shared>,
+        group: String,
+        timeout: Duration,
+    ) -> Self {
+        KafkaConsumer {
+            consumer: Arc::new(consumer),
+            shared,
+            group,
+            owned: BTreeSet::new(),
+            owed: None,
+            timeout,
+        }
+    }
+
+    /// The group this consumer is a member of.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Makes the `assign` / `unassign` call owed for the last rebalance step.
+    fn pay_owed(&mut self) -> KafkaLogResult<()> {
+        let Some(owed) = self.owed.take() else {
+            return Ok(());
+        };
+        let cooperative = matches!(
+            self.consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match owed {
+            Owed::Release(tps) => {
+                let tpl = to_tpl(tps.iter().map(|tp| (tp, Offset::Invalid)))?;
+                release(&self.consumer, &tpl)
+                    .map_err(|e| KafkaLogError::client("releasing revoked partitions", e))?;
+                tracing::debug!(group = %self.group, partitions = tps.len(), "kafka consumer: revoke completed");
+            }
+            Owed::Take(tps, seeks) => {
+                let tpl = to_tpl(tps.iter().map(|tp| {
+                    let start = seeks
+                        .get(tp)
+                        .map_or(Offset::Stored, |&o| Offset::Offset(o as i64));
+                    (tp, start)
+                }))?;
+                let done = if cooperative {
+                    self.consumer.incremental_assign(&tpl)
+                } else {
+                    self.consumer.assign(&tpl)
+                };
+                done.map_err(|e| KafkaLogError::client("taking assigned partitions", e))?;
+                tracing::debug!(group = %self.group, partitions = tps.len(), "kafka consumer: assignment started");
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns the next announced rebalance step into an event for the stage.
+    fn next_rebalance(&mut self) -> KafkaLogResult<Option<ConsumerEvent>> {
+        while let Some(announced) = self.shared.next_announced() {
+            match announced {
+                Announced::Assign(tps) => {
+                    self.owned.extend(tps.iter().cloned());
+                    self.owed = Some(Owed::Take(tps.clone(), BTreeMap::new()));
+                    return Ok(Some(ConsumerEvent::Assigned(tps)));
+                }
+                Announced::Revoke(tps) if self.owned.is_empty() => {
+                    // Nothing of ours to finish: complete it now.
+                    self.owed = Some(Owed::Release(tps));
+                    self.pay_owed()?;
+                }
+                Announced::Failed(_) if self.owned.is_empty() => {
+                    self.owed = Some(Owed::Release(Vec::new()));
+                    self.pay_owed()?;
+                }
+                Announced::Revoke(tps) => {
+                    for tp in &tps {
+                        self.owned.remove(tp);
+                    }
+                    self.owed = Some(Owed::Release(tps.clone()));
+                    return Ok(Some(ConsumerEvent::Revoked(tps)));
+                }
+                Announced::Failed(reason) => {
+                    tracing::warn!(group = %self.group, %reason, "kafka consumer: rebalance failed, releasing every partition");
+                    let tps: Vec<_> = std::mem::take(&mut self.owned).into_iter().collect();
+                    self.owed = Some(Owed::Release(tps.clone()));
+                    return Ok(Some(ConsumerEvent::Revoked(tps)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes up to `max` records from librdkafka's queue without waiting. Stops early at an
+    /// announced rebalance.
+    fn drain(&mut self, max: usize) -> KafkaLogResult<Vec<Record>> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            self.shared.served.store(false, Ordering::SeqCst);
+            match self.consumer.poll(Duration::ZERO) {
+                Some(Ok(msg)) => {
+                    let record = to_record(&msg);
+                    let tp = TopicPartition {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                    };
+                    // librdkafka drops messages of unassigned partitions; this is a guard.
+                    if self.owned.contains(&tp) {
+                        out.push(record);
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
+                    return Err(KafkaLogError::client("consuming", e));
+                }
+                Some(Err(e)) => {
+                    // Transient (a broker away, a topic not yet created): librdkafka retries.
+                    tracing::warn!(group = %self.group, error = %e, "kafka consumer: poll error");
+                }
+                None => {
+                    if self.shared.has_announced() || !self.shared.served.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    // A rebalance or commit event was served: the queue may hold more.
+                }
+            }
+            if self.shared.has_announced() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `tp` may be committed or sought: ours, or revoked but not yet released.
+    fn check_owned(&self, tp: &TopicPartition) -> PortResult<()> {
+        let releasing = matches!(&self.owed, Some(Owed::Release(tps)) if tps.contains(tp));
+        if self.owned.contains(tp) || releasing {
+            Ok(())
+        } else {
+            Err(PortError::Invalid(format!(
+                "{}/{} is not owned by this consumer",
+                tp.topic, tp.partition
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> PortResult<ConsumerEvent> {
+        // The stage is done with what the last event asked of it: complete that step.
+        self.pay_owed()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let max = max.max(1);
+        loop {
+            if let Some(event) = self.next_rebalance()? {
+                return Ok(event);
+            }
+            let records = self.drain(max)?;
+            if !records.is_empty() {
+                return Ok(ConsumerEvent::Records(records));
+            }
+            if self.shared.has_announced() {
+                continue;
+            }
+            // The queue was empty: a message or event arriving from now on signals `wake`
+            // (a signal sent since the drain is kept as a permit, so none is lost).
+            if tokio::time::timeout_at(deadline, self.shared.wake.notified())
+                .await
+                .is_err()
+            {
+                return Ok(ConsumerEvent::Records(Vec::new()));
+            }
+        }
+    }
+
+    async fn commit(&mut self, positions: &[(TopicPartition, u64)]) -> PortResult<()> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        for (tp, _) in positions {
+            self.check_owned(tp)?;
+        }
+        let tpl = to_tpl(
+            positions
+                .iter()
+                .map(|(tp, o)| (tp, Offset::Offset(*o as i64))),
+        )?;
+        let consumer = self.consumer.clone();
+        let commit = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+        match tokio::time::timeout(self.timeout, commit).await {
+            Err(_) => Err(PortError::Unavailable(format!(
+                "commit of group {} did not finish within {:?}",
+                self.group, self.timeout
+            ))),
+            Ok(Err(_)) => Err(KafkaLogError::Task("commit").into()),
+            Ok(Ok(done)) => done.map_err(|e| KafkaLogError::client("commit", e).into()),
+        }
+    }
+
+    async fn seek(&mut self, tp: &TopicPartition, offset: u64) -> PortResult<()> {
+        self.check_owned(tp)?;
+        if let Some(Owed::Take(tps, seeks)) = &mut self.owed {
+            if tps.contains(tp) {
+                // Not fetching yet: this becomes the start offset at the next poll.
+                seeks.insert(tp.clone(), offset);
+                return Ok(());
+            }
+        }
+        let consumer = self.consumer.clone();
+        let (topic, partition, timeout) = (tp.topic.clone(), tp.partition as i32, self.timeout);
+        let seek = tokio::task::spawn_blocking(move || {
+            seek_when_started(&consumer, &topic, partition, offset, timeout)
+        });
+        seek.await
+            .map_err(|_| PortError::from(KafkaLogError::Task("seek")))?
+            .map_err(|e| {
+                KafkaLogError::client(format!("seek {}/{} to {offset}", tp.topic, tp.partition), e)
+                    .into()
+            })
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.owned.iter().cloned().collect()
+    }
+}
+
+/// Seeks a fetching partition. Right after an assignment, librdkafka may still be looking up
+/// the committed offset and refuses with a state error; that passes within a round trip.
+fn seek_when_started(
+    consumer: &BaseConsumer<GroupContext>,
+    topic: &str,
+    partition: i32,
+    offset: u64,
+    timeout: Duration,
+) -> KafkaResult<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match consumer.seek(topic, partition, Offset::Offset(offset as i64), timeout) {
+            Err(KafkaError::Seek(ref msg))
+                if std::time::Instant::now() < deadline && seek_not_ready(msg) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// librdkafka's texts for `ERR__STATE` and `ERR__PREV_IN_PROGRESS` (its seek error carries
+/// only the text).
+fn seek_not_ready(msg: &str) -> bool {
+    msg.contains("Erroneous state") || msg.contains("Previous operation in progress")
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        // A step librdkafka still waits for would stall the close: complete it first.
+        if let Err(e) = self.pay_owed() {
+            tracing::warn!(group = %self.group, error = %e, "kafka consumer: completing a rebalance on close failed");
+        }
+        // Closing (leaving the group) happens when the last reference to the librdkafka
+        // consumer drops, here unless a commit or seek is still running on a blocking thread.
+    }
+}

@@ -1,0 +1,294 @@
+//! The Kafka event log against a real broker (tansu): the port's conformance suite, and a
+//! consumer group whose partitions move between members.
+
+use oms_kafka::{KafkaConfig, KafkaLog};
+use oms_ports::event_log::{Consumer, ConsumerEvent, EventLog, NewRecord, TopicPartition};
+use oms_testkit::tansu::TansuServer;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+fn config(server: &TansuServer) -> KafkaConfig {
+    KafkaConfig {
+        client_id: "oms-kafka-tests".into(),
+        ..KafkaConfig::new(server.bootstrap_servers())
+    }
+}
+
+fn cooperative(mut config: KafkaConfig) -> KafkaConfig {
+    config.extra.insert(
+        "partition.assignment.strategy".into(),
+        "cooperative-sticky".into(),
+    );
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_log_passes_the_event_log_suite() {
+    let server = TansuServer::new();
+    let config = config(&server);
+    oms_conformance::event_log_suite(|| {
+        let config = config.clone();
+        async move {
+            KafkaLog::connect(config)
+                .await
+                .expect("connect to the broker")
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_shares_partitions_and_hands_them_over_eager() {
+    let server = TansuServer::new();
+    group_hand_over(config(&server), "eager").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_shares_partitions_and_hands_them_over_cooperative() {
+    let server = TansuServer::new();
+    group_hand_over(cooperative(config(&server)), "cooperative").await;
+}
+
+const PARTITIONS: u32 = 4;
+/// How long the group may take to settle before the test calls it stuck.
+const SETTLE_LIMIT: Duration = Duration::from_secs(90);
+
+/// One member of the group, and what it was given.
+struct Member {
+    name: &'static str,
+    consumer: Box<dyn Consumer>,
+    /// Offsets delivered per owned partition since that partition was (last) assigned.
+    delivered: BTreeMap<u32, Vec<u64>>,
+}
+
+impl Member {
+    async fn poll_once(&mut self) {
+        let event = self
+            .consumer
+            .poll(100, Duration::from_millis(50))
+            .await
+            .unwrap_or_else(|e| panic!("{}: poll: {e}", self.name));
+        match event {
+            ConsumerEvent::Assigned(tps) => {
+                for tp in tps {
+                    self.delivered.insert(tp.partition, Vec::new());
+                }
+            }
+            ConsumerEvent::Revoked(tps) => {
+                for tp in tps {
+                    self.delivered.remove(&tp.partition);
+                }
+            }
+            ConsumerEvent::Records(records) => {
+                for r in records {
+                    let list = self.delivered.get_mut(&r.partition).unwrap_or_else(|| {
+                        panic!(
+                            "{}: record of partition {} it does not own",
+                            self.name, r.partition
+                        )
+                    });
+                    list.push(r.offset);
+                }
+            }
+        }
+    }
+
+    fn owned(&self) -> BTreeSet<u32> {
+        self.consumer
+            .assignment()
+            .into_iter()
+            .map(|tp| tp.partition)
+            .collect()
+    }
+
+    /// Whether every owned partition was delivered from `from[p]` up to `ends[p]`.
+    fn caught_up(&self, from: &BTreeMap<u32, u64>, ends: &[u64]) -> bool {
+        self.owned().iter().all(|p| {
+            let got = self.delivered.get(p).map_or(0, |d| d.len() as u64);
+            got >= ends[*p as usize] - from[p]
+        })
+    }
+}
+
+/// Polls every member in turn until `done` holds; no partition may ever be owned by two
+/// members at once.
+async fn settle(members: &mut [&mut Member], what: &str, done: impl Fn(&[&mut Member]) -> bool) {
+    let run = async {
+        while !done(members) {
+            for m in members.iter_mut() {
+                m.poll_once().await;
+            }
+            let mut seen = BTreeSet::new();
+            for m in members.iter() {
+                for p in m.owned() {
+                    assert!(seen.insert(p), "partition {p} owned by two members at once");
+                }
+            }
+        }
+    };
+    if tokio::time::timeout(SETTLE_LIMIT, run).await.is_err() {
+        let state: Vec<_> = members
+            .iter()
+            .map(|m| (m.name, m.owned(), m.delivered.clone()))
+            .collect();
+        panic!("{what}: not reached within {SETTLE_LIMIT:?}; members: {state:?}");
+    }
+}
+
+fn tp(topic: &str, partition: u32) -> TopicPartition {
+    TopicPartition {
+        topic: topic.to_string(),
+        partition,
+    }
+}
+
+/// Two members share the partitions; when one leaves, the other takes its partitions over
+/// from the positions the leaver committed.
+async fn group_hand_over(config: KafkaConfig, protocol: &str) {
+    let log = KafkaLog::connect(config).await.expect("connect");
+    let topic = format!("group-{protocol}");
+    let group = format!("group-{protocol}-g");
+    log.ensure_topic(&topic, PARTITIONS).await.unwrap();
+    let records: Vec<NewRecord> = (0..40)
+        .map(|i| NewRecord {
+            key: format!("key-{i}").into_bytes(),
+            value: format!("{i}").into_bytes(),
+            headers: Vec::new(),
+        })
+        .collect();
+    log.append(&topic, records).await.unwrap();
+    let mut ends = Vec::new();
+    for p in 0..PARTITIONS {
+        ends.push(log.end_offset(&topic, p).await.unwrap());
+    }
+    assert!(
+        ends.iter().all(|&e| e >= 4),
+        "every partition has records: {ends:?}"
+    );
+    let all: BTreeSet<u32> = (0..PARTITIONS).collect();
+
+    // Alone, the first member owns every partition and reads it from the start.
+    let mut a = Member {
+        name: "a",
+        consumer: log.subscribe(&group, &[&topic]).await.unwrap(),
+        delivered: BTreeMap::new(),
+    };
+    let zero: BTreeMap<u32, u64> = all.iter().map(|&p| (p, 0)).collect();
+    settle(
+        &mut [&mut a],
+        "the first member owns and reads everything",
+        |m| m[0].owned() == all && m[0].caught_up(&zero, &ends),
+    )
+    .await;
+    for p in 0..PARTITIONS {
+        assert_eq!(a.delivered[&p], (0..ends[p as usize]).collect::<Vec<_>>());
+    }
+    // Done with the first two records of every partition.
+    let positions: Vec<_> = all.iter().map(|&p| (tp(&topic, p), 2)).collect();
+    a.consumer.commit(&positions).await.expect("commit");
+
+    // A second member joins: the partitions are split, each read from the committed 2.
+    let mut b = Member {
+        name: "b",
+        consumer: log.subscribe(&group, &[&topic]).await.unwrap(),
+        delivered: BTreeMap::new(),
+    };
+    let two: BTreeMap<u32, u64> = all.iter().map(|&p| (p, 2)).collect();
+    settle(&mut [&mut a, &mut b], "the partitions are split", |m| {
+        let (oa, ob) = (m[0].owned(), m[1].owned());
+        !oa.is_empty()
+            && !ob.is_empty()
+            && oa.union(&ob).copied().collect::<BTreeSet<_>>() == all
+            && m[0].caught_up(&two, &ends)
+            && m[1].caught_up(&two, &ends)
+    })
+    .await;
+    let (owned_a, owned_b) = (a.owned(), b.owned());
+    let eager = protocol == "eager";
+    for &p in &owned_b {
+        let want: Vec<u64> = (2..ends[p as usize]).collect();
+        assert_eq!(
+            b.delivered[&p], want,
+            "b reads partition {p} from the committed 2"
+        );
+    }
+    for &p in &owned_a {
+        // Eager: every partition was revoked and assigned again, so a resumes at the
+        // committed 2. Cooperative: the partitions a keeps are never revoked, and it reads on.
+        let from = if eager { 2 } else { 0 };
+        let want: Vec<u64> = (from..ends[p as usize]).collect();
+        assert_eq!(a.delivered[&p], want, "a's partition {p} ({protocol})");
+    }
+
+    // b processed one more record of each of its partitions, a all of its own.
+    let b_positions: Vec<_> = owned_b.iter().map(|&p| (tp(&topic, p), 3)).collect();
+    b.consumer.commit(&b_positions).await.expect("commit b");
+    let a_positions: Vec<_> = owned_a
+        .iter()
+        .map(|&p| (tp(&topic, p), ends[p as usize]))
+        .collect();
+    a.consumer.commit(&a_positions).await.expect("commit a");
+    for &p in &owned_b {
+        assert_eq!(log.committed(&group, &topic, p).await.unwrap(), Some(3));
+    }
+
+    // b leaves: a takes its partitions over from b's committed positions.
+    let before_leave = a.delivered.clone();
+    drop(b);
+    let from: BTreeMap<u32, u64> = all
+        .iter()
+        .map(|&p| {
+            (
+                p,
+                if owned_b.contains(&p) {
+                    3
+                } else {
+                    ends[p as usize]
+                },
+            )
+        })
+        .collect();
+    settle(
+        &mut [&mut a],
+        "the remaining member takes every partition",
+        |m| m[0].owned() == all && m[0].caught_up(&from, &ends),
+    )
+    .await;
+    for &p in &owned_b {
+        assert_eq!(
+            a.delivered[&p],
+            (3..ends[p as usize]).collect::<Vec<_>>(),
+            "a takes partition {p} over at b's committed position"
+        );
+    }
+    for &p in &owned_a {
+        // Fully committed, so nothing is delivered again: eager assigns it anew from the
+        // committed end, cooperative never revoked it.
+        let want: Vec<u64> = if eager {
+            Vec::new()
+        } else {
+            before_leave[&p].clone()
+        };
+        assert_eq!(
+            a.delivered[&p], want,
+            "a's own partition {p} after b left ({protocol})"
+        );
+    }
+
+    // And new records still arrive.
+    let appended = log
+        .append(
+            &topic,
+            vec![NewRecord {
+                key: b"late".to_vec(),
+                value: b"late".to_vec(),
+                headers: Vec::new(),
+            }],
+        )
+        .await
+        .unwrap()[0];
+    settle(&mut [&mut a], "a record appended later arrives", |m| {
+        m[0].delivered[&appended.partition].last() == Some(&appended.offset)
+    })
+    .await;
+}
