@@ -804,3 +804,70 @@ async fn restart_from_snapshot_rebuilds_exactly_what_a_full_replay_does() {
         replay.md.market(&btc()).unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processor_updates_reach_only_their_account() {
+    use oms_services::pipeline::processor::OrderUpdate;
+    let srv = start(MarketDataConfig::default()).await;
+    let (tx, rx) = tokio::sync::broadcast::channel(16);
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(oms_services::marketdata::run_processor_updates(
+        srv.md.clone(),
+        rx,
+        shutdown,
+    ));
+    let mut one = srv.connect().await;
+    let mut two = srv.connect().await;
+    for (ws, key) in [(&mut one, "key-1"), (&mut two, "key-2")] {
+        send(ws, json!({"op":"auth","apiKey":key})).await;
+        assert_eq!(next(ws).await["type"], "authenticated");
+        send(ws, json!({"op":"subscribe","channels":["orders"]})).await;
+        assert_eq!(next(ws).await["type"], "subscribed");
+    }
+    let update = |order: u64, account: u64, event: Event| {
+        let mut o = oms_domain::order::Order::from_new(&new_order(order, account));
+        o.status = oms_domain::order::OrderStatus::Accepted;
+        OrderUpdate {
+            order: o,
+            event: Arc::new(Envelope::new(Timestamp(T0 + 5), event)),
+        }
+    };
+    tx.send(update(
+        11,
+        1,
+        Event::OrderAccepted {
+            account: AccountId(1),
+            order_id: OrderId(11),
+            symbol: btc(),
+        },
+    ))
+    .unwrap();
+    tx.send(update(
+        12,
+        2,
+        Event::OrderFilled(fill(12, 2, "0.05", "0.05")),
+    ))
+    .unwrap();
+    let m = next(&mut one).await;
+    assert_eq!(m["data"]["order"]["orderId"], "11");
+    assert_eq!(m["data"]["order"]["status"], "ACCEPTED");
+    assert!(m["data"].get("fill").is_none());
+    let m = next(&mut two).await;
+    assert_eq!(m["data"]["order"]["orderId"], "12");
+    assert_eq!(m["data"]["fill"]["tradeId"], 120);
+    assert_eq!(m["data"]["fill"]["at"], "2025-11-25T08:00:00.005Z");
+    // Account 1's next message is its own next update: account 2's fill never reached it.
+    tx.send(update(
+        13,
+        1,
+        Event::OrderAccepted {
+            account: AccountId(1),
+            order_id: OrderId(13),
+            symbol: btc(),
+        },
+    ))
+    .unwrap();
+    let m = next(&mut one).await;
+    assert_eq!(m["data"]["order"]["orderId"], "13");
+    assert_eq!(m["seq"], 2);
+}

@@ -23,7 +23,7 @@ pub mod ws;
 
 pub use auth::{AccountResolver, ApiAccounts, NoAccounts, SESSION_COOKIE};
 pub use consumer::run_marketdata_consumer;
-pub use orders_feed::{run_orders_feed, OrdersFeed};
+pub use orders_feed::{run_orders_feed, run_processor_updates, OrdersFeed};
 pub use state::{MarketData, MarketDataConfig};
 
 use axum::routing::get;

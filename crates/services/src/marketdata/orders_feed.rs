@@ -12,6 +12,7 @@ use super::views::{FillView, OrderUpdate, OrderView};
 use super::MarketDataError;
 use crate::codec::decode_event;
 use crate::ingestion::clock::format_rfc3339_millis;
+use crate::pipeline::processor::OrderUpdate as ProcessorUpdate;
 use crate::pipeline::stage::{backoff, POLL_MAX, POLL_TIMEOUT};
 use crate::pipeline::Shutdown;
 use oms_domain::events::{Envelope, Event};
@@ -22,6 +23,7 @@ use oms_ports::event_log::{ConsumerEvent, EventLog};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::sync::broadcast;
 
 /// Live orders remembered between events; beyond this the memory is simply cleared.
 const MAX_CACHED_ORDERS: usize = 100_000;
@@ -76,25 +78,7 @@ impl OrdersFeed {
             }
         };
         if push {
-            let fill = match ev {
-                Event::OrderFilled(f) => {
-                    let mut view = FillView::new(f, md.instrument(&f.symbol));
-                    // The fill's time is its event's time.
-                    view.at = Some(format_rfc3339_millis(env.at));
-                    Some(view)
-                }
-                _ => None,
-            };
-            let update = OrderUpdate {
-                fill,
-                order: OrderView::new(&order, md.instrument(&order.symbol)),
-            };
-            let n = md.hub().publish(&key, None, |seq| {
-                protocol::data_message("orders", None, seq, &update)
-            });
-            md.metrics()
-                .order_updates_sent
-                .fetch_add(n as u64, Ordering::Relaxed);
+            publish_order_update(md, &order, env);
         }
         if !order.status.is_final() {
             if self.orders.len() >= MAX_CACHED_ORDERS {
@@ -103,6 +87,59 @@ impl OrdersFeed {
             self.orders.insert(order_id, order);
         }
     }
+}
+
+/// Queues `{"order":...}` (with `"fill"` for a fill) for the subscribers of the order's account.
+pub fn publish_order_update(md: &MarketData, order: &Order, env: &Envelope) {
+    let fill = match &env.event {
+        Event::OrderFilled(f) => {
+            let mut view = FillView::new(f, md.instrument(&f.symbol));
+            // The fill's time is its event's time.
+            view.at = Some(format_rfc3339_millis(env.at));
+            Some(view)
+        }
+        _ => None,
+    };
+    let update = OrderUpdate {
+        fill,
+        order: OrderView::new(order, md.instrument(&order.symbol)),
+    };
+    let key = orders_key(order.account);
+    let n = md.hub().publish(&key, None, |seq| {
+        protocol::data_message("orders", None, seq, &update)
+    });
+    md.metrics()
+        .order_updates_sent
+        .fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// The in-process alternative to [`run_orders_feed`]: forwards the processor's persisted order
+/// updates (`ProcessorStage::updates`). Each carries the stored order, but the processor sends
+/// only an order's latest change per batch, so a client may see fewer fill messages than with
+/// the topic feed, which passes on every event.
+pub async fn run_processor_updates(
+    md: MarketData,
+    mut updates: broadcast::Receiver<ProcessorUpdate>,
+    mut shutdown: Shutdown,
+) {
+    md.set_orders_feed_live(true);
+    while !*shutdown.borrow() {
+        tokio::select! {
+            r = updates.recv() => match r {
+                Ok(u) => {
+                    if md.hub().has_subscribers(&orders_key(u.order.account)) {
+                        publish_order_update(&md, &u.order, &u.event);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "orders channel fell behind the processor's updates");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    md.set_orders_feed_live(false);
 }
 
 /// Reads topic `orders` from its end (only live updates matter) until `shutdown`.
