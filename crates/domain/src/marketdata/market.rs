@@ -84,7 +84,12 @@ impl SymbolMarket {
                     seq: *seq,
                     side: *side,
                     price: *price,
-                    quantity: *quantity,
+                    // A removal reads "0" whatever scale the venue wrote its zero with.
+                    quantity: if quantity.is_zero() {
+                        Decimal::ZERO
+                    } else {
+                        *quantity
+                    },
                 };
                 match self.depth.apply(&change) {
                     SeqCheck::Duplicate => None,

@@ -1,0 +1,383 @@
+//! End to end: the whole pipeline in one process, as `oms serve` runs it (API → `orders` →
+//! risk → `venue` → venue → `orders`/`marketdata` → processor and market data), with real
+//! HTTP and WebSocket clients. An order placed over REST trades; the WebSocket clients see the
+//! trade, the candle and their own private order updates, and nobody else's.
+
+use futures_util::{SinkExt, StreamExt};
+use oms_domain::events::Event;
+use oms_domain::ids::{AccountId, Asset};
+use oms_domain::instrument::default_instruments;
+use oms_domain::risk::RiskConfig;
+use oms_domain::Decimal;
+use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
+use oms_ports::event_log::EventLog;
+use oms_ports::order_store::OrderStore;
+use oms_services::api::{self, auth::hash_api_key, ApiConfig, ApiState};
+use oms_services::codec::topics;
+use oms_services::ingestion::publish::publish_order_event;
+use oms_services::ingestion::OrderIdGenerator;
+use oms_services::marketdata::{
+    marketdata_router, run_marketdata_consumer, run_orders_feed, ApiAccounts, MarketData,
+    MarketDataConfig,
+};
+use oms_services::pipeline::metrics::PipelineMetrics;
+use oms_services::pipeline::now;
+use oms_services::pipeline::processor::ProcessorStage;
+use oms_services::pipeline::reference::References;
+use oms_services::pipeline::risk::RiskStage;
+use oms_services::pipeline::venue::VenueStage;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Guards against a hang; never an assertion about speed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct System {
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+    md: MarketData,
+    _stop: watch::Sender<bool>,
+}
+
+async fn start() -> (System, AccountId, AccountId) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::open(
+        &dir.path().join("log"),
+        FileLogOptions {
+            fsync: false,
+            ..FileLogOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let log: Arc<dyn EventLog> = Arc::new(log);
+    for (topic, partitions) in [
+        (topics::ORDERS, 4),
+        (topics::VENUE, 2),
+        (topics::MARKETDATA, 2),
+    ] {
+        log.ensure_topic(topic, partitions).await.unwrap();
+    }
+    let sqlite = SqliteStore::open(&dir.path().join("oms.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let idempotency = Arc::new(sqlite.idempotency());
+    let store: Arc<dyn OrderStore> = Arc::new(sqlite);
+    let instruments = default_instruments();
+
+    let fees = store.create_account("fees", false, now()).await.unwrap().id;
+    let mut accounts = Vec::new();
+    for (name, key, asset, amount) in [
+        ("seller", "seller-key", "BTC", "10"),
+        ("buyer", "buyer-key", "USD", "1000000"),
+    ] {
+        let a = store.create_account(name, false, now()).await.unwrap().id;
+        store
+            .add_api_key(a, &hash_api_key(key), now())
+            .await
+            .unwrap();
+        let deposit = Event::Deposit {
+            account: a,
+            asset: Asset::new(asset),
+            amount: amount.parse::<Decimal>().unwrap(),
+            reference: format!("test:{name}"),
+        };
+        publish_order_event(log.as_ref(), topics::ORDERS, now(), deposit)
+            .await
+            .unwrap();
+        accounts.push(a);
+    }
+
+    let (stop, shutdown) = watch::channel(false);
+    let references = References::default();
+    let (updates, _) = broadcast::channel(1024);
+    tokio::spawn(
+        RiskStage {
+            log: log.clone(),
+            store: store.clone(),
+            instruments: instruments.clone(),
+            config: RiskConfig::default(),
+            fee_account: fees,
+            references: references.clone(),
+            snapshot_every: 1_000,
+        }
+        .run(shutdown.clone()),
+    );
+    tokio::spawn(
+        VenueStage {
+            log: log.clone(),
+            store: store.clone(),
+            instruments: instruments.clone(),
+            fee_account: fees,
+            snapshot_every: 1_000,
+            tick_every: Duration::from_millis(200),
+        }
+        .run(shutdown.clone()),
+    );
+    tokio::spawn(
+        ProcessorStage {
+            log: log.clone(),
+            store: store.clone(),
+            snapshot_every: 1_000,
+            metrics: Arc::new(PipelineMetrics::default()),
+            updates,
+        }
+        .run(shutdown.clone()),
+    );
+    tokio::spawn(references.follow(log.clone(), shutdown.clone()));
+
+    let api_state = ApiState::new(
+        log.clone(),
+        store.clone(),
+        idempotency,
+        instruments.clone(),
+        ApiConfig {
+            partitions: 4,
+            ..ApiConfig::default()
+        },
+        Arc::new(OrderIdGenerator::new(1).unwrap()),
+    );
+    let md = MarketData::new(
+        MarketDataConfig {
+            instruments,
+            ..MarketDataConfig::default()
+        },
+        store.clone(),
+        Arc::new(ApiAccounts(api_state.clone())),
+    );
+    tokio::spawn(run_marketdata_consumer(
+        md.clone(),
+        log.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(run_orders_feed(md.clone(), log.clone(), shutdown));
+    let app = api::router_with(api_state, marketdata_router(md.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let system = System {
+        _dir: dir,
+        addr,
+        md,
+        _stop: stop,
+    };
+    (system, accounts[0], accounts[1])
+}
+
+impl System {
+    /// One HTTP/1.1 request: (status, JSON body).
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut s = TcpStream::connect(self.addr).await.unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        (
+            head[9..12].parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn ws(&self, key: Option<&str>, channels: &[&str]) -> Ws {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+            .await
+            .unwrap();
+        if let Some(k) = key {
+            send(&mut ws, json!({"op":"auth","apiKey":k})).await;
+            assert_eq!(next(&mut ws).await["type"], "authenticated");
+        }
+        send(&mut ws, json!({"op":"subscribe","channels":channels})).await;
+        assert_eq!(next(&mut ws).await["type"], "subscribed");
+        ws
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+/// The next message that is not a heartbeat.
+async fn next(ws: &mut Ws) -> Value {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] != "heartbeat" {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("no message")
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{v} is no decimal string"))
+        .parse()
+        .unwrap()
+}
+
+fn order(side: &str, tif: &str) -> Value {
+    json!({"symbol":"BTC/USD","side":side,"quantity":"0.1","price":45000,"orderType":"LIMIT","timeInForce":tif})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketable_order_reaches_every_feed_and_private_updates_stay_private() {
+    let (sys, seller, buyer) = start().await;
+    let mut buyer_ws = sys
+        .ws(
+            Some("buyer-key"),
+            &[
+                "trades:BTC/USD",
+                "candles:BTC/USD:1m",
+                "ticker:BTC/USD",
+                "orders",
+            ],
+        )
+        .await;
+    let mut seller_ws = sys.ws(Some("seller-key"), &["orders"]).await;
+    let mut spectator = sys.ws(None, &["trades:BTC/USD", "depth:BTC/USD"]).await;
+    let snapshot = next(&mut spectator).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    tokio::time::timeout(PATIENCE, async {
+        while !sys.md.orders_feed_live() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    // The seller rests an offer; the buyer lifts it.
+    let (status, sell) = sys
+        .request(
+            "POST",
+            "/api/orders",
+            "seller-key",
+            Some(order("SELL", "GTC")),
+        )
+        .await;
+    assert_eq!(status, 202, "{sell}");
+    let sell_id = sell["orderId"].as_str().unwrap().to_string();
+    loop {
+        let m = next(&mut seller_ws).await;
+        assert_eq!(m["data"]["order"]["accountId"], seller.0);
+        if m["data"]["order"]["status"] == "ACCEPTED" {
+            break;
+        }
+    }
+    let (status, buy) = sys
+        .request(
+            "POST",
+            "/api/orders",
+            "buyer-key",
+            Some(order("BUY", "IOC")),
+        )
+        .await;
+    assert_eq!(status, 202, "{buy}");
+    let buy_id = buy["orderId"].as_str().unwrap().to_string();
+
+    // The buyer sees the trade, the candle and its own order fill.
+    let (mut trade, mut candle, mut filled) = (None, None, None);
+    while trade.is_none() || candle.is_none() || filled.is_none() {
+        let m = next(&mut buyer_ws).await;
+        match m["channel"].as_str().unwrap() {
+            "trades:BTC/USD" => trade = Some(m["data"].clone()),
+            "candles:BTC/USD:1m" => candle = Some(m["data"].clone()),
+            "ticker:BTC/USD" => {}
+            "orders" => {
+                let o = &m["data"]["order"];
+                assert_eq!(o["accountId"], buyer.0, "only the buyer's own orders");
+                assert_eq!(o["orderId"], buy_id.as_str());
+                if o["status"] == "FILLED" {
+                    filled = Some(m["data"].clone());
+                }
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let trade = trade.unwrap();
+    assert_eq!(trade["price"], "45000.00");
+    assert_eq!(dec(&trade["quantity"]), dec(&json!("0.1")));
+    assert_eq!(trade["takerSide"], "BUY");
+    let candle = candle.unwrap();
+    assert_eq!(candle["trades"], 1);
+    assert_eq!(candle["close"], "45000.00");
+    assert_eq!(dec(&candle["volume"]), dec(&json!("0.1")));
+    let filled = filled.unwrap();
+    assert_eq!(filled["fill"]["liquidity"], "TAKER");
+    assert_eq!(filled["fill"]["tradeId"], trade["tradeId"]);
+    assert_eq!(filled["order"]["filledQuantity"], "0.10000");
+
+    // The seller's private stream: its own order filled as maker, never the buyer's order.
+    loop {
+        let m = next(&mut seller_ws).await;
+        let o = &m["data"]["order"];
+        assert_eq!(o["accountId"], seller.0);
+        assert_ne!(o["orderId"], buy_id.as_str());
+        if o["status"] == "FILLED" {
+            assert_eq!(o["orderId"], sell_id.as_str());
+            assert_eq!(m["data"]["fill"]["liquidity"], "MAKER");
+            break;
+        }
+    }
+    // A spectator sees the public trade, and the offer's level leave the book.
+    let mut saw_trade = false;
+    let mut ask_gone = false;
+    while !(saw_trade && ask_gone) {
+        let m = next(&mut spectator).await;
+        match m["channel"].as_str().unwrap() {
+            "trades:BTC/USD" => saw_trade = m["data"]["tradeId"] == trade["tradeId"],
+            "depth:BTC/USD" => {
+                let u = &m["data"];
+                ask_gone |= u["side"] == "SELL"
+                    && dec(&u["price"]) == Decimal::from(45_000)
+                    && u["quantity"] == "0";
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // REST agrees.
+    let (status, body) = sys
+        .request(
+            "GET",
+            "/api/marketdata/trades?symbol=BTC/USD&limit=5",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["trades"][0]["tradeId"], trade["tradeId"]);
+    let (_, body) = sys
+        .request("GET", "/api/marketdata/ticker?symbol=BTC/USD", "", None)
+        .await;
+    assert_eq!(body["last"], "45000.00");
+    assert_eq!(dec(&body["volume24h"]), dec(&json!("0.1")));
+}
