@@ -1,0 +1,221 @@
+//! A `StoreBatch` as column arrays for one bulk statement: converted and checked before
+//! anything is sent, so a value that cannot be stored fails the batch with nothing written.
+
+use oms_domain::order::Side;
+use oms_ports::order_store::StoreBatch;
+use oms_ports::{PortError, PortResult};
+use std::collections::BTreeMap;
+
+/// The writes of a batch, one array per column. Each table's rows are unique by key (a later
+/// order, balance or position replaces an earlier one in the batch; a repeated fill keeps
+/// the first copy, as the table does) and sorted by key, so concurrent batches lock rows in
+/// the same order and cannot deadlock each other.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct BatchColumns {
+    pub order_id: Vec<i64>,
+    pub order_account: Vec<i64>,
+    pub order_symbol: Vec<String>,
+    pub order_status: Vec<&'static str>,
+    pub order_side: Vec<&'static str>,
+    pub order_created_at: Vec<i64>,
+    pub order_updated_at: Vec<i64>,
+    pub order_body: Vec<String>,
+
+    pub fill_order_id: Vec<i64>,
+    pub fill_trade_id: Vec<i64>,
+    pub fill_account: Vec<i64>,
+    pub fill_body: Vec<String>,
+
+    pub balance_account: Vec<i64>,
+    pub balance_asset: Vec<String>,
+    /// Exact decimal text, cast to NUMERIC by the statement.
+    pub balance_available: Vec<String>,
+    pub balance_reserved: Vec<String>,
+
+    pub position_consumer: Vec<String>,
+    pub position_topic: Vec<String>,
+    pub position_partition: Vec<i64>,
+    pub position_next_offset: Vec<i64>,
+}
+
+impl BatchColumns {
+    pub fn is_empty(&self) -> bool {
+        self.order_id.is_empty()
+            && self.fill_order_id.is_empty()
+            && self.balance_account.is_empty()
+            && self.position_consumer.is_empty()
+    }
+}
+
+/// PostgreSQL's BIGINT is signed: ids and offsets above `i64::MAX` cannot be stored.
+pub(crate) fn to_sql_int(v: u64, what: &str) -> PortResult<i64> {
+    i64::try_from(v).map_err(|_| PortError::Invalid(format!("{what} {v} is above {}", i64::MAX)))
+}
+
+pub(crate) fn side_str(s: Side) -> &'static str {
+    match s {
+        Side::Buy => "BUY",
+        Side::Sell => "SELL",
+    }
+}
+
+pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
+    let mut c = BatchColumns::default();
+
+    let mut orders = BTreeMap::new();
+    for o in &batch.orders {
+        orders.insert(to_sql_int(o.order_id.0, "order id")?, o);
+    }
+    for (id, o) in orders {
+        c.order_id.push(id);
+        c.order_account.push(to_sql_int(o.account.0, "account id")?);
+        c.order_symbol.push(o.symbol.0.clone());
+        c.order_status.push(o.status.as_str());
+        c.order_side.push(side_str(o.side));
+        c.order_created_at.push(o.created_at.0);
+        c.order_updated_at.push(o.updated_at.0);
+        c.order_body.push(
+            serde_json::to_string(o)
+                .map_err(|e| PortError::Invalid(format!("order {}: {e}", o.order_id)))?,
+        );
+    }
+
+    let mut fills = BTreeMap::new();
+    for f in &batch.fills {
+        let key = (
+            to_sql_int(f.order_id.0, "order id")?,
+            to_sql_int(f.trade_id.0, "trade id")?,
+        );
+        fills.entry(key).or_insert(f);
+    }
+    for ((order_id, trade_id), f) in fills {
+        c.fill_order_id.push(order_id);
+        c.fill_trade_id.push(trade_id);
+        c.fill_account.push(to_sql_int(f.account.0, "account id")?);
+        c.fill_body.push(
+            serde_json::to_string(f)
+                .map_err(|e| PortError::Invalid(format!("fill {}: {e}", f.trade_id)))?,
+        );
+    }
+
+    let mut balances = BTreeMap::new();
+    for (account, b) in &batch.balances {
+        balances.insert((to_sql_int(account.0, "account id")?, b.asset.as_str()), b);
+    }
+    for ((account, asset), b) in balances {
+        c.balance_account.push(account);
+        c.balance_asset.push(asset.to_string());
+        c.balance_available.push(b.available.to_string());
+        c.balance_reserved.push(b.reserved.to_string());
+    }
+
+    let mut positions = BTreeMap::new();
+    for p in &batch.positions {
+        let key = (
+            p.consumer.as_str(),
+            p.topic.as_str(),
+            i64::from(p.partition),
+        );
+        positions.insert(key, to_sql_int(p.next_offset, "offset")?);
+    }
+    for ((consumer, topic, partition), next) in positions {
+        c.position_consumer.push(consumer.to_string());
+        c.position_topic.push(topic.to_string());
+        c.position_partition.push(partition);
+        c.position_next_offset.push(next);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+    use oms_domain::order::{NewOrder, Order, OrderStatus, OrderType, TimeInForce};
+    use oms_domain::Decimal;
+    use oms_ports::order_store::{Balance, Position};
+
+    fn order(id: u64, status: OrderStatus) -> Order {
+        let mut o = Order::from_new(&NewOrder {
+            order_id: OrderId(id),
+            client_order_id: None,
+            account: AccountId(7),
+            symbol: Symbol::new("BTC/USD"),
+            side: Side::Sell,
+            order_type: OrderType::Limit,
+            time_in_force: TimeInForce::Gtc,
+            post_only: false,
+            price: Some(Decimal::from_str_exact("45000.50").unwrap()),
+            stop_price: None,
+            quantity: Decimal::from_str_exact("0.1").unwrap(),
+            expire_at: None,
+            created_at: Timestamp(1),
+        });
+        o.status = status;
+        o
+    }
+
+    fn position(partition: u32, next_offset: u64) -> Position {
+        Position {
+            consumer: "c".into(),
+            topic: "orders".into(),
+            partition,
+            next_offset,
+        }
+    }
+
+    #[test]
+    fn later_rows_replace_earlier_ones_and_rows_are_sorted_by_key() {
+        let batch = StoreBatch {
+            orders: vec![
+                order(9, OrderStatus::New),
+                order(3, OrderStatus::New),
+                order(9, OrderStatus::Accepted),
+            ],
+            balances: vec![
+                (AccountId(2), balance("USD", "1")),
+                (AccountId(1), balance("USD", "2")),
+                (AccountId(2), balance("USD", "3.10")),
+            ],
+            positions: vec![position(1, 5), position(0, 4), position(1, 6)],
+            ..StoreBatch::default()
+        };
+        let c = columns(&batch).unwrap();
+        assert_eq!(c.order_id, vec![3, 9]);
+        assert_eq!(c.order_status, vec!["NEW", "ACCEPTED"]);
+        assert_eq!(c.order_side, vec!["SELL", "SELL"]);
+        assert!(
+            c.order_body[1].contains("\"45000.50\""),
+            "{}",
+            c.order_body[1]
+        );
+        assert_eq!(c.balance_account, vec![1, 2]);
+        assert_eq!(c.balance_available, vec!["2", "3.10"]);
+        assert_eq!(c.position_partition, vec![0, 1]);
+        assert_eq!(c.position_next_offset, vec![4, 6]);
+    }
+
+    fn balance(asset: &str, available: &str) -> Balance {
+        Balance {
+            asset: Asset::new(asset),
+            available: Decimal::from_str_exact(available).unwrap(),
+            reserved: Decimal::ZERO,
+        }
+    }
+
+    #[test]
+    fn values_above_bigint_fail_the_whole_batch() {
+        let batch = StoreBatch {
+            orders: vec![order(1, OrderStatus::New)],
+            positions: vec![position(0, u64::MAX)],
+            ..StoreBatch::default()
+        };
+        assert!(matches!(columns(&batch), Err(PortError::Invalid(_))));
+        let batch = StoreBatch {
+            orders: vec![order(u64::MAX, OrderStatus::New)],
+            ..StoreBatch::default()
+        };
+        assert!(matches!(columns(&batch), Err(PortError::Invalid(_))));
+        assert!(columns(&StoreBatch::default()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,561 @@
+//! `PgStore`: the order store port on PostgreSQL.
+
+use crate::batch::{self, to_sql_int};
+use crate::error::{self, corrupt};
+use crate::{migrations, orders_query};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use oms_domain::events::Fill;
+use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
+use oms_domain::order::{Order, OrderStatus};
+use oms_domain::Decimal;
+use oms_ports::order_store::{Account, Balance, OrderQuery, OrderStore, Position, StoreBatch};
+use oms_ports::{PortError, PortResult};
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+/// Connection pool settings.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections in the pool at most.
+    pub max_connections: usize,
+    /// How long opening one connection may take.
+    pub connect_timeout: Duration,
+    /// How long a call waits for a free pooled connection.
+    pub acquire_timeout: Duration,
+    /// How long one call (queries included) may take before it fails as unavailable. A write
+    /// cut off this way may still commit; every write here is idempotent, so a retry is safe.
+    pub operation_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(3),
+            acquire_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The read model, accounts, API keys, client order ids, consumer positions and snapshots in
+/// PostgreSQL. Cheap to clone (the pool is shared).
+///
+/// Ids (account, order, trade) and offsets are BIGINT: values above `i64::MAX` are refused
+/// with `PortError::Invalid`. A database that cannot be reached gives
+/// `PortError::Unavailable`.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    operation_timeout: Duration,
+}
+
+/// One round trip writes a whole batch: data-modifying CTEs run as one statement, which is
+/// atomic on its own.
+const APPLY_SQL: &str = "
+WITH
+o AS (
+    INSERT INTO orders (order_id, account_id, symbol, status, side, created_at, updated_at, body)
+    SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::bigint[], $7::bigint[], $8::text[])
+    ON CONFLICT (order_id) DO UPDATE SET
+        account_id = EXCLUDED.account_id, symbol = EXCLUDED.symbol, status = EXCLUDED.status,
+        side = EXCLUDED.side, created_at = EXCLUDED.created_at,
+        updated_at = EXCLUDED.updated_at, body = EXCLUDED.body
+),
+f AS (
+    INSERT INTO fills (order_id, trade_id, account_id, body)
+    SELECT * FROM UNNEST($9::bigint[], $10::bigint[], $11::bigint[], $12::text[])
+    ON CONFLICT (order_id, trade_id) DO NOTHING
+),
+b AS (
+    INSERT INTO balances (account_id, asset, available, reserved)
+    SELECT a, s, av::numeric, re::numeric
+    FROM UNNEST($13::bigint[], $14::text[], $15::text[], $16::text[]) AS t (a, s, av, re)
+    ON CONFLICT (account_id, asset) DO UPDATE SET
+        available = EXCLUDED.available, reserved = EXCLUDED.reserved
+),
+p AS (
+    INSERT INTO consumer_positions (consumer, topic, partition, next_offset)
+    SELECT * FROM UNNEST($17::text[], $18::text[], $19::bigint[], $20::bigint[])
+    ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
+)
+SELECT 1";
+
+/// Inserts the claim or, if taken, reads the holder, in one statement. A claim committed by
+/// another transaction after this statement's snapshot shows as no row: the caller retries.
+const CLAIM_COID_SQL: &str = "
+WITH ins AS (
+    INSERT INTO client_order_ids (account_id, client_order_id, order_id) VALUES ($1, $2, $3)
+    ON CONFLICT DO NOTHING
+    RETURNING order_id
+)
+SELECT order_id FROM ins
+UNION ALL
+SELECT order_id FROM client_order_ids WHERE account_id = $1 AND client_order_id = $2";
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
+    /// key=value form) with a pool of at most `max_connections`, and checks it answers. Does
+    /// not touch the schema: call [`PgStore::migrate`].
+    pub async fn connect(url: &str, max_connections: usize) -> PortResult<PgStore> {
+        PgStore::connect_with(
+            url,
+            PgOptions {
+                max_connections,
+                ..PgOptions::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn connect_with(url: &str, options: PgOptions) -> PortResult<PgStore> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| PortError::Invalid(format!("PostgreSQL URL: {e}")))?;
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(PortError::Invalid(
+                "PostgreSQL URL asks for sslmode=require, but this build connects without TLS"
+                    .into(),
+            ));
+        }
+        config.connect_timeout(options.connect_timeout);
+        // Finds a dead peer (a cut network) long before the kernel's default two hours.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("oms");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A connection the server closed is dropped when it comes back to the pool;
+                // one that died silently fails its next call (Unavailable), and is dropped.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| PortError::Invalid(format!("PostgreSQL pool: {e}")))?;
+        let store = PgStore {
+            pool,
+            operation_timeout: options.operation_timeout,
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Brings the schema up to date (safe to run from every replica at once); returns the
+    /// migration versions applied now.
+    pub async fn migrate(&self) -> PortResult<Vec<i64>> {
+        self.timed("migrate", async {
+            let mut client = self.client("migrate").await?;
+            migrations::migrate(&mut client).await
+        })
+        .await
+    }
+
+    async fn client(&self, context: &str) -> PortResult<Object> {
+        self.pool.get().await.map_err(|e| error::pool(context, e))
+    }
+
+    /// Runs `f` within the operation timeout.
+    async fn timed<T>(&self, what: &str, f: impl Future<Output = PortResult<T>>) -> PortResult<T> {
+        match tokio::time::timeout(self.operation_timeout, f).await {
+            Ok(res) => res,
+            Err(_) => Err(PortError::Unavailable(format!(
+                "{what}: PostgreSQL did not answer within {:?}",
+                self.operation_timeout
+            ))),
+        }
+    }
+
+    /// Runs one cached statement and returns its rows.
+    async fn query(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> PortResult<Vec<Row>> {
+        self.timed(what, async {
+            let client = self.client(what).await?;
+            let stmt = client
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| error::pg(what, e))?;
+            client
+                .query(&stmt, params)
+                .await
+                .map_err(|e| error::pg(what, e))
+        })
+        .await
+    }
+
+    async fn execute(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> PortResult<u64> {
+        self.timed(what, async {
+            let client = self.client(what).await?;
+            let stmt = client
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| error::pg(what, e))?;
+            client
+                .execute(&stmt, params)
+                .await
+                .map_err(|e| error::pg(what, e))
+        })
+        .await
+    }
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    idx: usize,
+    what: &str,
+) -> PortResult<T> {
+    row.try_get(idx).map_err(|e| corrupt(what, e))
+}
+
+fn from_sql_int(v: i64, what: &str) -> PortResult<u64> {
+    u64::try_from(v).map_err(|_| PortError::Corrupt(format!("negative {what} {v}")))
+}
+
+fn parse_decimal(s: &str) -> PortResult<Decimal> {
+    Decimal::from_str_exact(s).map_err(|e| corrupt(&format!("decimal {s:?}"), e))
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> PortResult<T> {
+    serde_json::from_str(body).map_err(|e| corrupt(what, e))
+}
+
+#[async_trait]
+impl OrderStore for PgStore {
+    async fn apply(&self, batch: StoreBatch) -> PortResult<()> {
+        let c = batch::columns(&batch)?;
+        if c.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            "apply a batch",
+            APPLY_SQL,
+            &[
+                &c.order_id,
+                &c.order_account,
+                &c.order_symbol,
+                &c.order_status,
+                &c.order_side,
+                &c.order_created_at,
+                &c.order_updated_at,
+                &c.order_body,
+                &c.fill_order_id,
+                &c.fill_trade_id,
+                &c.fill_account,
+                &c.fill_body,
+                &c.balance_account,
+                &c.balance_asset,
+                &c.balance_available,
+                &c.balance_reserved,
+                &c.position_consumer,
+                &c.position_topic,
+                &c.position_partition,
+                &c.position_next_offset,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn order(&self, account: AccountId, id: OrderId) -> PortResult<Option<Order>> {
+        let (Ok(account), Ok(id)) = (i64::try_from(account.0), i64::try_from(id.0)) else {
+            return Ok(None);
+        };
+        let rows = self
+            .query(
+                "read an order",
+                "SELECT body FROM orders WHERE order_id = $1 AND account_id = $2",
+                &[&id, &account],
+            )
+            .await?;
+        rows.first()
+            .map(|r| json(get(r, 0, "order body")?, "stored order"))
+            .transpose()
+    }
+
+    async fn orders(&self, query: &OrderQuery) -> PortResult<Vec<Order>> {
+        let Some((sql, params)) = orders_query::build(query) else {
+            return Ok(Vec::new());
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.query("list orders", &sql, &params).await?;
+        rows.iter()
+            .map(|r| json(get(r, 0, "order body")?, "stored order"))
+            .collect()
+    }
+
+    async fn fills(&self, account: AccountId, id: OrderId) -> PortResult<Vec<Fill>> {
+        let (Ok(account), Ok(id)) = (i64::try_from(account.0), i64::try_from(id.0)) else {
+            return Ok(Vec::new());
+        };
+        let rows = self
+            .query(
+                "read fills",
+                "SELECT body FROM fills WHERE order_id = $1 AND account_id = $2 ORDER BY trade_id",
+                &[&id, &account],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| json(get(r, 0, "fill body")?, "stored fill"))
+            .collect()
+    }
+
+    async fn balances(&self, account: AccountId) -> PortResult<Vec<Balance>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let rows = self
+            .query(
+                "read balances",
+                // NUMERIC as text: exact, scale included.
+                "SELECT asset, available::text, reserved::text FROM balances
+                 WHERE account_id = $1 ORDER BY asset",
+                &[&account],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Balance {
+                    asset: Asset(get(r, 0, "balance asset")?),
+                    available: parse_decimal(get(r, 1, "available balance")?)?,
+                    reserved: parse_decimal(get(r, 2, "reserved balance")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>> {
+        let rows = self
+            .query(
+                "count orders",
+                "SELECT status, COUNT(*) FROM orders GROUP BY status",
+                &[],
+            )
+            .await?;
+        let mut counts: Vec<(OrderStatus, u64)> =
+            OrderStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for r in &rows {
+            let status: &str = get(r, 0, "order status")?;
+            let status: OrderStatus = status
+                .parse()
+                .map_err(|()| PortError::Corrupt(format!("unknown order status {status:?}")))?;
+            let n = from_sql_int(get(r, 1, "order count")?, "count")?;
+            if let Some(c) = counts.iter_mut().find(|c| c.0 == status) {
+                c.1 = n;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn claim_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+        order: OrderId,
+    ) -> PortResult<Option<OrderId>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let order = to_sql_int(order.0, "order id")?;
+        // Each retry follows a claim committed or released by someone else in between; a
+        // handful is plenty, the bound only guards against a bug looping for ever.
+        for _ in 0..16 {
+            let rows = self
+                .query(
+                    "claim a client order id",
+                    CLAIM_COID_SQL,
+                    &[&account, &client_order_id, &order],
+                )
+                .await?;
+            if let Some(row) = rows.first() {
+                let holder: i64 = get(row, 0, "client order id holder")?;
+                // Claiming again for the same order is not a conflict.
+                return (holder != order)
+                    .then(|| from_sql_int(holder, "order id").map(OrderId))
+                    .transpose();
+            }
+        }
+        Err(PortError::Unavailable(
+            "claim a client order id: kept racing with other claims".into(),
+        ))
+    }
+
+    async fn release_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+    ) -> PortResult<()> {
+        let account = to_sql_int(account.0, "account id")?;
+        self.execute(
+            "release a client order id",
+            "DELETE FROM client_order_ids WHERE account_id = $1 AND client_order_id = $2",
+            &[&account, &client_order_id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_account(&self, name: &str, demo: bool, at: Timestamp) -> PortResult<Account> {
+        let rows = self
+            .query(
+                "create an account",
+                "INSERT INTO accounts (name, demo, created_at) VALUES ($1, $2, $3)
+                 RETURNING account_id",
+                &[&name, &demo, &at.0],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| PortError::Other("create an account: no id returned".into()))?;
+        Ok(Account {
+            id: AccountId(from_sql_int(get(row, 0, "account id")?, "account id")?),
+            name: name.to_string(),
+            demo,
+            created_at: at,
+        })
+    }
+
+    async fn accounts(&self) -> PortResult<Vec<Account>> {
+        let rows = self
+            .query(
+                "list accounts",
+                "SELECT account_id, name, demo, created_at FROM accounts ORDER BY account_id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Account {
+                    id: AccountId(from_sql_int(get(r, 0, "account id")?, "account id")?),
+                    name: get(r, 1, "account name")?,
+                    demo: get(r, 2, "account demo flag")?,
+                    created_at: Timestamp(get(r, 3, "account creation time")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn add_api_key(
+        &self,
+        account: AccountId,
+        key_hash: &str,
+        at: Timestamp,
+    ) -> PortResult<()> {
+        let account = to_sql_int(account.0, "account id")?;
+        self.execute(
+            "add an API key",
+            "INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)",
+            &[&key_hash, &account, &at.0],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<AccountId>> {
+        let rows = self
+            .query(
+                "look up an API key",
+                "SELECT account_id FROM api_keys WHERE key_hash = $1",
+                &[&key_hash],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                Ok(AccountId(from_sql_int(
+                    get(r, 0, "account id")?,
+                    "account id",
+                )?))
+            })
+            .transpose()
+    }
+
+    async fn positions(&self, consumer: &str) -> PortResult<Vec<Position>> {
+        let rows = self
+            .query(
+                "read consumer positions",
+                "SELECT topic, partition, next_offset FROM consumer_positions
+                 WHERE consumer = $1 ORDER BY topic, partition",
+                &[&consumer],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let partition: i64 = get(r, 1, "partition")?;
+                Ok(Position {
+                    consumer: consumer.to_string(),
+                    topic: get(r, 0, "topic")?,
+                    partition: u32::try_from(partition)
+                        .map_err(|_| PortError::Corrupt(format!("partition {partition}")))?,
+                    next_offset: from_sql_int(get(r, 2, "offset")?, "offset")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        partition: u32,
+        next_offset: u64,
+        state: &[u8],
+    ) -> PortResult<()> {
+        let next = to_sql_int(next_offset, "offset")?;
+        self.execute(
+            "save a snapshot",
+            "INSERT INTO snapshots (name, partition, next_offset, state) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name, partition) DO UPDATE SET
+                 next_offset = EXCLUDED.next_offset, state = EXCLUDED.state",
+            &[&name, &i64::from(partition), &next, &state],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn load_snapshot(
+        &self,
+        name: &str,
+        partition: u32,
+    ) -> PortResult<Option<(u64, Vec<u8>)>> {
+        let rows = self
+            .query(
+                "load a snapshot",
+                "SELECT next_offset, state FROM snapshots WHERE name = $1 AND partition = $2",
+                &[&name, &i64::from(partition)],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                Ok((
+                    from_sql_int(get(r, 0, "snapshot offset")?, "offset")?,
+                    get(r, 1, "snapshot state")?,
+                ))
+            })
+            .transpose()
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        self.query("ping", "SELECT 1", &[]).await?;
+        Ok(())
+    }
+}

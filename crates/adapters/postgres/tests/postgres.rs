@@ -1,0 +1,227 @@
+//! `PgStore` beyond the shared suite: migrations, outages, concurrency, PostgreSQL specifics.
+
+use oms_domain::ids::{AccountId, OrderId, Timestamp};
+use oms_ports::order_store::{OrderStore, Position, StoreBatch};
+use oms_ports::PortError;
+use oms_postgres::{latest_schema_version, PgOptions, PgStore};
+use oms_testkit::postgres::PostgresServer;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn store(server: &PostgresServer) -> PgStore {
+    let store = PgStore::connect(&server.url(), 4).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_once_even_from_many_replicas_at_once() {
+    let server = PostgresServer::new();
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(PgStore::connect(&server.url(), 2).await.expect("connect"));
+    }
+    let applied = futures_join(
+        stores
+            .iter()
+            .map(|s| {
+                let s = s.clone();
+                async move { s.migrate().await }
+            })
+            .collect(),
+    )
+    .await;
+    let applied: Vec<Vec<i64>> = applied.into_iter().map(|a| a.expect("migrate")).collect();
+    let all: Vec<i64> = (1..=latest_schema_version()).collect();
+    assert_eq!(
+        applied.iter().filter(|a| **a == all).count(),
+        1,
+        "one replica applies every migration: {applied:?}"
+    );
+    assert!(
+        applied.iter().filter(|a| a.is_empty()).count() == 3,
+        "the others find nothing to do: {applied:?}"
+    );
+    assert!(stores[0].migrate().await.unwrap().is_empty());
+}
+
+/// Awaits every future concurrently (no extra dependency for `join_all`).
+async fn futures_join<T: Send + 'static>(
+    futs: Vec<impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_database_is_unavailable_and_a_restarted_one_serves_again() {
+    let server = PostgresServer::new();
+    let store = PgStore::connect_with(
+        &server.url(),
+        PgOptions {
+            max_connections: 2,
+            connect_timeout: Duration::from_secs(1),
+            acquire_timeout: Duration::from_secs(2),
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let account = store
+        .create_account("outage", false, Timestamp(1))
+        .await
+        .unwrap()
+        .id;
+
+    server.stop();
+    // The first call on a pooled connection may be the one that finds it closed; both it and
+    // every later call must say Unavailable, never hang or claim success.
+    for _ in 0..3 {
+        match store.ping().await {
+            Err(PortError::Unavailable(_)) => {}
+            other => panic!("ping with the database down: expected Unavailable, got {other:?}"),
+        }
+        match store.balances(account).await {
+            Err(PortError::Unavailable(_)) => {}
+            other => panic!("read with the database down: expected Unavailable, got {other:?}"),
+        }
+        match store.apply(batch_for(account, 1)).await {
+            Err(PortError::Unavailable(_)) => {}
+            other => panic!("write with the database down: expected Unavailable, got {other:?}"),
+        }
+    }
+    match PgStore::connect(&server.url(), 1).await {
+        Err(PortError::Unavailable(_)) => {}
+        Err(e) => panic!("connect with the database down: expected Unavailable, got {e:?}"),
+        Ok(_) => panic!("connect with the database down succeeded"),
+    }
+
+    server.start();
+    // Connections the restart closed are replaced; a call may still meet one of them first.
+    let mut ok = false;
+    for _ in 0..5 {
+        if store.ping().await.is_ok() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the store serves again after the database restarts");
+    store.apply(batch_for(account, 2)).await.unwrap();
+    assert_eq!(
+        store.positions(&format!("outage-{account}")).await.unwrap()[0].next_offset,
+        2
+    );
+}
+
+fn batch_for(account: AccountId, offset: u64) -> StoreBatch {
+    StoreBatch {
+        positions: vec![Position {
+            consumer: format!("outage-{account}"),
+            topic: "orders".into(),
+            partition: 0,
+            next_offset: offset,
+        }],
+        ..StoreBatch::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_of_one_client_order_id_have_one_winner() {
+    let server = PostgresServer::new();
+    let store = Arc::new(store(&server).await);
+    let account = store
+        .create_account("race", false, Timestamp(1))
+        .await
+        .unwrap()
+        .id;
+    let tasks: Vec<_> = (1..=32u64)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                (
+                    i,
+                    store
+                        .claim_client_order_id(account, "same", OrderId(i))
+                        .await
+                        .unwrap(),
+                )
+            }
+        })
+        .collect();
+    let results = futures_join(tasks).await;
+    let winners: Vec<u64> = results
+        .iter()
+        .filter(|(_, holder)| holder.is_none())
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one claim wins: {results:?}");
+    for (i, holder) in &results {
+        if *i != winners[0] {
+            assert_eq!(
+                *holder,
+                Some(OrderId(winners[0])),
+                "claim {i} sees the winner"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_on_overlapping_rows_all_commit() {
+    // Batches touching the same positions in different orders: rows are locked in key
+    // order, so none deadlocks and every batch lands.
+    let server = PostgresServer::new();
+    let store = Arc::new(store(&server).await);
+    let pos = |partition: u32, next_offset: u64| Position {
+        consumer: "overlap".into(),
+        topic: "orders".into(),
+        partition,
+        next_offset,
+    };
+    let tasks: Vec<_> = (0..40u64)
+        .map(|i| {
+            let store = store.clone();
+            let mut positions: Vec<Position> = (0..8).map(|p| pos(p, i)).collect();
+            if i % 2 == 1 {
+                positions.reverse();
+            }
+            async move {
+                store
+                    .apply(StoreBatch {
+                        positions,
+                        ..StoreBatch::default()
+                    })
+                    .await
+            }
+        })
+        .collect();
+    for res in futures_join(tasks).await {
+        res.expect("batch");
+    }
+    let got = store.positions("overlap").await.unwrap();
+    assert_eq!(got.len(), 8);
+    // Every batch wrote one offset to all eight partitions atomically: they agree.
+    assert!(
+        got.iter().all(|p| p.next_offset == got[0].next_offset),
+        "{got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_requiring_tls_is_refused_and_a_bad_url_is_invalid() {
+    match PgStore::connect("postgres://u@127.0.0.1:1/db?sslmode=require", 1).await {
+        Err(PortError::Invalid(m)) => assert!(m.contains("TLS"), "{m}"),
+        Err(e) => panic!("expected Invalid, got {e:?}"),
+        Ok(_) => panic!("expected Invalid, got a store"),
+    }
+    match PgStore::connect("postgres://u@127.0.0.1:1/db?nonsense=1", 1).await {
+        Err(PortError::Invalid(_)) => {}
+        Err(e) => panic!("expected Invalid, got {e:?}"),
+        Ok(_) => panic!("expected Invalid, got a store"),
+    }
+}
