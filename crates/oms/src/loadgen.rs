@@ -24,9 +24,13 @@ pub struct LoadgenArgs {
     /// Server address, host:port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// API key of the account the orders are placed for.
-    #[arg(long, env = "OMS_API_KEY")]
-    pub api_key: String,
+    /// API keys of the accounts the orders are placed for, comma-separated; orders take turns,
+    /// so with two accounts they trade with each other rather than being self-trade-cancelled.
+    #[arg(long, env = "OMS_API_KEY", value_delimiter = ',', required = true)]
+    pub api_key: Vec<String>,
+    /// Send no `X-Idempotency-Key` (to measure its cost).
+    #[arg(long)]
+    pub no_idempotency_key: bool,
     /// Orders per second to send.
     #[arg(long, default_value_t = 10_000)]
     pub rate: u64,
@@ -66,16 +70,26 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         "loadgen: {} orders/s for {} s over {} connections to {}",
         args.rate, args.duration, args.connections, args.addr
     );
-    let ids = Arc::new(Mutex::new(Vec::with_capacity((args.rate * args.duration) as usize)));
+    let ids = Arc::new(Mutex::new(Vec::with_capacity(
+        (args.rate * args.duration) as usize,
+    )));
     let (hist, totals, elapsed) = drive(&args, args.duration, Target::Orders(ids.clone())).await?;
     let acked = totals.acked.load(Ordering::Relaxed);
-    println!("\n== POST /api/orders (open loop, {} scheduled) ==", totals.sent.load(Ordering::Relaxed));
+    println!(
+        "\n== POST /api/orders (open loop, {} scheduled) ==",
+        totals.sent.load(Ordering::Relaxed)
+    );
     report(&hist, acked, totals.failed.load(Ordering::Relaxed), elapsed);
 
     let bare = if args.bare_seconds > 0 {
         let (h, t, e) = drive(&args, args.bare_seconds, Target::Health).await?;
         println!("\n== GET /health (same stack, same rate) ==");
-        report(&h, t.acked.load(Ordering::Relaxed), t.failed.load(Ordering::Relaxed), e);
+        report(
+            &h,
+            t.acked.load(Ordering::Relaxed),
+            t.failed.load(Ordering::Relaxed),
+            e,
+        );
         Some(h)
     } else {
         None
@@ -98,17 +112,27 @@ enum Target {
 }
 
 /// Sends at the fixed rate for `seconds`; returns latencies (µs), totals and elapsed time.
-async fn drive(args: &LoadgenArgs, seconds: u64, target: Target) -> Result<(Histogram<u64>, Arc<Totals>, Duration)> {
+async fn drive(
+    args: &LoadgenArgs,
+    seconds: u64,
+    target: Target,
+) -> Result<(Histogram<u64>, Arc<Totals>, Duration)> {
     let total = args.rate * seconds;
     let interval_ns = 1_000_000_000u64 / args.rate;
     let start = Instant::now() + Duration::from_millis(200);
     let next = Arc::new(AtomicU64::new(0));
-    let totals = Arc::new(Totals { sent: AtomicU64::new(0), acked: AtomicU64::new(0), failed: AtomicU64::new(0) });
+    let totals = Arc::new(Totals {
+        sent: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
     let mut workers = Vec::new();
     for worker in 0..args.connections {
-        let (args, next, totals, target) = (args.clone(), next.clone(), totals.clone(), target.clone());
+        let (args, next, totals, target) =
+            (args.clone(), next.clone(), totals.clone(), target.clone());
         workers.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut hist =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut conn = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -156,20 +180,29 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<
             let spread = (args.mid / 200).max(1);
             let step = (i.wrapping_mul(2654435761) >> 7) % (2 * spread + 1);
             let price = args.mid - spread + step;
-            let side = if (i ^ (i >> 3)) % 2 == 0 { "BUY" } else { "SELL" };
+            let side = if (i ^ (i >> 3)) % 2 == 0 {
+                "BUY"
+            } else {
+                "SELL"
+            };
             let body = format!(
                 r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"GTC"}}"#,
                 args.symbol, args.quantity
             );
-            Request::builder()
+            let key = &args.api_key[(i % args.api_key.len() as u64) as usize];
+            let mut request = Request::builder()
                 .method(Method::POST)
                 .uri("/api/orders")
                 .header("host", &args.addr)
                 .header("content-type", "application/json")
-                .header("x-api-key", &args.api_key)
-                .header("x-idempotency-key", format!("loadgen-{worker}-{i}-{}", std::process::id()))
-                .body(Full::new(Bytes::from(body)))
-                .expect("request")
+                .header("x-api-key", key);
+            if !args.no_idempotency_key {
+                request = request.header(
+                    "x-idempotency-key",
+                    format!("loadgen-{worker}-{i}-{}", std::process::id()),
+                );
+            }
+            request.body(Full::new(Bytes::from(body))).expect("request")
         }
     }
 }
@@ -177,7 +210,9 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<
 type Conn = http1::SendRequest<Full<Bytes>>;
 
 async fn connect(addr: &str) -> Result<Conn> {
-    let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
@@ -186,7 +221,12 @@ async fn connect(addr: &str) -> Result<Conn> {
     Ok(sender)
 }
 
-async fn send(addr: &str, conn: &mut Option<Conn>, request: Request<Full<Bytes>>, target: &Target) -> Result<()> {
+async fn send(
+    addr: &str,
+    conn: &mut Option<Conn>,
+    request: Request<Full<Bytes>>,
+    target: &Target,
+) -> Result<()> {
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
         *conn = Some(connect(addr).await?);
     }
@@ -204,7 +244,10 @@ async fn send(addr: &str, conn: &mut Option<Conn>, request: Request<Full<Bytes>>
     }
     if let Target::Orders(ids) = target {
         let v: serde_json::Value = serde_json::from_slice(&body)?;
-        let id = v["orderId"].as_str().context("response without orderId")?.to_string();
+        let id = v["orderId"]
+            .as_str()
+            .context("response without orderId")?
+            .to_string();
         ids.lock().expect("ids").push(id);
     }
     Ok(())
@@ -212,7 +255,10 @@ async fn send(addr: &str, conn: &mut Option<Conn>, request: Request<Full<Bytes>>
 
 fn report(hist: &Histogram<u64>, acked: u64, failed: u64, elapsed: Duration) {
     let secs = elapsed.as_secs_f64().max(1e-9);
-    println!("acknowledged: {acked} ({:.0}/s), failed: {failed}", acked as f64 / secs);
+    println!(
+        "acknowledged: {acked} ({:.0}/s), failed: {failed}",
+        acked as f64 / secs
+    );
     println!(
         "latency µs: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
         hist.value_at_quantile(0.5),
@@ -232,38 +278,40 @@ async fn settle(args: &LoadgenArgs, acked: Vec<String>) -> Result<()> {
     let mut conn = None;
     let mut statuses: std::collections::BTreeMap<String, u64> = Default::default();
     while !waiting.is_empty() && Instant::now() < deadline {
-        let mut cursor: Option<String> = None;
-        loop {
-            let uri = match &cursor {
-                Some(c) => format!("/api/orders?limit=500&cursor={c}"),
-                None => "/api/orders?limit=500".to_string(),
-            };
-            let request = Request::builder()
-                .uri(uri)
-                .header("host", &args.addr)
-                .header("x-api-key", &args.api_key)
-                .body(Full::new(Bytes::new()))?;
-            if conn.as_ref().is_none_or(|c: &Conn| c.is_closed()) {
-                conn = Some(connect(&args.addr).await?);
-            }
-            let sender = conn.as_mut().expect("connected");
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            let body = response.into_body().collect().await?.to_bytes();
-            let page: serde_json::Value = serde_json::from_slice(&body)?;
-            for o in page["orders"].as_array().into_iter().flatten() {
-                let status = o["status"].as_str().unwrap_or("?");
-                if status != "NEW" {
-                    if let Some(id) = o["orderId"].as_str() {
-                        if waiting.remove(id) {
-                            *statuses.entry(status.to_string()).or_default() += 1;
+        for key in &args.api_key {
+            let mut cursor: Option<String> = None;
+            loop {
+                let uri = match &cursor {
+                    Some(c) => format!("/api/orders?limit=500&cursor={c}"),
+                    None => "/api/orders?limit=500".to_string(),
+                };
+                let request = Request::builder()
+                    .uri(uri)
+                    .header("host", &args.addr)
+                    .header("x-api-key", key)
+                    .body(Full::new(Bytes::new()))?;
+                if conn.as_ref().is_none_or(|c: &Conn| c.is_closed()) {
+                    conn = Some(connect(&args.addr).await?);
+                }
+                let sender = conn.as_mut().expect("connected");
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                let body = response.into_body().collect().await?.to_bytes();
+                let page: serde_json::Value = serde_json::from_slice(&body)?;
+                for o in page["orders"].as_array().into_iter().flatten() {
+                    let status = o["status"].as_str().unwrap_or("?");
+                    if status != "NEW" {
+                        if let Some(id) = o["orderId"].as_str() {
+                            if waiting.remove(id) {
+                                *statuses.entry(status.to_string()).or_default() += 1;
+                            }
                         }
                     }
                 }
-            }
-            match page["nextCursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
+                match page["nextCursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
             }
         }
         if !waiting.is_empty() {
@@ -276,7 +324,11 @@ async fn settle(args: &LoadgenArgs, acked: Vec<String>) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     if !waiting.is_empty() {
-        bail!("{} acknowledged orders never left NEW (e.g. {:?})", waiting.len(), waiting.iter().next());
+        bail!(
+            "{} acknowledged orders never left NEW (e.g. {:?})",
+            waiting.len(),
+            waiting.iter().next()
+        );
     }
     println!("all acknowledged orders reached a resting or final state: {statuses:?}");
     Ok(())
