@@ -6,6 +6,8 @@ use crate::api::state::ApiState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::json;
+use std::time::Duration;
+use tokio::time::timeout;
 
 /// 200 while the process serves requests.
 pub async fn health() -> Reply {
