@@ -180,11 +180,15 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<
             let spread = (args.mid / 200).max(1);
             let step = (i.wrapping_mul(2654435761) >> 7) % (2 * spread + 1);
             let price = args.mid - spread + step;
-            let side = if (i ^ (i >> 3)) % 2 == 0 {
-                "BUY"
+            // With several accounts, even ones buy and odd ones sell, so they trade with each
+            // other instead of meeting self-trade prevention; one account alternates.
+            let keys = args.api_key.len() as u64;
+            let buy = if keys > 1 {
+                (i % keys) % 2 == 0
             } else {
-                "SELL"
+                (i ^ (i >> 3)) % 2 == 0
             };
+            let side = if buy { "BUY" } else { "SELL" };
             let body = format!(
                 r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"GTC"}}"#,
                 args.symbol, args.quantity
