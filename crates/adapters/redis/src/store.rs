@@ -1,0 +1,250 @@
+//! `RedisIdempotency`: the idempotency store port on Redis.
+
+use crate::record;
+use async_trait::async_trait;
+use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::{PortError, PortResult};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, Script};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Put before every key (the seed's `Redis:IdempotencyKeyPrefix`), so one Redis can serve
+    /// other uses and deployments side by side.
+    pub key_prefix: String,
+    /// How long one call may take, reconnecting included, before it fails as unavailable.
+    /// Also the connect and response timeout of the connection.
+    pub timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            key_prefix: "idempotency:".into(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Idempotency keys in Redis. One multiplexed connection, re-established in the background
+/// after it drops; cheap to clone.
+///
+/// - `claim`: `SET key in-flight NX PX ttl`, or the value already there, in one atomic script:
+///   of concurrent claims exactly one sets the key.
+/// - `complete`: `SET key completed PX ttl`.
+/// - `release`: deletes the key only while it is still in flight (a script, so a response
+///   completed meanwhile is never lost).
+#[derive(Clone)]
+pub struct RedisIdempotency {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    timeout: Duration,
+    claim_script: Arc<Script>,
+    release_script: Arc<Script>,
+}
+
+/// Returns nil when the key was free and is now claimed, else the value that holds it.
+/// Redis runs a script alone, so nothing changes the key between the SET and the GET.
+const CLAIM_LUA: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return false
+end
+return redis.call('GET', KEYS[1])
+";
+
+fn release_lua() -> String {
+    format!(
+        r"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == '{}' then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+        record::IN_FLIGHT_TAG
+    )
+}
+
+impl RedisIdempotency {
+    /// Connects to `url` (`redis://[:password@]host:port[/db]`) and checks it answers: an
+    /// unreachable Redis is `PortError::Unavailable`.
+    pub async fn connect(url: &str, options: RedisOptions) -> PortResult<RedisIdempotency> {
+        let client = client(url)?;
+        let timeout = options.timeout;
+        let conn = within(
+            timeout,
+            "connect",
+            ConnectionManager::new_with_config(client, manager_config(timeout)),
+        )
+        .await?;
+        Ok(RedisIdempotency::with(conn, options))
+    }
+
+    /// Like [`RedisIdempotency::connect`] but without touching the network: the connection is
+    /// made by the first call, so a process can start while Redis is down (its calls fail as
+    /// unavailable until Redis is back).
+    pub fn connect_lazy(url: &str, options: RedisOptions) -> PortResult<RedisIdempotency> {
+        let conn =
+            ConnectionManager::new_lazy_with_config(client(url)?, manager_config(options.timeout))
+                .map_err(|e| map_err("connect", e))?;
+        Ok(RedisIdempotency::with(conn, options))
+    }
+
+    fn with(conn: ConnectionManager, options: RedisOptions) -> RedisIdempotency {
+        RedisIdempotency {
+            conn,
+            prefix: options.key_prefix.into(),
+            timeout: options.timeout,
+            claim_script: Arc::new(Script::new(CLAIM_LUA)),
+            release_script: Arc::new(Script::new(&release_lua())),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn run<T>(
+        &self,
+        what: &str,
+        f: impl Future<Output = redis::RedisResult<T>>,
+    ) -> PortResult<T> {
+        within(self.timeout, what, f).await
+    }
+}
+
+fn client(url: &str) -> PortResult<redis::Client> {
+    redis::Client::open(url).map_err(|e| PortError::Invalid(format!("Redis URL: {e}")))
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        // A couple of quick retries ride over a blip; a longer outage fails the calls waiting
+        // on it, and the next call starts a new attempt.
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// Awaits `f` for at most `timeout`, whatever the connection is doing.
+async fn within<T>(
+    timeout: Duration,
+    what: &str,
+    f: impl Future<Output = redis::RedisResult<T>>,
+) -> PortResult<T> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(res) => res.map_err(|e| map_err(what, e)),
+        Err(_) => Err(PortError::Unavailable(format!(
+            "{what}: Redis did not answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// Anything Redis or the connection reports is unavailable (the caller answers 503 and the
+/// client retries), except replies this adapter cannot read, and configuration mistakes.
+fn map_err(what: &str, e: RedisError) -> PortError {
+    let message = format!("{what}: {e}");
+    match e.kind() {
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => PortError::Corrupt(message),
+        ErrorKind::InvalidClientConfig => PortError::Invalid(message),
+        _ => PortError::Unavailable(message),
+    }
+}
+
+/// Milliseconds for `PX`: at least 1 (Redis refuses 0), and far below the largest it takes.
+fn ttl_ms(ttl: Duration) -> u64 {
+    const MAX: u64 = i64::MAX as u64 / 4;
+    u64::try_from(ttl.as_millis()).unwrap_or(MAX).clamp(1, MAX)
+}
+
+#[async_trait]
+impl IdempotencyStore for RedisIdempotency {
+    async fn claim(&self, key: &str, fingerprint: &str, ttl: Duration) -> PortResult<Claim> {
+        let mut conn = self.conn.clone();
+        let holder: Option<Vec<u8>> = self
+            .run(
+                "claim an idempotency key",
+                self.claim_script
+                    .key(self.key(key))
+                    .arg(record::in_flight(fingerprint))
+                    .arg(ttl_ms(ttl))
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        match holder {
+            None => Ok(Claim::Acquired),
+            Some(value) => record::decode(&value)
+                .map_err(|e| PortError::Corrupt(format!("idempotency key {key:?}: {e}"))),
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &StoredResponse,
+        ttl: Duration,
+    ) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        self.run(
+            "complete an idempotency key",
+            redis::cmd("SET")
+                .arg(self.key(key))
+                .arg(record::completed(fingerprint, response))
+                .arg("PX")
+                .arg(ttl_ms(ttl))
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    async fn release(&self, key: &str) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        self.run(
+            "release an idempotency key",
+            self.release_script
+                .key(self.key(key))
+                .invoke_async::<i64>(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        self.run("ping", redis::cmd("PING").query_async::<()>(&mut conn))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_become_positive_milliseconds_redis_accepts() {
+        assert_eq!(ttl_ms(Duration::ZERO), 1);
+        assert_eq!(ttl_ms(Duration::from_micros(10)), 1);
+        assert_eq!(ttl_ms(Duration::from_millis(300)), 300);
+        assert_eq!(ttl_ms(Duration::from_secs(86_400)), 86_400_000);
+        assert_eq!(ttl_ms(Duration::MAX), i64::MAX as u64 / 4);
+    }
+
+    #[test]
+    fn the_release_script_checks_the_in_flight_tag() {
+        assert!(release_lua().contains("== 'F'"));
+    }
+
+    #[test]
+    fn a_bad_url_is_invalid() {
+        assert!(matches!(
+            RedisIdempotency::connect_lazy("http://nope", RedisOptions::default()),
+            Err(PortError::Invalid(_))
+        ));
+    }
+}
