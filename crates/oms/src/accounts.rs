@@ -47,35 +47,64 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
             }
             let account = ports.store.create_account(&name, false, now()).await?;
             let key = new_api_key()?;
-            ports.store.add_api_key(account.id, &hash_api_key(&key), now()).await?;
+            ports
+                .store
+                .add_api_key(account.id, &hash_api_key(&key), now())
+                .await?;
             println!("account {} ({}) created", account.id, account.name);
             println!("API key (shown once, store it now): {key}");
         }
         AccountsCommand::List => {
             for a in ports.store.accounts().await? {
                 let balances = ports.store.balances(a.id).await?;
-                let text: Vec<String> =
-                    balances.iter().map(|b| format!("{} {} (+{} reserved)", b.asset, b.available, b.reserved)).collect();
-                println!("{:>6}  {:<16} {}{}", a.id, a.name, if a.demo { "[demo] " } else { "" }, text.join(", "));
+                let text: Vec<String> = balances
+                    .iter()
+                    .map(|b| format!("{} {} (+{} reserved)", b.asset, b.available, b.reserved))
+                    .collect();
+                println!(
+                    "{:>6}  {:<16} {}{}",
+                    a.id,
+                    a.name,
+                    if a.demo { "[demo] " } else { "" },
+                    text.join(", ")
+                );
             }
         }
         AccountsCommand::Key { account } => {
             let id = existing(&ports, account).await?;
             let key = new_api_key()?;
-            ports.store.add_api_key(id, &hash_api_key(&key), now()).await?;
+            ports
+                .store
+                .add_api_key(id, &hash_api_key(&key), now())
+                .await?;
             println!("API key for account {id} (shown once, store it now): {key}");
         }
-        AccountsCommand::Deposit { account, asset, amount, reference } => {
+        AccountsCommand::Deposit {
+            account,
+            asset,
+            amount,
+            reference,
+        } => {
             let id = existing(&ports, account).await?;
             let amount: Decimal = match amount.parse::<Decimal>() {
                 Ok(a) if a > Decimal::ZERO && !amount.contains(['e', 'E']) => a,
                 _ => bail!("--amount must be a positive plain decimal, got {amount:?}"),
             };
-            if !config.instruments.iter().any(|i| i.base.as_str() == asset || i.quote.as_str() == asset) {
+            if !config
+                .instruments
+                .iter()
+                .any(|i| i.base.as_str() == asset || i.quote.as_str() == asset)
+            {
                 bail!("--asset {asset:?} is not traded by any configured instrument");
             }
             let reference = reference.unwrap_or_else(|| format!("cli:{}", now().millis()));
-            deposit_all(&ports.log, id, std::iter::once((Asset::new(asset.clone()), amount)), &reference).await?;
+            deposit_all(
+                &ports.log,
+                id,
+                std::iter::once((Asset::new(asset.clone()), amount)),
+                &reference,
+            )
+            .await?;
             println!("deposit of {amount} {asset} to account {id} recorded (reference {reference}:{asset})");
         }
     }

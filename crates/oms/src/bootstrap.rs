@@ -24,21 +24,43 @@ pub struct Bootstrapped {
     pub new_demo_key: Option<(AccountId, String)>,
 }
 
-pub async fn run(config: &Config, log: &Arc<dyn EventLog>, store: &Arc<dyn OrderStore>) -> Result<Bootstrapped> {
+pub async fn run(
+    config: &Config,
+    log: &Arc<dyn EventLog>,
+    store: &Arc<dyn OrderStore>,
+) -> Result<Bootstrapped> {
     let accounts = store.accounts().await?;
     let first_start = accounts.is_empty();
     let fee_account = match accounts.iter().find(|a| a.name == FEE_ACCOUNT_NAME) {
         Some(a) => a.id,
-        None => store.create_account(FEE_ACCOUNT_NAME, false, now()).await?.id,
+        None => {
+            store
+                .create_account(FEE_ACCOUNT_NAME, false, now())
+                .await?
+                .id
+        }
     };
     let mut new_demo_key = None;
     if first_start {
         let demo = store.create_account(DEMO_ACCOUNT_NAME, true, now()).await?;
         let key = new_api_key()?;
-        store.add_api_key(demo.id, &hash_api_key(&key), now()).await?;
+        store
+            .add_api_key(demo.id, &hash_api_key(&key), now())
+            .await?;
         let d = |s: &str| s.parse::<Decimal>().expect("literal decimal");
-        let funds = [("USD", d("1000000")), ("BTC", d("10")), ("ETH", d("200")), ("SOL", d("10000"))];
-        deposit_all(log, demo.id, funds.iter().map(|(a, v)| (Asset::new(*a), *v)), "opening").await?;
+        let funds = [
+            ("USD", d("1000000")),
+            ("BTC", d("10")),
+            ("ETH", d("200")),
+            ("SOL", d("10000")),
+        ];
+        deposit_all(
+            log,
+            demo.id,
+            funds.iter().map(|(a, v)| (Asset::new(*a), *v)),
+            "opening",
+        )
+        .await?;
         new_demo_key = Some((demo.id, key));
     }
     for wanted in &config.accounts {
@@ -55,11 +77,17 @@ pub async fn run(config: &Config, log: &Arc<dyn EventLog>, store: &Arc<dyn Order
         if let Some(hash) = hash {
             store.add_api_key(account.id, &hash, now()).await?;
         }
-        let funds = wanted.deposits.iter().map(|(a, v)| (Asset::new(a.clone()), *v));
+        let funds = wanted
+            .deposits
+            .iter()
+            .map(|(a, v)| (Asset::new(a.clone()), *v));
         deposit_all(log, account.id, funds, "config").await?;
         tracing::info!(account = %account.id, name = %wanted.name, "account from configuration created");
     }
-    Ok(Bootstrapped { fee_account, new_demo_key })
+    Ok(Bootstrapped {
+        fee_account,
+        new_demo_key,
+    })
 }
 
 /// Credits funds with one durable append; each deposit's reference makes it happen once.
@@ -73,11 +101,21 @@ pub async fn deposit_all(
     let records = funds
         .map(|(asset, amount)| {
             let reference = format!("{reference}:{asset}");
-            encode_event(&Envelope::new(at, Event::Deposit { account, asset, amount, reference }))
+            encode_event(&Envelope::new(
+                at,
+                Event::Deposit {
+                    account,
+                    asset,
+                    amount,
+                    reference,
+                },
+            ))
         })
         .collect::<Vec<_>>();
     if !records.is_empty() {
-        log.append(topics::ORDERS, records).await.context("appending deposits")?;
+        log.append(topics::ORDERS, records)
+            .await
+            .context("appending deposits")?;
     }
     Ok(())
 }
@@ -86,5 +124,8 @@ pub async fn deposit_all(
 pub fn new_api_key() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(format!("oms_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!(
+        "oms_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
 }

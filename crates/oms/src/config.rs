@@ -95,7 +95,12 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { orders_partitions: 4, venue_partitions: 2, marketdata_partitions: 2, fsync: true }
+        LogConfig {
+            orders_partitions: 4,
+            venue_partitions: 2,
+            marketdata_partitions: 2,
+            fsync: true,
+        }
     }
 }
 
@@ -107,7 +112,9 @@ pub struct IdempotencyConfig {
 
 impl Default for IdempotencyConfig {
     fn default() -> Self {
-        IdempotencyConfig { ttl_secs: 24 * 3600 }
+        IdempotencyConfig {
+            ttl_secs: 24 * 3600,
+        }
     }
 }
 
@@ -122,7 +129,10 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { snapshot_every: 20_000, tick_millis: 1000 }
+        PipelineConfig {
+            snapshot_every: 20_000,
+            tick_millis: 1000,
+        }
     }
 }
 
@@ -136,7 +146,10 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { enabled: true, seed: 42 }
+        DemoConfig {
+            enabled: true,
+            seed: 42,
+        }
     }
 }
 
@@ -167,7 +180,9 @@ impl Config {
             None => toml::Table::new(),
         };
         apply_env(&mut root, std::env::vars())?;
-        let config: Config = toml::Value::Table(root).try_into().context("invalid configuration")?;
+        let config: Config = toml::Value::Table(root)
+            .try_into()
+            .context("invalid configuration")?;
         config.validate()?;
         Ok(config)
     }
@@ -178,13 +193,20 @@ impl Config {
         }
         for i in &self.instruments {
             if i.tick_size <= Decimal::ZERO || i.step_size <= Decimal::ZERO {
-                bail!("instruments: {} needs a positive tickSize and stepSize", i.symbol);
+                bail!(
+                    "instruments: {} needs a positive tickSize and stepSize",
+                    i.symbol
+                );
             }
         }
         if self.server.instance_id > 1023 {
             bail!("server.instanceId must be 0..=1023");
         }
-        for p in [self.log.orders_partitions, self.log.venue_partitions, self.log.marketdata_partitions] {
+        for p in [
+            self.log.orders_partitions,
+            self.log.venue_partitions,
+            self.log.marketdata_partitions,
+        ] {
             if p == 0 {
                 bail!("log: partition counts must be at least 1");
             }
@@ -196,14 +218,18 @@ impl Config {
 /// Overlays `OMS_A__B_C=value` as `a.bC = value`.
 fn apply_env(root: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
     for (name, value) in vars {
-        let Some(path) = name.strip_prefix("OMS_") else { continue };
+        let Some(path) = name.strip_prefix("OMS_") else {
+            continue;
+        };
         let keys: Vec<String> = path.split("__").map(camel_case).collect();
         if keys.iter().any(|k| k.is_empty()) {
             bail!("environment variable {name}: empty key segment");
         }
         let mut table = &mut *root;
         for key in &keys[..keys.len() - 1] {
-            let entry = table.entry(key.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
             table = match entry {
                 toml::Value::Table(t) => t,
                 _ => bail!("environment variable {name}: {key} is not a section"),
@@ -290,7 +316,9 @@ makerFee = "0.001"
 takerFee = "0.002"
 priceBand = "0.05"
 "#;
-        let c: Config = toml::Value::Table(text.parse().unwrap()).try_into().unwrap();
+        let c: Config = toml::Value::Table(text.parse().unwrap())
+            .try_into()
+            .unwrap();
         assert_eq!(c.instruments.len(), 1);
         assert_eq!(c.instruments[0].price_band.to_string(), "0.05");
     }

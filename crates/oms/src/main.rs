@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "oms", version, about = "crypto-oms: a crypto order management system")]
+#[command(
+    name = "oms",
+    version,
+    about = "crypto-oms: a crypto order management system"
+)]
 struct Cli {
     /// TOML configuration file (environment variables `OMS_*` override it).
     #[arg(long, short, global = true, env = "OMS_CONFIG")]
@@ -52,9 +56,15 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let mut config = config::Config::load(cli.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
-        Command::Serve { data_dir, listen, no_demo } => {
+        Command::Serve {
+            data_dir,
+            listen,
+            no_demo,
+        } => {
             if let Some(d) = data_dir {
                 config.server.data_dir = d;
             }

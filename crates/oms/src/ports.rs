@@ -21,25 +21,43 @@ pub struct Ports {
 
 pub async fn open(config: &Config) -> Result<Ports> {
     let dir = &config.server.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
     let lock_path = dir.join("LOCK");
-    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    let lock =
+        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
         bail!(
             "data directory {} is in use by another oms process (stop it first, or use another --data-dir)",
             dir.display()
         );
     }
-    let log = FileLog::open(&dir.join("log"), FileLogOptions { fsync: config.log.fsync, ..Default::default() })
-        .await
-        .context("opening the event log")?;
+    let log = FileLog::open(
+        &dir.join("log"),
+        FileLogOptions {
+            fsync: config.log.fsync,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("opening the event log")?;
     let db = dir.join("oms.db");
-    let store = SqliteStore::open(&db, SqliteOptions::default()).await.context("opening the order store")?;
+    let store = SqliteStore::open(&db, SqliteOptions::default())
+        .await
+        .context("opening the order store")?;
     // Idempotency keys live in the same database: one file to back up, one writer thread.
     let idempotency = store.idempotency();
     let log: Arc<dyn EventLog> = Arc::new(log);
-    log.ensure_topic(topics::ORDERS, config.log.orders_partitions).await?;
-    log.ensure_topic(topics::VENUE, config.log.venue_partitions).await?;
-    log.ensure_topic(topics::MARKETDATA, config.log.marketdata_partitions).await?;
-    Ok(Ports { log, store: Arc::new(store), idempotency: Arc::new(idempotency), _lock: lock })
+    log.ensure_topic(topics::ORDERS, config.log.orders_partitions)
+        .await?;
+    log.ensure_topic(topics::VENUE, config.log.venue_partitions)
+        .await?;
+    log.ensure_topic(topics::MARKETDATA, config.log.marketdata_partitions)
+        .await?;
+    Ok(Ports {
+        log,
+        store: Arc::new(store),
+        idempotency: Arc::new(idempotency),
+        _lock: lock,
+    })
 }

@@ -23,7 +23,13 @@ impl Readiness for ServeReadiness {
         }
         worst
             .into_iter()
-            .map(|(group, lag)| (format!("consumer:{group}"), lag <= MAX_READY_LAG, Some(format!("lag {lag}"))))
+            .map(|(group, lag)| {
+                (
+                    format!("consumer:{group}"),
+                    lag <= MAX_READY_LAG,
+                    Some(format!("lag {lag}")),
+                )
+            })
             .collect()
     }
 }

@@ -2,11 +2,17 @@
 
 use crate::bootstrap;
 use crate::config::Config;
-use anyhow::{Context, Result};
 use crate::readiness::ServeReadiness;
+use anyhow::{Context, Result};
+use oms_ports::PortError;
 use oms_services::api::{self, ApiConfig, ApiState};
 use oms_services::codec::topics;
+use oms_services::demo::{run_demo_market, DemoConfig};
 use oms_services::ingestion::OrderIdGenerator;
+use oms_services::marketdata::{
+    marketdata_router, run_marketdata_consumer, run_processor_updates, ApiAccounts, MarketData,
+    MarketDataConfig,
+};
 use oms_services::pipeline::metrics::PipelineMetrics;
 use oms_services::pipeline::processor::ProcessorStage;
 use oms_services::pipeline::reference::References;
@@ -24,7 +30,9 @@ pub async fn run(config: Config) -> Result<()> {
     let boot = bootstrap::run(&config, &ports.log, &ports.store).await?;
     if let Some((account, key)) = &boot.new_demo_key {
         // Printed once, on the first start only: the key is stored hashed.
-        println!("\n  Demo account {account} created. Its API key (shown once, keep it):\n\n    {key}\n");
+        println!(
+            "\n  Demo account {account} created. Its API key (shown once, keep it):\n\n    {key}\n"
+        );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(PipelineMetrics::default());
@@ -33,7 +41,12 @@ pub async fn run(config: Config) -> Result<()> {
 
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     {
-        let (log, store, cfg, refs) = (ports.log.clone(), ports.store.clone(), config.clone(), references.clone());
+        let (log, store, cfg, refs) = (
+            ports.log.clone(),
+            ports.store.clone(),
+            config.clone(),
+            references.clone(),
+        );
         let fee = boot.fee_account;
         tasks.push(supervise("risk", stop_rx.clone(), move |s| {
             RiskStage {
@@ -64,8 +77,13 @@ pub async fn run(config: Config) -> Result<()> {
         }));
     }
     {
-        let (log, store, cfg, m, up) =
-            (ports.log.clone(), ports.store.clone(), config.clone(), metrics.clone(), updates.clone());
+        let (log, store, cfg, m, up) = (
+            ports.log.clone(),
+            ports.store.clone(),
+            config.clone(),
+            metrics.clone(),
+            updates.clone(),
+        );
         tasks.push(supervise("processor", stop_rx.clone(), move |s| {
             ProcessorStage {
                 log: log.clone(),
@@ -77,7 +95,11 @@ pub async fn run(config: Config) -> Result<()> {
             .run(s)
         }));
     }
-    tasks.push(tokio::spawn(references.clone().follow(ports.log.clone(), stop_rx.clone())));
+    tasks.push(tokio::spawn(
+        references
+            .clone()
+            .follow(ports.log.clone(), stop_rx.clone()),
+    ));
     tasks.push(tokio::spawn(metrics.clone().watch_lag(
         ports.log.clone(),
         vec![
@@ -97,7 +119,8 @@ pub async fn run(config: Config) -> Result<()> {
         session_secret: session_secret(&config)?,
         ..ApiConfig::default()
     };
-    let ids = Arc::new(OrderIdGenerator::new(config.server.instance_id).context("server.instanceId")?);
+    let ids =
+        Arc::new(OrderIdGenerator::new(config.server.instance_id).context("server.instanceId")?);
     let state = ApiState::new(
         ports.log.clone(),
         ports.store.clone(),
@@ -106,9 +129,45 @@ pub async fn run(config: Config) -> Result<()> {
         api_config,
         ids,
     )
-    .with_readiness(Arc::new(ServeReadiness { metrics: metrics.clone() }))
+    .with_readiness(Arc::new(ServeReadiness {
+        metrics: metrics.clone(),
+    }))
     .with_metrics_source(metrics.clone());
-    let app = api::router_with(state, crate::static_files::routes(&config.server.static_dir));
+    let resolver = Arc::new(ApiAccounts(state.clone()));
+    let md_config = MarketDataConfig {
+        instruments: config.instruments.clone(),
+        ..MarketDataConfig::default()
+    };
+    let md = MarketData::new(md_config, ports.store.clone(), resolver);
+    tasks.push(supervise("marketdata", stop_rx.clone(), {
+        let (md, log) = (md.clone(), ports.log.clone());
+        move |s| {
+            let (md, log) = (md.clone(), log.clone());
+            async move {
+                run_marketdata_consumer(md, log, s)
+                    .await
+                    .map_err(|e| PortError::Other(e.to_string()))
+            }
+        }
+    }));
+    // In one process the private channel follows the processor's persisted updates directly.
+    tasks.push(tokio::spawn(run_processor_updates(
+        md.clone(),
+        updates.subscribe(),
+        stop_rx.clone(),
+    )));
+    if config.demo.enabled {
+        let mut demo = DemoConfig::default();
+        demo.settings.seed = config.demo.seed;
+        let (state, md, stop) = (state.clone(), md.clone(), stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = run_demo_market(demo, state, Some(md), stop).await {
+                tracing::error!(error = %e, "demo market stopped");
+            }
+        }));
+    }
+    let extra = marketdata_router(md).merge(crate::static_files::routes(&config.server.static_dir));
+    let app = api::router_with(state, extra);
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -117,12 +176,16 @@ pub async fn run(config: Config) -> Result<()> {
     println!("crypto-oms is listening on http://{}", config.server.listen);
 
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("HTTP drained; stopping the pipeline");
     let _ = stop_tx.send(true);
     let all = futures_join(tasks);
     if tokio::time::timeout(grace, all).await.is_err() {
-        tracing::warn!("pipeline did not stop within {grace:?}; exiting anyway (the log is durable)");
+        tracing::warn!(
+            "pipeline did not stop within {grace:?}; exiting anyway (the log is durable)"
+        );
     }
     tracing::info!("stopped");
     Ok(())
@@ -153,7 +216,10 @@ where
                 Err(e) => {
                     failures += 1;
                     tracing::error!(stage = name, error = %e, failures, "stage failed; restarting from its snapshot");
-                    tokio::time::sleep(Duration::from_millis((100u64 << failures.min(5)).min(3000))).await;
+                    tokio::time::sleep(Duration::from_millis(
+                        (100u64 << failures.min(5)).min(3000),
+                    ))
+                    .await;
                 }
             }
         }
