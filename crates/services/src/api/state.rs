@@ -19,6 +19,9 @@ use std::time::Duration;
 pub struct ApiConfig {
     /// How long a completed idempotent response is kept for replay.
     pub idempotency_ttl: Duration,
+    /// How long a claimed key stays "in flight" if its request never finishes (the process
+    /// died mid-request): after this a retry may run. Far longer than any request takes.
+    pub idempotency_lock_ttl: Duration,
     /// Largest accepted request body, in bytes; larger is 413.
     pub body_limit: usize,
     /// Signs session cookies. Every instance behind one load balancer needs the same secret.
@@ -38,6 +41,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_lock_ttl: Duration::from_secs(300),
             body_limit: 64 * 1024,
             session_secret: random_secret(),
             session_ttl: Duration::from_secs(12 * 3600),
@@ -53,6 +57,7 @@ impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiConfig")
             .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("idempotency_lock_ttl", &self.idempotency_lock_ttl)
             .field("body_limit", &self.body_limit)
             .field("session_secret", &"<redacted>")
             .field("session_ttl", &self.session_ttl)
