@@ -80,7 +80,10 @@ where
     let fp = fingerprint(method, path, body);
     let ttl = state.config.idempotency_ttl;
     let store = &state.idempotency;
-    match store.claim(&scoped, &fp, state.config.idempotency_lock_ttl).await {
+    match store
+        .claim(&scoped, &fp, state.config.idempotency_lock_ttl)
+        .await
+    {
         Err(e) => {
             tracing::warn!(error = %e, "idempotency store unavailable");
             metrics.idempotency(IdempotencyOutcome::StoreUnavailable);
