@@ -125,6 +125,20 @@ export const api = {
     request<{ trades: Trade[] }>('GET', `/api/marketdata/trades${qs({ symbol, limit })}`).then((r) => r.trades),
 };
 
+let instrumentsOnce: Promise<Instrument[]> | null = null;
+
+/**
+ * The instrument list, fetched once per page (it changes only with the server's
+ * configuration). A returning user's page starts it alongside the session check.
+ */
+export function loadInstruments(): Promise<Instrument[]> {
+  instrumentsOnce ??= api.instruments().catch((e: unknown) => {
+    instrumentsOnce = null;
+    throw e;
+  });
+  return instrumentsOnce;
+}
+
 /** Human text of any error thrown by the client. */
 export function errorText(e: unknown): string {
   if (e instanceof ApiError) {

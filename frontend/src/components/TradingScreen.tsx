@@ -1,5 +1,5 @@
 import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
-import { api, errorText } from '../api/http';
+import { errorText, loadInstruments } from '../api/http';
 import { MarketSocket } from '../api/socket';
 import { type Instrument, type Interval, INTERVALS, type Session } from '../api/types';
 import { AccountFeed } from '../state/account';
@@ -62,7 +62,7 @@ function Screen({ session, onSignOut, socket, market, account }: { session: Sess
   const [interval, setIntervalState] = useState<Interval>(savedInterval);
 
   useEffect(() => {
-    api.instruments().then(
+    loadInstruments().then(
       (list) => {
         setInstruments(list);
         const saved = localStorage.getItem(SYMBOL_KEY);
