@@ -1,4 +1,4 @@
-import { type FormEvent, useEffect, useMemo, useState } from 'react';
+import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
 import type { Instrument, Order, OrderType, Side, TimeInForce } from '../api/types';
 import { decimalsOf, formatDecimal } from '../lib/format';
@@ -81,8 +81,11 @@ export function OrderTicket({ instrument, market, account }: Props) {
     setLast(null);
   }, [instrument.symbol]);
 
+  // Only picks made while this ticket is shown (not one left from an earlier screen).
+  const seenPick = useRef(picked?.n ?? 0);
   useEffect(() => {
-    if (!picked) return;
+    if (!picked || picked.n <= seenPick.current) return;
+    seenPick.current = picked.n;
     setT((p) => ({ ...p, price: picked.price, orderType: p.orderType === 'MARKET' ? 'LIMIT' : p.orderType }));
     setServer((s) => ({ ...s, price: undefined }));
     setTouched((x) => ({ ...x, price: true }));
