@@ -329,3 +329,28 @@ async fn failed_publish_releases_the_idempotency_key_and_client_order_id() {
     assert_eq!(r.json()["clientOrderId"], "c-1");
     assert_eq!(app.order_records().await.len(), 1);
 }
+
+struct Hangs;
+
+#[async_trait]
+impl Readiness for Hangs {
+    async fn check(&self) -> Vec<(String, bool, Option<String>)> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_readiness_check_fails_the_probe_instead_of_hanging_it() {
+    let app = TestApp::start_with(embedded_ports().await, |s| {
+        s.with_readiness(Arc::new(Hangs))
+    })
+    .await;
+    let r = app.send("GET", "/ready", &[], None).await;
+    assert_eq!(r.status, 503);
+    let checks = r.json()["checks"].clone();
+    assert_eq!(
+        checks[2],
+        serde_json::json!({"name": "readiness", "ok": false, "detail": "timed out"})
+    );
+    assert_eq!(checks[0]["ok"], true);
+}

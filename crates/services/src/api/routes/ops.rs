@@ -14,23 +14,30 @@ pub async fn health() -> Reply {
     Reply::json(StatusCode::OK, &json!({"status": "healthy"}))
 }
 
+/// A probe must answer even when a dependency hangs: a check slower than this fails.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// 200 when every dependency answers, else 503; lists each check either way.
 pub async fn ready(State(s): State<ApiState>) -> Reply {
-    let (store, idem, extra) =
-        tokio::join!(s.store.ping(), s.idempotency.ping(), s.readiness.check());
-    let mut checks = vec![
-        (
-            "orderStore".to_string(),
-            store.is_ok(),
-            store.err().map(|e| e.to_string()),
-        ),
-        (
-            "idempotencyStore".to_string(),
-            idem.is_ok(),
-            idem.err().map(|e| e.to_string()),
-        ),
-    ];
-    checks.extend(extra);
+    let (store, idem, extra) = tokio::join!(
+        timeout(CHECK_TIMEOUT, s.store.ping()),
+        timeout(CHECK_TIMEOUT, s.idempotency.ping()),
+        timeout(CHECK_TIMEOUT, s.readiness.check()),
+    );
+    let port = |name: &str, r: Result<oms_ports::PortResult<()>, _>| match r {
+        Ok(Ok(())) => (name.to_string(), true, None),
+        Ok(Err(e)) => (name.to_string(), false, Some(e.to_string())),
+        Err(_) => (name.to_string(), false, Some("timed out".to_string())),
+    };
+    let mut checks = vec![port("orderStore", store), port("idempotencyStore", idem)];
+    match extra {
+        Ok(extra) => checks.extend(extra),
+        Err(_) => checks.push((
+            "readiness".to_string(),
+            false,
+            Some("timed out".to_string()),
+        )),
+    }
     let ok = checks.iter().all(|(_, ok, _)| *ok);
     let checks: Vec<_> = checks
         .into_iter()
