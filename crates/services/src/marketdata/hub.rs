@@ -1,20 +1,33 @@
 //! Fan-out of live messages to WebSocket clients.
 //!
-//! Each client has a bounded queue. Publishing never waits: a message is serialised once and
-//! offered to every subscriber's queue with `try_send`; a client whose queue is full is dropped
-//! from every channel and told why ([`Kick`]), so a slow reader never slows the feed or anyone
-//! else. Each channel numbers its messages, so a client can see if it missed one.
+//! Each channel is one ring of recent messages (a `tokio::sync::broadcast`): publishing
+//! serialises a message once and stores it once, whatever the number of subscribers, and never
+//! waits. Each client reads every channel it subscribed to at its own pace. A client that falls
+//! a whole ring behind on any channel (its buffer is full) is cut off and told why ([`Kick`]),
+//! so a slow reader never slows the feed or anyone else. Each channel numbers its messages, so
+//! a client can also see for itself that it missed none.
+//!
+//! Messages for one client only (acknowledgements, snapshots, errors) and changes to its
+//! subscriptions travel on the client's own small command queue, in order: a subscription's
+//! first message (a depth snapshot, say) is queued before the client starts reading the
+//! channel's ring from the position it had when the snapshot was taken.
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::future::select_all;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, mpsc, Notify};
 
 pub type ClientId = u64;
 
-/// The reason a client is cut off: its queue overflowed.
+/// The reason a client is cut off: it fell a whole buffer behind.
 pub const SLOW_CONSUMER: &str = "SLOW_CONSUMER";
+/// Messages a channel keeps for its slowest reader, unless configured otherwise.
+pub const DEFAULT_BUFFER: usize = 4_096;
+/// Commands (direct messages, subscription changes) queued per client.
+const COMMAND_QUEUE: usize = 1_024;
 
 /// A one-shot signal telling a client's writer to close the connection, with the reason.
 #[derive(Default)]
@@ -45,10 +58,132 @@ impl Kick {
     }
 }
 
+/// What the hub tells one client's writer.
+pub enum Command {
+    /// A message for this client only.
+    Send(Utf8Bytes),
+    /// Start reading a channel's ring (replacing an earlier reader of the same channel).
+    Subscribe {
+        key: String,
+        feed: broadcast::Receiver<Utf8Bytes>,
+    },
+    Unsubscribe {
+        key: String,
+    },
+}
+
+/// The next thing for a client's socket.
+pub enum Next {
+    Message(Utf8Bytes),
+    /// The client fell a whole buffer behind on a channel.
+    Lagged,
+    /// The hub forgot the client.
+    Closed,
+}
+
+/// Everything one client reads: its command queue and the rings of its channels.
+pub struct ClientFeed {
+    commands: mpsc::Receiver<Command>,
+    feeds: Vec<(String, broadcast::Receiver<Utf8Bytes>)>,
+    /// Round-robin start, so one busy channel does not starve the others.
+    turn: usize,
+    capacity: usize,
+}
+
+impl ClientFeed {
+    fn apply(&mut self, cmd: Command) -> Option<Utf8Bytes> {
+        match cmd {
+            Command::Send(m) => Some(m),
+            Command::Subscribe { key, feed } => {
+                self.feeds.retain(|(k, _)| *k != key);
+                self.feeds.push((key, feed));
+                None
+            }
+            Command::Unsubscribe { key } => {
+                self.feeds.retain(|(k, _)| *k != key);
+                None
+            }
+        }
+    }
+
+    /// The next message if one is ready, without waiting.
+    pub fn try_next(&mut self) -> Option<Next> {
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => {
+                    if let Some(m) = self.apply(cmd) {
+                        return Some(Next::Message(m));
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Some(Next::Closed),
+            }
+        }
+        let n = self.feeds.len();
+        let mut closed = None;
+        for i in 0..n {
+            let at = (self.turn + i) % n;
+            match self.feeds[at].1.try_recv() {
+                Ok(m) => {
+                    self.turn = at + 1;
+                    return Some(Next::Message(m));
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Lagged(_)) => return Some(Next::Lagged),
+                Err(TryRecvError::Closed) => closed = Some(at),
+            }
+        }
+        if let Some(at) = closed {
+            self.feeds.remove(at);
+        }
+        None
+    }
+
+    /// Waits for the next message.
+    pub async fn next(&mut self) -> Next {
+        loop {
+            if let Some(n) = self.try_next() {
+                return n;
+            }
+            let ClientFeed {
+                commands, feeds, ..
+            } = self;
+            let got = if feeds.is_empty() {
+                Err(commands.recv().await)
+            } else {
+                let any = select_all(feeds.iter_mut().map(|(_, rx)| Box::pin(rx.recv())));
+                tokio::select! {
+                    cmd = commands.recv() => Err(cmd),
+                    (r, at, _) = any => Ok((r, at)),
+                }
+            };
+            match got {
+                Err(None) => return Next::Closed,
+                Err(Some(cmd)) => {
+                    if let Some(m) = self.apply(cmd) {
+                        return Next::Message(m);
+                    }
+                }
+                Ok((Ok(m), _)) => return Next::Message(m),
+                Ok((Err(RecvError::Lagged(_)), _)) => return Next::Lagged,
+                Ok((Err(RecvError::Closed), at)) => {
+                    self.feeds.remove(at);
+                }
+            }
+        }
+    }
+
+    /// True once a channel holds more unread messages than its ring keeps: the client will
+    /// miss some. Checked while a write to the client is stuck.
+    pub fn lagging(&self) -> bool {
+        self.feeds.iter().any(|(_, rx)| rx.len() > self.capacity)
+    }
+}
+
 /// What a connection gets from [`Hub::connect`].
 pub struct ClientHandle {
     pub id: ClientId,
-    pub rx: mpsc::Receiver<Utf8Bytes>,
+    pub feed: ClientFeed,
     pub kick: Arc<Kick>,
 }
 
@@ -60,10 +195,17 @@ pub struct HubStats {
     pub slow_consumers: AtomicU64,
 }
 
-#[derive(Default)]
 pub struct Hub {
     state: Mutex<HubState>,
+    /// Ring size of every channel (a power of two).
+    capacity: usize,
     pub stats: HubStats,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(DEFAULT_BUFFER)
+    }
 }
 
 #[derive(Default)]
@@ -74,34 +216,29 @@ struct HubState {
 }
 
 struct Client {
-    tx: mpsc::Sender<Utf8Bytes>,
+    commands: mpsc::Sender<Command>,
     kick: Arc<Kick>,
     channels: HashSet<String>,
 }
 
-#[derive(Default)]
 struct Channel {
     seq: u64,
-    subscribers: Vec<ClientId>,
-}
-
-enum Offer {
-    Queued,
-    Full,
-    Gone,
-}
-
-fn offer(tx: &mpsc::Sender<Utf8Bytes>, msg: Utf8Bytes) -> Offer {
-    match tx.try_send(msg) {
-        Ok(()) => Offer::Queued,
-        Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
-        Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
-    }
+    ring: broadcast::Sender<Utf8Bytes>,
+    subscribers: usize,
 }
 
 impl Hub {
-    pub fn new() -> Self {
-        Self::default()
+    /// A hub whose channels keep `buffer` messages for their slowest reader.
+    pub fn new(buffer: usize) -> Self {
+        Hub {
+            state: Mutex::new(HubState::default()),
+            capacity: buffer.max(2).next_power_of_two(),
+            stats: HubStats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -109,9 +246,8 @@ impl Hub {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new client with a queue of `buffer` messages.
-    pub fn connect(&self, buffer: usize) -> ClientHandle {
-        let (tx, rx) = mpsc::channel(buffer.max(1));
+    pub fn connect(&self) -> ClientHandle {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let kick = Arc::new(Kick::default());
         let mut st = self.lock();
         st.next_id += 1;
@@ -119,14 +255,23 @@ impl Hub {
         st.clients.insert(
             id,
             Client {
-                tx,
+                commands: tx,
                 kick: kick.clone(),
                 channels: HashSet::new(),
             },
         );
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
         self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
-        ClientHandle { id, rx, kick }
+        ClientHandle {
+            id,
+            feed: ClientFeed {
+                commands: rx,
+                feeds: Vec::new(),
+                turn: 0,
+                capacity: self.capacity,
+            },
+            kick,
+        }
     }
 
     /// Forgets a client (its connection ended).
@@ -137,17 +282,27 @@ impl Hub {
         }
     }
 
+    /// Cuts a client off: it leaves every channel and its writer closes with `reason`.
+    pub fn kick(&self, id: ClientId, reason: &'static str) {
+        let mut st = self.lock();
+        self.kick_locked(&mut st, id, reason);
+    }
+
     fn remove_locked(st: &mut HubState, id: ClientId) -> Option<Client> {
         let client = st.clients.remove(&id)?;
         for name in &client.channels {
-            if let Some(ch) = st.channels.get_mut(name) {
-                ch.subscribers.retain(|&c| c != id);
-                if ch.subscribers.is_empty() {
-                    st.channels.remove(name);
-                }
-            }
+            Self::leave_locked(st, name);
         }
         Some(client)
+    }
+
+    fn leave_locked(st: &mut HubState, name: &str) {
+        if let Some(ch) = st.channels.get_mut(name) {
+            ch.subscribers -= 1;
+            if ch.subscribers == 0 {
+                st.channels.remove(name);
+            }
+        }
     }
 
     fn kick_locked(&self, st: &mut HubState, id: ClientId, reason: &'static str) {
@@ -168,7 +323,7 @@ impl Hub {
         self.lock()
             .channels
             .get(channel)
-            .map_or(0, |c| c.subscribers.len())
+            .map_or(0, |c| c.subscribers)
     }
 
     pub fn is_subscribed(&self, id: ClientId, channel: &str) -> bool {
@@ -178,40 +333,32 @@ impl Hub {
             .is_some_and(|c| c.channels.contains(channel))
     }
 
-    pub fn channels_of(&self, id: ClientId) -> Vec<String> {
-        self.lock()
-            .clients
-            .get(&id)
-            .map(|c| c.channels.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Queues a message for one client; a full queue kicks it. False if the client is gone.
-    pub fn send_to(&self, id: ClientId, msg: Utf8Bytes) -> bool {
-        let mut st = self.lock();
-        self.send_locked(&mut st, id, msg)
-    }
-
-    fn send_locked(&self, st: &mut HubState, id: ClientId, msg: Utf8Bytes) -> bool {
+    fn command_locked(&self, st: &mut HubState, id: ClientId, cmd: Command) -> bool {
         let Some(client) = st.clients.get(&id) else {
             return false;
         };
-        match offer(&client.tx, msg) {
-            Offer::Queued => true,
-            Offer::Full => {
+        match client.commands.try_send(cmd) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 self.kick_locked(st, id, SLOW_CONSUMER);
                 false
             }
-            Offer::Gone => {
+            Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.kick_locked(st, id, "CLOSED");
                 false
             }
         }
     }
 
-    /// Subscribes a client. `initial` builds the messages the client gets first (a depth
-    /// snapshot, the current candle) from the channel's current sequence; they are queued
-    /// before any later publication on the channel. Subscribing twice only resends `initial`.
+    /// Queues a message for one client; a full queue kicks it. False if the client is gone.
+    pub fn send_to(&self, id: ClientId, msg: Utf8Bytes) -> bool {
+        let mut st = self.lock();
+        self.command_locked(&mut st, id, Command::Send(msg))
+    }
+
+    /// Subscribes a client. `initial` builds the client's first message on the channel (a
+    /// depth snapshot, the current candle) from the channel's current sequence; the client
+    /// then reads every message published after it. Subscribing again restarts the channel.
     pub fn subscribe(
         &self,
         id: ClientId,
@@ -222,21 +369,33 @@ impl Hub {
         if !st.clients.contains_key(&id) {
             return false;
         }
-        let seq = st.channels.get(channel).map_or(0, |c| c.seq);
+        let capacity = self.capacity;
+        let ch = st
+            .channels
+            .entry(channel.to_string())
+            .or_insert_with(|| Channel {
+                seq: 0,
+                ring: broadcast::channel(capacity).0,
+                subscribers: 0,
+            });
+        let feed = ch.ring.subscribe();
+        let seq = ch.seq;
+        let fresh = st
+            .clients
+            .get_mut(&id)
+            .expect("checked above")
+            .channels
+            .insert(channel.to_string());
+        if fresh {
+            st.channels.get_mut(channel).expect("just made").subscribers += 1;
+        }
         if let Some(first) = initial(seq) {
-            if !self.send_locked(&mut st, id, first.into()) {
+            if !self.command_locked(&mut st, id, Command::Send(first.into())) {
                 return false;
             }
         }
-        let client = st.clients.get_mut(&id).expect("checked above");
-        if client.channels.insert(channel.to_string()) {
-            st.channels
-                .entry(channel.to_string())
-                .or_default()
-                .subscribers
-                .push(id);
-        }
-        true
+        let key = channel.to_string();
+        self.command_locked(&mut st, id, Command::Subscribe { key, feed })
     }
 
     pub fn unsubscribe(&self, id: ClientId, channel: &str) -> bool {
@@ -247,13 +406,9 @@ impl Hub {
         if !client.channels.remove(channel) {
             return false;
         }
-        if let Some(ch) = st.channels.get_mut(channel) {
-            ch.subscribers.retain(|&c| c != id);
-            if ch.subscribers.is_empty() {
-                st.channels.remove(channel);
-            }
-        }
-        true
+        Self::leave_locked(&mut st, channel);
+        let key = channel.to_string();
+        self.command_locked(&mut st, id, Command::Unsubscribe { key })
     }
 
     /// Publishes on a channel. The message is built once, from the channel's next sequence
@@ -270,26 +425,11 @@ impl Hub {
             return 0;
         };
         ch.seq = seq.unwrap_or(ch.seq + 1);
-        let msg = Utf8Bytes::from(build(ch.seq));
-        let mut queued = 0;
-        let mut dropped: Vec<(ClientId, &'static str)> = Vec::new();
-        let HubState {
-            clients, channels, ..
-        } = &mut *st;
-        for id in &channels[channel].subscribers {
-            match clients.get(id).map(|c| offer(&c.tx, msg.clone())) {
-                Some(Offer::Queued) => queued += 1,
-                Some(Offer::Full) => dropped.push((*id, SLOW_CONSUMER)),
-                Some(Offer::Gone) | None => dropped.push((*id, "CLOSED")),
-            }
-        }
-        for (id, reason) in dropped {
-            self.kick_locked(&mut st, id, reason);
-        }
+        let n = ch.ring.send(Utf8Bytes::from(build(ch.seq))).unwrap_or(0);
         self.stats
             .messages_sent
-            .fetch_add(queued as u64, Ordering::Relaxed);
-        queued
+            .fetch_add(n as u64, Ordering::Relaxed);
+        n
     }
 }
 
@@ -297,45 +437,66 @@ impl Hub {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn fans_out_in_order_with_channel_sequences() {
-        let hub = Hub::new();
-        let mut a = hub.connect(8);
-        let mut b = hub.connect(8);
-        assert!(hub.subscribe(a.id, "trades:X", |_| None));
-        assert!(hub.subscribe(b.id, "trades:X", |seq| Some(format!("hello {seq}"))));
-        assert_eq!(hub.publish("trades:X", None, |s| format!("m{s}")), 2);
-        assert_eq!(hub.publish("trades:Y", None, |s| format!("m{s}")), 0);
-        assert_eq!(hub.publish("trades:X", None, |s| format!("m{s}")), 2);
-        assert_eq!(&*a.rx.recv().await.unwrap(), "m1");
-        assert_eq!(&*a.rx.recv().await.unwrap(), "m2");
-        assert_eq!(&*b.rx.recv().await.unwrap(), "hello 0");
-        assert_eq!(&*b.rx.recv().await.unwrap(), "m1");
-        assert!(hub.unsubscribe(a.id, "trades:X"));
-        assert_eq!(hub.publish("trades:X", Some(10), |s| format!("m{s}")), 1);
-        assert_eq!(&*b.rx.recv().await.unwrap(), "m2");
-        assert_eq!(&*b.rx.recv().await.unwrap(), "m10");
-        assert!(a.rx.try_recv().is_err());
+    async fn text(feed: &mut ClientFeed) -> String {
+        match feed.next().await {
+            Next::Message(m) => m.to_string(),
+            Next::Lagged => "LAGGED".into(),
+            Next::Closed => "CLOSED".into(),
+        }
     }
 
     #[tokio::test]
-    async fn a_full_queue_kicks_only_that_client() {
-        let hub = Hub::new();
-        let slow = hub.connect(2);
-        let mut fast = hub.connect(100);
+    async fn fans_out_in_order_with_channel_sequences() {
+        let hub = Hub::new(8);
+        let mut a = hub.connect();
+        let mut b = hub.connect();
+        assert!(hub.subscribe(a.id, "trades:X", |_| None));
+        assert_eq!(hub.publish("trades:X", None, |s| format!("m{s}")), 1);
+        assert!(hub.subscribe(b.id, "trades:X", |seq| Some(format!("hello {seq}"))));
+        assert_eq!(hub.publish("trades:Y", None, |s| format!("m{s}")), 0);
+        assert_eq!(hub.publish("trades:X", None, |s| format!("m{s}")), 2);
+        assert_eq!(text(&mut a.feed).await, "m1");
+        assert_eq!(text(&mut a.feed).await, "m2");
+        // b joined after m1: its first message says so, then it reads what came after.
+        assert_eq!(text(&mut b.feed).await, "hello 1");
+        assert_eq!(text(&mut b.feed).await, "m2");
+        assert!(hub.unsubscribe(a.id, "trades:X"));
+        assert_eq!(hub.subscriber_count("trades:X"), 1);
+        hub.publish("trades:X", Some(10), |s| format!("m{s}"));
+        assert_eq!(text(&mut b.feed).await, "m10");
+        // a leaves the channel before reading on: it never sees m10.
+        assert!(a.feed.try_next().is_none());
+        assert!(hub.send_to(a.id, "direct".into()));
+        assert_eq!(text(&mut a.feed).await, "direct");
+        hub.disconnect(a.id);
+        assert_eq!(text(&mut a.feed).await, "CLOSED");
+    }
+
+    #[tokio::test]
+    async fn a_reader_a_whole_ring_behind_is_kicked_and_the_others_read_on() {
+        let hub = Hub::new(4);
+        let mut slow = hub.connect();
+        let mut fast = hub.connect();
         hub.subscribe(slow.id, "c", |_| None);
         hub.subscribe(fast.id, "c", |_| None);
-        for _ in 0..3 {
+        // Both apply their subscriptions.
+        assert!(slow.feed.try_next().is_none());
+        for i in 1..=6 {
             hub.publish("c", None, |s| s.to_string());
+            if i <= 4 {
+                assert_eq!(text(&mut fast.feed).await, i.to_string());
+            }
         }
-        assert_eq!(slow.kick.reason(), Some(SLOW_CONSUMER));
+        assert!(slow.feed.lagging());
+        assert!(matches!(slow.feed.next().await, Next::Lagged));
+        hub.kick(slow.id, SLOW_CONSUMER);
         assert_eq!(slow.kick.wait().await, SLOW_CONSUMER);
         assert!(!hub.is_subscribed(slow.id, "c"));
         assert_eq!(hub.subscriber_count("c"), 1);
         assert_eq!(hub.stats.slow_consumers.load(Ordering::Relaxed), 1);
-        for s in 1..=3 {
-            assert_eq!(&*fast.rx.recv().await.unwrap(), s.to_string());
-        }
+        assert_eq!(text(&mut fast.feed).await, "5");
+        assert_eq!(text(&mut fast.feed).await, "6");
+        assert!(!fast.feed.lagging());
         assert!(fast.kick.reason().is_none());
     }
 }

@@ -157,12 +157,13 @@ impl MarketData {
             .iter()
             .map(|i| (i.symbol.clone(), i.clone()))
             .collect();
+        let hub = Hub::new(config.client_buffer);
         MarketData {
             inner: Arc::new(Inner {
                 config,
                 instruments,
                 markets: RwLock::new(BTreeMap::new()),
-                hub: Hub::new(),
+                hub,
                 store,
                 resolver,
                 caught_up: AtomicBool::new(false),

@@ -4,7 +4,7 @@
 //! batches, one flush per batch), sends heartbeats, and on a kick sends the reason and closes.
 
 use super::auth::{cookie_value, SESSION_COOKIE};
-use super::hub::{ClientHandle, ClientId, Kick};
+use super::hub::{ClientFeed, ClientHandle, ClientId, Kick, Next, SLOW_CONSUMER};
 use super::protocol::{self, ws_codes, Channel, ClientOp};
 use super::state::MarketData;
 use crate::ingestion::clock;
@@ -18,13 +18,14 @@ use oms_domain::ids::AccountId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 /// Largest client message; operations are small.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Messages written per flush.
 const WRITE_BATCH: usize = 256;
+/// How often a stuck write checks whether its client fell a whole buffer behind.
+const LAG_CHECK: Duration = Duration::from_millis(50);
 /// How long a kicked client gets to take its error message and close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -68,11 +69,13 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn session(md: MarketData, socket: WebSocket, account: Option<AccountId>) {
-    let ClientHandle { id, rx, kick } = md.hub().connect(md.config().client_buffer);
+    let ClientHandle { id, feed, kick } = md.hub().connect();
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(
+        md.clone(),
+        id,
         sink,
-        rx,
+        feed,
         kick.clone(),
         md.config().heartbeat_interval,
     ));
@@ -214,8 +217,10 @@ impl Conn {
 type Sink = SplitSink<WebSocket, Message>;
 
 async fn write_loop(
+    md: MarketData,
+    id: ClientId,
     mut sink: Sink,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
+    mut feed: ClientFeed,
     kick: Arc<Kick>,
     heartbeat: Duration,
 ) {
@@ -225,19 +230,57 @@ async fn write_loop(
         tokio::select! {
             biased;
             reason = kick.wait() => return close_with(&mut sink, reason).await,
-            first = rx.recv() => {
-                let Some(first) = first else {
-                    let _ = sink.close().await;
-                    return;
+            next = feed.next() => {
+                let first = match next {
+                    Next::Message(m) => m,
+                    Next::Lagged => {
+                        md.hub().kick(id, SLOW_CONSUMER);
+                        continue;
+                    }
+                    Next::Closed => {
+                        let _ = sink.close().await;
+                        return;
+                    }
                 };
-                // A client that stops reading blocks the write; the kick still gets through.
-                let written = tokio::select! {
-                    biased;
-                    reason = kick.wait() => return close_with(&mut sink, reason).await,
-                    r = write_batch(&mut sink, first, &mut rx) => r,
+                let mut batch = vec![first];
+                let mut lagged = false;
+                while batch.len() < WRITE_BATCH {
+                    match feed.try_next() {
+                        Some(Next::Message(m)) => batch.push(m),
+                        Some(Next::Lagged) => {
+                            lagged = true;
+                            break;
+                        }
+                        Some(Next::Closed) | None => break,
+                    }
+                }
+                if lagged {
+                    md.hub().kick(id, SLOW_CONSUMER);
+                    continue;
+                }
+                // A client that stops reading blocks the write. Meanwhile the kick still gets
+                // through, and falling a whole buffer behind is noticed.
+                let mut check = interval_at(Instant::now() + LAG_CHECK, LAG_CHECK);
+                let written = {
+                    let write = write_all(&mut sink, batch);
+                    tokio::pin!(write);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            reason = kick.wait() => break Err(reason),
+                            r = &mut write => break Ok(r),
+                            _ = check.tick() => {
+                                if feed.lagging() {
+                                    md.hub().kick(id, SLOW_CONSUMER);
+                                }
+                            }
+                        }
+                    }
                 };
-                if written.is_err() {
-                    return;
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(reason) => return close_with(&mut sink, reason).await,
                 }
             }
             _ = beat.tick() => {
@@ -255,17 +298,10 @@ async fn write_loop(
     }
 }
 
-async fn write_batch(
-    sink: &mut Sink,
-    first: Utf8Bytes,
-    rx: &mut mpsc::Receiver<Utf8Bytes>,
-) -> Result<(), axum::Error> {
-    sink.feed(Message::Text(first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match rx.try_recv() {
-            Ok(m) => sink.feed(Message::Text(m)).await?,
-            Err(_) => break,
-        }
+/// Writes a batch of messages with one flush.
+async fn write_all(sink: &mut Sink, batch: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+    for m in batch {
+        sink.feed(Message::Text(m)).await?;
     }
     sink.flush().await
 }
