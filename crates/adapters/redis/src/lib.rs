@@ -12,6 +12,9 @@
 //! store's permanent (account, client order id) claim stays behind it. When Redis cannot be
 //! reached every call fails with `PortError::Unavailable` within [`RedisOptions::timeout`], so
 //! the API fails closed (503 with Retry-After) rather than running a request unguarded.
+//!
+//! Connections are plain TCP (`rediss://` is refused): use it on loopback, inside a cluster
+//! network, or through a TLS-terminating proxy.
 
 mod record;
 mod store;

@@ -69,7 +69,8 @@ return 0
 }
 
 impl RedisIdempotency {
-    /// Connects to `url` (`redis://[:password@]host:port[/db]`) and checks it answers: an
+    /// Connects to `url` (`redis://[:password@]host:port[/db]`, or a bare `host:port`) and
+    /// checks it answers: an
     /// unreachable Redis is `PortError::Unavailable`.
     pub async fn connect(url: &str, options: RedisOptions) -> PortResult<RedisIdempotency> {
         let client = client(url)?;
@@ -116,8 +117,15 @@ impl RedisIdempotency {
     }
 }
 
+/// Takes a `redis://` or `unix://` URL (no TLS in this build), or a bare `host:port` as the seed's
+/// `Redis:ConnectionString` has it.
 fn client(url: &str) -> PortResult<redis::Client> {
-    redis::Client::open(url).map_err(|e| PortError::Invalid(format!("Redis URL: {e}")))
+    let url = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("redis://{url}/")
+    };
+    redis::Client::open(url.as_str()).map_err(|e| PortError::Invalid(format!("Redis URL: {e}")))
 }
 
 fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
@@ -238,6 +246,15 @@ mod tests {
     #[test]
     fn the_release_script_checks_the_in_flight_tag() {
         assert!(release_lua().contains("== 'F'"));
+    }
+
+    #[test]
+    fn a_bare_host_and_port_is_a_redis_url() {
+        let c = client("cache.internal:6380").unwrap();
+        assert_eq!(
+            c.get_connection_info().addr().to_string(),
+            "cache.internal:6380"
+        );
     }
 
     #[test]
