@@ -26,6 +26,9 @@ pub struct Config {
     pub instruments: Vec<Instrument>,
     /// Accounts created at start if missing, with their API keys and opening deposits.
     pub accounts: Vec<AccountConfig>,
+    pub store: StoreConfig,
+    /// The Kafka connection, when `log.backend = "kafka"` (the seed's `Kafka:*` settings).
+    pub kafka: oms_kafka::KafkaConfig,
 }
 
 impl Default for Config {
@@ -39,6 +42,8 @@ impl Default for Config {
             demo: DemoConfig::default(),
             instruments: default_instruments(),
             accounts: Vec::new(),
+            store: StoreConfig::default(),
+            kafka: oms_kafka::KafkaConfig::default(),
         }
     }
 }
@@ -66,6 +71,9 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Signs session cookies; all ingestion instances behind one load balancer need the same.
+    /// Unset: a random secret kept in the data directory.
+    pub session_secret: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +87,7 @@ impl Default for ServerConfig {
             instance_id: 0,
             shutdown_grace_secs: 10,
             secure_cookies: false,
+            session_secret: None,
         }
     }
 }
@@ -86,6 +95,7 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct LogConfig {
+    pub backend: LogBackend,
     pub orders_partitions: u32,
     pub venue_partitions: u32,
     pub marketdata_partitions: u32,
@@ -96,6 +106,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
+            backend: LogBackend::Embedded,
             orders_partitions: 4,
             venue_partitions: 2,
             marketdata_partitions: 2,
@@ -107,13 +118,61 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct IdempotencyConfig {
+    pub backend: IdempotencyBackend,
     pub ttl_secs: u64,
+    /// Redis URL when `backend = "redis"` (the seed's `Redis:ConnectionString`).
+    pub redis_url: String,
+    /// The seed's `Redis:IdempotencyKeyPrefix`.
+    pub key_prefix: String,
 }
 
 impl Default for IdempotencyConfig {
     fn default() -> Self {
         IdempotencyConfig {
+            backend: IdempotencyBackend::Embedded,
             ttl_secs: 24 * 3600,
+            redis_url: "redis://127.0.0.1:6379/".into(),
+            key_prefix: "idempotency:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogBackend {
+    Embedded,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdempotencyBackend {
+    Embedded,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Embedded,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// PostgreSQL URL when `backend = "postgres"` (the seed's `Database:ConnectionString`).
+    pub url: String,
+    pub max_connections: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Embedded,
+            url: "postgres://oms@127.0.0.1:5432/oms".into(),
+            max_connections: 16,
         }
     }
 }
@@ -215,13 +274,32 @@ impl Config {
     }
 }
 
-/// Overlays `OMS_A__B_C=value` as `a.bC = value`.
+/// The seed's environment variables (`Kafka__BootstrapServers`, ...) and where they go.
+const SEED_ENV: &[(&str, &str)] = &[
+    ("Kafka__BootstrapServers", "kafka.bootstrapServers"),
+    ("Kafka__ClientId", "kafka.clientId"),
+    ("Redis__ConnectionString", "idempotency.redisUrl"),
+    ("Redis__IdempotencyKeyPrefix", "idempotency.keyPrefix"),
+    ("Redis__IdempotencyKeyTTL", "idempotency.ttlSecs"),
+    ("Database__ConnectionString", "store.url"),
+];
+
+/// Overlays `OMS_A__B_C=value` as `a.bC = value`, and the seed's variables where they belong.
 fn apply_env(root: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
     for (name, value) in vars {
-        let Some(path) = name.strip_prefix("OMS_") else {
-            continue;
-        };
-        let keys: Vec<String> = path.split("__").map(camel_case).collect();
+        let (keys, value): (Vec<String>, String) =
+            if let Some((_, target)) = SEED_ENV.iter().find(|(n, _)| *n == name) {
+                (
+                    target.split('.').map(String::from).collect(),
+                    seed_value(target, &value)?,
+                )
+            } else if let Some(path) = name.strip_prefix("OMS_").filter(|p| p.contains("__")) {
+                // Only `OMS_SECTION__KEY`: other `OMS_*` variables (OMS_CONFIG, OMS_API_KEY)
+                // belong to the command line.
+                (path.split("__").map(camel_case).collect(), value)
+            } else {
+                continue;
+            };
         if keys.iter().any(|k| k.is_empty()) {
             bail!("environment variable {name}: empty key segment");
         }
@@ -238,6 +316,26 @@ fn apply_env(root: &mut toml::Table, vars: impl Iterator<Item = (String, String)
         table.insert(keys[keys.len() - 1].clone(), scalar(&value));
     }
     Ok(())
+}
+
+/// Seed values in .NET shapes: `host:port` for Redis, `hh:mm:ss` for the TTL.
+fn seed_value(target: &str, value: &str) -> Result<String> {
+    Ok(match target {
+        "idempotency.redisUrl" if !value.contains("://") => format!("redis://{value}/"),
+        "idempotency.ttlSecs" => {
+            let parts: Vec<&str> = value.split(':').collect();
+            let secs = match parts.as_slice() {
+                [h, m, s] => {
+                    h.parse::<u64>()? * 3600 + m.parse::<u64>()? * 60 + s.parse::<u64>()?
+                }
+                _ => value
+                    .parse::<u64>()
+                    .with_context(|| format!("Redis__IdempotencyKeyTTL: {value:?}"))?,
+            };
+            secs.to_string()
+        }
+        _ => value.to_string(),
+    })
 }
 
 fn camel_case(segment: &str) -> String {
@@ -290,6 +388,28 @@ mod tests {
         assert_eq!(c.risk.max_open_orders, 7);
         assert!(!c.demo.enabled);
         assert_eq!(c.instruments.len(), 4);
+    }
+
+    #[test]
+    fn the_seed_environment_variables_are_understood() {
+        let mut root = toml::Table::new();
+        apply_env(
+            &mut root,
+            [
+                ("Kafka__BootstrapServers", "kafka:9092"),
+                ("Redis__ConnectionString", "redis:6379"),
+                ("Redis__IdempotencyKeyTTL", "24:00:00"),
+                ("Database__ConnectionString", "postgres://oms@db/oms"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+        )
+        .unwrap();
+        let c: Config = toml::Value::Table(root).try_into().unwrap();
+        assert_eq!(c.kafka.bootstrap_servers, "kafka:9092");
+        assert_eq!(c.idempotency.redis_url, "redis://redis:6379/");
+        assert_eq!(c.idempotency.ttl_secs, 86400);
+        assert_eq!(c.store.url, "postgres://oms@db/oms");
     }
 
     #[test]

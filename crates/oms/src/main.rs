@@ -51,6 +51,44 @@ enum Command {
     },
     /// Drives `POST /api/orders` open-loop at a fixed rate and reports latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// Runs only the order ingestion API (distributed mode).
+    Ingestion(ServiceArgs),
+    /// Runs only the risk engine (distributed mode).
+    Risk(ServiceArgs),
+    /// Runs only the matching venue (distributed mode).
+    Venue(ServiceArgs),
+    /// Runs only the order processor (distributed mode; run several in one consumer group).
+    Processor(ServiceArgs),
+    /// Runs only market data: REST and WebSocket (distributed mode).
+    Marketdata(ServiceArgs),
+    /// Applies the order store's migrations (PostgreSQL) and exits.
+    Migrate,
+}
+
+#[derive(clap::Args)]
+struct ServiceArgs {
+    /// Listen address for this service's HTTP (health, readiness, metrics, and its API).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory, for any embedded adapter in use.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn service(
+    mut config: config::Config,
+    args: ServiceArgs,
+    role: serve::Role,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<()> {
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.server.data_dir = d;
+    }
+    logging::init(&config.server)?;
+    runtime.block_on(serve::run(config, &[role]))
 }
 
 fn main() -> Result<()> {
@@ -75,8 +113,19 @@ fn main() -> Result<()> {
                 config.demo.enabled = false;
             }
             logging::init(&config.server)?;
-            runtime.block_on(serve::run(config))
+            runtime.block_on(serve::run(config, &serve::Role::ALL))
         }
+        Command::Ingestion(a) => service(config, a, serve::Role::Ingestion, &runtime),
+        Command::Risk(a) => service(config, a, serve::Role::Risk, &runtime),
+        Command::Venue(a) => service(config, a, serve::Role::Venue, &runtime),
+        Command::Processor(a) => service(config, a, serve::Role::Processor, &runtime),
+        Command::Marketdata(a) => service(config, a, serve::Role::MarketData, &runtime),
+        Command::Migrate => runtime.block_on(async {
+            // Opening the ports runs the store's migrations and creates the topics.
+            ports::open(&config).await?;
+            println!("order store migrated; topics present");
+            Ok(())
+        }),
         Command::Accounts { data_dir, command } => {
             if let Some(d) = data_dir {
                 config.server.data_dir = d;

@@ -1,12 +1,16 @@
-//! Opens the adapters the configuration names. Embedded: everything under the data directory,
-//! guarded by a lock file so two processes never write the same log.
+//! Opens the adapters the configuration names: embedded (under the data directory, guarded by a
+//! lock file so two processes never write the same files) or distributed (Kafka, PostgreSQL,
+//! Redis).
 
-use crate::config::Config;
+use crate::config::{Config, IdempotencyBackend, LogBackend, StoreBackend};
 use anyhow::{bail, Context, Result};
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
+use oms_kafka::KafkaLog;
 use oms_ports::event_log::EventLog;
 use oms_ports::idempotency::IdempotencyStore;
 use oms_ports::order_store::OrderStore;
+use oms_postgres::{PgOptions, PgStore};
+use oms_redis::{RedisIdempotency, RedisOptions};
 use oms_services::codec::topics;
 use std::fs::File;
 use std::sync::Arc;
@@ -15,11 +19,94 @@ pub struct Ports {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn OrderStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
-    /// Held for the life of the process.
-    _lock: File,
+    /// Held for the life of the process when anything embedded is open.
+    _lock: Option<File>,
 }
 
 pub async fn open(config: &Config) -> Result<Ports> {
+    let embedded = config.log.backend == LogBackend::Embedded
+        || config.store.backend == StoreBackend::Embedded
+        || config.idempotency.backend == IdempotencyBackend::Embedded;
+    let dir = &config.server.data_dir;
+    let lock = if embedded {
+        Some(lock_data_dir(config)?)
+    } else {
+        None
+    };
+
+    let log: Arc<dyn EventLog> = match config.log.backend {
+        LogBackend::Embedded => Arc::new(
+            FileLog::open(
+                &dir.join("log"),
+                FileLogOptions {
+                    fsync: config.log.fsync,
+                    ..Default::default()
+                },
+            )
+            .await
+            .context("opening the event log")?,
+        ),
+        LogBackend::Kafka => Arc::new(KafkaLog::connect(config.kafka.clone()).await.with_context(
+            || format!("connecting to Kafka at {}", config.kafka.bootstrap_servers),
+        )?),
+    };
+    let (store, embedded_store): (Arc<dyn OrderStore>, Option<SqliteStore>) =
+        match config.store.backend {
+            StoreBackend::Embedded => {
+                let s = SqliteStore::open(&dir.join("oms.db"), SqliteOptions::default())
+                    .await
+                    .context("opening the order store")?;
+                (Arc::new(s.clone()), Some(s))
+            }
+            StoreBackend::Postgres => {
+                let options = PgOptions {
+                    max_connections: config.store.max_connections,
+                    ..Default::default()
+                };
+                let pg = PgStore::connect_with(&config.store.url, options)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                pg.migrate().await.context("migrating PostgreSQL")?;
+                (Arc::new(pg), None)
+            }
+        };
+    let idempotency: Arc<dyn IdempotencyStore> = match (config.idempotency.backend, embedded_store)
+    {
+        // Idempotency keys live in the same database: one file to back up, one writer thread.
+        (IdempotencyBackend::Embedded, Some(s)) => Arc::new(s.idempotency()),
+        (IdempotencyBackend::Embedded, None) => Arc::new(
+            SqliteStore::open(&dir.join("idempotency.db"), SqliteOptions::default())
+                .await
+                .context("opening the idempotency store")?
+                .idempotency(),
+        ),
+        (IdempotencyBackend::Redis, _) => {
+            let options = RedisOptions {
+                key_prefix: config.idempotency.key_prefix.clone(),
+                ..Default::default()
+            };
+            Arc::new(
+                RedisIdempotency::connect(&config.idempotency.redis_url, options)
+                    .await
+                    .context("connecting to Redis")?,
+            )
+        }
+    };
+    log.ensure_topic(topics::ORDERS, config.log.orders_partitions)
+        .await?;
+    log.ensure_topic(topics::VENUE, config.log.venue_partitions)
+        .await?;
+    log.ensure_topic(topics::MARKETDATA, config.log.marketdata_partitions)
+        .await?;
+    Ok(Ports {
+        log,
+        store,
+        idempotency,
+        _lock: lock,
+    })
+}
+
+fn lock_data_dir(config: &Config) -> Result<File> {
     let dir = &config.server.data_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating data directory {}", dir.display()))?;
@@ -32,32 +119,5 @@ pub async fn open(config: &Config) -> Result<Ports> {
             dir.display()
         );
     }
-    let log = FileLog::open(
-        &dir.join("log"),
-        FileLogOptions {
-            fsync: config.log.fsync,
-            ..Default::default()
-        },
-    )
-    .await
-    .context("opening the event log")?;
-    let db = dir.join("oms.db");
-    let store = SqliteStore::open(&db, SqliteOptions::default())
-        .await
-        .context("opening the order store")?;
-    // Idempotency keys live in the same database: one file to back up, one writer thread.
-    let idempotency = store.idempotency();
-    let log: Arc<dyn EventLog> = Arc::new(log);
-    log.ensure_topic(topics::ORDERS, config.log.orders_partitions)
-        .await?;
-    log.ensure_topic(topics::VENUE, config.log.venue_partitions)
-        .await?;
-    log.ensure_topic(topics::MARKETDATA, config.log.marketdata_partitions)
-        .await?;
-    Ok(Ports {
-        log,
-        store: Arc::new(store),
-        idempotency: Arc::new(idempotency),
-        _lock: lock,
-    })
+    Ok(lock)
 }

@@ -1,20 +1,24 @@
-//! `oms serve`: every service in one process, on the embedded adapters.
+//! Runs services: all of them in one process (`oms serve`), or one per process (`oms risk`,
+//! `oms venue`, ...), on whichever adapters the configuration names.
 
 use crate::bootstrap;
 use crate::config::Config;
 use crate::readiness::ServeReadiness;
 use anyhow::{Context, Result};
+use axum::Router;
+use oms_domain::ids::AccountId;
+use oms_ports::order_store::OrderStore;
 use oms_ports::PortError;
 use oms_services::api::{self, ApiConfig, ApiState};
 use oms_services::codec::topics;
 use oms_services::demo::{run_demo_market, DemoConfig};
 use oms_services::ingestion::OrderIdGenerator;
 use oms_services::marketdata::{
-    marketdata_router, run_marketdata_consumer, run_processor_updates, ApiAccounts, MarketData,
-    MarketDataConfig,
+    marketdata_router, run_marketdata_consumer, run_orders_feed, run_processor_updates,
+    ApiAccounts, MarketData, MarketDataConfig,
 };
 use oms_services::pipeline::metrics::PipelineMetrics;
-use oms_services::pipeline::processor::ProcessorStage;
+use oms_services::pipeline::processor::{OrderUpdate, ProcessorStage};
 use oms_services::pipeline::reference::References;
 use oms_services::pipeline::risk::RiskStage;
 use oms_services::pipeline::venue::VenueStage;
@@ -25,58 +29,85 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-pub async fn run(config: Config) -> Result<()> {
+/// A service `oms` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ingestion,
+    Risk,
+    Venue,
+    Processor,
+    MarketData,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Ingestion,
+        Role::Risk,
+        Role::Venue,
+        Role::Processor,
+        Role::MarketData,
+    ];
+}
+
+pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
     let ports = crate::ports::open(&config).await?;
-    let boot = bootstrap::run(&config, &ports.log, &ports.store).await?;
-    if let Some((account, key)) = &boot.new_demo_key {
-        // Printed once, on the first start only: the key is stored hashed.
-        println!(
-            "\n  Demo account {account} created. Its API key (shown once, keep it):\n\n    {key}\n"
-        );
-    }
+    let has = |r: Role| roles.contains(&r);
+    // Accounts are created by the ingestion side only, so two processes never race to create
+    // the fee account; the others wait for it.
+    let fee_account = if has(Role::Ingestion) {
+        let boot = bootstrap::run(&config, &ports.log, &ports.store).await?;
+        if let Some((account, key)) = &boot.new_demo_key {
+            // Printed once, on the first start only: the key is stored hashed.
+            println!("\n  Demo account {account} created. Its API key (shown once, keep it):\n\n    {key}\n");
+        }
+        boot.fee_account
+    } else {
+        wait_for_fee_account(&ports.store).await?
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(PipelineMetrics::default());
-    let references = References::default();
-    let (updates, _) = broadcast::channel(4096);
-
+    let (updates, _) = broadcast::channel::<OrderUpdate>(4096);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-    {
-        let (log, store, cfg, refs) = (
-            ports.log.clone(),
-            ports.store.clone(),
-            config.clone(),
-            references.clone(),
-        );
-        let fee = boot.fee_account;
+    let mut lag_groups = Vec::new();
+
+    if has(Role::Risk) {
+        let references = References::default();
+        tasks.push(tokio::spawn(
+            references
+                .clone()
+                .follow(ports.log.clone(), stop_rx.clone()),
+        ));
+        let (log, store, cfg) = (ports.log.clone(), ports.store.clone(), config.clone());
         tasks.push(supervise("risk", stop_rx.clone(), move |s| {
             RiskStage {
                 log: log.clone(),
                 store: store.clone(),
                 instruments: cfg.instruments.clone(),
                 config: cfg.risk.clone(),
-                fee_account: fee,
-                references: refs.clone(),
+                fee_account,
+                references: references.clone(),
                 snapshot_every: cfg.pipeline.snapshot_every,
             }
             .run(s)
         }));
+        lag_groups.push((risk::GROUP, topics::ORDERS));
     }
-    {
+    if has(Role::Venue) {
         let (log, store, cfg) = (ports.log.clone(), ports.store.clone(), config.clone());
-        let fee = boot.fee_account;
         tasks.push(supervise("venue", stop_rx.clone(), move |s| {
             VenueStage {
                 log: log.clone(),
                 store: store.clone(),
                 instruments: cfg.instruments.clone(),
-                fee_account: fee,
+                fee_account,
                 snapshot_every: cfg.pipeline.snapshot_every,
                 tick_every: Duration::from_millis(cfg.pipeline.tick_millis.max(10)),
             }
             .run(s)
         }));
+        lag_groups.push((venue::GROUP, topics::VENUE));
     }
-    {
+    if has(Role::Processor) {
         let (log, store, cfg, m, up) = (
             ports.log.clone(),
             ports.store.clone(),
@@ -94,19 +125,11 @@ pub async fn run(config: Config) -> Result<()> {
             }
             .run(s)
         }));
+        lag_groups.push((processor::GROUP, topics::ORDERS));
     }
-    tasks.push(tokio::spawn(
-        references
-            .clone()
-            .follow(ports.log.clone(), stop_rx.clone()),
-    ));
     tasks.push(tokio::spawn(metrics.clone().watch_lag(
         ports.log.clone(),
-        vec![
-            (risk::GROUP, topics::ORDERS),
-            (venue::GROUP, topics::VENUE),
-            (processor::GROUP, topics::ORDERS),
-        ],
+        lag_groups,
         Duration::from_secs(2),
         stop_rx.clone(),
     )));
@@ -133,47 +156,72 @@ pub async fn run(config: Config) -> Result<()> {
         metrics: metrics.clone(),
     }))
     .with_metrics_source(metrics.clone());
-    let resolver = Arc::new(ApiAccounts(state.clone()));
-    let md_config = MarketDataConfig {
-        instruments: config.instruments.clone(),
-        ..MarketDataConfig::default()
-    };
-    let md = MarketData::new(md_config, ports.store.clone(), resolver);
-    tasks.push(supervise("marketdata", stop_rx.clone(), {
-        let (md, log) = (md.clone(), ports.log.clone());
-        move |s| {
-            let (md, log) = (md.clone(), log.clone());
+
+    let mut extra = Router::new();
+    if has(Role::MarketData) {
+        let resolver = Arc::new(ApiAccounts(state.clone()));
+        let md_config = MarketDataConfig {
+            instruments: config.instruments.clone(),
+            ..MarketDataConfig::default()
+        };
+        let md = MarketData::new(md_config, ports.store.clone(), resolver);
+        let (m, log) = (md.clone(), ports.log.clone());
+        tasks.push(supervise("marketdata", stop_rx.clone(), move |s| {
+            let (md, log) = (m.clone(), log.clone());
             async move {
                 run_marketdata_consumer(md, log, s)
                     .await
                     .map_err(|e| PortError::Other(e.to_string()))
             }
-        }
-    }));
-    // In one process the private channel follows the processor's persisted updates directly.
-    tasks.push(tokio::spawn(run_processor_updates(
-        md.clone(),
-        updates.subscribe(),
-        stop_rx.clone(),
-    )));
-    if config.demo.enabled {
-        let mut demo = DemoConfig::default();
-        demo.settings.seed = config.demo.seed;
-        let (state, md, stop) = (state.clone(), md.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = run_demo_market(demo, state, Some(md), stop).await {
-                tracing::error!(error = %e, "demo market stopped");
-            }
         }));
+        if has(Role::Processor) {
+            // In one process the private channel follows the processor's persisted updates.
+            tasks.push(tokio::spawn(run_processor_updates(
+                md.clone(),
+                updates.subscribe(),
+                stop_rx.clone(),
+            )));
+        } else {
+            let (m, log) = (md.clone(), ports.log.clone());
+            tasks.push(supervise("orders-feed", stop_rx.clone(), move |s| {
+                let (md, log) = (m.clone(), log.clone());
+                async move {
+                    run_orders_feed(md, log, s)
+                        .await
+                        .map_err(|e| PortError::Other(e.to_string()))
+                }
+            }));
+        }
+        if has(Role::Ingestion) && config.demo.enabled {
+            let mut demo = DemoConfig::default();
+            demo.settings.seed = config.demo.seed;
+            let (state, md, stop) = (state.clone(), md.clone(), stop_rx.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = run_demo_market(demo, state, Some(md), stop).await {
+                    tracing::error!(error = %e, "demo market stopped");
+                }
+            }));
+        }
+        extra = extra.merge(marketdata_router(md));
     }
-    let extra = marketdata_router(md).merge(crate::static_files::routes(&config.server.static_dir));
-    let app = api::router_with(state, extra);
+    if has(Role::Ingestion) {
+        extra = extra.merge(crate::static_files::routes(&config.server.static_dir));
+    }
+    // Every process answers /health, /ready and /metrics; only ingestion takes orders.
+    let app = if has(Role::Ingestion) {
+        api::router_with(state, extra)
+    } else {
+        api::ops_router_with(state, extra)
+    };
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
-    tracing::info!(address = %config.server.listen, data_dir = %config.server.data_dir.display(), "crypto-oms serving");
-    println!("crypto-oms is listening on http://{}", config.server.listen);
+    tracing::info!(address = %config.server.listen, ?roles, "crypto-oms serving");
+    println!(
+        "crypto-oms ({roles:?}) is listening on http://{}",
+        config.server.listen
+    );
 
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     axum::serve(listener, app)
@@ -181,7 +229,11 @@ pub async fn run(config: Config) -> Result<()> {
         .await?;
     tracing::info!("HTTP drained; stopping the pipeline");
     let _ = stop_tx.send(true);
-    let all = futures_join(tasks);
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
     if tokio::time::timeout(grace, all).await.is_err() {
         tracing::warn!(
             "pipeline did not stop within {grace:?}; exiting anyway (the log is durable)"
@@ -191,10 +243,23 @@ pub async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-async fn futures_join(tasks: Vec<JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
+/// The fee account, created by the ingestion service's first start.
+async fn wait_for_fee_account(store: &Arc<dyn OrderStore>) -> Result<AccountId> {
+    for attempt in 0.. {
+        if let Some(a) = store
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|a| a.name == bootstrap::FEE_ACCOUNT_NAME)
+        {
+            return Ok(a.id);
+        }
+        if attempt % 20 == 0 {
+            tracing::info!("waiting for the fee account (created by the first `oms ingestion`)");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    unreachable!("the loop only ends by returning")
 }
 
 /// Runs a stage until shutdown, restarting it after an error: it rebuilds its state from its
@@ -231,7 +296,6 @@ async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -240,8 +304,6 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
@@ -249,14 +311,22 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: draining in-flight requests");
 }
 
-/// The session-signing secret: kept in the data directory so sessions survive restarts.
+/// The session-signing secret: `server.sessionSecret` (every ingestion instance behind one load
+/// balancer needs the same), else kept in the data directory so sessions survive restarts.
 fn session_secret(config: &Config) -> Result<Vec<u8>> {
+    if let Some(secret) = &config.server.session_secret {
+        if secret.len() >= 32 {
+            return Ok(secret.clone().into_bytes());
+        }
+        anyhow::bail!("server.sessionSecret must be at least 32 characters");
+    }
     let path = config.server.data_dir.join("session.key");
     if let Ok(bytes) = std::fs::read(&path) {
         if bytes.len() >= 32 {
             return Ok(bytes);
         }
     }
+    std::fs::create_dir_all(&config.server.data_dir)?;
     let mut bytes = vec![0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;

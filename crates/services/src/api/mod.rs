@@ -65,7 +65,22 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         )
         .route("/swagger-ui/assets/swagger-ui.css", get(docs::swagger_css))
         .with_state(state.clone());
-    api.merge(extra)
+    with_common_layers(state, api.merge(extra))
+}
+
+/// Only `/health`, `/ready` and `/metrics` plus `extra`, for processes that take no orders
+/// (risk, venue, processor, market data), with the same layers as [`router_with`].
+pub fn ops_router_with(state: ApiState, extra: Router) -> Router {
+    let ops = Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state.clone());
+    with_common_layers(state, ops.merge(extra))
+}
+
+fn with_common_layers(state: ApiState, routes: Router) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
