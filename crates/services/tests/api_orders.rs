@@ -492,8 +492,10 @@ async fn transport_level_refusals() {
             Some(SEED_BODY.as_bytes()),
         )
         .await;
-    assert_eq!(r.problem().1, "UNAUTHORIZED");
-    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.problem(),
+        (401, "UNAUTHORIZED".into(), Some("X-API-Key".into()))
+    );
     let r = app
         .send(
             "POST",

@@ -98,17 +98,19 @@ pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Accou
         let key = v.to_str().unwrap_or_default();
         return account_for_api_key(state, key)
             .await?
-            .ok_or_else(|| Problem::unauthorized("unknown API key"));
+            .ok_or_else(|| Problem::unauthorized("unknown API key").with_field("X-API-Key"));
     }
     if let Some(token) = session_cookie(headers) {
         let now_secs = clock::now().millis() / 1000;
         return verify_session(&state.config.session_secret, token, now_secs).ok_or_else(|| {
             Problem::unauthorized("the session has expired or is invalid; sign in again")
+                .with_field(SESSION_COOKIE)
         });
     }
-    Err(Problem::unauthorized(
-        "authenticate with the X-API-Key header or the oms_session cookie",
-    ))
+    Err(
+        Problem::unauthorized("authenticate with the X-API-Key header or the oms_session cookie")
+            .with_field("X-API-Key"),
+    )
 }
 
 /// The authenticated account of a request. Use it as an extractor in any router whose state
