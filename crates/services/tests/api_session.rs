@@ -86,7 +86,10 @@ async fn session_cookie_flow() {
     let r = app
         .send("GET", "/api/session", &[("cookie", &forged)], None)
         .await;
-    assert_eq!((r.status, r.problem().1.as_str()), (401, "UNAUTHORIZED"));
+    assert_eq!(
+        r.problem(),
+        (401, "UNAUTHORIZED".into(), Some("oms_session".into()))
+    );
 
     let out = app
         .send("DELETE", "/api/session", &[("cookie", &cookie)], None)
