@@ -766,7 +766,15 @@ fn main() {
         ),
     ];
 
-    for w in &workloads {
+    // `-- --workload N` runs only workload N (for profiling).
+    let only_workload: Option<usize> = std::env::args()
+        .skip_while(|a| a != "--workload")
+        .nth(1)
+        .and_then(|n| n.parse().ok());
+    for (i, w) in workloads.iter().enumerate() {
+        if only_workload.is_some_and(|n| n != i + 1) {
+            continue;
+        }
         let mut engines: Vec<Box<dyn Engine>> = vec![
             Box::new(VenueEngine::new(w)),
             Box::new(BookEngine {
