@@ -16,7 +16,9 @@ use crate::order::Side;
 use crate::state_machine::Applied;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use thiserror::Error;
 
 /// One account's holding of one asset.
@@ -119,15 +121,69 @@ pub enum LedgerError {
     Overflow { account: AccountId, asset: Asset },
 }
 
+/// A hash map with a fixed hasher: lookups by id stay O(1) however many orders and accounts
+/// there are, and the same history always gives the same layout (and the same snapshot bytes).
+pub(crate) type IdMap<K, V> = HashMap<K, V, FixedState>;
+pub(crate) type FixedState = BuildHasherDefault<IdHasher>;
+
+/// A multiply-rotate hash (the Fx hash) for keys that are mostly one `u64`: a few instructions
+/// where SipHash takes a hundred, and the hottest maps are looked up ten times per decision.
+/// Ids are assigned by the system, not picked by clients, so there is nothing to flood.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
 /// Balances per (account, asset) and what each live order holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ledger {
-    accounts: Accounts,
-    orders: BTreeMap<OrderId, OrderHold>,
-    /// Orders that ended (or were refused); later events for them are ignored.
-    finished: BTreeMap<OrderId, AccountId>,
-    deposits: BTreeSet<(AccountId, String)>,
+    accounts: Balances,
+    /// Live orders, inline: no allocation per order beyond the map's own.
+    orders: IdMap<OrderId, OrderHold>,
+    /// Orders that ended (or were refused by risk); later events for them are ignored.
+    ended: IdMap<OrderId, AccountId>,
+    deposits: HashSet<(AccountId, String), FixedState>,
 }
 
 impl Ledger {
@@ -137,56 +193,54 @@ impl Ledger {
 
     /// A zero balance for an account or asset never seen.
     pub fn balance(&self, account: AccountId, asset: &Asset) -> Balance {
-        self.accounts
-            .get(&account)
-            .and_then(|a| a.get(asset))
-            .copied()
-            .unwrap_or_default()
+        self.accounts.get(account, asset).unwrap_or_default()
     }
 
     /// Every asset the account has ever held.
     pub fn balances(&self, account: AccountId) -> BTreeMap<Asset, Balance> {
-        self.accounts.get(&account).cloned().unwrap_or_default()
+        self.accounts.of(account)
     }
 
     /// The accounts with a balance entry, in order.
     pub fn accounts(&self) -> impl Iterator<Item = AccountId> + '_ {
-        self.accounts.keys().copied()
+        self.accounts.accounts().into_iter()
     }
 
     /// Total (available + reserved) per asset over all accounts, the fee account included.
     pub fn totals(&self) -> BTreeMap<Asset, Decimal> {
         let mut out = BTreeMap::new();
-        for assets in self.accounts.values() {
-            for (asset, b) in assets {
-                *out.entry(asset.clone()).or_insert(Decimal::ZERO) += b.total();
-            }
+        for (_, asset, b) in self.accounts.iter() {
+            *out.entry(asset.clone()).or_insert(Decimal::ZERO) += b.total();
         }
         out
     }
 
     /// Everything a live order holds (pending amend holds included); `None` once it ended.
     pub fn order_reserved(&self, order_id: OrderId) -> Option<Decimal> {
-        self.orders.get(&order_id).map(OrderHold::total_reserved)
+        self.hold(order_id).map(OrderHold::total_reserved)
     }
 
     pub fn hold(&self, order_id: OrderId) -> Option<&OrderHold> {
         self.orders.get(&order_id)
     }
 
-    /// The live orders and what they hold.
+    /// The live orders and what they hold, in no particular order.
     pub fn holds(&self) -> impl Iterator<Item = (OrderId, &OrderHold)> + '_ {
         self.orders.iter().map(|(id, h)| (*id, h))
     }
 
     /// The account of an order that ended, if it did.
     pub fn finished_order(&self, order_id: OrderId) -> Option<AccountId> {
-        self.finished.get(&order_id).copied()
+        self.ended.get(&order_id).copied()
     }
 
     /// True once a risk decision on the order has been folded (live or ended since).
     pub fn knows_order(&self, order_id: OrderId) -> bool {
-        self.orders.contains_key(&order_id) || self.finished.contains_key(&order_id)
+        self.orders.contains_key(&order_id) || self.ended.contains_key(&order_id)
+    }
+
+    fn hold_mut(&mut self, order_id: OrderId) -> Option<&mut OrderHold> {
+        self.orders.get_mut(&order_id)
     }
 
     /// Folds one event. Returns whether it changed anything; a refused event changes nothing.
@@ -268,9 +322,12 @@ impl Ledger {
         order_id: OrderId,
         r: &Reservation,
     ) -> Result<Applied, LedgerError> {
-        if self.knows_order(order_id) {
+        if self.ended.contains_key(&order_id) {
             return Ok(Applied::Unchanged);
         }
+        let Entry::Vacant(slot) = self.orders.entry(order_id) else {
+            return Ok(Applied::Unchanged);
+        };
         if r.amount.is_sign_negative() {
             return Err(LedgerError::NonPositive {
                 what: "reservation",
@@ -280,33 +337,35 @@ impl Ledger {
         let mut plan = Plan::default();
         plan.add(account, &r.asset, -r.amount, r.amount);
         commit(&mut self.accounts, &plan)?;
-        self.orders.insert(
-            order_id,
-            OrderHold {
-                account,
-                asset: r.asset.clone(),
-                reserved_left: r.amount,
-                per_unit: r.per_unit,
-                last_trade_id: None,
-                last_amend_validated: 0,
-                last_amend_done: 0,
-                pending_amends: BTreeMap::new(),
-            },
-        );
+        slot.insert(OrderHold {
+            account,
+            asset: r.asset.clone(),
+            reserved_left: r.amount,
+            per_unit: r.per_unit,
+            last_trade_id: None,
+            last_amend_validated: 0,
+            last_amend_done: 0,
+            pending_amends: BTreeMap::new(),
+        });
         Ok(Applied::Changed)
     }
 
     /// A risk rejection: nothing was reserved, but the order is done.
     fn refuse(&mut self, account: AccountId, order_id: OrderId) -> Applied {
-        if self.knows_order(order_id) {
+        if self.orders.contains_key(&order_id) {
             return Applied::Unchanged;
         }
-        self.finished.insert(order_id, account);
-        Applied::Changed
+        match self.ended.entry(order_id) {
+            Entry::Occupied(_) => Applied::Unchanged,
+            Entry::Vacant(slot) => {
+                slot.insert(account);
+                Applied::Changed
+            }
+        }
     }
 
     fn fill(&mut self, f: &Fill) -> Result<Applied, LedgerError> {
-        if self.finished.contains_key(&f.order_id) {
+        if self.ended.contains_key(&f.order_id) {
             return Ok(Applied::Unchanged);
         }
         // A fill for an order with no reservation settles from available alone.
@@ -366,7 +425,7 @@ impl Ledger {
         commit(&mut self.accounts, &plan)?;
         if ends {
             self.orders.remove(&f.order_id);
-            self.finished.insert(f.order_id, f.account);
+            self.ended.insert(f.order_id, f.account);
         } else {
             let h = self
                 .orders
@@ -412,7 +471,7 @@ impl Ledger {
             }
             _ => None,
         };
-        let h = self.orders.get_mut(&order_id).expect("checked above");
+        let h = self.hold_mut(order_id).expect("checked above");
         h.last_amend_validated = amend_id;
         if let Some(p) = pending {
             h.pending_amends.insert(amend_id, p);
@@ -445,7 +504,7 @@ impl Ledger {
         let mut plan = Plan::default();
         plan.add(h.account, &h.asset, excess, -excess);
         commit(&mut self.accounts, &plan)?;
-        let h = self.orders.get_mut(&order_id).expect("checked above");
+        let h = self.hold_mut(order_id).expect("checked above");
         h.pending_amends.remove(&amend_id);
         h.reserved_left = target;
         h.per_unit = p.per_unit;
@@ -467,7 +526,7 @@ impl Ledger {
         let mut plan = Plan::default();
         plan.add(h.account, &h.asset, hold, -hold);
         commit(&mut self.accounts, &plan)?;
-        let h = self.orders.get_mut(&order_id).expect("checked above");
+        let h = self.hold_mut(order_id).expect("checked above");
         h.pending_amends.remove(&amend_id);
         h.last_amend_done = amend_id;
         Ok(Applied::Changed)
@@ -475,7 +534,7 @@ impl Ledger {
 
     /// The order ended: everything it still holds returns to available.
     fn finish(&mut self, account: AccountId, order_id: OrderId) -> Result<Applied, LedgerError> {
-        if self.finished.contains_key(&order_id) {
+        if self.ended.contains_key(&order_id) {
             return Ok(Applied::Unchanged);
         }
         if let Some(h) = self.orders.get(&order_id) {
@@ -485,52 +544,151 @@ impl Ledger {
             commit(&mut self.accounts, &plan)?;
             self.orders.remove(&order_id);
         }
-        self.finished.insert(order_id, account);
+        self.ended.insert(order_id, account);
         Ok(Applied::Changed)
     }
 }
 
-type Accounts = BTreeMap<AccountId, BTreeMap<Asset, Balance>>;
+/// Every (account, asset) balance in one flat map keyed by the account and an interned asset
+/// number: a balance costs one lookup (and at most one cache miss), where a map per account
+/// costs two or three. Serialised, and compared, as account → asset → balance.
+#[derive(Debug, Clone, Default)]
+struct Balances {
+    assets: Vec<Asset>,
+    asset_ids: HashMap<Asset, u32, FixedState>,
+    map: IdMap<(AccountId, u32), Balance>,
+}
 
-/// Checks every change of a plan, then applies them all, or none.
-fn commit(accounts: &mut Accounts, plan: &Plan<'_>) -> Result<(), LedgerError> {
-    let mut next = [Balance::default(); PLAN_SLOTS];
-    for (i, d) in plan.deltas().enumerate() {
-        let b = accounts
-            .get(&d.account)
-            .and_then(|a| a.get(d.asset))
-            .copied()
-            .unwrap_or_default();
-        let overflow = || LedgerError::Overflow {
-            account: d.account,
-            asset: d.asset.clone(),
-        };
-        let n = Balance {
-            available: b.available.checked_add(d.available).ok_or_else(overflow)?,
-            reserved: b.reserved.checked_add(d.reserved).ok_or_else(overflow)?,
-        };
-        if n.available < Decimal::ZERO || n.reserved < Decimal::ZERO {
-            return Err(LedgerError::Negative {
-                account: d.account,
-                asset: d.asset.clone(),
-                available: b.available,
-                available_delta: d.available,
-                reserved: b.reserved,
-                reserved_delta: d.reserved,
-            });
-        }
-        next[i] = n;
+type BalancesRepr = BTreeMap<AccountId, BTreeMap<Asset, Balance>>;
+
+impl Balances {
+    fn get(&self, account: AccountId, asset: &Asset) -> Option<Balance> {
+        let id = *self.asset_ids.get(asset)?;
+        self.map.get(&(account, id)).copied()
     }
-    for (i, d) in plan.deltas().enumerate() {
-        let assets = accounts.entry(d.account).or_default();
-        match assets.get_mut(d.asset) {
-            Some(b) => *b = next[i],
+
+    fn get_mut(&mut self, account: AccountId, asset: &Asset) -> Option<&mut Balance> {
+        let id = *self.asset_ids.get(asset)?;
+        self.map.get_mut(&(account, id))
+    }
+
+    fn set(&mut self, account: AccountId, asset: &Asset, balance: Balance) {
+        let id = match self.asset_ids.get(asset) {
+            Some(id) => *id,
             None => {
-                assets.insert(d.asset.clone(), next[i]);
+                let id = u32::try_from(self.assets.len()).expect("fewer than 2^32 assets");
+                self.assets.push(asset.clone());
+                self.asset_ids.insert(asset.clone(), id);
+                id
+            }
+        };
+        self.map.insert((account, id), balance);
+    }
+
+    fn of(&self, account: AccountId) -> BTreeMap<Asset, Balance> {
+        self.assets
+            .iter()
+            .enumerate()
+            .filter_map(|(id, a)| {
+                let b = self.map.get(&(account, id as u32))?;
+                Some((a.clone(), *b))
+            })
+            .collect()
+    }
+
+    fn accounts(&self) -> BTreeSet<AccountId> {
+        self.map.keys().map(|(account, _)| *account).collect()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (AccountId, &Asset, Balance)> + '_ {
+        self.map
+            .iter()
+            .map(|((account, id), b)| (*account, &self.assets[*id as usize], *b))
+    }
+
+    fn repr(&self) -> BalancesRepr {
+        let mut out = BalancesRepr::new();
+        for (account, asset, b) in self.iter() {
+            out.entry(account).or_default().insert(asset.clone(), b);
+        }
+        out
+    }
+}
+
+impl PartialEq for Balances {
+    fn eq(&self, other: &Self) -> bool {
+        self.map.len() == other.map.len()
+            && self
+                .iter()
+                .all(|(account, asset, b)| other.get(account, asset) == Some(b))
+    }
+}
+
+impl Eq for Balances {}
+
+impl Serialize for Balances {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.repr().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Balances {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let repr = BalancesRepr::deserialize(d)?;
+        let mut out = Balances::default();
+        for (account, assets) in repr {
+            for (asset, b) in assets {
+                out.set(account, &asset, b);
             }
         }
+        Ok(out)
+    }
+}
+
+/// Checks every change of a plan, then applies them all, or none.
+fn commit(accounts: &mut Balances, plan: &Plan<'_>) -> Result<(), LedgerError> {
+    if let [Some(d), None, ..] = &plan.slots {
+        // One balance (a reservation or a release): check and write through a single lookup.
+        if let Some(b) = accounts.get_mut(d.account, d.asset) {
+            *b = moved(*b, d)?;
+            return Ok(());
+        }
+    }
+    let mut next = [Balance::default(); PLAN_SLOTS];
+    for (i, d) in plan.deltas().enumerate() {
+        let b = accounts.get(d.account, d.asset).unwrap_or_default();
+        next[i] = moved(b, d)?;
+    }
+    for (i, d) in plan.deltas().enumerate() {
+        if d.available.is_zero() && d.reserved.is_zero() {
+            continue;
+        }
+        accounts.set(d.account, d.asset, next[i]);
     }
     Ok(())
+}
+
+/// A balance after a change, unless the change would take it below zero.
+fn moved(b: Balance, d: &Delta<'_>) -> Result<Balance, LedgerError> {
+    let overflow = || LedgerError::Overflow {
+        account: d.account,
+        asset: d.asset.clone(),
+    };
+    let n = Balance {
+        available: b.available.checked_add(d.available).ok_or_else(overflow)?,
+        reserved: b.reserved.checked_add(d.reserved).ok_or_else(overflow)?,
+    };
+    if n.available < Decimal::ZERO || n.reserved < Decimal::ZERO {
+        return Err(LedgerError::Negative {
+            account: d.account,
+            asset: d.asset.clone(),
+            available: b.available,
+            available_delta: d.available,
+            reserved: b.reserved,
+            reserved_delta: d.reserved,
+        });
+    }
+    Ok(n)
 }
 
 fn positive(what: &'static str, amount: Decimal) -> Result<(), LedgerError> {

@@ -315,11 +315,11 @@ impl System {
             self.publish(e);
         }
         if let Some(cmd) = decision.command {
-            self.to_venue(&cmd);
+            self.send_to_venue(&cmd);
         }
     }
 
-    fn to_venue(&mut self, cmd: &VenueCommand) {
+    fn send_to_venue(&mut self, cmd: &VenueCommand) {
         let mut out = Vec::new();
         self.venue.handle(Timestamp(self.now), cmd, &mut out);
         for e in out {
@@ -451,7 +451,7 @@ impl System {
             Op::Tick { advance } => {
                 self.now += advance;
                 for b in books() {
-                    self.to_venue(&VenueCommand::Tick {
+                    self.send_to_venue(&VenueCommand::Tick {
                         symbol: Symbol::new(b.symbol),
                     });
                 }
@@ -487,7 +487,7 @@ impl System {
         } else {
             // Mostly recent orders, which are the ones likely still live.
             let recent = self.created.len().min(8);
-            let i = if target % 4 == 0 {
+            let i = if target & 3 == 0 {
                 target % self.created.len()
             } else {
                 self.created.len() - 1 - target % recent

@@ -19,6 +19,7 @@ use RejectReason as R;
 struct Approval {
     reservation: Reservation,
     protection_price: Option<Decimal>,
+    market: u32,
 }
 
 impl RiskEngine {
@@ -31,7 +32,9 @@ impl RiskEngine {
         if self.ledger.knows_order(order.order_id) {
             return Decision::default();
         }
-        self.awaiting.remove(&order.order_id);
+        if !self.awaiting.is_empty() {
+            self.awaiting.remove(&order.order_id);
+        }
         let approval = match self.check_order(now, order) {
             Ok(a) => a,
             Err(reason) => return self.reject_order(order, reason),
@@ -52,7 +55,7 @@ impl RiskEngine {
         self.open(
             order.account,
             order.order_id,
-            order.symbol.clone(),
+            Some(approval.market),
             Some(terms_of(order)),
         );
         Decision {
@@ -88,7 +91,9 @@ impl RiskEngine {
         if self.global_kill {
             return Err(R::GlobalKillSwitch);
         }
-        let market = self.markets.get(&order.symbol);
+        // Field by field, so the market can be read while the account is updated.
+        let index = self.by_symbol.get(&order.symbol).copied();
+        let market = index.and_then(|i| self.markets.get(i as usize));
         let limits = self
             .config
             .limits(order.account, market.map(|m| &m.instrument.quote));
@@ -124,8 +129,8 @@ impl RiskEngine {
             checks::price(inst, p)?;
         }
 
-        let reference = market.reference.reference();
-        let band = reference.map(|r| Band::around(r, inst.price_band));
+        let reference = market.priced.map(|p| p.reference);
+        let band = market.priced.map(|p| p.band);
         let priced_at = match limit_price {
             Some(p) => p,
             None => reference.ok_or(R::NoReferencePrice)?,
@@ -162,6 +167,7 @@ impl RiskEngine {
         Ok(Approval {
             reservation,
             protection_price,
+            market: index.expect("the market was found"),
         })
     }
 
@@ -208,11 +214,15 @@ impl RiskEngine {
             unreachable!("check_amend found the order live");
         };
         live.pending_amend = Some(amend_id);
+        let market = live.market;
+        let Some(m) = self.market_at(market) else {
+            unreachable!("check_amend found the order's market");
+        };
         Decision {
             events: vec![event],
             command: Some(VenueCommand::Amend {
                 source,
-                symbol: live.symbol.clone(),
+                symbol: m.instrument.symbol.clone(),
                 account,
                 order_id,
                 amend_id,
@@ -267,7 +277,7 @@ impl RiskEngine {
             // A market order never rests, so there is nothing to amend.
             return Err(R::OrderNotLive);
         }
-        let market = self.markets.get(&live.symbol).ok_or(R::UnknownInstrument)?;
+        let market = self.market_at(live.market).ok_or(R::UnknownInstrument)?;
         let inst = &market.instrument;
         checks::trading(inst)?;
         if live.pending_amend.is_some() {
@@ -278,8 +288,8 @@ impl RiskEngine {
         let new_price = match price {
             Some(p) => {
                 checks::price(inst, p)?;
-                if let Some(r) = market.reference.reference() {
-                    Band::around(r, inst.price_band).check(p)?;
+                if let Some(priced) = market.priced {
+                    priced.band.check(p)?;
                 }
                 p
             }
@@ -319,24 +329,30 @@ impl RiskEngine {
         account: AccountId,
         order_id: OrderId,
     ) -> Decision {
-        match self.orders.get(&order_id) {
-            Some(o) if o.account == account => Decision {
-                events: Vec::new(),
-                command: Some(VenueCommand::Cancel {
-                    source,
-                    symbol: o.symbol.clone(),
-                    account,
-                    order_id,
-                }),
+        let reason = match self.orders.get(&order_id) {
+            Some(o) if o.account == account => match self.market_at(o.market) {
+                Some(m) => {
+                    return Decision {
+                        events: Vec::new(),
+                        command: Some(VenueCommand::Cancel {
+                            source,
+                            symbol: m.instrument.symbol.clone(),
+                            account,
+                            order_id,
+                        }),
+                    }
+                }
+                None => R::UnknownInstrument,
             },
-            _ => Decision {
-                events: vec![Event::CancelRejected {
-                    account,
-                    order_id,
-                    reason: self.not_live(account, order_id),
-                }],
-                command: None,
-            },
+            _ => self.not_live(account, order_id),
+        };
+        Decision {
+            events: vec![Event::CancelRejected {
+                account,
+                order_id,
+                reason,
+            }],
+            command: None,
         }
     }
 

@@ -17,7 +17,7 @@ pub use rate::TokenBucket;
 use crate::events::{Envelope, Event};
 use crate::ids::{AccountId, OrderId, Symbol, Timestamp};
 use crate::instrument::Instrument;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{IdMap, Ledger, LedgerError};
 use crate::order::{NewOrder, OrderType, RejectReason, Side};
 use crate::state_machine::Applied;
 use crate::venue::VenueCommand;
@@ -62,6 +62,43 @@ struct Market {
     instrument: Instrument,
     #[serde(default)]
     reference: MarketRef,
+    /// The reference price and its band, worked out when either changes rather than on every
+    /// order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    priced: Option<Priced>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Priced {
+    reference: Decimal,
+    band: Band,
+}
+
+impl Market {
+    fn new(instrument: Instrument) -> Self {
+        Market {
+            instrument,
+            reference: MarketRef::default(),
+            priced: None,
+        }
+    }
+
+    fn set_reference(&mut self, reference: MarketRef) {
+        self.reference = reference;
+        self.reprice();
+    }
+
+    fn set_instrument(&mut self, instrument: Instrument) {
+        self.instrument = instrument;
+        self.reprice();
+    }
+
+    fn reprice(&mut self) {
+        self.priced = self.reference.reference().map(|r| Priced {
+            reference: r,
+            band: Band::around(r, self.instrument.price_band),
+        });
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +126,9 @@ struct Terms {
 #[serde(rename_all = "camelCase")]
 struct LiveOrder {
     account: AccountId,
-    symbol: Symbol,
+    /// Index of its market; `None` for a symbol this engine has no instrument for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    market: Option<u32>,
     /// Unknown only when the approval was folded without its `OrderCreated`; such an order
     /// can be cancelled but not amended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,42 +142,49 @@ struct LiveOrder {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RiskEngine {
-    markets: BTreeMap<Symbol, Market>,
+    /// Markets in the order they became known; live orders refer to them by index.
+    markets: Vec<Market>,
+    by_symbol: BTreeMap<Symbol, u32>,
     config: RiskConfig,
     fee_account: AccountId,
     ledger: Ledger,
-    accounts: BTreeMap<AccountId, AccountState>,
-    orders: BTreeMap<OrderId, LiveOrder>,
+    accounts: IdMap<AccountId, AccountState>,
+    orders: IdMap<OrderId, LiveOrder>,
     /// Orders folded from `OrderCreated` and not decided yet; their terms are needed when the
     /// decision is folded from the log rather than made here.
-    awaiting: BTreeMap<OrderId, NewOrder>,
+    awaiting: IdMap<OrderId, NewOrder>,
     global_kill: bool,
 }
 
 impl RiskEngine {
     pub fn new(instruments: Vec<Instrument>, config: RiskConfig, fee_account: AccountId) -> Self {
-        let markets = instruments
-            .into_iter()
-            .map(|i| {
-                (
-                    i.symbol.clone(),
-                    Market {
-                        instrument: i,
-                        reference: MarketRef::default(),
-                    },
-                )
-            })
-            .collect();
-        RiskEngine {
-            markets,
+        let mut engine = RiskEngine {
+            markets: Vec::new(),
+            by_symbol: BTreeMap::new(),
             config,
             fee_account,
             ledger: Ledger::new(),
-            accounts: BTreeMap::new(),
-            orders: BTreeMap::new(),
-            awaiting: BTreeMap::new(),
+            accounts: IdMap::default(),
+            orders: IdMap::default(),
+            awaiting: IdMap::default(),
             global_kill: false,
+        };
+        for i in instruments {
+            engine.set_instrument(i);
         }
+        engine
+    }
+
+    fn market_index(&self, symbol: &Symbol) -> Option<u32> {
+        self.by_symbol.get(symbol).copied()
+    }
+
+    fn market(&self, symbol: &Symbol) -> Option<&Market> {
+        self.market_at(self.market_index(symbol))
+    }
+
+    fn market_at(&self, index: Option<u32>) -> Option<&Market> {
+        index.and_then(|i| self.markets.get(i as usize))
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -155,22 +201,18 @@ impl RiskEngine {
     }
 
     pub fn instrument(&self, symbol: &Symbol) -> Option<&Instrument> {
-        self.markets.get(symbol).map(|m| &m.instrument)
+        self.market(symbol).map(|m| &m.instrument)
     }
 
     /// Replaces an instrument's definition (a status change such as a halt), keeping its market
     /// reference; an unknown symbol is added.
     pub fn set_instrument(&mut self, instrument: Instrument) {
-        match self.markets.get_mut(&instrument.symbol) {
-            Some(m) => m.instrument = instrument,
+        match self.market_index(&instrument.symbol) {
+            Some(i) => self.markets[i as usize].set_instrument(instrument),
             None => {
-                self.markets.insert(
-                    instrument.symbol.clone(),
-                    Market {
-                        instrument,
-                        reference: MarketRef::default(),
-                    },
-                );
+                let i = u32::try_from(self.markets.len()).expect("fewer than 2^32 instruments");
+                self.by_symbol.insert(instrument.symbol.clone(), i);
+                self.markets.push(Market::new(instrument));
             }
         }
     }
@@ -187,11 +229,13 @@ impl RiskEngine {
 
     /// The symbol of a live order (to rebuild its venue commands after a restart).
     pub fn symbol_of(&self, order_id: OrderId) -> Option<Symbol> {
-        self.orders.get(&order_id).map(|o| o.symbol.clone())
+        let o = self.orders.get(&order_id)?;
+        self.market_at(o.market)
+            .map(|m| m.instrument.symbol.clone())
     }
 
     pub fn market_ref(&self, symbol: &Symbol) -> Option<MarketRef> {
-        self.markets.get(symbol).map(|m| m.reference)
+        self.market(symbol).map(|m| m.reference)
     }
 
     /// Market reference for price bands: last trade price and/or best bid/ask of a symbol.
@@ -203,12 +247,13 @@ impl RiskEngine {
         best_bid: Option<Decimal>,
         best_ask: Option<Decimal>,
     ) {
-        if let Some(m) = self.markets.get_mut(symbol) {
-            m.reference = MarketRef {
+        if let Some(i) = self.market_index(symbol) {
+            let m = &mut self.markets[i as usize];
+            m.set_reference(MarketRef {
                 last,
                 best_bid,
                 best_ask,
-            };
+            });
         }
     }
 
@@ -256,7 +301,8 @@ impl RiskEngine {
                 self.replay_rate(*account, env.at, *reason);
                 if *approved {
                     let terms = order.as_ref().map(terms_of);
-                    self.open(*account, *order_id, symbol.clone(), terms);
+                    let market = self.market_index(symbol);
+                    self.open(*account, *order_id, market, terms);
                 }
             }
             Event::AmendValidated {
@@ -346,14 +392,14 @@ impl RiskEngine {
         &mut self,
         account: AccountId,
         order_id: OrderId,
-        symbol: Symbol,
+        market: Option<u32>,
         terms: Option<Terms>,
     ) {
         self.orders.insert(
             order_id,
             LiveOrder {
                 account,
-                symbol,
+                market,
                 terms,
                 filled: Decimal::ZERO,
                 pending_amend: None,
