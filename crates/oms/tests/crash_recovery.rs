@@ -34,24 +34,50 @@ impl Rng {
 }
 
 /// Places orders and cancels until `stop`, recording every order id that got a 2xx.
-async fn load(addr: String, key: &'static str, seed: u64, acked: Arc<Mutex<Vec<String>>>, stop: Instant) {
+async fn load(
+    addr: String,
+    key: &'static str,
+    seed: u64,
+    acked: Arc<Mutex<Vec<String>>>,
+    stop: Instant,
+) {
     let mut rng = Rng(seed | 1);
     let mut mine: Vec<String> = Vec::new();
     while Instant::now() < stop {
         let roll = rng.below(100);
         let result = if roll < 8 && !mine.is_empty() {
             let id = mine[rng.below(mine.len() as u64) as usize].clone();
-            support::request(&addr, hyper::Method::DELETE, &format!("/api/orders/{id}"), Some(key), &[], None).await
+            support::request(
+                &addr,
+                hyper::Method::DELETE,
+                &format!("/api/orders/{id}"),
+                Some(key),
+                &[],
+                None,
+            )
+            .await
         } else {
             let side = if rng.below(2) == 0 { "BUY" } else { "SELL" };
             let body = if roll < 14 {
-                format!(r#"{{"symbol":"BTC/USD","side":"{side}","quantity":"0.001","orderType":"MARKET"}}"#)
+                format!(
+                    r#"{{"symbol":"BTC/USD","side":"{side}","quantity":"0.001","orderType":"MARKET"}}"#
+                )
             } else {
                 let price = 49_900 + rng.below(200);
-                format!(r#"{{"symbol":"BTC/USD","side":"{side}","quantity":"0.001","price":"{price}","orderType":"LIMIT"}}"#)
+                format!(
+                    r#"{{"symbol":"BTC/USD","side":"{side}","quantity":"0.001","price":"{price}","orderType":"LIMIT"}}"#
+                )
             };
             let idem = format!("k-{seed}-{}", rng.next());
-            let r = support::request(&addr, hyper::Method::POST, "/api/orders", Some(key), &[("x-idempotency-key", &idem)], Some(&body)).await;
+            let r = support::request(
+                &addr,
+                hyper::Method::POST,
+                "/api/orders",
+                Some(key),
+                &[("x-idempotency-key", &idem)],
+                Some(&body),
+            )
+            .await;
             if let Ok((202, v)) = &r {
                 let id = v["orderId"].as_str().expect("orderId").to_string();
                 mine.push(id.clone());
@@ -60,7 +86,10 @@ async fn load(addr: String, key: &'static str, seed: u64, acked: Arc<Mutex<Vec<S
             r
         };
         if let Ok((status, body)) = &result {
-            assert!(*status < 500 || *status == 503, "server error {status}: {body}");
+            assert!(
+                *status < 500 || *status == 503,
+                "server error {status}: {body}"
+            );
         }
     }
 }
@@ -80,40 +109,72 @@ async fn kill_nine_ten_times_under_load_loses_and_doubles_nothing() {
         let mut clients = Vec::new();
         for c in 0..6u64 {
             let key = if c % 2 == 0 { ALICE_KEY } else { BOB_KEY };
-            clients.push(tokio::spawn(load(server.addr.clone(), key, round * 100 + c + 1, acked.clone(), stop)));
+            clients.push(tokio::spawn(load(
+                server.addr.clone(),
+                key,
+                round * 100 + c + 1,
+                acked.clone(),
+                stop,
+            )));
         }
         tokio::time::sleep(run_for).await;
         server.kill9();
         for c in clients {
             c.await.unwrap();
         }
-        eprintln!("round {round}: killed after {run_for:?}, {} orders acknowledged so far", acked.lock().unwrap().len());
+        eprintln!(
+            "round {round}: killed after {run_for:?}, {} orders acknowledged so far",
+            acked.lock().unwrap().len()
+        );
     }
 
     // Final start: let the pipeline catch up, check through the API, stop cleanly.
     let server = Server::start(&data, Some(&config), port).await;
     let acked: Vec<String> = acked.lock().unwrap().clone();
-    assert!(acked.len() > 100, "the load placed too few orders ({}) to mean anything", acked.len());
+    assert!(
+        acked.len() > 100,
+        "the load placed too few orders ({}) to mean anything",
+        acked.len()
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     for id in &acked {
         loop {
-            let (a, b) = (server.get(&format!("/api/orders/{id}"), Some(ALICE_KEY)).await.unwrap(), server.get(&format!("/api/orders/{id}"), Some(BOB_KEY)).await.unwrap());
-            let found = [a, b].into_iter().filter(|(s, _)| *s == 200).collect::<Vec<_>>();
+            let (a, b) = (
+                server
+                    .get(&format!("/api/orders/{id}"), Some(ALICE_KEY))
+                    .await
+                    .unwrap(),
+                server
+                    .get(&format!("/api/orders/{id}"), Some(BOB_KEY))
+                    .await
+                    .unwrap(),
+            );
+            let found = [a, b]
+                .into_iter()
+                .filter(|(s, _)| *s == 200)
+                .collect::<Vec<_>>();
             assert!(found.len() <= 1, "order {id} visible to both accounts");
             if let Some((_, order)) = found.first() {
                 if order["status"] != "NEW" {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "acknowledged order {id} is missing or stuck: {found:?}");
+            assert!(
+                Instant::now() < deadline,
+                "acknowledged order {id} is missing or stuck: {found:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     server.stop();
 
     // Replay the whole log with the domain and compare with the store.
-    let log = FileLog::open(&data.join("log"), FileLogOptions::default()).await.unwrap();
-    let store = SqliteStore::open(&data.join("oms.db"), SqliteOptions::default()).await.unwrap();
+    let log = FileLog::open(&data.join("log"), FileLogOptions::default())
+        .await
+        .unwrap();
+    let store = SqliteStore::open(&data.join("oms.db"), SqliteOptions::default())
+        .await
+        .unwrap();
     let mut ledger = Ledger::new();
     let mut orders: HashMap<OrderId, Order> = HashMap::new();
     let mut fills: HashMap<OrderId, BTreeMap<TradeId, Decimal>> = HashMap::new();
@@ -137,11 +198,18 @@ async fn kill_nine_ten_times_under_load_loses_and_doubles_nothing() {
                     }
                     Event::OrderCreated(n) => {
                         created += 1;
-                        assert!(orders.insert(n.order_id, Order::from_new(n)).is_none(), "order {} created twice", n.order_id);
+                        assert!(
+                            orders.insert(n.order_id, Order::from_new(n)).is_none(),
+                            "order {} created twice",
+                            n.order_id
+                        );
                     }
                     other => {
                         if let Event::OrderFilled(f) = other {
-                            fills.entry(f.order_id).or_default().insert(f.trade_id, f.quantity);
+                            fills
+                                .entry(f.order_id)
+                                .or_default()
+                                .insert(f.trade_id, f.quantity);
                         }
                         if let Some(o) = other.order_id().and_then(|id| orders.get_mut(&id)) {
                             state_machine::apply(o, other, env.at).unwrap();
@@ -154,9 +222,15 @@ async fn kill_nine_ten_times_under_load_loses_and_doubles_nothing() {
     let ids: HashSet<&String> = acked.iter().collect();
     assert_eq!(ids.len(), acked.len(), "an order id was acknowledged twice");
     for id in &acked {
-        assert!(orders.contains_key(&id.parse().unwrap()), "acknowledged order {id} is not in the log");
+        assert!(
+            orders.contains_key(&id.parse().unwrap()),
+            "acknowledged order {id} is not in the log"
+        );
     }
-    eprintln!("log: {created} orders created, {} acknowledged by the clients", acked.len());
+    eprintln!(
+        "log: {created} orders created, {} acknowledged by the clients",
+        acked.len()
+    );
     // The load must really exercise matching and cancels, or the checks below prove little.
     let total_fills: usize = fills.values().map(|f| f.len()).sum();
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
@@ -164,22 +238,41 @@ async fn kill_nine_ten_times_under_load_loses_and_doubles_nothing() {
         *by_status.entry(o.status.as_str()).or_default() += 1;
     }
     eprintln!("log: {total_fills} fills; orders by status {by_status:?}");
-    assert!(total_fills > 50, "too few fills ({total_fills}) for the test to mean anything");
+    assert!(
+        total_fills > 50,
+        "too few fills ({total_fills}) for the test to mean anything"
+    );
     for status in ["FILLED", "CANCELED", "ACCEPTED"] {
-        assert!(by_status.contains_key(status), "no order ended {status}: {by_status:?}");
+        assert!(
+            by_status.contains_key(status),
+            "no order ended {status}: {by_status:?}"
+        );
     }
 
     for (id, replayed) in &orders {
-        let stored = store.order(replayed.account, *id).await.unwrap().unwrap_or_else(|| panic!("order {id} missing from the store"));
+        let stored = store
+            .order(replayed.account, *id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("order {id} missing from the store"));
         assert_eq!(stored.status, replayed.status, "order {id} status");
-        assert_eq!(stored.filled_quantity, replayed.filled_quantity, "order {id} filled");
-        assert_eq!(stored.executed_notional, replayed.executed_notional, "order {id} notional");
+        assert_eq!(
+            stored.filled_quantity, replayed.filled_quantity,
+            "order {id} filled"
+        );
+        assert_eq!(
+            stored.executed_notional, replayed.executed_notional,
+            "order {id} notional"
+        );
         assert_eq!(stored.fees, replayed.fees, "order {id} fees");
         let stored_fills = store.fills(replayed.account, *id).await.unwrap();
         let logged = fills.get(id).cloned().unwrap_or_default();
         assert_eq!(stored_fills.len(), logged.len(), "order {id} fills");
         let sum: Decimal = stored_fills.iter().map(|f| f.quantity).sum();
-        assert_eq!(sum, stored.filled_quantity, "order {id}: fills do not add up to its filled quantity");
+        assert_eq!(
+            sum, stored.filled_quantity,
+            "order {id}: fills do not add up to its filled quantity"
+        );
     }
     for account in ledger.accounts().collect::<Vec<AccountId>>() {
         let stored: BTreeMap<String, (Decimal, Decimal)> = store
@@ -191,11 +284,19 @@ async fn kill_nine_ten_times_under_load_loses_and_doubles_nothing() {
             .collect();
         for (asset, b) in ledger.balances(account) {
             let s = stored.get(&asset.0).copied().unwrap_or_default();
-            assert_eq!(s, (b.available, b.reserved), "account {account} {asset}: store vs replay");
+            assert_eq!(
+                s,
+                (b.available, b.reserved),
+                "account {account} {asset}: store vs replay"
+            );
         }
     }
     let totals = ledger.totals();
     for (asset, deposited) in &deposits {
-        assert_eq!(totals.get(asset).copied().unwrap_or_default(), *deposited, "{asset}: total across accounts and fees differs from deposits");
+        assert_eq!(
+            totals.get(asset).copied().unwrap_or_default(),
+            *deposited,
+            "{asset}: total across accounts and fees differs from deposits"
+        );
     }
 }

@@ -11,8 +11,16 @@ use std::time::{Duration, Instant};
 use support::{Server, ALICE_KEY};
 
 fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl").args(["-sS", "-i"]).args(args).output().expect("curl is installed");
-    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("curl")
+        .args(["-sS", "-i"])
+        .args(args)
+        .output()
+        .expect("curl is installed");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     (head.to_string(), body.to_string())
@@ -26,7 +34,11 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     let server = Server::start(&data, None, port).await;
     // The demo account's key is printed once, on the first start.
     let printed = server.printed();
-    let key = printed.split_whitespace().find(|w| w.starts_with("oms_")).expect("demo key printed").to_string();
+    let key = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("oms_"))
+        .expect("demo key printed")
+        .to_string();
     let base = format!("http://localhost:{port}");
     let auth = format!("X-API-Key: {key}");
 
@@ -36,11 +48,27 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     assert!(body.contains("healthy"), "{body}");
 
     // "Test order placement", as the seed writes it, with the account's key.
-    let order = r#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT"}"#;
-    let args = ["-X", "POST", &format!("{base}/api/orders"), "-H", "Content-Type: application/json", "-H", "X-Idempotency-Key: test-123", "-H", &auth, "-d", order];
+    let order =
+        r#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT"}"#;
+    let args = [
+        "-X",
+        "POST",
+        &format!("{base}/api/orders"),
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "X-Idempotency-Key: test-123",
+        "-H",
+        &auth,
+        "-d",
+        order,
+    ];
     let (head, body) = curl(&args);
     assert!(head.starts_with("HTTP/1.1 202"), "{head}\n{body}");
-    assert!(head.to_lowercase().contains("location: /api/orders/"), "{head}");
+    assert!(
+        head.to_lowercase().contains("location: /api/orders/"),
+        "{head}"
+    );
     let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(placed["status"], "NEW");
     assert_eq!(placed["price"], "45000.00");
@@ -49,7 +77,10 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
 
     // The same request again replays the first answer.
     let (head, again) = curl(&args);
-    assert!(head.to_lowercase().contains("idempotent-replayed: true"), "{head}");
+    assert!(
+        head.to_lowercase().contains("idempotent-replayed: true"),
+        "{head}"
+    );
     assert_eq!(again, body);
 
     // The order is risk-checked and rests; GET shows it, with its reserved funds.
@@ -65,7 +96,13 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     }
     let (_, me) = curl(&[&format!("{base}/api/accounts/me"), "-H", &auth]);
     let me: serde_json::Value = serde_json::from_str(&me).unwrap();
-    let usd = me["balances"].as_array().unwrap().iter().find(|b| b["asset"] == "USD").unwrap().clone();
+    let usd = me["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "USD")
+        .unwrap()
+        .clone();
     // 0.1 × 45000 plus the maximum fee (0.2%) is reserved.
     assert_eq!(usd["reserved"], "4509", "{usd}");
     server.stop();
@@ -82,7 +119,16 @@ async fn fifty_concurrent_posts_with_one_key_make_one_order_and_one_event() {
     for _ in 0..50 {
         let addr = server.addr.clone();
         tasks.push(tokio::spawn(async move {
-            support::request(&addr, hyper::Method::POST, "/api/orders", Some(ALICE_KEY), &[("x-idempotency-key", "one-key")], Some(body)).await.unwrap()
+            support::request(
+                &addr,
+                hyper::Method::POST,
+                "/api/orders",
+                Some(ALICE_KEY),
+                &[("x-idempotency-key", "one-key")],
+                Some(body),
+            )
+            .await
+            .unwrap()
         }));
     }
     let mut ids = std::collections::BTreeSet::new();
@@ -102,10 +148,16 @@ async fn fifty_concurrent_posts_with_one_key_make_one_order_and_one_event() {
         }
     }
     assert_eq!(accepted + in_flight, 50);
-    assert_eq!(ids.len(), 1, "replays must all name the same order: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        1,
+        "replays must all name the same order: {ids:?}"
+    );
     server.stop();
 
-    let log = FileLog::open(&data.join("log"), FileLogOptions::default()).await.unwrap();
+    let log = FileLog::open(&data.join("log"), FileLogOptions::default())
+        .await
+        .unwrap();
     let mut created = 0;
     for p in 0..log.partition_count(topics::ORDERS).await.unwrap() {
         for rec in log.read(topics::ORDERS, p, 0, 100_000).await.unwrap() {

@@ -47,7 +47,11 @@ deposits = {{ USD = "100000000", BTC = "10000", SOL = "1000000" }}
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Server {
@@ -61,7 +65,11 @@ impl Server {
     pub async fn start(data: &Path, config: Option<&Path>, port: u16) -> Server {
         let stdout = data.with_extension(format!("out.{}", Instant::now().elapsed().as_nanos()));
         let out = std::fs::File::create(&stdout).unwrap();
-        let err = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.with_extension("log"))
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oms"));
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
@@ -76,14 +84,21 @@ impl Server {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
         let child = cmd.spawn().expect("spawn oms");
-        let mut server = Server { child, addr: format!("127.0.0.1:{port}"), stdout };
+        let mut server = Server {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            stdout,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok((200, _)) = server.get("/ready", None).await {
                 return server;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("oms serve exited early: {status}; log: {}", std::fs::read_to_string(data.with_extension("log")).unwrap_or_default());
+                panic!(
+                    "oms serve exited early: {status}; log: {}",
+                    std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
+                );
             }
             assert!(Instant::now() < deadline, "oms serve did not become ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -98,9 +113,16 @@ impl Server {
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
-        Command::new("kill").arg("-TERM").arg(&pid).status().expect("kill -TERM");
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(&pid)
+            .status()
+            .expect("kill -TERM");
         let status = self.child.wait().expect("wait");
-        assert!(status.success(), "oms serve exited with {status} after SIGTERM");
+        assert!(
+            status.success(),
+            "oms serve exited with {status} after SIGTERM"
+        );
     }
 
     pub fn printed(&self) -> String {
@@ -111,7 +133,13 @@ impl Server {
         request(&self.addr, Method::GET, path, key, &[], None).await
     }
 
-    pub async fn post(&self, path: &str, key: Option<&str>, headers: &[(&str, &str)], body: &str) -> anyhow::Result<(u16, Value)> {
+    pub async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<(u16, Value)> {
         request(&self.addr, Method::POST, path, key, headers, Some(body)).await
     }
 
@@ -134,7 +162,10 @@ pub async fn request(
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let mut req = Request::builder().method(method).uri(path).header("host", addr);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr);
     if let Some(k) = key {
         req = req.header("x-api-key", k);
     }
@@ -148,6 +179,11 @@ pub async fn request(
     let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req)).await??;
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await?.to_bytes();
-    let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
     Ok((status, value))
 }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug)]
 pub enum Outcome {
     /// The order changed; its new state must be persisted.
-    Changed(Order),
+    Changed(Box<Order>),
     /// A redelivery or an event that does not change the order.
     Unchanged,
     /// The state machine refused the event: a bug upstream, logged and counted, never applied.
@@ -69,13 +69,13 @@ fn handle(state: &mut Option<Order>, env: &Envelope) -> Outcome {
         }
         let order = Order::from_new(new);
         *state = Some(order.clone());
-        return Outcome::Changed(order);
+        return Outcome::Changed(Box::new(order));
     }
     let Some(order) = state.as_mut() else {
         return Outcome::Unknown;
     };
     match state_machine::apply(order, &env.event, env.at) {
-        Ok(Applied::Changed) => Outcome::Changed(order.clone()),
+        Ok(Applied::Changed) => Outcome::Changed(Box::new(order.clone())),
         Ok(Applied::Unchanged) => Outcome::Unchanged,
         Err(illegal) => Outcome::Illegal(illegal),
     }

@@ -137,6 +137,7 @@ impl ProcessorStage {
         let mut progress = Progress::default();
         let mut touched: BTreeSet<AccountId> = BTreeSet::new();
         let mut fills = Vec::new();
+        let mut fee_accounts: BTreeSet<AccountId> = BTreeSet::new();
         let mut pending: Vec<(OrderId, Arc<Envelope>, oneshot::Receiver<Outcome>)> = Vec::new();
         for rec in records {
             progress.advance(&rec.topic, rec.partition, rec.offset);
@@ -164,6 +165,7 @@ impl ProcessorStage {
             }
             if let Event::OrderFilled(f) = &env.event {
                 touched.insert(f.fee_account);
+                fee_accounts.insert(f.fee_account);
                 fills.push(f.clone());
             }
             let (Some(order_id), Some(account)) = (env.event.order_id(), env.event.account())
@@ -197,7 +199,7 @@ impl ProcessorStage {
         for (order_id, env, rx) in pending {
             match rx.await {
                 Ok(Outcome::Changed(order)) => {
-                    latest.insert(order_id, (order, env));
+                    latest.insert(order_id, (*order, env));
                 }
                 Ok(Outcome::Unchanged) => self.metrics.duplicates.inc(),
                 Ok(Outcome::Illegal(illegal)) => {
@@ -232,7 +234,16 @@ impl ProcessorStage {
                 })
                 .collect(),
         };
+        // Fees reach the fee account from every partition; a replica that owns only some of
+        // them knows only part of its balance and must not overwrite it.
+        let owns_all = match self.log.partition_count(topics::ORDERS).await {
+            Ok(n) => parts.len() as u32 >= n,
+            Err(_) => false,
+        };
         for account in &touched {
+            if fee_accounts.contains(account) && !owns_all {
+                continue;
+            }
             let mut per_asset: BTreeMap<Asset, Balance> = BTreeMap::new();
             for part in parts.values() {
                 for (asset, b) in part.ledger.balances(*account) {
