@@ -25,6 +25,12 @@ pub struct KafkaConfig {
     pub replication_factor: u16,
     /// How long the producer waits to fill a batch. Small: appends are on the order path.
     pub linger_ms: u32,
+    /// At most this many records in one record batch (`batch.num.messages`); `None` keeps
+    /// librdkafka's default. **Set 1 for tansu** (0.6): it fetches from the first batch that
+    /// *starts* at or after the asked offset and answers `ListOffsets(latest)` from the newest
+    /// batch's first offset, so with larger batches consumers resuming mid-batch skip records
+    /// (see the crate docs).
+    pub batch_max_records: Option<u32>,
     /// Bound on metadata, admin, offset and commit requests.
     pub request_timeout_ms: u64,
     /// The consumer group session: a member silent for this long loses its partitions.
@@ -48,6 +54,7 @@ impl Default for KafkaConfig {
             topics: BTreeMap::new(),
             replication_factor: 1,
             linger_ms: 2,
+            batch_max_records: None,
             request_timeout_ms: 30_000,
             session_timeout_ms: 10_000,
             max_poll_interval_ms: 300_000,

@@ -1,9 +1,52 @@
 //! The event log port on Apache Kafka (distributed mode), through librdkafka.
 //!
-//! [`KafkaLog`] implements [`oms_ports::event_log::EventLog`] and passes the same
-//! conformance suite as the embedded log. See [`KafkaLog`] for how each operation maps onto
-//! Kafka, and [`consumer`] for how rebalances reach the stages.
-
+//! [`KafkaLog`] implements [`oms_ports::event_log::EventLog`] and passes the same conformance
+//! suite as the embedded log (`tests/conformance.rs`, against a real broker). It is built from
+//! a [`KafkaConfig`]:
+//!
+//! ```no_run
+//! # async fn wire() -> Result<(), oms_kafka::KafkaLogError> {
+//! use oms_kafka::{KafkaConfig, KafkaLog};
+//! let mut config = KafkaConfig::new("kafka-1:9092,kafka-2:9092");
+//! config.client_id = "order-ingestion-api".into();
+//! config.topics.insert("orders".into(), 12);
+//! config.replication_factor = 3;
+//! let log = KafkaLog::connect(config).await?; // fails if the cluster does not answer
+//! log.ensure_topics().await?; // creates or checks every configured topic
+//! # Ok(()) }
+//! ```
+//!
+//! # How the port maps onto Kafka
+//!
+//! - **append**: an idempotent producer (`enable.idempotence=true`, `acks=all`,
+//!   `linger.ms` 2 by default). Each record goes to the partition that
+//!   [`partition_for`](oms_ports::event_log::partition_for) (Kafka's murmur2 partitioner)
+//!   gives its key, set explicitly, so a key lands on the same partition as in the embedded
+//!   log. The records of one call are enqueued together and the call returns once every one
+//!   is acknowledged by all in-sync replicas; a batch of one key gets consecutive offsets.
+//!   Headers (event type, id and schema version, written by the codec) travel as Kafka
+//!   headers, in order; an empty header value stays empty.
+//! - **ensure_topic**: `CreateTopics` with the configured replication factor; an existing
+//!   topic with another partition count is an error. Topics are never created implicitly
+//!   (`allow.auto.create.topics=false`).
+//! - **read** / **end_offset** / **committed**: a pooled consumer that assigns the partition
+//!   and fetches up to the high watermark; `ListOffsets`; `OffsetFetch` with the group's id.
+//! - **subscribe**: a [`KafkaConsumer`], member of the group (`enable.auto.commit=false`,
+//!   `auto.offset.reset=earliest`), committing synchronously. Rebalances reach the stage as
+//!   `Assigned` / `Revoked`, and a revoke completes only at the stage's next poll: see
+//!   [`consumer`].
+//!
+//! Errors map onto [`PortError`](oms_ports::PortError): a broker that cannot be reached or a
+//! rebalance in progress is `Unavailable` (retry later), an unknown topic or a wrong
+//! partition count is `Invalid`.
+//!
+//! # Building
+//!
+//! librdkafka is built from the sources bundled with `rdkafka-sys` (feature `cmake-build`:
+//! Debian's librdkafka 2.0.2 fails some brokers' handshake), without compression codecs, TLS
+//! or SASL. Its CMake build needs `cmake` and, because librdkafka 2.12 includes `curl.h` even
+//! when built without libcurl, the libcurl headers: `scripts/install-test-deps.sh` installs
+//! both. A cluster that needs TLS or SASL needs the `ssl` / `sasl` features added here.
 pub mod config;
 pub mod consumer;
 pub mod error;

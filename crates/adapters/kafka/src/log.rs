@@ -60,6 +60,9 @@ impl KafkaLog {
             .set("linger.ms", config.linger_ms.to_string())
             // An append fails (and may be retried by the caller) rather than waiting for ever.
             .set("message.timeout.ms", config.request_timeout_ms.to_string());
+        if let Some(n) = config.batch_max_records {
+            producer_config.set("batch.num.messages", n.max(1).to_string());
+        }
         let mut consumer_config = base.clone();
         consumer_config.set("client.id", format!("{}-consumer", config.client_id));
         for (k, v) in &config.extra {
@@ -371,17 +374,9 @@ impl EventLog for KafkaLog {
     }
 
     async fn end_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
-        let producer = self.producer.clone();
-        let timeout = self.config.request_timeout();
+        let readers = self.readers.clone();
         let topic = topic.to_string();
-        Ok(blocking("end offset", move || {
-            producer
-                .client()
-                .fetch_watermarks(&topic, partition as i32, timeout)
-                .map(|(_, high)| high.max(0) as u64)
-                .map_err(|e| KafkaLogError::client(format!("end offset of {topic}/{partition}"), e))
-        })
-        .await?)
+        Ok(blocking("end offset", move || readers.end_offset(&topic, partition)).await?)
     }
 
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>> {

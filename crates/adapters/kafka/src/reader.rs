@@ -2,7 +2,7 @@
 //!
 //! A read assigns the partition to a consumer that belongs to no subscription (librdkafka
 //! wants a group id for `assign`, but the reader never joins, subscribes or commits), fetches
-//! up to the high watermark as it was when the read began, and gives the consumer back to a
+//! until the end of the partition (see [`Readers::scan`]), and gives the consumer back to a
 //! small pool, so reads in a row reuse connections.
 
 use crate::error::{KafkaLogError, KafkaLogResult};
@@ -10,7 +10,7 @@ use crate::record::to_record;
 use oms_ports::event_log::Record;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message as _;
 use std::collections::HashMap;
@@ -40,7 +40,12 @@ impl Readers {
             .set("enable.auto.offset.store", "false")
             // A read wants a page, not the partition: keep the prefetch small.
             .set("queued.max.messages.kbytes", "4096")
-            .set("fetch.wait.max.ms", "50");
+            // The end of the partition is where a fetch reports end-of-partition, and a fetch
+            // at the end should answer at once rather than wait for new records.
+            .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "0")
+            // A start past the end is never asked for (see scan); were it, fail the read.
+            .set("auto.offset.reset", "error");
         let mut group_config = config.clone();
         group_config.set("enable.auto.commit", "false");
         Readers {
@@ -52,8 +57,8 @@ impl Readers {
         }
     }
 
-    /// Up to `max` records of `topic`/`partition` from `offset` on, as far as the end offset
-    /// at the time of the call. Blocking.
+    /// Up to `max` records of `topic`/`partition` from `offset` on, as far as the end of the
+    /// partition at the time of the call. Blocking.
     pub fn read(
         &self,
         topic: &str,
@@ -61,8 +66,27 @@ impl Readers {
         offset: u64,
         max: usize,
     ) -> KafkaLogResult<Vec<Record>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .with_reader(|c| self.scan(c, topic, partition, offset, max))?
+            .0)
+    }
+
+    /// The offset the next record appended to `topic`/`partition` will get. Blocking.
+    pub fn end_offset(&self, topic: &str, partition: u32) -> KafkaLogResult<u64> {
+        Ok(self
+            .with_reader(|c| self.scan(c, topic, partition, u64::MAX, 0))?
+            .1)
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&BaseConsumer) -> KafkaLogResult<T>,
+    ) -> KafkaLogResult<T> {
         let consumer = self.take()?;
-        let result = self.read_with(&consumer, topic, partition, offset, max);
+        let result = f(&consumer);
         // Stop fetching before the reader waits in the pool.
         if consumer.unassign().is_ok() {
             self.give_back(consumer);
@@ -70,25 +94,33 @@ impl Readers {
         result
     }
 
-    fn read_with(
+    /// Fetches from `offset` (or from the last record, if that is further on) to the end of
+    /// the partition and returns up to `max` records at or after `offset`, and the end offset.
+    ///
+    /// The end comes from a fetch reaching it (`PARTITION_EOF`, the high watermark of a
+    /// `Fetch` response), not from `ListOffsets` alone: tansu answers `ListOffsets(latest)`
+    /// with the first offset of the newest record batch plus one, short of the end when that
+    /// batch holds several records. `ListOffsets` only picks where to start fetching; on
+    /// Kafka, which answers it exactly, this costs one fetch of the last record.
+    fn scan(
         &self,
         consumer: &BaseConsumer,
         topic: &str,
         partition: u32,
         offset: u64,
         max: usize,
-    ) -> KafkaLogResult<Vec<Record>> {
-        let context = || format!("read {topic}/{partition} from {offset}");
-        let (low, high) = consumer
+    ) -> KafkaLogResult<(Vec<Record>, u64)> {
+        let context = || format!("read {topic}/{partition}");
+        let (low, listed) = consumer
             .fetch_watermarks(topic, partition as i32, self.timeout)
             .map_err(|e| KafkaLogError::client(context(), e))?;
-        let (low, high) = (low.max(0) as u64, high.max(0) as u64);
-        if max == 0 || offset >= high {
-            return Ok(Vec::new());
+        let (low, listed) = (low.max(0) as u64, listed.max(0) as u64);
+        if listed == 0 {
+            // No record was ever appended.
+            return Ok((Vec::new(), 0));
         }
         // Below the low watermark the records were deleted (retention): start at the first.
-        let start = offset.max(low);
-        let want = max.min((high - start) as usize);
+        let start = offset.min(listed - 1).max(low);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition as i32, Offset::Offset(start as i64))
             .map_err(|e| KafkaLogError::client(context(), e))?;
@@ -96,44 +128,42 @@ impl Readers {
             .assign(&tpl)
             .map_err(|e| KafkaLogError::client(context(), e))?;
         let deadline = Instant::now() + self.timeout;
-        let mut out: Vec<Record> = Vec::with_capacity(want);
-        let mut next = start;
-        while out.len() < want && next < high {
+        let mut out: Vec<Record> = Vec::new();
+        let mut end = listed;
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(KafkaLogError::client(
-                    context(),
-                    KafkaError::MessageConsumption(
-                        rdkafka::error::RDKafkaErrorCode::RequestTimedOut,
+                    format!(
+                        "{}: no end of partition within {:?}",
+                        context(),
+                        self.timeout
                     ),
+                    KafkaError::MessageConsumption(RDKafkaErrorCode::RequestTimedOut),
                 ));
             }
             match consumer.poll(left.min(Duration::from_millis(100))) {
                 Some(Ok(msg)) => {
-                    let at = msg.offset();
-                    if msg.topic() == topic
-                        && msg.partition() == partition as i32
-                        && at >= next as i64
-                    {
+                    if msg.topic() != topic || msg.partition() != partition as i32 {
+                        continue;
+                    }
+                    let at = msg.offset().max(0) as u64;
+                    end = end.max(at + 1);
+                    if at >= offset && out.last().is_none_or(|r| r.offset < at) {
                         out.push(to_record(&msg));
-                        next = at as u64 + 1;
+                        if out.len() >= max && max > 0 {
+                            break;
+                        }
                     }
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e))
-                    if e.rdkafka_error_code().is_some_and(|c| {
-                        c == rdkafka::error::RDKafkaErrorCode::OffsetOutOfRange
-                    }) =>
-                {
-                    return Err(KafkaLogError::client(context(), e));
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "kafka read: transient error");
-                }
+                Some(Err(KafkaError::PartitionEOF(p))) if p == partition as i32 => break,
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) if is_fatal(&e) => return Err(KafkaLogError::client(context(), e)),
+                Some(Err(e)) => tracing::debug!(error = %e, "kafka read: transient error"),
                 None => {}
             }
         }
-        Ok(out)
+        Ok((out, end))
     }
 
     /// The group's committed position of a partition, if it committed one. Blocking.
@@ -187,4 +217,19 @@ impl Readers {
             idle.push(consumer);
         }
     }
+}
+
+/// Errors that no retry within the read can fix.
+fn is_fatal(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::MessageConsumptionFatal(_))
+        || e.rdkafka_error_code().is_some_and(|c| {
+            matches!(
+                c,
+                RDKafkaErrorCode::OffsetOutOfRange
+                    | RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::UnknownPartition
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::AutoOffsetReset
+            )
+        })
 }

@@ -7,9 +7,11 @@ use oms_testkit::tansu::TansuServer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The adapter's configuration for tansu: one record per batch (see `batch_max_records`).
 fn config(server: &TansuServer) -> KafkaConfig {
     KafkaConfig {
         client_id: "oms-kafka-tests".into(),
+        batch_max_records: Some(1),
         ..KafkaConfig::new(server.bootstrap_servers())
     }
 }
