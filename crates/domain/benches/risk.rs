@@ -1,7 +1,7 @@
 //! Risk engine benchmark: the pre-trade check of one order on a warm engine.
 //!
-//! The engine holds 10,000 funded accounts with 10 live orders each (100,000 reservations), and
-//! market references on every book. Orders are generated up front; each measured call is one
+//! Two engine sizes: 10,000 funded accounts with 10 live orders each (100,000 reservations),
+//! and 1,000 accounts with 10 each; market references on every book. Orders are generated up front; each measured call is one
 //! `decide_order` (every check, the reservation, the events and the venue command, dropped
 //! after). After each approval the oldest live order is cancelled, untimed, so the engine stays
 //! in a steady state: as many orders end as start, and the set of ended orders it remembers
@@ -24,7 +24,6 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::Instant;
 
-const ACCOUNTS: u64 = 10_000;
 const RESTING_PER_ACCOUNT: u64 = 10;
 const FEES: AccountId = AccountId(0);
 
@@ -32,6 +31,7 @@ const FEES: AccountId = AccountId(0);
 const BOOKS: [(&str, i64); 3] = [("BTC/USD", 50_000), ("ETH/USD", 3_000), ("SOL/USD", 150)];
 
 struct Bench {
+    accounts: u64,
     engine: RiskEngine,
     now: i64,
     next_id: u64,
@@ -41,7 +41,7 @@ struct Bench {
 }
 
 impl Bench {
-    fn new() -> Self {
+    fn new(accounts: u64) -> Self {
         let config = RiskConfig {
             max_open_orders: 200,
             ..RiskConfig::default()
@@ -57,13 +57,14 @@ impl Bench {
             );
         }
         let mut b = Bench {
+            accounts,
             engine,
             now: 1_700_000_000_000,
             next_id: 1,
             offset: 0,
             live: VecDeque::new(),
         };
-        for account in 1..=ACCOUNTS {
+        for account in 1..=accounts {
             for (asset, amount) in [
                 ("USD", 100_000_000),
                 ("BTC", 1_000),
@@ -80,7 +81,7 @@ impl Bench {
         }
         // Resting orders, placed the way live ones are.
         for round in 0..RESTING_PER_ACCOUNT {
-            for account in 1..=ACCOUNTS {
+            for account in 1..=accounts {
                 let o = b.order(account, round);
                 let d = b.decide(&o);
                 assert!(d, "warm-up order refused");
@@ -161,7 +162,7 @@ impl Bench {
     fn batch(&mut self, n: usize, make: impl Fn(&mut Self, u64, u64) -> NewOrder) -> Vec<NewOrder> {
         let start = self.next_id;
         (0..n as u64)
-            .map(|i| make(self, 1 + (start + i * 7_919) % ACCOUNTS, start + i))
+            .map(|i| make(self, 1 + (start + i * 7_919) % self.accounts, start + i))
             .collect()
     }
 }
@@ -241,37 +242,38 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, batch) = if quick { (3, 2_000) } else { (40, 10_000) };
     println!("machine: {}", machine());
-    let t = Instant::now();
-    let mut b = Bench::new();
-    println!(
-        "warm engine: {ACCOUNTS} accounts, {} live orders, built in {:.1} s",
-        ACCOUNTS * RESTING_PER_ACCOUNT,
-        t.elapsed().as_secs_f64()
-    );
-
-    case(
-        &mut b,
-        "decide_order, approved",
-        rounds,
-        batch,
-        true,
-        |b, a, s| b.order(a, s),
-    );
-    // Refused at the last check, so every check runs but nothing is reserved.
-    case(
-        &mut b,
-        "decide_order, refused (balance)",
-        rounds,
-        batch,
-        false,
-        // A funded account selling more ETH than it holds: refused at the last check.
-        |b, a, s| {
-            let mut o = b.order(a, s);
-            o.symbol = Symbol::new("ETH/USD");
-            o.side = Side::Sell;
-            o.price = Some(Decimal::from(3_000));
-            o.quantity = Decimal::from(200);
-            o
-        },
-    );
+    for accounts in [10_000, 1_000] {
+        let t = Instant::now();
+        let mut b = Bench::new(accounts);
+        println!(
+            "warm engine: {accounts} accounts, {} live orders, built in {:.1} s",
+            accounts * RESTING_PER_ACCOUNT,
+            t.elapsed().as_secs_f64()
+        );
+        case(
+            &mut b,
+            "decide_order, approved",
+            rounds,
+            batch,
+            true,
+            |b, a, s| b.order(a, s),
+        );
+        case(
+            &mut b,
+            "decide_order, refused (balance)",
+            rounds,
+            batch,
+            false,
+            // A funded account selling more ETH than it holds: every check runs, the last
+            // refuses, nothing is reserved.
+            |b, a, s| {
+                let mut o = b.order(a, s);
+                o.symbol = Symbol::new("ETH/USD");
+                o.side = Side::Sell;
+                o.price = Some(Decimal::from(3_000));
+                o.quantity = Decimal::from(200);
+                o
+            },
+        );
+    }
 }
