@@ -184,9 +184,9 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<
             // other instead of meeting self-trade prevention; one account alternates.
             let keys = args.api_key.len() as u64;
             let buy = if keys > 1 {
-                (i % keys) % 2 == 0
+                (i % keys).is_multiple_of(2)
             } else {
-                (i ^ (i >> 3)) % 2 == 0
+                (i ^ (i >> 3)).is_multiple_of(2)
             };
             let side = if buy { "BUY" } else { "SELL" };
             let body = format!(

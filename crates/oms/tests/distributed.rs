@@ -114,7 +114,7 @@ async fn spawn(name: &str, role: &str, config: &Path, dir: &Path, instance: u16)
 }
 
 fn order_body(i: u64) -> String {
-    let side = if i % 2 == 0 { "BUY" } else { "SELL" };
+    let side = if i.is_multiple_of(2) { "BUY" } else { "SELL" };
     let price = 49_950 + (i * 37) % 100;
     format!(
         r#"{{"symbol":"BTC/USD","side":"{side}","quantity":"0.001","price":"{price}","orderType":"LIMIT"}}"#
