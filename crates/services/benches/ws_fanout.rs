@@ -44,7 +44,10 @@ fn args() -> Vec<String> {
 }
 
 fn arg(i: usize, default: u64) -> u64 {
-    args().get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+    args()
+        .get(i)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -52,16 +55,59 @@ fn main() {
     let rate = arg(1, 2000);
     let seconds = arg(2, 20);
     let mode = args().get(3).cloned().unwrap_or_else(|| "both".into());
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The server and the clients get runtimes (and threads) of their own, so the CPU each
+    // side uses can be told apart.
+    let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("md-server")
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("md-client")
         .enable_all()
         .build()
         .unwrap();
     for source in ["direct", "log"] {
         if mode == source || mode == "both" {
-            rt.block_on(run(clients, rate, seconds, source == "log"));
+            server.block_on(run(
+                client.handle(),
+                clients,
+                rate,
+                seconds,
+                source == "log",
+            ));
         }
     }
+}
+
+/// CPU seconds used so far by this process's client threads and by all its other threads.
+fn cpu_seconds() -> (f64, f64) {
+    let tick = 100.0; // USER_HZ: /proc reports CPU time in 1/100 s on Linux.
+    let (mut client, mut other) = (0u64, 0u64);
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let used: u64 =
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        if name.starts_with("md-client") {
+            client += used;
+        } else {
+            other += used;
+        }
+    }
+    (client as f64 / tick, other as f64 / tick)
 }
 
 /// Opens a WebSocket by hand and subscribes; returns the socket positioned after the upgrade.
@@ -79,7 +125,11 @@ async fn connect(addr: SocketAddr) -> TcpStream {
         s.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     // A client frame is masked: FIN + text, mask bit + length, the key, the masked payload.
     let key = [0x12u8, 0x34, 0x56, 0x78];
     let mut frame = vec![0x81, 0x80 | SUBSCRIBE.len() as u8];
@@ -89,20 +139,20 @@ async fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// The trade id in a trades message, without parsing the whole JSON.
+/// The trade id in a trades message, without parsing the whole JSON: messages start
+/// `{"channel":"trades:BTC/USD","seq":N,"data":{"tradeId":ID,...`.
 fn trade_id(text: &[u8]) -> Option<u64> {
-    const KEY: &[u8] = b"\"tradeId\":";
-    let at = text.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let mut id = 0u64;
-    let mut any = false;
-    for &c in &text[at..] {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        id = id * 10 + u64::from(c - b'0');
-        any = true;
-    }
-    any.then_some(id)
+    const HEAD: &[u8] = br#"{"channel":"trades:BTC/USD","seq":"#;
+    const MID: &[u8] = br#","data":{"tradeId":"#;
+    let rest = text.strip_prefix(HEAD)?;
+    let seq_digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    let rest = rest[seq_digits..].strip_prefix(MID)?;
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    (digits > 0).then(|| {
+        rest[..digits]
+            .iter()
+            .fold(0u64, |n, c| n * 10 + u64::from(c - b'0'))
+    })
 }
 
 struct ClientResult {
@@ -150,9 +200,10 @@ async fn read_trades(
             let opcode = avail[0] & 0x0f;
             let (len, header) = match avail[1] & 0x7f {
                 126 if avail.len() >= 4 => (u16::from_be_bytes([avail[2], avail[3]]) as usize, 4),
-                127 if avail.len() >= 10 => {
-                    (u64::from_be_bytes(avail[2..10].try_into().unwrap()) as usize, 10)
-                }
+                127 if avail.len() >= 10 => (
+                    u64::from_be_bytes(avail[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
                 126 | 127 => break,
                 l => (l as usize, 2),
             };
@@ -181,7 +232,13 @@ async fn read_trades(
     }
 }
 
-async fn run(clients: usize, rate: u64, seconds: u64, via_log: bool) {
+async fn run(
+    client_rt: &tokio::runtime::Handle,
+    clients: usize,
+    rate: u64,
+    seconds: u64,
+    via_log: bool,
+) {
     let total = rate * seconds;
     let dir = tempfile::tempdir().unwrap();
     let log = FileLog::open(&dir.path().join("log"), FileLogOptions::default())
@@ -194,9 +251,18 @@ async fn run(clients: usize, rate: u64, seconds: u64, via_log: bool) {
             .await
             .unwrap(),
     );
-    let md = MarketData::new(MarketDataConfig::default(), store, Arc::new(NoAccounts));
+    let mut config = MarketDataConfig::default();
+    if let Some(ms) = std::env::var("OMS_FLUSH_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.flush_interval = Duration::from_millis(ms);
+    }
+    let flush_ms = config.flush_interval.as_millis();
+    let md = MarketData::new(config, store, Arc::new(NoAccounts));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let consumer = via_log.then(|| tokio::spawn(run_marketdata_consumer(md.clone(), log.clone(), shutdown)));
+    let consumer =
+        via_log.then(|| tokio::spawn(run_marketdata_consumer(md.clone(), log.clone(), shutdown)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn({
@@ -208,7 +274,10 @@ async fn run(clients: usize, rate: u64, seconds: u64, via_log: bool) {
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..=total).map(|_| AtomicU64::new(0)).collect());
     let mut sockets = Vec::with_capacity(clients);
     for chunk in (0..clients).collect::<Vec<_>>().chunks(100) {
-        let conns = futures_util::future::join_all(chunk.iter().map(|_| connect(addr))).await;
+        let conns =
+            futures_util::future::join_all(chunk.iter().map(|_| client_rt.spawn(connect(addr))))
+                .await;
+        let conns: Vec<TcpStream> = conns.into_iter().map(|c| c.unwrap()).collect();
         sockets.extend(conns);
     }
     let symbol = Symbol::new("BTC/USD");
@@ -218,8 +287,13 @@ async fn run(clients: usize, rate: u64, seconds: u64, via_log: bool) {
     }
     let readers: Vec<_> = sockets
         .into_iter()
-        .map(|s| tokio::spawn(read_trades(s, total, epoch, sent_at.clone())))
+        .map(|s| {
+            // A socket belongs to the runtime that opened it: the client runtime.
+            client_rt.spawn(read_trades(s, total, epoch, sent_at.clone()))
+        })
         .collect();
+    let cpu_before = cpu_seconds();
+    let measured = Instant::now();
 
     let partition = partition_for(symbol.as_str().as_bytes(), 4);
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 * BATCH / rate));
@@ -240,7 +314,11 @@ async fn run(clients: usize, rate: u64, seconds: u64, via_log: bool) {
                     trade_id: TradeId(id),
                     price: Decimal::new(4_500_000 + (id % 500) as i64, 2),
                     quantity: Decimal::new(1 + (id % 100) as i64, 4),
-                    taker_side: if id.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+                    taker_side: if id.is_multiple_of(2) {
+                        Side::Buy
+                    } else {
+                        Side::Sell
+                    },
                     at: Timestamp(1_764_057_600_000 + (now_us / 1000) as i64),
                 },
             ));
@@ -264,13 +342,15 @@ async fn run(clients: usize, rate: u64, seconds: u64, via_log: bool) {
             ordered += r.in_order as usize;
         }
     }
+    let cpu_after = cpu_seconds();
+    let measured = measured.elapsed().as_secs_f64();
     let _ = stop.send(true);
     if let Some(c) = consumer {
         let _ = c.await;
     }
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
-        "ws fan-out [{}]: {clients} clients on {channel}, {rate} trades/s for {seconds} s, batches of {BATCH}",
+        "ws fan-out [{}]: {clients} clients on {channel}, {rate} trades/s for {seconds} s, batches of {BATCH}, flush interval {flush_ms} ms",
         if via_log { "log → consumer → hub, fsync on" } else { "direct → hub" },
     );
     println!(
@@ -279,6 +359,13 @@ async fn run(clients: usize, rate: u64, seconds: u64, via_log: bool) {
         total as f64 / produced_in.as_secs_f64(),
         total * clients as u64,
         md.hub().stats.slow_consumers.load(Ordering::Relaxed),
+    );
+    let (client_cpu, server_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+    println!(
+        "  CPU: server {server_cpu:.1} s ({:.2} µs per delivery, {:.0}% of one core), clients {client_cpu:.1} s; load average at the end {}",
+        server_cpu * 1e6 / received.max(1) as f64,
+        server_cpu * 100.0 / measured,
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     );
     println!(
         "  delivery latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use oms_domain::ids::AccountId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 /// Largest client message; operations are small.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Messages written per flush.
-const WRITE_BATCH: usize = 256;
+const WRITE_BATCH: usize = 1_024;
 /// How often a stuck write checks whether its client fell a whole buffer behind.
 const LAG_CHECK: Duration = Duration::from_millis(50);
 /// How long a kicked client gets to take its error message and close frame.
@@ -224,46 +224,65 @@ async fn write_loop(
     kick: Arc<Kick>,
     heartbeat: Duration,
 ) {
+    let flush_every = md.config().flush_interval;
+    let mut last_write = Instant::now() - flush_every;
     let mut beat = interval_at(Instant::now() + heartbeat, heartbeat);
     beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        // At most one write per interval: under a steady stream everything that came meanwhile
+        // goes out together (one wake-up and one socket write instead of many), for a delay
+        // of at most the interval. After a quiet spell a message goes out at once.
+        if let Some(wait) = (last_write + flush_every).checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        if let Some(reason) = kick.reason() {
+            return close_with(&mut sink, reason).await;
+        }
+        // A kick drops the client's command queue, which ends `next` with `Closed`.
+        let first = tokio::select! {
             biased;
-            reason = kick.wait() => return close_with(&mut sink, reason).await,
-            next = feed.next() => {
-                let first = match next {
-                    Next::Message(m) => m,
-                    Next::Lagged => {
-                        md.hub().kick(id, SLOW_CONSUMER);
-                        continue;
-                    }
-                    Next::Closed => {
-                        let _ = sink.close().await;
-                        return;
-                    }
-                };
-                let mut batch = vec![first];
-                let mut lagged = false;
-                while batch.len() < WRITE_BATCH {
-                    match feed.try_next() {
-                        Some(Next::Message(m)) => batch.push(m),
-                        Some(Next::Lagged) => {
-                            lagged = true;
-                            break;
-                        }
-                        Some(Next::Closed) | None => break,
-                    }
-                }
-                if lagged {
+            next = feed.next() => match next {
+                Next::Message(m) => m,
+                Next::Lagged => {
                     md.hub().kick(id, SLOW_CONSUMER);
                     continue;
                 }
+                Next::Closed => match kick.reason() {
+                    Some(reason) => return close_with(&mut sink, reason).await,
+                    None => {
+                        let _ = sink.close().await;
+                        return;
+                    }
+                },
+            },
+            _ = beat.tick() => Utf8Bytes::from(protocol::heartbeat(clock::now().0)),
+        };
+        let mut batch = vec![first];
+        let mut lagged = false;
+        while batch.len() < WRITE_BATCH {
+            match feed.try_next() {
+                Some(Next::Message(m)) => batch.push(m),
+                Some(Next::Lagged) => {
+                    lagged = true;
+                    break;
+                }
+                Some(Next::Closed) | None => break,
+            }
+        }
+        if lagged {
+            md.hub().kick(id, SLOW_CONSUMER);
+            continue;
+        }
+        last_write = Instant::now();
+        let written = {
+            let write = write_all(&mut sink, batch);
+            tokio::pin!(write);
+            match (&mut write).now_or_never() {
+                Some(r) => Ok(r),
                 // A client that stops reading blocks the write. Meanwhile the kick still gets
                 // through, and falling a whole buffer behind is noticed.
-                let mut check = interval_at(Instant::now() + LAG_CHECK, LAG_CHECK);
-                let written = {
-                    let write = write_all(&mut sink, batch);
-                    tokio::pin!(write);
+                None => {
+                    let mut check = interval_at(Instant::now() + LAG_CHECK, LAG_CHECK);
                     loop {
                         tokio::select! {
                             biased;
@@ -276,24 +295,13 @@ async fn write_loop(
                             }
                         }
                     }
-                };
-                match written {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
-                    Err(reason) => return close_with(&mut sink, reason).await,
                 }
             }
-            _ = beat.tick() => {
-                let hb = Message::Text(protocol::heartbeat(clock::now().0).into());
-                let sent = tokio::select! {
-                    biased;
-                    reason = kick.wait() => return close_with(&mut sink, reason).await,
-                    r = sink.send(hb) => r,
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(reason) => return close_with(&mut sink, reason).await,
         }
     }
 }
