@@ -294,3 +294,146 @@ async fn group_hand_over(config: KafkaConfig, protocol: &str) {
     })
     .await;
 }
+
+/// A revoke completes only when the member polls again: until then nobody else is given the
+/// revoked partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_waits_for_the_next_poll() {
+    let server = TansuServer::new();
+    let log = KafkaLog::connect(config(&server)).await.expect("connect");
+    let (topic, group) = ("held", "held-g");
+    log.ensure_topic(topic, PARTITIONS).await.unwrap();
+    let all: BTreeSet<u32> = (0..PARTITIONS).collect();
+    let mut a = Member {
+        name: "a",
+        consumer: log.subscribe(group, &[topic]).await.unwrap(),
+        delivered: BTreeMap::new(),
+    };
+    settle(&mut [&mut a], "the first member owns everything", |m| {
+        m[0].owned() == all
+    })
+    .await;
+
+    let mut b = Member {
+        name: "b",
+        consumer: log.subscribe(group, &[topic]).await.unwrap(),
+        delivered: BTreeMap::new(),
+    };
+    // The join of b makes the group take a's partitions back (eager: all of them).
+    let revoked = tokio::time::timeout(SETTLE_LIMIT, async {
+        loop {
+            let event = a
+                .consumer
+                .poll(100, Duration::from_millis(50))
+                .await
+                .unwrap();
+            if let ConsumerEvent::Revoked(tps) = event {
+                return tps;
+            }
+        }
+    })
+    .await
+    .expect("a is asked to give its partitions back");
+    assert_eq!(
+        revoked
+            .iter()
+            .map(|tp| tp.partition)
+            .collect::<BTreeSet<_>>(),
+        all
+    );
+    assert!(a.owned().is_empty(), "revoked partitions are no longer a's");
+
+    // a does not poll: the group waits for it, and b gets nothing meanwhile.
+    // (With the revoke completed at once, tansu gives b partitions within about 60 polls.)
+    for _ in 0..200 {
+        b.poll_once().await;
+        assert!(
+            b.owned().is_empty(),
+            "b was given {:?} before a finished with them",
+            b.owned()
+        );
+    }
+
+    // a polls again: the revoke completes and the partitions are shared.
+    settle(&mut [&mut a, &mut b], "the partitions are split", |m| {
+        let (oa, ob) = (m[0].owned(), m[1].owned());
+        !oa.is_empty() && !ob.is_empty() && oa.union(&ob).copied().collect::<BTreeSet<_>>() == all
+    })
+    .await;
+}
+
+/// Polls until the first `Assigned`; records before it break the contract.
+async fn first_assignment(c: &mut dyn Consumer) -> Vec<TopicPartition> {
+    let run = async {
+        loop {
+            match c.poll(10, Duration::from_millis(100)).await.unwrap() {
+                ConsumerEvent::Assigned(tps) => return tps,
+                ConsumerEvent::Records(r) => assert!(r.is_empty(), "records before Assigned"),
+                ConsumerEvent::Revoked(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(SETTLE_LIMIT, run)
+        .await
+        .expect("an assignment")
+}
+
+/// Polls until `n` records arrived; returns their offsets.
+async fn offsets_of_next(c: &mut dyn Consumer, n: usize) -> Vec<u64> {
+    let run = async {
+        let mut out = Vec::new();
+        while out.len() < n {
+            if let ConsumerEvent::Records(r) = c
+                .poll(n - out.len(), Duration::from_millis(100))
+                .await
+                .unwrap()
+            {
+                out.extend(r.iter().map(|r| r.offset));
+            }
+        }
+        out
+    };
+    tokio::time::timeout(SETTLE_LIMIT, run)
+        .await
+        .expect("records")
+}
+
+/// Stages seek right after `Assigned` (to a snapshot's offset): before the next poll the seek
+/// sets where the partition starts; just after it, it moves a partition that only began
+/// fetching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_right_after_an_assignment_sets_the_start() {
+    let server = TansuServer::new();
+    let log = KafkaLog::connect(config(&server)).await.expect("connect");
+    let topic = "seek-start";
+    log.ensure_topic(topic, 1).await.unwrap();
+    let records: Vec<NewRecord> = (0..10)
+        .map(|i| NewRecord {
+            key: b"k".to_vec(),
+            value: format!("{i}").into_bytes(),
+            headers: Vec::new(),
+        })
+        .collect();
+    log.append(topic, records).await.unwrap();
+
+    // Before the next poll.
+    let mut c = log.subscribe("seek-start-g1", &[topic]).await.unwrap();
+    let tps = first_assignment(&mut *c).await;
+    assert_eq!(tps, vec![tp(topic, 0)]);
+    c.seek(&tps[0], 5).await.expect("seek before the next poll");
+    assert_eq!(offsets_of_next(&mut *c, 5).await, vec![5, 6, 7, 8, 9]);
+    drop(c);
+
+    // Right after the poll that started fetching (from offset 0: nothing committed).
+    let mut c = log.subscribe("seek-start-g2", &[topic]).await.unwrap();
+    let tps = first_assignment(&mut *c).await;
+    let early = match c.poll(3, Duration::ZERO).await.unwrap() {
+        ConsumerEvent::Records(r) => r.len(),
+        other => panic!("expected records, got {other:?}"),
+    };
+    assert!(early <= 3);
+    c.seek(&tps[0], 7)
+        .await
+        .expect("seek just after fetching began");
+    assert_eq!(offsets_of_next(&mut *c, 3).await, vec![7, 8, 9]);
+}
