@@ -184,7 +184,11 @@ fn order(account: AccountId, id: u64) -> Order {
         client_order_id: Some(format!("c-{id}")),
         account,
         symbol: Symbol::new("BTC/USD"),
-        side: if id.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+        side: if id.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
         order_type: OrderType::Limit,
         time_in_force: TimeInForce::Gtc,
         post_only: false,
