@@ -6,7 +6,8 @@
 //! a cluster (`host:port`), so the figures are of this adapter plus that broker.
 //!
 //! `cargo bench -p oms-kafka --bench kafka_log`
-//! (`OMS_BENCH_SECS` sets the seconds per case, 5 by default.)
+//! (`OMS_BENCH_SECS` sets the seconds per case, 5 by default; `OMS_BENCH_BATCH_MAX` the
+//! records per batch, 1 by default as tansu needs, 0 for librdkafka's default.)
 
 use hdrhistogram::Histogram;
 use oms_kafka::{KafkaConfig, KafkaLog};
@@ -40,9 +41,14 @@ fn main() {
 }
 
 async fn run(bootstrap: String, secs: u64) {
+    let batch_max_records = match std::env::var("OMS_BENCH_BATCH_MAX").ok().as_deref() {
+        Some("0") => None,
+        Some(n) => Some(n.parse().expect("OMS_BENCH_BATCH_MAX: a number")),
+        None => Some(1),
+    };
     let config = KafkaConfig {
         client_id: "oms-bench".into(),
-        batch_max_records: Some(1),
+        batch_max_records,
         ..KafkaConfig::new(bootstrap.clone())
     };
     let log = Arc::new(KafkaLog::connect(config).await.expect("connect"));
@@ -54,7 +60,8 @@ async fn run(bootstrap: String, secs: u64) {
     log.ensure_topic(&topic, PARTITIONS).await.expect("topic");
     println!(
         "kafka event log append ({bootstrap}), {VALUE_BYTES}-byte records, {PARTITIONS} \
-         partitions, {secs} s per case"
+         partitions, at most {} records per batch, {secs} s per case",
+        batch_max_records.map_or("librdkafka's default".to_string(), |n: u32| n.to_string())
     );
     println!(
         "{:>9} {:>12} {:>10} {:>10} {:>10}",
