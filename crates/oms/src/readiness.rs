@@ -1,10 +1,12 @@
-//! `/ready` checks of the pipeline: every consumer group is keeping up with the log.
+//! What `oms` adds to `/ready` (consumer groups keeping up with the log) and to `/metrics`
+//! (pipeline counters and lag, market data).
 
 use async_trait::async_trait;
-use oms_services::api::hooks::Readiness;
+use oms_services::api::hooks::{MetricsSource, Readiness};
+use oms_services::marketdata::MarketData;
 use oms_services::pipeline::metrics::PipelineMetrics;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Behind by more than this many records, a consumer group is reported not ready.
 const MAX_READY_LAG: u64 = 100_000;
@@ -31,5 +33,20 @@ impl Readiness for ServeReadiness {
                 )
             })
             .collect()
+    }
+}
+
+/// Pipeline metrics, plus market data's once it exists (it is built after the API state).
+pub struct ServeMetrics {
+    pub pipeline: Arc<PipelineMetrics>,
+    pub marketdata: OnceLock<MarketData>,
+}
+
+impl MetricsSource for ServeMetrics {
+    fn render(&self, out: &mut String) {
+        self.pipeline.render(out);
+        if let Some(md) = self.marketdata.get() {
+            md.render_metrics(out);
+        }
     }
 }

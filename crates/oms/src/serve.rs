@@ -3,7 +3,7 @@
 
 use crate::bootstrap;
 use crate::config::Config;
-use crate::readiness::ServeReadiness;
+use crate::readiness::{ServeMetrics, ServeReadiness};
 use anyhow::{Context, Result};
 use axum::Router;
 use oms_domain::ids::AccountId;
@@ -142,6 +142,10 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
         session_secret: session_secret(&config)?,
         ..ApiConfig::default()
     };
+    let serve_metrics = Arc::new(ServeMetrics {
+        pipeline: metrics.clone(),
+        marketdata: Default::default(),
+    });
     let ids =
         Arc::new(OrderIdGenerator::new(config.server.instance_id).context("server.instanceId")?);
     let state = ApiState::new(
@@ -155,7 +159,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
     .with_readiness(Arc::new(ServeReadiness {
         metrics: metrics.clone(),
     }))
-    .with_metrics_source(metrics.clone());
+    .with_metrics_source(serve_metrics.clone());
 
     let mut extra = Router::new();
     if has(Role::MarketData) {
@@ -165,6 +169,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
             ..MarketDataConfig::default()
         };
         let md = MarketData::new(md_config, ports.store.clone(), resolver);
+        let _ = serve_metrics.marketdata.set(md.clone());
         let (m, log) = (md.clone(), ports.log.clone());
         tasks.push(supervise("marketdata", stop_rx.clone(), move |s| {
             let (md, log) = (m.clone(), log.clone());
