@@ -5,35 +5,17 @@ use oms_domain::ids::Timestamp;
 use oms_ports::event_log::{Appended, EventLog, NewRecord};
 use oms_ports::{PortError, PortResult};
 
-pub const HEADER_EVENT_TYPE: &str = "event-type";
-pub const HEADER_EVENT_ID: &str = "event-id";
-pub const HEADER_SCHEMA_VERSION: &str = "schema-version";
-
-/// The record for an order-lifecycle event: keyed by the account's id as decimal text, so one
-/// account's events stay in order on one partition.
+/// The record for an order-lifecycle event: the codec's encoding (keyed by the account's id as
+/// decimal text, so one account's events stay in order on one partition). An event without an
+/// account cannot be placed and is refused.
 pub fn order_event_record(envelope: &Envelope) -> PortResult<NewRecord> {
-    let account = envelope.event.account().ok_or_else(|| {
-        PortError::Invalid(format!("{} has no account", envelope.event.type_name()))
-    })?;
-    let value = serde_json::to_vec(envelope).map_err(|e| PortError::Invalid(e.to_string()))?;
-    Ok(NewRecord {
-        key: account.to_string().into_bytes(),
-        value,
-        headers: vec![
-            (
-                HEADER_EVENT_TYPE.to_string(),
-                envelope.event.type_name().as_bytes().to_vec(),
-            ),
-            (
-                HEADER_EVENT_ID.to_string(),
-                envelope.id.0.as_bytes().to_vec(),
-            ),
-            (
-                HEADER_SCHEMA_VERSION.to_string(),
-                envelope.version.to_string().into_bytes(),
-            ),
-        ],
-    })
+    if envelope.event.account().is_none() {
+        return Err(PortError::Invalid(format!(
+            "{} has no account",
+            envelope.event.type_name()
+        )));
+    }
+    Ok(crate::codec::encode_event(envelope))
 }
 
 /// Appends one order-lifecycle event; returns once it is durable.

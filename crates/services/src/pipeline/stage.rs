@@ -22,16 +22,7 @@ pub async fn flush_events(
     events: &[Envelope],
     shutdown: &super::Shutdown,
 ) -> PortResult<()> {
-    let mut attempt = 0;
-    while let Err(e) = append_events(log, topic, events).await {
-        tracing::warn!(error = %e, topic, "append failed, retrying");
-        if *shutdown.borrow() {
-            return Err(e);
-        }
-        backoff(attempt).await;
-        attempt += 1;
-    }
-    Ok(())
+    retry(topic, shutdown, || append_events(log, topic, events)).await
 }
 
 /// Like [`flush_events`], for venue commands.
@@ -41,8 +32,20 @@ pub async fn flush_commands(
     commands: &[VenueCommand],
     shutdown: &super::Shutdown,
 ) -> PortResult<()> {
+    retry(topic, shutdown, || append_commands(log, topic, commands)).await
+}
+
+async fn retry<F, Fut>(
+    topic: &str,
+    shutdown: &super::Shutdown,
+    mut attempt_once: F,
+) -> PortResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = PortResult<()>>,
+{
     let mut attempt = 0;
-    while let Err(e) = append_commands(log, topic, commands).await {
+    while let Err(e) = attempt_once().await {
         tracing::warn!(error = %e, topic, "append failed, retrying");
         if *shutdown.borrow() {
             return Err(e);
