@@ -9,17 +9,8 @@ pub mod risk;
 pub mod stage;
 pub mod venue;
 
-use oms_domain::ids::Timestamp;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Wall-clock time, read only here at the service edge; the domain gets it as a value.
-pub fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(ms as i64)
-}
+/// Wall-clock time, read only at the service edge; the domain gets it as a value.
+pub use crate::ingestion::clock::now;
 
 /// A stop signal shared by every task: `true` once shutdown has begun.
 pub type Shutdown = tokio::sync::watch::Receiver<bool>;
