@@ -336,13 +336,32 @@ async fn find(s: &ApiState, account: AccountId, id: &str) -> Result<Order, Probl
     let Ok(order_id) = id.parse::<OrderId>() else {
         return Err(Problem::order_not_found());
     };
-    s.store
-        .order(account, order_id)
-        .await
-        .map_err(|e| Problem::from_port("order store", &e))?
-        .filter(|o| o.account == account)
-        .ok_or_else(Problem::order_not_found)
+    // The read model trails the log by a few milliseconds: an order accepted just now may not be
+    // stored yet. Ids carry their creation time, so only a recent id waits, and briefly.
+    let (issued_ms, _, _) = crate::ingestion::order_id::decompose(order_id.0);
+    let recent = (clock::now().millis() - issued_ms).abs() < RECENT_ORDER_MS;
+    let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
+    loop {
+        let found = s
+            .store
+            .order(account, order_id)
+            .await
+            .map_err(|e| Problem::from_port("order store", &e))?
+            .filter(|o| o.account == account);
+        match found {
+            Some(order) => return Ok(order),
+            None if recent && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            None => return Err(Problem::order_not_found()),
+        }
+    }
 }
+
+/// Ids younger than this may still be on their way to the read model.
+const RECENT_ORDER_MS: i64 = 5_000;
+/// The longest a request waits for such an order to be stored.
+const READ_YOUR_WRITES_WAIT: std::time::Duration = std::time::Duration::from_millis(1_500);
 
 async fn find_live(s: &ApiState, account: AccountId, id: &str) -> Result<Order, Problem> {
     let order = find(s, account, id).await?;
