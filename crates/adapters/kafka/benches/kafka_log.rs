@@ -1,13 +1,15 @@
 //! Append throughput and latency of the Kafka event log, for 1, 16 and 256 concurrent
 //! appenders each appending one record at a time and waiting for its acknowledgement
-//! (`acks=all`, idempotent producer); then a consumer catching up from offset 0.
+//! (`acks=all`, idempotent producer); then a consumer catching up from offset 0; then the time
+//! from append to a tailing consumer.
 //!
 //! Runs against a fresh local tansu broker (in-memory storage) unless `OMS_BENCH_KAFKA` names
 //! a cluster (`host:port`), so the figures are of this adapter plus that broker.
 //!
 //! `cargo bench -p oms-kafka --bench kafka_log`
 //! (`OMS_BENCH_SECS` sets the seconds per case, 5 by default; `OMS_BENCH_BATCH_MAX` the
-//! records per batch, 1 by default as tansu needs, 0 for librdkafka's default.)
+//! records per batch, 1 by default as tansu needs, 0 for librdkafka's default.) On tansu the
+//! adapter runs with `KafkaConfig::for_tansu`.
 
 use hdrhistogram::Histogram;
 use oms_kafka::{KafkaConfig, KafkaLog};
@@ -46,10 +48,15 @@ async fn run(bootstrap: String, secs: u64) {
         Some(n) => Some(n.parse().expect("OMS_BENCH_BATCH_MAX: a number")),
         None => Some(1),
     };
+    let base = if std::env::var("OMS_BENCH_KAFKA").is_ok() {
+        KafkaConfig::new(bootstrap.clone())
+    } else {
+        KafkaConfig::for_tansu(bootstrap.clone())
+    };
     let config = KafkaConfig {
         client_id: "oms-bench".into(),
         batch_max_records,
-        ..KafkaConfig::new(bootstrap.clone())
+        ..base
     };
     let log = Arc::new(KafkaLog::connect(config).await.expect("connect"));
     let run = SystemTime::now()
@@ -72,6 +79,62 @@ async fn run(bootstrap: String, secs: u64) {
         total += append_case(&log, &topic, appenders, Duration::from_secs(secs)).await;
     }
     catch_up(&log, &topic, total).await;
+    delivery_latency(&log, &format!("{topic}-latency")).await;
+}
+
+/// One record every 10 ms, each timed from the start of its append to its arrival at a
+/// consumer that is tailing the topic.
+async fn delivery_latency(log: &Arc<KafkaLog>, topic: &str) {
+    const RECORDS: usize = 300;
+    log.ensure_topic(topic, PARTITIONS).await.expect("topic");
+    let mut consumer = log
+        .subscribe("bench-latency", &[topic])
+        .await
+        .expect("subscribe");
+    while !matches!(
+        consumer
+            .poll(10, Duration::from_secs(10))
+            .await
+            .expect("poll"),
+        ConsumerEvent::Assigned(_)
+    ) {}
+    let epoch = Instant::now();
+    let producer = {
+        let (log, topic) = (log.clone(), topic.to_string());
+        tokio::spawn(async move {
+            for i in 0..RECORDS {
+                let sent = epoch.elapsed().as_micros() as u64;
+                let record = NewRecord {
+                    key: format!("account-{i}").into_bytes(),
+                    value: sent.to_le_bytes().to_vec(),
+                    headers: Vec::new(),
+                };
+                log.append(&topic, vec![record]).await.expect("append");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    while (hist.len() as usize) < RECORDS {
+        if let ConsumerEvent::Records(r) = consumer
+            .poll(100, Duration::from_secs(10))
+            .await
+            .expect("poll")
+        {
+            let now = epoch.elapsed().as_micros() as u64;
+            for rec in r {
+                let sent = u64::from_le_bytes(rec.value[..8].try_into().expect("8 bytes"));
+                hist.record(now.saturating_sub(sent)).expect("record");
+            }
+        }
+    }
+    producer.await.expect("producer");
+    println!(
+        "append to delivery, one record every 10 ms: p50 {} µs, p99 {} µs, max {} µs",
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.max()
+    );
 }
 
 /// `appenders` tasks append for `length`; prints throughput and latency.

@@ -26,7 +26,11 @@
 //! # Waiting
 //!
 //! `poll` never parks a thread: it drains librdkafka's queue without blocking and otherwise
-//! waits on a [`Notify`] that librdkafka signals when the queue becomes non-empty.
+//! waits on a [`Notify`] that librdkafka signals when the queue becomes non-empty. librdkafka
+//! signals only that transition, so a drain must not stop while the queue still holds
+//! something: log lines, statistics and rebalance or commit events also come through it and
+//! are served by the same `poll(0)` that returns records, so the context notes each one
+//! served and the drain goes on. As a backstop, a waiting poll looks again every 100 ms.
 
 use crate::error::{KafkaLogError, KafkaLogResult};
 use crate::record::to_record;
@@ -34,6 +38,7 @@ use async_trait::async_trait;
 use oms_ports::event_log::{Consumer, ConsumerEvent, Record, TopicPartition};
 use oms_ports::{PortError, PortResult};
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, RebalanceProtocol,
 };
@@ -45,6 +50,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// The longest a waiting poll goes without looking at librdkafka's queue.
+const RECHECK: Duration = Duration::from_millis(100);
 
 /// A rebalance step announced by librdkafka, not yet returned to the stage.
 #[derive(Debug)]
@@ -102,7 +110,28 @@ pub(crate) struct GroupContext {
     pub(crate) shared: Arc<Shared>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    // Log and statistics events come through the consumer's queue too: a poll that served one
+    // returns nothing, and the queue may still hold messages.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.shared.served.store(true, Ordering::SeqCst);
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac} {message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac} {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{fac} {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac} {message}"),
+        }
+    }
+
+    fn stats_raw(&self, _statistics: &[u8]) {
+        self.shared.served.store(true, Ordering::SeqCst);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn rebalance(
@@ -349,13 +378,16 @@ impl Consumer for KafkaConsumer {
                 continue;
             }
             // The queue was empty: a message or event arriving from now on signals `wake`
-            // (a signal sent since the drain is kept as a permit, so none is lost).
-            if tokio::time::timeout_at(deadline, self.shared.wake.notified())
-                .await
-                .is_err()
-            {
+            // (a signal sent since the drain is kept as a permit, so none is lost). Should an
+            // event kind unknown here have been taken for emptiness, the queue is looked at
+            // again after RECHECK anyway.
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(ConsumerEvent::Records(Vec::new()));
             }
+            let _ =
+                tokio::time::timeout_at(deadline.min(now + RECHECK), self.shared.wake.notified())
+                    .await;
         }
     }
 

@@ -279,6 +279,10 @@ impl KafkaLog {
             .set(
                 "max.poll.interval.ms",
                 self.config.max_poll_interval_ms.to_string(),
+            )
+            .set(
+                "fetch.wait.max.ms",
+                self.config.fetch_wait_max_ms.to_string(),
             );
         for (k, v) in &self.config.extra {
             config.set(k, v);

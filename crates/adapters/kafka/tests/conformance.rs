@@ -7,12 +7,11 @@ use oms_testkit::tansu::TansuServer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// The adapter's configuration for tansu: one record per batch (see `batch_max_records`).
+/// The adapter's configuration for tansu (see `KafkaConfig::for_tansu`).
 fn config(server: &TansuServer) -> KafkaConfig {
     KafkaConfig {
         client_id: "oms-kafka-tests".into(),
-        batch_max_records: Some(1),
-        ..KafkaConfig::new(server.bootstrap_servers())
+        ..KafkaConfig::for_tansu(server.bootstrap_servers())
     }
 }
 
@@ -28,6 +27,26 @@ fn cooperative(mut config: KafkaConfig) -> KafkaConfig {
 async fn kafka_log_passes_the_event_log_suite() {
     let server = TansuServer::new();
     let config = config(&server);
+    oms_conformance::event_log_suite(|| {
+        let config = config.clone();
+        async move {
+            KafkaLog::connect(config)
+                .await
+                .expect("connect to the broker")
+        }
+    })
+    .await;
+}
+
+/// With librdkafka's debug logging on, whose log lines pass through the consumer's queue
+/// among the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_log_with_debug_logging_passes_the_event_log_suite() {
+    let server = TansuServer::new();
+    let mut config = config(&server);
+    config
+        .extra
+        .insert("debug".into(), "consumer,cgrp,fetch,topic".into());
     oms_conformance::event_log_suite(|| {
         let config = config.clone();
         async move {
