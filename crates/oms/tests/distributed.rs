@@ -47,6 +47,9 @@ venuePartitions = 2
 marketdataPartitions = 2
 [kafka]
 bootstrapServers = "{kafka}"
+# tansu serves fetches from batch starts only: one record per batch (see oms-kafka's docs).
+batchMaxRecords = 1
+fetchWaitMaxMs = 10
 [store]
 backend = "postgres"
 url = "{pg}"
@@ -345,7 +348,7 @@ async fn services_in_separate_processes_keep_every_guarantee() {
     );
 
     // Replay the whole `orders` topic from the broker and compare.
-    let log = KafkaLog::connect(KafkaConfig::new(kafka.bootstrap_servers()))
+    let log = KafkaLog::connect(KafkaConfig::for_tansu(kafka.bootstrap_servers()))
         .await
         .unwrap();
     let mut ledger = Ledger::new();
