@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Distributed-mode load benchmark on this machine: starts PostgreSQL, Redis and the
+# Kafka-compatible broker tansu on loopback ports, the five services as separate `oms` processes,
+# then `oms loadgen` against ingestion. Usage: scripts/bench-distributed.sh [RATE] [SECONDS]
+# Needs what scripts/install-test-deps.sh installs and a release build (cargo build --release -p oms).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:-1000}
+secs=${2:-30}
+oms=$(pwd)/target/release/oms
+[ -x "$oms" ] || { echo "build first: cargo build --release -p oms" >&2; exit 1; }
+work=$(mktemp -d)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+
+rport=$(port); redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 & pids+=($!)
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
+pport=$(port); mkdir -p "$work/pg"; chown postgres "$work/pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg/data" -U oms --auth=trust >/dev/null
+runuser -u postgres -- "$pgbin/postgres" -D "$work/pg/data" -p "$pport" -k "$work/pg" -c listen_addresses=127.0.0.1 >"$work/pg.log" 2>&1 & pids+=($!)
+kport=$(port); tansu=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
+RUST_LOG=warn "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 & pids+=($!)
+wait_port "$rport"; wait_port "$pport"; wait_port "$kport"
+runuser -u postgres -- "$pgbin/createdb" -h 127.0.0.1 -p "$pport" -U oms oms
+
+key_a=oms_bench_a_0000000000000000000000000000000000000000000000000000000
+key_b=oms_bench_b_1111111111111111111111111111111111111111111111111111111
+cat >"$work/distributed.toml" <<TOML
+[server]
+sessionSecret = "bench-session-secret-0123456789abcdef"
+[log]
+backend = "kafka"
+[kafka]
+bootstrapServers = "127.0.0.1:$kport"
+batchMaxRecords = 1
+fetchWaitMaxMs = 10
+[store]
+backend = "postgres"
+url = "postgres://oms@127.0.0.1:$pport/oms"
+[idempotency]
+backend = "redis"
+redisUrl = "redis://127.0.0.1:$rport/"
+[demo]
+enabled = false
+[risk]
+maxOpenOrders = 10000000
+ordersPerSecond = 10000000
+burst = 10000000
+maxOrderNotional = "1000000000"
+[[accounts]]
+name = "bench-a"
+apiKey = "$key_a"
+deposits = { USD = "100000000000", BTC = "10000000" }
+[[accounts]]
+name = "bench-b"
+apiKey = "$key_b"
+deposits = { USD = "100000000000", BTC = "10000000" }
+TOML
+start() { # role port
+    "$oms" --config "$work/distributed.toml" "$1" --listen "127.0.0.1:$2" --data-dir "$work/$1" >"$work/$1.log" 2>&1 & pids+=($!)
+    for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$2/ready" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    echo "$1 never became ready:" >&2; tail -20 "$work/$1.log" >&2; return 1
+}
+iport=$(port); start ingestion "$iport"
+start risk "$(port)"; start venue "$(port)"; start processor "$(port)"; start marketdata "$(port)"
+echo "distributed: ingestion on 127.0.0.1:$iport; Kafka (tansu) :$kport, PostgreSQL :$pport, Redis :$rport"
+"$oms" loadgen --addr "127.0.0.1:$iport" --api-key "$key_a,$key_b" --rate "$rate" --duration "$secs" \
+    --connections 256 --bare-seconds 5 --settle-seconds 300
