@@ -7,7 +7,7 @@ artifacts=${1:-test-artifacts}
 mkdir -p "$artifacts"
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-bin=target/debug/oms
+bin=${CARGO_TARGET_DIR:-target}/debug/oms
 [ -x "$bin" ] || cargo build -p oms --locked
 "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$artifacts/e2e-server.out" 2>"$artifacts/e2e-server.log" &
 pid=$!
