@@ -50,16 +50,9 @@ impl RiskStage {
         let mut parts: HashMap<u32, Partition> = HashMap::new();
         let mut attempt = 0;
         while !*shutdown.borrow() {
-            let polled = match consumer.poll(stage::POLL_MAX, stage::POLL_TIMEOUT).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "risk: poll failed");
-                    stage::backoff(attempt).await;
-                    attempt += 1;
-                    continue;
-                }
+            let Some(polled) = stage::poll(&mut consumer, "risk", &mut attempt).await else {
+                continue;
             };
-            attempt = 0;
             match polled {
                 ConsumerEvent::Assigned(tps) => {
                     for tp in tps {

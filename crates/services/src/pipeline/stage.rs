@@ -121,6 +121,27 @@ pub async fn commit(
     Ok(())
 }
 
+/// Polls once. A failed poll is logged and backed off (longer after each failure in a row) and
+/// gives `None`, so a stage's loop simply polls again.
+pub async fn poll(
+    consumer: &mut Box<dyn Consumer>,
+    stage: &'static str,
+    failures: &mut u32,
+) -> Option<oms_ports::event_log::ConsumerEvent> {
+    match consumer.poll(POLL_MAX, POLL_TIMEOUT).await {
+        Ok(event) => {
+            *failures = 0;
+            Some(event)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, stage, "poll failed");
+            backoff(*failures).await;
+            *failures += 1;
+            None
+        }
+    }
+}
+
 /// Waits before retrying after a failed append or commit, so an unavailable log is not spun on.
 pub async fn backoff(attempt: u32) {
     let ms = (50u64 << attempt.min(6)).min(3000);

@@ -55,16 +55,9 @@ impl VenueStage {
         let mut attempt = 0;
         let mut out = Vec::new();
         while !*shutdown.borrow() {
-            let polled = match consumer.poll(stage::POLL_MAX, stage::POLL_TIMEOUT).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "venue: poll failed");
-                    stage::backoff(attempt).await;
-                    attempt += 1;
-                    continue;
-                }
+            let Some(polled) = stage::poll(&mut consumer, "venue", &mut attempt).await else {
+                continue;
             };
-            attempt = 0;
             match polled {
                 ConsumerEvent::Assigned(tps) => {
                     for tp in tps {

@@ -56,16 +56,9 @@ impl ProcessorStage {
         let mut actors: HashMap<OrderId, mpsc::UnboundedSender<actor::Message>> = HashMap::new();
         let mut attempt = 0;
         while !*shutdown.borrow() {
-            let polled = match consumer.poll(stage::POLL_MAX, stage::POLL_TIMEOUT).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "processor: poll failed");
-                    stage::backoff(attempt).await;
-                    attempt += 1;
-                    continue;
-                }
+            let Some(polled) = stage::poll(&mut consumer, "processor", &mut attempt).await else {
+                continue;
             };
-            attempt = 0;
             match polled {
                 ConsumerEvent::Assigned(tps) => {
                     let stored = self.store.positions(GROUP).await?;
