@@ -22,4 +22,4 @@ echo "==> building the dashboard (frontend/dist)"
 echo "==> building oms (release)"
 cargo build --release --locked -p oms
 
-exec ./target/release/oms serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/oms" serve "$@"
