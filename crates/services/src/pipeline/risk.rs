@@ -191,16 +191,8 @@ impl RiskStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        match serde_json::to_vec(&part.engine) {
-            Ok(bytes) => match self
-                .store
-                .save_snapshot(SNAPSHOT, partition, next, &bytes)
-                .await
-            {
-                Ok(()) => part.since_snapshot = 0,
-                Err(e) => tracing::warn!(error = %e, "risk: snapshot failed"),
-            },
-            Err(e) => tracing::error!(error = %e, "risk: snapshot did not serialise"),
+        if stage::save_snapshot(&self.store, SNAPSHOT, partition, next, &part.engine).await {
+            part.since_snapshot = 0;
         }
     }
 }

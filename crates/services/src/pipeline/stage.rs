@@ -142,6 +142,31 @@ pub async fn poll(
     }
 }
 
+/// Saves a stage's state of one partition as of `next`; true when it is stored. A failure is
+/// logged and left for the next snapshot: the log still holds everything.
+pub async fn save_snapshot<T: serde::Serialize>(
+    store: &Arc<dyn oms_ports::order_store::OrderStore>,
+    name: &str,
+    partition: u32,
+    next: u64,
+    state: &T,
+) -> bool {
+    let bytes = match serde_json::to_vec(state) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, name, "snapshot did not serialise");
+            return false;
+        }
+    };
+    match store.save_snapshot(name, partition, next, &bytes).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, name, "snapshot failed");
+            false
+        }
+    }
+}
+
 /// Waits before retrying after a failed append or commit, so an unavailable log is not spun on.
 pub async fn backoff(attempt: u32) {
     let ms = (50u64 << attempt.min(6)).min(3000);

@@ -157,16 +157,8 @@ impl VenueStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        match serde_json::to_vec(&part.venue) {
-            Ok(bytes) => match self
-                .store
-                .save_snapshot(SNAPSHOT, partition, next, &bytes)
-                .await
-            {
-                Ok(()) => part.since_snapshot = 0,
-                Err(e) => tracing::warn!(error = %e, "venue: snapshot failed"),
-            },
-            Err(e) => tracing::error!(error = %e, "venue: snapshot did not serialise"),
+        if stage::save_snapshot(&self.store, SNAPSHOT, partition, next, &part.venue).await {
+            part.since_snapshot = 0;
         }
     }
 }

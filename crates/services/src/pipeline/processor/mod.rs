@@ -284,16 +284,8 @@ impl ProcessorStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        match serde_json::to_vec(&part.ledger) {
-            Ok(bytes) => match self
-                .store
-                .save_snapshot(SNAPSHOT, partition, next, &bytes)
-                .await
-            {
-                Ok(()) => part.since_snapshot = 0,
-                Err(e) => tracing::warn!(error = %e, "processor: snapshot failed"),
-            },
-            Err(e) => tracing::error!(error = %e, "processor: snapshot did not serialise"),
+        if stage::save_snapshot(&self.store, SNAPSHOT, partition, next, &part.ledger).await {
+            part.since_snapshot = 0;
         }
     }
 }
