@@ -119,6 +119,13 @@ async fn drive(
 ) -> Result<(Histogram<u64>, Arc<Totals>, Duration)> {
     let total = args.rate * seconds;
     let interval_ns = 1_000_000_000u64 / args.rate;
+    // Every connection is open before the clock starts: connecting on the first request put
+    // the handshakes of hundreds of connections (and any SYN retried after a full accept
+    // queue, a whole second later) into the measured latencies.
+    let mut conns = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        conns.push(connect(&args.addr).await?);
+    }
     let start = Instant::now() + Duration::from_millis(200);
     let next = Arc::new(AtomicU64::new(0));
     let totals = Arc::new(Totals {
@@ -127,13 +134,13 @@ async fn drive(
         failed: AtomicU64::new(0),
     });
     let mut workers = Vec::new();
-    for worker in 0..args.connections {
+    for (worker, conn) in conns.into_iter().enumerate() {
         let (args, next, totals, target) =
             (args.clone(), next.clone(), totals.clone(), target.clone());
         workers.push(tokio::spawn(async move {
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-            let mut conn = None;
+            let mut conn = Some(conn);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {

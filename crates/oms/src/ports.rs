@@ -4,7 +4,7 @@
 
 use crate::config::{Config, IdempotencyBackend, LogBackend, StoreBackend};
 use anyhow::{bail, Context, Result};
-use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
+use oms_embedded::{FileLog, FileLogOptions, SqliteIdempotency, SqliteOptions, SqliteStore};
 use oms_kafka::KafkaLog;
 use oms_ports::event_log::EventLog;
 use oms_ports::idempotency::IdempotencyStore;
@@ -50,13 +50,13 @@ pub async fn open(config: &Config) -> Result<Ports> {
             || format!("connecting to Kafka at {}", config.kafka.bootstrap_servers),
         )?),
     };
-    let (store, embedded_store): (Arc<dyn OrderStore>, Option<SqliteStore>) =
+    let (store, store_in_sqlite): (Arc<dyn OrderStore>, bool) =
         match config.store.backend {
             StoreBackend::Embedded => {
                 let s = SqliteStore::open(&dir.join("oms.db"), SqliteOptions::default())
                     .await
                     .context("opening the order store")?;
-                (Arc::new(s.clone()), Some(s))
+                (Arc::new(s), true)
             }
             StoreBackend::Postgres => {
                 let options = PgOptions {
@@ -67,20 +67,28 @@ pub async fn open(config: &Config) -> Result<Ports> {
                     .await
                     .context("connecting to PostgreSQL")?;
                 pg.migrate().await.context("migrating PostgreSQL")?;
-                (Arc::new(pg), None)
+                (Arc::new(pg), false)
             }
         };
-    let idempotency: Arc<dyn IdempotencyStore> = match (config.idempotency.backend, embedded_store)
-    {
-        // Idempotency keys live in the same database: one file to back up, one writer thread.
-        (IdempotencyBackend::Embedded, Some(s)) => Arc::new(s.idempotency()),
-        (IdempotencyBackend::Embedded, None) => Arc::new(
-            SqliteStore::open(&dir.join("idempotency.db"), SqliteOptions::default())
+    let idempotency: Arc<dyn IdempotencyStore> = match config.idempotency.backend {
+        // A database of their own: claims and stored responses are on every order's path and
+        // must not queue behind the processor's batches on the order store's writer.
+        IdempotencyBackend::Embedded => {
+            let keys = SqliteIdempotency::open(&dir.join("idempotency.db"), SqliteOptions::default())
                 .await
-                .context("opening the idempotency store")?
-                .idempotency(),
-        ),
-        (IdempotencyBackend::Redis, _) => {
+                .context("opening the idempotency store")?;
+            if store_in_sqlite {
+                let moved = keys
+                    .import_from(&dir.join("oms.db"))
+                    .await
+                    .context("moving idempotency keys out of the order store")?;
+                if moved > 0 {
+                    tracing::info!(moved, "idempotency keys moved to idempotency.db");
+                }
+            }
+            Arc::new(keys)
+        }
+        IdempotencyBackend::Redis => {
             let options = RedisOptions {
                 key_prefix: config.idempotency.key_prefix.clone(),
                 ..Default::default()

@@ -2,7 +2,7 @@
 //!
 //! - [`FileLog`]: the event log, in a local directory, with group commit.
 //! - [`SqliteStore`]: the order store and read model, in one SQLite file.
-//! - [`SqliteIdempotency`]: idempotency keys, in the same SQLite file (or its own).
+//! - [`SqliteIdempotency`]: idempotency keys, in a SQLite file of their own (or the store's).
 
 pub mod error;
 pub mod log;

@@ -165,11 +165,53 @@ async fn damage_in_an_old_segment_is_reported_not_truncated() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     fs::write(&segs[0], bytes).unwrap();
+
+    // A sealed segment's saved index lets the log open without reading it (restart time must
+    // not grow with history); the damage is reported by the read that reaches it.
+    let log = open(dir.path(), options.clone()).await;
+    match log.read(TOPIC, 0, 0, 100).await {
+        Err(PortError::Corrupt(msg)) => assert!(msg.contains("record at position"), "{msg}"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert_eq!(segments(dir.path(), 0), segs, "no segment removed");
+    drop(log);
+
+    // Without its index the segment is read at open, and the log refuses to open.
+    let index = segs[0].with_extension("idx");
+    assert!(index.exists(), "sealed segments have a saved index");
+    fs::remove_file(index).unwrap();
     match FileLog::open(dir.path(), options).await {
         Err(EmbeddedError::Corrupt(msg)) => assert!(msg.contains("damaged"), "{msg}"),
         Err(e) => panic!("expected corruption, got {e}"),
         Ok(_) => panic!("expected corruption, the log opened"),
     }
+}
+
+#[tokio::test]
+async fn a_stale_or_missing_segment_index_is_rebuilt_from_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FileLogOptions {
+        segment_bytes: 400,
+        ..FileLogOptions::default()
+    };
+    let before = filled(dir.path(), 60, options.clone()).await;
+    let segs = segments(dir.path(), 0);
+    let idx: Vec<PathBuf> = segs[..segs.len() - 1]
+        .iter()
+        .map(|s| s.with_extension("idx"))
+        .collect();
+    fs::remove_file(&idx[0]).unwrap();
+    fs::write(&idx[1], b"not an index").unwrap();
+    let log = open(dir.path(), options.clone()).await;
+    assert_eq!(read_all(&log, 0).await, before);
+    drop(log);
+    for i in &idx {
+        assert!(fs::read(i).unwrap().starts_with(b"OMSI"), "{} saved again", i.display());
+    }
+    let log = open(dir.path(), options).await;
+    assert_eq!(read_all(&log, 0).await, before);
+    let a = log.append(TOPIC, vec![rec(99)]).await.unwrap()[0];
+    assert_eq!(a.offset, 60);
 }
 
 #[tokio::test]

@@ -333,6 +333,14 @@ fn load_partition(
             }
         }
         let last = i + 1 == count;
+        // A sealed segment with a saved index is not read at all: restart time stays flat
+        // however long the history. The newest segment is always checked record by record.
+        if !last {
+            if let Some(seg) = segment::open_indexed(&pdir, base)? {
+                segments.push(seg);
+                continue;
+            }
+        }
         let scanned = segment::scan(&path, base, if last { opts.tail_cache_bytes } else { 0 })?;
         let seg = scanned.segment;
         if let Some((pos, why)) = scanned.torn_at {
@@ -370,6 +378,10 @@ fn load_partition(
         }
         for r in scanned.tail {
             tail.push(Arc::new(r));
+        }
+        if !last {
+            // Sealed before this version saved indexes, or its index was lost: save it now.
+            segment::save_index(&pdir, seg.base, &seg.index_bytes());
         }
         segments.push(seg);
     }

@@ -21,6 +21,11 @@ pub(crate) fn file_name(base: u64) -> String {
     format!("{base:020}.log")
 }
 
+/// The saved index of a sealed segment, beside it.
+pub(crate) fn index_file_name(base: u64) -> String {
+    format!("{base:020}.idx")
+}
+
 pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".log")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
@@ -76,6 +81,87 @@ impl Segment {
             self.index[i - 1].1 as u64
         }
     }
+}
+
+const INDEX_MAGIC: &[u8; 4] = b"OMSI";
+const INDEX_HEADER: usize = 4 + 8 + 8 + 8 + 4;
+
+impl Segment {
+    /// The index of this segment, sealed, as saved beside it: what lets the next open skip
+    /// reading the whole file. The CRC and the segment's length guard it; it is not synced,
+    /// since a lost or torn index only means one more scan.
+    pub fn index_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(INDEX_HEADER + self.index.len() * 8 + 4);
+        out.extend_from_slice(INDEX_MAGIC);
+        out.extend_from_slice(&self.base.to_le_bytes());
+        out.extend_from_slice(&self.next.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
+        for (rel, pos) in &self.index {
+            out.extend_from_slice(&rel.to_le_bytes());
+            out.extend_from_slice(&pos.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// The sealed segment `file` (of `len` bytes) from its saved index, if that is whole and
+    /// describes exactly this file.
+    pub fn from_index_bytes(bytes: &[u8], base: u64, file: Arc<File>, len: u64) -> Option<Self> {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?)
+            || body.len() < INDEX_HEADER
+            || &body[..4] != INDEX_MAGIC
+        {
+            return None;
+        }
+        let u64_at = |i: usize| body[i..i + 8].try_into().ok().map(u64::from_le_bytes);
+        let (saved_base, next, size) = (u64_at(4)?, u64_at(12)?, u64_at(20)?);
+        let count = u32::from_le_bytes(body[28..32].try_into().ok()?) as usize;
+        if saved_base != base || size != len || body.len() != INDEX_HEADER + count * 8 {
+            return None;
+        }
+        let index = body[INDEX_HEADER..]
+            .chunks_exact(8)
+            .map(|c| {
+                let rel = u32::from_le_bytes(c[..4].try_into().expect("4 bytes"));
+                let pos = u32::from_le_bytes(c[4..].try_into().expect("4 bytes"));
+                (rel, pos)
+            })
+            .collect();
+        Some(Segment {
+            base,
+            next,
+            size,
+            file,
+            index,
+        })
+    }
+}
+
+/// Saves a sealed segment's index (from [`Segment::index_bytes`]) beside it.
+pub(crate) fn save_index(dir: &Path, base: u64, index: &[u8]) {
+    let path = dir.join(index_file_name(base));
+    if let Err(e) = super::fsutil::write_atomic(&path, index, false) {
+        tracing::warn!(path = %path.display(), error = %e, "could not save a segment index");
+    }
+}
+
+/// Opens a sealed segment from its saved index, or `None` when there is no usable one.
+pub(crate) fn open_indexed(dir: &Path, base: u64) -> EmbeddedResult<Option<Segment>> {
+    let Ok(bytes) = std::fs::read(dir.join(index_file_name(base))) else {
+        return Ok(None);
+    };
+    let path = dir.join(file_name(base));
+    let io_err = |e| EmbeddedError::io(format!("opening {}", path.display()), e);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
+    Ok(Segment::from_index_bytes(&bytes, base, Arc::new(file), len))
 }
 
 /// The result of checking a segment file at open.
@@ -267,5 +353,29 @@ mod tests {
         assert!(p <= 99_900 && 99_900 - p < INDEX_INTERVAL + 100);
         assert_eq!(seg.next, 1100);
         assert_eq!(seg.size, 100_000);
+    }
+
+    #[test]
+    fn a_saved_index_restores_the_segment_only_when_it_matches_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let file = Arc::new(File::create(d.path().join("seg")).unwrap());
+        let mut seg = Segment::new(1000, file.clone());
+        for (i, pos) in (0..50u64).map(|i| (i, i * 3000)) {
+            seg.push(1000 + i, pos, 3000);
+        }
+        let bytes = seg.index_bytes();
+        let back = Segment::from_index_bytes(&bytes, 1000, file.clone(), seg.size).unwrap();
+        assert_eq!((back.next, back.size), (seg.next, seg.size));
+        assert_eq!(back.index, seg.index);
+        for off in [1000, 1001, 1025, 1049] {
+            assert_eq!(back.locate(off), seg.locate(off));
+        }
+        // Another length, another base, or a flipped bit: not this segment's index.
+        assert!(Segment::from_index_bytes(&bytes, 1000, file.clone(), seg.size + 1).is_none());
+        assert!(Segment::from_index_bytes(&bytes, 999, file.clone(), seg.size).is_none());
+        let mut torn = bytes.clone();
+        torn[40] ^= 1;
+        assert!(Segment::from_index_bytes(&torn, 1000, file.clone(), seg.size).is_none());
+        assert!(Segment::from_index_bytes(&bytes[..10], 1000, file, seg.size).is_none());
     }
 }

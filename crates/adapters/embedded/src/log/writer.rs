@@ -227,6 +227,7 @@ impl Writer {
 
     /// Makes a group's records visible to readers, now that they are durable.
     fn publish(&self, pending: Vec<Pending>) {
+        let mut sealed = Vec::new();
         for pend in pending {
             let mut st = pend.part.state();
             let mut new_segments = pend.new_segments.into_iter();
@@ -234,6 +235,9 @@ impl Writer {
                 if st.segments.last().map(|s| s.base) != Some(base) {
                     let seg = new_segments.next().expect("rolled segment");
                     debug_assert_eq!(seg.base, base);
+                    if let Some(done) = st.segments.last() {
+                        sealed.push((pend.part.dir.clone(), done.base, done.index_bytes()));
+                    }
                     st.segments.push(seg);
                 }
                 st.segments
@@ -242,6 +246,10 @@ impl Writer {
                     .push(rec.offset, pos, len);
                 st.tail.push(rec);
             }
+        }
+        // Outside the partitions' locks; a segment whose index is missing is scanned at open.
+        for (dir, base, index) in sealed {
+            segment::save_index(&dir, base, &index);
         }
     }
 }

@@ -8,13 +8,17 @@ use crate::error::{EmbeddedError, EmbeddedResult};
 use rusqlite::{Connection, OpenFlags};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 
 /// Writes taken into one transaction at most.
 const MAX_GROUP: usize = 256;
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// The WAL is checkpointed once it is this large (SQLite's own default is 1000 pages).
+const CHECKPOINT_AT_BYTES: u64 = 4 * 1024 * 1024;
 /// How long a connection waits on a lock held by another connection (another process, or a
 /// second handle on the same file) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +51,9 @@ pub(crate) struct Db {
     path: PathBuf,
     tx: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Dropped to stop the checkpointer.
+    checkpoint_stop: Option<mpsc::Sender<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
     pub(crate) purge_started: AtomicBool,
@@ -57,6 +64,10 @@ impl Drop for Db {
     fn drop(&mut self) {
         self.tx.take();
         if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+        self.checkpoint_stop.take();
+        if let Some(h) = self.checkpointer.take() {
             let _ = h.join();
         }
     }
@@ -84,25 +95,47 @@ impl Db {
         // this store acknowledges (client order id claims, API keys, completed idempotency
         // keys) is promised to clients. Group commit keeps the cost at one fsync per group.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints run on their own thread (`checkpoint_loop`): done by the writer after a
+        // commit, one held every waiting write for the time it took to copy and sync the WAL.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         migrations::migrate(&mut conn)?;
         let readers = (0..opts.read_connections.max(1))
             .map(|_| open_reader(&path))
             .collect::<EmbeddedResult<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let finish_checkpoint = Arc::new(AtomicBool::new(false));
+        let finish = finish_checkpoint.clone();
         let writer = std::thread::Builder::new()
             .name("oms-sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx))
+            .spawn(move || write_loop(conn, rx, &finish))
             .map_err(|e| EmbeddedError::io("starting the SQLite writer", e))?;
+        let checkpoint_conn = open_reader(&path)?;
+        checkpoint_conn.pragma_update(None, "query_only", false)?;
+        let (checkpoint_stop, stop_rx) = mpsc::channel::<()>();
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let checkpointer = std::thread::Builder::new()
+            .name("oms-sqlite-checkpoint".into())
+            .spawn({
+                let finish = finish_checkpoint.clone();
+                move || checkpoint_loop(checkpoint_conn, wal, stop_rx, &finish)
+            })
+            .map_err(|e| EmbeddedError::io("starting the SQLite checkpointer", e))?;
         Ok(Db {
             path,
             tx: Some(tx),
             writer: Some(writer),
+            checkpoint_stop: Some(checkpoint_stop),
+            checkpointer: Some(checkpointer),
             read_permits: Semaphore::new(readers.len()),
             readers: Mutex::new(readers),
             purge_started: AtomicBool::new(false),
             opts,
         })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Runs `f` on the writer connection, inside a transaction shared with other queued
@@ -184,7 +217,35 @@ fn open_reader(path: &Path) -> EmbeddedResult<Connection> {
     Ok(conn)
 }
 
-fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+/// Copies the WAL into the database beside the writer, so the writer's commits do not wait
+/// for it. A passive checkpoint never waits for the writer, but under a steady stream of
+/// commits it never reaches the end of the WAL either, and SQLite starts a WAL over only
+/// after a checkpoint that did; so once this one has copied the bulk, the writer copies the
+/// few frames added meanwhile between two groups, and its next commit starts the WAL over.
+/// Ends when its stop sender is dropped.
+fn checkpoint_loop(
+    conn: Connection,
+    wal: PathBuf,
+    stop: mpsc::Receiver<()>,
+    finish: &AtomicBool,
+) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if wal_bytes < CHECKPOINT_AT_BYTES || finish.load(Ordering::Acquire) {
+            continue;
+        }
+        match checkpoint(&conn) {
+            Ok(()) => finish.store(true, Ordering::Release),
+            Err(e) => tracing::warn!(error = %e, "SQLite checkpoint failed; retrying later"),
+        }
+    }
+}
+
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
+fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, finish_checkpoint: &AtomicBool) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -194,11 +255,22 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         commit_group(&conn, jobs);
+        if finish_checkpoint.swap(false, Ordering::AcqRel) {
+            if let Err(e) = checkpoint(&conn) {
+                tracing::warn!(error = %e, "SQLite checkpoint failed; retrying later");
+            }
+        }
     }
 }
 
+/// Runs a statement without parameters from the connection's statement cache: the group
+/// commit runs four of them per write, and parsing them each time was a visible cost.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_group(conn: &Connection, jobs: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let why = e.to_string();
         for job in jobs {
             (job.done)(Err(why.clone()));
@@ -212,7 +284,7 @@ fn commit_group(conn: &Connection, jobs: Vec<Job>) {
         if broken.is_some() {
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             broken = Some(e.to_string());
             continue;
         }
@@ -222,9 +294,9 @@ fn commit_group(conn: &Connection, jobs: Vec<Job>) {
             false
         });
         let end = if ok {
-            conn.execute_batch("RELEASE job")
+            exec(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
         };
         if let Err(e) = end {
             broken = Some(e.to_string());
@@ -232,7 +304,7 @@ fn commit_group(conn: &Connection, jobs: Vec<Job>) {
     }
     let outcome = match broken {
         Some(why) => Err(why),
-        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        None => exec(conn, "COMMIT").map_err(|e| e.to_string()),
     };
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");

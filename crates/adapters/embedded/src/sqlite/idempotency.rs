@@ -43,10 +43,49 @@ impl SqliteIdempotency {
         SqliteIdempotency { db }
     }
 
+    /// Moves the live keys held in another database (the order store's file, where earlier
+    /// versions kept them) into this one, so an upgrade forgets no key; returns how many.
+    pub async fn import_from(&self, other: &Path) -> EmbeddedResult<usize> {
+        if !other.exists() {
+            return Ok(0);
+        }
+        let (this, other) = (self.db.path().to_path_buf(), other.to_path_buf());
+        tokio::task::spawn_blocking(move || import_keys(&this, &other))
+            .await
+            .map_err(|e| EmbeddedError::Invalid(format!("import task failed: {e}")))?
+    }
+
     /// Deletes keys whose TTL has passed; returns how many.
     pub async fn purge_expired(&self) -> EmbeddedResult<usize> {
         purge(&self.db).await
     }
+}
+
+fn import_keys(this: &Path, other: &Path) -> EmbeddedResult<usize> {
+    // Its own connection: ATTACH is not allowed inside the writer's group transactions.
+    let mut conn = Connection::open(this)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute("ATTACH DATABASE ?1 AS other", [other.to_string_lossy()])?;
+    let has_keys: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM other.sqlite_master WHERE type = 'table' AND name = 'idempotency_keys'",
+        [],
+        |r| r.get(0),
+    )?;
+    let moved = if has_keys {
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO main.idempotency_keys SELECT * FROM other.idempotency_keys
+             WHERE expires_at > ?1",
+            [now_ms()],
+        )?;
+        tx.execute("DELETE FROM other.idempotency_keys", [])?;
+        tx.commit()?;
+        n
+    } else {
+        0
+    };
+    conn.execute_batch("DETACH DATABASE other")?;
+    Ok(moved)
 }
 
 async fn purge(db: &Db) -> EmbeddedResult<usize> {
@@ -212,6 +251,38 @@ impl IdempotencyStore for SqliteIdempotency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn keys_move_from_another_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = super::super::SqliteStore::open(&dir.path().join("oms.db"), Default::default())
+            .await
+            .unwrap()
+            .idempotency();
+        let response = StoredResponse {
+            status: 202,
+            headers: vec![("location".into(), "/api/orders/1".into())],
+            body: b"{}".to_vec(),
+        };
+        let hour = Duration::from_secs(3600);
+        old.claim("done", "f", hour).await.unwrap();
+        old.complete("done", "f", &response, hour).await.unwrap();
+        old.claim("expired", "f", Duration::ZERO).await.unwrap();
+        let new = SqliteIdempotency::open(&dir.path().join("i.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(new.import_from(&dir.path().join("oms.db")).await.unwrap(), 1);
+        assert_eq!(
+            new.claim("done", "f", hour).await.unwrap(),
+            Claim::Completed {
+                fingerprint: "f".into(),
+                response
+            }
+        );
+        // Moved, not copied: a second import finds nothing.
+        assert_eq!(new.import_from(&dir.path().join("oms.db")).await.unwrap(), 0);
+        assert_eq!(new.import_from(&dir.path().join("absent.db")).await.unwrap(), 0);
+    }
 
     #[tokio::test]
     async fn purge_deletes_only_expired_keys() {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Embedded-mode load benchmark on this machine: `oms serve` (every service in one process, the
+# embedded log with fsync on, SQLite) and `oms loadgen` against it, on loopback.
+# Usage: scripts/bench-embedded.sh [RATE] [SECONDS] [CONNECTIONS]
+# Needs a release build (cargo build --release -p oms). Extra loadgen flags via LOADGEN_ARGS;
+# BARE_SECONDS (default 10) for the bare-endpoint comparison. With RESTART=1 the server is then
+# killed with SIGKILL and started again on the same data: prints the time to /ready and to every
+# consumer group at lag 0 (the lag gauge is refreshed every 2 s, so that figure is coarse).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:-10000}
+secs=${2:-60}
+conns=${3:-256}
+oms=${CARGO_TARGET_DIR:-$(pwd)/target}/release/oms
+[ -x "$oms" ] || { echo "build first: cargo build --release -p oms" >&2; exit 1; }
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+key_a=oms_bench_a_0000000000000000000000000000000000000000000000000000000
+key_b=oms_bench_b_1111111111111111111111111111111111111111111111111111111
+cat >"$work/bench.toml" <<TOML
+[server]
+sessionSecret = "bench-session-secret-0123456789abcdef"
+logLevel = "warn"
+[demo]
+enabled = false
+[risk]
+maxOpenOrders = 10000000
+ordersPerSecond = 10000000
+burst = 10000000
+maxOrderNotional = "1000000000"
+[[accounts]]
+name = "bench-a"
+apiKey = "$key_a"
+deposits = { USD = "100000000000", BTC = "10000000" }
+[[accounts]]
+name = "bench-b"
+apiKey = "$key_b"
+deposits = { USD = "100000000000", BTC = "10000000" }
+TOML
+start() {
+    "$oms" --config "$work/bench.toml" serve --data-dir "$work/data" --listen "127.0.0.1:$port" \
+        --no-demo >>"$work/serve.log" 2>&1 &
+    pid=$!
+}
+now_ms() { date +%s%3N; }
+wait_ready() {
+    for _ in $(seq 1 6000); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    tail -20 "$work/serve.log" >&2; return 1
+}
+start
+wait_ready
+echo "embedded: oms serve on 127.0.0.1:$port (pid $pid), data in $work/data; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck disable=SC2086
+"$oms" loadgen --addr "127.0.0.1:$port" --api-key "$key_a,$key_b" --rate "$rate" --duration "$secs" \
+    --connections "$conns" --bare-seconds "${BARE_SECONDS:-10}" --settle-seconds 300 ${LOADGEN_ARGS:-}
+echo "server: $(ps -o rss=,cputime= -p "$pid" | awk '{print $1/1024 " MiB RSS, CPU " $2}')"
+if [ "${RESTART:-0}" = 1 ]; then
+    orders=$(du -sh "$work/data" | cut -f1)
+    kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+    t0=$(now_ms); start; wait_ready; t_ready=$(now_ms)
+    while :; do
+        lags=$(curl -fs "http://127.0.0.1:$port/metrics" | grep '^oms_consumer_lag{' || true)
+        [ -n "$lags" ] && ! grep -qv ' 0$' <<<"$lags" && break
+        [ $(( $(now_ms) - t0 )) -gt 600000 ] && { echo "lag never reached 0" >&2; exit 1; }
+        sleep 0.1
+    done
+    t_lag=$(now_ms)
+    echo "restart after SIGKILL (data dir $orders): /ready in $((t_ready - t0)) ms, every consumer at lag 0 in $((t_lag - t0)) ms"
+    grep -h "restored\|snapshot" "$work/serve.log" | tail -8 || true
+fi
