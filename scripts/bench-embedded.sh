@@ -24,7 +24,7 @@ key_b=oms_bench_b_1111111111111111111111111111111111111111111111111111111
 cat >"$work/bench.toml" <<TOML
 [server]
 sessionSecret = "bench-session-secret-0123456789abcdef"
-logLevel = "warn"
+logLevel = "info"
 [demo]
 enabled = false
 [risk]

@@ -127,6 +127,7 @@ fn fill(o: &Order, trade: u64, price: &str, qty: &str) -> Fill {
         cumulative_quantity: dec(qty),
         leaves_quantity: o.quantity - dec(qty),
         fee_account: AccountId(0),
+        at: Some(Timestamp(1_764_057_600_000 + trade as i64)),
     }
 }
 

@@ -88,6 +88,10 @@ pub struct Fill {
     pub leaves_quantity: Decimal,
     /// The account the fee is credited to.
     pub fee_account: AccountId,
+    /// When the trade happened (the venue's clock). `None` only in fills recorded before fills
+    /// carried their time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

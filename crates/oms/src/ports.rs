@@ -50,33 +50,33 @@ pub async fn open(config: &Config) -> Result<Ports> {
             || format!("connecting to Kafka at {}", config.kafka.bootstrap_servers),
         )?),
     };
-    let (store, store_in_sqlite): (Arc<dyn OrderStore>, bool) =
-        match config.store.backend {
-            StoreBackend::Embedded => {
-                let s = SqliteStore::open(&dir.join("oms.db"), SqliteOptions::default())
-                    .await
-                    .context("opening the order store")?;
-                (Arc::new(s), true)
-            }
-            StoreBackend::Postgres => {
-                let options = PgOptions {
-                    max_connections: config.store.max_connections,
-                    ..Default::default()
-                };
-                let pg = PgStore::connect_with(&config.store.url, options)
-                    .await
-                    .context("connecting to PostgreSQL")?;
-                pg.migrate().await.context("migrating PostgreSQL")?;
-                (Arc::new(pg), false)
-            }
-        };
+    let (store, store_in_sqlite): (Arc<dyn OrderStore>, bool) = match config.store.backend {
+        StoreBackend::Embedded => {
+            let s = SqliteStore::open(&dir.join("oms.db"), SqliteOptions::default())
+                .await
+                .context("opening the order store")?;
+            (Arc::new(s), true)
+        }
+        StoreBackend::Postgres => {
+            let options = PgOptions {
+                max_connections: config.store.max_connections,
+                ..Default::default()
+            };
+            let pg = PgStore::connect_with(&config.store.url, options)
+                .await
+                .context("connecting to PostgreSQL")?;
+            pg.migrate().await.context("migrating PostgreSQL")?;
+            (Arc::new(pg), false)
+        }
+    };
     let idempotency: Arc<dyn IdempotencyStore> = match config.idempotency.backend {
         // A database of their own: claims and stored responses are on every order's path and
         // must not queue behind the processor's batches on the order store's writer.
         IdempotencyBackend::Embedded => {
-            let keys = SqliteIdempotency::open(&dir.join("idempotency.db"), SqliteOptions::default())
-                .await
-                .context("opening the idempotency store")?;
+            let keys =
+                SqliteIdempotency::open(&dir.join("idempotency.db"), SqliteOptions::default())
+                    .await
+                    .context("opening the idempotency store")?;
             if store_in_sqlite {
                 let moved = keys
                     .import_from(&dir.join("oms.db"))

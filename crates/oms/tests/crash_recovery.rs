@@ -268,6 +268,10 @@ async fn kill_nine_ten_times_under_load_loses_and_doubles_nothing() {
         let stored_fills = store.fills(replayed.account, *id).await.unwrap();
         let logged = fills.get(id).cloned().unwrap_or_default();
         assert_eq!(stored_fills.len(), logged.len(), "order {id} fills");
+        assert!(
+            stored_fills.iter().all(|f| f.at.is_some()),
+            "order {id}: every fill carries its time"
+        );
         let sum: Decimal = stored_fills.iter().map(|f| f.quantity).sum();
         assert_eq!(
             sum, stored.filled_quantity,

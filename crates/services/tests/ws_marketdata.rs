@@ -523,6 +523,7 @@ fn fill(order: u64, account: u64, qty: &str, leaves: &str) -> Fill {
         cumulative_quantity: d(qty),
         leaves_quantity: d(leaves),
         fee_account: AccountId(0),
+        at: None,
     }
 }
 

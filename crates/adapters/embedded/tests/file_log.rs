@@ -206,7 +206,11 @@ async fn a_stale_or_missing_segment_index_is_rebuilt_from_the_segment() {
     assert_eq!(read_all(&log, 0).await, before);
     drop(log);
     for i in &idx {
-        assert!(fs::read(i).unwrap().starts_with(b"OMSI"), "{} saved again", i.display());
+        assert!(
+            fs::read(i).unwrap().starts_with(b"OMSI"),
+            "{} saved again",
+            i.display()
+        );
     }
     let log = open(dir.path(), options).await;
     assert_eq!(read_all(&log, 0).await, before);

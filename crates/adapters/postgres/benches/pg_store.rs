@@ -216,6 +216,7 @@ fn fill(o: &Order, trade: u64) -> Fill {
         cumulative_quantity: Decimal::new(1, 2),
         leaves_quantity: Decimal::new(24, 2),
         fee_account: AccountId(0),
+        at: None,
     }
 }
 

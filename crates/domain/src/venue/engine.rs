@@ -321,6 +321,7 @@ impl<'a> Publisher<'a> {
                 cumulative_quantity: self.quantity(p.cumulative),
                 leaves_quantity: self.quantity(p.leaves),
                 fee_account: self.fee_account,
+                at: Some(self.now),
             })
         };
         out.push(fill(&x.maker, x.taker_side.opposite(), Liquidity::Maker));

@@ -97,7 +97,7 @@ pub struct FillView {
     pub liquidity: Liquidity,
     pub fee: String,
     pub fee_asset: String,
-    /// The fill record carries no time of its own yet; null until it does.
+    /// When the trade happened; null only for fills recorded before fills carried their time.
     pub at: Option<String>,
 }
 
@@ -111,7 +111,7 @@ impl FillView {
             liquidity: f.liquidity,
             fee: fmt_plain(f.fee),
             fee_asset: f.quote.0.clone(),
-            at: None,
+            at: f.at.map(format_rfc3339_millis),
         }
     }
 }

@@ -185,7 +185,10 @@ fn encode_positions(positions: &Positions) -> Vec<u8> {
 }
 
 fn corrupt(path: &Path) -> EmbeddedError {
-    EmbeddedError::Corrupt(format!("{}: unreadable committed positions", path.display()))
+    EmbeddedError::Corrupt(format!(
+        "{}: unreadable committed positions",
+        path.display()
+    ))
 }
 
 fn slot_crc(seq: u64, payload: &[u8]) -> u32 {

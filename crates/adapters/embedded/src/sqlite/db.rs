@@ -223,12 +223,7 @@ fn open_reader(path: &Path) -> EmbeddedResult<Connection> {
 /// after a checkpoint that did; so once this one has copied the bulk, the writer copies the
 /// few frames added meanwhile between two groups, and its next commit starts the WAL over.
 /// Ends when its stop sender is dropped.
-fn checkpoint_loop(
-    conn: Connection,
-    wal: PathBuf,
-    stop: mpsc::Receiver<()>,
-    finish: &AtomicBool,
-) {
+fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: mpsc::Receiver<()>, finish: &AtomicBool) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
         let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         if wal_bytes < CHECKPOINT_AT_BYTES || finish.load(Ordering::Acquire) {

@@ -271,7 +271,10 @@ mod tests {
         let new = SqliteIdempotency::open(&dir.path().join("i.db"), SqliteOptions::default())
             .await
             .unwrap();
-        assert_eq!(new.import_from(&dir.path().join("oms.db")).await.unwrap(), 1);
+        assert_eq!(
+            new.import_from(&dir.path().join("oms.db")).await.unwrap(),
+            1
+        );
         assert_eq!(
             new.claim("done", "f", hour).await.unwrap(),
             Claim::Completed {
@@ -280,8 +283,16 @@ mod tests {
             }
         );
         // Moved, not copied: a second import finds nothing.
-        assert_eq!(new.import_from(&dir.path().join("oms.db")).await.unwrap(), 0);
-        assert_eq!(new.import_from(&dir.path().join("absent.db")).await.unwrap(), 0);
+        assert_eq!(
+            new.import_from(&dir.path().join("oms.db")).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            new.import_from(&dir.path().join("absent.db"))
+                .await
+                .unwrap(),
+            0
+        );
     }
 
     #[tokio::test]
