@@ -167,6 +167,7 @@ fn fill(
         cumulative_quantity: Decimal::ZERO,
         leaves_quantity: d(leaves),
         fee_account: FEES,
+        at: None,
     })
 }
 

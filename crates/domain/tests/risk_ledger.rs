@@ -98,6 +98,7 @@ fn fill(
         cumulative_quantity: Decimal::ZERO,
         leaves_quantity: d(leaves),
         fee_account: FEES,
+        at: None,
     })
 }
 

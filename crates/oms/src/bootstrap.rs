@@ -10,7 +10,7 @@ use oms_domain::Decimal;
 use oms_ports::event_log::EventLog;
 use oms_ports::order_store::OrderStore;
 use oms_services::api::auth::hash_api_key;
-use oms_services::codec::{encode_event, topics};
+use oms_services::codec::encode_event;
 use oms_services::pipeline::now;
 use std::sync::Arc;
 
@@ -56,6 +56,7 @@ pub async fn run(
         ];
         deposit_all(
             log,
+            &config.log.orders_topic,
             demo.id,
             funds.iter().map(|(a, v)| (Asset::new(*a), *v)),
             "opening",
@@ -81,7 +82,7 @@ pub async fn run(
             .deposits
             .iter()
             .map(|(a, v)| (Asset::new(a.clone()), *v));
-        deposit_all(log, account.id, funds, "config").await?;
+        deposit_all(log, &config.log.orders_topic, account.id, funds, "config").await?;
         tracing::info!(account = %account.id, name = %wanted.name, "account from configuration created");
     }
     Ok(Bootstrapped {
@@ -93,6 +94,7 @@ pub async fn run(
 /// Credits funds with one durable append; each deposit's reference makes it happen once.
 pub async fn deposit_all(
     log: &Arc<dyn EventLog>,
+    orders_topic: &str,
     account: AccountId,
     funds: impl Iterator<Item = (Asset, Decimal)>,
     reference: &str,
@@ -113,7 +115,7 @@ pub async fn deposit_all(
         })
         .collect::<Vec<_>>();
     if !records.is_empty() {
-        log.append(topics::ORDERS, records)
+        log.append(orders_topic, records)
             .await
             .context("appending deposits")?;
     }

@@ -9,6 +9,8 @@ use anyhow::{bail, Context, Result};
 use oms_domain::instrument::{default_instruments, Instrument};
 use oms_domain::risk::RiskConfig;
 use oms_domain::Decimal;
+use oms_ports::event_log::valid_topic_name;
+use oms_services::codec::LogNames;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -101,17 +103,79 @@ pub struct LogConfig {
     pub marketdata_partitions: u32,
     /// fsync every group commit. Turning it off loses acknowledged orders on power loss.
     pub fsync: bool,
+    /// Topic of the order lifecycle (the seed's `Kafka:OrdersTopic`).
+    pub orders_topic: String,
+    pub venue_topic: String,
+    pub marketdata_topic: String,
+    /// Consumer groups of the stages. The processor's is the seed's `Kafka:ConsumerGroup`.
+    pub risk_group: String,
+    pub venue_group: String,
+    pub processor_group: String,
+    pub marketdata_group: String,
+    pub marketdata_orders_group: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
+        let names = LogNames::default();
         LogConfig {
             backend: LogBackend::Embedded,
             orders_partitions: 4,
             venue_partitions: 2,
             marketdata_partitions: 2,
             fsync: true,
+            orders_topic: names.orders_topic,
+            venue_topic: names.venue_topic,
+            marketdata_topic: names.marketdata_topic,
+            risk_group: names.risk_group,
+            venue_group: names.venue_group,
+            processor_group: names.processor_group,
+            marketdata_group: names.marketdata_group,
+            marketdata_orders_group: names.marketdata_orders_group,
         }
+    }
+}
+
+impl LogConfig {
+    pub fn names(&self) -> LogNames {
+        LogNames {
+            orders_topic: self.orders_topic.clone(),
+            venue_topic: self.venue_topic.clone(),
+            marketdata_topic: self.marketdata_topic.clone(),
+            risk_group: self.risk_group.clone(),
+            venue_group: self.venue_group.clone(),
+            processor_group: self.processor_group.clone(),
+            marketdata_group: self.marketdata_group.clone(),
+            marketdata_orders_group: self.marketdata_orders_group.clone(),
+        }
+    }
+
+    fn validate_names(&self) -> Result<()> {
+        let topics = [
+            ("log.ordersTopic", &self.orders_topic),
+            ("log.venueTopic", &self.venue_topic),
+            ("log.marketdataTopic", &self.marketdata_topic),
+        ];
+        for (key, name) in topics {
+            if !valid_topic_name(name) {
+                bail!("{key}: {name:?} is not a topic name (1 to 249 of A-Z a-z 0-9 . _ -)");
+            }
+        }
+        if topics[0].1 == topics[1].1 || topics[0].1 == topics[2].1 || topics[1].1 == topics[2].1 {
+            bail!("log: the orders, venue and market data topics must be three different topics");
+        }
+        for (key, name) in [
+            ("log.riskGroup", &self.risk_group),
+            ("log.venueGroup", &self.venue_group),
+            ("log.processorGroup", &self.processor_group),
+            ("log.marketdataGroup", &self.marketdata_group),
+            ("log.marketdataOrdersGroup", &self.marketdata_orders_group),
+        ] {
+            if name.trim().is_empty() {
+                bail!("{key}: a consumer group name is required");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -270,7 +334,7 @@ impl Config {
                 bail!("log: partition counts must be at least 1");
             }
         }
-        Ok(())
+        self.log.validate_names()
     }
 }
 
@@ -278,6 +342,8 @@ impl Config {
 const SEED_ENV: &[(&str, &str)] = &[
     ("Kafka__BootstrapServers", "kafka.bootstrapServers"),
     ("Kafka__ClientId", "kafka.clientId"),
+    ("Kafka__OrdersTopic", "log.ordersTopic"),
+    ("Kafka__ConsumerGroup", "log.processorGroup"),
     ("Redis__ConnectionString", "idempotency.redisUrl"),
     ("Redis__IdempotencyKeyPrefix", "idempotency.keyPrefix"),
     ("Redis__IdempotencyKeyTTL", "idempotency.ttlSecs"),
@@ -397,6 +463,8 @@ mod tests {
             &mut root,
             [
                 ("Kafka__BootstrapServers", "kafka:9092"),
+                ("Kafka__OrdersTopic", "desk1.orders"),
+                ("Kafka__ConsumerGroup", "order-processor-group"),
                 ("Redis__ConnectionString", "redis:6379"),
                 ("Redis__IdempotencyKeyTTL", "24:00:00"),
                 ("Database__ConnectionString", "postgres://oms@db/oms"),
@@ -407,9 +475,33 @@ mod tests {
         .unwrap();
         let c: Config = toml::Value::Table(root).try_into().unwrap();
         assert_eq!(c.kafka.bootstrap_servers, "kafka:9092");
+        assert_eq!(c.log.names().orders_topic, "desk1.orders");
+        assert_eq!(c.log.names().processor_group, "order-processor-group");
+        assert_eq!(c.log.names().risk_group, "risk");
         assert_eq!(c.idempotency.redis_url, "redis://redis:6379/");
         assert_eq!(c.idempotency.ttl_secs, 86400);
         assert_eq!(c.store.url, "postgres://oms@db/oms");
+    }
+
+    #[test]
+    fn topic_and_group_names_are_checked() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        c.log.venue_topic = "orders".into();
+        assert!(c.validate().unwrap_err().to_string().contains("different"));
+        c.log.venue_topic = "venue/../x".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("log.venueTopic"));
+        c.log.venue_topic = "venue".into();
+        c.log.processor_group = " ".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("log.processorGroup"));
     }
 
     #[test]

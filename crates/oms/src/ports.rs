@@ -11,7 +11,6 @@ use oms_ports::idempotency::IdempotencyStore;
 use oms_ports::order_store::OrderStore;
 use oms_postgres::{PgOptions, PgStore};
 use oms_redis::{RedisIdempotency, RedisOptions};
-use oms_services::codec::topics;
 use std::fs::File;
 use std::sync::Arc;
 
@@ -100,11 +99,12 @@ pub async fn open(config: &Config) -> Result<Ports> {
             )
         }
     };
-    log.ensure_topic(topics::ORDERS, config.log.orders_partitions)
+    let names = config.log.names();
+    log.ensure_topic(&names.orders_topic, config.log.orders_partitions)
         .await?;
-    log.ensure_topic(topics::VENUE, config.log.venue_partitions)
+    log.ensure_topic(&names.venue_topic, config.log.venue_partitions)
         .await?;
-    log.ensure_topic(topics::MARKETDATA, config.log.marketdata_partitions)
+    log.ensure_topic(&names.marketdata_topic, config.log.marketdata_partitions)
         .await?;
     Ok(Ports {
         log,

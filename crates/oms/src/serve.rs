@@ -10,7 +10,6 @@ use oms_domain::ids::AccountId;
 use oms_ports::order_store::OrderStore;
 use oms_ports::PortError;
 use oms_services::api::{self, ApiConfig, ApiState};
-use oms_services::codec::topics;
 use oms_services::demo::{run_demo_market, DemoConfig};
 use oms_services::ingestion::OrderIdGenerator;
 use oms_services::marketdata::{
@@ -22,7 +21,7 @@ use oms_services::pipeline::processor::{OrderUpdate, ProcessorStage};
 use oms_services::pipeline::reference::References;
 use oms_services::pipeline::risk::RiskStage;
 use oms_services::pipeline::venue::VenueStage;
-use oms_services::pipeline::{processor, risk, venue, Shutdown};
+use oms_services::pipeline::Shutdown;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,15 +68,21 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
     let (updates, _) = broadcast::channel::<OrderUpdate>(4096);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let mut lag_groups = Vec::new();
+    let names = config.log.names();
 
     if has(Role::Risk) {
         let references = References::default();
-        tasks.push(tokio::spawn(
-            references
-                .clone()
-                .follow(ports.log.clone(), stop_rx.clone()),
-        ));
-        let (log, store, cfg) = (ports.log.clone(), ports.store.clone(), config.clone());
+        tasks.push(tokio::spawn(references.clone().follow(
+            ports.log.clone(),
+            names.marketdata_topic.clone(),
+            stop_rx.clone(),
+        )));
+        let (log, store, cfg, stage_names) = (
+            ports.log.clone(),
+            ports.store.clone(),
+            config.clone(),
+            names.clone(),
+        );
         tasks.push(supervise("risk", stop_rx.clone(), move |s| {
             RiskStage {
                 log: log.clone(),
@@ -87,13 +92,19 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 fee_account,
                 references: references.clone(),
                 snapshot_every: cfg.pipeline.snapshot_every,
+                names: stage_names.clone(),
             }
             .run(s)
         }));
-        lag_groups.push((risk::GROUP, topics::ORDERS));
+        lag_groups.push((names.risk_group.clone(), names.orders_topic.clone()));
     }
     if has(Role::Venue) {
-        let (log, store, cfg) = (ports.log.clone(), ports.store.clone(), config.clone());
+        let (log, store, cfg, stage_names) = (
+            ports.log.clone(),
+            ports.store.clone(),
+            config.clone(),
+            names.clone(),
+        );
         tasks.push(supervise("venue", stop_rx.clone(), move |s| {
             VenueStage {
                 log: log.clone(),
@@ -102,18 +113,20 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 fee_account,
                 snapshot_every: cfg.pipeline.snapshot_every,
                 tick_every: Duration::from_millis(cfg.pipeline.tick_millis.max(10)),
+                names: stage_names.clone(),
             }
             .run(s)
         }));
-        lag_groups.push((venue::GROUP, topics::VENUE));
+        lag_groups.push((names.venue_group.clone(), names.venue_topic.clone()));
     }
     if has(Role::Processor) {
-        let (log, store, cfg, m, up) = (
+        let (log, store, cfg, m, up, stage_names) = (
             ports.log.clone(),
             ports.store.clone(),
             config.clone(),
             metrics.clone(),
             updates.clone(),
+            names.clone(),
         );
         tasks.push(supervise("processor", stop_rx.clone(), move |s| {
             ProcessorStage {
@@ -122,10 +135,11 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 snapshot_every: cfg.pipeline.snapshot_every,
                 metrics: m.clone(),
                 updates: up.clone(),
+                names: stage_names.clone(),
             }
             .run(s)
         }));
-        lag_groups.push((processor::GROUP, topics::ORDERS));
+        lag_groups.push((names.processor_group.clone(), names.orders_topic.clone()));
     }
     tasks.push(tokio::spawn(metrics.clone().watch_lag(
         ports.log.clone(),
@@ -137,7 +151,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
     let api_config = ApiConfig {
         idempotency_ttl: Duration::from_secs(config.idempotency.ttl_secs),
         secure_cookies: config.server.secure_cookies,
-        orders_topic: topics::ORDERS.to_string(),
+        orders_topic: names.orders_topic.clone(),
         partitions: config.log.orders_partitions,
         session_secret: session_secret(&config)?,
         ..ApiConfig::default()
@@ -166,6 +180,10 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
         let resolver = Arc::new(ApiAccounts(state.clone()));
         let md_config = MarketDataConfig {
             instruments: config.instruments.clone(),
+            topic: names.marketdata_topic.clone(),
+            group: names.marketdata_group.clone(),
+            orders_topic: names.orders_topic.clone(),
+            orders_group: names.marketdata_orders_group.clone(),
             ..MarketDataConfig::default()
         };
         let md = MarketData::new(md_config, ports.store.clone(), resolver);

@@ -169,3 +169,90 @@ async fn fifty_concurrent_posts_with_one_key_make_one_order_and_one_event() {
     }
     assert_eq!(created, 1, "exactly one OrderCreated in the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_and_consumer_groups_take_their_configured_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = support::write_config(tmp.path(), 1000);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        r#"
+[log]
+ordersTopic = "desk1.orders"
+venueTopic = "desk1.venue"
+marketdataTopic = "desk1.marketdata"
+processorGroup = "order-processor-group"
+riskGroup = "desk1-risk"
+"#,
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let order = |side: &str| {
+        format!(
+            r#"{{"symbol":"SOL/USD","side":"{side}","quantity":"2","price":"150.000","orderType":"LIMIT"}}"#
+        )
+    };
+    let (status, sell) = server
+        .post("/api/orders", Some(support::BOB_KEY), &[], &order("SELL"))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{sell}");
+    let (status, buy) = server
+        .post("/api/orders", Some(ALICE_KEY), &[], &order("BUY"))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{buy}");
+    let path = format!("/api/orders/{}", buy["orderId"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, o) = server.get(&path, Some(ALICE_KEY)).await.unwrap();
+        if o["status"] == "FILLED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never filled: {o}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, fills) = server
+        .get(&format!("{path}/fills"), Some(ALICE_KEY))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let fill = &fills["fills"][0];
+    assert_eq!(fill["quantity"], "2", "{fills}");
+    assert!(
+        fill["at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "a fill carries its time: {fills}"
+    );
+    server.stop();
+
+    let log = FileLog::open(&data.join("log"), FileLogOptions::default())
+        .await
+        .unwrap();
+    for topic in ["desk1.orders", "desk1.venue", "desk1.marketdata"] {
+        assert!(log.partition_count(topic).await.is_ok(), "{topic} exists");
+    }
+    for topic in [topics::ORDERS, topics::VENUE, topics::MARKETDATA] {
+        assert!(
+            log.partition_count(topic).await.is_err(),
+            "no {topic} topic"
+        );
+    }
+    let committed = |group: &'static str| {
+        let log = &log;
+        async move {
+            let mut any = false;
+            for p in 0..log.partition_count("desk1.orders").await.unwrap() {
+                any |= log
+                    .committed(group, "desk1.orders", p)
+                    .await
+                    .unwrap()
+                    .is_some();
+            }
+            any
+        }
+    };
+    assert!(committed("order-processor-group").await);
+    assert!(committed("desk1-risk").await);
+    assert!(!committed("processor").await && !committed("risk").await);
+}

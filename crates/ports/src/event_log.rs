@@ -104,6 +104,18 @@ pub trait Consumer: Send {
     fn assignment(&self) -> Vec<TopicPartition>;
 }
 
+/// Kafka's rule for topic names (1 to 249 of `A-Z a-z 0-9 . _ -`, not `.` or `..`); every
+/// adapter keeps to it, which also makes a topic name a safe directory name.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Kafka's default partitioner (murmur2 of the key, positive, modulo the partition count), so a
 /// key lands on the same partition whichever adapter wrote it.
 pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
@@ -145,6 +157,17 @@ fn murmur2(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        assert!(valid_topic_name("orders"));
+        assert!(valid_topic_name("market.data_v1-2"));
+        for bad in ["", ".", "..", "a/b", "a b", "ä"] {
+            assert!(!valid_topic_name(bad), "{bad:?}");
+        }
+        assert!(valid_topic_name(&"x".repeat(249)));
+        assert!(!valid_topic_name(&"x".repeat(250)));
+    }
 
     #[test]
     fn murmur2_matches_kafka_reference_values() {

@@ -16,6 +16,38 @@ pub mod topics {
     pub const MARKETDATA: &str = "marketdata";
 }
 
+/// The topic and consumer-group names a deployment uses: the ones in [`topics`] and the
+/// stages' own group names unless configured otherwise (a shared Kafka cluster often
+/// prescribes names; the seed names the processor's group `Kafka:ConsumerGroup`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogNames {
+    pub orders_topic: String,
+    pub venue_topic: String,
+    pub marketdata_topic: String,
+    pub risk_group: String,
+    pub venue_group: String,
+    pub processor_group: String,
+    pub marketdata_group: String,
+    /// The market data service's reader of the orders topic, for the private `orders`
+    /// WebSocket channel when the processor runs in another process.
+    pub marketdata_orders_group: String,
+}
+
+impl Default for LogNames {
+    fn default() -> Self {
+        LogNames {
+            orders_topic: topics::ORDERS.into(),
+            venue_topic: topics::VENUE.into(),
+            marketdata_topic: topics::MARKETDATA.into(),
+            risk_group: "risk".into(),
+            venue_group: "venue".into(),
+            processor_group: "processor".into(),
+            marketdata_group: "marketdata".into(),
+            marketdata_orders_group: "marketdata-orders".into(),
+        }
+    }
+}
+
 pub const HEADER_EVENT_TYPE: &str = "event-type";
 pub const HEADER_EVENT_ID: &str = "event-id";
 pub const HEADER_SCHEMA_VERSION: &str = "schema-version";

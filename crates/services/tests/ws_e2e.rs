@@ -13,7 +13,7 @@ use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
 use oms_ports::event_log::EventLog;
 use oms_ports::order_store::OrderStore;
 use oms_services::api::{self, auth::hash_api_key, ApiConfig, ApiState};
-use oms_services::codec::topics;
+use oms_services::codec::{topics, LogNames};
 use oms_services::ingestion::publish::publish_order_event;
 use oms_services::ingestion::OrderIdGenerator;
 use oms_services::marketdata::{
@@ -109,6 +109,7 @@ async fn start() -> (System, AccountId, AccountId) {
             fee_account: fees,
             references: references.clone(),
             snapshot_every: 1_000,
+            names: LogNames::default(),
         }
         .run(shutdown.clone()),
     );
@@ -120,6 +121,7 @@ async fn start() -> (System, AccountId, AccountId) {
             fee_account: fees,
             snapshot_every: 1_000,
             tick_every: Duration::from_millis(200),
+            names: LogNames::default(),
         }
         .run(shutdown.clone()),
     );
@@ -130,10 +132,11 @@ async fn start() -> (System, AccountId, AccountId) {
             snapshot_every: 1_000,
             metrics: Arc::new(PipelineMetrics::default()),
             updates,
+            names: LogNames::default(),
         }
         .run(shutdown.clone()),
     );
-    tokio::spawn(references.follow(log.clone(), shutdown.clone()));
+    tokio::spawn(references.follow(log.clone(), topics::MARKETDATA.into(), shutdown.clone()));
 
     let api_state = ApiState::new(
         log.clone(),

@@ -80,7 +80,7 @@ impl PipelineMetrics {
     pub async fn watch_lag(
         self: Arc<Self>,
         log: Arc<dyn EventLog>,
-        groups: Vec<(&'static str, &'static str)>,
+        groups: Vec<(String, String)>,
         every: Duration,
         mut shutdown: Shutdown,
     ) {

@@ -5,7 +5,7 @@
 //! matter that this view is only as fresh as the tail of the log.
 
 use super::{stage, Shutdown};
-use crate::codec::{decode_event, topics};
+use crate::codec::decode_event;
 use oms_domain::events::Event;
 use oms_domain::ids::Symbol;
 use oms_domain::order::Side;
@@ -80,8 +80,8 @@ impl References {
     }
 
     /// Follows `marketdata` from its start (the book needs every change) until shutdown.
-    pub async fn follow(self, log: Arc<dyn EventLog>, mut shutdown: Shutdown) {
-        let partitions = match log.partition_count(topics::MARKETDATA).await {
+    pub async fn follow(self, log: Arc<dyn EventLog>, topic: String, mut shutdown: Shutdown) {
+        let partitions = match log.partition_count(&topic).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "reference prices: cannot read topic");
@@ -93,10 +93,7 @@ impl References {
         while !*shutdown.borrow() {
             let mut read_any = false;
             for p in 0..partitions {
-                match log
-                    .read(topics::MARKETDATA, p, next[p as usize], stage::POLL_MAX)
-                    .await
-                {
+                match log.read(&topic, p, next[p as usize], stage::POLL_MAX).await {
                     Ok(records) => {
                         attempt = 0;
                         for rec in &records {

@@ -9,7 +9,7 @@
 use super::reference::References;
 use super::stage::{self, Progress};
 use super::{now, Shutdown};
-use crate::codec::{decode_event, topics};
+use crate::codec::{decode_event, LogNames};
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, EventId};
 use oms_domain::instrument::Instrument;
@@ -21,7 +21,6 @@ use oms_ports::PortResult;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub const GROUP: &str = "risk";
 const SNAPSHOT: &str = "risk";
 
 pub struct RiskStage {
@@ -33,6 +32,7 @@ pub struct RiskStage {
     pub references: References,
     /// Records between snapshots of a partition's state.
     pub snapshot_every: u64,
+    pub names: LogNames,
 }
 
 struct Partition {
@@ -46,7 +46,10 @@ struct Partition {
 
 impl RiskStage {
     pub async fn run(self, shutdown: Shutdown) -> PortResult<()> {
-        let mut consumer = self.log.subscribe(GROUP, &[topics::ORDERS]).await?;
+        let mut consumer = self
+            .log
+            .subscribe(&self.names.risk_group, &[self.names.orders_topic.as_str()])
+            .await?;
         let mut parts: HashMap<u32, Partition> = HashMap::new();
         let mut attempt = 0;
         while !*shutdown.borrow() {
@@ -99,9 +102,20 @@ impl RiskStage {
                     }
                     // Decisions before commands: after a crash, a decision in the log is re-sent to the
                     // venue, but a command without its decision could not be explained.
-                    stage::flush_events(&self.log, topics::ORDERS, &out_events, &shutdown).await?;
-                    stage::flush_commands(&self.log, topics::VENUE, &out_commands, &shutdown)
-                        .await?;
+                    stage::flush_events(
+                        &self.log,
+                        &self.names.orders_topic,
+                        &out_events,
+                        &shutdown,
+                    )
+                    .await?;
+                    stage::flush_commands(
+                        &self.log,
+                        &self.names.venue_topic,
+                        &out_commands,
+                        &shutdown,
+                    )
+                    .await?;
                     let positions = progress.positions();
                     stage::commit(&mut consumer, &positions, &shutdown).await?;
                     for (tp, next) in positions {
@@ -143,7 +157,7 @@ impl RiskStage {
         };
         let committed = self
             .log
-            .committed(GROUP, &tp.topic, tp.partition)
+            .committed(&self.names.risk_group, &tp.topic, tp.partition)
             .await?
             .unwrap_or(0);
         let end = self.log.end_offset(&tp.topic, tp.partition).await?;

@@ -9,7 +9,7 @@
 
 use super::stage::{self, Progress};
 use super::Shutdown;
-use crate::codec::{decode_command, topics};
+use crate::codec::{decode_command, LogNames};
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Symbol, Timestamp};
 use oms_domain::instrument::Instrument;
@@ -21,7 +21,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const GROUP: &str = "venue";
 const SNAPSHOT: &str = "venue";
 
 pub struct VenueStage {
@@ -32,6 +31,7 @@ pub struct VenueStage {
     pub snapshot_every: u64,
     /// How often time is sent to the books so GTD orders expire.
     pub tick_every: Duration,
+    pub names: LogNames,
 }
 
 struct Partition {
@@ -42,10 +42,14 @@ struct Partition {
 
 impl VenueStage {
     pub async fn run(self, shutdown: Shutdown) -> PortResult<()> {
-        let mut consumer = self.log.subscribe(GROUP, &[topics::VENUE]).await?;
+        let mut consumer = self
+            .log
+            .subscribe(&self.names.venue_group, &[self.names.venue_topic.as_str()])
+            .await?;
         let assigned: Arc<Mutex<HashSet<u32>>> = Arc::default();
         let ticker = tokio::spawn(tick(
             self.log.clone(),
+            self.names.venue_topic.clone(),
             self.instruments.iter().map(|i| i.symbol.clone()).collect(),
             assigned.clone(),
             self.tick_every,
@@ -105,8 +109,15 @@ impl VenueStage {
                             }
                         }
                     }
-                    stage::flush_events(&self.log, topics::ORDERS, &lifecycle, &shutdown).await?;
-                    stage::flush_events(&self.log, topics::MARKETDATA, &public, &shutdown).await?;
+                    stage::flush_events(&self.log, &self.names.orders_topic, &lifecycle, &shutdown)
+                        .await?;
+                    stage::flush_events(
+                        &self.log,
+                        &self.names.marketdata_topic,
+                        &public,
+                        &shutdown,
+                    )
+                    .await?;
                     let positions = progress.positions();
                     stage::commit(&mut consumer, &positions, &shutdown).await?;
                     for (tp, next) in positions {
@@ -137,7 +148,7 @@ impl VenueStage {
         };
         let committed = self
             .log
-            .committed(GROUP, &tp.topic, tp.partition)
+            .committed(&self.names.venue_group, &tp.topic, tp.partition)
             .await?
             .unwrap_or(0);
         tracing::info!(
@@ -167,12 +178,13 @@ impl VenueStage {
 /// nothing else happens. Time travels through the log, keeping replay deterministic.
 async fn tick(
     log: Arc<dyn EventLog>,
+    topic: String,
     symbols: Vec<Symbol>,
     assigned: Arc<Mutex<HashSet<u32>>>,
     every: Duration,
     mut shutdown: Shutdown,
 ) {
-    let Ok(partitions) = log.partition_count(topics::VENUE).await else {
+    let Ok(partitions) = log.partition_count(&topic).await else {
         return;
     };
     let mut interval = tokio::time::interval(every);
@@ -188,7 +200,7 @@ async fn tick(
             .filter(|s| owned.contains(&partition_for(s.as_str().as_bytes(), partitions)))
             .map(|s| VenueCommand::Tick { symbol: s.clone() })
             .collect();
-        if let Err(e) = stage::append_commands(&log, topics::VENUE, &commands).await {
+        if let Err(e) = stage::append_commands(&log, &topic, &commands).await {
             tracing::warn!(error = %e, "venue: tick append failed");
         }
     }

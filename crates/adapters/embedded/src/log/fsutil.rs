@@ -28,17 +28,6 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], fsync: bool) -> std::io
     Ok(())
 }
 
-/// Topic names as Kafka allows them, so a topic name is also a safe directory name.
-pub(crate) fn valid_topic(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -56,17 +45,6 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topic_names_are_checked() {
-        assert!(valid_topic("orders"));
-        assert!(valid_topic("market.data_v1-2"));
-        assert!(!valid_topic(""));
-        assert!(!valid_topic(".."));
-        assert!(!valid_topic("a/b"));
-        assert!(!valid_topic("a b"));
-        assert!(!valid_topic(&"x".repeat(250)));
-    }
 
     #[test]
     fn hex_round_trips() {

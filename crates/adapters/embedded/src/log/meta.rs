@@ -20,7 +20,7 @@ pub(crate) fn load(dir: &Path) -> EmbeddedResult<BTreeMap<String, u32>> {
             let bad = || EmbeddedError::Corrupt(format!("{}: bad line {line:?}", path.display()));
             let (name, n) = line.split_once(' ').ok_or_else(bad)?;
             let n: u32 = n.parse().map_err(|_| bad())?;
-            if !fsutil::valid_topic(name) || n == 0 {
+            if !oms_ports::event_log::valid_topic_name(name) || n == 0 {
                 return Err(bad());
             }
             Ok((name.to_string(), n))

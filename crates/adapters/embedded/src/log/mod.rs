@@ -396,7 +396,7 @@ fn load_partition(
 #[async_trait]
 impl EventLog for FileLog {
     async fn ensure_topic(&self, topic: &str, partitions: u32) -> PortResult<()> {
-        if !fsutil::valid_topic(topic) {
+        if !oms_ports::event_log::valid_topic_name(topic) {
             return Err(PortError::Invalid(format!(
                 "topic name {topic:?}: use 1 to 249 of [A-Za-z0-9._-]"
             )));

@@ -10,7 +10,7 @@ pub mod actor;
 use super::metrics::PipelineMetrics;
 use super::stage::{self, Progress};
 use super::Shutdown;
-use crate::codec::{decode_event, topics};
+use crate::codec::{decode_event, LogNames};
 use actor::Outcome;
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Asset, OrderId};
@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub const GROUP: &str = "processor";
 const SNAPSHOT: &str = "processor-ledger";
 
 /// An order's new state, published after it is persisted (for live private streams).
@@ -40,6 +39,7 @@ pub struct ProcessorStage {
     pub metrics: Arc<PipelineMetrics>,
     /// Persisted order updates, for subscribers in the same process.
     pub updates: broadcast::Sender<OrderUpdate>,
+    pub names: LogNames,
 }
 
 struct Partition {
@@ -51,7 +51,13 @@ struct Partition {
 
 impl ProcessorStage {
     pub async fn run(self, shutdown: Shutdown) -> PortResult<()> {
-        let mut consumer = self.log.subscribe(GROUP, &[topics::ORDERS]).await?;
+        let mut consumer = self
+            .log
+            .subscribe(
+                &self.names.processor_group,
+                &[self.names.orders_topic.as_str()],
+            )
+            .await?;
         let mut parts: HashMap<u32, Partition> = HashMap::new();
         let mut actors: HashMap<OrderId, mpsc::UnboundedSender<actor::Message>> = HashMap::new();
         let mut attempt = 0;
@@ -61,7 +67,7 @@ impl ProcessorStage {
             };
             match polled {
                 ConsumerEvent::Assigned(tps) => {
-                    let stored = self.store.positions(GROUP).await?;
+                    let stored = self.store.positions(&self.names.processor_group).await?;
                     for tp in tps {
                         let persisted = stored
                             .iter()
@@ -220,7 +226,7 @@ impl ProcessorStage {
             positions: positions
                 .iter()
                 .map(|(tp, next)| Position {
-                    consumer: GROUP.into(),
+                    consumer: self.names.processor_group.clone(),
                     topic: tp.topic.clone(),
                     partition: tp.partition,
                     next_offset: *next,
@@ -229,7 +235,7 @@ impl ProcessorStage {
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
-        let owns_all = match self.log.partition_count(topics::ORDERS).await {
+        let owns_all = match self.log.partition_count(&self.names.orders_topic).await {
             Ok(n) => parts.len() as u32 >= n,
             Err(_) => false,
         };
