@@ -164,15 +164,21 @@ impl LogConfig {
         if topics[0].1 == topics[1].1 || topics[0].1 == topics[2].1 || topics[1].1 == topics[2].1 {
             bail!("log: the orders, venue and market data topics must be three different topics");
         }
-        for (key, name) in [
+        let groups = [
             ("log.riskGroup", &self.risk_group),
             ("log.venueGroup", &self.venue_group),
             ("log.processorGroup", &self.processor_group),
             ("log.marketdataGroup", &self.marketdata_group),
             ("log.marketdataOrdersGroup", &self.marketdata_orders_group),
-        ] {
+        ];
+        for (i, (key, name)) in groups.iter().enumerate() {
             if name.trim().is_empty() {
                 bail!("{key}: a consumer group name is required");
+            }
+            // Two stages in one group would split the partitions between them: each would
+            // see only part of its topic.
+            if let Some((other, _)) = groups[..i].iter().find(|(_, n)| n == name) {
+                bail!("{key}: {name:?} is already the name of {other}; every stage needs its own group");
             }
         }
         Ok(())
@@ -502,6 +508,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("log.processorGroup"));
+    }
+
+    #[test]
+    fn every_stage_has_its_own_group() {
+        let mut c = Config::default();
+        c.log.processor_group = "risk".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("log.processorGroup") && err.contains("log.riskGroup"),
+            "{err}"
+        );
     }
 
     #[test]

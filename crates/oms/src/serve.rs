@@ -184,6 +184,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
             group: names.marketdata_group.clone(),
             orders_topic: names.orders_topic.clone(),
             orders_group: names.marketdata_orders_group.clone(),
+            snapshot_name: names.marketdata_group.clone(),
             ..MarketDataConfig::default()
         };
         let md = MarketData::new(md_config, ports.store.clone(), resolver);

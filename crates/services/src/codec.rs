@@ -33,6 +33,14 @@ pub struct LogNames {
     pub marketdata_orders_group: String,
 }
 
+impl LogNames {
+    /// The processor's ledger snapshots. Each stage's snapshots are stored under its group's
+    /// name, so deployments with groups of their own sharing one store keep them apart.
+    pub fn processor_snapshot(&self) -> String {
+        format!("{}-ledger", self.processor_group)
+    }
+}
+
 impl Default for LogNames {
     fn default() -> Self {
         LogNames {

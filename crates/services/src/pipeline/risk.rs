@@ -21,7 +21,6 @@ use oms_ports::PortResult;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const SNAPSHOT: &str = "risk";
 
 pub struct RiskStage {
     pub log: Arc<dyn EventLog>,
@@ -145,7 +144,13 @@ impl RiskStage {
     /// Restores a partition: its snapshot, the group's committed position, and the decisions
     /// already written past the snapshot. Returns the offset to resume reading at.
     async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
-        let (from, engine) = match self.store.load_snapshot(SNAPSHOT, tp.partition).await? {
+        let end = self.log.end_offset(&tp.topic, tp.partition).await?;
+        let snapshot = self
+            .store
+            .load_snapshot(&self.names.risk_group, tp.partition)
+            .await?
+            .filter(|(offset, _)| stage::snapshot_fits("risk", tp.partition, *offset, end));
+        let (from, engine) = match snapshot {
             Some((offset, bytes)) => match serde_json::from_slice::<RiskEngine>(&bytes) {
                 Ok(engine) => (offset, engine),
                 Err(e) => {
@@ -160,7 +165,6 @@ impl RiskStage {
             .committed(&self.names.risk_group, &tp.topic, tp.partition)
             .await?
             .unwrap_or(0);
-        let end = self.log.end_offset(&tp.topic, tp.partition).await?;
         let mut recorded = HashMap::new();
         let mut offset = from;
         while offset < end {
@@ -205,7 +209,7 @@ impl RiskStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(&self.store, SNAPSHOT, partition, next, &part.engine).await {
+        if stage::save_snapshot(&self.store, &self.names.risk_group, partition, next, &part.engine).await {
             part.since_snapshot = 0;
         }
     }

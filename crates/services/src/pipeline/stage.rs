@@ -14,6 +14,22 @@ pub const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Records a stage takes per poll: large enough to amortise fsyncs, small enough for latency.
 pub const POLL_MAX: usize = 2000;
 
+/// A snapshot taken of another topic's partition can lie past the end of this one (the topic
+/// was renamed or recreated); it is then not used, and the stage replays from the start.
+pub fn snapshot_fits(stage: &str, partition: u32, snapshot_offset: u64, end: u64) -> bool {
+    let fits = snapshot_offset <= end;
+    if !fits {
+        tracing::warn!(
+            stage,
+            partition,
+            snapshot_offset,
+            end,
+            "snapshot lies past the end of the partition; replaying from the start"
+        );
+    }
+    fits
+}
+
 /// Appends events to a topic in order, retrying until they are durable or shutdown begins.
 /// Callers have already applied these effects in memory, so giving up early would lose them.
 pub async fn flush_events(

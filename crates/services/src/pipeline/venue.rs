@@ -21,7 +21,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SNAPSHOT: &str = "venue";
 
 pub struct VenueStage {
     pub log: Arc<dyn EventLog>,
@@ -136,7 +135,13 @@ impl VenueStage {
     }
 
     async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
-        let (from, venue) = match self.store.load_snapshot(SNAPSHOT, tp.partition).await? {
+        let end = self.log.end_offset(&tp.topic, tp.partition).await?;
+        let snapshot = self
+            .store
+            .load_snapshot(&self.names.venue_group, tp.partition)
+            .await?
+            .filter(|(offset, _)| stage::snapshot_fits("venue", tp.partition, *offset, end));
+        let (from, venue) = match snapshot {
             Some((offset, bytes)) => match serde_json::from_slice::<Venue>(&bytes) {
                 Ok(v) => (offset, v),
                 Err(e) => {
@@ -168,7 +173,7 @@ impl VenueStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(&self.store, SNAPSHOT, partition, next, &part.venue).await {
+        if stage::save_snapshot(&self.store, &self.names.venue_group, partition, next, &part.venue).await {
             part.since_snapshot = 0;
         }
     }

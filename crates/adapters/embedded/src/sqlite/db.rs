@@ -15,10 +15,11 @@ use tokio::sync::{oneshot, Semaphore};
 
 /// Writes taken into one transaction at most.
 const MAX_GROUP: usize = 256;
-/// How often the checkpointer looks at the WAL.
+/// How often the checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-/// The WAL is checkpointed once it is this large (SQLite's own default is 1000 pages).
-const CHECKPOINT_AT_BYTES: u64 = 4 * 1024 * 1024;
+/// The writer finishes a checkpoint once the WAL holds this many frames (SQLite's own
+/// automatic checkpoint is at 1000 pages).
+const CHECKPOINT_AT_FRAMES: i64 = 1000;
 /// How long a connection waits on a lock held by another connection (another process, or a
 /// second handle on the same file) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,12 +114,11 @@ impl Db {
         let checkpoint_conn = open_reader(&path)?;
         checkpoint_conn.pragma_update(None, "query_only", false)?;
         let (checkpoint_stop, stop_rx) = mpsc::channel::<()>();
-        let wal = PathBuf::from(format!("{}-wal", path.display()));
         let checkpointer = std::thread::Builder::new()
             .name("oms-sqlite-checkpoint".into())
             .spawn({
                 let finish = finish_checkpoint.clone();
-                move || checkpoint_loop(checkpoint_conn, wal, stop_rx, &finish)
+                move || checkpoint_loop(checkpoint_conn, stop_rx, &finish)
             })
             .map_err(|e| EmbeddedError::io("starting the SQLite checkpointer", e))?;
         Ok(Db {
@@ -220,24 +220,28 @@ fn open_reader(path: &Path) -> EmbeddedResult<Connection> {
 /// Copies the WAL into the database beside the writer, so the writer's commits do not wait
 /// for it. A passive checkpoint never waits for the writer, but under a steady stream of
 /// commits it never reaches the end of the WAL either, and SQLite starts a WAL over only
-/// after a checkpoint that did; so once this one has copied the bulk, the writer copies the
-/// few frames added meanwhile between two groups, and its next commit starts the WAL over.
-/// Ends when its stop sender is dropped.
-fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: mpsc::Receiver<()>, finish: &AtomicBool) {
+/// after a checkpoint that did; so once the WAL holds [`CHECKPOINT_AT_FRAMES`] this one asks
+/// the writer to copy the few frames added meanwhile between two groups, after which its next
+/// commit starts the WAL over. Ends when its stop sender is dropped.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, finish: &AtomicBool) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        if wal_bytes < CHECKPOINT_AT_BYTES || finish.load(Ordering::Acquire) {
-            continue;
-        }
         match checkpoint(&conn) {
-            Ok(()) => finish.store(true, Ordering::Release),
+            // (busy, frames in the WAL): the size of the file says nothing, since SQLite reuses
+            // a WAL from its start without shrinking it.
+            Ok((0, frames)) if frames >= CHECKPOINT_AT_FRAMES => {
+                finish.store(true, Ordering::Release)
+            }
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "SQLite checkpoint failed; retrying later"),
         }
     }
 }
 
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// A passive checkpoint; returns SQLite's (busy, frames in the WAL).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
 }
 
 fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, finish_checkpoint: &AtomicBool) {
