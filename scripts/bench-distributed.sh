@@ -27,8 +27,7 @@ RUST_LOG=warn "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" --advertis
 wait_port "$rport"; wait_port "$pport"; wait_port "$kport"
 runuser -u postgres -- "$pgbin/createdb" -h 127.0.0.1 -p "$pport" -U oms oms
 
-key_a=oms_bench_a_0000000000000000000000000000000000000000000000000000000
-key_b=oms_bench_b_1111111111111111111111111111111111111111111111111111111
+. scripts/lib/bench-config.sh
 cat >"$work/distributed.toml" <<TOML
 [server]
 sessionSecret = "bench-session-secret-0123456789abcdef"
@@ -46,19 +45,7 @@ backend = "redis"
 redisUrl = "redis://127.0.0.1:$rport/"
 [demo]
 enabled = false
-[risk]
-maxOpenOrders = 10000000
-ordersPerSecond = 10000000
-burst = 10000000
-maxOrderNotional = "1000000000"
-[[accounts]]
-name = "bench-a"
-apiKey = "$key_a"
-deposits = { USD = "100000000000", BTC = "10000000" }
-[[accounts]]
-name = "bench-b"
-apiKey = "$key_b"
-deposits = { USD = "100000000000", BTC = "10000000" }
+$(bench_accounts_toml)
 TOML
 start() { # role port
     "$oms" --config "$work/distributed.toml" "$1" --listen "127.0.0.1:$2" --data-dir "$work/$1" >"$work/$1.log" 2>&1 & pids+=($!)

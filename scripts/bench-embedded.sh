@@ -19,27 +19,14 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; 
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-key_a=oms_bench_a_0000000000000000000000000000000000000000000000000000000
-key_b=oms_bench_b_1111111111111111111111111111111111111111111111111111111
+. scripts/lib/bench-config.sh
 cat >"$work/bench.toml" <<TOML
 [server]
 sessionSecret = "bench-session-secret-0123456789abcdef"
 logLevel = "info"
 [demo]
 enabled = false
-[risk]
-maxOpenOrders = 10000000
-ordersPerSecond = 10000000
-burst = 10000000
-maxOrderNotional = "1000000000"
-[[accounts]]
-name = "bench-a"
-apiKey = "$key_a"
-deposits = { USD = "100000000000", BTC = "10000000" }
-[[accounts]]
-name = "bench-b"
-apiKey = "$key_b"
-deposits = { USD = "100000000000", BTC = "10000000" }
+$(bench_accounts_toml)
 TOML
 start() {
     "$oms" --config "$work/bench.toml" serve --data-dir "$work/data" --listen "127.0.0.1:$port" \
@@ -71,7 +58,7 @@ if [ "${RESTART:-0}" = 1 ]; then
     }
     place "$key_b" SELL >/dev/null
     buy=$(place "$key_a" BUY | python3 -c 'import json,sys; print(json.load(sys.stdin)["orderId"])')
-    until curl -fsS "http://127.0.0.1:$port/api/orders/$buy" -H "X-API-Key: $key_a" | grep -q '"status":"FILLED"'; do
+    until curl -fs "http://127.0.0.1:$port/api/orders/$buy" -H "X-API-Key: $key_a" | grep -q '"status":"FILLED"'; do
         [ $(( $(now_ms) - t0 )) -gt 600000 ] && { echo "the order after the restart never filled" >&2; exit 1; }
         sleep 0.02
     done

@@ -479,3 +479,36 @@ fn snapshots_round_trip_through_json() {
         Applied::Unchanged
     );
 }
+
+#[test]
+fn ended_orders_are_compact_in_a_snapshot_and_the_older_form_still_loads() {
+    let mut l = funded();
+    for id in [10, 11, 250, 7] {
+        apply_all(&mut l, &[buy(ALICE, id, "1000", "1"), canceled(ALICE, id)]);
+    }
+    let json: serde_json::Value = serde_json::to_value(&l).unwrap();
+    // Sorted by id, each as (gap from the previous id, account).
+    assert_eq!(
+        json["ended"],
+        serde_json::json!([7, ALICE.0, 3, ALICE.0, 1, ALICE.0, 239, ALICE.0])
+    );
+    let back: Ledger = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back, l);
+
+    // Snapshots written before kept them as an object keyed by id.
+    let mut older = json;
+    older["ended"] = serde_json::json!({"7": ALICE.0, "10": ALICE.0, "11": ALICE.0, "250": ALICE.0});
+    let mut back: Ledger = serde_json::from_value(older).unwrap();
+    assert_eq!(back, l);
+    assert_eq!(back.finished_order(OrderId(250)), Some(ALICE));
+    // A late event for an ended order is still recognised.
+    assert_eq!(
+        back.apply(&canceled(ALICE, 250)).unwrap(),
+        Applied::Unchanged
+    );
+
+    let truncated = serde_json::json!([7, ALICE.0, 3]);
+    let mut broken = serde_json::to_value(&l).unwrap();
+    broken["ended"] = truncated;
+    assert!(serde_json::from_value::<Ledger>(broken).is_err());
+}

@@ -100,7 +100,7 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
             let reference = reference.unwrap_or_else(|| format!("cli:{}", now().millis()));
             deposit_all(
                 &ports.log,
-                &config.log.orders_topic,
+                &config.log.names.orders_topic,
                 id,
                 std::iter::once((Asset::new(asset.clone()), amount)),
                 &reference,

@@ -56,7 +56,7 @@ pub async fn run(
         ];
         deposit_all(
             log,
-            &config.log.orders_topic,
+            &config.log.names.orders_topic,
             demo.id,
             funds.iter().map(|(a, v)| (Asset::new(*a), *v)),
             "opening",
@@ -82,7 +82,7 @@ pub async fn run(
             .deposits
             .iter()
             .map(|(a, v)| (Asset::new(a.clone()), *v));
-        deposit_all(log, &config.log.orders_topic, account.id, funds, "config").await?;
+        deposit_all(log, &config.log.names.orders_topic, account.id, funds, "config").await?;
         tracing::info!(account = %account.id, name = %wanted.name, "account from configuration created");
     }
     Ok(Bootstrapped {

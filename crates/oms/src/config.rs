@@ -103,58 +103,30 @@ pub struct LogConfig {
     pub marketdata_partitions: u32,
     /// fsync every group commit. Turning it off loses acknowledged orders on power loss.
     pub fsync: bool,
-    /// Topic of the order lifecycle (the seed's `Kafka:OrdersTopic`).
-    pub orders_topic: String,
-    pub venue_topic: String,
-    pub marketdata_topic: String,
-    /// Consumer groups of the stages. The processor's is the seed's `Kafka:ConsumerGroup`.
-    pub risk_group: String,
-    pub venue_group: String,
-    pub processor_group: String,
-    pub marketdata_group: String,
-    pub marketdata_orders_group: String,
+    /// Topic and consumer-group names (`[log.names]`).
+    pub names: LogNames,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        let names = LogNames::default();
         LogConfig {
             backend: LogBackend::Embedded,
             orders_partitions: 4,
             venue_partitions: 2,
             marketdata_partitions: 2,
             fsync: true,
-            orders_topic: names.orders_topic,
-            venue_topic: names.venue_topic,
-            marketdata_topic: names.marketdata_topic,
-            risk_group: names.risk_group,
-            venue_group: names.venue_group,
-            processor_group: names.processor_group,
-            marketdata_group: names.marketdata_group,
-            marketdata_orders_group: names.marketdata_orders_group,
+            names: LogNames::default(),
         }
     }
 }
 
 impl LogConfig {
-    pub fn names(&self) -> LogNames {
-        LogNames {
-            orders_topic: self.orders_topic.clone(),
-            venue_topic: self.venue_topic.clone(),
-            marketdata_topic: self.marketdata_topic.clone(),
-            risk_group: self.risk_group.clone(),
-            venue_group: self.venue_group.clone(),
-            processor_group: self.processor_group.clone(),
-            marketdata_group: self.marketdata_group.clone(),
-            marketdata_orders_group: self.marketdata_orders_group.clone(),
-        }
-    }
-
     fn validate_names(&self) -> Result<()> {
+        let n = &self.names;
         let topics = [
-            ("log.ordersTopic", &self.orders_topic),
-            ("log.venueTopic", &self.venue_topic),
-            ("log.marketdataTopic", &self.marketdata_topic),
+            ("log.names.ordersTopic", &n.orders_topic),
+            ("log.names.venueTopic", &n.venue_topic),
+            ("log.names.marketdataTopic", &n.marketdata_topic),
         ];
         for (key, name) in topics {
             if !valid_topic_name(name) {
@@ -162,14 +134,14 @@ impl LogConfig {
             }
         }
         if topics[0].1 == topics[1].1 || topics[0].1 == topics[2].1 || topics[1].1 == topics[2].1 {
-            bail!("log: the orders, venue and market data topics must be three different topics");
+            bail!("log.names: the orders, venue and market data topics must be three different topics");
         }
         let groups = [
-            ("log.riskGroup", &self.risk_group),
-            ("log.venueGroup", &self.venue_group),
-            ("log.processorGroup", &self.processor_group),
-            ("log.marketdataGroup", &self.marketdata_group),
-            ("log.marketdataOrdersGroup", &self.marketdata_orders_group),
+            ("log.names.riskGroup", &n.risk_group),
+            ("log.names.venueGroup", &n.venue_group),
+            ("log.names.processorGroup", &n.processor_group),
+            ("log.names.marketdataGroup", &n.marketdata_group),
+            ("log.names.marketdataOrdersGroup", &n.marketdata_orders_group),
         ];
         for (i, (key, name)) in groups.iter().enumerate() {
             if name.trim().is_empty() {
@@ -348,8 +320,8 @@ impl Config {
 const SEED_ENV: &[(&str, &str)] = &[
     ("Kafka__BootstrapServers", "kafka.bootstrapServers"),
     ("Kafka__ClientId", "kafka.clientId"),
-    ("Kafka__OrdersTopic", "log.ordersTopic"),
-    ("Kafka__ConsumerGroup", "log.processorGroup"),
+    ("Kafka__OrdersTopic", "log.names.ordersTopic"),
+    ("Kafka__ConsumerGroup", "log.names.processorGroup"),
     ("Redis__ConnectionString", "idempotency.redisUrl"),
     ("Redis__IdempotencyKeyPrefix", "idempotency.keyPrefix"),
     ("Redis__IdempotencyKeyTTL", "idempotency.ttlSecs"),
@@ -481,9 +453,9 @@ mod tests {
         .unwrap();
         let c: Config = toml::Value::Table(root).try_into().unwrap();
         assert_eq!(c.kafka.bootstrap_servers, "kafka:9092");
-        assert_eq!(c.log.names().orders_topic, "desk1.orders");
-        assert_eq!(c.log.names().processor_group, "order-processor-group");
-        assert_eq!(c.log.names().risk_group, "risk");
+        assert_eq!(c.log.names.orders_topic, "desk1.orders");
+        assert_eq!(c.log.names.processor_group, "order-processor-group");
+        assert_eq!(c.log.names.risk_group, "risk");
         assert_eq!(c.idempotency.redis_url, "redis://redis:6379/");
         assert_eq!(c.idempotency.ttl_secs, 86400);
         assert_eq!(c.store.url, "postgres://oms@db/oms");
@@ -493,30 +465,30 @@ mod tests {
     fn topic_and_group_names_are_checked() {
         let mut c = Config::default();
         c.validate().unwrap();
-        c.log.venue_topic = "orders".into();
+        c.log.names.venue_topic = "orders".into();
         assert!(c.validate().unwrap_err().to_string().contains("different"));
-        c.log.venue_topic = "venue/../x".into();
+        c.log.names.venue_topic = "venue/../x".into();
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("log.venueTopic"));
-        c.log.venue_topic = "venue".into();
-        c.log.processor_group = " ".into();
+            .contains("log.names.venueTopic"));
+        c.log.names.venue_topic = "venue".into();
+        c.log.names.processor_group = " ".into();
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("log.processorGroup"));
+            .contains("log.names.processorGroup"));
     }
 
     #[test]
     fn every_stage_has_its_own_group() {
         let mut c = Config::default();
-        c.log.processor_group = "risk".into();
+        c.log.names.processor_group = "risk".into();
         let err = c.validate().unwrap_err().to_string();
         assert!(
-            err.contains("log.processorGroup") && err.contains("log.riskGroup"),
+            err.contains("log.names.processorGroup") && err.contains("log.riskGroup"),
             "{err}"
         );
     }

@@ -99,7 +99,7 @@ pub async fn open(config: &Config) -> Result<Ports> {
             )
         }
     };
-    let names = config.log.names();
+    let names = &config.log.names;
     log.ensure_topic(&names.orders_topic, config.log.orders_partitions)
         .await?;
     log.ensure_topic(&names.venue_topic, config.log.venue_partitions)

@@ -68,7 +68,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
     let (updates, _) = broadcast::channel::<OrderUpdate>(4096);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let mut lag_groups = Vec::new();
-    let names = config.log.names();
+    let names = config.log.names.clone();
 
     if has(Role::Risk) {
         let references = References::default();

@@ -178,7 +178,7 @@ async fn topics_and_consumer_groups_take_their_configured_names() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(
         r#"
-[log]
+[log.names]
 ordersTopic = "desk1.orders"
 venueTopic = "desk1.venue"
 marketdataTopic = "desk1.marketdata"

@@ -19,13 +19,16 @@ pub mod topics {
 /// The topic and consumer-group names a deployment uses: the ones in [`topics`] and the
 /// stages' own group names unless configured otherwise (a shared Kafka cluster often
 /// prescribes names; the seed names the processor's group `Kafka:ConsumerGroup`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct LogNames {
+    /// Topic of the order lifecycle (the seed's `Kafka:OrdersTopic`).
     pub orders_topic: String,
     pub venue_topic: String,
     pub marketdata_topic: String,
     pub risk_group: String,
     pub venue_group: String,
+    /// The seed's `Kafka:ConsumerGroup`.
     pub processor_group: String,
     pub marketdata_group: String,
     /// The market data service's reader of the orders topic, for the private `orders`
