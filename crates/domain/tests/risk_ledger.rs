@@ -497,7 +497,8 @@ fn ended_orders_are_compact_in_a_snapshot_and_the_older_form_still_loads() {
 
     // Snapshots written before kept them as an object keyed by id.
     let mut older = json;
-    older["ended"] = serde_json::json!({"7": ALICE.0, "10": ALICE.0, "11": ALICE.0, "250": ALICE.0});
+    older["ended"] =
+        serde_json::json!({"7": ALICE.0, "10": ALICE.0, "11": ALICE.0, "250": ALICE.0});
     let mut back: Ledger = serde_json::from_value(older).unwrap();
     assert_eq!(back, l);
     assert_eq!(back.finished_order(OrderId(250)), Some(ALICE));

@@ -82,7 +82,14 @@ pub async fn run(
             .deposits
             .iter()
             .map(|(a, v)| (Asset::new(a.clone()), *v));
-        deposit_all(log, &config.log.names.orders_topic, account.id, funds, "config").await?;
+        deposit_all(
+            log,
+            &config.log.names.orders_topic,
+            account.id,
+            funds,
+            "config",
+        )
+        .await?;
         tracing::info!(account = %account.id, name = %wanted.name, "account from configuration created");
     }
     Ok(Bootstrapped {

@@ -141,7 +141,10 @@ impl LogConfig {
             ("log.names.venueGroup", &n.venue_group),
             ("log.names.processorGroup", &n.processor_group),
             ("log.names.marketdataGroup", &n.marketdata_group),
-            ("log.names.marketdataOrdersGroup", &n.marketdata_orders_group),
+            (
+                "log.names.marketdataOrdersGroup",
+                &n.marketdata_orders_group,
+            ),
         ];
         for (i, (key, name)) in groups.iter().enumerate() {
             if name.trim().is_empty() {
@@ -488,7 +491,7 @@ mod tests {
         c.log.names.processor_group = "risk".into();
         let err = c.validate().unwrap_err().to_string();
         assert!(
-            err.contains("log.names.processorGroup") && err.contains("log.riskGroup"),
+            err.contains("log.names.processorGroup") && err.contains("log.names.riskGroup"),
             "{err}"
         );
     }

@@ -21,7 +21,6 @@ use oms_ports::PortResult;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-
 pub struct RiskStage {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn OrderStore>,
@@ -209,7 +208,15 @@ impl RiskStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(&self.store, &self.names.risk_group, partition, next, &part.engine).await {
+        if stage::save_snapshot(
+            &self.store,
+            &self.names.risk_group,
+            partition,
+            next,
+            &part.engine,
+        )
+        .await
+        {
             part.since_snapshot = 0;
         }
     }

@@ -21,7 +21,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-
 pub struct VenueStage {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn OrderStore>,
@@ -173,7 +172,15 @@ impl VenueStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(&self.store, &self.names.venue_group, partition, next, &part.venue).await {
+        if stage::save_snapshot(
+            &self.store,
+            &self.names.venue_group,
+            partition,
+            next,
+            &part.venue,
+        )
+        .await
+        {
             part.since_snapshot = 0;
         }
     }

@@ -83,7 +83,13 @@ impl Groups {
                         // the group then starts over (every stage's effects are idempotent).
                         Err(e) if !fsync => {
                             tracing::warn!(error = %e, group = %group, "committed positions lost (log.fsync is off)");
-                            (0, earlier.as_ref().map(|g| g.positions.clone()).unwrap_or_default())
+                            (
+                                0,
+                                earlier
+                                    .as_ref()
+                                    .map(|g| g.positions.clone())
+                                    .unwrap_or_default(),
+                            )
                         }
                         Err(e) => return Err(e),
                     };

@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-
 /// An order's new state, published after it is persisted (for live private streams).
 #[derive(Debug, Clone)]
 pub struct OrderUpdate {
@@ -115,7 +114,9 @@ impl ProcessorStage {
     ) -> PortResult<(u64, Ledger)> {
         if let Some((offset, bytes)) = self
             .store
-            .load_snapshot(&self.names.processor_snapshot(), tp.partition).await? {
+            .load_snapshot(&self.names.processor_snapshot(), tp.partition)
+            .await?
+        {
             if offset <= persisted {
                 match serde_json::from_slice::<Ledger>(&bytes) {
                     Ok(ledger) => return Ok((offset, ledger)),
@@ -291,7 +292,15 @@ impl ProcessorStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(&self.store, &self.names.processor_snapshot(), partition, next, &part.ledger).await {
+        if stage::save_snapshot(
+            &self.store,
+            &self.names.processor_snapshot(),
+            partition,
+            next,
+            &part.ledger,
+        )
+        .await
+        {
             part.since_snapshot = 0;
         }
     }
