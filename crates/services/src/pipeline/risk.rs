@@ -144,21 +144,15 @@ impl RiskStage {
     /// already written past the snapshot. Returns the offset to resume reading at.
     async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
         let end = self.log.end_offset(&tp.topic, tp.partition).await?;
-        let snapshot = self
-            .store
-            .load_snapshot(&self.names.risk_group, tp.partition)
-            .await?
-            .filter(|(offset, _)| stage::snapshot_fits("risk", tp.partition, *offset, end));
-        let (from, engine) = match snapshot {
-            Some((offset, bytes)) => match serde_json::from_slice::<RiskEngine>(&bytes) {
-                Ok(engine) => (offset, engine),
-                Err(e) => {
-                    tracing::error!(error = %e, partition = tp.partition, "risk: unreadable snapshot, replaying from the start");
-                    (0, self.new_engine())
-                }
-            },
-            None => (0, self.new_engine()),
-        };
+        let (from, engine) = stage::load_snapshot::<RiskEngine>(
+            &self.store,
+            "risk",
+            &self.names.risk_group,
+            tp.partition,
+            end,
+        )
+        .await?
+        .unwrap_or_else(|| (0, self.new_engine()));
         let committed = self
             .log
             .committed(&self.names.risk_group, &tp.topic, tp.partition)

@@ -14,20 +14,36 @@ pub const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Records a stage takes per poll: large enough to amortise fsyncs, small enough for latency.
 pub const POLL_MAX: usize = 2000;
 
-/// A snapshot taken of another topic's partition can lie past the end of this one (the topic
-/// was renamed or recreated); it is then not used, and the stage replays from the start.
-pub fn snapshot_fits(stage: &str, partition: u32, snapshot_offset: u64, end: u64) -> bool {
-    let fits = snapshot_offset <= end;
-    if !fits {
+/// A stage's snapshot of a partition whose log ends at `end`, with the offset it covers; `None`
+/// (replay from the start) when there is none, when it cannot be read, or when it lies past the
+/// end of the partition (taken of another topic: renamed or recreated).
+pub async fn load_snapshot<T: serde::de::DeserializeOwned>(
+    store: &Arc<dyn oms_ports::order_store::OrderStore>,
+    stage: &str,
+    name: &str,
+    partition: u32,
+    end: u64,
+) -> PortResult<Option<(u64, T)>> {
+    let Some((offset, bytes)) = store.load_snapshot(name, partition).await? else {
+        return Ok(None);
+    };
+    if offset > end {
         tracing::warn!(
             stage,
             partition,
-            snapshot_offset,
+            offset,
             end,
             "snapshot lies past the end of the partition; replaying from the start"
         );
+        return Ok(None);
     }
-    fits
+    match serde_json::from_slice(&bytes) {
+        Ok(state) => Ok(Some((offset, state))),
+        Err(e) => {
+            tracing::error!(error = %e, stage, partition, "unreadable snapshot; replaying from the start");
+            Ok(None)
+        }
+    }
 }
 
 /// Appends events to a topic in order, retrying until they are durable or shutdown begins.

@@ -135,21 +135,15 @@ impl VenueStage {
 
     async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
         let end = self.log.end_offset(&tp.topic, tp.partition).await?;
-        let snapshot = self
-            .store
-            .load_snapshot(&self.names.venue_group, tp.partition)
-            .await?
-            .filter(|(offset, _)| stage::snapshot_fits("venue", tp.partition, *offset, end));
-        let (from, venue) = match snapshot {
-            Some((offset, bytes)) => match serde_json::from_slice::<Venue>(&bytes) {
-                Ok(v) => (offset, v),
-                Err(e) => {
-                    tracing::error!(error = %e, partition = tp.partition, "venue: unreadable snapshot, replaying from the start");
-                    (0, Venue::new(self.instruments.clone(), self.fee_account))
-                }
-            },
-            None => (0, Venue::new(self.instruments.clone(), self.fee_account)),
-        };
+        let (from, venue) = stage::load_snapshot::<Venue>(
+            &self.store,
+            "venue",
+            &self.names.venue_group,
+            tp.partition,
+            end,
+        )
+        .await?
+        .unwrap_or_else(|| (0, Venue::new(self.instruments.clone(), self.fee_account)));
         let committed = self
             .log
             .committed(&self.names.venue_group, &tp.topic, tp.partition)
