@@ -35,7 +35,9 @@ sessionSecret = "bench-session-secret-0123456789abcdef"
 backend = "kafka"
 [kafka]
 bootstrapServers = "127.0.0.1:$kport"
-batchMaxRecords = 1
+batchMaxRecords = 64
+fetchBackRecords = 63
+gapRefetchMs = 5000
 fetchWaitMaxMs = 10
 [store]
 backend = "postgres"

@@ -47,8 +47,11 @@ venuePartitions = 2
 marketdataPartitions = 2
 [kafka]
 bootstrapServers = "{kafka}"
-# tansu serves fetches from batch starts only: one record per batch (see oms-kafka's docs).
-batchMaxRecords = 1
+# tansu serves fetches from batch starts only and can serve a batch before an earlier one
+# is stored: bounded batches, fetched from one batch early, gaps refetched (oms-kafka's docs).
+batchMaxRecords = 64
+fetchBackRecords = 63
+gapRefetchMs = 5000
 fetchWaitMaxMs = 10
 [store]
 backend = "postgres"

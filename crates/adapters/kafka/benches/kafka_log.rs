@@ -8,8 +8,8 @@
 //!
 //! `cargo bench -p oms-kafka --bench kafka_log`
 //! (`OMS_BENCH_SECS` sets the seconds per case, 5 by default; `OMS_BENCH_BATCH_MAX` the
-//! records per batch, 1 by default as tansu needs, 0 for librdkafka's default.) On tansu the
-//! adapter runs with `KafkaConfig::for_tansu`.
+//! records per batch, the configuration's by default, 0 for librdkafka's default.) On tansu
+//! the adapter runs with `KafkaConfig::for_tansu`.
 
 use hdrhistogram::Histogram;
 use oms_kafka::{KafkaConfig, KafkaLog};
@@ -43,21 +43,22 @@ fn main() {
 }
 
 async fn run(bootstrap: String, secs: u64) {
-    let batch_max_records = match std::env::var("OMS_BENCH_BATCH_MAX").ok().as_deref() {
-        Some("0") => None,
-        Some(n) => Some(n.parse().expect("OMS_BENCH_BATCH_MAX: a number")),
-        None => Some(1),
-    };
-    let base = if std::env::var("OMS_BENCH_KAFKA").is_ok() {
+    let mut config = if std::env::var("OMS_BENCH_KAFKA").is_ok() {
         KafkaConfig::new(bootstrap.clone())
     } else {
         KafkaConfig::for_tansu(bootstrap.clone())
     };
-    let config = KafkaConfig {
-        client_id: "oms-bench".into(),
-        batch_max_records,
-        ..base
-    };
+    config.client_id = "oms-bench".into();
+    match std::env::var("OMS_BENCH_BATCH_MAX").ok().as_deref() {
+        Some("0") => (config.batch_max_records, config.fetch_back_records) = (None, 0),
+        Some(n) => {
+            let n: u32 = n.parse().expect("OMS_BENCH_BATCH_MAX: a number");
+            config.batch_max_records = Some(n);
+            config.fetch_back_records = config.fetch_back_records.max(n.saturating_sub(1));
+        }
+        None => {}
+    }
+    let batch_max_records = config.batch_max_records;
     let log = Arc::new(KafkaLog::connect(config).await.expect("connect"));
     let run = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,8 +1,13 @@
 //! How to reach the cluster, and the few client settings the adapter exposes.
 
+use crate::continuity::Continuity;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// Records per batch with [`KafkaConfig::for_tansu`]: batching is what lets tansu keep up (it
+/// lists a partition's batches on every fetch), and the fetch-back distance follows from it.
+pub const TANSU_BATCH: u32 = 64;
 
 /// Configuration of [`KafkaLog`](crate::KafkaLog).
 ///
@@ -26,11 +31,20 @@ pub struct KafkaConfig {
     /// How long the producer waits to fill a batch. Small: appends are on the order path.
     pub linger_ms: u32,
     /// At most this many records in one record batch (`batch.num.messages`); `None` keeps
-    /// librdkafka's default. **Set 1 for tansu** (0.6): it fetches from the first batch that
-    /// *starts* at or after the asked offset and answers `ListOffsets(latest)` from the newest
-    /// batch's first offset, so with larger batches consumers resuming mid-batch skip records
-    /// (see the crate docs).
+    /// librdkafka's default. Bounds how far back a fetch must start on brokers that need
+    /// `fetch_back_records`.
     pub batch_max_records: Option<u32>,
+    /// Start every fetch this many records before the wanted offset and drop what precedes
+    /// it. 0 on Kafka. **tansu** (0.6) serves only batches that *start* at or after the
+    /// asked offset, so a consumer resuming inside a batch would skip the rest of it: set at
+    /// least the largest batch any producer of the topic writes, less one (see the crate
+    /// docs).
+    pub fetch_back_records: u32,
+    /// How long a gap in a partition's offsets is fetched again before it is taken as real;
+    /// 0 takes gaps at once, as Kafka needs none of this (its gaps are transaction markers
+    /// and compaction). **tansu** can serve a batch while an earlier one is still being
+    /// stored: a few seconds there.
+    pub gap_refetch_ms: u64,
     /// How long a consumer's fetch may wait at the broker for new records
     /// (`fetch.wait.max.ms`). Kafka answers as soon as records arrive, so waiting long is
     /// free there. **Set about 10 for tansu**, which holds every fetch for half this time,
@@ -60,6 +74,8 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             linger_ms: 2,
             batch_max_records: None,
+            fetch_back_records: 0,
+            gap_refetch_ms: 0,
             fetch_wait_max_ms: 500,
             request_timeout_ms: 30_000,
             session_timeout_ms: 10_000,
@@ -78,11 +94,14 @@ impl KafkaConfig {
         }
     }
 
-    /// A configuration for a tansu broker: [`KafkaConfig::new`] with the two settings tansu
-    /// needs (see the crate docs): one record per batch, short fetch waits.
+    /// A configuration for a tansu broker: [`KafkaConfig::new`] with what tansu needs (see
+    /// the crate docs): bounded batches fetched from a batch's length early, gaps refetched,
+    /// short fetch waits.
     pub fn for_tansu(bootstrap_servers: impl Into<String>) -> Self {
         KafkaConfig {
-            batch_max_records: Some(1),
+            batch_max_records: Some(TANSU_BATCH),
+            fetch_back_records: TANSU_BATCH - 1,
+            gap_refetch_ms: 5_000,
             fetch_wait_max_ms: 10,
             ..KafkaConfig::new(bootstrap_servers)
         }
@@ -90,6 +109,31 @@ impl KafkaConfig {
 
     pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub(crate) fn continuity_settings(&self) -> (u32, Option<Duration>) {
+        let patience =
+            (self.gap_refetch_ms > 0).then(|| Duration::from_millis(self.gap_refetch_ms));
+        (self.fetch_back_records, patience)
+    }
+
+    pub(crate) fn continuity(&self) -> Continuity {
+        let (fetch_back, patience) = self.continuity_settings();
+        Continuity::new(fetch_back, patience)
+    }
+
+    /// Refuses a batch bound that the fetch-back distance cannot cover.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match self.batch_max_records {
+            Some(n) if self.fetch_back_records > 0 && n > self.fetch_back_records + 1 => Err(format!(
+                "batchMaxRecords ({n}) must not exceed fetchBackRecords + 1 ({}): a consumer resuming inside a batch would skip records",
+                self.fetch_back_records + 1
+            )),
+            None if self.fetch_back_records > 0 => Err(
+                "fetchBackRecords needs batchMaxRecords: without a bound on batches no distance covers them".into(),
+            ),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -118,5 +162,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bootstrapServer"), "{err}");
+    }
+
+    #[test]
+    fn the_fetch_back_distance_must_cover_a_batch() {
+        assert_eq!(
+            KafkaConfig::default().check(),
+            Ok(()),
+            "Kafka needs none of it"
+        );
+        assert_eq!(KafkaConfig::for_tansu("t:9092").check(), Ok(()));
+        let short = KafkaConfig {
+            batch_max_records: Some(100),
+            fetch_back_records: 10,
+            ..KafkaConfig::default()
+        };
+        assert!(short.check().unwrap_err().contains("batchMaxRecords (100)"));
+        let unbounded = KafkaConfig {
+            batch_max_records: None,
+            fetch_back_records: 10,
+            ..KafkaConfig::default()
+        };
+        assert!(unbounded
+            .check()
+            .unwrap_err()
+            .contains("needs batchMaxRecords"));
     }
 }

@@ -32,6 +32,7 @@
 //! are served by the same `poll(0)` that returns records, so the context notes each one
 //! served and the drain goes on. As a backstop, a waiting poll looks again every 100 ms.
 
+use crate::continuity::{Continuity, Verdict};
 use crate::error::{KafkaLogError, KafkaLogResult};
 use crate::record::to_record;
 use async_trait::async_trait;
@@ -210,6 +211,8 @@ pub struct KafkaConsumer {
     owned: BTreeSet<TopicPartition>,
     owed: Option<Owed>,
     timeout: Duration,
+    /// Keeps records dense on brokers that need it (tansu; see [`crate::continuity`]).
+    continuity: Continuity,
 }
 
 impl KafkaConsumer {
@@ -218,6 +221,7 @@ impl KafkaConsumer {
         shared: Arc<Shared>,
         group: String,
         timeout: Duration,
+        continuity: Continuity,
     ) -> Self {
         KafkaConsumer {
             consumer: Arc::new(consumer),
@@ -226,6 +230,7 @@ impl KafkaConsumer {
             owned: BTreeSet::new(),
             owed: None,
             timeout,
+            continuity,
         }
     }
 
@@ -245,18 +250,31 @@ impl KafkaConsumer {
         );
         match owed {
             Owed::Release(tps) => {
+                for tp in &tps {
+                    self.continuity.forget(tp);
+                }
                 let tpl = to_tpl(tps.iter().map(|tp| (tp, Offset::Invalid)))?;
                 release(&self.consumer, &tpl)
                     .map_err(|e| KafkaLogError::client("releasing revoked partitions", e))?;
                 tracing::debug!(group = %self.group, partitions = tps.len(), "kafka consumer: revoke completed");
             }
-            Owed::Take(tps, seeks) => {
-                let tpl = to_tpl(tps.iter().map(|tp| {
-                    let start = seeks
-                        .get(tp)
-                        .map_or(Offset::Stored, |&o| Offset::Offset(o as i64));
-                    (tp, start)
-                }))?;
+            Owed::Take(tps, mut seeks) => {
+                if self.continuity.active() {
+                    // Fetches start early and skip what precedes the wanted offset, so that
+                    // offset must be known: the committed one, else the partition's start.
+                    let unsought: Vec<_> =
+                        tps.iter().filter(|tp| !seeks.contains_key(tp)).collect();
+                    seeks.extend(self.start_offsets(unsought)?);
+                }
+                let mut starts = Vec::with_capacity(tps.len());
+                for tp in &tps {
+                    let start = match seeks.get(tp) {
+                        Some(&next) => Offset::Offset(self.continuity.start_at(tp, next) as i64),
+                        None => Offset::Stored,
+                    };
+                    starts.push((tp, start));
+                }
+                let tpl = to_tpl(starts)?;
                 let done = if cooperative {
                     self.consumer.incremental_assign(&tpl)
                 } else {
@@ -267,6 +285,40 @@ impl KafkaConsumer {
             }
         }
         Ok(())
+    }
+
+    /// Where each partition resumes: the group's committed offset, else the low watermark
+    /// (`auto.offset.reset=earliest`). Blocking, once per assignment.
+    fn start_offsets(
+        &self,
+        tps: Vec<&TopicPartition>,
+    ) -> KafkaLogResult<BTreeMap<TopicPartition, u64>> {
+        let mut starts = BTreeMap::new();
+        if tps.is_empty() {
+            return Ok(starts);
+        }
+        let tpl = to_tpl(tps.iter().map(|tp| (*tp, Offset::Invalid)))?;
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, self.timeout)
+            .map_err(|e| KafkaLogError::client("committed offsets at assignment", e))?;
+        for tp in tps {
+            let found = committed
+                .find_partition(&tp.topic, tp.partition as i32)
+                .map(|e| e.offset());
+            let next = match found {
+                Some(Offset::Offset(o)) if o >= 0 => o as u64,
+                _ => {
+                    let (low, _) = self
+                        .consumer
+                        .fetch_watermarks(&tp.topic, tp.partition as i32, self.timeout)
+                        .map_err(|e| KafkaLogError::client("low watermark at assignment", e))?;
+                    low.max(0) as u64
+                }
+            };
+            starts.insert(tp.clone(), next);
+        }
+        Ok(starts)
     }
 
     /// Turns the next announced rebalance step into an event for the stage.
@@ -319,8 +371,16 @@ impl KafkaConsumer {
                         partition: record.partition,
                     };
                     // librdkafka drops messages of unassigned partitions; this is a guard.
-                    if self.owned.contains(&tp) {
-                        out.push(record);
+                    if !self.owned.contains(&tp) {
+                        continue;
+                    }
+                    match self
+                        .continuity
+                        .check(&tp, record.offset, std::time::Instant::now())
+                    {
+                        Verdict::Deliver => out.push(record),
+                        Verdict::Drop => {}
+                        Verdict::Refetch(from) => self.refetch(&tp, from),
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -343,6 +403,20 @@ impl KafkaConsumer {
             }
         }
         Ok(out)
+    }
+
+    /// Restarts fetching `tp` at `from` without waiting; librdkafka discards what it had
+    /// fetched from the old position. A failure is left to the next gap check.
+    fn refetch(&self, tp: &TopicPartition, from: u64) {
+        tracing::debug!(topic = %tp.topic, partition = tp.partition, from, "kafka consumer: refetching over a gap");
+        if let Err(e) = self.consumer.seek(
+            &tp.topic,
+            tp.partition as i32,
+            Offset::Offset(from as i64),
+            Duration::ZERO,
+        ) {
+            tracing::warn!(error = %e, topic = %tp.topic, partition = tp.partition, "kafka consumer: refetch failed");
+        }
     }
 
     /// Whether `tp` may be committed or sought: ours, or revoked but not yet released.
@@ -424,10 +498,11 @@ impl Consumer for KafkaConsumer {
                 return Ok(());
             }
         }
+        let from = self.continuity.start_at(tp, offset);
         let consumer = self.consumer.clone();
         let (topic, partition, timeout) = (tp.topic.clone(), tp.partition as i32, self.timeout);
         let seek = tokio::task::spawn_blocking(move || {
-            seek_when_started(&consumer, &topic, partition, offset, timeout)
+            seek_when_started(&consumer, &topic, partition, from, timeout)
         });
         seek.await
             .map_err(|_| PortError::from(KafkaLogError::Task("seek")))?

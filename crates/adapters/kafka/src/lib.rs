@@ -46,23 +46,31 @@
 //! broker. Everything the contract needs is there: `CreateTopics`, metadata, the idempotent
 //! producer (`InitProducerId`, sequence checks), headers, consumer groups with the classic
 //! protocol (join, sync, heartbeat, leave; eager and `cooperative-sticky` assignors both
-//! tested), `OffsetCommit` / `OffsetFetch`, `ListOffsets`. Three of its ways need care; the
-//! first two are faults of its storage with record batches holding more than one record.
-//! [`KafkaConfig::for_tansu`] sets what the first and third need.
+//! tested), `OffsetCommit` / `OffsetFetch`, `ListOffsets`. Four of its ways need care.
+//! [`KafkaConfig::for_tansu`] sets what the first, second and fourth need.
 //!
 //! 1. **A fetch returns only batches that start at or after the asked offset.** A consumer
-//!    starting inside a batch (a committed position, a seek, a read from an offset) silently
-//!    skips the rest of that batch. Kafka returns the batch holding the offset. Workaround:
-//!    [`KafkaConfig::batch_max_records`] `= Some(1)` (`batch.num.messages=1`), so every offset
-//!    starts a batch. It costs throughput: on the 2-core test machine, 256 concurrent appenders
-//!    reached about 3,900 records/s with one record per batch against 68,000 with librdkafka's
-//!    batching (`cargo bench -p oms-kafka --bench kafka_log`). Leave it unset on Kafka.
-//! 2. **`ListOffsets(latest)` answers the newest batch's first offset plus one**, short of the
+//!    starting inside a batch (a committed position, a seek, a read from an offset) would
+//!    silently skip the rest of that batch; Kafka returns the batch holding the offset.
+//!    Workaround: batches are bounded ([`KafkaConfig::batch_max_records`], 64) and every fetch
+//!    starts [`KafkaConfig::fetch_back_records`] (63) records early, so the batch holding the
+//!    wanted offset is served; what precedes the offset is dropped (`continuity`). One record
+//!    per batch would avoid this too, but tansu lists every batch of a partition on every
+//!    fetch, so with one record per batch the pipeline slowed as topics grew (the distributed
+//!    benchmark carried about 150 orders/s; batched, it keeps up at 1,000/s and more).
+//! 2. **A batch can be served before an earlier one is stored.** An append advances the
+//!    partition's high watermark first and stores its batch after, so with concurrent appends
+//!    to one partition a fetch can find batch N+1 while batch N is still missing, and a
+//!    consumer that moves on loses N (orders stuck in `NEW` under load). Workaround: a record
+//!    past the next expected offset is a gap, and the partition is fetched again from the
+//!    expected offset until the batch appears ([`KafkaConfig::gap_refetch_ms`]: after that
+//!    long, 5 s, the gap is taken as real and logged). Kafka needs neither (0 by default).
+//! 3. **`ListOffsets(latest)` answers the newest batch's first offset plus one**, short of the
 //!    end when that batch holds several records. So the end of a partition (`end_offset`, and
 //!    where `read` stops) is taken from a fetch that reaches it (end-of-partition, the `Fetch`
 //!    response's high watermark); `ListOffsets` only chooses where that fetch starts. This is
 //!    right on any broker, and costs one fetch of the last record on Kafka.
-//! 3. **It holds every fetch for half of its `max_wait`, records or not** (Kafka answers as
+//! 4. **It holds every fetch for half of its `max_wait`, records or not** (Kafka answers as
 //!    soon as records arrive). With librdkafka's default of 500 ms a record took ~400 ms from
 //!    append to a consumer; with [`KafkaConfig::fetch_wait_max_ms`] `= 10`, ~13 ms (p50).
 //!
@@ -80,12 +88,13 @@
 //! both. A cluster that needs TLS or SASL needs the `ssl` / `sasl` features added here.
 pub mod config;
 pub mod consumer;
+mod continuity;
 pub mod error;
 mod log;
 mod reader;
 mod record;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, TANSU_BATCH};
 pub use consumer::KafkaConsumer;
 pub use error::{KafkaLogError, KafkaLogResult};
 pub use log::KafkaLog;

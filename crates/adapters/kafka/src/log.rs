@@ -46,6 +46,7 @@ impl KafkaLog {
     /// Creates the clients. librdkafka connects in the background: nothing is checked here
     /// (see [`KafkaLog::connect`]).
     pub fn new(config: KafkaConfig) -> KafkaLogResult<Self> {
+        config.check().map_err(KafkaLogError::Invalid)?;
         let mut base = ClientConfig::new();
         base.set("bootstrap.servers", &config.bootstrap_servers)
             .set("client.id", &config.client_id)
@@ -80,6 +81,7 @@ impl KafkaLog {
             &consumer_config,
             &config.client_id,
             config.request_timeout(),
+            config.continuity_settings(),
         ));
         Ok(KafkaLog {
             config,
@@ -305,6 +307,7 @@ impl KafkaLog {
             shared,
             group.to_string(),
             self.config.request_timeout(),
+            self.config.continuity(),
         ))
     }
 }

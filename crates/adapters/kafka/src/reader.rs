@@ -5,9 +5,10 @@
 //! until the end of the partition (see [`Readers::scan`]), and gives the consumer back to a
 //! small pool, so reads in a row reuse connections.
 
+use crate::continuity::{Continuity, Verdict};
 use crate::error::{KafkaLogError, KafkaLogResult};
 use crate::record::to_record;
-use oms_ports::event_log::Record;
+use oms_ports::event_log::{Record, TopicPartition};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -28,11 +29,19 @@ pub(crate) struct Readers {
     /// group's id; it does not join the group).
     groups: Mutex<HashMap<String, Arc<BaseConsumer>>>,
     group_config: ClientConfig,
+    /// A template: each scan keeps its own (see [`crate::continuity`]).
+    fetch_back: u32,
+    gap_patience: Option<Duration>,
 }
 
 impl Readers {
     /// `config` carries the connection settings shared by all clients.
-    pub fn new(config: &ClientConfig, client_id: &str, timeout: Duration) -> Self {
+    pub fn new(
+        config: &ClientConfig,
+        client_id: &str,
+        timeout: Duration,
+        (fetch_back, gap_patience): (u32, Option<Duration>),
+    ) -> Self {
         let mut reader = config.clone();
         reader
             .set("group.id", format!("{client_id}-reader"))
@@ -54,6 +63,8 @@ impl Readers {
             idle: Mutex::new(Vec::new()),
             groups: Mutex::new(HashMap::new()),
             group_config,
+            fetch_back,
+            gap_patience,
         }
     }
 
@@ -121,12 +132,26 @@ impl Readers {
         }
         // Below the low watermark the records were deleted (retention): start at the first.
         let start = offset.min(listed - 1).max(low);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition as i32, Offset::Offset(start as i64))
-            .map_err(|e| KafkaLogError::client(context(), e))?;
-        consumer
-            .assign(&tpl)
-            .map_err(|e| KafkaLogError::client(context(), e))?;
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        // Only the records returned need to be dense; finding the end needs no care.
+        let mut continuity = if max > 0 {
+            Continuity::new(self.fetch_back, self.gap_patience)
+        } else {
+            Continuity::new(0, None)
+        };
+        let from = continuity.start_at(&tp, start).max(low);
+        let assign_from = |from: u64| -> KafkaLogResult<()> {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition as i32, Offset::Offset(from as i64))
+                .map_err(|e| KafkaLogError::client(context(), e))?;
+            consumer
+                .assign(&tpl)
+                .map_err(|e| KafkaLogError::client(context(), e))
+        };
+        assign_from(from)?;
         let deadline = Instant::now() + self.timeout;
         let mut out: Vec<Record> = Vec::new();
         let mut end = listed;
@@ -149,6 +174,14 @@ impl Readers {
                     }
                     let at = msg.offset().max(0) as u64;
                     end = end.max(at + 1);
+                    match continuity.check(&tp, at, Instant::now()) {
+                        Verdict::Deliver => {}
+                        Verdict::Drop => continue,
+                        Verdict::Refetch(from) => {
+                            assign_from(from.max(low))?;
+                            continue;
+                        }
+                    }
                     if at >= offset && out.last().is_none_or(|r| r.offset < at) {
                         out.push(to_record(&msg));
                         if out.len() >= max && max > 0 {

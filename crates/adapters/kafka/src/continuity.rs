@@ -1,0 +1,216 @@
+//! Keeps each partition's records dense and in order on brokers that do not guarantee it.
+//!
+//! Kafka serves a fetch from the record batch *holding* the asked offset and makes a batch
+//! visible only once every earlier one is. tansu does neither (see the crate docs): it serves
+//! batches that *start* at or after the asked offset, and it advances a partition's high
+//! watermark before the appended batch is stored, so under concurrent appends a later batch
+//! can be served while an earlier one is not yet visible. A consumer trusting either would
+//! skip records for ever.
+//!
+//! [`Continuity`] knows the next offset wanted per partition. Fetches start
+//! [`fetch_back`](Continuity::fetch_offset) records early, so the batch holding the wanted
+//! offset is among those served, and what comes before it is dropped. A record past the
+//! wanted offset is a gap: it is dropped and the partition fetched again from the wanted
+//! offset, until the missing batch shows up or `patience` has passed (a real gap, which
+//! Kafka has after transaction markers or compaction; it is then accepted, with a warning).
+//! With `fetch_back` 0 and no patience, every record is delivered as it comes.
+
+use oms_ports::event_log::TopicPartition;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How often a partition with a gap is fetched again while the gap lasts.
+const REFETCH_EVERY: Duration = Duration::from_millis(20);
+
+/// What to do with a fetched record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Deliver,
+    /// Already delivered, or fetched early on purpose, or past a gap being refetched.
+    Drop,
+    /// Past a gap: drop it and fetch the partition again from this offset.
+    Refetch(u64),
+}
+
+#[derive(Debug)]
+struct Wanted {
+    next: u64,
+    /// When the current gap was first seen and when it was last refetched.
+    gap: Option<(Instant, Instant)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Continuity {
+    fetch_back: u64,
+    /// How long a gap is refetched before it is accepted; `None` accepts gaps at once.
+    patience: Option<Duration>,
+    parts: HashMap<TopicPartition, Wanted>,
+}
+
+impl Continuity {
+    pub fn new(fetch_back: u32, patience: Option<Duration>) -> Self {
+        Continuity {
+            fetch_back: u64::from(fetch_back),
+            patience,
+            parts: HashMap::new(),
+        }
+    }
+
+    /// Whether this broker needs any of it; if not, start offsets need not be known.
+    pub fn active(&self) -> bool {
+        self.fetch_back > 0 || self.patience.is_some()
+    }
+
+    /// Where to start fetching so that the record at `next` is served.
+    pub fn fetch_offset(&self, next: u64) -> u64 {
+        next.saturating_sub(self.fetch_back)
+    }
+
+    /// The partition is (re)positioned: `next` is the first offset wanted. Returns where the
+    /// fetch must start.
+    pub fn start_at(&mut self, tp: &TopicPartition, next: u64) -> u64 {
+        self.parts.insert(tp.clone(), Wanted { next, gap: None });
+        self.fetch_offset(next)
+    }
+
+    pub fn forget(&mut self, tp: &TopicPartition) {
+        self.parts.remove(tp);
+    }
+
+    pub fn check(&mut self, tp: &TopicPartition, offset: u64, now: Instant) -> Verdict {
+        let Some(w) = self.parts.get_mut(tp) else {
+            // Start not known (nothing committed, nothing sought): take what comes.
+            self.parts.insert(
+                tp.clone(),
+                Wanted {
+                    next: offset + 1,
+                    gap: None,
+                },
+            );
+            return Verdict::Deliver;
+        };
+        if offset < w.next {
+            return Verdict::Drop;
+        }
+        if offset > w.next {
+            let Some(patience) = self.patience else {
+                w.next = offset + 1;
+                return Verdict::Deliver;
+            };
+            match w.gap {
+                None => {
+                    w.gap = Some((now, now));
+                    return Verdict::Refetch(w.next.saturating_sub(self.fetch_back));
+                }
+                Some((since, _)) if now.duration_since(since) >= patience => {
+                    tracing::warn!(
+                        topic = %tp.topic,
+                        partition = tp.partition,
+                        missing_from = w.next,
+                        next_found = offset,
+                        "kafka: offsets missing for {patience:?}; taking the gap as real"
+                    );
+                }
+                Some((since, last)) => {
+                    if now.duration_since(last) < REFETCH_EVERY {
+                        return Verdict::Drop;
+                    }
+                    w.gap = Some((since, now));
+                    return Verdict::Refetch(w.next.saturating_sub(self.fetch_back));
+                }
+            }
+        }
+        w.next = offset + 1;
+        w.gap = None;
+        Verdict::Deliver
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp() -> TopicPartition {
+        TopicPartition {
+            topic: "orders".into(),
+            partition: 3,
+        }
+    }
+
+    #[test]
+    fn off_delivers_everything_as_it_comes() {
+        let mut c = Continuity::new(0, None);
+        assert!(!c.active());
+        let now = Instant::now();
+        assert_eq!(c.start_at(&tp(), 5), 5);
+        assert_eq!(c.check(&tp(), 9, now), Verdict::Deliver);
+        assert_eq!(c.check(&tp(), 10, now), Verdict::Deliver);
+    }
+
+    #[test]
+    fn fetches_early_and_drops_what_precedes_the_wanted_offset() {
+        let mut c = Continuity::new(63, Some(Duration::from_secs(5)));
+        assert_eq!(c.start_at(&tp(), 100), 37);
+        assert_eq!(
+            c.start_at(&tp(), 10),
+            0,
+            "never before the partition's start"
+        );
+        let now = Instant::now();
+        for o in 0..10 {
+            assert_eq!(c.check(&tp(), o, now), Verdict::Drop, "offset {o}");
+        }
+        assert_eq!(c.check(&tp(), 10, now), Verdict::Deliver);
+        assert_eq!(c.check(&tp(), 10, now), Verdict::Drop, "a repeat");
+        assert_eq!(c.check(&tp(), 11, now), Verdict::Deliver);
+    }
+
+    #[test]
+    fn a_gap_is_refetched_until_the_missing_records_come() {
+        let mut c = Continuity::new(63, Some(Duration::from_secs(5)));
+        c.start_at(&tp(), 200);
+        let t0 = Instant::now();
+        assert_eq!(c.check(&tp(), 200, t0), Verdict::Deliver);
+        assert_eq!(
+            c.check(&tp(), 264, t0),
+            Verdict::Refetch(138),
+            "201..264 not visible"
+        );
+        assert_eq!(c.check(&tp(), 265, t0), Verdict::Drop, "no refetch storm");
+        let later = t0 + REFETCH_EVERY;
+        assert_eq!(c.check(&tp(), 264, later), Verdict::Refetch(138));
+        for o in 138..=200 {
+            assert_eq!(c.check(&tp(), o, later), Verdict::Drop);
+        }
+        for o in 201..=265 {
+            assert_eq!(c.check(&tp(), o, later), Verdict::Deliver, "offset {o}");
+        }
+    }
+
+    #[test]
+    fn a_gap_that_lasts_past_patience_is_accepted() {
+        let mut c = Continuity::new(0, Some(Duration::from_millis(100)));
+        c.start_at(&tp(), 0);
+        let t0 = Instant::now();
+        assert_eq!(c.check(&tp(), 0, t0), Verdict::Deliver);
+        assert_eq!(c.check(&tp(), 2, t0), Verdict::Refetch(1));
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(c.check(&tp(), 2, t1), Verdict::Deliver);
+        assert_eq!(c.check(&tp(), 3, t1), Verdict::Deliver);
+        assert_eq!(
+            c.check(&tp(), 5, t1),
+            Verdict::Refetch(4),
+            "a new gap starts anew"
+        );
+    }
+
+    #[test]
+    fn an_unknown_start_takes_the_first_record() {
+        let mut c = Continuity::new(63, Some(Duration::from_secs(5)));
+        let now = Instant::now();
+        assert_eq!(c.check(&tp(), 7, now), Verdict::Deliver);
+        assert_eq!(c.check(&tp(), 7, now), Verdict::Drop);
+        c.forget(&tp());
+        assert_eq!(c.check(&tp(), 3, now), Verdict::Deliver);
+    }
+}
