@@ -55,7 +55,8 @@ start() { # role port
     echo "$1 never became ready:" >&2; tail -20 "$work/$1.log" >&2; return 1
 }
 iport=$(port); start ingestion "$iport"
-start risk "$(port)"; start venue "$(port)"; start processor "$(port)"; start marketdata "$(port)"
+start risk "$(port)"; start venue "$(port)"; start processor "$(port)"
+mport=$(port); start marketdata "$mport"
 echo "distributed: ingestion on 127.0.0.1:$iport; Kafka (tansu) :$kport, PostgreSQL :$pport, Redis :$rport"
-"$oms" loadgen --addr "127.0.0.1:$iport" --api-key "$key_a,$key_b" --rate "$rate" --duration "$secs" \
-    --connections 256 --bare-seconds 5 --settle-seconds 300
+"$oms" loadgen --addr "127.0.0.1:$iport" --e2e --ws-addr "127.0.0.1:$mport" --api-key "$key_a,$key_b" \
+    --rate "$rate" --duration "$secs" --connections 256 --bare-seconds 5 --settle-seconds 300

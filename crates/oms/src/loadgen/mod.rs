@@ -4,7 +4,11 @@
 //! Open loop: every request has a scheduled send time, and its latency is measured from that
 //! time, so a slow server shows up as latency rather than as a lower request rate (no
 //! coordinated omission). At the end it checks that every acknowledged order left `NEW`, and it
-//! measures a bare endpoint (`/health`) on the same server stack for comparison.
+//! measures a bare endpoint (`/health`) on the same server stack for comparison. With `--e2e`
+//! it also follows the first account's private `orders` WebSocket channel for the end-to-end
+//! latency ([`e2e`]).
+
+mod e2e;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -54,6 +58,15 @@ pub struct LoadgenArgs {
     /// Seconds to wait for every acknowledged order to leave NEW.
     #[arg(long, default_value_t = 120)]
     pub settle_seconds: u64,
+    /// Also measure end-to-end latency: follow the first account's `orders` WebSocket channel
+    /// (half the orders with two accounts). The server then also serialises and pushes those
+    /// updates, so acknowledgement latency near saturation is higher than without.
+    #[arg(long)]
+    pub e2e: bool,
+    /// Where the WebSocket (`/ws`) is served, host:port; `--addr` by default (`oms serve`),
+    /// `oms marketdata`'s address in distributed mode.
+    #[arg(long)]
+    pub ws_addr: Option<String>,
 }
 
 struct Totals {
@@ -70,6 +83,12 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         "loadgen: {} orders/s for {} s over {} connections to {}",
         args.rate, args.duration, args.connections, args.addr
     );
+    let watch = if args.e2e {
+        let ws = args.ws_addr.as_deref().unwrap_or(&args.addr);
+        Some(e2e::Watch::start(ws, &args.api_key[0]).await?)
+    } else {
+        None
+    };
     let ids = Arc::new(Mutex::new(Vec::with_capacity(
         (args.rate * args.duration) as usize,
     )));
@@ -102,12 +121,19 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         );
     }
     let ids = std::mem::take(&mut *ids.lock().expect("ids"));
-    settle(&args, ids).await
+    settle(&args, ids.iter().map(|(id, _)| id.clone()).collect()).await?;
+    if let Some(watch) = watch {
+        watch.report(&ids, Duration::from_secs(5)).await?;
+    }
+    Ok(())
 }
+
+/// Acknowledged orders: id and scheduled send time.
+type Acked = Arc<Mutex<Vec<(String, Instant)>>>;
 
 #[derive(Clone)]
 enum Target {
-    Orders(Arc<Mutex<Vec<String>>>),
+    Orders(Acked),
     Health,
 }
 
@@ -150,7 +176,7 @@ async fn drive(
                 tokio::time::sleep_until(scheduled.into()).await;
                 totals.sent.fetch_add(1, Ordering::Relaxed);
                 let request = build(&args, &target, i, worker);
-                let ok = send(&args.addr, &mut conn, request, &target).await;
+                let ok = send(&args.addr, &mut conn, request, &target, scheduled).await;
                 let latency = scheduled.elapsed().as_micros() as u64;
                 let _ = hist.record(latency.max(1));
                 match ok {
@@ -237,6 +263,7 @@ async fn send(
     conn: &mut Option<Conn>,
     request: Request<Full<Bytes>>,
     target: &Target,
+    scheduled: Instant,
 ) -> Result<()> {
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
         *conn = Some(connect(addr).await?);
@@ -259,7 +286,7 @@ async fn send(
             .as_str()
             .context("response without orderId")?
             .to_string();
-        ids.lock().expect("ids").push(id);
+        ids.lock().expect("ids").push((id, scheduled));
     }
     Ok(())
 }
