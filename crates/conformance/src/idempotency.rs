@@ -1,7 +1,7 @@
 //! The idempotency store suite.
 
 use crate::support::{check, run_id, step};
-use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,12 @@ where
 
     check(SUITE, "keys expire after their TTL");
     ttl_expiry(&make().await, &key("ttl-claim"), &key("ttl-done")).await;
+
+    check(
+        SUITE,
+        "an abandoned claim is resumed once, with its intent, by the same body only",
+    );
+    abandoned_claims_resume(Arc::new(make().await), &key("resume"), &key("resume-race")).await;
 
     check(SUITE, "completed keys survive a reopen");
     survives_reopen(&make, &key("reopen")).await;
@@ -209,4 +215,96 @@ where
             response: resp
         }
     );
+}
+
+async fn abandoned_claims_resume<S: IdempotencyStore>(store: Arc<S>, key: &str, race: &str) {
+    let terms = |intent: &'static [u8]| ClaimTerms {
+        intent,
+        lock: SHORT,
+        keep: LONG,
+    };
+    let first: &[u8] = &[b'o', 0, b'\n', 255, b'7'];
+    assert_eq!(
+        store.claim_with(key, "fp", &terms(first)).await.unwrap(),
+        Claim::Acquired
+    );
+    let in_flight = Claim::InFlight {
+        fingerprint: "fp".into(),
+    };
+    assert_eq!(
+        store
+            .claim_with(key, "fp", &terms(b"second"))
+            .await
+            .unwrap(),
+        in_flight,
+        "locked"
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.claim_with(key, "other", &terms(b"x")).await.unwrap(),
+        in_flight,
+        "past the lock, another body still finds the key held (the caller answers 422)"
+    );
+    assert_eq!(
+        store.claim_with(key, "fp", &terms(b"third")).await.unwrap(),
+        Claim::Resumed {
+            intent: first.to_vec()
+        },
+        "past the lock, the same body resumes the first request's intent"
+    );
+    assert_eq!(
+        store
+            .claim_with(key, "fp", &terms(b"fourth"))
+            .await
+            .unwrap(),
+        in_flight,
+        "the resumed claim holds a new lock"
+    );
+    let resp = response(202, r#"{"orderId":"7"}"#);
+    store.complete(key, "fp", &resp, LONG).await.unwrap();
+    assert_eq!(
+        store.claim_with(key, "fp", &terms(b"fifth")).await.unwrap(),
+        Claim::Completed {
+            fingerprint: "fp".into(),
+            response: resp
+        }
+    );
+
+    // Of many retries of an abandoned request, exactly one resumes it.
+    assert_eq!(
+        store.claim_with(race, "fp", &terms(b"i")).await.unwrap(),
+        Claim::Acquired
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    let start = Arc::new(tokio::sync::Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, key, start) = (store.clone(), race.to_string(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let terms = ClaimTerms {
+                    intent: b"retry",
+                    lock: LONG,
+                    keep: LONG,
+                };
+                store.claim_with(&key, "fp", &terms).await.expect("claim")
+            })
+        })
+        .collect();
+    let mut resumed = 0;
+    for h in handles {
+        match step("concurrent resume", h).await.unwrap() {
+            Claim::Resumed { intent } => {
+                assert_eq!(intent, b"i");
+                resumed += 1;
+            }
+            other => assert_eq!(
+                other,
+                Claim::InFlight {
+                    fingerprint: "fp".into()
+                }
+            ),
+        }
+    }
+    assert_eq!(resumed, 1, "exactly one retry resumes the request");
 }

@@ -2,6 +2,12 @@
 //!
 //! A key is claimed before the request runs and completed with the response afterwards.
 //! Keys are scoped by the caller (account + key) and expire after a TTL.
+//!
+//! A claim can record the request's *intent* (what it is about to do, for example the id it
+//! gives the order it creates). If the request never completes (its process was killed after
+//! the effect but before the response was stored), a retry with the same body after the lock
+//! has expired resumes it from that intent ([`Claim::Resumed`]) instead of running afresh, so
+//! the effect, if it happened, happens under the same identity and downstream deduplicates it.
 
 use crate::PortResult;
 use async_trait::async_trait;
@@ -20,6 +26,11 @@ pub struct StoredResponse {
 pub enum Claim {
     /// The key was free and is now ours: run the request, then `complete` or `release` it.
     Acquired,
+    /// A request with this key and fingerprint was claimed and never completed, and its lock
+    /// has expired: the key is now ours again. Run the request *as that one*, from the intent
+    /// it recorded, then `complete` it; do not `release` it, since its effect may have
+    /// happened.
+    Resumed { intent: Vec<u8> },
     /// Another request with this key is running; its body fingerprint is given.
     InFlight { fingerprint: String },
     /// The key was used before; replay this response if the fingerprint matches.
@@ -29,11 +40,40 @@ pub enum Claim {
     },
 }
 
+/// How a claim holds its key.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimTerms<'a> {
+    /// What the request is about to do, opaque to the store; handed to a claim that resumes it.
+    pub intent: &'a [u8],
+    /// How long the claim keeps other requests out ([`Claim::InFlight`]).
+    pub lock: Duration,
+    /// How long an uncompleted claim is kept at all. Between `lock` and `keep` a claim with the
+    /// same fingerprint resumes it and one with another fingerprint finds it in flight; after
+    /// `keep` (or after `lock`, if that is longer) the key is free.
+    pub keep: Duration,
+}
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key` for a request whose body hashes to `fingerprint`. Atomic: of many concurrent
-    /// claims of one key exactly one gets [`Claim::Acquired`].
-    async fn claim(&self, key: &str, fingerprint: &str, ttl: Duration) -> PortResult<Claim>;
+    /// claims of one key exactly one gets [`Claim::Acquired`] or [`Claim::Resumed`].
+    async fn claim_with(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        terms: &ClaimTerms<'_>,
+    ) -> PortResult<Claim>;
+
+    /// [`claim_with`](Self::claim_with) recording no intent, locked and kept for `ttl`: once it
+    /// passes, the key is free.
+    async fn claim(&self, key: &str, fingerprint: &str, ttl: Duration) -> PortResult<Claim> {
+        let terms = ClaimTerms {
+            intent: &[],
+            lock: ttl,
+            keep: ttl,
+        };
+        self.claim_with(key, fingerprint, &terms).await
+    }
 
     /// Stores the response of a claimed key; it is kept for `ttl` from now.
     async fn complete(

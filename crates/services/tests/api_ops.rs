@@ -6,7 +6,7 @@ mod api_common;
 use api_common::{embedded_ports, TestApp, KEY};
 use async_trait::async_trait;
 use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
-use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::{PortError, PortResult};
 use oms_services::api::{MetricsSource, Readiness};
 use serde_json::Value;
@@ -221,7 +221,7 @@ struct DownIdempotency;
 
 #[async_trait]
 impl IdempotencyStore for DownIdempotency {
-    async fn claim(&self, _: &str, _: &str, _: Duration) -> PortResult<Claim> {
+    async fn claim_with(&self, _: &str, _: &str, _: &ClaimTerms<'_>) -> PortResult<Claim> {
         Err(PortError::Unavailable("connection refused".into()))
     }
     async fn complete(&self, _: &str, _: &str, _: &StoredResponse, _: Duration) -> PortResult<()> {

@@ -754,3 +754,100 @@ async fn listing_pages_newest_first() {
         );
     }
 }
+
+/// The idempotency store of a process killed between appending an order and storing its
+/// response: the first `complete` is lost.
+struct LosesFirstResponse {
+    inner: std::sync::Arc<dyn oms_ports::idempotency::IdempotencyStore>,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl oms_ports::idempotency::IdempotencyStore for LosesFirstResponse {
+    async fn claim_with(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        terms: &oms_ports::idempotency::ClaimTerms<'_>,
+    ) -> oms_ports::PortResult<oms_ports::idempotency::Claim> {
+        self.inner.claim_with(key, fingerprint, terms).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &oms_ports::idempotency::StoredResponse,
+        ttl: std::time::Duration,
+    ) -> oms_ports::PortResult<()> {
+        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(()); // the process died before this write
+        }
+        self.inner.complete(key, fingerprint, response, ttl).await
+    }
+    async fn release(&self, key: &str) -> oms_ports::PortResult<()> {
+        self.inner.release(key).await
+    }
+    async fn ping(&self) -> oms_ports::PortResult<()> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_a_lost_response_resumes_the_same_order_instead_of_placing_another() {
+    let mut ports = api_common::embedded_ports().await;
+    ports.idempotency = std::sync::Arc::new(LosesFirstResponse {
+        inner: ports.idempotency.clone(),
+        lost: Default::default(),
+    });
+    let lock = std::time::Duration::from_millis(300);
+    let app = TestApp::start_configured(ports, |c| c.idempotency_lock_ttl = lock, |s| s).await;
+
+    let first = post_seed(&app, "crash-key").await;
+    assert_eq!(first.status, 202);
+    let order_id = first.json()["orderId"].clone();
+    // Its response was never stored: the key stays in flight while its lock lasts.
+    assert_eq!(post_seed(&app, "crash-key").await.status, 409);
+
+    tokio::time::sleep(lock + std::time::Duration::from_millis(200)).await;
+    let other_body = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", "crash-key"),
+            ],
+            Some(br#"{"symbol":"BTC/USD","side":"SELL","quantity":0.1,"price":45000,"orderType":"LIMIT"}"#),
+        )
+        .await;
+    assert_eq!(
+        other_body.status, 422,
+        "another body under the abandoned key"
+    );
+    let resumed = post_seed(&app, "crash-key").await;
+    assert_eq!(resumed.status, 202, "{:?}", resumed.body);
+    assert_eq!(resumed.header("idempotent-replayed"), None);
+    assert_eq!(
+        resumed.json(),
+        first.json(),
+        "the retry resumes the first request: the same order, the same response"
+    );
+
+    let replay = post_seed(&app, "crash-key").await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.json()["orderId"], order_id);
+
+    // The order went to the log twice under one id; the pipeline keeps the first.
+    let created: Vec<String> = app
+        .order_records()
+        .await
+        .into_iter()
+        .filter_map(|(_, env)| match env.event {
+            Event::OrderCreated(o) => Some(o.order_id.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 2);
+    assert!(created.iter().all(|id| order_id == id.as_str()));
+}

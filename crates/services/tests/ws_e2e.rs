@@ -45,6 +45,7 @@ struct System {
     _dir: tempfile::TempDir,
     addr: SocketAddr,
     md: MarketData,
+    log: Arc<dyn EventLog>,
     _stop: watch::Sender<bool>,
 }
 
@@ -163,6 +164,7 @@ async fn start() -> (System, AccountId, AccountId) {
         shutdown.clone(),
     ));
     tokio::spawn(run_orders_feed(md.clone(), log.clone(), shutdown));
+    let log_for_tests = log.clone();
     let app = api::router_with(api_state, marketdata_router(md.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -171,6 +173,7 @@ async fn start() -> (System, AccountId, AccountId) {
         _dir: dir,
         addr,
         md,
+        log: log_for_tests,
         _stop: stop,
     };
     (system, accounts[0], accounts[1])
@@ -201,6 +204,22 @@ impl System {
             head[9..12].parse().unwrap(),
             serde_json::from_str(body).unwrap_or(Value::Null),
         )
+    }
+
+    /// The buyer's order `id` once it has left NEW.
+    async fn settled(&self, id: &str) -> Value {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let path = format!("/api/orders/{id}");
+                let (status, o) = self.request("GET", &path, "buyer-key", None).await;
+                if status == 200 && o["status"] != "NEW" {
+                    return o;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the order settles")
     }
 
     async fn ws(&self, key: Option<&str>, channels: &[&str]) -> Ws {
@@ -383,4 +402,103 @@ async fn a_marketable_order_reaches_every_feed_and_private_updates_stay_private(
         .await;
     assert_eq!(body["last"], "45000.00");
     assert_eq!(dec(&body["volume24h"]), dec(&json!("0.1")));
+}
+
+/// An idempotent request resumed after a crash appends its `OrderCreated` again, with the same
+/// order id: once the order has traded, that repeat changes nothing anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_order_created_changes_nothing() {
+    let (sys, _seller, _buyer) = start().await;
+    let (status, sell) = sys
+        .request(
+            "POST",
+            "/api/orders",
+            "seller-key",
+            Some(order("SELL", "GTC")),
+        )
+        .await;
+    assert_eq!(status, 202, "{sell}");
+    let (status, buy) = sys
+        .request(
+            "POST",
+            "/api/orders",
+            "buyer-key",
+            Some(order("BUY", "IOC")),
+        )
+        .await;
+    assert_eq!(status, 202, "{buy}");
+    let buy_id = buy["orderId"].as_str().unwrap().to_string();
+    let filled = sys.settled(&buy_id).await;
+    assert_eq!(filled["status"], "FILLED");
+    let (_, balances) = sys
+        .request("GET", "/api/accounts/me", "buyer-key", None)
+        .await;
+
+    // The same OrderCreated once more, as a resumed request appends it.
+    let mut original = None;
+    for p in 0..4 {
+        for rec in sys.log.read(topics::ORDERS, p, 0, 10_000).await.unwrap() {
+            let env = oms_services::codec::decode_event(&rec).unwrap();
+            if let Event::OrderCreated(o) = env.event {
+                if o.order_id.to_string() == buy_id {
+                    original = Some(o);
+                }
+            }
+        }
+    }
+    let original = original.expect("the buy's OrderCreated is in the log");
+    publish_order_event(
+        sys.log.as_ref(),
+        topics::ORDERS,
+        now(),
+        Event::OrderCreated(original),
+    )
+    .await
+    .unwrap();
+    // A later order of the same account (same partition, so handled after the repeat).
+    let (status, later) = sys
+        .request("POST", "/api/orders", "buyer-key", Some(json!({"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":40000,"orderType":"LIMIT"})))
+        .await;
+    assert_eq!(status, 202, "{later}");
+    sys.settled(later["orderId"].as_str().unwrap()).await;
+
+    let (_, again) = sys
+        .request("GET", &format!("/api/orders/{buy_id}"), "buyer-key", None)
+        .await;
+    assert_eq!(again, filled, "the filled order is untouched");
+    let (_, fills) = sys
+        .request(
+            "GET",
+            &format!("/api/orders/{buy_id}/fills"),
+            "buyer-key",
+            None,
+        )
+        .await;
+    assert_eq!(fills["fills"].as_array().map(Vec::len), Some(1), "{fills}");
+    let (_, after) = sys
+        .request("GET", "/api/accounts/me", "buyer-key", None)
+        .await;
+    let usd = |b: &Value| {
+        b["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["asset"] == "USD")
+            .cloned()
+            .unwrap()
+    };
+    let (before, after) = (usd(&balances), usd(&after));
+    assert_eq!(before["total"], after["total"], "no second debit");
+    let reserved = dec(&after["reserved"]);
+    assert_eq!(
+        dec(&before["available"]) - dec(&after["available"]),
+        reserved,
+        "{before} {after}"
+    );
+    // The later order (4,000 USD and its fee) alone; the repeated 4,500 USD buy reserves nothing.
+    assert!(
+        reserved > "4000".parse::<Decimal>().unwrap()
+            && reserved < "4500".parse::<Decimal>().unwrap(),
+        "only the later order's reservation: {after}"
+    );
 }

@@ -1,7 +1,11 @@
 //! The value stored under an idempotency key: the state, the request's fingerprint and, once
 //! completed, the response. One tag byte, so a claim and its state are one atomic string:
 //!
-//! - `F` + fingerprint: a request in flight;
+//! - `P` + lock expiry (20 digits, ms since the epoch by Redis's clock) + fingerprint length
+//!   (10 digits) + fingerprint + intent: a request in flight, resumable once the lock expires;
+//!   the claim script reads and rewrites the expiry in place;
+//! - `R` + such a `P` record: the claim script's answer when it resumed that request;
+//! - `F` + fingerprint: a request in flight, from before intents (read only);
 //! - `C` + JSON `{fingerprint, status, headers}` + `\n` + body bytes: completed. Compact JSON
 //!   escapes every newline, so the first `\n` ends it, and the body stays raw binary.
 
@@ -9,10 +13,15 @@ use oms_ports::idempotency::{Claim, StoredResponse};
 use serde::{Deserialize, Serialize};
 
 const IN_FLIGHT: u8 = b'F';
+const PENDING: u8 = b'P';
+const RESUMED: u8 = b'R';
 const COMPLETED: u8 = b'C';
 
-/// The tag byte of a claim in flight, for the release script.
-pub(crate) const IN_FLIGHT_TAG: char = IN_FLIGHT as char;
+/// The tag bytes of a claim in flight, for the release script.
+pub(crate) const IN_FLIGHT_TAGS: [char; 2] = [IN_FLIGHT as char, PENDING as char];
+/// Digits of the lock expiry and of the fingerprint length in a `P` record.
+pub(crate) const LOCK_DIGITS: usize = 20;
+pub(crate) const LEN_DIGITS: usize = 10;
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -21,11 +30,28 @@ struct Meta {
     headers: Vec<(String, String)>,
 }
 
-pub(crate) fn in_flight(fingerprint: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(1 + fingerprint.len());
-    v.push(IN_FLIGHT);
+/// The part of a `P` record after its lock expiry: the script puts the expiry in front.
+pub(crate) fn pending_tail(fingerprint: &str, intent: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(LEN_DIGITS + fingerprint.len() + intent.len());
+    v.extend_from_slice(format!("{:0LEN_DIGITS$}", fingerprint.len()).as_bytes());
     v.extend_from_slice(fingerprint.as_bytes());
+    v.extend_from_slice(intent);
     v
+}
+
+/// Fingerprint and intent of a `P` record (without its tag).
+fn pending(rest: &[u8]) -> Result<(String, Vec<u8>), String> {
+    let tail = rest.get(LOCK_DIGITS..).ok_or("pending record too short")?;
+    let len: usize = std::str::from_utf8(tail.get(..LEN_DIGITS).ok_or("pending record too short")?)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or("pending record: bad fingerprint length")?;
+    let fp = tail
+        .get(LEN_DIGITS..LEN_DIGITS + len)
+        .ok_or("pending record: fingerprint cut short")?;
+    let fp =
+        String::from_utf8(fp.to_vec()).map_err(|e| format!("fingerprint is not UTF-8: {e}"))?;
+    Ok((fp, tail[LEN_DIGITS + len..].to_vec()))
 }
 
 pub(crate) fn completed(fingerprint: &str, response: &StoredResponse) -> Vec<u8> {
@@ -50,6 +76,15 @@ pub(crate) fn decode(value: &[u8]) -> Result<Claim, String> {
             fingerprint: String::from_utf8(fp.to_vec())
                 .map_err(|e| format!("fingerprint is not UTF-8: {e}"))?,
         }),
+        Some((&PENDING, rest)) => Ok(Claim::InFlight {
+            fingerprint: pending(rest)?.0,
+        }),
+        Some((&RESUMED, record)) => match record.split_first() {
+            Some((&PENDING, rest)) => Ok(Claim::Resumed {
+                intent: pending(rest)?.1,
+            }),
+            _ => Err("resumed record without its pending record".into()),
+        },
         Some((&COMPLETED, rest)) => {
             let end = rest
                 .iter()
@@ -78,9 +113,27 @@ mod tests {
     #[test]
     fn records_round_trip_with_binary_bodies_and_newlines_in_headers() {
         assert_eq!(
-            decode(&in_flight("abc")).unwrap(),
+            decode(b"Fabc").unwrap(),
             Claim::InFlight {
                 fingerprint: "abc".into()
+            },
+            "an in-flight record from before intents"
+        );
+        let mut p = b"P".to_vec();
+        p.extend_from_slice(format!("{:020}", 1_764_540_000_000u64).as_bytes());
+        p.extend_from_slice(&pending_tail("fp\n2", &[0, b'\n', 255]));
+        assert_eq!(
+            decode(&p).unwrap(),
+            Claim::InFlight {
+                fingerprint: "fp\n2".into()
+            }
+        );
+        let mut r = b"R".to_vec();
+        r.extend_from_slice(&p);
+        assert_eq!(
+            decode(&r).unwrap(),
+            Claim::Resumed {
+                intent: vec![0, b'\n', 255]
             }
         );
         let response = StoredResponse {
@@ -115,6 +168,12 @@ mod tests {
         assert!(decode(b"Xwhat").is_err());
         assert!(decode(b"C{\"fingerprint\":\"a\"}").is_err(), "no separator");
         assert!(decode(b"C{not json}\nbody").is_err());
+        assert!(decode(b"P0001").is_err(), "pending record too short");
+        assert!(decode(b"R").is_err());
+        assert!(
+            decode(b"P00000000000000000001000000009abc").is_err(),
+            "fingerprint longer than the record"
+        );
         assert!(
             decode(&[b'F', 0xff, 0xfe]).is_err(),
             "fingerprint not UTF-8"

@@ -2,7 +2,7 @@
 
 use crate::record;
 use async_trait::async_trait;
-use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::{PortError, PortResult};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script};
@@ -32,8 +32,11 @@ impl Default for RedisOptions {
 /// Idempotency keys in Redis. One multiplexed connection, re-established in the background
 /// after it drops; cheap to clone.
 ///
-/// - `claim`: `SET key in-flight NX PX ttl`, or the value already there, in one atomic script:
-///   of concurrent claims exactly one sets the key.
+/// - `claim`: in one atomic script, `SET key pending PX keep` when the key is free; else, when
+///   it holds a pending claim with the same fingerprint whose lock has expired (by Redis's
+///   clock, so instances with skewed clocks agree), a new lock expiry written in place and the
+///   old record returned as resumed; else the value already there. Of concurrent claims
+///   exactly one sets or resumes the key.
 /// - `complete`: `SET key completed PX ttl`.
 /// - `release`: deletes the key only while it is still in flight (a script, so a response
 ///   completed meanwhile is never lost).
@@ -46,25 +49,48 @@ pub struct RedisIdempotency {
     release_script: Arc<Script>,
 }
 
-/// Returns nil when the key was free and is now claimed, else the value that holds it.
-/// Redis runs a script alone, so nothing changes the key between the SET and the GET.
-const CLAIM_LUA: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+/// Returns nil when the key was free and is now claimed, `R` + the old record when an
+/// abandoned claim was resumed, else the value that holds the key. ARGV: the pending record's
+/// tail (fingerprint length, fingerprint, intent), lock ms, keep ms, fingerprint. Redis runs a
+/// script alone, so nothing changes the key in between.
+fn claim_lua() -> String {
+    let (lock, len) = (record::LOCK_DIGITS, record::LEN_DIGITS);
+    format!(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ = string.format('%0{lock}d', now + tonumber(ARGV[2]))
+local v = redis.call('GET', KEYS[1])
+if not v then
+    redis.call('SET', KEYS[1], 'P' .. until_ .. ARGV[1], 'PX', ARGV[3])
     return false
 end
-return redis.call('GET', KEYS[1])
-";
+if string.sub(v, 1, 1) == 'P' and tonumber(string.sub(v, 2, {lock_end})) <= now then
+    local n = tonumber(string.sub(v, {len_start}, {len_end}))
+    if string.sub(v, {fp_start}, {fp_start} + n - 1) == ARGV[4] then
+        redis.call('SET', KEYS[1], 'P' .. until_ .. string.sub(v, {len_start}), 'KEEPTTL')
+        return 'R' .. v
+    end
+end
+return v
+",
+        lock_end = 1 + lock,
+        len_start = 2 + lock,
+        len_end = 1 + lock + len,
+        fp_start = 2 + lock + len,
+    )
+}
 
 fn release_lua() -> String {
+    let [a, b] = record::IN_FLIGHT_TAGS;
     format!(
         r"
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 1) == '{}' then
+if v and (string.sub(v, 1, 1) == '{a}' or string.sub(v, 1, 1) == '{b}') then
     return redis.call('DEL', KEYS[1])
 end
 return 0
-",
-        record::IN_FLIGHT_TAG
+"
     )
 }
 
@@ -99,7 +125,7 @@ impl RedisIdempotency {
             conn,
             prefix: options.key_prefix.into(),
             timeout: options.timeout,
-            claim_script: Arc::new(Script::new(CLAIM_LUA)),
+            claim_script: Arc::new(Script::new(&claim_lua())),
             release_script: Arc::new(Script::new(&release_lua())),
         }
     }
@@ -172,15 +198,23 @@ fn ttl_ms(ttl: Duration) -> u64 {
 
 #[async_trait]
 impl IdempotencyStore for RedisIdempotency {
-    async fn claim(&self, key: &str, fingerprint: &str, ttl: Duration) -> PortResult<Claim> {
+    async fn claim_with(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        terms: &ClaimTerms<'_>,
+    ) -> PortResult<Claim> {
         let mut conn = self.conn.clone();
+        let lock = ttl_ms(terms.lock);
         let holder: Option<Vec<u8>> = self
             .run(
                 "claim an idempotency key",
                 self.claim_script
                     .key(self.key(key))
-                    .arg(record::in_flight(fingerprint))
-                    .arg(ttl_ms(ttl))
+                    .arg(record::pending_tail(fingerprint, terms.intent))
+                    .arg(lock)
+                    .arg(ttl_ms(terms.keep).max(lock))
+                    .arg(fingerprint)
                     .invoke_async(&mut conn),
             )
             .await?;

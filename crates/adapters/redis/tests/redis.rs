@@ -265,7 +265,13 @@ async fn keys_carry_the_prefix_and_release_spares_completed_responses() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(raw.as_deref(), Some(&b"Ffp-a"[..]));
+    let raw = raw.expect("the key exists");
+    assert_eq!(raw[0], b'P', "a pending claim");
+    assert!(
+        raw.ends_with(b"0000000004fp-a"),
+        "lock expiry, then the fingerprint with its length and no intent: {:?}",
+        String::from_utf8_lossy(&raw)
+    );
     let pttl: i64 = redis::cmd("PTTL")
         .arg("svc-a:acct:1:key")
         .query_async(&mut conn)

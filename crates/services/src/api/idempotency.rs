@@ -6,6 +6,12 @@
 //! under the same key is 422, and a retry while the first still runs is 409. A failure with a
 //! 5xx (always before any effect here) releases the key so the retry can run. If the store
 //! cannot be reached the request is refused with 503: without it we cannot promise "once".
+//!
+//! The claim records the request's intent (for an order: its id and time) and is kept for the
+//! key's TTL, past the in-flight lock. A request whose process died after its effect but before
+//! its response was stored would otherwise leave the key to expire and a retry to run again;
+//! instead, once the lock has expired, a retry with the same body resumes it from that intent
+//! ([`Run::resumed`]): the same order id, so the pipeline drops the repeated event.
 
 use super::metrics::IdempotencyOutcome;
 use super::problem::{api_codes, Problem};
@@ -13,7 +19,7 @@ use super::reply::Reply;
 use super::state::ApiState;
 use axum::http::{HeaderMap, StatusCode};
 use oms_domain::ids::AccountId;
-use oms_ports::idempotency::Claim;
+use oms_ports::idempotency::{Claim, ClaimTerms};
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
 use std::future::Future;
@@ -56,7 +62,19 @@ pub fn key_from_headers(headers: &HeaderMap) -> Result<Option<String>, Problem> 
     Ok(Some(s.to_string()))
 }
 
-/// Runs `run` at most once per (account, key); see the module docs.
+/// How a request runs under its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The intent to act on: the caller's own, or the abandoned request's when resumed.
+    pub intent: Vec<u8>,
+    /// Resuming a request that may already have had its effect: do not undo anything on
+    /// failure (the key stays claimed and a later retry resumes again).
+    pub resumed: bool,
+}
+
+/// Runs `run` at most once per (account, key); see the module docs. `intent` is recorded with
+/// the claim and handed to `run`, or the recorded one when an abandoned request is resumed.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_idempotent<F, Fut>(
     state: &ApiState,
     account: AccountId,
@@ -64,15 +82,20 @@ pub async fn run_idempotent<F, Fut>(
     method: &str,
     path: &str,
     body: &[u8],
+    intent: Vec<u8>,
     run: F,
 ) -> Reply
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(Run) -> Fut,
     Fut: Future<Output = Reply>,
 {
+    let fresh = |intent| Run {
+        intent,
+        resumed: false,
+    };
     let key = match key_from_headers(headers) {
         Ok(Some(k)) => k,
-        Ok(None) => return run().await,
+        Ok(None) => return run(fresh(intent)).await,
         Err(p) => return p.into_reply(),
     };
     let metrics = state.http_metrics();
@@ -80,62 +103,76 @@ where
     let fp = fingerprint(method, path, body);
     let ttl = state.config.idempotency_ttl;
     let store = &state.idempotency;
-    match store
-        .claim(&scoped, &fp, state.config.idempotency_lock_ttl)
-        .await
-    {
+    let terms = ClaimTerms {
+        intent: &intent,
+        lock: state.config.idempotency_lock_ttl,
+        keep: ttl,
+    };
+    let how = match store.claim_with(&scoped, &fp, &terms).await {
+        Ok(Claim::Acquired) => fresh(intent),
+        Ok(Claim::Resumed { intent }) => {
+            tracing::warn!(key = %key, "resuming a request whose process stopped before it completed");
+            Run {
+                intent,
+                resumed: true,
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "idempotency store unavailable");
             metrics.idempotency(IdempotencyOutcome::StoreUnavailable);
-            Problem::new(
+            return Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 api_codes::IDEMPOTENCY_UNAVAILABLE,
                 "idempotency keys cannot be checked right now; retry shortly",
             )
             .retry_after(1)
-            .into_reply()
+            .into_reply();
         }
         Ok(Claim::Completed {
             fingerprint,
             response,
         }) if fingerprint == fp => {
             metrics.idempotency(IdempotencyOutcome::Replayed);
-            Reply::from_stored(&response).header(REPLAYED_HEADER, "true")
+            return Reply::from_stored(&response).header(REPLAYED_HEADER, "true");
         }
         Ok(Claim::Completed { .. }) => {
             metrics.idempotency(IdempotencyOutcome::KeyReused);
-            key_reused()
+            return key_reused();
         }
         Ok(Claim::InFlight { fingerprint }) if fingerprint != fp => {
             metrics.idempotency(IdempotencyOutcome::KeyReused);
-            key_reused()
+            return key_reused();
         }
         Ok(Claim::InFlight { .. }) => {
             metrics.idempotency(IdempotencyOutcome::InFlight);
-            Problem::new(
+            return Problem::new(
                 StatusCode::CONFLICT,
                 api_codes::IDEMPOTENCY_REQUEST_IN_FLIGHT,
                 "a request with this idempotency key is still being processed; retry shortly",
             )
             .with_field("X-Idempotency-Key")
             .retry_after(1)
-            .into_reply()
+            .into_reply();
         }
-        Ok(Claim::Acquired) => {
-            metrics.idempotency(IdempotencyOutcome::Executed);
-            let reply = run().await;
-            if reply.status.is_server_error() {
-                if let Err(e) = store.release(&scoped).await {
-                    tracing::warn!(error = %e, "could not release idempotency key");
-                }
-            } else if let Err(e) = store.complete(&scoped, &fp, &reply.to_stored(), ttl).await {
-                // The effect happened; the key stays claimed until its TTL, so a retry gets 409
-                // rather than a second effect.
-                tracing::error!(error = %e, "could not store idempotent response");
-            }
-            reply
+    };
+    metrics.idempotency(IdempotencyOutcome::Executed);
+    let resumed = how.resumed;
+    let reply = run(how).await;
+    if !reply.status.is_server_error() {
+        if let Err(e) = store.complete(&scoped, &fp, &reply.to_stored(), ttl).await {
+            // The effect happened; the key stays claimed, so a retry gets 409 until the lock
+            // expires and then resumes this request rather than running a second one.
+            tracing::error!(error = %e, "could not store idempotent response");
+        }
+    } else if !resumed {
+        // Failed before any effect: free the key so a retry runs.
+        if let Err(e) = store.release(&scoped).await {
+            tracing::warn!(error = %e, "could not release idempotency key");
         }
     }
+    // A resumed request that failed may have had its effect: its claim stays, to be resumed
+    // again once its lock expires.
+    reply
 }
 
 fn key_reused() -> Reply {

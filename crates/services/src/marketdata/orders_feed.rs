@@ -52,6 +52,8 @@ impl OrdersFeed {
             return;
         }
         let (order, push) = match ev {
+            // Already followed: a repeated `OrderCreated` (a resumed request) changes nothing.
+            Event::OrderCreated(_) if self.orders.contains_key(&order_id) => return,
             Event::OrderCreated(new) => (Order::from_new(new), true),
             _ => {
                 let (mut order, from_store) = match self.orders.remove(&order_id) {

@@ -73,6 +73,15 @@ impl TestApp {
 
     /// Starts the server over `ports`; `customise` may add hooks or swap parts of the state.
     pub async fn start_with(ports: Ports, customise: impl FnOnce(ApiState) -> ApiState) -> TestApp {
+        Self::start_configured(ports, |_| {}, customise).await
+    }
+
+    /// [`TestApp::start_with`], with `configure` adjusting the API's configuration first.
+    pub async fn start_configured(
+        ports: Ports,
+        configure: impl FnOnce(&mut ApiConfig),
+        customise: impl FnOnce(ApiState) -> ApiState,
+    ) -> TestApp {
         let store = ports.store.clone();
         let now = Timestamp(0);
         let demo = store.create_account("demo", true, now).await.unwrap();
@@ -85,11 +94,12 @@ impl TestApp {
             .add_api_key(other.id, &hash_api_key(OTHER_KEY), now)
             .await
             .unwrap();
-        let config = ApiConfig {
+        let mut config = ApiConfig {
             session_secret: b"test-secret".to_vec(),
             partitions: 4,
             ..ApiConfig::default()
         };
+        configure(&mut config);
         let state = ApiState::new(
             ports.log.clone(),
             store.clone(),

@@ -4,7 +4,7 @@ use super::db::{Db, SqliteOptions};
 use super::now_ms;
 use crate::error::{EmbeddedError, EmbeddedResult};
 use async_trait::async_trait;
-use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::PortResult;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -126,13 +126,23 @@ struct KeyRow {
     headers: Option<String>,
     body: Option<Vec<u8>>,
     expires_at: i64,
+    lock_until: i64,
+    intent: Option<Vec<u8>>,
 }
 
-fn claim(conn: &Connection, key: &str, fingerprint: &str, ttl: i64) -> EmbeddedResult<Claim> {
+fn claim(
+    conn: &Connection,
+    key: &str,
+    fingerprint: &str,
+    intent: &[u8],
+    lock: i64,
+    keep: i64,
+) -> EmbeddedResult<Claim> {
     let now = now_ms();
     let row = conn
         .prepare_cached(
-            "SELECT fingerprint, completed, status, headers, body, expires_at
+            "SELECT fingerprint, completed, status, headers, body, expires_at,
+                    COALESCE(lock_until, expires_at), intent
              FROM idempotency_keys WHERE key = ?1",
         )?
         .query_row([key], |r| {
@@ -143,12 +153,22 @@ fn claim(conn: &Connection, key: &str, fingerprint: &str, ttl: i64) -> EmbeddedR
                 headers: r.get(3)?,
                 body: r.get(4)?,
                 expires_at: r.get(5)?,
+                lock_until: r.get(6)?,
+                intent: r.get(7)?,
             })
         })
         .optional()?;
     // An expired key is free, whatever state it was left in.
     if let Some(row) = row.filter(|r| r.expires_at > now) {
         if !row.completed {
+            if row.lock_until <= now && row.fingerprint == fingerprint {
+                // Abandoned: the retry takes it over and runs it as the same request.
+                conn.prepare_cached("UPDATE idempotency_keys SET lock_until = ?2 WHERE key = ?1")?
+                    .execute(params![key, now.saturating_add(lock)])?;
+                return Ok(Claim::Resumed {
+                    intent: row.intent.unwrap_or_default(),
+                });
+            }
             return Ok(Claim::InFlight {
                 fingerprint: row.fingerprint,
             });
@@ -166,23 +186,41 @@ fn claim(conn: &Connection, key: &str, fingerprint: &str, ttl: i64) -> EmbeddedR
         });
     }
     conn.prepare_cached(
-        "INSERT INTO idempotency_keys (key, fingerprint, completed, status, headers, body, expires_at)
-         VALUES (?1, ?2, 0, NULL, NULL, NULL, ?3)
+        "INSERT INTO idempotency_keys
+             (key, fingerprint, completed, status, headers, body, expires_at, intent, lock_until)
+         VALUES (?1, ?2, 0, NULL, NULL, NULL, ?3, ?4, ?5)
          ON CONFLICT (key) DO UPDATE SET
              fingerprint = excluded.fingerprint, completed = 0, status = NULL, headers = NULL,
-             body = NULL, expires_at = excluded.expires_at",
+             body = NULL, expires_at = excluded.expires_at, intent = excluded.intent,
+             lock_until = excluded.lock_until",
     )?
-    .execute(params![key, fingerprint, now.saturating_add(ttl)])?;
+    .execute(params![
+        key,
+        fingerprint,
+        now.saturating_add(keep.max(lock)),
+        intent,
+        now.saturating_add(lock)
+    ])?;
     Ok(Claim::Acquired)
 }
 
 #[async_trait]
 impl IdempotencyStore for SqliteIdempotency {
-    async fn claim(&self, key: &str, fingerprint: &str, ttl: Duration) -> PortResult<Claim> {
-        let (key, fingerprint, ttl) = (key.to_string(), fingerprint.to_string(), ttl_ms(ttl));
+    async fn claim_with(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        terms: &ClaimTerms<'_>,
+    ) -> PortResult<Claim> {
+        let (key, fingerprint) = (key.to_string(), fingerprint.to_string());
+        let (intent, lock, keep) = (
+            terms.intent.to_vec(),
+            ttl_ms(terms.lock),
+            ttl_ms(terms.keep),
+        );
         Ok(self
             .db
-            .write(move |conn| claim(conn, &key, &fingerprint, ttl))
+            .write(move |conn| claim(conn, &key, &fingerprint, &intent, lock, keep))
             .await?)
     }
 

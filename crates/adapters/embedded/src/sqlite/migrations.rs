@@ -96,6 +96,16 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 "#,
     ),
+    (
+        3,
+        r#"
+-- An uncompleted claim records its request's intent and is kept past its lock, so a retry
+-- after a crash resumes that request instead of running a second one. NULL lock_until: a
+-- claim from before, locked until it expires.
+ALTER TABLE idempotency_keys ADD COLUMN intent BLOB;
+ALTER TABLE idempotency_keys ADD COLUMN lock_until INTEGER;
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -30,6 +30,13 @@ pub async fn create(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
+    // The order's identity is fixed before the key is claimed and recorded with it, so a
+    // retry that resumes an abandoned request creates the very same order.
+    let now = clock::now();
+    let intent = OrderIntent {
+        order_id: OrderId(s.ids.next_at(now.millis())),
+        at: now,
+    };
     run_idempotent(
         &s,
         caller.account,
@@ -37,21 +44,59 @@ pub async fn create(
         "POST",
         "/api/orders",
         &body.0,
-        || async {
-            place(&s, caller.account, &body)
-                .await
-                .unwrap_or_else(Reply::from)
+        intent.encode(),
+        |run| {
+            let (intent, resumed) = match OrderIntent::decode(&run.intent) {
+                Some(recorded) => (recorded, run.resumed),
+                // A claim from before intents were recorded: nothing to resume from.
+                None => (intent, false),
+            };
+            let (s, body) = (&s, &body);
+            async move {
+                place(s, caller.account, body, intent, resumed)
+                    .await
+                    .unwrap_or_else(Reply::from)
+            }
         },
     )
     .await
     .into_response()
 }
 
-async fn place(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult {
+/// What `POST /api/orders` records with its idempotency claim: the order's id and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OrderIntent {
+    order_id: OrderId,
+    at: Timestamp,
+}
+
+impl OrderIntent {
+    fn encode(&self) -> Vec<u8> {
+        format!("order:{}:{}", self.order_id.0, self.at.0).into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?.strip_prefix("order:")?;
+        let (id, at) = text.split_once(':')?;
+        Some(OrderIntent {
+            order_id: OrderId(id.parse().ok()?),
+            at: Timestamp(at.parse().ok()?),
+        })
+    }
+}
+
+/// Places the order of `intent`. `resumed`: an earlier request with this identity may have
+/// placed it already, so nothing it holds is given back on failure.
+async fn place(
+    s: &ApiState,
+    account: AccountId,
+    body: &JsonBody,
+    intent: OrderIntent,
+    resumed: bool,
+) -> ReplyResult {
     let value = body.parse()?;
-    let now = clock::now();
+    let OrderIntent { order_id, at: now } = intent;
     let valid = validate_new_order(&value, &s.by_symbol, now).map_err(Problem::validation)?;
-    let order_id = OrderId(s.ids.next_id());
     let new = valid.into_new_order(order_id, account, now);
 
     // (account, clientOrderId) is unique for ever: claim it before the order exists anywhere.
@@ -81,7 +126,7 @@ async fn place(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult
     )
     .await;
     if let Err(e) = published {
-        if let Some(coid) = &order.client_order_id {
+        if let Some(coid) = order.client_order_id.as_ref().filter(|_| !resumed) {
             if let Err(e) = s.store.release_client_order_id(account, coid).await {
                 tracing::warn!(error = %e, "could not release clientOrderId after a failed publish");
             }
@@ -259,7 +304,8 @@ pub async fn cancel(
         "DELETE",
         &path,
         b"",
-        || async {
+        Vec::new(),
+        |_| async {
             request_cancel(&s, caller.account, &id)
                 .await
                 .unwrap_or_else(Reply::from)
@@ -299,17 +345,33 @@ pub async fn amend(
         "PATCH",
         &path,
         &body.0,
-        || async {
-            request_amend(&s, caller.account, &id, &body)
-                .await
-                .unwrap_or_else(Reply::from)
+        // As for orders: the amend's id is recorded with the claim, so a resumed request
+        // repeats the same amend, which risk then ignores.
+        s.ids.next_id().to_string().into_bytes(),
+        |run| {
+            let recorded = std::str::from_utf8(&run.intent)
+                .ok()
+                .and_then(|id| id.parse().ok());
+            let amend_id = recorded.unwrap_or_else(|| s.ids.next_id());
+            let (s, id, body) = (&s, &id, &body);
+            async move {
+                request_amend(s, caller.account, id, body, amend_id)
+                    .await
+                    .unwrap_or_else(Reply::from)
+            }
         },
     )
     .await
     .into_response()
 }
 
-async fn request_amend(s: &ApiState, account: AccountId, id: &str, body: &JsonBody) -> ReplyResult {
+async fn request_amend(
+    s: &ApiState,
+    account: AccountId,
+    id: &str,
+    body: &JsonBody,
+    amend_id: u64,
+) -> ReplyResult {
     let value = body.parse()?;
     let order = find_live(s, account, id).await?;
     let instrument = s.instrument(order.symbol.as_str());
@@ -318,7 +380,7 @@ async fn request_amend(s: &ApiState, account: AccountId, id: &str, body: &JsonBo
     let event = Event::AmendRequested {
         account,
         order_id: order.order_id,
-        amend_id: s.ids.next_id(),
+        amend_id,
         price: amend.price,
         quantity: amend.quantity,
     };

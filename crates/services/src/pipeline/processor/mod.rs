@@ -152,6 +152,14 @@ impl ProcessorStage {
                     continue;
                 }
             };
+            if let Event::OrderCreated(o) = &env.event {
+                // The same order again (an idempotent request resumed after a crash appends it
+                // once more, same id): the first one stands. Until risk has decided it the
+                // order's live actor ignores the repeat instead.
+                if part.ledger.knows_order(o.order_id) {
+                    continue;
+                }
+            }
             if let Err(e) = part.ledger.apply(&env.event) {
                 self.metrics.ledger_errors.inc();
                 tracing::error!(error = %e, event = %env.id, "processor: ledger refused event");
