@@ -206,6 +206,13 @@ impl System {
         )
     }
 
+    /// Places an order for the account of `key`; its id.
+    async fn place(&self, key: &str, order: Value) -> String {
+        let (status, placed) = self.request("POST", "/api/orders", key, Some(order)).await;
+        assert_eq!(status, 202, "{placed}");
+        placed["orderId"].as_str().unwrap().to_string()
+    }
+
     /// The buyer's order `id` once it has left NEW.
     async fn settled(&self, id: &str) -> Value {
         tokio::time::timeout(PATIENCE, async {
@@ -409,25 +416,8 @@ async fn a_marketable_order_reaches_every_feed_and_private_updates_stay_private(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_order_created_changes_nothing() {
     let (sys, _seller, _buyer) = start().await;
-    let (status, sell) = sys
-        .request(
-            "POST",
-            "/api/orders",
-            "seller-key",
-            Some(order("SELL", "GTC")),
-        )
-        .await;
-    assert_eq!(status, 202, "{sell}");
-    let (status, buy) = sys
-        .request(
-            "POST",
-            "/api/orders",
-            "buyer-key",
-            Some(order("BUY", "IOC")),
-        )
-        .await;
-    assert_eq!(status, 202, "{buy}");
-    let buy_id = buy["orderId"].as_str().unwrap().to_string();
+    sys.place("seller-key", order("SELL", "GTC")).await;
+    let buy_id = sys.place("buyer-key", order("BUY", "IOC")).await;
     let filled = sys.settled(&buy_id).await;
     assert_eq!(filled["status"], "FILLED");
     let (_, balances) = sys
@@ -456,12 +446,10 @@ async fn a_repeated_order_created_changes_nothing() {
     .await
     .unwrap();
     // A later order of the same account (same partition, so handled after the repeat).
-    let (status, later) = sys
-        .request("POST", "/api/orders", "buyer-key", Some(json!({"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":40000,"orderType":"LIMIT"})))
-        .await;
-    assert_eq!(status, 202, "{later}");
-    sys.settled(later["orderId"].as_str().unwrap()).await;
-
+    let later =
+        json!({"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":40000,"orderType":"LIMIT"});
+    let later = sys.place("buyer-key", later).await;
+    sys.settled(&later).await;
     let (_, again) = sys
         .request("GET", &format!("/api/orders/{buy_id}"), "buyer-key", None)
         .await;
