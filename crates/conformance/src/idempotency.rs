@@ -270,6 +270,37 @@ async fn abandoned_claims_resume<S: IdempotencyStore>(store: Arc<S>, key: &str, 
         }
     );
 
+    // A resumed claim keeps the key at least as long as its new lock, even past the first
+    // claim's `keep`.
+    let late = format!("{key}-late");
+    let short_keep = ClaimTerms {
+        intent: b"late",
+        lock: SHORT,
+        keep: PAST_SHORT + SHORT,
+    };
+    assert_eq!(
+        store.claim_with(&late, "fp", &short_keep).await.unwrap(),
+        Claim::Acquired
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    let long_lock = ClaimTerms {
+        intent: b"again",
+        lock: LONG,
+        keep: LONG,
+    };
+    assert_eq!(
+        store.claim_with(&late, "fp", &long_lock).await.unwrap(),
+        Claim::Resumed {
+            intent: b"late".to_vec()
+        }
+    );
+    tokio::time::sleep(SHORT * 2).await;
+    assert_eq!(
+        store.claim_with(&late, "fp", &long_lock).await.unwrap(),
+        in_flight,
+        "past the first claim's keep, the resumed request still holds the key"
+    );
+
     // Of many retries of an abandoned request, exactly one resumes it.
     assert_eq!(
         store.claim_with(race, "fp", &terms(b"i")).await.unwrap(),

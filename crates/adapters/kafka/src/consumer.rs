@@ -32,7 +32,7 @@
 //! are served by the same `poll(0)` that returns records, so the context notes each one
 //! served and the drain goes on. As a backstop, a waiting poll looks again every 100 ms.
 
-use crate::continuity::{Continuity, Verdict};
+use crate::continuity::{Continuity, Verdict, REFETCH_EVERY};
 use crate::error::{KafkaLogError, KafkaLogResult};
 use crate::record::to_record;
 use async_trait::async_trait;
@@ -258,14 +258,7 @@ impl KafkaConsumer {
                     .map_err(|e| KafkaLogError::client("releasing revoked partitions", e))?;
                 tracing::debug!(group = %self.group, partitions = tps.len(), "kafka consumer: revoke completed");
             }
-            Owed::Take(tps, mut seeks) => {
-                if self.continuity.active() {
-                    // Fetches start early and skip what precedes the wanted offset, so that
-                    // offset must be known: the committed one, else the partition's start.
-                    let unsought: Vec<_> =
-                        tps.iter().filter(|tp| !seeks.contains_key(tp)).collect();
-                    seeks.extend(self.start_offsets(unsought)?);
-                }
+            Owed::Take(tps, seeks) => {
                 let mut starts = Vec::with_capacity(tps.len());
                 for tp in &tps {
                     let start = match seeks.get(tp) {
@@ -287,38 +280,42 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    /// Where each partition resumes: the group's committed offset, else the low watermark
-    /// (`auto.offset.reset=earliest`). Blocking, once per assignment.
-    fn start_offsets(
-        &self,
-        tps: Vec<&TopicPartition>,
-    ) -> KafkaLogResult<BTreeMap<TopicPartition, u64>> {
-        let mut starts = BTreeMap::new();
-        if tps.is_empty() {
-            return Ok(starts);
+    /// Before an owed assignment starts: where each partition not sought resumes, when fetches
+    /// start early and skip what precedes the wanted offset (that offset must then be known).
+    async fn find_starts(&mut self) -> KafkaLogResult<()> {
+        let Some(Owed::Take(tps, seeks)) = &self.owed else {
+            return Ok(());
+        };
+        if !self.continuity.active() {
+            return Ok(());
         }
-        let tpl = to_tpl(tps.iter().map(|tp| (*tp, Offset::Invalid)))?;
-        let committed = self
-            .consumer
-            .committed_offsets(tpl, self.timeout)
-            .map_err(|e| KafkaLogError::client("committed offsets at assignment", e))?;
-        for tp in tps {
-            let found = committed
-                .find_partition(&tp.topic, tp.partition as i32)
-                .map(|e| e.offset());
-            let next = match found {
-                Some(Offset::Offset(o)) if o >= 0 => o as u64,
-                _ => {
-                    let (low, _) = self
-                        .consumer
-                        .fetch_watermarks(&tp.topic, tp.partition as i32, self.timeout)
-                        .map_err(|e| KafkaLogError::client("low watermark at assignment", e))?;
-                    low.max(0) as u64
-                }
-            };
-            starts.insert(tp.clone(), next);
+        let unsought: Vec<TopicPartition> = tps
+            .iter()
+            .filter(|tp| !seeks.contains_key(*tp))
+            .cloned()
+            .collect();
+        if unsought.is_empty() {
+            return Ok(());
         }
-        Ok(starts)
+        let (consumer, timeout) = (self.consumer.clone(), self.timeout);
+        let found =
+            tokio::task::spawn_blocking(move || start_offsets(&consumer, &unsought, timeout))
+                .await
+                .map_err(|_| KafkaLogError::Task("start offsets"))??;
+        if let Some(Owed::Take(_, seeks)) = &mut self.owed {
+            seeks.extend(found);
+        }
+        Ok(())
+    }
+
+    /// Fetches again the partitions whose gaps are due (see [`crate::continuity`]).
+    fn refetch_due(&mut self) {
+        if !self.continuity.gaps_open() {
+            return;
+        }
+        for (tp, from) in self.continuity.due(std::time::Instant::now()) {
+            self.refetch(&tp, from);
+        }
     }
 
     /// Turns the next announced rebalance step into an event for the stage.
@@ -437,6 +434,7 @@ impl KafkaConsumer {
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, max: usize, timeout: Duration) -> PortResult<ConsumerEvent> {
         // The stage is done with what the last event asked of it: complete that step.
+        self.find_starts().await?;
         self.pay_owed()?;
         let deadline = tokio::time::Instant::now() + timeout;
         let max = max.max(1);
@@ -444,6 +442,7 @@ impl Consumer for KafkaConsumer {
             if let Some(event) = self.next_rebalance()? {
                 return Ok(event);
             }
+            self.refetch_due();
             let records = self.drain(max)?;
             if !records.is_empty() {
                 return Ok(ConsumerEvent::Records(records));
@@ -459,8 +458,13 @@ impl Consumer for KafkaConsumer {
             if now >= deadline {
                 return Ok(ConsumerEvent::Records(Vec::new()));
             }
+            let recheck = if self.continuity.gaps_open() {
+                REFETCH_EVERY
+            } else {
+                RECHECK
+            };
             let _ =
-                tokio::time::timeout_at(deadline.min(now + RECHECK), self.shared.wake.notified())
+                tokio::time::timeout_at(deadline.min(now + recheck), self.shared.wake.notified())
                     .await;
         }
     }
@@ -515,6 +519,36 @@ impl Consumer for KafkaConsumer {
     fn assignment(&self) -> Vec<TopicPartition> {
         self.owned.iter().cloned().collect()
     }
+}
+
+/// Where each partition resumes: the group's committed offset, else the low watermark
+/// (`auto.offset.reset=earliest`). Blocking: network round trips, once per assignment.
+fn start_offsets(
+    consumer: &BaseConsumer<GroupContext>,
+    tps: &[TopicPartition],
+    timeout: Duration,
+) -> KafkaLogResult<BTreeMap<TopicPartition, u64>> {
+    let tpl = to_tpl(tps.iter().map(|tp| (tp, Offset::Invalid)))?;
+    let committed = consumer
+        .committed_offsets(tpl, timeout)
+        .map_err(|e| KafkaLogError::client("committed offsets at assignment", e))?;
+    let mut starts = BTreeMap::new();
+    for tp in tps {
+        let found = committed
+            .find_partition(&tp.topic, tp.partition as i32)
+            .map(|e| e.offset());
+        let next = match found {
+            Some(Offset::Offset(o)) if o >= 0 => o as u64,
+            _ => {
+                let (low, _) = consumer
+                    .fetch_watermarks(&tp.topic, tp.partition as i32, timeout)
+                    .map_err(|e| KafkaLogError::client("low watermark at assignment", e))?;
+                low.max(0) as u64
+            }
+        };
+        starts.insert(tp.clone(), next);
+    }
+    Ok(starts)
 }
 
 /// Seeks a fetching partition. Right after an assignment, librdkafka may still be looking up

@@ -11,7 +11,8 @@
 //! [`fetch_back`](Continuity::fetch_offset) records early, so the batch holding the wanted
 //! offset is among those served, and what comes before it is dropped. A record past the
 //! wanted offset is a gap: it is dropped and the partition fetched again from the wanted
-//! offset, until the missing batch shows up or `patience` has passed (a real gap, which
+//! offset, and again every [`REFETCH_EVERY`] (see [`Continuity::due`], also while no record
+//! arrives), until the missing batch shows up or `patience` has passed (a real gap, which
 //! Kafka has after transaction markers or compaction; it is then accepted, with a warning).
 //! With `fetch_back` 0 and no patience, every record is delivered as it comes.
 
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How often a partition with a gap is fetched again while the gap lasts.
-const REFETCH_EVERY: Duration = Duration::from_millis(20);
+pub(crate) const REFETCH_EVERY: Duration = Duration::from_millis(20);
 
 /// What to do with a fetched record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +36,16 @@ pub(crate) enum Verdict {
 #[derive(Debug)]
 struct Wanted {
     next: u64,
-    /// When the current gap was first seen and when it was last refetched.
-    gap: Option<(Instant, Instant)>,
+    gap: Option<Gap>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    /// When it was first seen, and when the partition was last fetched again.
+    since: Instant,
+    refetched: Instant,
+    /// The first offset seen past it: where to go on if it turns out real.
+    past: u64,
 }
 
 #[derive(Debug)]
@@ -97,25 +106,24 @@ impl Continuity {
                 w.next = offset + 1;
                 return Verdict::Deliver;
             };
-            match w.gap {
+            match &mut w.gap {
                 None => {
-                    w.gap = Some((now, now));
+                    w.gap = Some(Gap {
+                        since: now,
+                        refetched: now,
+                        past: offset,
+                    });
                     return Verdict::Refetch(w.next.saturating_sub(self.fetch_back));
                 }
-                Some((since, _)) if now.duration_since(since) >= patience => {
-                    tracing::warn!(
-                        topic = %tp.topic,
-                        partition = tp.partition,
-                        missing_from = w.next,
-                        next_found = offset,
-                        "kafka: offsets missing for {patience:?}; taking the gap as real"
-                    );
+                Some(g) if now.duration_since(g.since) >= patience => {
+                    warn_real_gap(tp, w.next, offset, patience);
                 }
-                Some((since, last)) => {
-                    if now.duration_since(last) < REFETCH_EVERY {
+                Some(g) => {
+                    g.past = g.past.min(offset);
+                    if now.duration_since(g.refetched) < REFETCH_EVERY {
                         return Verdict::Drop;
                     }
-                    w.gap = Some((since, now));
+                    g.refetched = now;
                     return Verdict::Refetch(w.next.saturating_sub(self.fetch_back));
                 }
             }
@@ -124,6 +132,43 @@ impl Continuity {
         w.gap = None;
         Verdict::Deliver
     }
+
+    /// Whether some partition waits for missing records.
+    pub fn gaps_open(&self) -> bool {
+        self.parts.values().any(|w| w.gap.is_some())
+    }
+
+    /// Partitions to fetch again now, and from where: those whose gap was last refetched
+    /// [`REFETCH_EVERY`] ago (a refetch answered before more records came would otherwise be
+    /// the last), and those whose gap outlasted patience, which go on past it.
+    pub fn due(&mut self, now: Instant) -> Vec<(TopicPartition, u64)> {
+        let mut due = Vec::new();
+        for (tp, w) in &mut self.parts {
+            let Some(g) = &mut w.gap else { continue };
+            let patience = self.patience.unwrap_or_default();
+            if now.duration_since(g.since) >= patience {
+                warn_real_gap(tp, w.next, g.past, patience);
+                w.next = g.past;
+                w.gap = None;
+            } else if now.duration_since(g.refetched) >= REFETCH_EVERY {
+                g.refetched = now;
+            } else {
+                continue;
+            }
+            due.push((tp.clone(), w.next.saturating_sub(self.fetch_back)));
+        }
+        due
+    }
+}
+
+fn warn_real_gap(tp: &TopicPartition, missing_from: u64, next_found: u64, patience: Duration) {
+    tracing::warn!(
+        topic = %tp.topic,
+        partition = tp.partition,
+        missing_from,
+        next_found,
+        "kafka: offsets missing for {patience:?}; taking the gap as real"
+    );
 }
 
 #[cfg(test)]
@@ -185,6 +230,30 @@ mod tests {
         for o in 201..=265 {
             assert_eq!(c.check(&tp(), o, later), Verdict::Deliver, "offset {o}");
         }
+    }
+
+    #[test]
+    fn a_gap_is_refetched_while_no_record_comes() {
+        let mut c = Continuity::new(63, Some(Duration::from_secs(5)));
+        c.start_at(&tp(), 100);
+        let t0 = Instant::now();
+        assert!(!c.gaps_open());
+        assert!(c.due(t0).is_empty());
+        assert_eq!(c.check(&tp(), 164, t0), Verdict::Refetch(37));
+        assert_eq!(c.check(&tp(), 165, t0), Verdict::Drop);
+        assert!(c.gaps_open());
+        assert!(c.due(t0).is_empty(), "just refetched");
+        let t1 = t0 + REFETCH_EVERY;
+        assert_eq!(c.due(t1), vec![(tp(), 37)]);
+        assert!(c.due(t1).is_empty(), "once per interval");
+        // Past patience with nothing more come: go on from the first record seen past it.
+        let t2 = t0 + Duration::from_secs(5);
+        assert_eq!(c.due(t2), vec![(tp(), 164 - 63)]);
+        assert!(!c.gaps_open());
+        for o in 101..164 {
+            assert_eq!(c.check(&tp(), o, t2), Verdict::Drop, "offset {o}");
+        }
+        assert_eq!(c.check(&tp(), 164, t2), Verdict::Deliver);
     }
 
     #[test]

@@ -34,8 +34,9 @@ impl Default for RedisOptions {
 ///
 /// - `claim`: in one atomic script, `SET key pending PX keep` when the key is free; else, when
 ///   it holds a pending claim with the same fingerprint whose lock has expired (by Redis's
-///   clock, so instances with skewed clocks agree), a new lock expiry written in place and the
-///   old record returned as resumed; else the value already there. Of concurrent claims
+///   clock, so instances with skewed clocks agree), a new lock expiry written in place (the
+///   key kept at least that long) and the old record returned as resumed; else the value
+///   already there. Of concurrent claims
 ///   exactly one sets or resumes the key.
 /// - `complete`: `SET key completed PX ttl`.
 /// - `release`: deletes the key only while it is still in flight (a script, so a response
@@ -65,10 +66,14 @@ if not v then
     redis.call('SET', KEYS[1], 'P' .. until_ .. ARGV[1], 'PX', ARGV[3])
     return false
 end
-if string.sub(v, 1, 1) == 'P' and tonumber(string.sub(v, 2, {lock_end})) <= now then
+-- Resumable: a pending claim past its lock but not at its very end (as SQLite counts it).
+if string.sub(v, 1, 1) == 'P' and tonumber(string.sub(v, 2, {lock_end})) <= now
+        and redis.call('PTTL', KEYS[1]) > 0 then
     local n = tonumber(string.sub(v, {len_start}, {len_end}))
     if string.sub(v, {fp_start}, {fp_start} + n - 1) == ARGV[4] then
-        redis.call('SET', KEYS[1], 'P' .. until_ .. string.sub(v, {len_start}), 'KEEPTTL')
+        -- The key lives at least as long as the new lock.
+        local ttl = math.max(redis.call('PTTL', KEYS[1]), tonumber(ARGV[2]))
+        redis.call('SET', KEYS[1], 'P' .. until_ .. string.sub(v, {len_start}), 'PX', ttl)
         return 'R' .. v
     end
 end

@@ -162,9 +162,13 @@ fn claim(
     if let Some(row) = row.filter(|r| r.expires_at > now) {
         if !row.completed {
             if row.lock_until <= now && row.fingerprint == fingerprint {
-                // Abandoned: the retry takes it over and runs it as the same request.
-                conn.prepare_cached("UPDATE idempotency_keys SET lock_until = ?2 WHERE key = ?1")?
-                    .execute(params![key, now.saturating_add(lock)])?;
+                // Abandoned: the retry takes it over and runs it as the same request, and the
+                // key lives at least as long as the new lock.
+                conn.prepare_cached(
+                    "UPDATE idempotency_keys SET lock_until = ?2, expires_at = MAX(expires_at, ?2)
+                     WHERE key = ?1",
+                )?
+                .execute(params![key, now.saturating_add(lock)])?;
                 return Ok(Claim::Resumed {
                     intent: row.intent.unwrap_or_default(),
                 });

@@ -345,33 +345,21 @@ pub async fn amend(
         "PATCH",
         &path,
         &body.0,
-        // As for orders: the amend's id is recorded with the claim, so a resumed request
-        // repeats the same amend, which risk then ignores.
-        s.ids.next_id().to_string().into_bytes(),
-        |run| {
-            let recorded = std::str::from_utf8(&run.intent)
-                .ok()
-                .and_then(|id| id.parse().ok());
-            let amend_id = recorded.unwrap_or_else(|| s.ids.next_id());
-            let (s, id, body) = (&s, &id, &body);
-            async move {
-                request_amend(s, caller.account, id, body, amend_id)
-                    .await
-                    .unwrap_or_else(Reply::from)
-            }
+        // No intent: the amend's id is taken when it is published, since risk ignores an
+        // amend older than the order's last. A resumed amend is published again with a new
+        // id; setting the same price and quantity twice moves no money.
+        Vec::new(),
+        |_| async {
+            request_amend(&s, caller.account, &id, &body)
+                .await
+                .unwrap_or_else(Reply::from)
         },
     )
     .await
     .into_response()
 }
 
-async fn request_amend(
-    s: &ApiState,
-    account: AccountId,
-    id: &str,
-    body: &JsonBody,
-    amend_id: u64,
-) -> ReplyResult {
+async fn request_amend(s: &ApiState, account: AccountId, id: &str, body: &JsonBody) -> ReplyResult {
     let value = body.parse()?;
     let order = find_live(s, account, id).await?;
     let instrument = s.instrument(order.symbol.as_str());
@@ -380,7 +368,7 @@ async fn request_amend(
     let event = Event::AmendRequested {
         account,
         order_id: order.order_id,
-        amend_id,
+        amend_id: s.ids.next_id(),
         price: amend.price,
         quantity: amend.quantity,
     };
