@@ -111,15 +111,10 @@ impl KafkaConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    pub(crate) fn continuity_settings(&self) -> (u32, Option<Duration>) {
+    pub(crate) fn continuity(&self) -> Continuity {
         let patience =
             (self.gap_refetch_ms > 0).then(|| Duration::from_millis(self.gap_refetch_ms));
-        (self.fetch_back_records, patience)
-    }
-
-    pub(crate) fn continuity(&self) -> Continuity {
-        let (fetch_back, patience) = self.continuity_settings();
-        Continuity::new(fetch_back, patience)
+        Continuity::new(self.fetch_back_records, patience)
     }
 
     /// Refuses a batch bound that the fetch-back distance cannot cover.

@@ -33,7 +33,7 @@ pub(crate) enum Verdict {
     Refetch(u64),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Wanted {
     next: u64,
     gap: Option<Gap>,
@@ -48,7 +48,7 @@ struct Gap {
     past: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Continuity {
     fetch_back: u64,
     /// How long a gap is refetched before it is accepted; `None` accepts gaps at once.

@@ -81,7 +81,7 @@ impl KafkaLog {
             &consumer_config,
             &config.client_id,
             config.request_timeout(),
-            config.continuity_settings(),
+            config.continuity(),
         ));
         Ok(KafkaLog {
             config,

@@ -29,9 +29,8 @@ pub(crate) struct Readers {
     /// group's id; it does not join the group).
     groups: Mutex<HashMap<String, Arc<BaseConsumer>>>,
     group_config: ClientConfig,
-    /// A template: each scan keeps its own (see [`crate::continuity`]).
-    fetch_back: u32,
-    gap_patience: Option<Duration>,
+    /// A template: each scan starts from a copy (see [`crate::continuity`]).
+    continuity: Continuity,
 }
 
 impl Readers {
@@ -40,7 +39,7 @@ impl Readers {
         config: &ClientConfig,
         client_id: &str,
         timeout: Duration,
-        (fetch_back, gap_patience): (u32, Option<Duration>),
+        continuity: Continuity,
     ) -> Self {
         let mut reader = config.clone();
         reader
@@ -63,8 +62,7 @@ impl Readers {
             idle: Mutex::new(Vec::new()),
             groups: Mutex::new(HashMap::new()),
             group_config,
-            fetch_back,
-            gap_patience,
+            continuity,
         }
     }
 
@@ -138,7 +136,7 @@ impl Readers {
         };
         // Only the records returned need to be dense; finding the end needs no care.
         let mut continuity = if max > 0 {
-            Continuity::new(self.fetch_back, self.gap_patience)
+            self.continuity.clone()
         } else {
             Continuity::new(0, None)
         };
