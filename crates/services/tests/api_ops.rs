@@ -5,14 +5,16 @@ mod api_common;
 
 use api_common::{embedded_ports, TestApp, KEY};
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::{PortError, PortResult};
 use oms_services::api::{MetricsSource, Readiness};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 const SEED_BODY: &[u8] =
     br#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT","clientOrderId":"c-1"}"#;
@@ -263,14 +265,29 @@ async fn idempotency_store_down_fails_closed() {
     assert_eq!(ready.status, 503);
 }
 
-/// An event log whose appends fail while `down` is set.
-struct FlakyLog {
+/// What a [`HookedLog`] does before an append: it gets the append's number (0 for the first)
+/// and fails it by returning an error.
+type AppendHook = Box<dyn Fn(usize) -> BoxFuture<'static, PortResult<()>> + Send + Sync>;
+
+/// An event log whose appends go through a hook first: to fail them, or hold them.
+struct HookedLog {
     inner: Arc<dyn EventLog>,
-    down: Arc<AtomicBool>,
+    appends: AtomicUsize,
+    hook: AppendHook,
+}
+
+impl HookedLog {
+    fn wrap(inner: Arc<dyn EventLog>, hook: AppendHook) -> Arc<dyn EventLog> {
+        Arc::new(HookedLog {
+            inner,
+            appends: AtomicUsize::new(0),
+            hook,
+        })
+    }
 }
 
 #[async_trait]
-impl EventLog for FlakyLog {
+impl EventLog for HookedLog {
     async fn ensure_topic(&self, topic: &str, partitions: u32) -> PortResult<()> {
         self.inner.ensure_topic(topic, partitions).await
     }
@@ -278,9 +295,7 @@ impl EventLog for FlakyLog {
         self.inner.partition_count(topic).await
     }
     async fn append(&self, topic: &str, records: Vec<NewRecord>) -> PortResult<Vec<Appended>> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(PortError::Unavailable("disk full".into()));
-        }
+        (self.hook)(self.appends.fetch_add(1, Ordering::SeqCst)).await?;
         self.inner.append(topic, records).await
     }
     async fn read(
@@ -303,14 +318,28 @@ impl EventLog for FlakyLog {
     }
 }
 
+fn disk_full() -> PortError {
+    PortError::Unavailable("disk full".into())
+}
+
 #[tokio::test]
 async fn failed_publish_releases_the_idempotency_key_and_client_order_id() {
     let down = Arc::new(AtomicBool::new(true));
     let mut ports = embedded_ports().await;
-    ports.log = Arc::new(FlakyLog {
-        inner: ports.log.clone(),
-        down: down.clone(),
-    });
+    let is_down = down.clone();
+    ports.log = HookedLog::wrap(
+        ports.log.clone(),
+        Box::new(move |_| {
+            let down = is_down.load(Ordering::SeqCst);
+            Box::pin(async move {
+                if down {
+                    Err(disk_full())
+                } else {
+                    Ok(())
+                }
+            })
+        }),
+    );
     let app = TestApp::start_with(ports, |s| s).await;
     let h = [
         ("x-api-key", KEY),
@@ -328,6 +357,90 @@ async fn failed_publish_releases_the_idempotency_key_and_client_order_id() {
     assert_eq!(r.header("idempotent-replayed"), None);
     assert_eq!(r.json()["clientOrderId"], "c-1");
     assert_eq!(app.order_records().await.len(), 1);
+}
+
+/// A request that fails only after its lock has expired must not give back its key or its
+/// clientOrderId: by then a retry may have resumed it and be placing that very order, and a
+/// third request given the freed key (or the clientOrderId) would place a second one.
+#[tokio::test]
+async fn a_request_failing_after_its_lock_leaves_its_key_and_client_order_id_to_the_retry() {
+    let (fail_first, second_started, finish_second) = (
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+    );
+    let mut ports = embedded_ports().await;
+    let gates = (
+        fail_first.clone(),
+        second_started.clone(),
+        finish_second.clone(),
+    );
+    ports.log = HookedLog::wrap(
+        ports.log.clone(),
+        Box::new(move |n| {
+            let (fail_first, second_started, finish_second) = gates.clone();
+            Box::pin(async move {
+                match n {
+                    // The first request's append hangs, then fails.
+                    0 => {
+                        fail_first.notified().await;
+                        Err(disk_full())
+                    }
+                    // The retry that resumed it is held until the end.
+                    1 => {
+                        second_started.notify_one();
+                        finish_second.notified().await;
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            })
+        }),
+    );
+    let lock = Duration::from_millis(300);
+    let app = TestApp::start_configured(ports, |c| c.idempotency_lock_ttl = lock, |s| s).await;
+    let addr = app.addr;
+    let post = move |key: &'static str| {
+        tokio::spawn(async move {
+            let h = [
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", key),
+            ];
+            api_common::send(addr, "POST", "/api/orders", &h, Some(SEED_BODY)).await
+        })
+    };
+
+    let first = post("slow-key");
+    tokio::time::sleep(lock + Duration::from_millis(100)).await;
+    let retry = post("slow-key");
+    second_started.notified().await;
+    fail_first.notify_one();
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 503, "{:?}", first.body);
+
+    let third = post("slow-key").await.unwrap();
+    assert_eq!(
+        third.problem().1,
+        "IDEMPOTENCY_REQUEST_IN_FLIGHT",
+        "{:?}",
+        third.body
+    );
+    let other_key = post("other-key").await.unwrap();
+    assert_eq!(
+        other_key.problem().1,
+        "DUPLICATE_CLIENT_ORDER_ID",
+        "{:?}",
+        other_key.body
+    );
+
+    finish_second.notify_one();
+    let retry = retry.await.unwrap();
+    assert_eq!(retry.status, 202, "{:?}", retry.body);
+    let replay = post("slow-key").await.unwrap();
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.json()["orderId"], retry.json()["orderId"]);
+    assert_eq!(app.order_records().await.len(), 1, "one order, placed once");
 }
 
 struct Hangs;

@@ -23,6 +23,7 @@ use oms_ports::idempotency::{Claim, ClaimTerms};
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "x-idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -70,6 +71,22 @@ pub struct Run {
     /// Resuming a request that may already have had its effect: do not undo anything on
     /// failure (the key stays claimed and a later retry resumes again).
     pub resumed: bool,
+    /// When the key was claimed and how long its lock lasts (`None` without a key).
+    lock: Option<(Instant, Duration)>,
+}
+
+impl Run {
+    /// Whether a failure may still give back what this request holds (its key, its
+    /// clientOrderId). Not once half its lock has passed: after the lock a retry may resume
+    /// this very request and act on what it holds, and freeing it then would let a third
+    /// request run afresh beside that retry. Keeping it is always safe, since a retry after
+    /// the lock resumes the request instead of repeating it.
+    pub fn may_undo(&self) -> bool {
+        !self.resumed
+            && self
+                .lock
+                .is_none_or(|(claimed, lock)| claimed.elapsed() < lock / 2)
+    }
 }
 
 /// Runs `run` at most once per (account, key); see the module docs. `intent` is recorded with
@@ -89,13 +106,14 @@ where
     F: FnOnce(Run) -> Fut,
     Fut: Future<Output = Reply>,
 {
-    let fresh = |intent| Run {
+    let fresh = |intent, lock| Run {
         intent,
         resumed: false,
+        lock,
     };
     let key = match key_from_headers(headers) {
         Ok(Some(k)) => k,
-        Ok(None) => return run(fresh(intent)).await,
+        Ok(None) => return run(fresh(intent, None)).await,
         Err(p) => return p.into_reply(),
     };
     let metrics = state.http_metrics();
@@ -108,13 +126,15 @@ where
         lock: state.config.idempotency_lock_ttl,
         keep: ttl,
     };
+    let lock = Some((Instant::now(), terms.lock));
     let how = match store.claim_with(&scoped, &fp, &terms).await {
-        Ok(Claim::Acquired) => fresh(intent),
+        Ok(Claim::Acquired) => fresh(intent, lock),
         Ok(Claim::Resumed { intent }) => {
             tracing::warn!(key = %key, "resuming a request whose process stopped before it completed");
             Run {
                 intent,
                 resumed: true,
+                lock,
             }
         }
         Err(e) => {
@@ -156,7 +176,7 @@ where
         }
     };
     metrics.idempotency(IdempotencyOutcome::Executed);
-    let resumed = how.resumed;
+    let undo = how.clone();
     let reply = run(how).await;
     if !reply.status.is_server_error() {
         if let Err(e) = store.complete(&scoped, &fp, &reply.to_stored(), ttl).await {
@@ -164,14 +184,14 @@ where
             // expires and then resumes this request rather than running a second one.
             tracing::error!(error = %e, "could not store idempotent response");
         }
-    } else if !resumed {
+    } else if undo.may_undo() {
         // Failed before any effect: free the key so a retry runs.
         if let Err(e) = store.release(&scoped).await {
             tracing::warn!(error = %e, "could not release idempotency key");
         }
     }
-    // A resumed request that failed may have had its effect: its claim stays, to be resumed
-    // again once its lock expires.
+    // A resumed request that failed may have had its effect, and one that took half its lock
+    // may have been resumed meanwhile: its claim stays, to be resumed once its lock expires.
     reply
 }
 

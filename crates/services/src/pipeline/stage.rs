@@ -37,7 +37,7 @@ pub async fn load_snapshot<T: serde::de::DeserializeOwned>(
         );
         return Ok(None);
     }
-    match serde_json::from_slice(&bytes) {
+    match off_worker(|| serde_json::from_slice(&bytes)) {
         Ok(state) => Ok(Some((offset, state))),
         Err(e) => {
             tracing::error!(error = %e, stage, partition, "unreadable snapshot; replaying from the start");
@@ -183,7 +183,7 @@ pub async fn save_snapshot<T: serde::Serialize>(
     next: u64,
     state: &T,
 ) -> bool {
-    let bytes = match serde_json::to_vec(state) {
+    let bytes = match off_worker(|| serde_json::to_vec(state)) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, name, "snapshot did not serialise");
@@ -196,6 +196,18 @@ pub async fn save_snapshot<T: serde::Serialize>(
             tracing::warn!(error = %e, name, "snapshot failed");
             false
         }
+    }
+}
+
+/// Runs long synchronous work (a snapshot of a few megabytes takes tens of milliseconds to
+/// encode) without stalling the other tasks queued on this async worker: on the
+/// multi-threaded runtime the worker first hands them to another thread, so requests keep
+/// being answered while one stage is busy.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

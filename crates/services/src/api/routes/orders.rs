@@ -2,7 +2,7 @@
 
 use crate::api::auth::Caller;
 use crate::api::body::JsonBody;
-use crate::api::idempotency::run_idempotent;
+use crate::api::idempotency::{run_idempotent, Run};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::state::ApiState;
@@ -46,14 +46,11 @@ pub async fn create(
         &body.0,
         intent.encode(),
         |run| {
-            let (intent, resumed) = match OrderIntent::decode(&run.intent) {
-                Some(recorded) => (recorded, run.resumed),
-                // A claim from before intents were recorded: nothing to resume from.
-                None => (intent, false),
-            };
+            // A claim from before intents were recorded has nothing to resume from.
+            let intent = OrderIntent::decode(&run.intent).unwrap_or(intent);
             let (s, body) = (&s, &body);
             async move {
-                place(s, caller.account, body, intent, resumed)
+                place(s, caller.account, body, intent, &run)
                     .await
                     .unwrap_or_else(Reply::from)
             }
@@ -85,14 +82,14 @@ impl OrderIntent {
     }
 }
 
-/// Places the order of `intent`. `resumed`: an earlier request with this identity may have
-/// placed it already, so nothing it holds is given back on failure.
+/// Places the order of `intent`. What it holds is given back on failure only if `run` may
+/// undo: a resumed request may have placed the order already.
 async fn place(
     s: &ApiState,
     account: AccountId,
     body: &JsonBody,
     intent: OrderIntent,
-    resumed: bool,
+    run: &Run,
 ) -> ReplyResult {
     let value = body.parse()?;
     let OrderIntent { order_id, at: now } = intent;
@@ -126,7 +123,7 @@ async fn place(
     )
     .await;
     if let Err(e) = published {
-        if let Some(coid) = order.client_order_id.as_ref().filter(|_| !resumed) {
+        if let Some(coid) = order.client_order_id.as_ref().filter(|_| run.may_undo()) {
             if let Err(e) = s.store.release_client_order_id(account, coid).await {
                 tracing::warn!(error = %e, "could not release clientOrderId after a failed publish");
             }
