@@ -423,8 +423,17 @@ async fn a_repeated_order_created_changes_nothing() {
     let (_, balances) = sys
         .request("GET", "/api/accounts/me", "buyer-key", None)
         .await;
+    let mut buyer_ws = sys.ws(Some("buyer-key"), &["orders"]).await;
+    tokio::time::timeout(PATIENCE, async {
+        while !sys.md.orders_feed_live() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the orders channel goes live");
 
-    // The same OrderCreated once more, as a resumed request appends it.
+    // The same OrderCreated once more, as a resumed request appends it: under the order's own
+    // time, well after it (a resume waits for the idempotency lock to expire).
     let mut original = None;
     for p in 0..4 {
         for rec in sys.log.read(topics::ORDERS, p, 0, 10_000).await.unwrap() {
@@ -437,19 +446,33 @@ async fn a_repeated_order_created_changes_nothing() {
         }
     }
     let original = original.expect("the buy's OrderCreated is in the log");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     publish_order_event(
         sys.log.as_ref(),
         topics::ORDERS,
-        now(),
+        original.created_at,
         Event::OrderCreated(original),
     )
     .await
     .unwrap();
     // A later order of the same account (same partition, so handled after the repeat).
     let later =
-        json!({"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":40000,"orderType":"LIMIT"});
+        json!({"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":44000,"orderType":"LIMIT"});
     let later = sys.place("buyer-key", later).await;
     sys.settled(&later).await;
+    // The buyer's channel carries the later order, and nothing on the filled one.
+    loop {
+        let o = next(&mut buyer_ws).await["data"]["order"].clone();
+        assert_eq!(
+            o["orderId"],
+            later.as_str(),
+            "no update of the filled order: {o}"
+        );
+        if o["status"] != "NEW" {
+            assert_eq!(o["status"], "ACCEPTED", "{o}");
+            break;
+        }
+    }
     let (_, again) = sys
         .request("GET", &format!("/api/orders/{buy_id}"), "buyer-key", None)
         .await;
@@ -483,9 +506,9 @@ async fn a_repeated_order_created_changes_nothing() {
         reserved,
         "{before} {after}"
     );
-    // The later order (4,000 USD and its fee) alone; the repeated 4,500 USD buy reserves nothing.
+    // The later order (4,400 USD and its fee) alone; the repeated 4,500 USD buy reserves nothing.
     assert!(
-        reserved > "4000".parse::<Decimal>().unwrap()
+        reserved > "4400".parse::<Decimal>().unwrap()
             && reserved < "4500".parse::<Decimal>().unwrap(),
         "only the later order's reservation: {after}"
     );

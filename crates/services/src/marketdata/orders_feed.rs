@@ -28,6 +28,12 @@ use tokio::sync::broadcast;
 /// Live orders remembered between events; beyond this the memory is simply cleared.
 const MAX_CACHED_ORDERS: usize = 100_000;
 
+/// An `OrderCreated` appended this long after its own time may be a resumed request repeating
+/// an order placed long ago (a resume comes only after the idempotency lock expires), so the
+/// store is asked first. A fresh order is appended within milliseconds of its time; one held
+/// up longer under load costs only that look-up.
+const LATE_CREATION_MS: i64 = 1_000;
+
 /// Folds order events into the order states pushed on the private channel.
 #[derive(Default)]
 pub struct OrdersFeed {
@@ -39,8 +45,9 @@ impl OrdersFeed {
         Self::default()
     }
 
-    /// Handles one order-lifecycle event; queues an update for the account's subscribers.
-    pub async fn on_event(&mut self, md: &MarketData, env: &Envelope) {
+    /// Handles one order-lifecycle event, appended to the log at `appended_ms`; queues an
+    /// update for the account's subscribers.
+    pub async fn on_event(&mut self, md: &MarketData, env: &Envelope, appended_ms: i64) {
         let ev = &env.event;
         let (Some(account), Some(order_id)) = (ev.account(), ev.order_id()) else {
             return;
@@ -54,6 +61,22 @@ impl OrdersFeed {
         let (order, push) = match ev {
             // Already followed: a repeated `OrderCreated` (a resumed request) changes nothing.
             Event::OrderCreated(_) if self.orders.contains_key(&order_id) => return,
+            Event::OrderCreated(new) if appended_ms - env.at.millis() > LATE_CREATION_MS => {
+                match md.store().order(account, order_id).await {
+                    // Known already: pushing NEW would move the client's order back. A live
+                    // one is sent as stored (this feed may be behind the store); a finished
+                    // one has nothing new to say.
+                    Ok(Some(stored)) => {
+                        let push = !stored.status.is_final();
+                        (stored, push)
+                    }
+                    Ok(None) => (Order::from_new(new), true),
+                    Err(e) => {
+                        tracing::warn!(%order_id, error = %e, "order store unavailable for the orders channel");
+                        return;
+                    }
+                }
+            }
             Event::OrderCreated(new) => (Order::from_new(new), true),
             _ => {
                 let (mut order, from_store) = match self.orders.remove(&order_id) {
@@ -178,7 +201,7 @@ pub async fn run_orders_feed(
                 failures = 0;
                 for rec in &records {
                     match decode_event(rec) {
-                        Ok(env) => feed.on_event(&md, &env).await,
+                        Ok(env) => feed.on_event(&md, &env, rec.timestamp_ms).await,
                         Err(e) => tracing::warn!(error = %e, "skipping an order record"),
                     }
                 }
