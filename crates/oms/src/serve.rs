@@ -232,6 +232,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
         extra = extra.merge(crate::static_files::routes(&config.server.static_dir));
     }
     // Every process answers /health, /ready and /metrics; only ingestion takes orders.
+    let pending = state.pending_responses();
     let app = if has(Role::Ingestion) {
         api::router_with(state, extra)
     } else {
@@ -251,6 +252,10 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if !pending.drain(grace).await {
+        // A retry after the lock resumes those requests: nothing is placed twice.
+        tracing::warn!("some idempotent responses were not stored within {grace:?}");
+    }
     tracing::info!("HTTP drained; stopping the pipeline");
     let _ = stop_tx.send(true);
     let all = async {

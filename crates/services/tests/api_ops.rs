@@ -443,6 +443,74 @@ async fn a_request_failing_after_its_lock_leaves_its_key_and_client_order_id_to_
     assert_eq!(app.order_records().await.len(), 1, "one order, placed once");
 }
 
+/// An idempotency store whose `complete` waits for the test's word.
+struct HeldCompletions {
+    inner: Arc<dyn IdempotencyStore>,
+    release: Arc<Notify>,
+}
+
+#[async_trait]
+impl IdempotencyStore for HeldCompletions {
+    async fn claim_with(&self, key: &str, fp: &str, terms: &ClaimTerms<'_>) -> PortResult<Claim> {
+        self.inner.claim_with(key, fp, terms).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        fp: &str,
+        response: &StoredResponse,
+        ttl: Duration,
+    ) -> PortResult<()> {
+        self.release.notified().await;
+        self.inner.complete(key, fp, response, ttl).await
+    }
+    async fn release(&self, key: &str) -> PortResult<()> {
+        self.inner.release(key).await
+    }
+    async fn ping(&self) -> PortResult<()> {
+        self.inner.ping().await
+    }
+}
+
+/// The answer does not wait for the response to be stored, and a retry arriving before it is
+/// stored waits for it and replays it rather than finding the key in flight.
+#[tokio::test]
+async fn an_order_is_answered_before_its_response_is_stored_and_a_quick_retry_replays_it() {
+    let release = Arc::new(Notify::new());
+    let mut ports = embedded_ports().await;
+    ports.idempotency = Arc::new(HeldCompletions {
+        inner: ports.idempotency.clone(),
+        release: release.clone(),
+    });
+    let app = TestApp::start_with(ports, |s| s).await;
+    let addr = app.addr;
+    let post = move || {
+        tokio::spawn(async move {
+            let h = [
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", "quick"),
+            ];
+            api_common::send(addr, "POST", "/api/orders", &h, Some(SEED_BODY)).await
+        })
+    };
+
+    let first = post().await.unwrap();
+    assert_eq!(
+        first.status, 202,
+        "answered while its response is not stored yet"
+    );
+    let retry = post();
+    // Long enough for a retry that did not wait to have come back with 409.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release.notify_one();
+    let retry = retry.await.unwrap();
+    assert_eq!(retry.status, 202, "{:?}", retry.body);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.json()["orderId"], first.json()["orderId"]);
+    assert_eq!(app.order_records().await.len(), 1);
+}
+
 struct Hangs;
 
 #[async_trait]

@@ -1,10 +1,11 @@
 //! `X-Idempotency-Key` handling after the IETF draft "The Idempotency-Key HTTP Header Field".
 //!
 //! The key is scoped to the account (`account:key`); the fingerprint is SHA-256 of the method,
-//! path and body. The first request claims the key, runs, and stores its response; a retry with
-//! the same fingerprint gets that response again with `Idempotent-Replayed: true`; another body
-//! under the same key is 422, and a retry while the first still runs is 409. A failure with a
-//! 5xx (always before any effect here) releases the key so the retry can run. If the store
+//! path and body. The first request claims the key, runs, answers, and then stores its response
+//! ([`super::pending`]); a retry with the same fingerprint gets that response again with
+//! `Idempotent-Replayed: true`; another body under the same key is 422, and a retry while the
+//! first still runs is 409. A failure with a 5xx (always before any effect here) releases the
+//! key so the retry can run. If the store
 //! cannot be reached the request is refused with 503: without it we cannot promise "once".
 //!
 //! The claim records the request's intent (for an order: its id and time) and is kept for the
@@ -28,6 +29,8 @@ use std::time::{Duration, Instant};
 pub const IDEMPOTENCY_KEY_HEADER: &str = "x-idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const MAX_KEY_LEN: usize = 255;
+/// How long a retry waits for the first response of its key to be stored before it claims.
+const STORE_PATIENCE: Duration = Duration::from_secs(2);
 
 pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
@@ -126,6 +129,8 @@ where
         lock: state.config.idempotency_lock_ttl,
         keep: ttl,
     };
+    // A response of this key may still be being stored (see `pending`): replay it, not 409.
+    state.pending.settled(&scoped, STORE_PATIENCE).await;
     let lock = Some((Instant::now(), terms.lock));
     let how = match store.claim_with(&scoped, &fp, &terms).await {
         Ok(Claim::Acquired) => fresh(intent, lock),
@@ -179,11 +184,10 @@ where
     let undo = how.clone();
     let reply = run(how).await;
     if !reply.status.is_server_error() {
-        if let Err(e) = store.complete(&scoped, &fp, &reply.to_stored(), ttl).await {
-            // The effect happened; the key stays claimed, so a retry gets 409 until the lock
-            // expires and then resumes this request rather than running a second one.
-            tracing::error!(error = %e, "could not store idempotent response");
-        }
+        // Answered at once, its effect being durable; the response is stored meanwhile.
+        state
+            .pending
+            .complete_later(store.clone(), scoped, fp, reply.to_stored(), ttl);
     } else if undo.may_undo() {
         // Failed before any effect: free the key so a retry runs.
         if let Err(e) = store.release(&scoped).await {

@@ -10,6 +10,7 @@ pub mod body;
 pub mod hooks;
 pub mod idempotency;
 pub mod metrics;
+pub mod pending;
 pub mod problem;
 pub mod reply;
 pub mod request_ctx;
@@ -19,6 +20,7 @@ pub mod views;
 
 pub use auth::{authenticate, hash_api_key, Caller};
 pub use hooks::{MetricsSource, NoExtraChecks, NoExtraMetrics, Readiness};
+pub use pending::PendingResponses;
 pub use problem::Problem;
 pub use state::{ApiConfig, ApiState};
 

@@ -3,6 +3,7 @@
 use super::auth::KeyCache;
 use super::hooks::{MetricsSource, NoExtraChecks, NoExtraMetrics, Readiness};
 use super::metrics::HttpMetrics;
+use super::pending::PendingResponses;
 use crate::ingestion::OrderIdGenerator;
 use oms_domain::ids::AccountId;
 use oms_domain::instrument::Instrument;
@@ -96,6 +97,7 @@ pub struct ApiState {
     pub(crate) http_metrics: HttpMetrics,
     pub(crate) keys: Arc<KeyCache>,
     pub(crate) account_names: Arc<Mutex<HashMap<AccountId, String>>>,
+    pub(crate) pending: PendingResponses,
 }
 
 impl ApiState {
@@ -125,6 +127,7 @@ impl ApiState {
             http_metrics: HttpMetrics::default(),
             keys,
             account_names: Arc::new(Mutex::new(HashMap::new())),
+            pending: PendingResponses::default(),
         }
     }
 
@@ -153,6 +156,11 @@ impl ApiState {
 
     pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
         self.by_symbol.get(symbol)
+    }
+
+    /// Idempotent responses sent and still being stored; drained at shutdown.
+    pub fn pending_responses(&self) -> PendingResponses {
+        self.pending.clone()
     }
 
     pub fn http_metrics(&self) -> &HttpMetrics {

@@ -27,6 +27,7 @@ mod meta;
 mod partition;
 mod record;
 mod segment;
+mod sync_pool;
 mod writer;
 
 pub use consumer::FileConsumer;

@@ -2,10 +2,10 @@
 //! being synced, syncs each touched file once, then publishes the records to readers and
 //! answers all the requests. Many concurrent appends share one fsync.
 
-use super::fsutil;
 use super::partition::Partition;
 use super::record::{self, StoredRecord};
 use super::segment::{self, Segment};
+use super::sync_pool::{Sync, SyncPool};
 use oms_ports::event_log::{Appended, NewRecord};
 use oms_ports::{PortError, PortResult};
 use std::collections::HashMap;
@@ -65,12 +65,16 @@ struct Pending {
     to_sync: Vec<Arc<File>>,
 }
 
+/// Threads syncing beside the writer: a group touches a few partitions of a few topics.
+const SYNC_HELPERS: usize = 7;
+
 pub(crate) fn spawn(
     rx: mpsc::UnboundedReceiver<AppendRequest>,
     cfg: WriterConfig,
     notify: Arc<Notify>,
     stats: Arc<LogStats>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let syncs = SyncPool::new(SYNC_HELPERS)?;
     std::thread::Builder::new()
         .name("oms-log-writer".into())
         .spawn(move || {
@@ -78,6 +82,7 @@ pub(crate) fn spawn(
                 cfg,
                 notify,
                 stats,
+                syncs,
                 active: HashMap::new(),
                 failed: None,
             }
@@ -89,6 +94,7 @@ struct Writer {
     cfg: WriterConfig,
     notify: Arc<Notify>,
     stats: Arc<LogStats>,
+    syncs: SyncPool,
     /// Keyed by the partition's address: partitions live as long as the log.
     active: HashMap<usize, Active>,
     /// Set after a write or sync failed: what reached the disk is unknown, so the log refuses
@@ -217,7 +223,7 @@ impl Writer {
             }
         }
         let fsyncs = syncs.len() as u64;
-        sync_all(syncs)?;
+        self.syncs.sync_all(syncs)?;
         self.stats.groups.fetch_add(1, Ordering::Relaxed);
         self.stats.fsyncs.fetch_add(fsyncs, Ordering::Relaxed);
         let n: usize = pending.iter().map(|p| p.records.len()).sum();
@@ -252,47 +258,6 @@ impl Writer {
             segment::save_index(&dir, base, &index);
         }
     }
-}
-
-/// One file or directory to make durable.
-enum Sync {
-    Data(Arc<File>),
-    Dir(std::path::PathBuf),
-}
-
-impl Sync {
-    fn run(&self) -> std::io::Result<()> {
-        match self {
-            Sync::Data(f) => f.sync_data(),
-            Sync::Dir(d) => fsutil::sync_dir(d),
-        }
-    }
-}
-
-/// Threads syncing at once: a group touching many partitions waits for about one fsync, not
-/// one per file, and the file system can commit its journal for all of them together.
-const SYNC_THREADS: usize = 8;
-
-fn sync_all(syncs: Vec<Sync>) -> std::io::Result<()> {
-    if syncs.len() <= 1 {
-        return syncs.iter().try_for_each(Sync::run);
-    }
-    let per_thread = syncs.len().div_ceil(SYNC_THREADS);
-    std::thread::scope(|s| {
-        let mut chunks = syncs.chunks(per_thread);
-        let first = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks
-            .map(|c| s.spawn(move || c.iter().try_for_each(Sync::run)))
-            .collect();
-        let mut res = first.iter().try_for_each(Sync::run);
-        for h in others {
-            let r = h
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("a sync thread panicked")));
-            res = res.and(r);
-        }
-        res
-    })
 }
 
 /// The writer's handle on a partition's last segment, opened on first use.
