@@ -96,7 +96,20 @@ fn service(
     runtime.block_on(serve::run(config, &[role]))
 }
 
+/// Turns transparent huge pages off for this process, as Redis and MongoDB advise: the thread
+/// that first touches a 2 MiB page waits until the kernel has cleared all of it, which showed
+/// as stalls of a hundred milliseconds and more when load ramped up on a fresh process.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: this prctl takes plain integers and changes only how this process's memory is
+    // backed; its failure (an old kernel) changes nothing else.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> Result<()> {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     let mut config = config::Config::load(cli.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
