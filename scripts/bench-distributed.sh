@@ -12,7 +12,12 @@ oms=$(pwd)/target/release/oms
 work=$(mktemp -d)
 chmod 755 "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+# BENCH_LOGS=DIR keeps every server's log there.
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+    if [ -n "${BENCH_LOGS:-}" ]; then mkdir -p "$BENCH_LOGS" && cp "$work"/*.log "$BENCH_LOGS"/; fi
+    rm -rf "$work"
+}
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
@@ -59,4 +64,4 @@ start risk "$(port)"; start venue "$(port)"; start processor "$(port)"
 mport=$(port); start marketdata "$mport"
 echo "distributed: ingestion on 127.0.0.1:$iport; Kafka (tansu) :$kport, PostgreSQL :$pport, Redis :$rport"
 "$oms" loadgen --addr "127.0.0.1:$iport" --e2e --ws-addr "127.0.0.1:$mport" --api-key "$key_a,$key_b" \
-    --rate "$rate" --duration "$secs" --connections 256 --bare-seconds 5 --settle-seconds 300
+    --rate "$rate" --duration "$secs" --connections 256 --bare-seconds 5 --settle-seconds "${SETTLE_SECONDS:-300}"

@@ -40,10 +40,11 @@ pub struct KafkaConfig {
     /// least the largest batch any producer of the topic writes, less one (see the crate
     /// docs).
     pub fetch_back_records: u32,
-    /// How long a gap in a partition's offsets is fetched again before it is taken as real;
-    /// 0 takes gaps at once, as Kafka needs none of this (its gaps are transaction markers
-    /// and compaction). **tansu** can serve a batch while an earlier one is still being
-    /// stored: a few seconds there.
+    /// Whether a gap in a partition's offsets is waited for: 0 delivers past gaps at once, as
+    /// Kafka needs (a topic here is neither compacted nor transactional, so it has none);
+    /// otherwise the partition is fetched again until the missing records come, however long
+    /// that takes, and a warning is logged every this many milliseconds while it lasts.
+    /// **tansu** can serve a batch while an earlier one is still being stored.
     pub gap_refetch_ms: u64,
     /// How long a consumer's fetch may wait at the broker for new records
     /// (`fetch.wait.max.ms`). Kafka answers as soon as records arrive, so waiting long is

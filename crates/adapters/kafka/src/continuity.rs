@@ -12,8 +12,10 @@
 //! offset is among those served, and what comes before it is dropped. A record past the
 //! wanted offset is a gap: it is dropped and the partition fetched again from the wanted
 //! offset, and again every [`REFETCH_EVERY`] (see [`Continuity::due`], also while no record
-//! arrives), until the missing batch shows up or `patience` has passed (a real gap, which
-//! Kafka has after transaction markers or compaction; it is then accepted, with a warning).
+//! arrives), until the missing batch shows up, however long that takes: this log's topics are
+//! neither compacted nor transactional, so an offset never lawfully goes missing, and skipping
+//! one would lose accepted orders. Under heavy load tansu has taken longer than 5 s to store
+//! such a batch. While a gap lasts, a warning is logged every `patience`.
 //! With `fetch_back` 0 and no patience, every record is delivered as it comes.
 
 use oms_ports::event_log::TopicPartition;
@@ -41,17 +43,42 @@ struct Wanted {
 
 #[derive(Debug, Clone, Copy)]
 struct Gap {
-    /// When it was first seen, and when the partition was last fetched again.
+    /// When it was first seen, when the partition was last fetched again, and when it was
+    /// last reported.
     since: Instant,
     refetched: Instant,
-    /// The first offset seen past it: where to go on if it turns out real.
+    warned: Instant,
+    /// The first offset seen past it, for the report.
     past: u64,
+}
+
+impl Gap {
+    fn warn_if_due(
+        &mut self,
+        tp: &TopicPartition,
+        missing_from: u64,
+        patience: Duration,
+        now: Instant,
+    ) {
+        if now.duration_since(self.warned) < patience {
+            return;
+        }
+        self.warned = now;
+        tracing::warn!(
+            topic = %tp.topic,
+            partition = tp.partition,
+            missing_from,
+            next_found = self.past,
+            waited_ms = now.duration_since(self.since).as_millis() as u64,
+            "kafka: offsets still missing; waiting for them (nothing after them is delivered)"
+        );
+    }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Continuity {
     fetch_back: u64,
-    /// How long a gap is refetched before it is accepted; `None` accepts gaps at once.
+    /// `None` accepts gaps at once; otherwise gaps are waited for, and reported this often.
     patience: Option<Duration>,
     parts: HashMap<TopicPartition, Wanted>,
 }
@@ -106,27 +133,23 @@ impl Continuity {
                 w.next = offset + 1;
                 return Verdict::Deliver;
             };
-            match &mut w.gap {
-                None => {
-                    w.gap = Some(Gap {
-                        since: now,
-                        refetched: now,
-                        past: offset,
-                    });
-                    return Verdict::Refetch(w.next.saturating_sub(self.fetch_back));
-                }
-                Some(g) if now.duration_since(g.since) >= patience => {
-                    warn_real_gap(tp, w.next, offset, patience);
-                }
-                Some(g) => {
-                    g.past = g.past.min(offset);
-                    if now.duration_since(g.refetched) < REFETCH_EVERY {
-                        return Verdict::Drop;
-                    }
-                    g.refetched = now;
-                    return Verdict::Refetch(w.next.saturating_sub(self.fetch_back));
-                }
+            let from = w.next.saturating_sub(self.fetch_back);
+            let Some(g) = &mut w.gap else {
+                w.gap = Some(Gap {
+                    since: now,
+                    refetched: now,
+                    warned: now,
+                    past: offset,
+                });
+                return Verdict::Refetch(from);
+            };
+            g.past = g.past.min(offset);
+            g.warn_if_due(tp, w.next, patience, now);
+            if now.duration_since(g.refetched) < REFETCH_EVERY {
+                return Verdict::Drop;
             }
+            g.refetched = now;
+            return Verdict::Refetch(from);
         }
         w.next = offset + 1;
         w.gap = None;
@@ -140,35 +163,20 @@ impl Continuity {
 
     /// Partitions to fetch again now, and from where: those whose gap was last refetched
     /// [`REFETCH_EVERY`] ago (a refetch answered before more records came would otherwise be
-    /// the last), and those whose gap outlasted patience, which go on past it.
+    /// the last).
     pub fn due(&mut self, now: Instant) -> Vec<(TopicPartition, u64)> {
+        let patience = self.patience.unwrap_or_default();
         let mut due = Vec::new();
         for (tp, w) in &mut self.parts {
             let Some(g) = &mut w.gap else { continue };
-            let patience = self.patience.unwrap_or_default();
-            if now.duration_since(g.since) >= patience {
-                warn_real_gap(tp, w.next, g.past, patience);
-                w.next = g.past;
-                w.gap = None;
-            } else if now.duration_since(g.refetched) >= REFETCH_EVERY {
+            g.warn_if_due(tp, w.next, patience, now);
+            if now.duration_since(g.refetched) >= REFETCH_EVERY {
                 g.refetched = now;
-            } else {
-                continue;
+                due.push((tp.clone(), w.next.saturating_sub(self.fetch_back)));
             }
-            due.push((tp.clone(), w.next.saturating_sub(self.fetch_back)));
         }
         due
     }
-}
-
-fn warn_real_gap(tp: &TopicPartition, missing_from: u64, next_found: u64, patience: Duration) {
-    tracing::warn!(
-        topic = %tp.topic,
-        partition = tp.partition,
-        missing_from,
-        next_found,
-        "kafka: offsets missing for {patience:?}; taking the gap as real"
-    );
 }
 
 #[cfg(test)]
@@ -246,29 +254,34 @@ mod tests {
         let t1 = t0 + REFETCH_EVERY;
         assert_eq!(c.due(t1), vec![(tp(), 37)]);
         assert!(c.due(t1).is_empty(), "once per interval");
-        // Past patience with nothing more come: go on from the first record seen past it.
-        let t2 = t0 + Duration::from_secs(5);
-        assert_eq!(c.due(t2), vec![(tp(), 164 - 63)]);
-        assert!(!c.gaps_open());
-        for o in 101..164 {
+        // Long past patience, still refetched from the missing offset.
+        let t2 = t0 + Duration::from_secs(60);
+        assert_eq!(c.due(t2), vec![(tp(), 37)]);
+        assert!(c.gaps_open());
+        for o in 37..100 {
             assert_eq!(c.check(&tp(), o, t2), Verdict::Drop, "offset {o}");
         }
-        assert_eq!(c.check(&tp(), 164, t2), Verdict::Deliver);
+        for o in 100..=165 {
+            assert_eq!(c.check(&tp(), o, t2), Verdict::Deliver, "offset {o}");
+        }
+        assert!(!c.gaps_open());
     }
 
     #[test]
-    fn a_gap_that_lasts_past_patience_is_accepted() {
+    fn a_gap_is_never_skipped_however_long_it_lasts() {
         let mut c = Continuity::new(0, Some(Duration::from_millis(100)));
         c.start_at(&tp(), 0);
         let t0 = Instant::now();
         assert_eq!(c.check(&tp(), 0, t0), Verdict::Deliver);
         assert_eq!(c.check(&tp(), 2, t0), Verdict::Refetch(1));
-        let t1 = t0 + Duration::from_millis(100);
+        let t1 = t0 + Duration::from_secs(3600);
+        assert_eq!(c.check(&tp(), 2, t1), Verdict::Refetch(1));
+        assert_eq!(c.check(&tp(), 3, t1), Verdict::Drop);
+        assert_eq!(c.check(&tp(), 1, t1), Verdict::Deliver, "it came at last");
         assert_eq!(c.check(&tp(), 2, t1), Verdict::Deliver);
-        assert_eq!(c.check(&tp(), 3, t1), Verdict::Deliver);
         assert_eq!(
             c.check(&tp(), 5, t1),
-            Verdict::Refetch(4),
+            Verdict::Refetch(3),
             "a new gap starts anew"
         );
     }
