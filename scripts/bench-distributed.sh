@@ -3,6 +3,7 @@
 # Kafka-compatible broker tansu on loopback ports, the five services as separate `oms` processes,
 # then `oms loadgen` against ingestion. Usage: scripts/bench-distributed.sh [RATE] [SECONDS]
 # Needs what scripts/install-test-deps.sh installs and a release build (cargo build --release -p oms).
+# SETTLE_SECONDS (default 300): how long acknowledged orders may take to leave NEW afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-1000}
