@@ -16,7 +16,7 @@ use crate::pipeline::processor::OrderUpdate as ProcessorUpdate;
 use crate::pipeline::stage::{backoff, POLL_MAX, POLL_TIMEOUT};
 use crate::pipeline::Shutdown;
 use oms_domain::events::{Envelope, Event};
-use oms_domain::ids::OrderId;
+use oms_domain::ids::{AccountId, OrderId};
 use oms_domain::order::Order;
 use oms_domain::state_machine::{apply, Applied};
 use oms_ports::event_log::{ConsumerEvent, EventLog};
@@ -62,32 +62,25 @@ impl OrdersFeed {
             // Already followed: a repeated `OrderCreated` (a resumed request) changes nothing.
             Event::OrderCreated(_) if self.orders.contains_key(&order_id) => return,
             Event::OrderCreated(new) if appended_ms - env.at.millis() > LATE_CREATION_MS => {
-                match md.store().order(account, order_id).await {
+                match stored_order(md, account, order_id).await {
                     // Known already: pushing NEW would move the client's order back. A live
                     // one is sent as stored (this feed may be behind the store); a finished
                     // one has nothing new to say.
-                    Ok(Some(stored)) => {
+                    Some(Some(stored)) => {
                         let push = !stored.status.is_final();
                         (stored, push)
                     }
-                    Ok(None) => (Order::from_new(new), true),
-                    Err(e) => {
-                        tracing::warn!(%order_id, error = %e, "order store unavailable for the orders channel");
-                        return;
-                    }
+                    Some(None) => (Order::from_new(new), true),
+                    None => return,
                 }
             }
             Event::OrderCreated(new) => (Order::from_new(new), true),
             _ => {
                 let (mut order, from_store) = match self.orders.remove(&order_id) {
                     Some(o) => (o, false),
-                    None => match md.store().order(account, order_id).await {
-                        Ok(Some(o)) => (o, true),
-                        Ok(None) => return,
-                        Err(e) => {
-                            tracing::warn!(%order_id, error = %e, "order store unavailable for the orders channel");
-                            return;
-                        }
+                    None => match stored_order(md, account, order_id).await {
+                        Some(Some(o)) => (o, true),
+                        Some(None) | None => return,
                     },
                 };
                 let changed = match apply(&mut order, ev, env.at) {
@@ -112,6 +105,21 @@ impl OrdersFeed {
             self.orders.insert(order_id, order);
         }
     }
+}
+
+/// The order as the store has it; `None` (logged) when the store cannot be reached.
+async fn stored_order(
+    md: &MarketData,
+    account: AccountId,
+    order_id: OrderId,
+) -> Option<Option<Order>> {
+    md.store()
+        .order(account, order_id)
+        .await
+        .inspect_err(|e| {
+            tracing::warn!(%order_id, error = %e, "order store unavailable for the orders channel");
+        })
+        .ok()
 }
 
 /// Queues `{"order":...}` (with `"fill"` for a fill) for the subscribers of the order's account.
