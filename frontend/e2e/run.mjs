@@ -92,7 +92,8 @@ await run.step('sign in with the API key', async () => {
   );
   assert(!stored.includes(cfg.apiKey), 'the API key was left in browser storage or a readable cookie');
   if (cfg.symbol) await q('[data-testid="symbol-select"]').selectOption(cfg.symbol);
-  S.symbol = await q('[data-testid="symbol-select"]').inputValue();
+  // The selector is drawn before the instruments arrive; its value is empty until then.
+  S.symbol = await until('the instruments to load', () => q('[data-testid="symbol-select"]').inputValue());
   const r = await context.request.get(`${cfg.baseUrl}/api/instruments`);
   S.inst = (await r.json()).instruments.find((i) => i.symbol === S.symbol);
   assert(S.inst, `instrument ${S.symbol} not in /api/instruments`);
@@ -161,7 +162,11 @@ await run.step(
       row.click();
       return row.getAttribute('data-price');
     });
-    await until('the ticket price follows the click', async () => (await q('#ticket-price').inputValue()) === clicked, 5_000);
+    await until(
+      'the ticket price follows the click',
+      async () => (await q('#ticket-price').inputValue()) === clicked,
+      5_000,
+    );
   },
   { needs: ['the WebSocket connects'] },
 );
