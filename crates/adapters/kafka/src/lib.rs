@@ -19,7 +19,8 @@
 //! # How the port maps onto Kafka
 //!
 //! - **append**: an idempotent producer (`enable.idempotence=true`, `acks=all`,
-//!   `linger.ms` 2 by default). Each record goes to the partition that
+//!   `linger.ms` 5 by default, librdkafka's own; see [`KafkaConfig::linger_ms`]). Each
+//!   record goes to the partition that
 //!   [`partition_for`](oms_ports::event_log::partition_for) (Kafka's murmur2 partitioner)
 //!   gives its key, set explicitly, so a key lands on the same partition as in the embedded
 //!   log. The records of one call are enqueued together and the call returns once every one
@@ -46,15 +47,16 @@
 //! broker. Everything the contract needs is there: `CreateTopics`, metadata, the idempotent
 //! producer (`InitProducerId`, sequence checks), headers, consumer groups with the classic
 //! protocol (join, sync, heartbeat, leave; eager and `cooperative-sticky` assignors both
-//! tested), `OffsetCommit` / `OffsetFetch`, `ListOffsets`. Four of its ways need care.
-//! [`KafkaConfig::for_tansu`] sets what the first, second and fourth need.
+//! tested), `OffsetCommit` / `OffsetFetch`, `ListOffsets`. Five of its ways need care.
+//! [`KafkaConfig::for_tansu`] sets what the first, second, fourth and fifth need.
 //!
 //! 1. **A fetch returns only batches that start at or after the asked offset.** A consumer
 //!    starting inside a batch (a committed position, a seek, a read from an offset) would
 //!    silently skip the rest of that batch; Kafka returns the batch holding the offset.
-//!    Workaround: batches are bounded ([`KafkaConfig::batch_max_records`], 64) and every fetch
-//!    starts [`KafkaConfig::fetch_back_records`] (63) records early, so the batch holding the
-//!    wanted offset is served; what precedes the offset is dropped (`continuity`). One record
+//!    Workaround: batches are bounded ([`KafkaConfig::batch_max_records`], 512) and a fetch
+//!    that positions a consumer starts [`KafkaConfig::fetch_back_records`] (511) records
+//!    early, so the batch holding the wanted offset is served; what precedes the offset is
+//!    dropped (`continuity`). Later fetches continue from a batch's end. One record
 //!    per batch would avoid this too, but tansu lists every batch of a partition on every
 //!    fetch, so with one record per batch the pipeline slowed as topics grew (the distributed
 //!    benchmark carried about 150 orders/s; batched, it keeps up at 1,000/s and more).
@@ -76,6 +78,11 @@
 //! 4. **It holds every fetch for half of its `max_wait`, records or not** (Kafka answers as
 //!    soon as records arrive). With librdkafka's default of 500 ms a record took ~400 ms from
 //!    append to a consumer; with [`KafkaConfig::fetch_wait_max_ms`] `= 10`, ~13 ms (p50).
+//! 5. **Its produce round trip under load is longer than a 2 or 5 ms linger.** librdkafka's
+//!    idempotent producer waits for a partition's request in flight before it sends the next,
+//!    and while it waits, a batch whose linger has passed keeps its broker thread spinning.
+//!    At 2,500 orders/s with a 2 ms linger those threads took 40% of this machine's two cores
+//!    and every stage fell seconds behind; `for_tansu` lingers 10 ms (see `BENCHMARKS.md`).
 //!
 //! Its group coordinator is simpler than Kafka's: it does not check a committing member's
 //! generation (Kafka refuses commits of a fenced member with `ILLEGAL_GENERATION`), and the

@@ -4,6 +4,7 @@
 //! pipeline) and once when it reaches a final state (which includes any time it rested on the
 //! book waiting for a counterparty).
 
+use super::AckedOrder;
 use anyhow::{bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -96,36 +97,37 @@ impl Watch {
         Ok(Watch { shared, reader })
     }
 
-    /// Prints the end-to-end figures of the acknowledged orders of the followed account
-    /// (`sent`: id and scheduled send time, of every account; other accounts' orders are never
-    /// seen and are left out), once updates stop coming (at most `wait`).
-    pub async fn report(self, sent: &[(String, Instant)], wait: Duration) -> Result<()> {
-        let deadline = Instant::now() + wait;
-        let mut last = self.seen();
-        while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+    /// Prints the end-to-end figures of the acknowledged orders of the followed account, once
+    /// each of them has left `NEW` on the channel or nothing new has come for `quiet`. The
+    /// channel runs behind the store under load, so stopping at the first pause would leave
+    /// the slowest orders out of the figures; any never seen are counted and reported.
+    pub async fn report(self, acked: &[AckedOrder], quiet: Duration) -> Result<()> {
+        let followed: Vec<&AckedOrder> = acked.iter().filter(|o| o.followed).collect();
+        let mut last = (self.seen(), Instant::now());
+        while last.0 .0 < followed.len() && last.1.elapsed() < quiet {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let now = self.seen();
-            if now == last {
-                break;
+            if now != last.0 {
+                last = (now, Instant::now());
             }
-            last = now;
         }
         self.reader.abort();
         let seen = self.shared.seen.lock().expect("seen");
         let mut left_new = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
         let mut done = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-        for (id, at) in sent {
-            let Some(s) = seen.get(id) else { continue };
+        for o in &followed {
+            let Some(s) = seen.get(&o.id) else { continue };
             if let Some(t) = s.left_new {
-                left_new.record(t.saturating_duration_since(*at).as_micros().max(1) as u64)?;
+                left_new
+                    .record(t.saturating_duration_since(o.scheduled).as_micros().max(1) as u64)?;
             }
             if let Some(t) = s.done {
-                done.record(t.saturating_duration_since(*at).as_micros().max(1) as u64)?;
+                done.record(t.saturating_duration_since(o.scheduled).as_micros().max(1) as u64)?;
             }
         }
         println!(
-            "\n== end to end: scheduled POST → update on the `orders` WebSocket channel ({} orders of the first account) ==",
-            left_new.len()
+            "\n== end to end: scheduled POST → update on the `orders` WebSocket channel ({} acknowledged orders of the first account) ==",
+            followed.len()
         );
         line(
             "left NEW (risk-checked, live at the venue or done)",
@@ -135,6 +137,13 @@ impl Watch {
             "final (FILLED, ...; includes time resting on the book)",
             &done,
         );
+        let missing = followed.len() as u64 - left_new.len();
+        if missing > 0 {
+            println!(
+                "never seen leaving NEW on the channel ({} s without a new update): {missing}",
+                quiet.as_secs()
+            );
+        }
         if let Some(reason) = self.shared.closed.lock().expect("closed").as_ref() {
             bail!("an `orders` channel ended during the run ({reason}): end-to-end figures are partial");
         }

@@ -121,15 +121,22 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         );
     }
     let ids = std::mem::take(&mut *ids.lock().expect("ids"));
-    settle(&args, ids.iter().map(|(id, _)| id.clone()).collect()).await?;
+    settle(&args, ids.iter().map(|o| o.id.clone()).collect()).await?;
     if let Some(watch) = watch {
         watch.report(&ids, Duration::from_secs(5)).await?;
     }
     Ok(())
 }
 
-/// Acknowledged orders: id and scheduled send time.
-type Acked = Arc<Mutex<Vec<(String, Instant)>>>;
+/// An acknowledged order.
+pub(crate) struct AckedOrder {
+    pub id: String,
+    pub scheduled: Instant,
+    /// Placed for the first account, whose `orders` channel `--e2e` follows.
+    pub followed: bool,
+}
+
+type Acked = Arc<Mutex<Vec<AckedOrder>>>;
 
 #[derive(Clone)]
 enum Target {
@@ -176,7 +183,8 @@ async fn drive(
                 tokio::time::sleep_until(scheduled.into()).await;
                 totals.sent.fetch_add(1, Ordering::Relaxed);
                 let request = build(&args, &target, i, worker);
-                let ok = send(&args.addr, &mut conn, request, &target, scheduled).await;
+                let followed = i % args.api_key.len() as u64 == 0;
+                let ok = send(&args.addr, &mut conn, request, &target, scheduled, followed).await;
                 let latency = scheduled.elapsed().as_micros() as u64;
                 let _ = hist.record(latency.max(1));
                 match ok {
@@ -264,6 +272,7 @@ async fn send(
     request: Request<Full<Bytes>>,
     target: &Target,
     scheduled: Instant,
+    followed: bool,
 ) -> Result<()> {
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
         *conn = Some(connect(addr).await?);
@@ -286,7 +295,11 @@ async fn send(
             .as_str()
             .context("response without orderId")?
             .to_string();
-        ids.lock().expect("ids").push((id, scheduled));
+        ids.lock().expect("ids").push(AckedOrder {
+            id,
+            scheduled,
+            followed,
+        });
     }
     Ok(())
 }
