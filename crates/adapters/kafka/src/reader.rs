@@ -10,9 +10,10 @@ use crate::error::{KafkaLogError, KafkaLogResult};
 use crate::record::to_record;
 use oms_ports::event_log::{Record, TopicPartition};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
 use rdkafka::Message as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,10 +22,36 @@ use std::time::{Duration, Instant};
 /// Idle readers kept for reuse; more may exist while reads run in parallel.
 const POOL: usize = 4;
 
+type Reader = BaseConsumer<ReaderContext>;
+
+/// The readers' client context: end-of-partition is how a read ends, not an error.
+///
+/// librdkafka reports an end-of-partition that no poll took (one still on its way when the read
+/// had stopped and given the partition up) as a client error, which the default context logs
+/// at `ERROR`: a dozen lines a second from the risk stage's reference prices under load.
+pub(crate) struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if is_partition_eof(&error) {
+            tracing::trace!(target: "librdkafka", "{error}: {reason}");
+        } else {
+            tracing::error!(target: "librdkafka", "{error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
+fn is_partition_eof(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::PartitionEOF(_))
+        || e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+}
+
 pub(crate) struct Readers {
     config: ClientConfig,
     timeout: Duration,
-    idle: Mutex<Vec<BaseConsumer>>,
+    idle: Mutex<Vec<Reader>>,
     /// One handle per group whose committed offsets were asked for (a handle with the
     /// group's id; it does not join the group).
     groups: Mutex<HashMap<String, Arc<BaseConsumer>>>,
@@ -90,10 +117,7 @@ impl Readers {
             .1)
     }
 
-    fn with_reader<T>(
-        &self,
-        f: impl FnOnce(&BaseConsumer) -> KafkaLogResult<T>,
-    ) -> KafkaLogResult<T> {
+    fn with_reader<T>(&self, f: impl FnOnce(&Reader) -> KafkaLogResult<T>) -> KafkaLogResult<T> {
         let consumer = self.take()?;
         let result = f(&consumer);
         // Stop fetching before the reader waits in the pool.
@@ -113,7 +137,7 @@ impl Readers {
     /// Kafka, which answers it exactly, this costs one fetch of the last record.
     fn scan(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &Reader,
         topic: &str,
         partition: u32,
         offset: u64,
@@ -233,16 +257,16 @@ impl Readers {
         Ok(handle)
     }
 
-    fn take(&self) -> KafkaLogResult<BaseConsumer> {
+    fn take(&self) -> KafkaLogResult<Reader> {
         if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(c);
         }
         self.config
-            .create()
+            .create_with_context(ReaderContext)
             .map_err(|e| KafkaLogError::client("creating a reader", e))
     }
 
-    fn give_back(&self, consumer: BaseConsumer) {
+    fn give_back(&self, consumer: Reader) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < POOL {
             idle.push(consumer);
