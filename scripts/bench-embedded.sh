@@ -6,6 +6,9 @@
 # BARE_SECONDS (default 10) for the bare-endpoint comparison. With RESTART=1 the server is then
 # killed with SIGKILL and started again on the same data: prints the time to /ready and until a
 # new order placed right then is FILLED (snapshots restored, log tails replayed).
+# ROLE=ingestion runs `oms ingestion` alone (the API, idempotency keys and the log; no pipeline)
+# to see what the rest costs. Runs of 10 s or more print the CPU time per order of the server
+# and of the load generator, from /proc over 5 s in the middle of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-10000}
@@ -28,10 +31,31 @@ logLevel = "info"
 enabled = false
 $(bench_accounts_toml)
 TOML
+role=${ROLE:-serve}
+case "$role" in
+    serve) role_args=(serve --no-demo); settle=300 ;;
+    ingestion)
+        role_args=(ingestion)
+        settle=0
+        [ "${RESTART:-0}" = 1 ] && { echo "RESTART=1 needs the whole pipeline (ROLE=serve)" >&2; exit 2; }
+        ;;
+    *) echo "ROLE must be serve or ingestion" >&2; exit 2 ;;
+esac
 start() {
-    "$oms" --config "$work/bench.toml" serve --data-dir "$work/data" --listen "127.0.0.1:$port" \
-        --no-demo >>"$work/serve.log" 2>&1 &
+    "$oms" --config "$work/bench.toml" "${role_args[@]}" --data-dir "$work/data" \
+        --listen "127.0.0.1:$port" >>"$work/serve.log" 2>&1 &
     pid=$!
+}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time per order of the server and the load generator over 5 s mid-run, in the background.
+sample_cpu() { # loadgen-pid
+    sleep $((secs / 2 - 2))
+    local s0 l0 s1 l1 hz
+    s0=$(ticks "$pid") && l0=$(ticks "$1") || return 0
+    sleep 5
+    s1=$(ticks "$pid") && l1=$(ticks "$1") || return 0
+    hz=$(getconf CLK_TCK)
+    echo "CPU per order over 5 s mid-run: server $(( (s1 - s0) * 1000000 / hz / 5 / rate )) µs, load generator $(( (l1 - l0) * 1000000 / hz / 5 / rate )) µs"
 }
 now_ms() { date +%s%3N; }
 wait_ready() {
@@ -40,10 +64,18 @@ wait_ready() {
 }
 start
 wait_ready
-echo "embedded: oms serve on 127.0.0.1:$port (pid $pid), data in $work/data; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "embedded: oms $role on 127.0.0.1:$port (pid $pid), data in $work/data; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 # shellcheck disable=SC2086
 "$oms" loadgen --addr "127.0.0.1:$port" --api-key "$key_a,$key_b" --rate "$rate" --duration "$secs" \
-    --connections "$conns" --bare-seconds "${BARE_SECONDS:-10}" --settle-seconds 300 ${LOADGEN_ARGS:-}
+    --connections "$conns" --bare-seconds "${BARE_SECONDS:-10}" --settle-seconds "$settle" ${LOADGEN_ARGS:-} &
+loadgen=$!
+sampler=
+if [ "$secs" -ge 10 ]; then
+    sample_cpu "$loadgen" &
+    sampler=$!
+fi
+wait "$loadgen"
+if [ -n "$sampler" ]; then wait "$sampler"; fi
 echo "server: $(ps -o rss=,cputime= -p "$pid" | awk '{print $1/1024 " MiB RSS, CPU " $2}')"
 if [ "${RESTART:-0}" = 1 ]; then
     size=$(du -sh "$work/data" | cut -f1)
