@@ -97,18 +97,28 @@ impl Watch {
         Ok(Watch { shared, reader })
     }
 
-    /// Prints the end-to-end figures of the acknowledged orders of the followed account, once
-    /// each of them has left `NEW` on the channel or nothing new has come for `quiet`. The
-    /// channel runs behind the store under load, so stopping at the first pause would leave
-    /// the slowest orders out of the figures; any never seen are counted and reported.
+    /// Prints the end-to-end figures of the acknowledged orders of the followed account once
+    /// updates stop: 300 ms without one after every order has left `NEW` (fills of the last
+    /// ones may still come), or `quiet` while some have not. The channel runs behind the
+    /// store under load, so stopping at the first pause would leave the slowest orders out
+    /// of the figures; any never seen are counted and reported.
     pub async fn report(self, acked: &[AckedOrder], quiet: Duration) -> Result<()> {
         let followed: Vec<&AckedOrder> = acked.iter().filter(|o| o.followed).collect();
-        let mut last = (self.seen(), Instant::now());
-        while last.0 .0 < followed.len() && last.1.elapsed() < quiet {
+        let settled = Duration::from_millis(300);
+        let (mut last, mut changed) = (self.seen(), Instant::now());
+        loop {
+            let patience = if last.0 >= followed.len() {
+                settled
+            } else {
+                quiet
+            };
+            if changed.elapsed() >= patience {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
             let now = self.seen();
-            if now != last.0 {
-                last = (now, Instant::now());
+            if now != last {
+                (last, changed) = (now, Instant::now());
             }
         }
         self.reader.abort();
