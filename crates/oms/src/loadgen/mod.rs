@@ -188,7 +188,7 @@ async fn drive(
                 tokio::time::sleep_until(scheduled.into()).await;
                 totals.sent.fetch_add(1, Ordering::Relaxed);
                 let request = build(&args, &target, i, worker);
-                let followed = i % args.api_key.len() as u64 == 0;
+                let followed = account_of(&args, i) == 0;
                 let ok = send(&args.addr, &mut conn, request, &target, scheduled, followed).await;
                 let latency = scheduled.elapsed().as_micros() as u64;
                 let _ = hist.record(latency.max(1));
@@ -213,6 +213,11 @@ async fn drive(
     Ok((hist, totals, start.elapsed()))
 }
 
+/// The account (index into `--api-key`) that order `i` is placed for: they take turns.
+fn account_of(args: &LoadgenArgs, i: u64) -> usize {
+    (i % args.api_key.len() as u64) as usize
+}
+
 fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<Full<Bytes>> {
     match target {
         Target::Health => Request::builder()
@@ -228,9 +233,9 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<
             let price = args.mid - spread + step;
             // With several accounts, even ones buy and odd ones sell, so they trade with each
             // other instead of meeting self-trade prevention; one account alternates.
-            let keys = args.api_key.len() as u64;
-            let buy = if keys > 1 {
-                (i % keys).is_multiple_of(2)
+            let account = account_of(args, i);
+            let buy = if args.api_key.len() > 1 {
+                account.is_multiple_of(2)
             } else {
                 (i ^ (i >> 3)).is_multiple_of(2)
             };
@@ -239,7 +244,7 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<
                 r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"GTC"}}"#,
                 args.symbol, args.quantity
             );
-            let key = &args.api_key[(i % args.api_key.len() as u64) as usize];
+            let key = &args.api_key[account];
             let mut request = Request::builder()
                 .method(Method::POST)
                 .uri("/api/orders")
