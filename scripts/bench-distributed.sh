@@ -41,11 +41,7 @@ sessionSecret = "bench-session-secret-0123456789abcdef"
 backend = "kafka"
 [kafka]
 bootstrapServers = "127.0.0.1:$kport"
-batchMaxRecords = 512
-fetchBackRecords = 511
-gapRefetchMs = 5000
-fetchWaitMaxMs = 10
-lingerMs = 10
+broker = "tansu"
 [store]
 backend = "postgres"
 url = "postgres://oms@127.0.0.1:$pport/oms"

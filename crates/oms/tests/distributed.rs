@@ -47,14 +47,9 @@ venuePartitions = 2
 marketdataPartitions = 2
 [kafka]
 bootstrapServers = "{kafka}"
-# tansu serves fetches from batch starts only and can serve a batch before an earlier one
-# is stored: bounded batches, fetched from one batch early, gaps refetched; its produce round
-# trip is longer than the default linger (oms-kafka's docs).
-batchMaxRecords = 512
-fetchBackRecords = 511
-gapRefetchMs = 5000
-fetchWaitMaxMs = 10
-lingerMs = 10
+# What tansu needs (oms-kafka's docs): bounded batches fetched from a batch early, gaps
+# refetched, short fetch waits, a longer linger.
+broker = "tansu"
 [store]
 backend = "postgres"
 url = "{pg}"

@@ -20,9 +20,11 @@ pub const TANSU_LINGER_MS: u32 = 10;
 /// Configuration of [`KafkaLog`](crate::KafkaLog).
 ///
 /// Keys are camelCase like the rest of the configuration; `bootstrapServers` and `clientId`
-/// are the seed's `Kafka:BootstrapServers` and `Kafka:ClientId`.
+/// are the seed's `Kafka:BootstrapServers` and `Kafka:ClientId`. In a file, `broker = "tansu"`
+/// starts from [`KafkaConfig::for_tansu`] instead of the defaults; keys given beside it still
+/// win.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(from = "KafkaConfigFile")]
 pub struct KafkaConfig {
     /// `host:port[,host:port...]`.
     pub bootstrap_servers: String,
@@ -99,6 +101,60 @@ impl Default for KafkaConfig {
     }
 }
 
+/// Which broker the settings are for: its defaults are the starting point of a file's keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Broker {
+    #[default]
+    Kafka,
+    Tansu,
+}
+
+/// [`KafkaConfig`] as written in a file: every key optional, over the broker's defaults.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KafkaConfigFile {
+    #[serde(default)]
+    broker: Broker,
+    bootstrap_servers: Option<String>,
+    client_id: Option<String>,
+    topics: Option<BTreeMap<String, u32>>,
+    replication_factor: Option<u16>,
+    linger_ms: Option<u32>,
+    batch_max_records: Option<u32>,
+    fetch_back_records: Option<u32>,
+    gap_refetch_ms: Option<u64>,
+    fetch_wait_max_ms: Option<u32>,
+    request_timeout_ms: Option<u64>,
+    session_timeout_ms: Option<u32>,
+    max_poll_interval_ms: Option<u32>,
+    extra: Option<BTreeMap<String, String>>,
+}
+
+impl From<KafkaConfigFile> for KafkaConfig {
+    fn from(f: KafkaConfigFile) -> Self {
+        let base = match f.broker {
+            Broker::Kafka => KafkaConfig::default(),
+            Broker::Tansu => KafkaConfig::for_tansu(KafkaConfig::default().bootstrap_servers),
+        };
+        KafkaConfig {
+            bootstrap_servers: f.bootstrap_servers.unwrap_or(base.bootstrap_servers),
+            client_id: f.client_id.unwrap_or(base.client_id),
+            topics: f.topics.unwrap_or(base.topics),
+            replication_factor: f.replication_factor.unwrap_or(base.replication_factor),
+            linger_ms: f.linger_ms.unwrap_or(base.linger_ms),
+            batch_max_records: f.batch_max_records.or(base.batch_max_records),
+            fetch_back_records: f.fetch_back_records.unwrap_or(base.fetch_back_records),
+            gap_refetch_ms: f.gap_refetch_ms.unwrap_or(base.gap_refetch_ms),
+            fetch_wait_max_ms: f.fetch_wait_max_ms.unwrap_or(base.fetch_wait_max_ms),
+            request_timeout_ms: f.request_timeout_ms.unwrap_or(base.request_timeout_ms),
+            session_timeout_ms: f.session_timeout_ms.unwrap_or(base.session_timeout_ms),
+            max_poll_interval_ms: f.max_poll_interval_ms.unwrap_or(base.max_poll_interval_ms),
+            extra: f.extra.unwrap_or(base.extra),
+        }
+    }
+}
+
 impl KafkaConfig {
     /// A configuration for `bootstrap_servers` with every other setting at its default.
     pub fn new(bootstrap_servers: impl Into<String>) -> Self {
@@ -164,6 +220,28 @@ mod tests {
         assert_eq!(config.extra["security.protocol"], "SSL");
         assert_eq!(config.replication_factor, 1);
         assert_eq!(config.linger_ms, KafkaConfig::default().linger_ms);
+    }
+
+    #[test]
+    fn broker_tansu_starts_from_its_settings_and_keys_beside_it_win() {
+        let config: KafkaConfig = serde_json::from_str(
+            r#"{"broker": "tansu", "bootstrapServers": "127.0.0.1:9092", "lingerMs": 20}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            KafkaConfig {
+                linger_ms: 20,
+                ..KafkaConfig::for_tansu("127.0.0.1:9092")
+            }
+        );
+        assert_eq!(config.batch_max_records, Some(TANSU_BATCH));
+        let kafka: KafkaConfig = serde_json::from_str(r#"{"broker": "kafka"}"#).unwrap();
+        assert_eq!(kafka, KafkaConfig::default());
+        let err = serde_json::from_str::<KafkaConfig>(r#"{"broker": "redpanda"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redpanda"), "{err}");
     }
 
     #[test]
