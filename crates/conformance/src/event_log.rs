@@ -193,10 +193,10 @@ async fn reads_start_at_any_offset(log: &impl EventLog, topic: &str) {
         vec![4, 5, 6],
         "read(offset 4, max 3)"
     );
-    assert_eq!(got[0].value, b"r4");
+    assert_eq!(&got[0].value[..], b"r4");
     let got = log.read(topic, 0, 9, 100).await.unwrap();
     assert_eq!(got.len(), 1, "read of the last record");
-    assert_eq!(got[0].value, b"r9");
+    assert_eq!(&got[0].value[..], b"r9");
     assert!(
         log.read(topic, 0, 10, 100).await.unwrap().is_empty(),
         "read at the end offset returns nothing"
@@ -221,7 +221,7 @@ async fn one_key_keeps_its_order(log: &impl EventLog, topic: &str) {
     let got = read_all(log, topic, p).await;
     let values: Vec<String> = got
         .iter()
-        .map(|r| String::from_utf8(r.value.clone()).unwrap())
+        .map(|r| String::from_utf8(r.value.to_vec()).unwrap())
         .collect();
     let want: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     assert_eq!(values, want, "records of one key in append order");
@@ -254,7 +254,11 @@ async fn fields_round_trip(log: &impl EventLog, topic: &str) {
         let g = &got[0];
         assert_eq!(g.key, r.key, "key round trip");
         assert_eq!(g.value, r.value, "value round trip");
-        assert_eq!(g.headers, r.headers, "headers round trip, in order");
+        assert_eq!(
+            &g.headers[..],
+            &r.headers[..],
+            "headers round trip, in order"
+        );
     }
     let got = log
         .read(topic, partition_for(b"acct-1", 2), 0, 1)
@@ -475,7 +479,7 @@ async fn poll_wakes_on_append(log: &impl EventLog, topic: &str, group: &str) {
     match ev {
         ConsumerEvent::Records(r) => {
             assert_eq!(r.len(), 1, "the appended record");
-            assert_eq!(r[0].value, b"up");
+            assert_eq!(&r[0].value[..], b"up");
         }
         other => panic!("expected the appended record, got {other:?}"),
     }
@@ -543,7 +547,7 @@ where
     let a = log.append(topic, vec![rec("k0", "new")]).await.unwrap()[0];
     let got = poll_n(&mut *c, 1).await;
     assert_eq!((got[0].partition, got[0].offset), (a.partition, a.offset));
-    assert_eq!(got[0].value, b"new");
+    assert_eq!(&got[0].value[..], b"new");
 }
 
 async fn seek_moves_position(log: &impl EventLog, topic: &str, group: &str) {

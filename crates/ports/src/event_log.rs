@@ -3,6 +3,8 @@
 
 use crate::PortResult;
 use async_trait::async_trait;
+pub use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A record to append. The partition is chosen from the key (see [`partition_for`]).
@@ -13,15 +15,19 @@ pub struct NewRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// A record as read back.
+/// A record's headers as read back: shared, since every reader of a record gets them.
+pub type Headers = Arc<[(String, Vec<u8>)]>;
+
+/// A record as read back. Key, value and headers are shared, not copied: in one process a
+/// record is read by several stages, from the log's cache of recent records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub topic: String,
     pub partition: u32,
     pub offset: u64,
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub key: Bytes,
+    pub value: Bytes,
+    pub headers: Headers,
     /// Append time, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
 }

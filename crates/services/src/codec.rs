@@ -173,9 +173,9 @@ mod tests {
             topic: topic.into(),
             partition: 0,
             offset: 3,
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
+            key: r.key.into(),
+            value: r.value.into(),
+            headers: r.headers.into(),
             timestamp_ms: 0,
         }
     }
@@ -190,7 +190,7 @@ mod tests {
             },
         );
         let rec = record(topics::ORDERS, encode_event(&env));
-        assert_eq!(rec.key, b"42");
+        assert_eq!(&rec.key[..], b"42");
         assert_eq!(rec.header(HEADER_EVENT_TYPE), Some(&b"CancelRequested"[..]));
         assert_eq!(rec.header(HEADER_EVENT_ID), Some(&b"o:7:cancel-req"[..]));
         assert_eq!(decode_event(&rec).unwrap(), env);

@@ -94,7 +94,7 @@ fn sigkill_loses_no_acknowledged_record() {
                     stored.insert(format!(
                         "{p} {} {}",
                         r.offset,
-                        String::from_utf8(r.value.clone()).unwrap()
+                        String::from_utf8(r.value.to_vec()).unwrap()
                     ));
                 }
             }

@@ -1,6 +1,6 @@
 //! Conversions between the port's records and Kafka messages.
 
-use oms_ports::event_log::{NewRecord, Record};
+use oms_ports::event_log::{Bytes, NewRecord, Record};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::Message;
 
@@ -23,7 +23,7 @@ pub(crate) fn kafka_headers(record: &NewRecord) -> Option<OwnedHeaders> {
 /// A consumed message as the port's record. A null key, value or header value (which this
 /// adapter never writes) reads as empty.
 pub(crate) fn to_record(msg: &BorrowedMessage<'_>) -> Record {
-    let headers = msg
+    let headers: Vec<(String, Vec<u8>)> = msg
         .headers()
         .map(|hs| {
             hs.iter()
@@ -35,9 +35,9 @@ pub(crate) fn to_record(msg: &BorrowedMessage<'_>) -> Record {
         topic: msg.topic().to_string(),
         partition: msg.partition() as u32,
         offset: msg.offset() as u64,
-        key: msg.key().unwrap_or_default().to_vec(),
-        value: msg.payload().unwrap_or_default().to_vec(),
-        headers,
+        key: Bytes::copy_from_slice(msg.key().unwrap_or_default()),
+        value: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
+        headers: headers.into(),
         timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
     }
 }

@@ -40,7 +40,7 @@ use oms_ports::event_log::{
 };
 use oms_ports::{PortError, PortResult};
 use partition::{Partition, PartitionState, ReadPlan, TailCache};
-use record::StoredRecord;
+use record::{SharedRecord, StoredRecord};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -439,7 +439,7 @@ impl EventLog for FileLog {
                 )));
             }
             bytes += len;
-            routed.push((partition_for(&r.key, n), r));
+            routed.push((partition_for(&r.key, n), SharedRecord::from(r)));
         }
         let (reply, rx) = oneshot::channel();
         let req = writer::AppendRequest {

@@ -136,9 +136,9 @@ mod tests {
         Arc::new(StoredRecord {
             offset,
             timestamp_ms: 0,
-            key: vec![],
-            value: vec![0; size],
-            headers: vec![],
+            key: Default::default(),
+            value: vec![0; size].into(),
+            headers: Vec::new().into(),
         })
     }
 

@@ -15,14 +15,35 @@ const MIN_BODY: usize = 8 + 8 + 4 + 4 + 4;
 /// Largest body accepted. A larger length in a frame header can only be garbage.
 pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// A record as stored in a partition (topic and partition are implied by the file).
+use oms_ports::event_log::{Bytes, Headers, NewRecord};
+
+/// A record as stored in a partition (topic and partition are implied by the file). Its parts
+/// are shared with every `Record` read from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredRecord {
     pub offset: u64,
     pub timestamp_ms: i64,
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub key: Bytes,
+    pub value: Bytes,
+    pub headers: Headers,
+}
+
+/// A record on its way to the writer, its parts already in the shared form reads hand out.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedRecord {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub headers: Headers,
+}
+
+impl From<NewRecord> for SharedRecord {
+    fn from(r: NewRecord) -> Self {
+        SharedRecord {
+            key: r.key.into(),
+            value: r.value.into(),
+            headers: r.headers.into(),
+        }
+    }
 }
 
 impl StoredRecord {
@@ -134,8 +155,8 @@ fn decode_body(body: &[u8]) -> Option<StoredRecord> {
     let mut r = Reader { buf: body };
     let offset = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
     let timestamp_ms = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
-    let key = r.bytes()?.to_vec();
-    let value = r.bytes()?.to_vec();
+    let key = Bytes::copy_from_slice(r.bytes()?);
+    let value = Bytes::copy_from_slice(r.bytes()?);
     let n = r.u32()? as usize;
     // Each header needs at least 8 bytes, so a huge count in a short body is rejected here.
     if n > r.buf.len() / 8 {
@@ -146,12 +167,12 @@ fn decode_body(body: &[u8]) -> Option<StoredRecord> {
         let name = String::from_utf8(r.bytes()?.to_vec()).ok()?;
         headers.push((name, r.bytes()?.to_vec()));
     }
-    r.buf.is_empty().then_some(StoredRecord {
+    r.buf.is_empty().then(|| StoredRecord {
         offset,
         timestamp_ms,
         key,
         value,
-        headers,
+        headers: headers.into(),
     })
 }
 
@@ -185,12 +206,13 @@ mod tests {
         StoredRecord {
             offset: 42,
             timestamp_ms: 1_700_000_000_123,
-            key: b"acct-7".to_vec(),
-            value: vec![0, 1, 2, 255],
+            key: Bytes::from_static(b"acct-7"),
+            value: Bytes::from_static(&[0, 1, 2, 255]),
             headers: vec![
                 ("type".into(), b"OrderCreated".to_vec()),
                 ("e".into(), vec![]),
-            ],
+            ]
+            .into(),
         }
     }
 

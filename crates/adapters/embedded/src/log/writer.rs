@@ -3,10 +3,10 @@
 //! answers all the requests. Many concurrent appends share one fsync.
 
 use super::partition::Partition;
-use super::record::{self, StoredRecord};
+use super::record::{self, SharedRecord, StoredRecord};
 use super::segment::{self, Segment};
 use super::sync_pool::{Sync, SyncPool};
-use oms_ports::event_log::{Appended, NewRecord};
+use oms_ports::event_log::Appended;
 use oms_ports::{PortError, PortResult};
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,7 +24,7 @@ const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 pub(crate) struct AppendRequest {
     /// The topic's partitions, and each record with the partition it goes to.
     pub partitions: Arc<[Arc<Partition>]>,
-    pub records: Vec<(u32, NewRecord)>,
+    pub records: Vec<(u32, SharedRecord)>,
     pub bytes: usize,
     pub reply: oneshot::Sender<PortResult<Vec<Appended>>>,
 }
