@@ -161,7 +161,7 @@ async fn fifty_concurrent_posts_with_one_key_make_one_order_and_one_event() {
     let mut created = 0;
     for p in 0..log.partition_count(topics::ORDERS).await.unwrap() {
         for rec in log.read(topics::ORDERS, p, 0, 100_000).await.unwrap() {
-            if let oms_domain::events::Event::OrderCreated(o) = decode_event(&rec).unwrap().event {
+            if let oms_domain::events::Event::OrderCreated(o) = &decode_event(&rec).unwrap().event {
                 assert_eq!(ids.first().unwrap(), &o.order_id.to_string());
                 created += 1;
             }

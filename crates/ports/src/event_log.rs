@@ -4,7 +4,8 @@
 use crate::PortResult;
 use async_trait::async_trait;
 pub use bytes::Bytes;
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A record to append. The partition is chosen from the key (see [`partition_for`]).
@@ -30,6 +31,47 @@ pub struct Record {
     pub headers: Headers,
     /// Append time, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
+    /// What a reader made of the value, for the record's next reader in this process.
+    pub decoded: Memo,
+}
+
+/// Where the readers of a record in one process keep what they decoded from it, so that the
+/// next reader of the same stored record (another stage, reading the log's cache of recent
+/// records) does not decode it again. An adapter that hands the same stored record to several
+/// readers gives them one memo; otherwise each read has its own, empty. It holds at most one
+/// value, the first set; it takes no part in comparing records.
+#[derive(Clone, Default)]
+pub struct Memo(Arc<OnceLock<Arc<dyn Any + Send + Sync>>>);
+
+impl Memo {
+    /// The value kept, if one of type `T` was.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0.get().cloned()?.downcast().ok()
+    }
+
+    /// Keeps `value` unless a value was kept already (two readers decoding at once both
+    /// decoded the same bytes, so either copy will do).
+    pub fn keep<T: Any + Send + Sync>(&self, value: Arc<T>) {
+        let _ = self.0.set(value);
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Memo) -> bool {
+        true
+    }
+}
+
+impl Eq for Memo {}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Memo(kept)"
+        } else {
+            "Memo(empty)"
+        })
+    }
 }
 
 impl Record {
@@ -173,6 +215,18 @@ mod tests {
         }
         assert!(valid_topic_name(&"x".repeat(249)));
         assert!(!valid_topic_name(&"x".repeat(250)));
+    }
+
+    #[test]
+    fn a_memo_keeps_its_first_value_for_every_clone() {
+        let memo = Memo::default();
+        let shared = memo.clone();
+        assert_eq!(memo.get::<u32>(), None);
+        shared.keep(Arc::new(7u32));
+        memo.keep(Arc::new(8u32));
+        assert_eq!(memo.get::<u32>().as_deref(), Some(&7));
+        assert_eq!(memo.get::<String>(), None, "asked as another type");
+        assert_eq!(memo, Memo::default(), "not part of a record's value");
     }
 
     #[test]

@@ -307,7 +307,7 @@ async fn run(
         for _ in 0..BATCH.min(total - id) {
             id += 1;
             sent_at[id as usize].store(now_us, Ordering::Release);
-            batch.push(Envelope::new(
+            batch.push(Arc::new(Envelope::new(
                 Timestamp(0),
                 Event::Trade {
                     symbol: symbol.clone(),
@@ -321,10 +321,10 @@ async fn run(
                     },
                     at: Timestamp(1_764_057_600_000 + (now_us / 1000) as i64),
                 },
-            ));
+            )));
         }
         if via_log {
-            let records = batch.iter().map(encode_event).collect();
+            let records = batch.iter().map(|e| encode_event(e)).collect();
             log.append("marketdata", records).await.unwrap();
         } else {
             md.apply(partition, &batch);

@@ -4,6 +4,7 @@
 use oms_domain::events::{Envelope, Event, SCHEMA_VERSION};
 use oms_domain::venue::VenueCommand;
 use oms_ports::event_log::{NewRecord, Record};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Topic names, as in `DESIGN.md`.
@@ -113,7 +114,12 @@ pub fn encode_event(env: &Envelope) -> NewRecord {
     }
 }
 
-pub fn decode_event(rec: &Record) -> Result<Envelope, CodecError> {
+/// The event in a record. Decoded once per stored record in a process: the first reader keeps
+/// it in the record's memo and later readers (the other stages) share it.
+pub fn decode_event(rec: &Record) -> Result<Arc<Envelope>, CodecError> {
+    if let Some(env) = rec.decoded.get::<Envelope>() {
+        return Ok(env);
+    }
     let env: Envelope =
         serde_json::from_slice(&rec.value).map_err(|source| CodecError::Malformed {
             topic: rec.topic.clone(),
@@ -130,6 +136,8 @@ pub fn decode_event(rec: &Record) -> Result<Envelope, CodecError> {
             version: env.version,
         });
     }
+    let env = Arc::new(env);
+    rec.decoded.keep(env.clone());
     Ok(env)
 }
 
@@ -177,6 +185,7 @@ mod tests {
             value: r.value.into(),
             headers: r.headers.into(),
             timestamp_ms: 0,
+            decoded: Default::default(),
         }
     }
 
@@ -193,7 +202,7 @@ mod tests {
         assert_eq!(&rec.key[..], b"42");
         assert_eq!(rec.header(HEADER_EVENT_TYPE), Some(&b"CancelRequested"[..]));
         assert_eq!(rec.header(HEADER_EVENT_ID), Some(&b"o:7:cancel-req"[..]));
-        assert_eq!(decode_event(&rec).unwrap(), env);
+        assert_eq!(*decode_event(&rec).unwrap(), env);
     }
 
     #[test]

@@ -438,9 +438,9 @@ async fn a_repeated_order_created_changes_nothing() {
     for p in 0..4 {
         for rec in sys.log.read(topics::ORDERS, p, 0, 10_000).await.unwrap() {
             let env = oms_services::codec::decode_event(&rec).unwrap();
-            if let Event::OrderCreated(o) = env.event {
+            if let Event::OrderCreated(o) = &env.event {
                 if o.order_id.to_string() == buy_id {
-                    original = Some(o);
+                    original = Some(o.clone());
                 }
             }
         }

@@ -385,3 +385,34 @@ async fn commits_of_partitions_not_owned_are_refused() {
     ));
     assert_eq!(log.committed("g", "other", 0).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn readers_of_a_recent_record_share_what_the_first_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), FileLogOptions::default()).await;
+    log.ensure_topic(TOPIC, 1).await.unwrap();
+    log.append(TOPIC, vec![rec(0), rec(1)]).await.unwrap();
+    let first = log.read(TOPIC, 0, 0, 10).await.unwrap();
+    assert_eq!(first[0].decoded.get::<String>(), None);
+    first[0]
+        .decoded
+        .keep(Arc::new(String::from("decoded once")));
+    let again = log.read(TOPIC, 0, 0, 10).await.unwrap();
+    assert_eq!(
+        again[0]
+            .decoded
+            .get::<String>()
+            .as_deref()
+            .map(String::as_str),
+        Some("decoded once"),
+        "the second reader finds it"
+    );
+    assert_eq!(again[1].decoded.get::<String>(), None, "per record");
+    assert_eq!(again[0].decoded.get::<u64>(), None, "only as the type kept");
+    // After a reopen the records come from the segment files, each read decoding anew.
+    drop((log, first, again));
+    let log = open(dir.path(), FileLogOptions::default()).await;
+    let read = log.read(TOPIC, 0, 0, 10).await.unwrap();
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[0].decoded.get::<String>(), None);
+}

@@ -39,5 +39,6 @@ pub(crate) fn to_record(msg: &BorrowedMessage<'_>) -> Record {
         value: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
         headers: headers.into(),
         timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
+        decoded: Default::default(),
     }
 }

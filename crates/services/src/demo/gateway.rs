@@ -199,14 +199,14 @@ mod tests {
                     account.to_string().into_bytes(),
                     "keyed by account"
                 );
-                match env.event {
+                match &env.event {
                     Event::OrderCreated(o) => {
                         created += 1;
                         assert!(accounts.iter().any(|a| a.id == o.account));
                     }
                     Event::CancelRequested { account, .. } => {
                         cancels += 1;
-                        assert_eq!(account, demo.accounts().maker);
+                        assert_eq!(*account, demo.accounts().maker);
                     }
                     Event::Deposit { .. } => deposits += 1,
                     other => panic!("unexpected {other:?}"),

@@ -76,7 +76,7 @@ pub async fn run_marketdata_consumer(
                 }
             }
             ConsumerEvent::Records(records) => {
-                let mut batch: Vec<Envelope> = Vec::with_capacity(APPLY_CHUNK);
+                let mut batch: Vec<Arc<Envelope>> = Vec::with_capacity(APPLY_CHUNK);
                 let mut current: Option<u32> = None;
                 for rec in &records {
                     let Some(p) = parts.get_mut(&rec.partition) else {

@@ -243,7 +243,7 @@ impl MarketData {
     /// states: each is published once per batch, after its last change, so a burst of trades
     /// costs a subscriber one candle message, not one per trade (a candle whose bucket closed
     /// inside the batch still goes out in its final state).
-    pub fn apply(&self, partition: u32, events: &[Envelope]) {
+    pub fn apply(&self, partition: u32, events: &[Arc<Envelope>]) {
         let now = clock::now();
         let hub = &self.inner.hub;
         let metrics = &self.inner.metrics;

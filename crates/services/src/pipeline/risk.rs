@@ -170,7 +170,7 @@ impl RiskStage {
             for rec in &records {
                 if let Ok(env) = decode_event(rec) {
                     if is_decision(&env.event) {
-                        recorded.insert(env.id.clone(), env);
+                        recorded.insert(env.id.clone(), Arc::unwrap_or_clone(env));
                     }
                 }
             }

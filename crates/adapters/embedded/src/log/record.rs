@@ -15,7 +15,7 @@ const MIN_BODY: usize = 8 + 8 + 4 + 4 + 4;
 /// Largest body accepted. A larger length in a frame header can only be garbage.
 pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
 
-use oms_ports::event_log::{Bytes, Headers, NewRecord};
+use oms_ports::event_log::{Bytes, Headers, Memo, NewRecord};
 
 /// A record as stored in a partition (topic and partition are implied by the file). Its parts
 /// are shared with every `Record` read from it.
@@ -26,6 +26,8 @@ pub(crate) struct StoredRecord {
     pub key: Bytes,
     pub value: Bytes,
     pub headers: Headers,
+    /// Shared by every `Record` read from this one: its first reader's decoded value.
+    pub memo: Memo,
 }
 
 /// A record on its way to the writer, its parts already in the shared form reads hand out.
@@ -49,8 +51,10 @@ impl From<NewRecord> for SharedRecord {
 impl StoredRecord {
     /// Memory held by the record, for the tail cache's budget.
     pub fn footprint(&self) -> usize {
+        // The value counts three times: once as bytes, twice for what a reader may keep in
+        // the memo (a decoded event holds its strings and more).
         64 + self.key.len()
-            + self.value.len()
+            + 3 * self.value.len()
             + self
                 .headers
                 .iter()
@@ -173,6 +177,7 @@ fn decode_body(body: &[u8]) -> Option<StoredRecord> {
         key,
         value,
         headers: headers.into(),
+        memo: Memo::default(),
     })
 }
 
@@ -213,6 +218,7 @@ mod tests {
                 ("e".into(), vec![]),
             ]
             .into(),
+            memo: Memo::default(),
         }
     }
 

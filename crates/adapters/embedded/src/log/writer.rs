@@ -200,6 +200,7 @@ impl Writer {
                     key: rec.key.clone(),
                     value: rec.value.clone(),
                     headers: rec.headers.clone(),
+                    memo: Default::default(),
                 });
                 pend.records.push((stored, act.base, pos, len));
                 res.push(Appended {

@@ -146,7 +146,7 @@ impl ProcessorStage {
                 continue;
             };
             let env = match decode_event(rec) {
-                Ok(env) => Arc::new(env),
+                Ok(env) => env,
                 Err(e) => {
                     tracing::error!(error = %e, "processor: skipping undecodable record");
                     continue;
