@@ -8,14 +8,14 @@
 //! All integers little-endian. The CRC covers the body, so a frame torn by a crash (short, or
 //! with bytes that never reached the disk) is recognised and never read as a record.
 
+use oms_ports::event_log::{Bytes, Headers, Memo, NewRecord};
+
 /// Bytes before the body: length and CRC.
 pub(crate) const FRAME_HEADER: usize = 8;
 /// The smallest valid body: offset, timestamp and three empty lengths.
 const MIN_BODY: usize = 8 + 8 + 4 + 4 + 4;
 /// Largest body accepted. A larger length in a frame header can only be garbage.
 pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
-
-use oms_ports::event_log::{Bytes, Headers, Memo, NewRecord};
 
 /// A record as stored in a partition (topic and partition are implied by the file). Its parts
 /// are shared with every `Record` read from it.

@@ -119,8 +119,9 @@ impl Db {
             )));
         }
         // FULL, not NORMAL: with NORMAL a WAL commit can be lost on power failure, and what
-        // this store acknowledges (client order id claims, API keys, completed idempotency
-        // keys) is promised to clients. Group commit keeps the cost at one fsync per group.
+        // this store acknowledges (client order id claims, API keys, idempotency claims) is
+        // promised to clients. Group commit keeps the cost at one fsync per group; a group
+        // holding only writes that may be lost (`Durability::Unsynced`) commits with NORMAL.
         conn.pragma_update(None, "synchronous", "FULL")?;
         // Each write runs in a savepoint, and SQLite copies every page a savepoint changes into
         // a sub-journal so it can roll back to it. Past 64 KiB that journal spilled into a
