@@ -11,6 +11,7 @@
 //! fails instead of hanging), and nothing asserts on how long anything took.
 
 mod event_log;
+pub mod fixtures;
 mod idempotency;
 mod order_store;
 mod support;

@@ -9,9 +9,9 @@
 //! `cargo bench -p oms-embedded --bench sqlite_stores`
 
 use hdrhistogram::Histogram;
-use oms_domain::events::Fill;
-use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
-use oms_domain::order::{Liquidity, NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
+use oms_conformance::fixtures;
+use oms_domain::ids::{AccountId, Asset, Timestamp};
+use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
 use oms_embedded::{SqliteIdempotency, SqliteOptions, SqliteStore};
 use oms_ports::idempotency::{IdempotencyStore, StoredResponse};
@@ -77,7 +77,9 @@ async fn run() {
                 OrderStatus::PartiallyFilled
             };
             o.updated_at = Timestamp(o.created_at.0 + 1);
-            batch.fills.push(fill(&o, trade));
+            batch
+                .fills
+                .push(fixtures::fill(&o, trade, "45000.5", "0.01"));
             batch.orders.push(o);
         }
         batch.balances = (0..2)
@@ -213,46 +215,14 @@ impl Lcg {
     }
 }
 
+/// Accounts 0 and 1 take turns, and so do the sides.
 fn order(id: u64) -> Order {
-    Order::from_new(&NewOrder {
-        order_id: OrderId(id),
-        client_order_id: None,
-        account: AccountId(id % 2),
-        symbol: Symbol::new("BTC/USD"),
-        side: if id.is_multiple_of(2) {
-            Side::Buy
-        } else {
-            Side::Sell
-        },
-        order_type: OrderType::Limit,
-        time_in_force: TimeInForce::Gtc,
-        post_only: false,
-        price: Some(Decimal::new(4_500_050, 2)),
-        stop_price: None,
-        quantity: Decimal::new(25, 2),
-        expire_at: None,
-        created_at: Timestamp(id as i64),
-    })
-}
-
-fn fill(o: &Order, trade: u64) -> Fill {
-    Fill {
-        account: o.account,
-        order_id: o.order_id,
-        symbol: o.symbol.clone(),
-        side: o.side,
-        trade_id: TradeId(trade),
-        price: Decimal::new(4_500_050, 2),
-        quantity: Decimal::new(1, 2),
-        liquidity: Liquidity::Maker,
-        fee: Decimal::new(1, 2),
-        base: Asset::new("BTC"),
-        quote: Asset::new("USD"),
-        cumulative_quantity: Decimal::new(1, 2),
-        leaves_quantity: Decimal::new(24, 2),
-        fee_account: AccountId(0),
-        at: None,
-    }
+    let side = if id.is_multiple_of(2) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    fixtures::order(id, AccountId(id % 2), "BTC/USD", side, id as i64)
 }
 
 fn balance(i: u64) -> Balance {

@@ -5,9 +5,10 @@
 //! `cargo bench -p oms-postgres`
 
 use hdrhistogram::Histogram;
+use oms_conformance::fixtures;
 use oms_domain::events::Fill;
-use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
-use oms_domain::order::{Liquidity, NewOrder, Order, OrderType, Side, TimeInForce};
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::order::{Order, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{Balance, OrderQuery, OrderStore, Position, StoreBatch};
 use oms_postgres::PgStore;
@@ -178,46 +179,18 @@ fn small_batch(account: AccountId, id: u64, i: u64) -> StoreBatch {
     }
 }
 
+/// Sides take turns.
 fn order(account: AccountId, id: u64) -> Order {
-    Order::from_new(&NewOrder {
-        order_id: OrderId(id),
-        client_order_id: Some(format!("c-{id}")),
-        account,
-        symbol: Symbol::new("BTC/USD"),
-        side: if id.is_multiple_of(2) {
-            Side::Buy
-        } else {
-            Side::Sell
-        },
-        order_type: OrderType::Limit,
-        time_in_force: TimeInForce::Gtc,
-        post_only: false,
-        price: Some(Decimal::new(4_500_050, 2)),
-        stop_price: None,
-        quantity: Decimal::new(25, 2),
-        expire_at: None,
-        created_at: Timestamp(id as i64),
-    })
+    let side = if id.is_multiple_of(2) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    fixtures::order(id, account, "BTC/USD", side, id as i64)
 }
 
 fn fill(o: &Order, trade: u64) -> Fill {
-    Fill {
-        account: o.account,
-        order_id: o.order_id,
-        symbol: o.symbol.clone(),
-        side: o.side,
-        trade_id: TradeId(trade),
-        price: Decimal::new(4_500_050, 2),
-        quantity: Decimal::new(1, 2),
-        liquidity: Liquidity::Taker,
-        fee: Decimal::new(1, 2),
-        base: Asset::new("BTC"),
-        quote: Asset::new("USD"),
-        cumulative_quantity: Decimal::new(1, 2),
-        leaves_quantity: Decimal::new(24, 2),
-        fee_account: AccountId(0),
-        at: None,
-    }
+    fixtures::fill(o, trade, "45000.5", "0.01")
 }
 
 fn histogram() -> Histogram<u64> {
