@@ -47,6 +47,10 @@ struct Job {
     run: Box<dyn FnOnce(&Connection) -> bool + Send>,
     done: Box<dyn FnOnce(Result<(), String>) + Send>,
     durability: Durability,
+    /// Run inside a savepoint of its own, so that a failure undoes only its changes. A write
+    /// that changes the database in a single statement goes without: SQLite undoes a failed
+    /// statement by itself, and the savepoint made it copy every page it touched.
+    savepoint: bool,
 }
 
 /// Whether a write's commit must reach the disk before the writer answers.
@@ -195,6 +199,25 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> EmbeddedResult<T> + Send + 'static,
     {
+        self.submit(durability, true, f).await
+    }
+
+    /// [`write_with`](Self::write_with) for a write that changes the database in one
+    /// statement at most (it may read before it) and returns an error only when nothing was
+    /// changed. It runs without a savepoint of its own: a failed statement is undone by SQLite.
+    pub async fn write_one<T, F>(&self, durability: Durability, f: F) -> EmbeddedResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> EmbeddedResult<T> + Send + 'static,
+    {
+        self.submit(durability, false, f).await
+    }
+
+    async fn submit<T, F>(&self, durability: Durability, savepoint: bool, f: F) -> EmbeddedResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> EmbeddedResult<T> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let slot = Arc::new(Mutex::new(None));
         let filled = slot.clone();
@@ -215,6 +238,7 @@ impl Db {
                 let _ = reply.send(out);
             }),
             durability,
+            savepoint,
         };
         self.tx
             .as_ref()
@@ -364,22 +388,35 @@ fn commit_group(conn: &Connection, jobs: Vec<Job>) {
         if broken.is_some() {
             continue;
         }
-        if let Err(e) = exec(conn, "SAVEPOINT job") {
-            broken = Some(e.to_string());
-            continue;
+        if job.savepoint {
+            if let Err(e) = exec(conn, "SAVEPOINT job") {
+                broken = Some(e.to_string());
+                continue;
+            }
         }
         let run = job.run;
-        let ok = catch_unwind(AssertUnwindSafe(|| run(conn))).unwrap_or_else(|_| {
-            tracing::error!("a SQLite write panicked; its changes are rolled back");
-            false
-        });
-        let end = if ok {
-            exec(conn, "RELEASE job")
-        } else {
-            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+        let ran = catch_unwind(AssertUnwindSafe(|| run(conn)));
+        let end = match (job.savepoint, ran) {
+            (true, Ok(true)) => exec(conn, "RELEASE job").map_err(|e| e.to_string()),
+            (true, ran) => {
+                if ran.is_err() {
+                    tracing::error!("a SQLite write panicked; its changes are rolled back");
+                }
+                exec(conn, "ROLLBACK TO job")
+                    .and_then(|()| exec(conn, "RELEASE job"))
+                    .map_err(|e| e.to_string())
+            }
+            // Some errors make SQLite roll the whole transaction back; what ran before this
+            // write is then gone, and so is the group.
+            (false, Ok(_)) if conn.is_autocommit() => {
+                Err("the group's transaction was rolled back".to_string())
+            }
+            (false, Ok(_)) => Ok(()),
+            // Where it stopped is unknown: the whole group goes.
+            (false, Err(_)) => Err("a SQLite write panicked; its group is rolled back".into()),
         };
         if let Err(e) = end {
-            broken = Some(e.to_string());
+            broken = Some(e);
         }
     }
     let outcome = match broken {
@@ -391,5 +428,49 @@ fn commit_group(conn: &Connection, jobs: Vec<Job>) {
     }
     for done in dones {
         done(outcome.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_single_statement_write_leaves_the_others_in_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(
+            Db::open(&dir.path().join("t.db"), SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
+        db.write(|conn| Ok(conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")?))
+            .await
+            .unwrap();
+        let insert = |id: i64| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write_one(Durability::Unsynced, move |conn| {
+                    Ok(conn.execute("INSERT INTO t (id) VALUES (?1)", [id])?)
+                })
+                .await
+            })
+        };
+        // Sent together, so that they usually share a group; the outcome must not depend on it.
+        let tasks: Vec<_> = [1, 2, 1, 3, 2].into_iter().map(insert).collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap().is_ok());
+        }
+        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 3, "{outcomes:?}");
+        let ids: Vec<i64> = db
+            .read(|conn| {
+                Ok(conn
+                    .prepare("SELECT id FROM t ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids, vec![1, 2, 3]);
     }
 }

@@ -97,7 +97,7 @@ fn import_keys(this: &Path, other: &Path) -> EmbeddedResult<usize> {
 
 async fn purge(db: &Db) -> EmbeddedResult<usize> {
     let now = now_ms();
-    db.write_with(Durability::Unsynced, move |conn| {
+    db.write_one(Durability::Unsynced, move |conn| {
         Ok(conn
             .prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= ?1")?
             .execute([now])?)
@@ -231,7 +231,9 @@ impl IdempotencyStore for SqliteIdempotency {
         );
         Ok(self
             .db
-            .write(move |conn| claim(conn, &key, &fingerprint, &intent, lock, keep))
+            .write_one(Durability::Synced, move |conn| {
+                claim(conn, &key, &fingerprint, &intent, lock, keep)
+            })
             .await?)
     }
 
@@ -248,7 +250,7 @@ impl IdempotencyStore for SqliteIdempotency {
         let (status, body) = (response.status, response.body.clone());
         Ok(self
             .db
-            .write_with(Durability::Unsynced, move |conn| {
+            .write_one(Durability::Unsynced, move |conn| {
                 conn.prepare_cached(
                     "INSERT INTO idempotency_keys
                          (key, fingerprint, completed, status, headers, body, expires_at)
@@ -275,7 +277,7 @@ impl IdempotencyStore for SqliteIdempotency {
         let key = key.to_string();
         Ok(self
             .db
-            .write_with(Durability::Unsynced, move |conn| {
+            .write_one(Durability::Unsynced, move |conn| {
                 // Only a claim in flight is freed: a completed response stays for replays.
                 conn.prepare_cached(
                     "DELETE FROM idempotency_keys WHERE key = ?1 AND completed = 0",
