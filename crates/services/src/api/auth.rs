@@ -17,7 +17,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use oms_domain::ids::AccountId;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,12 +29,7 @@ const KEY_CACHE_MAX: usize = 10_000;
 
 /// Lower-case hex SHA-256 of an API key: what the order store keeps.
 pub fn hash_api_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// Briefly remembers key hashes that were found, so each request does not hit the store.

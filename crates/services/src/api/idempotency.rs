@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, StatusCode};
 use oms_domain::ids::AccountId;
 use oms_ports::idempotency::{Claim, ClaimTerms};
 use sha2::{Digest, Sha256};
-use std::fmt::Write;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -39,11 +38,7 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     h.update(path.as_bytes());
     h.update(b"\n");
     h.update(body);
-    let mut s = String::with_capacity(64);
-    for b in h.finalize().iter() {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(h.finalize())
 }
 
 /// The idempotency key of a request, if it sent one; 400 if it is not usable.
