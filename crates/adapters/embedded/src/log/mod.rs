@@ -375,13 +375,13 @@ fn load_partition(
                 fsutil_sync(&pdir)?;
             }
             for r in scanned.tail {
-                tail.push(Arc::new(r));
+                tail.push(Arc::new(r), &mut Vec::new());
             }
             segments.push(seg);
             break;
         }
         for r in scanned.tail {
-            tail.push(Arc::new(r));
+            tail.push(Arc::new(r), &mut Vec::new());
         }
         if !last {
             // Sealed before this version saved indexes, or its index was lost: save it now.

@@ -104,7 +104,9 @@ impl TailCache {
         }
     }
 
-    pub fn push(&mut self, r: Arc<StoredRecord>) {
+    /// Adds the newest record. The records it evicts go into `evicted`, for the caller to
+    /// drop where it costs nothing: freeing one can mean freeing the event a reader decoded.
+    pub fn push(&mut self, r: Arc<StoredRecord>, evicted: &mut Vec<Arc<StoredRecord>>) {
         if self.budget == 0 {
             return;
         }
@@ -113,6 +115,7 @@ impl TailCache {
         while self.bytes > self.budget && self.records.len() > 1 {
             if let Some(old) = self.records.pop_front() {
                 self.bytes -= old.footprint();
+                evicted.push(old);
             }
         }
     }
@@ -146,9 +149,15 @@ mod tests {
     #[test]
     fn tail_cache_keeps_the_newest_records_within_budget() {
         let mut c = TailCache::new(2000);
+        let mut evicted = Vec::new();
         for o in 0..20 {
-            c.push(rec(o, 100));
+            c.push(rec(o, 100), &mut evicted);
         }
+        assert_eq!(
+            evicted.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            (0..15).collect::<Vec<_>>(),
+            "handed back, oldest first"
+        );
         // 364 bytes each (the value counts three times, for what readers decode): 5 fit.
         assert!(c.from(14, 10).is_none());
         let got = c.from(15, 10).unwrap();
@@ -163,7 +172,7 @@ mod tests {
     #[test]
     fn a_disabled_cache_serves_nothing() {
         let mut c = TailCache::new(0);
-        c.push(rec(0, 1));
+        c.push(rec(0, 1), &mut Vec::new());
         assert!(c.from(0, 1).is_none());
     }
 }

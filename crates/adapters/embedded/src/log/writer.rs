@@ -129,12 +129,14 @@ impl Writer {
         }
         match self.write_group(&group) {
             Ok((results, pending)) => {
-                self.publish(pending);
+                let evicted = self.publish(pending);
                 for (req, res) in group.into_iter().zip(results) {
                     // The appender may have given up waiting; its records are durable anyway.
                     let _ = req.reply.send(Ok(res));
                 }
                 self.notify.notify_waiters();
+                // Only now, with every appender answered and no partition locked.
+                drop(evicted);
             }
             Err(e) => {
                 let why = format!("event log write failed, reopen the log: {e}");
@@ -233,8 +235,10 @@ impl Writer {
     }
 
     /// Makes a group's records visible to readers, now that they are durable.
-    fn publish(&self, pending: Vec<Pending>) {
+    /// Returns the records the tail caches let go of.
+    fn publish(&self, pending: Vec<Pending>) -> Vec<Arc<StoredRecord>> {
         let mut sealed = Vec::new();
+        let mut evicted = Vec::new();
         for pend in pending {
             let mut st = pend.part.state();
             let mut new_segments = pend.new_segments.into_iter();
@@ -251,13 +255,14 @@ impl Writer {
                     .last_mut()
                     .expect("a partition has a segment")
                     .push(rec.offset, pos, len);
-                st.tail.push(rec);
+                st.tail.push(rec, &mut evicted);
             }
         }
         // Outside the partitions' locks; a segment whose index is missing is scanned at open.
         for (dir, base, index) in sealed {
             segment::save_index(&dir, base, &index);
         }
+        evicted
     }
 }
 
