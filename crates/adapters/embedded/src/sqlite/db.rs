@@ -190,21 +190,13 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> EmbeddedResult<T> + Send + 'static,
     {
-        self.write_with(Durability::Synced, f).await
+        self.submit(Durability::Synced, true, f).await
     }
 
-    /// [`write`](Self::write) with the given durability.
-    pub async fn write_with<T, F>(&self, durability: Durability, f: F) -> EmbeddedResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> EmbeddedResult<T> + Send + 'static,
-    {
-        self.submit(durability, true, f).await
-    }
-
-    /// [`write_with`](Self::write_with) for a write that changes the database in one
-    /// statement at most (it may read before it) and returns an error only when nothing was
-    /// changed. It runs without a savepoint of its own: a failed statement is undone by SQLite.
+    /// [`write`](Self::write) for a write that changes the database in one statement at most
+    /// (it may read before it) and returns an error only when nothing was changed, with the
+    /// given durability. It runs without a savepoint of its own: a failed statement is undone
+    /// by SQLite.
     pub async fn write_one<T, F>(&self, durability: Durability, f: F) -> EmbeddedResult<T>
     where
         T: Send + 'static,
