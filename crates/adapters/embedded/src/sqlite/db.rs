@@ -1,5 +1,6 @@
 //! The SQLite database behind the store: one writer thread that commits queued writes in groups
-//! (each write in its own savepoint, one transaction and one fsync per group), and a small pool
+//! (each write of several statements in its own savepoint, one transaction per group, one fsync
+//! per group that holds a write needing it), and a small pool
 //! of read connections used from tokio's blocking threads. WAL mode lets reads run beside the
 //! writer; no SQLite call ever runs on an async worker thread.
 
@@ -127,10 +128,11 @@ impl Db {
         // promised to clients. Group commit keeps the cost at one fsync per group; a group
         // holding only writes that may be lost (`Durability::Unsynced`) commits with NORMAL.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        // Each write runs in a savepoint, and SQLite copies every page a savepoint changes into
-        // a sub-journal so it can roll back to it. Past 64 KiB that journal spilled into a
-        // temporary file: 20 KiB written per fill of a resting order, for a file read only on a
-        // failed write (`cargo bench -p oms-embedded --bench sqlite_stores`).
+        // A write of several statements runs in a savepoint, and SQLite copies every page a
+        // savepoint changes into a sub-journal so it can roll back to it. Past 64 KiB that
+        // journal spilled into a temporary file: 20 KiB written per fill of a resting order,
+        // for a file read only on a failed write
+        // (`cargo bench -p oms-embedded --bench sqlite_stores`).
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints run on their own thread (`checkpoint_loop`): done by the writer after a
         // commit, one held every waiting write for the time it took to copy and sync the WAL.
