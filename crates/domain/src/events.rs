@@ -94,7 +94,9 @@ pub struct Fill {
     pub at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// On the wire: `{"type": "OrderFilled", ...fields}`, the tag first. Decoded by
+/// [`crate::tagged`] (see [`wire::EventVariants`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum Event {
     // ---- order lifecycle: topic `orders`, keyed by account ----
@@ -334,6 +336,130 @@ impl Event {
             Event::OrderExpired { .. } => Some(OrderStatus::Expired),
             Event::OrderRejected { .. } => Some(OrderStatus::Rejected),
             _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::tagged::deserialize(d, "type")
+    }
+}
+
+/// [`Event`]'s variants as serde decodes them, for [`crate::tagged`]. A remote derive: it
+/// constructs and matches `Event`'s own variants, so a variant or field missing here, or one
+/// too many, does not compile. Keep the `serde` attributes as on `Event`.
+pub(crate) mod wire {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "Event", rename_all_fields = "camelCase")]
+    pub(crate) enum EventVariants {
+        Deposit {
+            account: AccountId,
+            asset: Asset,
+            amount: Decimal,
+            reference: String,
+        },
+        OrderCreated(NewOrder),
+        CancelRequested {
+            account: AccountId,
+            order_id: OrderId,
+        },
+        AmendRequested {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            price: Option<Decimal>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            quantity: Option<Decimal>,
+        },
+        RiskValidated {
+            account: AccountId,
+            order_id: OrderId,
+            symbol: Symbol,
+            approved: bool,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reason: Option<RejectReason>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reservation: Option<Reservation>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            protection_price: Option<Decimal>,
+        },
+        AmendValidated {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            approved: bool,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reason: Option<RejectReason>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reservation: Option<Reservation>,
+        },
+        OrderAccepted {
+            account: AccountId,
+            order_id: OrderId,
+            symbol: Symbol,
+        },
+        OrderFilled(Fill),
+        OrderAmended {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            price: Decimal,
+            quantity: Decimal,
+            leaves_quantity: Decimal,
+            kept_priority: bool,
+        },
+        AmendRejected {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            reason: RejectReason,
+        },
+        OrderCanceled {
+            account: AccountId,
+            order_id: OrderId,
+            reason: CancelReason,
+            leaves_quantity: Decimal,
+        },
+        OrderExpired {
+            account: AccountId,
+            order_id: OrderId,
+            reason: ExpireReason,
+            leaves_quantity: Decimal,
+        },
+        OrderRejected {
+            account: AccountId,
+            order_id: OrderId,
+            reason: RejectReason,
+        },
+        CancelRejected {
+            account: AccountId,
+            order_id: OrderId,
+            reason: RejectReason,
+        },
+        Trade {
+            symbol: Symbol,
+            trade_id: TradeId,
+            price: Decimal,
+            quantity: Decimal,
+            taker_side: Side,
+            at: Timestamp,
+        },
+        BookChanged {
+            symbol: Symbol,
+            seq: u64,
+            side: Side,
+            price: Decimal,
+            quantity: Decimal,
+        },
+    }
+
+    impl<'de> crate::tagged::ExternallyTagged<'de> for Event {
+        fn deserialize_external<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EventVariants::deserialize(d)
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod marketdata;
 pub mod order;
 pub mod risk;
 pub mod state_machine;
+pub mod tagged;
 pub mod venue;
 
 pub use rust_decimal::Decimal;
