@@ -82,9 +82,14 @@ fn random_secret() -> Vec<u8> {
         .collect()
 }
 
-/// Shared state of every handler. Cheap to clone.
+/// Shared state of every handler. Cheap to clone: axum clones it for every request and
+/// layer, so it is one `Arc` rather than a dozen.
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiParts>);
+
+/// What an [`ApiState`] holds; reached through its `Deref`.
+#[derive(Clone)]
+pub struct ApiParts {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) store: Arc<dyn OrderStore>,
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
@@ -98,6 +103,14 @@ pub struct ApiState {
     pub(crate) keys: Arc<KeyCache>,
     pub(crate) account_names: Arc<Mutex<HashMap<AccountId, String>>>,
     pub(crate) pending: PendingResponses,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
 }
 
 impl ApiState {
@@ -114,7 +127,7 @@ impl ApiState {
             .map(|i| (i.symbol.0.clone(), i.clone()))
             .collect();
         let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
-        ApiState {
+        ApiState(Arc::new(ApiParts {
             log,
             store,
             idempotency,
@@ -128,18 +141,18 @@ impl ApiState {
             keys,
             account_names: Arc::new(Mutex::new(HashMap::new())),
             pending: PendingResponses::default(),
-        }
+        }))
     }
 
     /// Adds checks to `GET /ready`.
     pub fn with_readiness(mut self, readiness: Arc<dyn Readiness>) -> Self {
-        self.readiness = readiness;
+        Arc::make_mut(&mut self.0).readiness = readiness;
         self
     }
 
     /// Adds text to `GET /metrics`.
     pub fn with_metrics_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
-        self.metrics_source = source;
+        Arc::make_mut(&mut self.0).metrics_source = source;
         self
     }
 
