@@ -112,9 +112,14 @@ fn main() -> Result<()> {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
     let mut config = config::Config::load(cli.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The load generator runs on one thread: it shares the machine with the server it
+    // measures, and one thread drives its connections without waking another.
+    let runtime = match cli.command {
+        Command::Loadgen(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()?;
     match cli.command {
         Command::Serve {
             data_dir,

@@ -8,16 +8,13 @@
 //! it also follows the first account's private `orders` WebSocket channel for the end-to-end
 //! latency ([`e2e`]).
 
+mod client;
 mod e2e;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use clap::Args;
+use client::Connection;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,7 +159,7 @@ async fn drive(
     // queue, a whole second later) into the measured latencies.
     let mut conns = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        conns.push(connect(&args.addr).await?);
+        conns.push(Connection::open(&args.addr).await?);
     }
     let start = Instant::now() + Duration::from_millis(200);
     let next = Arc::new(AtomicU64::new(0));
@@ -189,7 +186,7 @@ async fn drive(
                 totals.sent.fetch_add(1, Ordering::Relaxed);
                 let request = build(&args, &target, i, worker);
                 let followed = account_of(&args, i) == 0;
-                let ok = send(&args.addr, &mut conn, request, &target, scheduled, followed).await;
+                let ok = send(&args, &mut conn, request, &target, scheduled, followed).await;
                 let latency = scheduled.elapsed().as_micros() as u64;
                 let _ = hist.record(latency.max(1));
                 match ok {
@@ -218,14 +215,30 @@ fn account_of(args: &LoadgenArgs, i: u64) -> usize {
     (i % args.api_key.len() as u64) as usize
 }
 
-fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<Full<Bytes>> {
+/// The part of a `202` the load generator keeps (decoding only it, the rest is skipped).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Acknowledged {
+    order_id: String,
+}
+
+/// One request to send: what `build` decided, before it is written out.
+struct Outgoing {
+    path: &'static str,
+    /// Index into `--api-key`, for an order.
+    account: Option<usize>,
+    idempotency_key: Option<String>,
+    body: String,
+}
+
+fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Outgoing {
     match target {
-        Target::Health => Request::builder()
-            .method(Method::GET)
-            .uri("/health")
-            .header("host", &args.addr)
-            .body(Full::new(Bytes::new()))
-            .expect("request"),
+        Target::Health => Outgoing {
+            path: "/health",
+            account: None,
+            idempotency_key: None,
+            body: String::new(),
+        },
         Target::Orders(_) => {
             // A deterministic spread of prices around the mid so that some orders trade.
             let spread = (args.mid / 200).max(1);
@@ -240,73 +253,66 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Request<
                 (i ^ (i >> 3)).is_multiple_of(2)
             };
             let side = if buy { "BUY" } else { "SELL" };
-            let body = format!(
-                r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"GTC"}}"#,
-                args.symbol, args.quantity
-            );
-            let key = &args.api_key[account];
-            let mut request = Request::builder()
-                .method(Method::POST)
-                .uri("/api/orders")
-                .header("host", &args.addr)
-                .header("content-type", "application/json")
-                .header("x-api-key", key);
-            if !args.no_idempotency_key {
-                request = request.header(
-                    "x-idempotency-key",
-                    format!("loadgen-{worker}-{i}-{}", std::process::id()),
-                );
+            Outgoing {
+                path: "/api/orders",
+                account: Some(account),
+                idempotency_key: (!args.no_idempotency_key)
+                    .then(|| format!("loadgen-{worker}-{i}-{}", std::process::id())),
+                body: format!(
+                    r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"GTC"}}"#,
+                    args.symbol, args.quantity
+                ),
             }
-            request.body(Full::new(Bytes::from(body))).expect("request")
         }
     }
 }
 
-type Conn = http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: &str) -> Result<Conn> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
 async fn send(
-    addr: &str,
-    conn: &mut Option<Conn>,
-    request: Request<Full<Bytes>>,
+    args: &LoadgenArgs,
+    conn: &mut Option<Connection>,
+    request: Outgoing,
     target: &Target,
     scheduled: Instant,
     followed: bool,
 ) -> Result<()> {
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
-        *conn = Some(connect(addr).await?);
+        *conn = Some(Connection::open(&args.addr).await?);
     }
-    let sender = conn.as_mut().expect("connected");
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    let expected = match target {
-        Target::Health => StatusCode::OK,
-        Target::Orders(_) => StatusCode::ACCEPTED,
+    let connection = conn.as_mut().expect("connected");
+    let (method, expected) = match target {
+        Target::Health => ("GET", 200),
+        Target::Orders(_) => ("POST", 202),
     };
-    if status != expected {
-        bail!("status {status}: {}", String::from_utf8_lossy(&body));
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
+    if let Some(a) = request.account {
+        headers.push(("x-api-key", &args.api_key[a]));
+        headers.push(("content-type", "application/json"));
+    }
+    if let Some(k) = &request.idempotency_key {
+        headers.push(("x-idempotency-key", k));
+    }
+    let response = connection
+        .request(
+            method,
+            request.path,
+            &args.addr,
+            &headers,
+            request.body.as_bytes(),
+        )
+        .await?;
+    let body = response.body;
+    if response.status != expected {
+        bail!(
+            "status {}: {}",
+            response.status,
+            String::from_utf8_lossy(&body)
+        );
     }
     if let Target::Orders(ids) = target {
-        let v: serde_json::Value = serde_json::from_slice(&body)?;
-        let id = v["orderId"]
-            .as_str()
-            .context("response without orderId")?
-            .to_string();
+        let ack: Acknowledged =
+            serde_json::from_slice(&body).context("response without orderId")?;
         ids.lock().expect("ids").push(AckedOrder {
-            id,
+            id: ack.order_id,
             scheduled,
             followed,
         });
@@ -346,19 +352,22 @@ async fn settle(args: &LoadgenArgs, acked: Vec<String>) -> Result<()> {
                     Some(c) => format!("/api/orders?limit=500&cursor={c}"),
                     None => "/api/orders?limit=500".to_string(),
                 };
-                let request = Request::builder()
-                    .uri(uri)
-                    .header("host", &args.addr)
-                    .header("x-api-key", key)
-                    .body(Full::new(Bytes::new()))?;
-                if conn.as_ref().is_none_or(|c: &Conn| c.is_closed()) {
-                    conn = Some(connect(&args.addr).await?);
+                if conn.as_ref().is_none_or(|c: &Connection| c.is_closed()) {
+                    conn = Some(Connection::open(&args.addr).await?);
                 }
-                let sender = conn.as_mut().expect("connected");
-                sender.ready().await?;
-                let response = sender.send_request(request).await?;
-                let body = response.into_body().collect().await?.to_bytes();
-                let page: serde_json::Value = serde_json::from_slice(&body)?;
+                let response = conn
+                    .as_mut()
+                    .expect("connected")
+                    .request("GET", &uri, &args.addr, &[("x-api-key", key)], b"")
+                    .await?;
+                if response.status != 200 {
+                    bail!(
+                        "listing orders: status {}: {}",
+                        response.status,
+                        String::from_utf8_lossy(&response.body)
+                    );
+                }
+                let page: serde_json::Value = serde_json::from_slice(&response.body)?;
                 for o in page["orders"].as_array().into_iter().flatten() {
                     let status = o["status"].as_str().unwrap_or("?");
                     if status != "NEW" {
