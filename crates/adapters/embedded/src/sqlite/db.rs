@@ -106,15 +106,18 @@ impl Drop for Db {
 }
 
 impl Db {
-    pub async fn open(path: &Path, opts: SqliteOptions) -> EmbeddedResult<Db> {
+    /// Opens (or creates, with pages of `page_size` bytes) the database at `path`.
+    pub async fn open(path: &Path, opts: SqliteOptions, page_size: u32) -> EmbeddedResult<Db> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || Db::open_blocking(path, opts))
+        tokio::task::spawn_blocking(move || Db::open_blocking(path, opts, page_size))
             .await
             .map_err(|e| EmbeddedError::Invalid(format!("open task failed: {e}")))?
     }
 
-    fn open_blocking(path: PathBuf, opts: SqliteOptions) -> EmbeddedResult<Db> {
+    fn open_blocking(path: PathBuf, opts: SqliteOptions, page_size: u32) -> EmbeddedResult<Db> {
         let mut conn = Connection::open(&path)?;
+        // Takes effect only when this creates the file; an existing one keeps its page size.
+        conn.pragma_update(None, "page_size", page_size)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -430,10 +433,44 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_file_gets_the_page_size_asked_for_and_an_existing_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let page_size = |db: Arc<Db>| async move {
+            db.read(|conn| Ok(conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))?))
+                .await
+                .unwrap()
+        };
+        let db = Arc::new(
+            Db::open(&path, SqliteOptions::default(), 2048)
+                .await
+                .unwrap(),
+        );
+        db.write(|conn| {
+            Ok(conn.execute_batch("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('kept')")?)
+        })
+        .await
+        .unwrap();
+        assert_eq!(page_size(db.clone()).await, 2048);
+        drop(db);
+        let db = Arc::new(
+            Db::open(&path, SqliteOptions::default(), 4096)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(page_size(db.clone()).await, 2048);
+        let v: String = db
+            .read(|conn| Ok(conn.query_row("SELECT v FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(v, "kept");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_single_statement_write_leaves_the_others_in_its_group() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(
-            Db::open(&dir.path().join("t.db"), SqliteOptions::default())
+            Db::open(&dir.path().join("t.db"), SqliteOptions::default(), 4096)
                 .await
                 .unwrap(),
         );

@@ -25,11 +25,18 @@ pub struct SqliteStore {
     db: Arc<Db>,
 }
 
+/// Pages of a new order store. A fill of an order that has rested a while changes a row and
+/// three index entries on pages anywhere in the file, and each commit writes every page it
+/// changed whole: with 2 KiB pages instead of SQLite's 4 KiB such a fill wrote 12 KiB instead
+/// of 20 and cost 36–47 µs of CPU (median 43, seven runs) instead of 47–49 (three); new
+/// orders cost the same (`cargo bench -p oms-embedded --bench sqlite_stores`).
+const PAGE_SIZE: u32 = 2048;
+
 impl SqliteStore {
     /// Opens (or creates) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, options: SqliteOptions) -> EmbeddedResult<SqliteStore> {
         Ok(SqliteStore {
-            db: Arc::new(Db::open(path, options).await?),
+            db: Arc::new(Db::open(path, options, PAGE_SIZE).await?),
         })
     }
 
