@@ -5,7 +5,9 @@
 //! copy: twice the work of a plain struct, on every record every stage reads. Our encoder
 //! writes the tag first, so [`deserialize`] reads it and decodes the variant's fields straight
 //! from the input. An object whose tag comes later (written by another producer) is buffered
-//! as a `serde_json::Value` and decoded from that: slower, same result.
+//! as JSON and decoded from that: slower, same result, but for a serde quirk: a number as the
+//! tag (the variant's index) is taken only when it comes first. A second tag is an error
+//! either way, as with the derive.
 //!
 //! The enum supplies its variants' decoding through [`ExternallyTagged`]: a serde *remote*
 //! derive of the same enum without `tag`, which the compiler checks against the real one.
@@ -26,7 +28,7 @@ pub trait ExternallyTagged<'de>: Sized {
 /// `#[serde(tag = "...")]` would.
 pub fn deserialize<'de, T, D>(d: D, tag: &'static str) -> Result<T, D::Error>
 where
-    T: ExternallyTagged<'de>,
+    T: for<'a> ExternallyTagged<'a>,
     D: Deserializer<'de>,
 {
     d.deserialize_map(TaggedVisitor {
@@ -40,7 +42,7 @@ struct TaggedVisitor<T> {
     marker: PhantomData<T>,
 }
 
-impl<'de, T: ExternallyTagged<'de>> Visitor<'de> for TaggedVisitor<T> {
+impl<'de, T: for<'a> ExternallyTagged<'a>> Visitor<'de> for TaggedVisitor<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -50,7 +52,9 @@ impl<'de, T: ExternallyTagged<'de>> Visitor<'de> for TaggedVisitor<T> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
         match map.next_key_seed(FirstKeySeed(self.tag))? {
             None => Err(de::Error::missing_field(self.tag)),
-            Some(FirstKey::IsTag) => T::deserialize_external(TagFirst { map }),
+            Some(FirstKey::IsTag) => T::deserialize_external(TagFirst {
+                map: RestOf { map, tag: self.tag },
+            }),
             Some(FirstKey::Other(key)) => buffered(self.tag, key, map),
         }
     }
@@ -153,10 +157,78 @@ impl<'de, A: MapAccess<'de>> VariantAccess<'de> for TagFirst<A> {
     }
 }
 
-/// The slow path: the whole object as a JSON value, rewritten to `{"Variant": {...rest}}`.
+/// The fields after the tag, refusing a second tag (the variant's own decoding would ignore it
+/// as unknown, and the object would mean two things).
+struct RestOf<A> {
+    map: A,
+    tag: &'static str,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for RestOf<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.map.next_key_seed(NotTag {
+            tag: self.tag,
+            seed,
+        })
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// A key, handed on to `seed` unless it is the tag again.
+struct NotTag<K> {
+    tag: &'static str,
+    seed: K,
+}
+
+impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for NotTag<K> {
+    type Value = K::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, K: DeserializeSeed<'de>> Visitor<'de> for NotTag<K> {
+    type Value = K::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<K::Value, E> {
+        if key == self.tag {
+            return Err(E::duplicate_field(self.tag));
+        }
+        self.seed.deserialize(de::value::StrDeserializer::new(key))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<K::Value, E> {
+        if key == self.tag {
+            return Err(E::duplicate_field(self.tag));
+        }
+        self.seed
+            .deserialize(de::value::BorrowedStrDeserializer::new(key))
+    }
+}
+
+/// The slow path: the whole object as a JSON value, rewritten to `{"Variant": {...rest}}` and
+/// decoded from its text, so that every field is read by serde_json as on the fast path (a
+/// number in a `Value` would reach a field's decoder differently).
 fn buffered<'de, T, A>(tag: &'static str, first: String, mut map: A) -> Result<T, A::Error>
 where
-    T: ExternallyTagged<'de>,
+    T: for<'a> ExternallyTagged<'a>,
     A: MapAccess<'de>,
 {
     use serde_json::{Map, Value};
@@ -179,7 +251,9 @@ where
         None => return Err(de::Error::missing_field(tag)),
     };
     let external = Value::Object(Map::from_iter([(variant, Value::Object(fields))]));
-    T::deserialize_external(external).map_err(de::Error::custom)
+    let text = serde_json::to_string(&external).map_err(de::Error::custom)?;
+    let mut json = serde_json::Deserializer::from_str(&text);
+    T::deserialize_external(&mut json).map_err(de::Error::custom)
 }
 
 fn unexpected(v: &serde_json::Value) -> de::Unexpected<'_> {
@@ -422,6 +496,19 @@ mod tests {
         round_trips(every_command());
     }
 
+    /// Decimals travel as strings; a JSON number in a decimal field is refused whichever
+    /// place the tag has.
+    #[test]
+    fn a_field_is_read_alike_with_the_tag_first_or_last() {
+        let first = r#"{"type":"OrderCanceled","account":3,"orderId":"9","reason":"USER_REQUESTED","leavesQuantity":0.5}"#;
+        assert!(serde_json::from_str::<Event>(first).is_err());
+        assert!(serde_json::from_str::<Event>(&tag_last(first)).is_err());
+        let as_text = first.replace("0.5}", "\"0.5\"}");
+        let a: Event = serde_json::from_str(&as_text).unwrap();
+        let b: Event = serde_json::from_str(&tag_last(&as_text)).unwrap();
+        assert_eq!(a, b);
+    }
+
     #[test]
     fn unknown_fields_are_ignored_as_before() {
         let e: Event = serde_json::from_str(
@@ -467,6 +554,15 @@ mod tests {
         assert!(
             twice_fast.contains("duplicate field `account`"),
             "{twice_fast}"
+        );
+        let tag_twice =
+            err(r#"{"type":"CancelRequested","account":3,"type":"Deposit","orderId":"9"}"#);
+        assert!(tag_twice.contains("duplicate field `type`"), "{tag_twice}");
+        let tag_twice_late =
+            err(r#"{"account":3,"type":"CancelRequested","type":"Deposit","orderId":"9"}"#);
+        assert!(
+            tag_twice_late.contains("duplicate field `type`"),
+            "{tag_twice_late}"
         );
         let not_object = err(r#"["CancelRequested"]"#);
         assert!(not_object.contains("invalid type"), "{not_object}");

@@ -4,8 +4,10 @@
 //! request is taken from the server. hyper's client runs each connection as a task of its own
 //! and hands every request and response across a channel: two extra task wake-ups per
 //! request. Here the sending task writes the request and reads the response itself; `httparse`
-//! reads the response head. Bodies must come with a `Content-Length`, as every response of
-//! the API does.
+//! reads the response head. A body must come with a `Content-Length` (every response the load
+//! generator asks for does; chunked ones are refused with an error), except after a 204 or a
+//! 304, which have none; 1xx heads are skipped. A connection the server closes while idle is
+//! noticed by the next request, which then fails.
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -76,10 +78,14 @@ impl Connection {
         self.stream.write_all(&self.output).await?;
 
         let head = loop {
-            if let Some(head) = parse_head(&self.input)? {
-                break head;
+            match parse_head(&self.input)? {
+                // An interim response (100 Continue): the real one follows.
+                Some(head) if (100..200).contains(&head.status) => {
+                    self.input.drain(..head.len);
+                }
+                Some(head) => break head,
+                None => self.fill().await?,
             }
-            self.fill().await?;
         };
         let end = head.len + head.body_len;
         while self.input.len() < end {
@@ -127,10 +133,14 @@ fn parse_head(input: &[u8]) -> Result<Option<Head>> {
             close = h.value.eq_ignore_ascii_case(b"close");
         }
     }
+    let body_len = match status {
+        100..=199 | 204 | 304 => 0,
+        _ => body_len.context("response without Content-Length")?,
+    };
     Ok(Some(Head {
         len,
         status,
-        body_len: body_len.context("response without Content-Length")?,
+        body_len,
         close,
     }))
 }
@@ -158,6 +168,10 @@ mod tests {
         assert!(chunked.is_err());
         let none = parse_head(b"HTTP/1.1 200 OK\r\n\r\n");
         assert!(none.unwrap_err().to_string().contains("Content-Length"));
+        for bodiless in ["100 Continue", "204 No Content", "304 Not Modified"] {
+            let head = format!("HTTP/1.1 {bodiless}\r\n\r\n");
+            assert_eq!(parse_head(head.as_bytes()).unwrap().unwrap().body_len, 0);
+        }
     }
 
     /// Against a real server (axum, as `oms serve` answers): many requests on one connection,
@@ -172,6 +186,7 @@ mod tests {
                 post(|body: String| async move { (StatusCode::ACCEPTED, body) }),
             )
             .route("/big", get(|| async { "x".repeat(200_000) }))
+            .route("/nothing", get(|| async { StatusCode::NO_CONTENT }))
             .route(
                 "/bye",
                 get(|| async { ([(header::CONNECTION, "close")], "bye") }),
@@ -197,6 +212,11 @@ mod tests {
         }
         let big = conn.request("GET", "/big", &addr, &[], b"").await.unwrap();
         assert_eq!((big.status, big.body.len()), (200, 200_000));
+        let nothing = conn
+            .request("GET", "/nothing", &addr, &[], b"")
+            .await
+            .unwrap();
+        assert_eq!((nothing.status, nothing.body.len()), (204, 0));
         let missing = conn
             .request("GET", "/nowhere", &addr, &[], b"")
             .await

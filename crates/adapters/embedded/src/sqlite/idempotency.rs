@@ -22,15 +22,17 @@ use std::time::Duration;
 /// (the same order id) instead of running it twice. Those writes therefore commit without a
 /// sync of their own (`Durability::Unsynced`): at 5,000 orders a second that removed over a
 /// third of this database's syncs. Every write here is one statement (`Db::write_one`).
-/// Pages of a new idempotency database: SQLite's default. Smaller pages wrote fewer bytes per
-/// key (5.0–5.3 KiB against 7.4–7.6 with 2 KiB pages) but cost no less CPU
-/// (`cargo bench -p oms-embedded --bench sqlite_stores`).
-const PAGE_SIZE: u32 = 4096;
-
 #[derive(Clone)]
 pub struct SqliteIdempotency {
     db: Arc<Db>,
 }
+
+/// Pages of a new idempotency database: SQLite's default. 2 KiB pages wrote fewer bytes per
+/// key (5.0–5.3 KiB against 7.4–7.6) but cost no less CPU
+/// (`cargo bench -p oms-embedded --bench sqlite_stores`). Keys kept in the order store's file
+/// ([`super::SqliteStore::idempotency`]) have that file's pages; whichever process creates a
+/// file shared by two sets its page size.
+const PAGE_SIZE: u32 = 4096;
 
 impl SqliteIdempotency {
     /// Opens the store on its own database file (or one shared with a [`super::SqliteStore`]
