@@ -94,125 +94,127 @@ pub struct Fill {
     pub at: Option<Timestamp>,
 }
 
-/// On the wire: `{"type": "OrderFilled", ...fields}`, the tag first. Decoded by
-/// [`crate::tagged`] (see [`wire::EventVariants`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all_fields = "camelCase")]
-pub enum Event {
-    // ---- order lifecycle: topic `orders`, keyed by account ----
-    /// Funds credited to an account (by `oms accounts deposit`).
-    Deposit {
-        account: AccountId,
-        asset: Asset,
-        amount: Decimal,
-        reference: String,
-    },
-    OrderCreated(NewOrder),
-    CancelRequested {
-        account: AccountId,
-        order_id: OrderId,
-    },
-    AmendRequested {
-        account: AccountId,
-        order_id: OrderId,
-        amend_id: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        price: Option<Decimal>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        quantity: Option<Decimal>,
-    },
-    /// The risk engine's decision on an order.
-    RiskValidated {
-        account: AccountId,
-        order_id: OrderId,
-        symbol: Symbol,
-        approved: bool,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<RejectReason>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reservation: Option<Reservation>,
-        /// For an approved MARKET order: the worst price it may fill at (what was reserved for).
-        /// Recorded so the venue command can be rebuilt from the log after a crash.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        protection_price: Option<Decimal>,
-    },
-    /// The risk engine's decision on an amend. When approved, `reservation` is what the order
-    /// will need at its new price and quantity; any increase is held until the venue answers.
-    AmendValidated {
-        account: AccountId,
-        order_id: OrderId,
-        amend_id: u64,
-        approved: bool,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<RejectReason>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reservation: Option<Reservation>,
-    },
-    /// The venue took the order: it rests, waits for its stop, or is about to match.
-    OrderAccepted {
-        account: AccountId,
-        order_id: OrderId,
-        symbol: Symbol,
-    },
-    OrderFilled(Fill),
-    OrderAmended {
-        account: AccountId,
-        order_id: OrderId,
-        amend_id: u64,
-        price: Decimal,
-        quantity: Decimal,
-        leaves_quantity: Decimal,
-        /// False when the amend moved the order to the back of its price level.
-        kept_priority: bool,
-    },
-    AmendRejected {
-        account: AccountId,
-        order_id: OrderId,
-        amend_id: u64,
-        reason: RejectReason,
-    },
-    OrderCanceled {
-        account: AccountId,
-        order_id: OrderId,
-        reason: CancelReason,
-        leaves_quantity: Decimal,
-    },
-    OrderExpired {
-        account: AccountId,
-        order_id: OrderId,
-        reason: ExpireReason,
-        leaves_quantity: Decimal,
-    },
-    /// The venue refused the order (post-only would take, halted, ...).
-    OrderRejected {
-        account: AccountId,
-        order_id: OrderId,
-        reason: RejectReason,
-    },
-    CancelRejected {
-        account: AccountId,
-        order_id: OrderId,
-        reason: RejectReason,
-    },
+crate::tagged::internally_tagged_enum! {
+    tag = "type", remote = "Event";
+    /// On the wire: `{"type": "OrderFilled", ...fields}`, the tag first; decoded by
+    /// [`crate::tagged`].
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Event {
+        // ---- order lifecycle: topic `orders`, keyed by account ----
+        /// Funds credited to an account (by `oms accounts deposit`).
+        Deposit {
+            account: AccountId,
+            asset: Asset,
+            amount: Decimal,
+            reference: String,
+        },
+        OrderCreated(NewOrder),
+        CancelRequested {
+            account: AccountId,
+            order_id: OrderId,
+        },
+        AmendRequested {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            price: Option<Decimal>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            quantity: Option<Decimal>,
+        },
+        /// The risk engine's decision on an order.
+        RiskValidated {
+            account: AccountId,
+            order_id: OrderId,
+            symbol: Symbol,
+            approved: bool,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reason: Option<RejectReason>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reservation: Option<Reservation>,
+            /// For an approved MARKET order: the worst price it may fill at (what was reserved for).
+            /// Recorded so the venue command can be rebuilt from the log after a crash.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            protection_price: Option<Decimal>,
+        },
+        /// The risk engine's decision on an amend. When approved, `reservation` is what the order
+        /// will need at its new price and quantity; any increase is held until the venue answers.
+        AmendValidated {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            approved: bool,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reason: Option<RejectReason>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reservation: Option<Reservation>,
+        },
+        /// The venue took the order: it rests, waits for its stop, or is about to match.
+        OrderAccepted {
+            account: AccountId,
+            order_id: OrderId,
+            symbol: Symbol,
+        },
+        OrderFilled(Fill),
+        OrderAmended {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            price: Decimal,
+            quantity: Decimal,
+            leaves_quantity: Decimal,
+            /// False when the amend moved the order to the back of its price level.
+            kept_priority: bool,
+        },
+        AmendRejected {
+            account: AccountId,
+            order_id: OrderId,
+            amend_id: u64,
+            reason: RejectReason,
+        },
+        OrderCanceled {
+            account: AccountId,
+            order_id: OrderId,
+            reason: CancelReason,
+            leaves_quantity: Decimal,
+        },
+        OrderExpired {
+            account: AccountId,
+            order_id: OrderId,
+            reason: ExpireReason,
+            leaves_quantity: Decimal,
+        },
+        /// The venue refused the order (post-only would take, halted, ...).
+        OrderRejected {
+            account: AccountId,
+            order_id: OrderId,
+            reason: RejectReason,
+        },
+        CancelRejected {
+            account: AccountId,
+            order_id: OrderId,
+            reason: RejectReason,
+        },
 
-    // ---- public market events: topic `marketdata`, keyed by symbol ----
-    Trade {
-        symbol: Symbol,
-        trade_id: TradeId,
-        price: Decimal,
-        quantity: Decimal,
-        taker_side: Side,
-        at: Timestamp,
-    },
-    /// One price level's new total; quantity 0 removes the level. `seq` increases by one per
-    /// change within a symbol, so a client applying a snapshot then the changes sees any gap.
-    BookChanged {
-        symbol: Symbol,
-        seq: u64,
-        side: Side,
-        price: Decimal,
-        quantity: Decimal,
-    },
+        // ---- public market events: topic `marketdata`, keyed by symbol ----
+        Trade {
+            symbol: Symbol,
+            trade_id: TradeId,
+            price: Decimal,
+            quantity: Decimal,
+            taker_side: Side,
+            at: Timestamp,
+        },
+        /// One price level's new total; quantity 0 removes the level. `seq` increases by one per
+        /// change within a symbol, so a client applying a snapshot then the changes sees any gap.
+        BookChanged {
+            symbol: Symbol,
+            seq: u64,
+            side: Side,
+            price: Decimal,
+            quantity: Decimal,
+        },
+    }
 }
 
 impl Event {
@@ -336,130 +338,6 @@ impl Event {
             Event::OrderExpired { .. } => Some(OrderStatus::Expired),
             Event::OrderRejected { .. } => Some(OrderStatus::Rejected),
             _ => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::tagged::deserialize(d, "type")
-    }
-}
-
-/// [`Event`]'s variants as serde decodes them, for [`crate::tagged`]. A remote derive: it
-/// constructs and matches `Event`'s own variants, so a variant or field missing here, or one
-/// too many, does not compile. Keep the `serde` attributes as on `Event`.
-pub(crate) mod wire {
-    use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "Event", rename_all_fields = "camelCase")]
-    pub(crate) enum EventVariants {
-        Deposit {
-            account: AccountId,
-            asset: Asset,
-            amount: Decimal,
-            reference: String,
-        },
-        OrderCreated(NewOrder),
-        CancelRequested {
-            account: AccountId,
-            order_id: OrderId,
-        },
-        AmendRequested {
-            account: AccountId,
-            order_id: OrderId,
-            amend_id: u64,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            price: Option<Decimal>,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            quantity: Option<Decimal>,
-        },
-        RiskValidated {
-            account: AccountId,
-            order_id: OrderId,
-            symbol: Symbol,
-            approved: bool,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            reason: Option<RejectReason>,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            reservation: Option<Reservation>,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            protection_price: Option<Decimal>,
-        },
-        AmendValidated {
-            account: AccountId,
-            order_id: OrderId,
-            amend_id: u64,
-            approved: bool,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            reason: Option<RejectReason>,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            reservation: Option<Reservation>,
-        },
-        OrderAccepted {
-            account: AccountId,
-            order_id: OrderId,
-            symbol: Symbol,
-        },
-        OrderFilled(Fill),
-        OrderAmended {
-            account: AccountId,
-            order_id: OrderId,
-            amend_id: u64,
-            price: Decimal,
-            quantity: Decimal,
-            leaves_quantity: Decimal,
-            kept_priority: bool,
-        },
-        AmendRejected {
-            account: AccountId,
-            order_id: OrderId,
-            amend_id: u64,
-            reason: RejectReason,
-        },
-        OrderCanceled {
-            account: AccountId,
-            order_id: OrderId,
-            reason: CancelReason,
-            leaves_quantity: Decimal,
-        },
-        OrderExpired {
-            account: AccountId,
-            order_id: OrderId,
-            reason: ExpireReason,
-            leaves_quantity: Decimal,
-        },
-        OrderRejected {
-            account: AccountId,
-            order_id: OrderId,
-            reason: RejectReason,
-        },
-        CancelRejected {
-            account: AccountId,
-            order_id: OrderId,
-            reason: RejectReason,
-        },
-        Trade {
-            symbol: Symbol,
-            trade_id: TradeId,
-            price: Decimal,
-            quantity: Decimal,
-            taker_side: Side,
-            at: Timestamp,
-        },
-        BookChanged {
-            symbol: Symbol,
-            seq: u64,
-            side: Side,
-            price: Decimal,
-            quantity: Decimal,
-        },
-    }
-
-    impl<'de> crate::tagged::ExternallyTagged<'de> for Event {
-        fn deserialize_external<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            EventVariants::deserialize(d)
         }
     }
 }

@@ -10,7 +10,8 @@
 //! either way, as with the derive.
 //!
 //! The enum supplies its variants' decoding through [`ExternallyTagged`]: a serde *remote*
-//! derive of the same enum without `tag`, which the compiler checks against the real one.
+//! derive of the same enum without `tag`. `internally_tagged_enum!` writes both from one
+//! definition, so they cannot drift apart.
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{
@@ -18,6 +19,63 @@ use serde::de::{
 };
 use std::fmt;
 use std::marker::PhantomData;
+
+/// Defines an enum that travels internally tagged, tag first: the enum with the given
+/// attributes and serde's `Serialize` (`#[serde(tag = ..., rename_all_fields = "camelCase")]`),
+/// a `Deserialize` through [`deserialize`], and the remote derive that decodes its variants.
+/// Variants are struct-like or wrap one type; serde attributes on fields apply to both.
+macro_rules! internally_tagged_enum {
+    (
+        tag = $tag:literal, remote = $remote:literal;
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $(
+                $(#[$vmeta:meta])*
+                $variant:ident
+                $( ( $inner:ty ) )?
+                $( { $( $(#[$fmeta:meta])* $field:ident : $fty:ty ),* $(,)? } )?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(serde::Serialize)]
+        #[serde(tag = $tag, rename_all_fields = "camelCase")]
+        $vis enum $name {
+            $(
+                $(#[$vmeta])*
+                $variant $( ( $inner ) )? $( { $( $(#[$fmeta])* $field : $fty ),* } )?
+            ),*
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::tagged::deserialize(d, $tag)
+            }
+        }
+
+        const _: () = {
+            // The variants as serde decodes them, externally tagged. A remote derive constructs
+            // and matches the real enum's variants (its `Serialize` half only checks that).
+            #[derive(serde::Serialize, serde::Deserialize)]
+            #[serde(remote = $remote, rename_all_fields = "camelCase")]
+            enum Variants {
+                $(
+                    $(#[$vmeta])*
+                    $variant $( ( $inner ) )? $( { $( $(#[$fmeta])* $field : $fty ),* } )?
+                ),*
+            }
+
+            impl<'de> $crate::tagged::ExternallyTagged<'de> for $name {
+                fn deserialize_external<D: serde::Deserializer<'de>>(
+                    d: D,
+                ) -> Result<Self, D::Error> {
+                    Variants::deserialize(d)
+                }
+            }
+        };
+    };
+}
+pub(crate) use internally_tagged_enum;
 
 /// Decoding of an enum in serde's externally tagged form (`{"Variant": {...fields}}`).
 pub trait ExternallyTagged<'de>: Sized {

@@ -15,53 +15,13 @@ pub struct Source {
     pub offset: u64,
 }
 
-/// On the wire: `{"type": "Submit", ...fields}`, the tag first; decoded by [`crate::tagged`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all_fields = "camelCase")]
-pub enum VenueCommand {
-    /// A risk-approved order. `protection_price` bounds a market order's fills (the worst price
-    /// the risk engine reserved for): a BUY fills at or below it, a SELL at or above it.
-    Submit {
-        source: Source,
-        order: NewOrder,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        protection_price: Option<Decimal>,
-    },
-    Cancel {
-        source: Source,
-        symbol: Symbol,
-        account: AccountId,
-        order_id: OrderId,
-    },
-    Amend {
-        source: Source,
-        symbol: Symbol,
-        account: AccountId,
-        order_id: OrderId,
-        amend_id: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        price: Option<Decimal>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        quantity: Option<Decimal>,
-    },
-    /// Time has passed: GTD orders with `expire_at <= now` expire. Ticks carry no source.
-    Tick { symbol: Symbol },
-}
-
-impl<'de> Deserialize<'de> for VenueCommand {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::tagged::deserialize(d, "type")
-    }
-}
-
-/// [`VenueCommand`]'s variants as serde decodes them: a remote derive, checked against the
-/// enum by the compiler (see [`crate::events::wire`]). Keep the `serde` attributes as above.
-mod wire {
-    use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "VenueCommand", rename_all_fields = "camelCase")]
-    enum CommandVariants {
+crate::tagged::internally_tagged_enum! {
+    tag = "type", remote = "VenueCommand";
+    /// On the wire: `{"type": "Submit", ...fields}`, the tag first; decoded by [`crate::tagged`].
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum VenueCommand {
+        /// A risk-approved order. `protection_price` bounds a market order's fills (the worst price
+        /// the risk engine reserved for): a BUY fills at or below it, a SELL at or above it.
         Submit {
             source: Source,
             order: NewOrder,
@@ -85,15 +45,8 @@ mod wire {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             quantity: Option<Decimal>,
         },
-        Tick {
-            symbol: Symbol,
-        },
-    }
-
-    impl<'de> crate::tagged::ExternallyTagged<'de> for VenueCommand {
-        fn deserialize_external<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            CommandVariants::deserialize(d)
-        }
+        /// Time has passed: GTD orders with `expire_at <= now` expire. Ticks carry no source.
+        Tick { symbol: Symbol },
     }
 }
 
