@@ -1,5 +1,6 @@
 //! `RedisIdempotency` against a real Redis on loopback: the cost of the claim and complete
-//! that guard every order request. Prints figures; asserts nothing about speed.
+//! that guard every order request, in latency and in Redis's own CPU time (which the services
+//! share the machine with). Prints figures; asserts nothing about speed.
 //!
 //! `cargo bench -p oms-redis`
 
@@ -24,6 +25,11 @@ fn main() {
 }
 
 async fn run(url: &str) {
+    let mut admin = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
     let store = RedisIdempotency::connect(url, RedisOptions::default())
         .await
         .expect("connect");
@@ -37,6 +43,7 @@ async fn run(url: &str) {
     };
 
     // One request at a time: claim, then complete (what a new order costs).
+    let cpu = redis_cpu(&mut admin).await;
     let mut hist = Histogram::<u64>::new(3).unwrap();
     let started = Instant::now();
     for i in 0..REQUESTS {
@@ -52,8 +59,10 @@ async fn run(url: &str) {
         REQUESTS,
         started.elapsed(),
     );
+    report_redis_cpu(&mut admin, cpu, REQUESTS).await;
 
     // A retry that replays the stored response.
+    let cpu = redis_cpu(&mut admin).await;
     let mut hist = Histogram::<u64>::new(3).unwrap();
     let started = Instant::now();
     for i in 0..REQUESTS {
@@ -71,8 +80,10 @@ async fn run(url: &str) {
         REQUESTS,
         started.elapsed(),
     );
+    report_redis_cpu(&mut admin, cpu, REQUESTS).await;
 
     // Many requests at once over the one multiplexed connection.
+    let cpu = redis_cpu(&mut admin).await;
     let started = Instant::now();
     let per_task = REQUESTS / CONCURRENCY;
     let tasks: Vec<_> = (0..CONCURRENCY)
@@ -101,6 +112,38 @@ async fn run(url: &str) {
         per_task * CONCURRENCY,
         started.elapsed(),
     );
+    report_redis_cpu(&mut admin, cpu, per_task * CONCURRENCY).await;
+
+    // Redis's own time per command, without the network and the event loop around it.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {
+        println!("  {line}");
+    }
+}
+
+/// Redis's CPU time so far (user + system), in µs, from `INFO cpu`.
+async fn redis_cpu(admin: &mut redis::aio::MultiplexedConnection) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(admin)
+        .await
+        .unwrap();
+    ["used_cpu_user:", "used_cpu_sys:"]
+        .iter()
+        .map(|field| {
+            let line = info.lines().find(|l| l.starts_with(field)).expect(field);
+            line[field.len()..].trim().parse::<f64>().unwrap() * 1e6
+        })
+        .sum()
+}
+
+async fn report_redis_cpu(admin: &mut redis::aio::MultiplexedConnection, before: f64, n: u64) {
+    let used = redis_cpu(admin).await - before;
+    println!("  Redis CPU: {:.1} µs per request", used / n as f64);
 }
 
 fn micros(d: Duration) -> u64 {

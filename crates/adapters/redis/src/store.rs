@@ -30,14 +30,14 @@ impl Default for RedisOptions {
 }
 
 /// Idempotency keys in Redis. One multiplexed connection, re-established in the background
-/// after it drops; cheap to clone.
+/// after it drops; cheap to clone. Needs Redis 7.0 or later (`SET` with both `NX` and `GET`).
 ///
-/// - `claim`: in one atomic script, `SET key pending PX keep` when the key is free; else, when
-///   it holds a pending claim with the same fingerprint whose lock has expired (by Redis's
-///   clock, so instances with skewed clocks agree), a new lock expiry written in place (the
-///   key kept at least that long) and the old record returned as resumed; else the value
-///   already there. Of concurrent claims
-///   exactly one sets or resumes the key.
+/// - `claim`: one `SET key locked NX PX keep GET`. It claims a free key, or returns the value
+///   already there. Only when that value is a claim in flight with the same fingerprint (a
+///   retry, rare) does a script decide atomically whether its lock has expired, by the key's
+///   time to live on Redis's clock, so instances with skewed clocks agree: if so it writes a new
+///   lock in place (the key kept at least that long) and returns the old record as resumed. Of
+///   concurrent claims exactly one sets or resumes the key.
 /// - `complete`: `SET key completed PX ttl`.
 /// - `release`: deletes the key only while it is still in flight (a script, so a response
 ///   completed meanwhile is never lost).
@@ -46,34 +46,46 @@ pub struct RedisIdempotency {
     conn: ConnectionManager,
     prefix: Arc<str>,
     timeout: Duration,
-    claim_script: Arc<Script>,
+    resume_script: Arc<Script>,
     release_script: Arc<Script>,
 }
 
-/// Returns nil when the key was free and is now claimed, `R` + the old record when an
-/// abandoned claim was resumed, else the value that holds the key. ARGV: the pending record's
-/// tail (fingerprint length, fingerprint, intent), lock ms, keep ms, fingerprint. Redis runs a
-/// script alone, so nothing changes the key in between.
-fn claim_lua() -> String {
+/// The claim's slow path, for a key found holding a claim in flight with the caller's
+/// fingerprint. Returns nil when the key is free (again) and now claimed, `R` + the old record
+/// when an abandoned claim was resumed, else the value that holds the key. ARGV: the new `L`
+/// record, lock ms, keep ms, fingerprint. Redis runs a script alone, so nothing changes the key
+/// in between.
+fn resume_lua() -> String {
     let (lock, len) = (record::LOCK_DIGITS, record::LEN_DIGITS);
     format!(
         r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ = string.format('%0{lock}d', now + tonumber(ARGV[2]))
 local v = redis.call('GET', KEYS[1])
 if not v then
-    redis.call('SET', KEYS[1], 'P' .. until_ .. ARGV[1], 'PX', ARGV[3])
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
     return false
 end
--- Resumable: a pending claim past its lock but not at its very end (as SQLite counts it).
-if string.sub(v, 1, 1) == 'P' and tonumber(string.sub(v, 2, {lock_end})) <= now
-        and redis.call('PTTL', KEYS[1]) > 0 then
+local tag = string.sub(v, 1, 1)
+if tag ~= 'L' and tag ~= 'P' then
+    return v
+end
+local pttl = redis.call('PTTL', KEYS[1])
+local mark = tonumber(string.sub(v, 2, {lock_end}))
+local expired
+if tag == 'L' then
+    expired = pttl <= mark
+else
+    local t = redis.call('TIME')
+    expired = mark <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Resumable: past its lock but not at its very end (as SQLite counts it), same body.
+if expired and pttl > 0 then
     local n = tonumber(string.sub(v, {len_start}, {len_end}))
     if string.sub(v, {fp_start}, {fp_start} + n - 1) == ARGV[4] then
         -- The key lives at least as long as the new lock.
-        local ttl = math.max(redis.call('PTTL', KEYS[1]), tonumber(ARGV[2]))
-        redis.call('SET', KEYS[1], 'P' .. until_ .. string.sub(v, {len_start}), 'PX', ttl)
+        local lock = tonumber(ARGV[2])
+        local ttl = math.max(pttl, lock)
+        redis.call('SET', KEYS[1], 'L' .. string.format('%0{lock}d', ttl - lock)
+            .. string.sub(v, {len_start}), 'PX', ttl)
         return 'R' .. v
     end
 end
@@ -87,11 +99,12 @@ return v
 }
 
 fn release_lua() -> String {
-    let [a, b] = record::IN_FLIGHT_TAGS;
+    let [a, b, c] = record::IN_FLIGHT_TAGS;
     format!(
         r"
 local v = redis.call('GET', KEYS[1])
-if v and (string.sub(v, 1, 1) == '{a}' or string.sub(v, 1, 1) == '{b}') then
+local tag = v and string.sub(v, 1, 1)
+if tag == '{a}' or tag == '{b}' or tag == '{c}' then
     return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -101,8 +114,8 @@ return 0
 
 impl RedisIdempotency {
     /// Connects to `url` (`redis://[:password@]host:port[/db]`, or a bare `host:port`) and
-    /// checks it answers: an
-    /// unreachable Redis is `PortError::Unavailable`.
+    /// checks it answers: an unreachable Redis is `PortError::Unavailable`, one older than 7.0
+    /// `PortError::Invalid`.
     pub async fn connect(url: &str, options: RedisOptions) -> PortResult<RedisIdempotency> {
         let client = client(url)?;
         let timeout = options.timeout;
@@ -112,6 +125,14 @@ impl RedisIdempotency {
             ConnectionManager::new_with_config(client, manager_config(timeout)),
         )
         .await?;
+        let mut check = conn.clone();
+        let info: String = within(
+            timeout,
+            "read the server's version",
+            redis::cmd("INFO").arg("server").query_async(&mut check),
+        )
+        .await?;
+        check_version(&info)?;
         Ok(RedisIdempotency::with(conn, options))
     }
 
@@ -130,7 +151,7 @@ impl RedisIdempotency {
             conn,
             prefix: options.key_prefix.into(),
             timeout: options.timeout,
-            claim_script: Arc::new(Script::new(&claim_lua())),
+            resume_script: Arc::new(Script::new(&resume_lua())),
             release_script: Arc::new(Script::new(&release_lua())),
         }
     }
@@ -146,6 +167,28 @@ impl RedisIdempotency {
     ) -> PortResult<T> {
         within(self.timeout, what, f).await
     }
+}
+
+/// Refuses a server older than 7.0, whose `SET` takes `NX` or `GET` but not both: every claim
+/// would fail.
+fn check_version(info: &str) -> PortResult<()> {
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .ok_or_else(|| PortError::Corrupt("INFO server without redis_version".into()))?;
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| PortError::Corrupt(format!("Redis version {version:?}")))?;
+    if major < 7 {
+        return Err(PortError::Invalid(format!(
+            "Redis {version} is too old: idempotency keys need Redis 7.0 or later \
+             (SET with both NX and GET)"
+        )));
+    }
+    Ok(())
 }
 
 /// Takes a `redis://` or `unix://` URL (no TLS in this build), or a bare `host:port` as the seed's
@@ -210,19 +253,40 @@ impl IdempotencyStore for RedisIdempotency {
         terms: &ClaimTerms<'_>,
     ) -> PortResult<Claim> {
         let mut conn = self.conn.clone();
+        let key = self.key(key);
         let lock = ttl_ms(terms.lock);
-        let holder: Option<Vec<u8>> = self
+        let keep = ttl_ms(terms.keep).max(lock);
+        let claim = record::locked(keep - lock, fingerprint, terms.intent);
+        let mut holder: Option<Vec<u8>> = self
             .run(
                 "claim an idempotency key",
-                self.claim_script
-                    .key(self.key(key))
-                    .arg(record::pending_tail(fingerprint, terms.intent))
-                    .arg(lock)
-                    .arg(ttl_ms(terms.keep).max(lock))
-                    .arg(fingerprint)
-                    .invoke_async(&mut conn),
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&claim)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(keep)
+                    .arg("GET")
+                    .query_async(&mut conn),
             )
             .await?;
+        if holder
+            .as_deref()
+            .is_some_and(|v| record::may_resume(v, fingerprint))
+        {
+            holder = self
+                .run(
+                    "resume an idempotency key",
+                    self.resume_script
+                        .key(&key)
+                        .arg(&claim)
+                        .arg(lock)
+                        .arg(keep)
+                        .arg(fingerprint)
+                        .invoke_async(&mut conn),
+                )
+                .await?;
+        }
         match holder {
             None => Ok(Claim::Acquired),
             Some(value) => record::decode(&value)
@@ -284,7 +348,25 @@ mod tests {
 
     #[test]
     fn the_release_script_checks_the_in_flight_tag() {
-        assert!(release_lua().contains("== 'F'"));
+        let lua = release_lua();
+        for tag in ["'F'", "'L'", "'P'"] {
+            assert!(lua.contains(tag), "{tag}");
+        }
+    }
+
+    #[test]
+    fn servers_older_than_7_are_refused() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        assert!(check_version(&info("7.0.15")).is_ok());
+        assert!(check_version(&info("8.2.1")).is_ok());
+        match check_version(&info("6.2.14")) {
+            Err(PortError::Invalid(m)) => assert!(m.contains("6.2.14") && m.contains("7.0"), "{m}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        assert!(matches!(
+            check_version("# Server\r\n"),
+            Err(PortError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `RedisIdempotency` beyond the shared suite: failing closed when Redis is down or hung,
 //! coming back after a restart, the key prefix and what release may delete.
 
-use oms_ports::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::PortError;
 use oms_redis::{RedisIdempotency, RedisOptions};
 use oms_testkit::redis::RedisServer;
@@ -266,11 +266,11 @@ async fn keys_carry_the_prefix_and_release_spares_completed_responses() {
         .await
         .unwrap();
     let raw = raw.expect("the key exists");
-    assert_eq!(raw[0], b'P', "a pending claim");
-    assert!(
-        raw.ends_with(b"0000000004fp-a"),
-        "lock expiry, then the fingerprint with its length and no intent: {:?}",
-        String::from_utf8_lossy(&raw)
+    assert_eq!(
+        String::from_utf8_lossy(&raw),
+        format!("L{:020}0000000004fp-a", 0),
+        "a claim locked for as long as it is kept (lock floor 0), then the fingerprint with \
+         its length and no intent"
     );
     let pttl: i64 = redis::cmd("PTTL")
         .arg("svc-a:acct:1:key")
@@ -312,4 +312,81 @@ async fn keys_carry_the_prefix_and_release_spares_completed_responses() {
         Err(PortError::Corrupt(_)) => {}
         other => panic!("expected Corrupt, got {other:?}"),
     }
+}
+
+/// A claim in flight as earlier versions wrote it (`P`: an absolute lock expiry by Redis's
+/// clock) still holds its lock, and is resumed once that has passed, so a rolling upgrade
+/// neither frees a locked key nor strands an abandoned one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_written_by_earlier_versions_lock_and_resume() {
+    let server = RedisServer::new();
+    let store = RedisIdempotency::connect(&server.url(), options())
+        .await
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let now_ms = secs * 1000 + micros / 1000;
+    for (key, lock_until) in [("held", now_ms + 3_600_000), ("abandoned", now_ms - 1)] {
+        let raw = format!("P{lock_until:020}0000000002fpintent-{key}");
+        let _: () = redis::cmd("SET")
+            .arg(format!("test:{key}"))
+            .arg(raw)
+            .arg("PX")
+            .arg(7_200_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let terms = ClaimTerms {
+        intent: b"new",
+        lock: Duration::from_secs(60),
+        keep: TTL,
+    };
+    let in_flight = Claim::InFlight {
+        fingerprint: "fp".into(),
+    };
+    assert_eq!(
+        store.claim_with("held", "fp", &terms).await.unwrap(),
+        in_flight
+    );
+    assert_eq!(
+        store
+            .claim_with("abandoned", "other", &terms)
+            .await
+            .unwrap(),
+        in_flight,
+        "another body never resumes"
+    );
+    assert_eq!(
+        store.claim_with("abandoned", "fp", &terms).await.unwrap(),
+        Claim::Resumed {
+            intent: b"intent-abandoned".to_vec()
+        }
+    );
+    assert_eq!(
+        store.claim_with("abandoned", "fp", &terms).await.unwrap(),
+        in_flight,
+        "the resumed claim holds a new lock"
+    );
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg("test:abandoned")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let pttl: u64 = redis::cmd("PTTL")
+        .arg("test:abandoned")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let floor: u64 = std::str::from_utf8(&raw[1..21]).unwrap().parse().unwrap();
+    assert_eq!(raw[0], b'L', "rewritten in the current form");
+    assert!(
+        pttl > floor && pttl - floor <= 60_000 && floor + 60_000 > 7_100_000,
+        "locked for the new 60 s within the key's remaining time: PTTL {pttl}, floor {floor}"
+    );
+    assert!(
+        raw.ends_with(b"0000000002fpintent-abandoned"),
+        "the first request's intent kept"
+    );
 }
