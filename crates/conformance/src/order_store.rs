@@ -381,6 +381,14 @@ async fn orders_update_and_count(store: &impl OrderStore, ctx: &Ctx) {
         Some(a.clone()),
         "updated"
     );
+    // A batch applied again (a redelivery after a crash) moves no count.
+    store
+        .apply(StoreBatch {
+            orders: vec![a.clone(), b.clone()],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
     let after = store.order_counts_by_status().await.unwrap();
     assert_eq!(
         count(after.clone(), OrderStatus::New),

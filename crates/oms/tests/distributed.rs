@@ -330,6 +330,54 @@ async fn services_in_separate_processes_keep_every_guarantee() {
             }
         }
     }
+    // The orders-by-status gauge (counted by the store as it writes, through a processor
+    // killed mid-run and its partitions replayed by the other) matches the orders stored.
+    let mut listed: BTreeMap<String, u64> = BTreeMap::new();
+    for key in [ALICE_KEY, BOB_KEY] {
+        let mut path = "/api/orders?limit=500".to_string();
+        loop {
+            let (status, page) = request(
+                &ingestion[0],
+                hyper::Method::GET,
+                &path,
+                Some(key),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 200, "{page}");
+            for o in page["orders"].as_array().unwrap() {
+                *listed
+                    .entry(o["status"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+            match page["nextCursor"].as_str() {
+                Some(c) => path = format!("/api/orders?limit=500&cursor={c}"),
+                None => break,
+            }
+        }
+    }
+    let (_, metrics) = request(&p2.addr, hyper::Method::GET, "/metrics", None, &[], None)
+        .await
+        .unwrap();
+    let gauge: BTreeMap<String, u64> = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("oms_orders{status=\""))
+        .filter_map(|l| {
+            let (status, n) = l.split_once("\"} ")?;
+            Some((status.to_string(), n.trim().parse().ok()?))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert!(!listed.is_empty());
+    assert_eq!(
+        gauge, listed,
+        "oms_orders by status against the orders listed"
+    );
+
     // Market data saw the trades.
     let (status, trades) = request(
         &md.addr,

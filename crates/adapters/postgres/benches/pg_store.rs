@@ -20,6 +20,7 @@ const SMALL_BATCHES: u64 = 3_000;
 const LARGE_BATCHES: u64 = 100;
 const LARGE_BATCH_ORDERS: u64 = 200;
 const READS: u64 = 5_000;
+const COUNTS: u64 = 200;
 const CONCURRENT_WRITERS: u64 = 8;
 
 fn main() {
@@ -153,6 +154,28 @@ async fn run(url: &str) {
         "orders(account, symbol, before, limit 50)",
         &hist,
         pages,
+        started.elapsed(),
+    );
+
+    // What each /metrics scrape asks of every process.
+    let mut hist = histogram();
+    let started = Instant::now();
+    let mut stored = 0;
+    for _ in 0..COUNTS {
+        let t = Instant::now();
+        stored = store
+            .order_counts_by_status()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.1)
+            .sum::<u64>();
+        hist.record(micros(t.elapsed())).unwrap();
+    }
+    report(
+        &format!("order_counts_by_status() over {stored} orders"),
+        &hist,
+        COUNTS,
         started.elapsed(),
     );
 }

@@ -8,8 +8,14 @@ use oms_ports::{PortError, PortResult};
 use tokio_postgres::Client;
 
 /// (version, name, SQL). Append only: an applied migration is never edited.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (
+        2,
+        "order status counts",
+        include_str!("../migrations/0002_order_status_counts.sql"),
+    ),
+];
 
 /// The advisory lock key that serialises migrations ("oms_migr").
 const LOCK_KEY: i64 = 0x6f6d_735f_6d69_6772;

@@ -87,6 +87,20 @@ p AS (
 )
 SELECT 1";
 
+/// Moves the status counts of connections that are gone into shard -1, so their rows do not
+/// pile up. One statement: what the delete takes (as committed when it takes it) is what the
+/// insert adds, so the sums stay exact even if a new connection reuses a pid meanwhile.
+const FOLD_COUNTS_SQL: &str = "
+WITH gone AS (
+    DELETE FROM order_status_counts
+    WHERE shard <> -1 AND shard NOT IN (SELECT pid FROM pg_stat_activity)
+    RETURNING status, orders
+)
+INSERT INTO order_status_counts (shard, status, orders)
+    SELECT -1, status, SUM(orders)::bigint FROM gone GROUP BY status
+    ON CONFLICT (shard, status)
+        DO UPDATE SET orders = order_status_counts.orders + EXCLUDED.orders";
+
 /// Inserts the claim or, if taken, reads the holder, in one statement. A claim committed by
 /// another transaction after this statement's snapshot shows as no row: the caller retries.
 const CLAIM_COID_SQL: &str = "
@@ -158,11 +172,16 @@ impl PgStore {
     /// Brings the schema up to date (safe to run from every replica at once); returns the
     /// migration versions applied now.
     pub async fn migrate(&self) -> PortResult<Vec<i64>> {
-        self.timed("migrate", async {
-            let mut client = self.client("migrate").await?;
-            migrations::migrate(&mut client).await
-        })
-        .await
+        let applied = self
+            .timed("migrate", async {
+                let mut client = self.client("migrate").await?;
+                migrations::migrate(&mut client).await
+            })
+            .await?;
+        // Every process migrates at start: a good moment to tidy the counts.
+        self.execute("fold order status counts", FOLD_COUNTS_SQL, &[])
+            .await?;
+        Ok(applied)
     }
 
     async fn client(&self, context: &str) -> PortResult<Object> {
@@ -351,7 +370,7 @@ impl OrderStore for PgStore {
         let rows = self
             .query(
                 "count orders",
-                "SELECT status, COUNT(*) FROM orders GROUP BY status",
+                "SELECT status, SUM(orders)::bigint FROM order_status_counts GROUP BY status",
                 &[],
             )
             .await?;

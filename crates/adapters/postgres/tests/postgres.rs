@@ -1,6 +1,8 @@
 //! `PgStore` beyond the shared suite: migrations, outages, concurrency, PostgreSQL specifics.
 
+use oms_conformance::fixtures;
 use oms_domain::ids::{AccountId, OrderId, Timestamp};
+use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{OrderStore, Position, StoreBatch};
 use oms_ports::PortError;
 use oms_postgres::{latest_schema_version, PgOptions, PgStore};
@@ -224,4 +226,164 @@ async fn a_url_requiring_tls_is_refused_and_a_bad_url_is_invalid() {
         Err(e) => panic!("expected Invalid, got {e:?}"),
         Ok(_) => panic!("expected Invalid, got a store"),
     }
+}
+
+fn counts(all: Vec<(OrderStatus, u64)>) -> Vec<(OrderStatus, u64)> {
+    all.into_iter().filter(|c| c.1 > 0).collect()
+}
+
+/// A database of the first schema, with orders in it, is migrated to counted statuses: the
+/// counts start from the orders there, then follow batches applied by replicas concurrently
+/// (each on its own shard) and batches applied again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_status_counts_start_from_the_orders_already_there() {
+    let server = PostgresServer::new();
+    let (client, conn) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(include_str!("../migrations/0001_schema.sql"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE oms_schema_version (
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+             INSERT INTO oms_schema_version (version, name) VALUES (1, 'schema');
+             INSERT INTO orders SELECT g, 1, 'BTC/USD',
+                 CASE WHEN g <= 3 THEN 'NEW' ELSE 'FILLED' END, 'BUY', g, g, '{}'
+             FROM generate_series(1, 5) g;",
+        )
+        .await
+        .unwrap();
+    // Two replicas, each a process with its own connections.
+    let replicas = [
+        Arc::new(PgStore::connect(&server.url(), 4).await.unwrap()),
+        Arc::new(PgStore::connect(&server.url(), 4).await.unwrap()),
+    ];
+    let store = replicas[0].clone();
+    assert_eq!(store.migrate().await.unwrap(), vec![2]);
+    assert_eq!(
+        counts(store.order_counts_by_status().await.unwrap()),
+        vec![(OrderStatus::New, 3), (OrderStatus::Filled, 2)]
+    );
+
+    // The replicas apply batches at once, each on its own orders: 20 orders each, then each
+    // of them accepted.
+    let account = store
+        .create_account("counts", false, Timestamp(1))
+        .await
+        .unwrap()
+        .id;
+    let order = |id: u64, status: OrderStatus| {
+        let mut o: Order = fixtures::order(id, account, "BTC/USD", Side::Buy, id as i64);
+        o.status = status;
+        o
+    };
+    let batch = |partition: u32, ids: std::ops::Range<u64>, status: OrderStatus| StoreBatch {
+        orders: ids.map(|id| order(id, status)).collect(),
+        positions: vec![Position {
+            consumer: "processor".into(),
+            topic: "orders".into(),
+            partition,
+            next_offset: 1,
+        }],
+        ..StoreBatch::default()
+    };
+    for status in [OrderStatus::New, OrderStatus::Accepted] {
+        let tasks: Vec<_> = (0..2u32)
+            .flat_map(|replica| {
+                (0..10u64).map(move |i| {
+                    let first = 100 + u64::from(replica) * 1000 + i * 2;
+                    (replica, first..first + 2)
+                })
+            })
+            .map(|(replica, ids)| {
+                let store = replicas[replica as usize].clone();
+                let b = batch(replica, ids, status);
+                async move { store.apply(b).await }
+            })
+            .collect();
+        for res in futures_join(tasks).await {
+            res.expect("batch");
+        }
+    }
+    let expected = vec![
+        (OrderStatus::New, 3),
+        (OrderStatus::Accepted, 40),
+        (OrderStatus::Filled, 2),
+    ];
+    assert_eq!(
+        counts(store.order_counts_by_status().await.unwrap()),
+        expected
+    );
+    store
+        .apply(batch(0, 100..110, OrderStatus::Accepted))
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(store.order_counts_by_status().await.unwrap()),
+        expected,
+        "a batch applied again moves nothing"
+    );
+    let rows = client
+        .query(
+            "SELECT shard, SUM(orders)::bigint FROM order_status_counts GROUP BY shard ORDER BY shard",
+            &[],
+        )
+        .await
+        .unwrap();
+    let by_shard: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(by_shard[0], (-1, 5), "the orders there before, on no shard");
+    assert_eq!(
+        by_shard[1..].iter().map(|s| s.1).sum::<i64>(),
+        40,
+        "the replicas' orders on their connections' shards: {by_shard:?}"
+    );
+    assert!(
+        by_shard.len() > 2,
+        "more than one writer's shard: {by_shard:?}"
+    );
+
+    // Connections that are gone have their counts folded into shard -1 at the next start.
+    drop(replicas);
+    drop(store);
+    let store = PgStore::connect(&server.url(), 1).await.unwrap();
+    for _ in 0..100 {
+        store.migrate().await.unwrap();
+        let n: i64 = client
+            .query_one("SELECT COUNT(DISTINCT shard) FROM order_status_counts", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            break;
+        }
+        // A closed connection leaves pg_stat_activity a moment after its client drops it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = client
+        .query(
+            "SELECT shard, SUM(orders)::bigint FROM order_status_counts GROUP BY shard",
+            &[],
+        )
+        .await
+        .unwrap();
+    let by_shard: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(by_shard, vec![(-1, 45)], "folded, nothing lost");
+    assert_eq!(
+        counts(store.order_counts_by_status().await.unwrap()),
+        expected
+    );
+    // Deleting orders (by hand: the OMS never does) moves the counts too.
+    client
+        .execute("DELETE FROM orders WHERE status = 'FILLED'", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(store.order_counts_by_status().await.unwrap()),
+        vec![(OrderStatus::New, 3), (OrderStatus::Accepted, 40)]
+    );
 }
