@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use oms_conformance::fixtures;
 use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
-use oms_domain::order::{Order, Side};
+use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{Balance, OrderQuery, OrderStore, Position, StoreBatch};
 use oms_postgres::PgStore;
@@ -122,6 +122,40 @@ async fn run(url: &str) {
         "    = {:.0} orders+fills written per second",
         (LARGE_BATCHES * LARGE_BATCH_ORDERS) as f64 / elapsed.as_secs_f64()
     );
+
+    // A processor far behind: batches of thousands of orders, each changing status (every
+    // order written new, then all of them accepted), so per-batch costs that grow faster than
+    // the batch show.
+    for size in [1_000u64, 4_000] {
+        let mut orders: Vec<Order> = (0..size).map(|k| order(account, next_id + k)).collect();
+        next_id += size;
+        let t = Instant::now();
+        store
+            .apply(StoreBatch {
+                orders: orders.clone(),
+                ..StoreBatch::default()
+            })
+            .await
+            .unwrap();
+        let inserted = t.elapsed();
+        for o in &mut orders {
+            o.status = OrderStatus::Accepted;
+        }
+        let t = Instant::now();
+        store
+            .apply(StoreBatch {
+                orders,
+                ..StoreBatch::default()
+            })
+            .await
+            .unwrap();
+        println!(
+            "apply, {size} new orders in one batch: {} µs; then all {size} accepted: {} µs ({:.1} µs per order)",
+            inserted.as_micros(),
+            t.elapsed().as_micros(),
+            t.elapsed().as_secs_f64() * 1e6 / size as f64
+        );
+    }
 
     let mut hist = histogram();
     let started = Instant::now();
