@@ -28,7 +28,14 @@ pub fn latest_schema_version() -> i64 {
 /// Brings the schema up to date; returns the versions applied now.
 pub(crate) async fn migrate(client: &mut Client) -> PortResult<Vec<i64>> {
     let e = |what: &'static str| move |e| error::pg(what, e);
-    let tx = client.transaction().await.map_err(e("begin migration"))?;
+    // Read committed whatever the server's default: a migration that locks a table and then
+    // reads it (2) must see what was committed before its lock.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(e("begin migration"))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await
         .map_err(e("lock migrations"))?;

@@ -178,9 +178,14 @@ impl PgStore {
                 migrations::migrate(&mut client).await
             })
             .await?;
-        // Every process migrates at start: a good moment to tidy the counts.
-        self.execute("fold order status counts", FOLD_COUNTS_SQL, &[])
-            .await?;
+        // Every process migrates at start: a good moment to tidy the counts. Only tidying, so a
+        // failure (a lock wait, a timeout) is logged and the process starts all the same.
+        if let Err(e) = self
+            .execute("fold order status counts", FOLD_COUNTS_SQL, &[])
+            .await
+        {
+            tracing::warn!(error = %e, "order status counts of closed connections not folded");
+        }
         Ok(applied)
     }
 

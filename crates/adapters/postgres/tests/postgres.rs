@@ -386,4 +386,10 @@ async fn order_status_counts_start_from_the_orders_already_there() {
         counts(store.order_counts_by_status().await.unwrap()),
         vec![(OrderStatus::New, 3), (OrderStatus::Accepted, 40)]
     );
+    client.execute("TRUNCATE orders", &[]).await.unwrap();
+    assert_eq!(
+        counts(store.order_counts_by_status().await.unwrap()),
+        vec![],
+        "a truncated table counts nothing"
+    );
 }

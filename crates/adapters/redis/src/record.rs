@@ -49,6 +49,9 @@ pub(crate) fn locked(floor: u64, fingerprint: &str, intent: &[u8]) -> Vec<u8> {
 /// only the claim script can decide (it needs the key's lock and time to live).
 pub(crate) fn may_resume(value: &[u8], fingerprint: &str) -> bool {
     matches!(value.first(), Some(&LOCKED | &PENDING))
+        && value
+            .get(1..=LOCK_DIGITS)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
         && pending(&value[1..]).is_ok_and(|(fp, _)| fp == fingerprint)
 }
 
@@ -203,6 +206,12 @@ mod tests {
         assert!(decode(b"P0001").is_err(), "pending record too short");
         assert!(decode(b"L0001").is_err(), "locked record too short");
         assert!(!may_resume(b"L0001", ""));
+        let mut bad_lock = locked(5, "fp", b"");
+        bad_lock[3] = b'x';
+        assert!(
+            !may_resume(&bad_lock, "fp"),
+            "a damaged lock is not for the script"
+        );
         assert!(decode(b"R").is_err());
         assert!(
             decode(b"P00000000000000000001000000009abc").is_err(),
