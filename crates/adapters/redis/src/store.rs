@@ -185,25 +185,25 @@ impl RedisIdempotency {
 }
 
 /// Refuses a server older than 7.0, whose `SET` takes `NX` or `GET` but not both: every claim
-/// would fail.
+/// would fail. A server that does not say its version (a proxy, a compatible server) is used,
+/// with a warning.
 fn check_version(info: &str) -> PortResult<()> {
     let version = info
         .lines()
         .find_map(|l| l.strip_prefix("redis_version:"))
-        .map(str::trim)
-        .ok_or_else(|| PortError::Corrupt("INFO server without redis_version".into()))?;
-    let major: u32 = version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| PortError::Corrupt(format!("Redis version {version:?}")))?;
-    if major < 7 {
-        return Err(PortError::Invalid(format!(
-            "Redis {version} is too old: idempotency keys need Redis 7.0 or later \
+        .map(str::trim);
+    let major = version.and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+    match (version, major) {
+        (Some(v), Some(major)) if major < 7 => Err(PortError::Invalid(format!(
+            "Redis {v} is too old: idempotency keys need Redis 7.0 or later \
              (SET with both NX and GET)"
-        )));
+        ))),
+        (_, Some(_)) => Ok(()),
+        _ => {
+            tracing::warn!(?version, "unknown Redis version; it must be 7.0 or later");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// Takes a `redis://` or `unix://` URL (no TLS in this build), or a bare `host:port` as the seed's
@@ -378,10 +378,11 @@ mod tests {
             Err(PortError::Invalid(m)) => assert!(m.contains("6.2.14") && m.contains("7.0"), "{m}"),
             other => panic!("expected Invalid, got {other:?}"),
         }
-        assert!(matches!(
-            check_version("# Server\r\n"),
-            Err(PortError::Corrupt(_))
-        ));
+        assert!(
+            check_version("# Server\r\n").is_ok(),
+            "a server that hides its version is used"
+        );
+        assert!(check_version(&info("unknown")).is_ok());
     }
 
     #[test]
