@@ -350,17 +350,17 @@ async fn orders_update_and_count(store: &impl OrderStore, ctx: &Ctx) {
     let count = |counts: Vec<(OrderStatus, u64)>, s: OrderStatus| {
         counts.iter().filter(|c| c.0 == s).map(|c| c.1).sum::<u64>()
     };
+    let put = |orders: Vec<Order>| {
+        store.apply(StoreBatch {
+            orders,
+            ..StoreBatch::default()
+        })
+    };
     let acct = new_account(store, "conf counts").await;
     let before = store.order_counts_by_status().await.unwrap();
     let mut a = order(ctx.id(), acct, "BTC/USD", Side::Buy, 1_000);
     let b = order(ctx.id(), acct, "BTC/USD", Side::Sell, 1_001);
-    store
-        .apply(StoreBatch {
-            orders: vec![a.clone(), b.clone()],
-            ..StoreBatch::default()
-        })
-        .await
-        .unwrap();
+    put(vec![a.clone(), b.clone()]).await.unwrap();
     let mid = store.order_counts_by_status().await.unwrap();
     assert_eq!(
         count(mid.clone(), OrderStatus::New),
@@ -369,26 +369,14 @@ async fn orders_update_and_count(store: &impl OrderStore, ctx: &Ctx) {
     a.status = OrderStatus::PartiallyFilled;
     a.filled_quantity = dec("0.1");
     a.updated_at = Timestamp(2_000);
-    store
-        .apply(StoreBatch {
-            orders: vec![a.clone()],
-            ..StoreBatch::default()
-        })
-        .await
-        .unwrap();
+    put(vec![a.clone()]).await.unwrap();
     assert_eq!(
         store.order(acct, a.order_id).await.unwrap(),
         Some(a.clone()),
         "updated"
     );
     // A batch applied again (a redelivery after a crash) moves no count.
-    store
-        .apply(StoreBatch {
-            orders: vec![a.clone(), b.clone()],
-            ..StoreBatch::default()
-        })
-        .await
-        .unwrap();
+    put(vec![a.clone(), b.clone()]).await.unwrap();
     let after = store.order_counts_by_status().await.unwrap();
     assert_eq!(
         count(after.clone(), OrderStatus::New),

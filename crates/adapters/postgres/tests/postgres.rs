@@ -228,6 +228,18 @@ async fn a_url_requiring_tls_is_refused_and_a_bad_url_is_invalid() {
     }
 }
 
+/// The stored counts summed per shard, by shard.
+async fn counts_by_shard(client: &tokio_postgres::Client) -> Vec<(i32, i64)> {
+    let rows = client
+        .query(
+            "SELECT shard, SUM(orders)::bigint FROM order_status_counts GROUP BY shard ORDER BY shard",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
 fn counts(all: Vec<(OrderStatus, u64)>) -> Vec<(OrderStatus, u64)> {
     all.into_iter().filter(|c| c.1 > 0).collect()
 }
@@ -328,14 +340,7 @@ async fn order_status_counts_start_from_the_orders_already_there() {
         expected,
         "a batch applied again moves nothing"
     );
-    let rows = client
-        .query(
-            "SELECT shard, SUM(orders)::bigint FROM order_status_counts GROUP BY shard ORDER BY shard",
-            &[],
-        )
-        .await
-        .unwrap();
-    let by_shard: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let by_shard = counts_by_shard(&client).await;
     assert_eq!(by_shard[0], (-1, 5), "the orders there before, on no shard");
     assert_eq!(
         by_shard[1..].iter().map(|s| s.1).sum::<i64>(),
@@ -364,14 +369,7 @@ async fn order_status_counts_start_from_the_orders_already_there() {
         // A closed connection leaves pg_stat_activity a moment after its client drops it.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let rows = client
-        .query(
-            "SELECT shard, SUM(orders)::bigint FROM order_status_counts GROUP BY shard",
-            &[],
-        )
-        .await
-        .unwrap();
-    let by_shard: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let by_shard = counts_by_shard(&client).await;
     assert_eq!(by_shard, vec![(-1, 45)], "folded, nothing lost");
     assert_eq!(
         counts(store.order_counts_by_status().await.unwrap()),

@@ -7,7 +7,7 @@
 //!   one plain `SET NX PX GET`; a claim with the same fingerprint may then resume it;
 //! - `P` + lock expiry (20 digits, ms since the epoch by Redis's clock) + the same tail: a
 //!   request in flight as earlier versions wrote it (read, and resumed, only);
-//! - `R` + such an `L` or `P` record: the claim script's answer when it resumed that request;
+//! - `R` + such an `L` or `P` record: the resume script's answer when it resumed that request;
 //! - `F` + fingerprint: a request in flight, from before intents (read only);
 //! - `C` + JSON `{fingerprint, status, headers}` + `\n` + body bytes: completed. Compact JSON
 //!   escapes every newline, so the first `\n` ends it, and the body stays raw binary.
@@ -46,7 +46,7 @@ pub(crate) fn locked(floor: u64, fingerprint: &str, intent: &[u8]) -> Vec<u8> {
 }
 
 /// Whether `value` is a claim in flight that a request with `fingerprint` might resume, which
-/// only the claim script can decide (it needs the key's lock and time to live).
+/// only the resume script can decide (it needs the key's lock and time to live).
 pub(crate) fn may_resume(value: &[u8], fingerprint: &str) -> bool {
     matches!(value.first(), Some(&LOCKED | &PENDING))
         && value
