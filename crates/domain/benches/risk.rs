@@ -5,7 +5,7 @@
 //! `decide_order` (every check, the reservation, the events and the venue command, dropped
 //! after). After each approval the oldest live order is cancelled, untimed, so the engine stays
 //! in a steady state: as many orders end as start, and the set of ended orders it remembers
-//! keeps growing, as it does in service.
+//! keeps growing, as it does in service within the horizon (a day by default).
 //!
 //! Two passes per case: one timing batches of 1,000 calls as a whole for throughput, one
 //! reading the clock around every call for the latency histogram.

@@ -29,8 +29,24 @@ impl fmt::Display for AccountId {
 
 /// An order id, assigned by ingestion. Serialised as a string: JSON clients lose
 /// precision on integers above 2^53.
+///
+/// Ids are time-ordered: the bits above [`OrderId::TIME_SHIFT`] are the milliseconds since
+/// [`OrderId::EPOCH_MS`] at which ingestion issued the id (the rest tell instances and ids
+/// of one millisecond apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OrderId(pub u64);
+
+impl OrderId {
+    /// 2024-01-01T00:00:00Z in milliseconds since the Unix epoch.
+    pub const EPOCH_MS: i64 = 1_704_067_200_000;
+    /// Where the millisecond starts in an id.
+    pub const TIME_SHIFT: u32 = 22;
+
+    /// When ingestion issued the id.
+    pub fn issued_at(self) -> Timestamp {
+        Timestamp((self.0 >> Self::TIME_SHIFT) as i64 + Self::EPOCH_MS)
+    }
+}
 
 impl fmt::Display for OrderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

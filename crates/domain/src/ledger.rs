@@ -9,6 +9,13 @@
 //! `available` to `reserved`; each fill releases `quantity × per_unit` of it (never more than is
 //! left) and settles the trade; when the order ends, whatever it still holds returns to
 //! `available`.
+//!
+//! Duplicates: every report of the venue on an order comes after the order's risk decision
+//! in the order's partition, so a report for an order the ledger holds nothing for is a copy
+//! of one it already folded (the venue re-sends after a restart) and changes nothing. Ended
+//! orders are remembered only to recognise a repeated `OrderCreated` or risk decision (an
+//! idempotent request resumed after a crash appends its order again, with the same id, for as
+//! long as its key is kept): see [`Ledger::remember_ended_for`].
 
 use crate::events::{Event, Fill, Reservation};
 use crate::ids::{AccountId, Asset, OrderId, TradeId};
@@ -257,15 +264,45 @@ pub struct Ledger {
     accounts: Balances,
     /// Live orders, inline: no allocation per order beyond the map's own.
     orders: IdMap<OrderId, OrderHold>,
-    /// Orders that ended (or were refused by risk); later events for them are ignored.
+    /// Orders that ended (or were refused by risk) and were issued at or after
+    /// `forgotten_before_ms`, with their account; any not live issued before it count as
+    /// ended too. A repeated decision or `OrderCreated` for them changes nothing.
     #[serde(with = "ended_format")]
     ended: IdMap<OrderId, AccountId>,
+    /// How long after an order's id was issued it is still remembered once ended, in ms;
+    /// `None` remembers every ended order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended_horizon_ms: Option<i64>,
+    /// When the newest order decided was issued: the clock the horizon is counted on. Order
+    /// ids carry it, so replaying the same events always forgets the same orders.
+    #[serde(default)]
+    newest_decided_ms: i64,
+    /// Ended orders issued before this (ms since the Unix epoch) are forgotten.
+    #[serde(default)]
+    forgotten_before_ms: i64,
     deposits: HashSet<(AccountId, String), FixedState>,
 }
 
 impl Ledger {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Remember an ended order only until `horizon` has passed since its id was issued, on
+    /// the clock of the newest order decided. Without this the ended orders grow with the
+    /// whole history, in memory, in every snapshot and in the time to restore one.
+    ///
+    /// The horizon must outlast every way an order's id can reach the log again: an
+    /// idempotent request resumed after a crash re-appends its `OrderCreated` (same id) at
+    /// most as long after the id was issued as its key is kept, plus the clock skew between
+    /// ingestion instances. Copies of the venue's reports need no horizon (see the module).
+    pub fn remember_ended_for(&mut self, horizon: std::time::Duration) {
+        self.ended_horizon_ms = Some(i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX));
+    }
+
+    /// How many ended orders are remembered.
+    pub fn ended_remembered(&self) -> usize {
+        self.ended.len()
     }
 
     /// A zero balance for an account or asset never seen.
@@ -311,9 +348,19 @@ impl Ledger {
         self.ended.get(&order_id).copied()
     }
 
-    /// True once a risk decision on the order has been folded (live or ended since).
+    /// True once a risk decision on the order has been folded: it is live or it ended. An
+    /// order issued before the horizon (see [`Ledger::remember_ended_for`]) that is not live
+    /// counts as ended: its id can no longer reach the log for the first time.
     pub fn knows_order(&self, order_id: OrderId) -> bool {
-        self.orders.contains_key(&order_id) || self.ended.contains_key(&order_id)
+        self.orders.contains_key(&order_id) || self.has_ended(order_id)
+    }
+
+    fn has_ended(&self, order_id: OrderId) -> bool {
+        self.ended.contains_key(&order_id) || self.forgotten(order_id)
+    }
+
+    fn forgotten(&self, order_id: OrderId) -> bool {
+        order_id.issued_at().millis() < self.forgotten_before_ms
     }
 
     fn hold_mut(&mut self, order_id: OrderId) -> Option<&mut OrderHold> {
@@ -399,7 +446,7 @@ impl Ledger {
         order_id: OrderId,
         r: &Reservation,
     ) -> Result<Applied, LedgerError> {
-        if self.ended.contains_key(&order_id) {
+        if self.has_ended(order_id) {
             return Ok(Applied::Unchanged);
         }
         let Entry::Vacant(slot) = self.orders.entry(order_id) else {
@@ -424,53 +471,71 @@ impl Ledger {
             last_amend_done: 0,
             pending_amends: BTreeMap::new(),
         });
+        self.decided(order_id);
         Ok(Applied::Changed)
     }
 
     /// A risk rejection: nothing was reserved, but the order is done.
     fn refuse(&mut self, account: AccountId, order_id: OrderId) -> Applied {
-        if self.orders.contains_key(&order_id) {
+        if self.knows_order(order_id) {
             return Applied::Unchanged;
         }
-        match self.ended.entry(order_id) {
-            Entry::Occupied(_) => Applied::Unchanged,
-            Entry::Vacant(slot) => {
-                slot.insert(account);
-                Applied::Changed
-            }
+        self.decided(order_id);
+        self.remember_ended(order_id, account);
+        Applied::Changed
+    }
+
+    /// Moves the clock of forgetting to the newest order decided, and forgets what fell
+    /// behind the horizon: in steps of a sixteenth of it, so that the whole set is walked
+    /// rarely.
+    fn decided(&mut self, order_id: OrderId) {
+        let Some(horizon) = self.ended_horizon_ms else {
+            return;
+        };
+        let issued = order_id.issued_at().millis();
+        if issued <= self.newest_decided_ms {
+            return;
+        }
+        self.newest_decided_ms = issued;
+        let cutoff = issued.saturating_sub(horizon);
+        let step = (horizon / 16).max(1);
+        if cutoff >= self.forgotten_before_ms.saturating_add(step) {
+            self.forgotten_before_ms = cutoff;
+            self.ended.retain(|id, _| id.issued_at().millis() >= cutoff);
+        }
+    }
+
+    fn remember_ended(&mut self, order_id: OrderId, account: AccountId) {
+        if !self.forgotten(order_id) {
+            self.ended.insert(order_id, account);
         }
     }
 
     fn fill(&mut self, f: &Fill) -> Result<Applied, LedgerError> {
-        if self.ended.contains_key(&f.order_id) {
+        // Not live: a copy of a fill of an order that ended (see the module).
+        let Some(h) = self.orders.get(&f.order_id) else {
+            return Ok(Applied::Unchanged);
+        };
+        if h.last_trade_id.is_some_and(|t| f.trade_id <= t) {
             return Ok(Applied::Unchanged);
         }
-        // A fill for an order with no reservation settles from available alone.
-        let (reserved_left, per_unit, pending) = match self.orders.get(&f.order_id) {
-            Some(h) => {
-                if h.last_trade_id.is_some_and(|t| f.trade_id <= t) {
-                    return Ok(Applied::Unchanged);
-                }
-                let traded = if f.side == Side::Buy {
-                    &f.quote
-                } else {
-                    &f.base
-                };
-                if &h.asset != traded {
-                    return Err(LedgerError::AssetMismatch {
-                        order_id: f.order_id,
-                        held: h.asset.clone(),
-                        got: traded.clone(),
-                    });
-                }
-                (
-                    h.reserved_left,
-                    h.per_unit,
-                    h.total_reserved() - h.reserved_left,
-                )
-            }
-            None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
+        let traded = if f.side == Side::Buy {
+            &f.quote
+        } else {
+            &f.base
         };
+        if &h.asset != traded {
+            return Err(LedgerError::AssetMismatch {
+                order_id: f.order_id,
+                held: h.asset.clone(),
+                got: traded.clone(),
+            });
+        }
+        let (reserved_left, per_unit, pending) = (
+            h.reserved_left,
+            h.per_unit,
+            h.total_reserved() - h.reserved_left,
+        );
         let ends = f.leaves_quantity.is_zero();
         let notional = f.price * f.quantity;
         let mut plan = Plan::default();
@@ -502,12 +567,9 @@ impl Ledger {
         commit(&mut self.accounts, &plan)?;
         if ends {
             self.orders.remove(&f.order_id);
-            self.ended.insert(f.order_id, f.account);
+            self.remember_ended(f.order_id, f.account);
         } else {
-            let h = self
-                .orders
-                .entry(f.order_id)
-                .or_insert_with(|| unreserved(f));
+            let h = self.hold_mut(f.order_id).expect("checked above");
             h.reserved_left = left;
             h.last_trade_id = Some(f.trade_id);
         }
@@ -609,19 +671,18 @@ impl Ledger {
         Ok(Applied::Changed)
     }
 
-    /// The order ended: everything it still holds returns to available.
+    /// The order ended: everything it still holds returns to available. Not live: a copy
+    /// of the end of an order that ended (see the module).
     fn finish(&mut self, account: AccountId, order_id: OrderId) -> Result<Applied, LedgerError> {
-        if self.ended.contains_key(&order_id) {
+        let Some(h) = self.orders.get(&order_id) else {
             return Ok(Applied::Unchanged);
-        }
-        if let Some(h) = self.orders.get(&order_id) {
-            let all = h.total_reserved();
-            let mut plan = Plan::default();
-            plan.add(h.account, &h.asset, all, -all);
-            commit(&mut self.accounts, &plan)?;
-            self.orders.remove(&order_id);
-        }
-        self.ended.insert(order_id, account);
+        };
+        let all = h.total_reserved();
+        let mut plan = Plan::default();
+        plan.add(h.account, &h.asset, all, -all);
+        commit(&mut self.accounts, &plan)?;
+        self.orders.remove(&order_id);
+        self.remember_ended(order_id, account);
         Ok(Applied::Changed)
     }
 }
@@ -773,24 +834,6 @@ fn positive(what: &'static str, amount: Decimal) -> Result<(), LedgerError> {
         Ok(())
     } else {
         Err(LedgerError::NonPositive { what, amount })
-    }
-}
-
-/// The record of an order the ledger never saw reserve (its fills settle from available).
-fn unreserved(f: &Fill) -> OrderHold {
-    OrderHold {
-        account: f.account,
-        asset: if f.side == Side::Buy {
-            f.quote.clone()
-        } else {
-            f.base.clone()
-        },
-        reserved_left: Decimal::ZERO,
-        per_unit: Decimal::ZERO,
-        last_trade_id: None,
-        last_amend_validated: 0,
-        last_amend_done: 0,
-        pending_amends: BTreeMap::new(),
     }
 }
 

@@ -859,6 +859,42 @@ fn a_redelivered_order_or_amend_is_not_decided_twice() {
 }
 
 #[test]
+fn an_order_ended_beyond_the_horizon_is_forgotten_but_never_decided_again() {
+    let mut e = engine();
+    e.remember_ended_for(std::time::Duration::from_secs(3600));
+    // Ids as ingestion issues them: the millisecond since the id epoch in the high bits.
+    let at_minute = |m: u64, seq: u64| ((m * 60_000) << OrderId::TIME_SHIFT) | seq;
+    let first = limit(at_minute(0, 1), ALICE, Side::Buy, "50000", "1");
+    approves(&mut e, &first);
+    apply(
+        &mut e,
+        Event::OrderCanceled {
+            account: ALICE,
+            order_id: first.order_id,
+            reason: CancelReason::UserRequested,
+            leaves_quantity: d("1"),
+        },
+    );
+    for minute in [30, 61, 66] {
+        approves(
+            &mut e,
+            &limit(at_minute(minute, 1), BOB, Side::Sell, "50000", "0.1"),
+        );
+    }
+    assert_eq!(e.ledger().ended_remembered(), 0);
+    // The first order's OrderCreated appended again (a resumed request): no second decision.
+    let before = e.clone();
+    assert_eq!(decide(&mut e, &first), Decision::default());
+    assert_eq!(e, before);
+    // A cancel of it is refused like one of any order the account does not have live.
+    let dec = e.decide_cancel(SRC, ALICE, first.order_id);
+    assert!(
+        matches!(dec.events[..], [Event::CancelRejected { .. }]),
+        "{dec:?}"
+    );
+}
+
+#[test]
 fn the_same_inputs_give_the_same_decisions_and_state() {
     let run = || {
         let mut e = engine();

@@ -321,10 +321,11 @@ fn a_risk_rejection_reserves_nothing_and_ends_the_order() {
 #[test]
 fn a_fill_that_would_go_negative_is_refused_whole() {
     let mut l = funded();
-    // An order the ledger never saw reserve settles from available, and Alice has no BTC.
+    // A BUY that reserved 100 USD filled at a price Alice cannot pay.
+    l.apply(&approved(ALICE, 5, usd(), "100", "100")).unwrap();
     let before = l.clone();
     let err = l
-        .apply(&fill(ALICE, 5, Side::Sell, 1, "100", "1", "0.1", "0"))
+        .apply(&fill(ALICE, 5, Side::Buy, 1, "200000", "1", "0", "0"))
         .unwrap_err();
     assert!(matches!(err, LedgerError::Negative { .. }), "{err}");
     assert_eq!(l, before);
@@ -512,4 +513,109 @@ fn ended_orders_are_compact_in_a_snapshot_and_the_older_form_still_loads() {
     let mut broken = serde_json::to_value(&l).unwrap();
     broken["ended"] = truncated;
     assert!(serde_json::from_value::<Ledger>(broken).is_err());
+}
+
+#[test]
+fn reports_for_an_order_the_ledger_holds_nothing_for_are_copies_and_change_nothing() {
+    // Every report follows the order's risk decision in its partition: without a hold the
+    // order ended before (and may be forgotten), so a fill must not settle a second time.
+    let mut l = funded();
+    let before = l.clone();
+    for e in [
+        fill(BOB, 3, Side::Sell, 1, "50000", "1", "50", "0"),
+        fill(ALICE, 4, Side::Buy, 1, "50000", "0.5", "50", "0.5"),
+        canceled(ALICE, 4),
+    ] {
+        assert_eq!(l.apply(&e).unwrap(), Applied::Unchanged, "{e:?}");
+    }
+    assert_eq!(l, before);
+    assert!(!l.knows_order(OrderId(3)) && !l.knows_order(OrderId(4)));
+}
+
+/// An order id issued `minutes` after the id epoch (sequence `seq` in that millisecond).
+fn issued(minutes: i64, seq: u64) -> u64 {
+    ((minutes as u64 * 60_000) << OrderId::TIME_SHIFT) | seq
+}
+
+#[test]
+fn ended_orders_are_forgotten_once_the_horizon_has_passed_on_the_newest_order() {
+    let hour = std::time::Duration::from_secs(3600);
+    let mut l = funded();
+    l.remember_ended_for(hour);
+    let old = issued(0, 1);
+    let live = issued(1, 1);
+    apply_all(
+        &mut l,
+        &[
+            buy(ALICE, old, "1000", "1"),
+            canceled(ALICE, old),
+            buy(ALICE, live, "1000", "1"),
+        ],
+    );
+    // Within the horizon a repeated decision for the ended order is recognised.
+    l.apply(&buy(ALICE, issued(50, 1), "1000", "1")).unwrap();
+    assert!(l.knows_order(OrderId(old)));
+    assert_eq!(
+        l.apply(&buy(ALICE, old, "1000", "1")).unwrap(),
+        Applied::Unchanged
+    );
+
+    // An order decided an hour and a sixteenth after it: the ended order is forgotten, the
+    // live one is not, and a copy of the ended order's last report still changes nothing.
+    // Not remembered one by one any more, it still counts as ended: its id cannot reach the
+    // log for the first time now, so a repeated decision is a copy.
+    l.apply(&buy(ALICE, issued(65, 1), "1000", "1")).unwrap();
+    assert_eq!(l.ended_remembered(), 0);
+    assert_eq!(l.finished_order(OrderId(old)), None);
+    assert!(l.knows_order(OrderId(old)));
+    assert!(l.knows_order(OrderId(live)));
+    assert!(!l.knows_order(OrderId(issued(64, 9))));
+    let before = l.clone();
+    for e in [buy(ALICE, old, "1000", "1"), canceled(ALICE, old)] {
+        assert_eq!(l.apply(&e).unwrap(), Applied::Unchanged, "{e:?}");
+    }
+    assert_eq!(l, before);
+
+    // A live order older than the horizon that ends now is not remembered at all; one
+    // issued inside it is.
+    apply_all(
+        &mut l,
+        &[canceled(ALICE, live), canceled(ALICE, issued(50, 1))],
+    );
+    assert_eq!(l.finished_order(OrderId(live)), None);
+    assert_eq!(l.finished_order(OrderId(issued(50, 1))), Some(ALICE));
+    assert_eq!(l.ended_remembered(), 1);
+}
+
+#[test]
+fn forgetting_is_the_same_whether_or_not_the_ledger_went_through_a_snapshot() {
+    // A restarted stage replays its tail onto a snapshot; it must end where one that never
+    // stopped does, or the stages would disagree about which orders they remember.
+    let events: Vec<Event> = (0..200)
+        .flat_map(|i| {
+            let id = issued(i * 3, 7);
+            [buy(ALICE, id, "1", "1"), canceled(ALICE, id)]
+        })
+        .collect();
+    let fresh = || {
+        let mut l = funded();
+        l.remember_ended_for(std::time::Duration::from_secs(3600));
+        l
+    };
+    let mut straight = fresh();
+    apply_all(&mut straight, &events);
+    for cut in [1, 77, 200, 333] {
+        let mut first = fresh();
+        apply_all(&mut first, &events[..cut]);
+        let mut back: Ledger =
+            serde_json::from_slice(&serde_json::to_vec(&first).unwrap()).unwrap();
+        apply_all(&mut back, &events[cut..]);
+        assert_eq!(back, straight, "snapshot after {cut} events");
+    }
+    // 200 orders 3 minutes apart, remembered for an hour: the last 21 or so, never all.
+    assert!(
+        (20..=24).contains(&straight.ended_remembered()),
+        "{}",
+        straight.ended_remembered()
+    );
 }

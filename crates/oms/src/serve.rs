@@ -21,7 +21,7 @@ use oms_services::pipeline::processor::{OrderUpdate, ProcessorStage};
 use oms_services::pipeline::reference::References;
 use oms_services::pipeline::risk::RiskStage;
 use oms_services::pipeline::venue::VenueStage;
-use oms_services::pipeline::Shutdown;
+use oms_services::pipeline::{ended_order_horizon, Shutdown};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +92,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 fee_account,
                 references: references.clone(),
                 snapshot_every: cfg.pipeline.snapshot_every,
+                remember_ended: remember_ended(&cfg),
                 names: stage_names.clone(),
             }
             .run(s)
@@ -133,6 +134,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 log: log.clone(),
                 store: store.clone(),
                 snapshot_every: cfg.pipeline.snapshot_every,
+                remember_ended: remember_ended(&cfg),
                 metrics: m.clone(),
                 updates: up.clone(),
                 names: stage_names.clone(),
@@ -342,6 +344,15 @@ async fn shutdown_signal() {
 
 /// The session-signing secret: `server.sessionSecret` (every ingestion instance behind one load
 /// balancer needs the same), else kept in the data directory so sessions survive restarts.
+/// How long the ledgers remember ended orders: derived from how long ingestion keeps
+/// idempotency keys, so every process given the same configuration agrees.
+fn remember_ended(config: &Config) -> Duration {
+    ended_order_horizon(
+        Duration::from_secs(config.idempotency.ttl_secs),
+        api::IDEMPOTENCY_LOCK_TTL,
+    )
+}
+
 fn session_secret(config: &Config) -> Result<Vec<u8>> {
     if let Some(secret) = &config.server.session_secret {
         if secret.len() >= 32 {

@@ -110,6 +110,7 @@ async fn start() -> (System, AccountId, AccountId) {
             fee_account: fees,
             references: references.clone(),
             snapshot_every: 1_000,
+            remember_ended: Duration::from_secs(3600),
             names: LogNames::default(),
         }
         .run(shutdown.clone()),
@@ -131,6 +132,7 @@ async fn start() -> (System, AccountId, AccountId) {
             log: log.clone(),
             store: store.clone(),
             snapshot_every: 1_000,
+            remember_ended: Duration::from_secs(3600),
             metrics: Arc::new(PipelineMetrics::default()),
             updates,
             names: LogNames::default(),

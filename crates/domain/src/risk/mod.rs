@@ -191,6 +191,12 @@ impl RiskEngine {
         &self.ledger
     }
 
+    /// See [`Ledger::remember_ended_for`]: the engine recognises a repeated `OrderCreated`
+    /// by its ledger knowing the order.
+    pub fn remember_ended_for(&mut self, horizon: std::time::Duration) {
+        self.ledger.remember_ended_for(horizon);
+    }
+
     pub fn config(&self) -> &RiskConfig {
         &self.config
     }

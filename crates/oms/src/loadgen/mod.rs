@@ -49,6 +49,10 @@ pub struct LoadgenArgs {
     /// Quantity of every order.
     #[arg(long, default_value = "0.0001")]
     pub quantity: String,
+    /// Time in force of every order. `IOC` leaves nothing resting, so the live state stays
+    /// small however long the run: what then grows is only the history.
+    #[arg(long, default_value = "GTC", value_parser = ["GTC", "IOC"])]
+    pub time_in_force: String,
     /// Seconds to measure `GET /health` at the same rate afterwards (0 to skip).
     #[arg(long, default_value_t = 10)]
     pub bare_seconds: u64,
@@ -259,8 +263,8 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Outgoing
                 idempotency_key: (!args.no_idempotency_key)
                     .then(|| format!("loadgen-{worker}-{i}-{}", std::process::id())),
                 body: format!(
-                    r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"GTC"}}"#,
-                    args.symbol, args.quantity
+                    r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"{}"}}"#,
+                    args.symbol, args.quantity, args.time_in_force
                 ),
             }
         }

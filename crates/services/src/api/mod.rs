@@ -22,7 +22,7 @@ pub use auth::{authenticate, hash_api_key, Caller};
 pub use hooks::{MetricsSource, NoExtraChecks, NoExtraMetrics, Readiness};
 pub use pending::PendingResponses;
 pub use problem::Problem;
-pub use state::{ApiConfig, ApiState};
+pub use state::{ApiConfig, ApiState, IDEMPOTENCY_LOCK_TTL};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;

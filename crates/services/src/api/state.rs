@@ -16,6 +16,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The default [`ApiConfig::idempotency_lock_ttl`].
+pub const IDEMPOTENCY_LOCK_TTL: Duration = Duration::from_secs(300);
+
 #[derive(Clone)]
 pub struct ApiConfig {
     /// How long a completed idempotent response is kept for replay.
@@ -42,7 +45,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             idempotency_ttl: Duration::from_secs(24 * 3600),
-            idempotency_lock_ttl: Duration::from_secs(300),
+            idempotency_lock_ttl: IDEMPOTENCY_LOCK_TTL,
             body_limit: 64 * 1024,
             session_secret: random_secret(),
             session_ttl: Duration::from_secs(12 * 3600),

@@ -8,10 +8,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
 
-/// 2024-01-01T00:00:00Z in milliseconds since the Unix epoch.
-pub const ID_EPOCH_MS: i64 = 1_704_067_200_000;
+use oms_domain::ids::OrderId;
+
+pub const ID_EPOCH_MS: i64 = OrderId::EPOCH_MS;
 pub const INSTANCE_BITS: u32 = 10;
 pub const SEQUENCE_BITS: u32 = 12;
+// The domain reads an id's time from the same layout.
+const _: () = assert!(INSTANCE_BITS + SEQUENCE_BITS == OrderId::TIME_SHIFT);
 pub const MAX_INSTANCE: u16 = (1 << INSTANCE_BITS) - 1;
 const SEQUENCE_MASK: u64 = (1 << SEQUENCE_BITS) - 1;
 
@@ -84,7 +87,7 @@ impl OrderIdGenerator {
 
 /// The parts of an id, for logs and tests.
 pub fn decompose(id: u64) -> (i64, u16, u16) {
-    let ms = (id >> (INSTANCE_BITS + SEQUENCE_BITS)) as i64 + ID_EPOCH_MS;
+    let ms = OrderId(id).issued_at().millis();
     let instance = ((id >> SEQUENCE_BITS) & u64::from(MAX_INSTANCE)) as u16;
     let seq = (id & SEQUENCE_MASK) as u16;
     (ms, instance, seq)

@@ -30,6 +30,8 @@ pub struct RiskStage {
     pub references: References,
     /// Records between snapshots of a partition's state.
     pub snapshot_every: u64,
+    /// How long an ended order is remembered ([`super::ended_order_horizon`]).
+    pub remember_ended: std::time::Duration,
     pub names: LogNames,
 }
 
@@ -144,7 +146,7 @@ impl RiskStage {
     /// already written past the snapshot. Returns the offset to resume reading at.
     async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
         let end = self.log.end_offset(&tp.topic, tp.partition).await?;
-        let (from, engine) = stage::load_snapshot::<RiskEngine>(
+        let (from, mut engine) = stage::load_snapshot::<RiskEngine>(
             &self.store,
             "risk",
             &self.names.risk_group,
@@ -153,6 +155,7 @@ impl RiskStage {
         )
         .await?
         .unwrap_or_else(|| (0, self.new_engine()));
+        engine.remember_ended_for(self.remember_ended);
         let committed = self
             .log
             .committed(&self.names.risk_group, &tp.topic, tp.partition)
@@ -180,6 +183,7 @@ impl RiskStage {
             from,
             committed,
             decisions = recorded.len(),
+            ended_remembered = engine.ledger().ended_remembered(),
             "risk: partition restored"
         );
         Ok((

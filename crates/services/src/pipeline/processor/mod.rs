@@ -34,6 +34,8 @@ pub struct ProcessorStage {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn OrderStore>,
     pub snapshot_every: u64,
+    /// How long an ended order is remembered ([`super::ended_order_horizon`]).
+    pub remember_ended: std::time::Duration,
     pub metrics: Arc<PipelineMetrics>,
     /// Persisted order updates, for subscribers in the same process.
     pub updates: broadcast::Sender<OrderUpdate>,
@@ -78,6 +80,7 @@ impl ProcessorStage {
                             partition = tp.partition,
                             from,
                             persisted,
+                            ended_remembered = ledger.ended_remembered(),
                             "processor: partition restored"
                         );
                         parts.insert(
@@ -119,12 +122,17 @@ impl ProcessorStage {
         {
             if offset <= persisted {
                 match serde_json::from_slice::<Ledger>(&bytes) {
-                    Ok(ledger) => return Ok((offset, ledger)),
+                    Ok(mut ledger) => {
+                        ledger.remember_ended_for(self.remember_ended);
+                        return Ok((offset, ledger));
+                    }
                     Err(e) => tracing::error!(error = %e, "processor: unreadable ledger snapshot"),
                 }
             }
         }
-        Ok((0, Ledger::new()))
+        let mut ledger = Ledger::new();
+        ledger.remember_ended_for(self.remember_ended);
+        Ok((0, ledger))
     }
 
     async fn process(
