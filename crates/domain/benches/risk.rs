@@ -59,7 +59,9 @@ impl Bench {
         let mut b = Bench {
             accounts,
             engine,
-            now: 1_700_000_000_000,
+            // The order-id epoch: the small ids here were issued then, and the engine refuses
+            // ids issued far ahead of its clock.
+            now: OrderId::EPOCH_MS,
             next_id: 1,
             offset: 0,
             live: VecDeque::new(),

@@ -15,11 +15,11 @@
 //! of one it already folded (the venue re-sends after a restart) and changes nothing. Ended
 //! orders are remembered only to recognise a repeated `OrderCreated` or risk decision (an
 //! idempotent request resumed after a crash appends its order again, with the same id, for as
-//! long as its key is kept): see [`Ledger::remember_ended_for`].
+//! long as its key is kept), and only for a horizon: see [`Ledger::remember_ended_for`].
 
 use crate::events::{Event, Fill, Reservation};
 use crate::ids::{AccountId, Asset, OrderId, TradeId};
-use crate::order::Side;
+use crate::order::{RejectReason, Side};
 use crate::state_machine::Applied;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -129,10 +129,10 @@ pub enum LedgerError {
 }
 
 /// How the ended orders travel in a snapshot: a flat list `[id₀, account₀, id₁ − id₀,
-/// account₁, …]` in order-id order. The set grows with the whole history, unlike the rest of
-/// the ledger, and as a JSON object keyed by id strings it cost about 25 bytes and a string
-/// parse per order in every snapshot; ids are time-ordered, so the gaps are small numbers.
-/// Snapshots written as an object still load.
+/// account₁, …]` in order-id order. The set is the largest part of a busy ledger (every order
+/// of one horizon), and as a JSON object keyed by id strings it cost about 25 bytes and a
+/// string parse per order in every snapshot; ids are time-ordered, so the gaps are small
+/// numbers. Snapshots written as an object still load.
 mod ended_format {
     use super::IdMap;
     use crate::ids::{AccountId, OrderId};
@@ -265,8 +265,8 @@ pub struct Ledger {
     /// Live orders, inline: no allocation per order beyond the map's own.
     orders: IdMap<OrderId, OrderHold>,
     /// Orders that ended (or were refused by risk) and were issued at or after
-    /// `forgotten_before_ms`, with their account; any not live issued before it count as
-    /// ended too. A repeated decision or `OrderCreated` for them changes nothing.
+    /// `forgotten_before_ms`, with their account. A repeated decision or `OrderCreated` for
+    /// them changes nothing.
     #[serde(with = "ended_format")]
     ended: IdMap<OrderId, AccountId>,
     /// How long after an order's id was issued it is still remembered once ended, in ms;
@@ -274,7 +274,8 @@ pub struct Ledger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ended_horizon_ms: Option<i64>,
     /// When the newest order decided was issued: the clock the horizon is counted on. Order
-    /// ids carry it, so replaying the same events always forgets the same orders.
+    /// ids carry it, so replaying the same events always forgets the same orders. Orders the
+    /// risk engine refused for their time do not move it.
     #[serde(default)]
     newest_decided_ms: i64,
     /// Ended orders issued before this (ms since the Unix epoch) are forgotten.
@@ -295,7 +296,10 @@ impl Ledger {
     /// The horizon must outlast every way an order's id can reach the log again: an
     /// idempotent request resumed after a crash re-appends its `OrderCreated` (same id) at
     /// most as long after the id was issued as its key is kept, plus the clock skew between
-    /// ingestion instances. Copies of the venue's reports need no horizon (see the module).
+    /// ingestion instances. An `OrderCreated` issued before the horizon that the ledger does
+    /// not know may be such a copy ([`Ledger::issued_before_horizon`]): the risk engine
+    /// refuses it rather than decide it a second time. Copies of the venue's reports need no
+    /// horizon (see the module).
     pub fn remember_ended_for(&mut self, horizon: std::time::Duration) {
         self.ended_horizon_ms = Some(i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX));
     }
@@ -348,18 +352,15 @@ impl Ledger {
         self.ended.get(&order_id).copied()
     }
 
-    /// True once a risk decision on the order has been folded: it is live or it ended. An
-    /// order issued before the horizon (see [`Ledger::remember_ended_for`]) that is not live
-    /// counts as ended: its id can no longer reach the log for the first time.
+    /// True once a risk decision on the order has been folded and the order is live, or
+    /// ended and still remembered (see [`Ledger::remember_ended_for`]).
     pub fn knows_order(&self, order_id: OrderId) -> bool {
-        self.orders.contains_key(&order_id) || self.has_ended(order_id)
+        self.orders.contains_key(&order_id) || self.ended.contains_key(&order_id)
     }
 
-    fn has_ended(&self, order_id: OrderId) -> bool {
-        self.ended.contains_key(&order_id) || self.forgotten(order_id)
-    }
-
-    fn forgotten(&self, order_id: OrderId) -> bool {
+    /// True if the order's id was issued before the horizon: had it ended, it would be
+    /// forgotten, so an `OrderCreated` for it that the ledger does not know may be a copy.
+    pub fn issued_before_horizon(&self, order_id: OrderId) -> bool {
         order_id.issued_at().millis() < self.forgotten_before_ms
     }
 
@@ -380,11 +381,16 @@ impl Ledger {
                 account,
                 order_id,
                 approved,
+                reason,
                 reservation,
                 ..
             } => match (approved, reservation) {
                 (true, Some(r)) => self.reserve(*account, *order_id, r),
-                _ => Ok(self.refuse(*account, *order_id)),
+                _ => Ok(self.refuse(
+                    *account,
+                    *order_id,
+                    *reason != Some(RejectReason::OrderTimeOutOfRange),
+                )),
             },
             Event::OrderFilled(fill) => self.fill(fill),
             Event::AmendValidated {
@@ -446,7 +452,10 @@ impl Ledger {
         order_id: OrderId,
         r: &Reservation,
     ) -> Result<Applied, LedgerError> {
-        if self.has_ended(order_id) {
+        // Only what is remembered: the risk engine decides an order once, so a decision for
+        // an order issued before the horizon is not a copy (and a ledger with a shorter
+        // horizon than the engine's still folds it).
+        if self.ended.contains_key(&order_id) {
             return Ok(Applied::Unchanged);
         }
         let Entry::Vacant(slot) = self.orders.entry(order_id) else {
@@ -475,12 +484,15 @@ impl Ledger {
         Ok(Applied::Changed)
     }
 
-    /// A risk rejection: nothing was reserved, but the order is done.
-    fn refuse(&mut self, account: AccountId, order_id: OrderId) -> Applied {
+    /// A risk rejection: nothing was reserved, but the order is done. One refused for its
+    /// time leaves the clock alone: its id is what the engine did not trust.
+    fn refuse(&mut self, account: AccountId, order_id: OrderId, moves_clock: bool) -> Applied {
         if self.knows_order(order_id) {
             return Applied::Unchanged;
         }
-        self.decided(order_id);
+        if moves_clock {
+            self.decided(order_id);
+        }
         self.remember_ended(order_id, account);
         Applied::Changed
     }
@@ -506,7 +518,7 @@ impl Ledger {
     }
 
     fn remember_ended(&mut self, order_id: OrderId, account: AccountId) {
-        if !self.forgotten(order_id) {
+        if !self.issued_before_horizon(order_id) {
             self.ended.insert(order_id, account);
         }
     }

@@ -135,6 +135,10 @@ pub enum RejectReason {
     ExpireAtInPast,
     /// The order already has an amend waiting on the venue; one amend at a time per order.
     AmendPending,
+    /// The time in the order's id is further ahead of the risk engine's clock than clocks may
+    /// disagree, or older than the engine remembers ended orders: ingestion's clock is off,
+    /// or the order is a request resumed after its idempotency key should have expired.
+    OrderTimeOutOfRange,
 }
 
 impl RejectReason {
@@ -168,6 +172,7 @@ impl RejectReason {
             RejectReason::OrderNotLive => "ORDER_NOT_LIVE",
             RejectReason::ExpireAtInPast => "EXPIRE_AT_IN_PAST",
             RejectReason::AmendPending => "AMEND_PENDING",
+            RejectReason::OrderTimeOutOfRange => "ORDER_TIME_OUT_OF_RANGE",
         }
     }
 }

@@ -16,7 +16,9 @@ const ALICE: AccountId = AccountId(1);
 const BOB: AccountId = AccountId(2);
 const NOBODY: AccountId = AccountId(3);
 const FEES: AccountId = AccountId(99);
-const NOW: Timestamp = Timestamp(1_700_000_000_000);
+/// The order-id epoch: ids below 2^22 (every id here) were issued then, and the risk engine
+/// refuses ids issued far ahead of its clock.
+const NOW: Timestamp = Timestamp(OrderId::EPOCH_MS);
 const SRC: Source = Source {
     partition: 0,
     offset: 0,
@@ -859,13 +861,16 @@ fn a_redelivered_order_or_amend_is_not_decided_twice() {
 }
 
 #[test]
-fn an_order_ended_beyond_the_horizon_is_forgotten_but_never_decided_again() {
+fn an_order_issued_before_the_horizon_or_far_ahead_is_refused_for_its_time() {
     let mut e = engine();
     e.remember_ended_for(std::time::Duration::from_secs(3600));
-    // Ids as ingestion issues them: the millisecond since the id epoch in the high bits.
+    // Ids as ingestion issues them: the millisecond since the id epoch in the high bits;
+    // each is decided at the minute it was issued.
     let at_minute = |m: u64, seq: u64| ((m * 60_000) << OrderId::TIME_SHIFT) | seq;
+    let clock = |m: u64| Timestamp(NOW.0 + m as i64 * 60_000);
+    let decide_at = |e: &mut RiskEngine, m: u64, o: &NewOrder| e.decide_order(clock(m), SRC, o);
     let first = limit(at_minute(0, 1), ALICE, Side::Buy, "50000", "1");
-    approves(&mut e, &first);
+    assert!(decide_at(&mut e, 0, &first).approved());
     apply(
         &mut e,
         Event::OrderCanceled {
@@ -875,17 +880,34 @@ fn an_order_ended_beyond_the_horizon_is_forgotten_but_never_decided_again() {
             leaves_quantity: d("1"),
         },
     );
-    for minute in [30, 61, 66] {
-        approves(
-            &mut e,
-            &limit(at_minute(minute, 1), BOB, Side::Sell, "50000", "0.1"),
-        );
+    // Within the horizon the first order's OrderCreated appended again (a resumed request)
+    // is recognised: no second decision.
+    let sell = |m: u64| limit(at_minute(m, 1), BOB, Side::Sell, "50000", "0.1");
+    assert!(decide_at(&mut e, 30, &sell(30)).approved());
+    assert_eq!(decide_at(&mut e, 30, &first), Decision::default());
+
+    // An id issued more than five minutes ahead of the engine's clock is refused, and does
+    // not move the clock of forgetting: orders of correct clocks still pass.
+    let ahead = limit(at_minute(400, 1), BOB, Side::Sell, "50000", "0.1");
+    let dec = decide_at(&mut e, 31, &ahead);
+    assert_eq!(reason(&dec), Some(R::OrderTimeOutOfRange));
+    assert!(decide_at(&mut e, 32, &sell(32)).approved());
+    assert_eq!(decide_at(&mut e, 33, &first), Decision::default());
+
+    // An hour and a sixteenth later the first order is forgotten; its OrderCreated again is
+    // refused, not decided a second time.
+    for m in [61, 66] {
+        assert!(decide_at(&mut e, m, &sell(m)).approved());
     }
-    assert_eq!(e.ledger().ended_remembered(), 0);
-    // The first order's OrderCreated appended again (a resumed request): no second decision.
-    let before = e.clone();
-    assert_eq!(decide(&mut e, &first), Decision::default());
-    assert_eq!(e, before);
+    assert!(!e.ledger().knows_order(first.order_id));
+    assert_eq!(
+        e.ledger().ended_remembered(),
+        1,
+        "the refused one issued ahead"
+    );
+    let dec = decide_at(&mut e, 66, &first);
+    assert_eq!(reason(&dec), Some(R::OrderTimeOutOfRange));
+    assert_eq!(usd(&e, ALICE).reserved, Decimal::ZERO);
     // A cancel of it is refused like one of any order the account does not have live.
     let dec = e.decide_cancel(SRC, ALICE, first.order_id);
     assert!(

@@ -562,19 +562,38 @@ fn ended_orders_are_forgotten_once_the_horizon_has_passed_on_the_newest_order() 
 
     // An order decided an hour and a sixteenth after it: the ended order is forgotten, the
     // live one is not, and a copy of the ended order's last report still changes nothing.
-    // Not remembered one by one any more, it still counts as ended: its id cannot reach the
-    // log for the first time now, so a repeated decision is a copy.
+    // An order decided an hour and a sixteenth after it: the ended order is forgotten (the
+    // risk engine now refuses an OrderCreated for it, see `issued_before_horizon`), the live
+    // one is not, and a copy of the ended order's last report still changes nothing.
     l.apply(&buy(ALICE, issued(65, 1), "1000", "1")).unwrap();
     assert_eq!(l.ended_remembered(), 0);
+    assert!(!l.knows_order(OrderId(old)));
     assert_eq!(l.finished_order(OrderId(old)), None);
-    assert!(l.knows_order(OrderId(old)));
+    assert!(l.issued_before_horizon(OrderId(old)));
+    assert!(!l.issued_before_horizon(OrderId(issued(5, 1))));
     assert!(l.knows_order(OrderId(live)));
-    assert!(!l.knows_order(OrderId(issued(64, 9))));
     let before = l.clone();
-    for e in [buy(ALICE, old, "1000", "1"), canceled(ALICE, old)] {
+    for e in [
+        canceled(ALICE, old),
+        fill(ALICE, old, Side::Buy, 3, "1000", "1", "0", "0"),
+    ] {
         assert_eq!(l.apply(&e).unwrap(), Applied::Unchanged, "{e:?}");
     }
     assert_eq!(l, before);
+
+    // A refusal for the order's time does not move the clock: its id is what risk distrusted.
+    let far_ahead = issued(10_000, 1);
+    l.apply(&Event::RiskValidated {
+        account: BOB,
+        order_id: OrderId(far_ahead),
+        symbol: Symbol::new("BTC/USD"),
+        approved: false,
+        reason: Some(RejectReason::OrderTimeOutOfRange),
+        reservation: None,
+        protection_price: None,
+    })
+    .unwrap();
+    assert!(!l.issued_before_horizon(OrderId(issued(50, 1))));
 
     // A live order older than the horizon that ends now is not remembered at all; one
     // issued inside it is.
@@ -584,7 +603,7 @@ fn ended_orders_are_forgotten_once_the_horizon_has_passed_on_the_newest_order() 
     );
     assert_eq!(l.finished_order(OrderId(live)), None);
     assert_eq!(l.finished_order(OrderId(issued(50, 1))), Some(ALICE));
-    assert_eq!(l.ended_remembered(), 1);
+    assert_eq!(l.ended_remembered(), 2, "that one and the refused one");
 }
 
 #[test]
@@ -609,6 +628,7 @@ fn forgetting_is_the_same_whether_or_not_the_ledger_went_through_a_snapshot() {
         apply_all(&mut first, &events[..cut]);
         let mut back: Ledger =
             serde_json::from_slice(&serde_json::to_vec(&first).unwrap()).unwrap();
+        assert_eq!(back, first, "every field survives the snapshot");
         apply_all(&mut back, &events[cut..]);
         assert_eq!(back, straight, "snapshot after {cut} events");
     }

@@ -205,7 +205,8 @@ impl System {
             venue: Venue::new(instruments(), FEE_ACCOUNT),
             ledger: Ledger::new(),
             log: Vec::new(),
-            now: 1_000_000,
+            // After the order-id epoch: the risk engine refuses ids issued far ahead of its clock.
+            now: OrderId::EPOCH_MS + 1_000_000,
             offset: 0,
             next_amend: 0,
             deposit_no: 0,

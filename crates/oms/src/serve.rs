@@ -342,8 +342,6 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: draining in-flight requests");
 }
 
-/// The session-signing secret: `server.sessionSecret` (every ingestion instance behind one load
-/// balancer needs the same), else kept in the data directory so sessions survive restarts.
 /// How long the ledgers remember ended orders: derived from how long ingestion keeps
 /// idempotency keys, so every process given the same configuration agrees.
 fn remember_ended(config: &Config) -> Duration {
@@ -353,6 +351,8 @@ fn remember_ended(config: &Config) -> Duration {
     )
 }
 
+/// The session-signing secret: `server.sessionSecret` (every ingestion instance behind one load
+/// balancer needs the same), else kept in the data directory so sessions survive restarts.
 fn session_secret(config: &Config) -> Result<Vec<u8>> {
     if let Some(secret) = &config.server.session_secret {
         if secret.len() >= 32 {

@@ -15,6 +15,11 @@ use rust_decimal::Decimal;
 
 use RejectReason as R;
 
+/// How far ahead of the engine's clock an order id may be issued. Further ahead and the id
+/// would move the ledger's clock of forgetting (`Ledger::remember_ended_for`) past orders
+/// still to come from instances with correct clocks.
+pub const MAX_ISSUED_AHEAD_MS: i64 = 5 * 60 * 1000;
+
 /// What an approved order sets aside, and the worst price a market order may fill at.
 struct Approval {
     reservation: Reservation,
@@ -108,6 +113,12 @@ impl RiskEngine {
             return Err(R::RateLimited);
         }
         let open_orders = account.open_orders;
+        let issued = order.order_id.issued_at().millis();
+        if issued > now.millis().saturating_add(MAX_ISSUED_AHEAD_MS)
+            || self.ledger.issued_before_horizon(order.order_id)
+        {
+            return Err(R::OrderTimeOutOfRange);
+        }
 
         let market = market.ok_or(R::UnknownInstrument)?;
         let inst = &market.instrument;

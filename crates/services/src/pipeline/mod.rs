@@ -20,12 +20,16 @@ pub type Shutdown = tokio::sync::watch::Receiver<bool>;
 /// idempotency keys. A request whose process died after appending its `OrderCreated` is
 /// resumed by a retry, which appends it again with the same id. That can happen until the key
 /// is freed: at most `ttl` (or `lock`, if longer) after the id was issued, plus one `lock` when
-/// it was resumed just before. Five minutes more cover ingestion instances' clocks disagreeing.
+/// it was resumed just before. Five minutes more cover ingestion instances' clocks disagreeing
+/// (the risk engine refuses ids issued further ahead of its own clock).
 pub fn ended_order_horizon(
     idempotency_ttl: std::time::Duration,
     idempotency_lock: std::time::Duration,
 ) -> std::time::Duration {
-    idempotency_ttl.max(idempotency_lock) + idempotency_lock + std::time::Duration::from_secs(300)
+    idempotency_ttl
+        .max(idempotency_lock)
+        .saturating_add(idempotency_lock)
+        .saturating_add(std::time::Duration::from_secs(300))
 }
 
 #[cfg(test)]
@@ -44,5 +48,7 @@ mod tests {
         );
         // A lock longer than the time to live keeps the key as long as the lock.
         assert_eq!(ended_order_horizon(min(1), min(5)), min(5 + 5 + 5));
+        // A time to live too long to add to is for ever, not a panic.
+        assert_eq!(ended_order_horizon(Duration::MAX, min(5)), Duration::MAX);
     }
 }

@@ -41,6 +41,10 @@ struct Partition {
     committed: u64,
     /// Decisions already in the log past the snapshot, by event id.
     recorded: HashMap<EventId, Envelope>,
+    /// The partition's end when it was restored. Every request `recorded` answers lies before
+    /// it; what is left once the stage gets there answers requests from before the snapshot,
+    /// and a repeat of such a request must not find it and re-send its command.
+    recorded_until: u64,
     since_snapshot: u64,
 }
 
@@ -95,6 +99,9 @@ impl RiskStage {
                         };
                         let replaying = rec.offset < part.committed;
                         let (events, commands) = part.handle(&env, source);
+                        if rec.offset + 1 >= part.recorded_until && !part.recorded.is_empty() {
+                            part.recorded = HashMap::new();
+                        }
                         if !replaying {
                             out_events.extend(events);
                             out_commands.extend(commands);
@@ -192,6 +199,7 @@ impl RiskStage {
                 engine,
                 committed,
                 recorded,
+                recorded_until: end,
                 since_snapshot: 0,
             },
         ))
@@ -235,6 +243,12 @@ impl Partition {
         match &env.event {
             Event::OrderCreated(order) => {
                 let decision_id = EventId(format!("o:{}:risk", order.order_id));
+                if self.engine.ledger().knows_order(order.order_id) {
+                    // Decided already (a repeat): before the snapshot, or earlier in the tail.
+                    // A decision in `recorded` for it answered the first request, not this one.
+                    self.recorded.remove(&decision_id);
+                    return (Vec::new(), Vec::new());
+                }
                 if let Some(recorded) = self.recorded.remove(&decision_id) {
                     self.fold(env);
                     self.fold(&recorded);

@@ -267,7 +267,8 @@ impl OrderBook {
             reason,
         };
         if self.orders.ids.contains_key(&o.order_id) {
-            out.push(reject(RejectReason::DuplicateOrder));
+            // Risk decides an order once, so a second submit of a live order is a copy of the
+            // first. Reported as rejected, it would end the resting order in every reader.
             return;
         }
         let (tif, expire_at) = match o.time_in_force {

@@ -350,16 +350,15 @@ fn gtd_with_an_expiry_not_in_the_future_is_rejected() {
 }
 
 #[test]
-fn a_live_order_id_cannot_be_submitted_twice() {
+fn a_second_submit_of_a_live_order_is_a_copy_and_changes_nothing() {
     let mut h = Harness::new();
     h.limit(1, 10, Side::Buy, "100", "1");
     let ev = h.limit(1, 10, Side::Buy, "99", "1");
-    assert!(matches!(
-        ev[..],
-        [Event::OrderRejected {
-            reason: RejectReason::DuplicateOrder,
-            ..
-        }]
-    ));
-    assert_eq!(h.venue.depth(&btc(), 5).unwrap().bids.len(), 1);
+    assert!(ev.is_empty(), "{ev:?}");
+    let depth = h.venue.depth(&btc(), 5).unwrap();
+    assert_eq!(depth.bids.len(), 1);
+    assert_eq!(
+        (depth.bids[0].price, depth.bids[0].quantity),
+        (d("100"), d("1"))
+    );
 }

@@ -160,6 +160,10 @@ impl ProcessorStage {
                     continue;
                 }
             };
+            // An order issued before the ledger's horizon that it does not know may be a copy
+            // of one it has forgotten: its actor reads the store first instead of starting it
+            // anew (risk refuses it either way).
+            let mut maybe_copy = false;
             if let Event::OrderCreated(o) = &env.event {
                 // The same order again (an idempotent request resumed after a crash appends it
                 // once more, same id): the first one stands. Until risk has decided it the
@@ -167,6 +171,7 @@ impl ProcessorStage {
                 if part.ledger.knows_order(o.order_id) {
                     continue;
                 }
+                maybe_copy = part.ledger.issued_before_horizon(o.order_id);
             }
             if let Err(e) = part.ledger.apply(&env.event) {
                 self.metrics.ledger_errors.inc();
@@ -189,7 +194,7 @@ impl ProcessorStage {
             else {
                 continue;
             };
-            let is_new = matches!(env.event, Event::OrderCreated(_));
+            let is_new = matches!(env.event, Event::OrderCreated(_)) && !maybe_copy;
             let (reply, rx) = oneshot::channel();
             let mut msg = actor::Message {
                 event: env.clone(),
