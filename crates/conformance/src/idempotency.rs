@@ -49,6 +49,18 @@ where
     );
     abandoned_claims_resume(Arc::new(make().await), &key("resume"), &key("resume-race")).await;
 
+    check(
+        SUITE,
+        "an abandoned claim is resumed at once by the same body; completed keys stay",
+    );
+    abandon_resumes_at_once(
+        &make().await,
+        &key("abandon"),
+        &key("abandon-done"),
+        &key("abandon-none"),
+    )
+    .await;
+
     check(SUITE, "completed keys survive a reopen");
     survives_reopen(&make, &key("reopen")).await;
 }
@@ -214,6 +226,65 @@ where
             fingerprint: "fp".into(),
             response: resp
         }
+    );
+}
+
+async fn abandon_resumes_at_once(store: &impl IdempotencyStore, key: &str, done: &str, none: &str) {
+    let terms = |intent: &'static [u8]| ClaimTerms {
+        intent,
+        lock: LONG,
+        keep: LONG,
+    };
+    let in_flight = Claim::InFlight {
+        fingerprint: "fp".into(),
+    };
+    assert_eq!(
+        store.claim_with(key, "fp", &terms(b"first")).await.unwrap(),
+        Claim::Acquired
+    );
+    store.abandon(key).await.unwrap();
+    assert_eq!(
+        store.claim_with(key, "other", &terms(b"x")).await.unwrap(),
+        in_flight,
+        "another body still finds the key held"
+    );
+    assert_eq!(
+        store
+            .claim_with(key, "fp", &terms(b"second"))
+            .await
+            .unwrap(),
+        Claim::Resumed {
+            intent: b"first".to_vec()
+        },
+        "the same body resumes the first request without waiting out its lock"
+    );
+    assert_eq!(
+        store.claim_with(key, "fp", &terms(b"third")).await.unwrap(),
+        in_flight,
+        "the resumed request holds a lock of its own"
+    );
+
+    assert_eq!(
+        store.claim(done, "fp", LONG).await.unwrap(),
+        Claim::Acquired
+    );
+    let answer = response(202, "{}");
+    store.complete(done, "fp", &answer, LONG).await.unwrap();
+    store.abandon(done).await.unwrap();
+    assert_eq!(
+        store.claim(done, "fp", LONG).await.unwrap(),
+        Claim::Completed {
+            fingerprint: "fp".into(),
+            response: answer
+        },
+        "a completed key is left as it is"
+    );
+
+    store.abandon(none).await.unwrap();
+    assert_eq!(
+        store.claim(none, "fp", LONG).await.unwrap(),
+        Claim::Acquired,
+        "abandoning a key never claimed leaves it free"
     );
 }
 

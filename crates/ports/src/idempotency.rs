@@ -87,6 +87,12 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Frees a claimed key whose request failed before any effect, so a retry can run.
     async fn release(&self, key: &str) -> PortResult<()>;
 
+    /// Ends the lock of a claim in flight whose request failed without knowing whether its
+    /// effect happened (an append that reported an error may still have landed). A retry with
+    /// the same body then resumes it at once, with its intent ([`Claim::Resumed`]), rather
+    /// than wait out the lock, and never runs afresh. A completed key is left as it is.
+    async fn abandon(&self, key: &str) -> PortResult<()>;
+
     /// Checks the store is reachable (for `/ready`).
     async fn ping(&self) -> PortResult<()>;
 }

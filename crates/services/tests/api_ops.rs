@@ -232,6 +232,9 @@ impl IdempotencyStore for DownIdempotency {
     async fn release(&self, _: &str) -> PortResult<()> {
         Err(PortError::Unavailable("connection refused".into()))
     }
+    async fn abandon(&self, _: &str) -> PortResult<()> {
+        Err(PortError::Unavailable("connection refused".into()))
+    }
     async fn ping(&self) -> PortResult<()> {
         Err(PortError::Unavailable("connection refused".into()))
     }
@@ -323,7 +326,7 @@ fn disk_full() -> PortError {
 }
 
 #[tokio::test]
-async fn failed_publish_releases_the_idempotency_key_and_client_order_id() {
+async fn a_failed_publish_hands_its_key_and_client_order_id_to_the_retry() {
     let down = Arc::new(AtomicBool::new(true));
     let mut ports = embedded_ports().await;
     let is_down = down.clone();
@@ -466,6 +469,9 @@ impl IdempotencyStore for HeldCompletions {
     }
     async fn release(&self, key: &str) -> PortResult<()> {
         self.inner.release(key).await
+    }
+    async fn abandon(&self, key: &str) -> PortResult<()> {
+        self.inner.abandon(key).await
     }
     async fn ping(&self) -> PortResult<()> {
         self.inner.ping().await

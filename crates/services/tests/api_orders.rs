@@ -787,6 +787,9 @@ impl oms_ports::idempotency::IdempotencyStore for LosesFirstResponse {
     async fn release(&self, key: &str) -> oms_ports::PortResult<()> {
         self.inner.release(key).await
     }
+    async fn abandon(&self, key: &str) -> oms_ports::PortResult<()> {
+        self.inner.abandon(key).await
+    }
     async fn ping(&self) -> oms_ports::PortResult<()> {
         self.inner.ping().await
     }
@@ -850,4 +853,111 @@ async fn a_retry_after_a_lost_response_resumes_the_same_order_instead_of_placing
         .collect();
     assert_eq!(created.len(), 2);
     assert!(created.iter().all(|id| order_id == id.as_str()));
+}
+
+/// An event log whose first append lands and then reports a failure, as a broker that timed
+/// out after writing does.
+struct FailsAfterFirstAppend {
+    inner: std::sync::Arc<dyn oms_ports::event_log::EventLog>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl oms_ports::event_log::EventLog for FailsAfterFirstAppend {
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> oms_ports::PortResult<()> {
+        self.inner.ensure_topic(topic, partitions).await
+    }
+    async fn partition_count(&self, topic: &str) -> oms_ports::PortResult<u32> {
+        self.inner.partition_count(topic).await
+    }
+    async fn append(
+        &self,
+        topic: &str,
+        records: Vec<oms_ports::event_log::NewRecord>,
+    ) -> oms_ports::PortResult<Vec<oms_ports::event_log::Appended>> {
+        let appended = self.inner.append(topic, records).await?;
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(oms_ports::PortError::Unavailable(
+                "message timed out (possibly persisted)".into(),
+            ));
+        }
+        Ok(appended)
+    }
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+    ) -> oms_ports::PortResult<Vec<oms_ports::event_log::Record>> {
+        self.inner.read(topic, partition, offset, max).await
+    }
+    async fn end_offset(&self, topic: &str, partition: u32) -> oms_ports::PortResult<u64> {
+        self.inner.end_offset(topic, partition).await
+    }
+    async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> oms_ports::PortResult<Option<u64>> {
+        self.inner.committed(group, topic, partition).await
+    }
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> oms_ports::PortResult<Box<dyn oms_ports::event_log::Consumer>> {
+        self.inner.subscribe(group, topics).await
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_an_append_that_failed_but_landed_places_the_same_order() {
+    let mut ports = api_common::embedded_ports().await;
+    ports.log = std::sync::Arc::new(FailsAfterFirstAppend {
+        inner: ports.log.clone(),
+        failed: Default::default(),
+    });
+    // A long lock: the retry must not have to wait it out.
+    let lock = std::time::Duration::from_secs(3600);
+    let app = TestApp::start_configured(ports, |c| c.idempotency_lock_ttl = lock, |s| s).await;
+    let body = br#"{"symbol":"BTC/USD","side":"BUY","quantity":0.1,"price":45000,"orderType":"LIMIT","clientOrderId":"landed-1"}"#;
+    let post = || {
+        app.send(
+            "POST",
+            "/api/orders",
+            &[
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", "landed-key"),
+            ],
+            Some(body),
+        )
+    };
+
+    let failed = post().await;
+    assert_eq!(failed.status, 503, "{:?}", failed.body);
+    assert!(failed.header("retry-after").is_some());
+    let retry = post().await;
+    assert_eq!(retry.status, 202, "{:?}", retry.body);
+
+    // Both appends carry the same order: downstream keeps the first and drops the copy.
+    let created: Vec<OrderId> = app
+        .order_records()
+        .await
+        .into_iter()
+        .filter_map(|(_, env)| match env.event {
+            Event::OrderCreated(o) => Some(o.order_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert_eq!(created[0], created[1], "one order, appended twice");
+    assert_eq!(
+        retry.json()["orderId"].as_str().unwrap(),
+        created[0].to_string()
+    );
+    let replay = post().await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
 }

@@ -48,6 +48,7 @@ pub struct RedisIdempotency {
     timeout: Duration,
     resume_script: Arc<Script>,
     release_script: Arc<Script>,
+    abandon_script: Arc<Script>,
 }
 
 /// The claim's slow path, for a key found holding a claim in flight with the caller's
@@ -96,6 +97,30 @@ return v
         len_start = 2 + lock,
         len_end = 1 + lock + len,
         fp_start = 2 + lock + len,
+    )
+}
+
+/// Ends the lock of a claim in flight (`L`, or the older `P`): rewritten as an `L` record whose
+/// floor is the key's time to live now, so that from now on its lock has passed. Its time to
+/// live is kept; anything else (completed, gone) is left alone.
+fn abandon_lua() -> String {
+    let lock = record::LOCK_DIGITS;
+    format!(
+        r"
+local v = redis.call('GET', KEYS[1])
+local tag = v and string.sub(v, 1, 1)
+if tag ~= 'L' and tag ~= 'P' then
+    return 0
+end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl <= 0 then
+    return 0
+end
+redis.call('SET', KEYS[1], 'L' .. string.format('%0{lock}d', pttl) .. string.sub(v, {len_start}),
+    'KEEPTTL')
+return 1
+",
+        len_start = 2 + lock,
     )
 }
 
@@ -168,6 +193,7 @@ impl RedisIdempotency {
             timeout: options.timeout,
             resume_script: Arc::new(Script::new(&resume_lua())),
             release_script: Arc::new(Script::new(&release_lua())),
+            abandon_script: Arc::new(Script::new(&abandon_lua())),
         }
     }
 
@@ -334,6 +360,18 @@ impl IdempotencyStore for RedisIdempotency {
         self.run(
             "release an idempotency key",
             self.release_script
+                .key(self.key(key))
+                .invoke_async::<i64>(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &str) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        self.run(
+            "abandon an idempotency claim",
+            self.abandon_script
                 .key(self.key(key))
                 .invoke_async::<i64>(&mut conn),
         )

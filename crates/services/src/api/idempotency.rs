@@ -80,10 +80,14 @@ impl Run {
     /// request run afresh beside that retry. Keeping it is always safe, since a retry after
     /// the lock resumes the request instead of repeating it.
     pub fn may_undo(&self) -> bool {
-        !self.resumed
-            && self
-                .lock
-                .is_none_or(|(claimed, lock)| claimed.elapsed() < lock / 2)
+        !self.resumed && self.holds_claim()
+    }
+
+    /// Whether the claim is surely still this request's: before half its lock, no retry can
+    /// have resumed it.
+    pub fn holds_claim(&self) -> bool {
+        self.lock
+            .is_none_or(|(claimed, lock)| claimed.elapsed() < lock / 2)
     }
 }
 
@@ -183,6 +187,11 @@ where
         state
             .pending
             .complete_later(store.clone(), scoped, fp, reply.to_stored(), ttl);
+    } else if reply.effect_unknown && undo.holds_claim() {
+        // Failed with its effect perhaps done: the next retry resumes it as this request.
+        if let Err(e) = store.abandon(&scoped).await {
+            tracing::warn!(error = %e, "could not hand the idempotency key to a retry");
+        }
     } else if undo.may_undo() {
         // Failed before any effect: free the key so a retry runs.
         if let Err(e) = store.release(&scoped).await {
@@ -190,7 +199,8 @@ where
         }
     }
     // A resumed request that failed may have had its effect, and one that took half its lock
-    // may have been resumed meanwhile: its claim stays, to be resumed once its lock expires.
+    // may have been resumed meanwhile (abandoning it then would end the lock of the retry that
+    // resumed it): its claim stays, to be resumed once its lock expires.
     reply
 }
 

@@ -15,6 +15,10 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A failure after which the request's effect may or may not have happened (an append
+    /// that reported an error can still have landed): its idempotency key is neither freed
+    /// nor left locked, but handed to the next retry to resume (`IdempotencyStore::abandon`).
+    pub effect_unknown: bool,
 }
 
 impl Reply {
@@ -23,6 +27,7 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             body,
+            effect_unknown: false,
         }
     }
 
@@ -39,7 +44,14 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            effect_unknown: false,
         }
+    }
+
+    /// Marks the reply as [`Reply::effect_unknown`].
+    pub fn effect_unknown(mut self) -> Self {
+        self.effect_unknown = true;
+        self
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -65,6 +77,7 @@ impl Reply {
             status: StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK),
             headers: s.headers.clone(),
             body: s.body.clone(),
+            effect_unknown: false,
         }
     }
 }

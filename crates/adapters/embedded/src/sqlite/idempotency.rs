@@ -295,6 +295,23 @@ impl IdempotencyStore for SqliteIdempotency {
             .await?)
     }
 
+    async fn abandon(&self, key: &str) -> PortResult<()> {
+        let key = key.to_string();
+        let now = now_ms();
+        Ok(self
+            .db
+            .write_one(Durability::Unsynced, move |conn| {
+                // Unsynced: if a crash undoes this, the lock simply runs its course.
+                conn.prepare_cached(
+                    "UPDATE idempotency_keys SET lock_until = MIN(COALESCE(lock_until, ?2), ?2)
+                     WHERE key = ?1 AND completed = 0",
+                )?
+                .execute(params![key, now])?;
+                Ok(())
+            })
+            .await?)
+    }
+
     async fn ping(&self) -> PortResult<()> {
         Ok(self
             .db

@@ -18,6 +18,7 @@ use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::OrderQuery;
+use oms_ports::PortError;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -83,7 +84,8 @@ impl OrderIntent {
 }
 
 /// Places the order of `intent`. What it holds is given back on failure only if `run` may
-/// undo: a resumed request may have placed the order already.
+/// undo (a resumed request may have placed the order already) and the order surely did not
+/// reach the log.
 async fn place(
     s: &ApiState,
     account: AccountId,
@@ -122,13 +124,25 @@ async fn place(
         Event::OrderCreated(new),
     )
     .await;
-    if let Err(e) = published {
-        if let Some(coid) = order.client_order_id.as_ref().filter(|_| run.may_undo()) {
-            if let Err(e) = s.store.release_client_order_id(account, coid).await {
-                tracing::warn!(error = %e, "could not release clientOrderId after a failed publish");
+    match published {
+        Ok(_) => {}
+        // Refused as it stands (never written): nothing happened.
+        Err(e @ PortError::Invalid(_)) => {
+            if let Some(coid) = order.client_order_id.as_ref().filter(|_| run.may_undo()) {
+                if let Err(e) = s.store.release_client_order_id(account, coid).await {
+                    tracing::warn!(error = %e, "could not release clientOrderId after a refused publish");
+                }
             }
+            return Err(Problem::from_port("event log", &e));
         }
-        return Err(Problem::from_port("event log", &e));
+        // Otherwise the append may have landed all the same (a broker that timed out after
+        // writing): the order keeps its clientOrderId and its idempotency key goes to the next
+        // retry, which places the very same order again (downstream drops it if it exists).
+        Err(e) => {
+            return Ok(Problem::from_port("event log", &e)
+                .into_reply()
+                .effect_unknown())
+        }
     }
     tracing::debug!(order_id = %order.order_id, "order accepted for processing");
     let view = OrderView::new(&order, s.instrument(order.symbol.as_str()));
