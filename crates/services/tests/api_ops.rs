@@ -3,15 +3,13 @@
 
 mod api_common;
 
-use api_common::{embedded_ports, TestApp, KEY};
+use api_common::{embedded_ports, HookedLog, TestApp, KEY};
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
-use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::{PortError, PortResult};
 use oms_services::api::{MetricsSource, Readiness};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -266,59 +264,6 @@ async fn idempotency_store_down_fails_closed() {
     assert_eq!(r.status, 202);
     let ready = app.send("GET", "/ready", &[], None).await;
     assert_eq!(ready.status, 503);
-}
-
-/// What a [`HookedLog`] does before an append: it gets the append's number (0 for the first)
-/// and fails it by returning an error.
-type AppendHook = Box<dyn Fn(usize) -> BoxFuture<'static, PortResult<()>> + Send + Sync>;
-
-/// An event log whose appends go through a hook first: to fail them, or hold them.
-struct HookedLog {
-    inner: Arc<dyn EventLog>,
-    appends: AtomicUsize,
-    hook: AppendHook,
-}
-
-impl HookedLog {
-    fn wrap(inner: Arc<dyn EventLog>, hook: AppendHook) -> Arc<dyn EventLog> {
-        Arc::new(HookedLog {
-            inner,
-            appends: AtomicUsize::new(0),
-            hook,
-        })
-    }
-}
-
-#[async_trait]
-impl EventLog for HookedLog {
-    async fn ensure_topic(&self, topic: &str, partitions: u32) -> PortResult<()> {
-        self.inner.ensure_topic(topic, partitions).await
-    }
-    async fn partition_count(&self, topic: &str) -> PortResult<u32> {
-        self.inner.partition_count(topic).await
-    }
-    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> PortResult<Vec<Appended>> {
-        (self.hook)(self.appends.fetch_add(1, Ordering::SeqCst)).await?;
-        self.inner.append(topic, records).await
-    }
-    async fn read(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max: usize,
-    ) -> PortResult<Vec<Record>> {
-        self.inner.read(topic, partition, offset, max).await
-    }
-    async fn end_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
-        self.inner.end_offset(topic, partition).await
-    }
-    async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>> {
-        self.inner.committed(group, topic, partition).await
-    }
-    async fn subscribe(&self, group: &str, topics: &[&str]) -> PortResult<Box<dyn Consumer>> {
-        self.inner.subscribe(group, topics).await
-    }
 }
 
 fn disk_full() -> PortError {

@@ -855,70 +855,11 @@ async fn a_retry_after_a_lost_response_resumes_the_same_order_instead_of_placing
     assert!(created.iter().all(|id| order_id == id.as_str()));
 }
 
-/// An event log whose first append lands and then reports a failure, as a broker that timed
-/// out after writing does.
-struct FailsAfterFirstAppend {
-    inner: std::sync::Arc<dyn oms_ports::event_log::EventLog>,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl oms_ports::event_log::EventLog for FailsAfterFirstAppend {
-    async fn ensure_topic(&self, topic: &str, partitions: u32) -> oms_ports::PortResult<()> {
-        self.inner.ensure_topic(topic, partitions).await
-    }
-    async fn partition_count(&self, topic: &str) -> oms_ports::PortResult<u32> {
-        self.inner.partition_count(topic).await
-    }
-    async fn append(
-        &self,
-        topic: &str,
-        records: Vec<oms_ports::event_log::NewRecord>,
-    ) -> oms_ports::PortResult<Vec<oms_ports::event_log::Appended>> {
-        let appended = self.inner.append(topic, records).await?;
-        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(oms_ports::PortError::Unavailable(
-                "message timed out (possibly persisted)".into(),
-            ));
-        }
-        Ok(appended)
-    }
-    async fn read(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max: usize,
-    ) -> oms_ports::PortResult<Vec<oms_ports::event_log::Record>> {
-        self.inner.read(topic, partition, offset, max).await
-    }
-    async fn end_offset(&self, topic: &str, partition: u32) -> oms_ports::PortResult<u64> {
-        self.inner.end_offset(topic, partition).await
-    }
-    async fn committed(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-    ) -> oms_ports::PortResult<Option<u64>> {
-        self.inner.committed(group, topic, partition).await
-    }
-    async fn subscribe(
-        &self,
-        group: &str,
-        topics: &[&str],
-    ) -> oms_ports::PortResult<Box<dyn oms_ports::event_log::Consumer>> {
-        self.inner.subscribe(group, topics).await
-    }
-}
-
 #[tokio::test]
 async fn a_retry_after_an_append_that_failed_but_landed_places_the_same_order() {
     let mut ports = api_common::embedded_ports().await;
-    ports.log = std::sync::Arc::new(FailsAfterFirstAppend {
-        inner: ports.log.clone(),
-        failed: Default::default(),
-    });
+    // Its first append lands and is then reported failed.
+    ports.log = api_common::HookedLog::landing_then_failing(ports.log.clone(), 0);
     // A long lock: the retry must not have to wait it out.
     let lock = std::time::Duration::from_secs(3600);
     let app = TestApp::start_configured(ports, |c| c.idempotency_lock_ttl = lock, |s| s).await;

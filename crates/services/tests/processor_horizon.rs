@@ -5,12 +5,12 @@
 //! ids carry the time they were issued). Here the horizon is one minute and a later order,
 //! issued an hour after the first, moves the clock past it.
 
+mod api_common;
+
 use oms_domain::events::{CancelReason, Event, Reservation};
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
 use oms_domain::order::{NewOrder, OrderStatus, OrderType, RejectReason, Side, TimeInForce};
 use oms_domain::Decimal;
-use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
-use oms_ports::event_log::EventLog;
 use oms_ports::order_store::OrderStore;
 use oms_services::codec::{topics, LogNames};
 use oms_services::ingestion::publish::publish_order_event;
@@ -70,22 +70,10 @@ async fn status(store: &dyn OrderStore, account: AccountId, id: OrderId) -> Opti
 
 #[tokio::test]
 async fn a_copy_of_a_forgotten_order_does_not_start_it_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = FileLog::open(
-        &dir.path().join("log"),
-        FileLogOptions {
-            fsync: false,
-            ..FileLogOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let log: Arc<dyn EventLog> = Arc::new(log);
+    let embedded = api_common::embedded_ports().await;
+    let log = embedded.log.clone();
     log.ensure_topic(topics::ORDERS, 1).await.unwrap();
-    let sqlite = SqliteStore::open(&dir.path().join("oms.db"), SqliteOptions::default())
-        .await
-        .unwrap();
-    let store: Arc<dyn OrderStore> = Arc::new(sqlite);
+    let store: Arc<dyn OrderStore> = embedded.store.clone();
     let alice = store
         .create_account("alice", false, now())
         .await

@@ -6,6 +6,8 @@
 //! stage finds that decision in its tail although the request it answers came before the
 //! snapshot, and must not take it for the answer to the repeat.
 
+mod api_common;
+
 use oms_domain::events::{Event, Reservation};
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol};
 use oms_domain::instrument::default_instruments;
@@ -13,7 +15,6 @@ use oms_domain::order::{NewOrder, OrderType, Side, TimeInForce};
 use oms_domain::risk::RiskConfig;
 use oms_domain::venue::VenueCommand;
 use oms_domain::Decimal;
-use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
 use oms_ports::event_log::EventLog;
 use oms_ports::order_store::OrderStore;
 use oms_services::codec::{decode_command, decode_event, topics, LogNames};
@@ -132,26 +133,14 @@ async fn wait_for_submit(log: &dyn EventLog, id: OrderId) {
 
 #[tokio::test]
 async fn an_order_created_again_after_a_restart_is_not_decided_or_sent_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = FileLog::open(
-        &dir.path().join("log"),
-        FileLogOptions {
-            fsync: false,
-            ..FileLogOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let log: Arc<dyn EventLog> = Arc::new(log);
+    let embedded = api_common::embedded_ports().await;
+    let log = embedded.log.clone();
     for topic in [topics::ORDERS, topics::VENUE, topics::MARKETDATA] {
         log.ensure_topic(topic, 1).await.unwrap();
     }
-    let store = SqliteStore::open(&dir.path().join("oms.db"), SqliteOptions::default())
-        .await
-        .unwrap();
     let ports = Ports {
         log: log.clone(),
-        store: Arc::new(store),
+        store: embedded.store.clone(),
     };
     let deposit = Event::Deposit {
         account: ALICE,

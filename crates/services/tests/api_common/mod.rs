@@ -2,7 +2,9 @@
 //! log, SQLite store and idempotency) in a temp dir, and a small HTTP/1 client.
 #![allow(dead_code)]
 
+use async_trait::async_trait;
 use axum::body::Bytes;
+use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -11,13 +13,15 @@ use oms_domain::ids::{AccountId, Timestamp};
 use oms_domain::instrument::default_instruments;
 use oms_domain::order::Order;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
-use oms_ports::event_log::{EventLog, Record};
+use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
 use oms_ports::idempotency::IdempotencyStore;
 use oms_ports::order_store::{OrderStore, StoreBatch};
+use oms_ports::{PortError, PortResult};
 use oms_services::api::{self, hash_api_key, ApiConfig, ApiState};
 use oms_services::ingestion::OrderIdGenerator;
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tempfile::TempDir;
 
@@ -236,5 +240,79 @@ pub async fn send(
         status: parts.status.as_u16(),
         headers: parts.headers,
         body,
+    }
+}
+
+/// What a [`HookedLog`] does before an append: it gets the append's number (0 for the first)
+/// and fails it by returning an error (nothing is written), or holds it.
+pub type AppendHook = Box<dyn Fn(usize) -> BoxFuture<'static, PortResult<()>> + Send + Sync>;
+
+/// An event log whose appends go through a hook first: to fail them, or hold them.
+pub struct HookedLog {
+    inner: Arc<dyn EventLog>,
+    appends: AtomicUsize,
+    hook: AppendHook,
+    /// This append (by number) is written and then reported failed, as a broker that timed
+    /// out after writing reports it.
+    lands_then_fails: Option<usize>,
+}
+
+impl HookedLog {
+    pub fn wrap(inner: Arc<dyn EventLog>, hook: AppendHook) -> Arc<dyn EventLog> {
+        Arc::new(HookedLog {
+            inner,
+            appends: AtomicUsize::new(0),
+            hook,
+            lands_then_fails: None,
+        })
+    }
+
+    /// A log whose append number `n` is written and then reported failed.
+    pub fn landing_then_failing(inner: Arc<dyn EventLog>, n: usize) -> Arc<dyn EventLog> {
+        Arc::new(HookedLog {
+            inner,
+            appends: AtomicUsize::new(0),
+            hook: Box::new(|_| Box::pin(async { Ok(()) })),
+            lands_then_fails: Some(n),
+        })
+    }
+}
+
+#[async_trait]
+impl EventLog for HookedLog {
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> PortResult<()> {
+        self.inner.ensure_topic(topic, partitions).await
+    }
+    async fn partition_count(&self, topic: &str) -> PortResult<u32> {
+        self.inner.partition_count(topic).await
+    }
+    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> PortResult<Vec<Appended>> {
+        let n = self.appends.fetch_add(1, Ordering::SeqCst);
+        (self.hook)(n).await?;
+        let appended = self.inner.append(topic, records).await?;
+        if self.lands_then_fails == Some(n) {
+            return Err(PortError::Unavailable(
+                "message timed out (possibly persisted)".into(),
+            ));
+        }
+        Ok(appended)
+    }
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+    ) -> PortResult<Vec<Record>> {
+        self.inner.read(topic, partition, offset, max).await
+    }
+    async fn end_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
+        self.inner.end_offset(topic, partition).await
+    }
+    async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>> {
+        self.inner.committed(group, topic, partition).await
+    }
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> PortResult<Box<dyn Consumer>> {
+        self.inner.subscribe(group, topics).await
     }
 }
