@@ -129,6 +129,8 @@ pub enum RejectReason {
     NoLiquidity,
     /// Self-trade prevention cancelled the incoming order.
     SelfTradePrevented,
+    /// No longer decided (a second submit of a live order is now ignored as a copy); kept so
+    /// that events written before still read.
     DuplicateOrder,
     UnknownOrder,
     OrderNotLive,

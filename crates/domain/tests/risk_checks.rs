@@ -917,6 +917,47 @@ fn an_order_issued_before_the_horizon_or_far_ahead_is_refused_for_its_time() {
 }
 
 #[test]
+fn an_id_far_ahead_never_moves_the_clock_of_forgetting_and_spends_no_token() {
+    let slow = || RiskConfig {
+        orders_per_second: 1,
+        burst: 2,
+        ..config()
+    };
+    let mut e = engine_with(slow());
+    e.remember_ended_for(std::time::Duration::from_secs(3600));
+    let two_days_ahead = (2 * 86_400_000u64) << OrderId::TIME_SHIFT;
+    // Refused for its time before the kill switch is looked at, so no other reason hides it.
+    e.set_kill_switch(Some(BOB), true);
+    let ahead = limit(two_days_ahead | 1, BOB, Side::Sell, "50000", "0.1");
+    let refusal = decide(&mut e, &ahead);
+    assert_eq!(reason(&refusal), Some(R::OrderTimeOutOfRange));
+    e.set_kill_switch(Some(BOB), false);
+    assert_eq!(
+        rejects(
+            &mut e,
+            &limit(two_days_ahead | 2, BOB, Side::Sell, "50000", "0.1")
+        ),
+        R::OrderTimeOutOfRange
+    );
+    // Orders of correct clocks still pass, with the account's two tokens untouched.
+    for id in [1, 2] {
+        approves(&mut e, &limit(id, BOB, Side::Sell, "50000", "0.1"));
+    }
+    assert_eq!(
+        rejects(&mut e, &limit(3, BOB, Side::Sell, "50000", "0.1")),
+        R::RateLimited
+    );
+    // Folding those refusals back from the log spends no token either.
+    let mut folded = engine_with(slow());
+    for ev in refusal.events {
+        folded.apply(&Envelope::new(NOW, ev)).unwrap();
+    }
+    for id in [1, 2] {
+        approves(&mut folded, &limit(id, BOB, Side::Sell, "50000", "0.1"));
+    }
+}
+
+#[test]
 fn the_same_inputs_give_the_same_decisions_and_state() {
     let run = || {
         let mut e = engine();

@@ -1,8 +1,8 @@
 //! The decisions on new orders, amends and cancels.
 //!
-//! Checks run in a fixed order and the first failure is the reject code. The kill switches and
-//! the rate limit come first so a decision folded from the log can tell whether it spent a rate
-//! token (see `RiskEngine::apply`).
+//! Checks run in a fixed order and the first failure is the reject code. The order's time, the
+//! kill switches and the rate limit come first so a decision folded from the log can tell
+//! whether it spent a rate token (see `RiskEngine::apply`).
 
 use super::checks::{self, Band};
 use super::{terms_of, Decision, RiskEngine};
@@ -93,6 +93,14 @@ impl RiskEngine {
     }
 
     fn check_order(&mut self, now: Timestamp, order: &NewOrder) -> Result<Approval, RejectReason> {
+        // First: every other decision on the order moves the ledgers' clock of forgetting to
+        // its id's time, which must therefore be trusted. Spends no rate token.
+        let issued = order.order_id.issued_at().millis();
+        if issued > now.millis().saturating_add(MAX_ISSUED_AHEAD_MS)
+            || self.ledger.issued_before_horizon(order.order_id)
+        {
+            return Err(R::OrderTimeOutOfRange);
+        }
         if self.global_kill {
             return Err(R::GlobalKillSwitch);
         }
@@ -113,12 +121,6 @@ impl RiskEngine {
             return Err(R::RateLimited);
         }
         let open_orders = account.open_orders;
-        let issued = order.order_id.issued_at().millis();
-        if issued > now.millis().saturating_add(MAX_ISSUED_AHEAD_MS)
-            || self.ledger.issued_before_horizon(order.order_id)
-        {
-            return Err(R::OrderTimeOutOfRange);
-        }
 
         let market = market.ok_or(R::UnknownInstrument)?;
         let inst = &market.instrument;

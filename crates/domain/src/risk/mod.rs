@@ -376,12 +376,16 @@ impl RiskEngine {
         Ok(())
     }
 
-    /// Spends the token a decision made elsewhere spent: every decision past the kill switches
-    /// took one, except a rate-limit rejection.
+    /// Spends the token a decision made elsewhere spent: every decision past the time check
+    /// and the kill switches took one, except a rate-limit rejection.
     fn replay_rate(&mut self, account: AccountId, at: Timestamp, reason: Option<RejectReason>) {
         if matches!(
             reason,
-            Some(RejectReason::GlobalKillSwitch | RejectReason::AccountKillSwitch)
+            Some(
+                RejectReason::OrderTimeOutOfRange
+                    | RejectReason::GlobalKillSwitch
+                    | RejectReason::AccountKillSwitch
+            )
         ) {
             return;
         }

@@ -21,7 +21,10 @@ pub type Shutdown = tokio::sync::watch::Receiver<bool>;
 /// resumed by a retry, which appends it again with the same id. That can happen until the key
 /// is freed: at most `ttl` (or `lock`, if longer) after the id was issued, plus one `lock` when
 /// it was resumed just before. Five minutes more cover ingestion instances' clocks disagreeing
-/// (the risk engine refuses ids issued further ahead of its own clock).
+/// (the risk engine refuses ids issued further ahead of its own clock). A request retried and
+/// failing without knowing its outcome again and again keeps resuming its claim and can
+/// outlast this; if its order then first reaches the log, risk refuses it
+/// (`ORDER_TIME_OUT_OF_RANGE`), never decides it twice.
 pub fn ended_order_horizon(
     idempotency_ttl: std::time::Duration,
     idempotency_lock: std::time::Duration,

@@ -100,11 +100,17 @@ async fn place(
 
     // (account, clientOrderId) is unique for ever: claim it before the order exists anywhere.
     if let Some(coid) = &new.client_order_id {
-        let held = s
-            .store
-            .claim_client_order_id(account, coid, order_id)
-            .await
-            .map_err(|e| Problem::from_port("order store", &e))?;
+        let held = match s.store.claim_client_order_id(account, coid, order_id).await {
+            Ok(held) => held,
+            Err(e @ PortError::Invalid(_)) => return Err(Problem::from_port("order store", &e)),
+            // The claim may have been written all the same: a retry must come back as this
+            // order (whose id then holds it), not as a new one that would find it taken.
+            Err(e) => {
+                return Ok(Problem::from_port("order store", &e)
+                    .into_reply()
+                    .effect_unknown())
+            }
+        };
         if let Some(existing) = held.filter(|e| *e != order_id) {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
