@@ -19,6 +19,15 @@ pub enum KafkaLogError {
         context: String,
         code: RDKafkaErrorCode,
     },
+    /// A record the producer took failed to be delivered. It may have been written all the
+    /// same (a broker can time out after writing), so this is never [`PortError::Invalid`],
+    /// which callers read as "surely not written".
+    #[error("{context}: {source}")]
+    Undelivered {
+        context: String,
+        #[source]
+        source: KafkaError,
+    },
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
     #[error("invalid argument: {0}")]
@@ -81,6 +90,12 @@ impl From<KafkaLogError> for PortError {
                 return PortError::Invalid(e.to_string())
             }
             KafkaLogError::Task(_) => return PortError::Other(e.to_string()),
+            KafkaLogError::Undelivered { source, .. } => {
+                return match source.rdkafka_error_code() {
+                    Some(c) if !transient(c) => PortError::Other(e.to_string()),
+                    _ => PortError::Unavailable(e.to_string()),
+                }
+            }
         };
         match code {
             Some(c) if transient(c) => PortError::Unavailable(e.to_string()),
@@ -101,3 +116,35 @@ impl From<KafkaLogError> for PortError {
 }
 
 pub type KafkaLogResult<T> = Result<T, KafkaLogError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn undelivered(code: RDKafkaErrorCode) -> PortError {
+        KafkaLogError::Undelivered {
+            context: "append to orders".into(),
+            source: KafkaError::MessageProduction(code),
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_failed_delivery_is_never_read_as_surely_not_written() {
+        assert!(matches!(
+            undelivered(RDKafkaErrorCode::MessageTimedOut),
+            PortError::Unavailable(_)
+        ));
+        // Refused as invalid when asked before the send; after it, perhaps written.
+        assert!(matches!(
+            undelivered(RDKafkaErrorCode::UnknownTopicOrPartition),
+            PortError::Other(_)
+        ));
+        let refused: PortError = KafkaLogError::client(
+            "append to orders",
+            KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition),
+        )
+        .into();
+        assert!(matches!(refused, PortError::Invalid(_)));
+    }
+}

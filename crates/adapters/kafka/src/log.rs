@@ -252,7 +252,10 @@ impl KafkaLog {
                     offset: d.offset as u64,
                 }),
                 Ok(Err((e, _))) => {
-                    failure.get_or_insert(KafkaLogError::client(format!("append to {topic}"), e));
+                    failure.get_or_insert(KafkaLogError::Undelivered {
+                        context: format!("append to {topic}"),
+                        source: e,
+                    });
                 }
                 Err(_) => {
                     failure.get_or_insert(KafkaLogError::Task("append"));
