@@ -208,6 +208,17 @@ impl RedisIdempotency {
     ) -> PortResult<T> {
         within(self.timeout, what, f).await
     }
+
+    /// Runs a script of one key whose answer is only a count.
+    async fn run_on_key(&self, what: &str, script: &Script, key: &str) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        self.run(
+            what,
+            script.key(self.key(key)).invoke_async::<i64>(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// Refuses a server older than 7.0, whose `SET` takes `NX` or `GET` but not both: every claim
@@ -356,27 +367,13 @@ impl IdempotencyStore for RedisIdempotency {
     }
 
     async fn release(&self, key: &str) -> PortResult<()> {
-        let mut conn = self.conn.clone();
-        self.run(
-            "release an idempotency key",
-            self.release_script
-                .key(self.key(key))
-                .invoke_async::<i64>(&mut conn),
-        )
-        .await?;
-        Ok(())
+        self.run_on_key("release an idempotency key", &self.release_script, key)
+            .await
     }
 
     async fn abandon(&self, key: &str) -> PortResult<()> {
-        let mut conn = self.conn.clone();
-        self.run(
-            "abandon an idempotency claim",
-            self.abandon_script
-                .key(self.key(key))
-                .invoke_async::<i64>(&mut conn),
-        )
-        .await?;
-        Ok(())
+        self.run_on_key("abandon an idempotency claim", &self.abandon_script, key)
+            .await
     }
 
     async fn ping(&self) -> PortResult<()> {
