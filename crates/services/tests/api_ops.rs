@@ -109,7 +109,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
     assert_eq!(doc["openapi"], "3.1.0");
     let routes = [
         ("/api/session", vec!["get", "post", "delete"]),
-        ("/api/orders", vec!["get", "post"]),
+        ("/api/orders", vec!["get", "post", "delete"]),
         ("/api/orders/{orderId}", vec!["get", "delete", "patch"]),
         ("/api/orders/{orderId}/fills", vec!["get"]),
         ("/api/accounts/me", vec!["get"]),

@@ -667,6 +667,163 @@ async fn cancel_and_amend_publish_requests_for_live_orders_only() {
 }
 
 #[tokio::test]
+async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
+    let app = TestApp::start().await;
+    let order = |id, account, status, symbol: &str, side| {
+        let mut o = stored_order(id, account, status);
+        o.symbol = Symbol::new(symbol);
+        o.side = side;
+        o
+    };
+    app.put_order(order(
+        20,
+        app.account,
+        OrderStatus::Accepted,
+        "BTC/USD",
+        Side::Sell,
+    ))
+    .await;
+    app.put_order(order(
+        21,
+        app.account,
+        OrderStatus::PartiallyFilled,
+        "BTC/USD",
+        Side::Buy,
+    ))
+    .await;
+    app.put_order(order(
+        22,
+        app.account,
+        OrderStatus::New,
+        "ETH/USD",
+        Side::Buy,
+    ))
+    .await;
+    app.put_order(order(
+        23,
+        app.account,
+        OrderStatus::Filled,
+        "BTC/USD",
+        Side::Buy,
+    ))
+    .await;
+    app.put_order(order(
+        24,
+        app.other,
+        OrderStatus::Accepted,
+        "BTC/USD",
+        Side::Buy,
+    ))
+    .await;
+    // More open orders of one status than a page of the store holds.
+    for id in 1000..1503 {
+        app.put_order(order(
+            id,
+            app.account,
+            OrderStatus::Accepted,
+            "ETH/USD",
+            Side::Sell,
+        ))
+        .await;
+    }
+    let canceled = |r: &api_common::Resp| -> Vec<u64> {
+        let mut ids: Vec<u64> = r.json()["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["orderId"].as_str().unwrap().parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let cancels = |events: &[Event]| -> Vec<u64> {
+        let mut ids: Vec<u64> = events
+            .iter()
+            .map(|e| match e {
+                Event::CancelRequested { account, order_id } if *account == app.account => {
+                    order_id.0
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let events = || async {
+        app.order_records()
+            .await
+            .into_iter()
+            .map(|(_, e)| e.event)
+            .collect::<Vec<_>>()
+    };
+
+    // A filter that cannot be read cancels nothing, and names the parameter.
+    for (query, code, field) in [
+        ("symbl=BTC/USD", "UNKNOWN_FIELD", "symbl"),
+        ("symbol=DOGE/USD", "UNKNOWN_SYMBOL", "symbol"),
+        ("symbol=", "UNKNOWN_SYMBOL", "symbol"),
+        ("side=buy", "INVALID_ENUM", "side"),
+        ("side=BUY&side=SELL", "MALFORMED_JSON", "side"),
+    ] {
+        let r = app
+            .as_demo("DELETE", &format!("/api/orders?{query}"), None)
+            .await;
+        assert_eq!(
+            r.problem(),
+            (400, code.to_string(), Some(field.to_string())),
+            "{query}"
+        );
+    }
+    assert!(events().await.is_empty());
+
+    let r = app
+        .as_demo("DELETE", "/api/orders?symbol=BTC%2FUSD&side=BUY", None)
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(canceled(&r), vec![21]);
+    assert_eq!(r.json()["orders"][0]["status"], "PARTIALLY_FILLED");
+    assert_eq!(cancels(&events().await), vec![21]);
+
+    let r = app.as_demo("DELETE", "/api/orders", None).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let mut all: Vec<u64> = vec![20, 21, 22];
+    all.extend(1000..1503);
+    assert_eq!(canceled(&r), all);
+    let mut expected = vec![21];
+    expected.extend(&all);
+    expected.sort_unstable();
+    assert_eq!(cancels(&events().await), expected);
+
+    // Under an idempotency key the same filter, in any order, replays; another is refused.
+    let h = |key| [("x-api-key", KEY), ("x-idempotency-key", key)];
+    let a = app
+        .send(
+            "DELETE",
+            "/api/orders?symbol=ETH/USD&side=BUY",
+            &h("all-eth"),
+            None,
+        )
+        .await;
+    let b = app
+        .send(
+            "DELETE",
+            "/api/orders?side=BUY&symbol=ETH%2FUSD",
+            &h("all-eth"),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, b.status), (202, 202));
+    assert_eq!(canceled(&a), vec![22]);
+    assert_eq!(b.header("idempotent-replayed"), Some("true"));
+    assert_eq!(a.body, b.body);
+    let c = app
+        .send("DELETE", "/api/orders?symbol=ETH/USD", &h("all-eth"), None)
+        .await;
+    assert_eq!(c.problem().1, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(events().await.len(), expected.len() + 1);
+}
+
+#[tokio::test]
 async fn client_order_ids_are_unique_per_account_for_ever() {
     let app = TestApp::start().await;
     let body = with(seed(), "clientOrderId", json!("my-order-1"));

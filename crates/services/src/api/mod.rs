@@ -47,7 +47,12 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
                 .post(session::create)
                 .delete(session::delete),
         )
-        .route("/api/orders", get(orders::list).post(orders::create))
+        .route(
+            "/api/orders",
+            get(orders::list)
+                .post(orders::create)
+                .delete(orders::cancel_all),
+        )
         .route(
             "/api/orders/{order_id}",
             get(orders::get).delete(orders::cancel).patch(orders::amend),
