@@ -364,6 +364,79 @@ await run.step(
 );
 
 await run.step(
+  'cancel all open orders after a confirming click',
+  async () => {
+    // A BUY 5 % under the best bid and a SELL 5 % over the best ask: both rest until canceled.
+    const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
+    const ask = await q('[data-testid="order-book"] .ladder-row.ask').last().getAttribute('data-price');
+    const ids = [];
+    for (const [side, price] of [
+      ['BUY', decimal.floorToIncrement(bid, '0.95', S.inst.tickSize)],
+      ['SELL', decimal.floorToIncrement(ask, '1.05', S.inst.tickSize)],
+    ]) {
+      await fillTicket({ side, type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+      ids.push((await submitTicket()).orderId);
+    }
+    await q('[data-testid="tab-open"]').click();
+    for (const id of ids) {
+      await openRow(id).waitFor({ timeout: 15_000 });
+      await until(
+        `order ${id} to be accepted`,
+        async () => (await openRow(id).getAttribute('data-status')) === 'ACCEPTED',
+      );
+    }
+    const shown = await q('[data-testid="open-orders"] tbody tr').count();
+    const button = q('[data-testid="cancel-all"]');
+    // The open tab lists every symbol's orders, so the button covers all of them, unfiltered.
+    const label = await button.getAttribute('aria-label');
+    assert(label === 'Cancel all open orders', `the button is labelled "${label}"`);
+
+    const isCancelAll = (r) => r.method() === 'DELETE' && new URL(r.url()).pathname === '/api/orders';
+    const sent = [];
+    const onRequest = (r) => isCancelAll(r) && sent.push(r.url());
+    page.on('request', onRequest);
+    try {
+      await button.click();
+      await until(
+        'the button to ask for confirmation',
+        async () => (await button.textContent()) === `Confirm cancel all (${shown})`,
+        2_000,
+      );
+      await sleep(300);
+      assert(sent.length === 0, 'the first click sent the cancel without waiting for the confirmation');
+      const answer = page.waitForResponse((r) => isCancelAll(r.request()));
+      await button.click();
+      const res = await answer;
+      const body = await res.json();
+      assert(res.status() === 202, `DELETE /api/orders answered ${res.status()}: ${JSON.stringify(body)}`);
+      assert(new URL(res.url()).search === '', `the cancel of all open orders was filtered: ${res.url()}`);
+      const requested = body.orders.map((o) => o.orderId);
+      for (const id of ids) assert(requested.includes(id), `order ${id} is not in the answer: ${requested}`);
+      assert(requested.length === shown, `the server canceled ${requested.length} orders, the panel showed ${shown}`);
+      assert(sent.length === 1, `${sent.length} cancel-all requests were sent`);
+    } finally {
+      page.off('request', onRequest);
+    }
+
+    await until('the count notice', async () =>
+      (await q('[data-testid="banner-info"] span').allTextContents()).includes(`Cancel requested for ${shown} orders`),
+    );
+    for (const id of ids) {
+      await until(`order ${id} to leave open orders`, async () => (await openRow(id).count()) === 0);
+    }
+    await until('Cancel all to be disabled with no open order left', () => button.isDisabled());
+    await q('[data-testid="tab-history"]').click();
+    for (const id of ids) {
+      await until(
+        `order ${id} CANCELED in order history`,
+        async () => (await historyRow(id).getAttribute('data-status')) === 'CANCELED',
+      );
+    }
+  },
+  { needs: ['order book, ticker and trades are live'] },
+);
+
+await run.step(
   'screenshots at 1280×800 and 1920×1080',
   async () => {
     await q('[data-testid="tab-history"]').click();

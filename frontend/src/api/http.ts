@@ -2,6 +2,7 @@
 // POST /api/session, so requests carry credentials and the API key is never kept by the page.
 import type {
   Account,
+  CancelAllFilter,
   Candle,
   Depth,
   Fill,
@@ -104,6 +105,11 @@ export const api = {
   placeOrder: (body: NewOrderRequest, idempotencyKey: string) =>
     request<Order>('POST', '/api/orders', body, { 'X-Idempotency-Key': idempotencyKey }),
   cancelOrder: (id: string) => request<Order>('DELETE', `/api/orders/${encodeURIComponent(id)}`),
+  /** Requests the cancel of every open order matching `filter`; answers those orders as they were before it. */
+  cancelAllOrders: (filter: CancelAllFilter = {}) =>
+    request<{ orders: Order[] }>('DELETE', `/api/orders${qs({ symbol: filter.symbol, side: filter.side })}`).then(
+      (r) => r.orders,
+    ),
   amendOrder: (id: string, body: { price?: string; quantity?: string }, idempotencyKey: string) =>
     request<Order>('PATCH', `/api/orders/${encodeURIComponent(id)}`, body, { 'X-Idempotency-Key': idempotencyKey }),
   candles: (

@@ -132,6 +132,12 @@ export interface NewOrderRequest {
   clientOrderId: string;
 }
 
+/** Which open orders `DELETE /api/orders` cancels; no field means every symbol or side. */
+export interface CancelAllFilter {
+  symbol?: string;
+  side?: Side;
+}
+
 export interface ProblemFieldError {
   field: string;
   code: string;

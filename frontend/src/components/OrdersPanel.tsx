@@ -1,6 +1,7 @@
-import { type KeyboardEvent, memo, useCallback, useMemo, useRef, useState } from 'react';
+import { type KeyboardEvent, memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
-import { type Fill, type Instrument, LIVE_STATUSES, type Order } from '../api/types';
+import { type CancelAllFilter, type Fill, type Instrument, LIVE_STATUSES, type Order } from '../api/types';
+import { cancelAllButton, cancelRequestedText } from '../lib/cancelAll';
 import { cmp, dec } from '../lib/decimal';
 import { decimalsOf, formatDateTime, formatDecimal, formatPrice, formatSize, formatTime } from '../lib/format';
 import { checkTyping, validateTicket } from '../lib/ticket';
@@ -48,28 +49,31 @@ export function OrdersPanel({ account, instruments }: Props) {
 
   return (
     <section className="panel orders" aria-label="Orders and balances">
-      <div className="tabs" role="tablist">
-        {TABS.map((x, i) => (
-          <button
-            key={x.id}
-            ref={(el) => {
-              tabRefs.current[i] = el;
-            }}
-            type="button"
-            role="tab"
-            id={`tab-${x.id}`}
-            aria-selected={tab === x.id}
-            aria-controls={`tabpanel-${x.id}`}
-            tabIndex={tab === x.id ? 0 : -1}
-            className={`tab ${tab === x.id ? 'on' : ''}`}
-            onClick={() => setTab(x.id)}
-            onKeyDown={(e) => onTabKey(e, i)}
-            data-testid={`tab-${x.id}`}
-          >
-            {x.label}
-            {x.id === 'open' && <span className="count">{open.length}</span>}
-          </button>
-        ))}
+      <div className="orders-head">
+        <div className="tabs" role="tablist">
+          {TABS.map((x, i) => (
+            <button
+              key={x.id}
+              ref={(el) => {
+                tabRefs.current[i] = el;
+              }}
+              type="button"
+              role="tab"
+              id={`tab-${x.id}`}
+              aria-selected={tab === x.id}
+              aria-controls={`tabpanel-${x.id}`}
+              tabIndex={tab === x.id ? 0 : -1}
+              className={`tab ${tab === x.id ? 'on' : ''}`}
+              onClick={() => setTab(x.id)}
+              onKeyDown={(e) => onTabKey(e, i)}
+              data-testid={`tab-${x.id}`}
+            >
+              {x.label}
+              {x.id === 'open' && <span className="count">{open.length}</span>}
+            </button>
+          ))}
+        </div>
+        {tab === 'open' && <CancelAll filter={OPEN_TAB_FILTER} count={open.length} account={account} />}
       </div>
       <div className="tabpanel" role="tabpanel" id={`tabpanel-${tab}`} aria-labelledby={`tab-${tab}`}>
         {tab === 'open' && <OpenOrders orders={open} instruments={instruments} account={account} />}
@@ -81,6 +85,56 @@ export function OrdersPanel({ account, instruments }: Props) {
 }
 
 // ---- open orders ----
+
+/** The open tab lists the live orders of every symbol, so its cancel-all takes no filter. */
+const OPEN_TAB_FILTER: CancelAllFilter = {};
+/** How long the button waits for the confirming second click. */
+const CONFIRM_MS = 4000;
+
+/** Cancels every open order in `filter`; the first click only arms it, the second one sends. */
+function CancelAll({ filter, count, account }: { filter: CancelAllFilter; count: number; account: AccountFeed }) {
+  const [armed, setArmed] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const confirming = armed && count > 0;
+
+  useEffect(() => {
+    if (!armed) return;
+    const timer = setTimeout(() => setArmed(false), CONFIRM_MS);
+    return () => clearTimeout(timer);
+  }, [armed]);
+
+  const click = async () => {
+    if (!confirming) {
+      setArmed(true);
+      return;
+    }
+    setArmed(false);
+    setBusy(true);
+    try {
+      const orders = await api.cancelAllOrders(filter);
+      account.upsert(orders);
+      notify('info', cancelRequestedText(orders.length));
+    } catch (e) {
+      notify('error', `Cancel all failed: ${errorText(e)}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const { text, label } = cancelAllButton(filter, count, confirming);
+  return (
+    <button
+      type="button"
+      className={`small danger ${confirming ? 'armed' : ''}`}
+      onClick={click}
+      disabled={busy || count === 0}
+      aria-label={label}
+      data-testid="cancel-all"
+    >
+      {busy ? 'Cancelling…' : text}
+    </button>
+  );
+}
 
 function OpenOrders({
   orders,

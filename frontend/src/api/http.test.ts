@@ -1,0 +1,73 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ApiError, api, errorText } from './http';
+import type { Order } from './types';
+
+const ORDER: Order = {
+  orderId: '42',
+  clientOrderId: null,
+  accountId: 1,
+  symbol: 'BTC/USD',
+  side: 'SELL',
+  orderType: 'LIMIT',
+  timeInForce: 'GTC',
+  postOnly: false,
+  price: '50000.00',
+  stopPrice: null,
+  quantity: '0.10000',
+  filledQuantity: '0.00000',
+  averageFillPrice: null,
+  fees: '0',
+  status: 'ACCEPTED',
+  rejectReason: null,
+  expireAt: null,
+  createdAt: '2026-11-25T08:00:00Z',
+  updatedAt: '2026-11-25T08:00:00Z',
+};
+
+let fetchMock: ReturnType<typeof vi.fn>;
+
+function answer(status: number, body: unknown, type = 'application/json') {
+  fetchMock.mockResolvedValueOnce(new Response(JSON.stringify(body), { status, headers: { 'Content-Type': type } }));
+}
+
+beforeEach(() => {
+  fetchMock = vi.fn();
+  vi.stubGlobal('fetch', fetchMock);
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+describe('cancelAllOrders', () => {
+  it('without a filter deletes every open order of the account', async () => {
+    answer(202, { orders: [ORDER] });
+    await expect(api.cancelAllOrders()).resolves.toEqual([ORDER]);
+    const [url, init] = fetchMock.mock.calls[0] as [string, RequestInit];
+    expect(url).toBe('/api/orders');
+    expect(init.method).toBe('DELETE');
+    expect(init.credentials).toBe('same-origin');
+    expect(init.body).toBeUndefined();
+  });
+
+  it('sends the symbol URL-encoded and the side as query parameters', async () => {
+    answer(202, { orders: [] });
+    await expect(api.cancelAllOrders({ symbol: 'BTC/USD', side: 'SELL' })).resolves.toEqual([]);
+    expect(fetchMock.mock.calls[0][0]).toBe('/api/orders?symbol=BTC%2FUSD&side=SELL');
+    answer(202, { orders: [] });
+    await api.cancelAllOrders({ side: 'BUY' });
+    expect(fetchMock.mock.calls[1][0]).toBe('/api/orders?side=BUY');
+  });
+
+  it('turns a problem answer into an ApiError with its text', async () => {
+    answer(
+      400,
+      { title: 'Invalid request', status: 400, code: 'VALIDATION', detail: 'unknown symbol "DOGE/USD"' },
+      'application/problem+json',
+    );
+    const err = await api.cancelAllOrders({ symbol: 'DOGE/USD' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(400);
+    expect(errorText(err)).toBe('Invalid request: unknown symbol "DOGE/USD" (VALIDATION)');
+  });
+});
