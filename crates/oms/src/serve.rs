@@ -155,6 +155,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
         secure_cookies: config.server.secure_cookies,
         orders_topic: names.orders_topic.clone(),
         partitions: config.log.orders_partitions,
+        processor_group: names.processor_group.clone(),
         session_secret: session_secret(&config)?,
         ..ApiConfig::default()
     };

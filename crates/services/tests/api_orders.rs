@@ -784,6 +784,7 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
     assert_eq!(r.json()["orders"][0]["status"], "PARTIALLY_FILLED");
     assert_eq!(cancels(&events().await), vec![21]);
 
+    app.processor_records_all(Vec::new()).await;
     let r = app.as_demo("DELETE", "/api/orders", None).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let mut all: Vec<u64> = vec![20, 21, 22];
@@ -795,6 +796,7 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
     assert_eq!(cancels(&events().await), expected);
 
     // Under an idempotency key the same filter, in any order, replays; another is refused.
+    app.processor_records_all(Vec::new()).await;
     let h = |key| [("x-api-key", KEY), ("x-idempotency-key", key)];
     let a = app
         .send(
@@ -821,6 +823,51 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
         .await;
     assert_eq!(c.problem().1, "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(events().await.len(), expected.len() + 1);
+}
+
+#[tokio::test]
+async fn cancel_all_covers_orders_acknowledged_but_not_yet_recorded() {
+    let app = api_common::TestApp::start_configured(
+        api_common::embedded_ports().await,
+        |c| c.catch_up_patience = std::time::Duration::from_secs(1),
+        |s| s,
+    )
+    .await;
+    // Acknowledged: its OrderCreated is in the log, and the processor has not recorded it.
+    let placed = app.as_demo("POST", "/api/orders", Some(&seed())).await;
+    assert_eq!(placed.status, 202);
+    let id: u64 = placed.json()["orderId"].as_str().unwrap().parse().unwrap();
+    let cancels = || async {
+        app.order_records()
+            .await
+            .into_iter()
+            .filter(|(_, e)| matches!(e.event, Event::CancelRequested { .. }))
+            .count()
+    };
+
+    // The processor stays behind: nothing is canceled, and the client is told to retry.
+    let r = app.as_demo("DELETE", "/api/orders", None).await;
+    let (status, code, _) = r.problem();
+    assert_eq!((status, code.as_str()), (503, "ORDERS_CATCHING_UP"));
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(cancels().await, 0);
+
+    // The processor records the order while the cancel waits: the cancel includes it.
+    let waiting = {
+        let (addr, h) = (app.addr, [("x-api-key", KEY)]);
+        tokio::spawn(async move { api_common::send(addr, "DELETE", "/api/orders", &h, None).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the cancel did not wait for the processor"
+    );
+    app.processor_records_all(vec![stored_order(id, app.account, OrderStatus::New)])
+        .await;
+    let r = waiting.await.unwrap();
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.json()["orders"][0]["orderId"], id.to_string());
+    assert_eq!(cancels().await, 1);
 }
 
 #[tokio::test]

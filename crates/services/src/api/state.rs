@@ -39,6 +39,12 @@ pub struct ApiConfig {
     pub partitions: u32,
     /// How long a found API key is remembered before the store is asked again.
     pub key_cache_ttl: Duration,
+    /// The order processor's consumer group, whose stored positions say which orders the
+    /// store already lists.
+    pub processor_group: String,
+    /// How long a cancel of all orders waits for the processor to record every order
+    /// acknowledged before it.
+    pub catch_up_patience: Duration,
 }
 
 impl Default for ApiConfig {
@@ -53,6 +59,8 @@ impl Default for ApiConfig {
             orders_topic: "orders".to_string(),
             partitions: 8,
             key_cache_ttl: Duration::from_secs(30),
+            processor_group: "processor".to_string(),
+            catch_up_patience: Duration::from_secs(10),
         }
     }
 }
@@ -69,6 +77,8 @@ impl std::fmt::Debug for ApiConfig {
             .field("orders_topic", &self.orders_topic)
             .field("partitions", &self.partitions)
             .field("key_cache_ttl", &self.key_cache_ttl)
+            .field("processor_group", &self.processor_group)
+            .field("catch_up_patience", &self.catch_up_patience)
             .finish()
     }
 }

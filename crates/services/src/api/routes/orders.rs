@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
+use oms_ports::event_log::partition_for;
 use oms_ports::order_store::OrderQuery;
 use oms_ports::PortError;
 use serde_json::json;
@@ -460,14 +461,16 @@ pub async fn cancel_all(
     .into_response()
 }
 
-/// Reads the open orders page by page and appends one page's cancels at a time. Orders placed
-/// while it runs are not included (pages go down from the newest id). Cancels appended before
-/// a failure stay: repeating a cancel is harmless, so a retry simply runs again.
+/// Cancels every order acknowledged before the request: once the processor has recorded all
+/// of them, reads the open ones page by page and appends one page's cancels at a time. Orders
+/// placed while it runs are not included (pages go down from the newest id). Cancels appended
+/// before a failure stay: repeating a cancel is harmless, so a retry simply runs again.
 async fn request_cancel_all(
     s: &ApiState,
     account: AccountId,
     filter: &CancelAllFilter,
 ) -> ReplyResult {
+    processor_caught_up(s, account).await?;
     let mut views = Vec::new();
     let now = clock::now();
     for status in OrderStatus::ALL.into_iter().filter(|st| !st.is_final()) {
@@ -519,6 +522,55 @@ async fn request_cancel_all(
         &json!({ "orders": views }),
     ))
 }
+
+/// Waits until the order processor has stored every event that was in `account`'s partition
+/// of the log when this was called: an order acknowledged a moment ago may not be in the store
+/// yet, and a cancel of all orders must not miss it. 503 if the processor stays behind.
+async fn processor_caught_up(s: &ApiState, account: AccountId) -> Result<(), Problem> {
+    let topic = &s.config.orders_topic;
+    let unavailable = |what, e: PortError| Problem::from_port(what, &e);
+    let partitions = s
+        .log
+        .partition_count(topic)
+        .await
+        .map_err(|e| unavailable("event log", e))?;
+    let partition = partition_for(account.to_string().as_bytes(), partitions);
+    let end = s
+        .log
+        .end_offset(topic, partition)
+        .await
+        .map_err(|e| unavailable("event log", e))?;
+    let deadline = tokio::time::Instant::now() + s.config.catch_up_patience;
+    loop {
+        let stored = s
+            .store
+            .positions(&s.config.processor_group)
+            .await
+            .map_err(|e| unavailable("order store", e))?
+            .into_iter()
+            .find(|p| &p.topic == topic && p.partition == partition)
+            .map_or(0, |p| p.next_offset);
+        if stored >= end {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                api_codes::ORDERS_CATCHING_UP,
+                format!(
+                    "the order processor has not yet recorded every order placed before this \
+                     request ({} events behind); nothing was canceled, retry shortly",
+                    end - stored
+                ),
+            )
+            .retry_after(1));
+        }
+        tokio::time::sleep(CATCH_UP_POLL).await;
+    }
+}
+
+/// How often a cancel of all orders looks again at the processor's position.
+const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub async fn amend(
     State(s): State<ApiState>,
