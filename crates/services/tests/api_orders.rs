@@ -784,7 +784,6 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
     assert_eq!(r.json()["orders"][0]["status"], "PARTIALLY_FILLED");
     assert_eq!(cancels(&events().await), vec![21]);
 
-    app.processor_records_all(Vec::new()).await;
     let r = app.as_demo("DELETE", "/api/orders", None).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let mut all: Vec<u64> = vec![20, 21, 22];
@@ -796,7 +795,6 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
     assert_eq!(cancels(&events().await), expected);
 
     // Under an idempotency key the same filter, in any order, replays; another is refused.
-    app.processor_records_all(Vec::new()).await;
     let h = |key| [("x-api-key", KEY), ("x-idempotency-key", key)];
     let a = app
         .send(
@@ -827,13 +825,8 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
 
 #[tokio::test]
 async fn cancel_all_covers_orders_acknowledged_but_not_yet_recorded() {
-    let app = api_common::TestApp::start_configured(
-        api_common::embedded_ports().await,
-        |c| c.catch_up_patience = std::time::Duration::from_secs(1),
-        |s| s,
-    )
-    .await;
-    // Acknowledged: its OrderCreated is in the log, and the processor has not recorded it.
+    let app = TestApp::start().await;
+    // Acknowledged: its OrderCreated is in the log, and no processor has recorded it.
     let placed = app.as_demo("POST", "/api/orders", Some(&seed())).await;
     assert_eq!(placed.status, 202);
     let id: u64 = placed.json()["orderId"].as_str().unwrap().parse().unwrap();
@@ -841,33 +834,53 @@ async fn cancel_all_covers_orders_acknowledged_but_not_yet_recorded() {
         app.order_records()
             .await
             .into_iter()
-            .filter(|(_, e)| matches!(e.event, Event::CancelRequested { .. }))
-            .count()
+            .filter_map(|(r, e)| match e.event {
+                Event::CancelRequested { order_id, .. } => {
+                    Some((r.partition, r.offset, order_id.0))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
     };
 
-    // The processor stays behind: nothing is canceled, and the client is told to retry.
-    let r = app.as_demo("DELETE", "/api/orders", None).await;
-    let (status, code, _) = r.problem();
-    assert_eq!((status, code.as_str()), (503, "ORDERS_CATCHING_UP"));
-    assert!(r.header("retry-after").is_some());
-    assert_eq!(cancels().await, 0);
-
-    // The processor records the order while the cancel waits: the cancel includes it.
-    let waiting = {
-        let (addr, h) = (app.addr, [("x-api-key", KEY)]);
-        tokio::spawn(async move { api_common::send(addr, "DELETE", "/api/orders", &h, None).await })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !waiting.is_finished(),
-        "the cancel did not wait for the processor"
-    );
-    app.processor_records_all(vec![stored_order(id, app.account, OrderStatus::New)])
-        .await;
-    let r = waiting.await.unwrap();
+    let r = app.as_demo("DELETE", "/api/orders?side=SELL", None).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    assert_eq!(r.json()["orders"][0]["orderId"], id.to_string());
-    assert_eq!(cancels().await, 1);
+    assert_eq!(r.json()["orders"], json!([]));
+    assert!(cancels().await.is_empty());
+
+    let r = app.as_demo("DELETE", "/api/orders", None).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let listed = r.json()["orders"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["orderId"], id.to_string());
+    assert_eq!(listed[0]["status"], "NEW");
+    // Behind its order in the same partition, so risk sees the order first.
+    let created = app
+        .order_records()
+        .await
+        .into_iter()
+        .find(|(_, e)| matches!(&e.event, Event::OrderCreated(o) if o.order_id.0 == id))
+        .map(|(r, _)| (r.partition, r.offset))
+        .unwrap();
+    let cancel = cancels().await[0];
+    assert_eq!((cancel.0, cancel.2), (created.0, id));
+    assert!(cancel.1 > created.1);
+
+    // Recorded since and ended: not cancelled again; an open stored order is.
+    app.put_order(stored_order(id, app.account, OrderStatus::Filled))
+        .await;
+    app.put_order(stored_order(77, app.account, OrderStatus::Accepted))
+        .await;
+    let r = app.as_demo("DELETE", "/api/orders", None).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let listed: Vec<String> = r.json()["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, vec!["77"]);
+    assert_eq!(cancels().await.len(), 2);
 }
 
 #[tokio::test]

@@ -4,8 +4,9 @@
 //! path and body. The first request claims the key, runs, answers, and then stores its response
 //! ([`super::pending`]); a retry with the same fingerprint gets that response again with
 //! `Idempotent-Replayed: true`; another body under the same key is 422, and a retry while the
-//! first still runs is 409. A failure with a 5xx (always before any effect here) releases the
-//! key so the retry can run. If the store cannot be reached the request is refused with 503:
+//! first still runs is 409. A failure with a 5xx releases the key so the retry can run: it
+//! comes before any effect, or after effects that are harmless to repeat (the cancels of a
+//! cancel of all orders). If the store cannot be reached the request is refused with 503:
 //! without it we cannot promise "once".
 //!
 //! The claim records the request's intent (for an order: its id and time) and is kept for the

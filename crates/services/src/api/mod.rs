@@ -29,7 +29,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use problem::api_codes;
-use routes::{account, docs, ops, orders, session};
+use routes::{account, cancel_all, docs, ops, orders, session};
 use std::any::Any;
 
 /// Every route of the API, with request ids, metrics, body limit and problem-shaped errors.
@@ -51,7 +51,7 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
             "/api/orders",
             get(orders::list)
                 .post(orders::create)
-                .delete(orders::cancel_all),
+                .delete(cancel_all::cancel_all),
         )
         .route(
             "/api/orders/{order_id}",

@@ -24,7 +24,6 @@ pub mod api_codes {
     pub const IDEMPOTENCY_REQUEST_IN_FLIGHT: &str = "IDEMPOTENCY_REQUEST_IN_FLIGHT";
     pub const IDEMPOTENCY_UNAVAILABLE: &str = "IDEMPOTENCY_UNAVAILABLE";
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
-    pub const ORDERS_CATCHING_UP: &str = "ORDERS_CATCHING_UP";
     pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";

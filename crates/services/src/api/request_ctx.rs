@@ -34,6 +34,20 @@ pub fn current() -> Option<RequestCtx> {
     CTX.try_with(Clone::clone).ok()
 }
 
+/// Spawns `work` on a task of its own that keeps this request's context and span: for work
+/// that must run to its end even if the client goes away (axum drops a handler's future then).
+pub fn spawn_detached<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let span = tracing::Span::current();
+    match current() {
+        Some(ctx) => tokio::spawn(CTX.scope(ctx, work).instrument(span)),
+        None => tokio::spawn(work.instrument(span)),
+    }
+}
+
 pub fn is_sane_request_id(id: &str) -> bool {
     (1..=MAX_REQUEST_ID).contains(&id.len())
         && id

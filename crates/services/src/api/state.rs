@@ -42,9 +42,6 @@ pub struct ApiConfig {
     /// The order processor's consumer group, whose stored positions say which orders the
     /// store already lists.
     pub processor_group: String,
-    /// How long a cancel of all orders waits for the processor to record every order
-    /// acknowledged before it.
-    pub catch_up_patience: Duration,
 }
 
 impl Default for ApiConfig {
@@ -60,7 +57,6 @@ impl Default for ApiConfig {
             partitions: 8,
             key_cache_ttl: Duration::from_secs(30),
             processor_group: "processor".to_string(),
-            catch_up_patience: Duration::from_secs(10),
         }
     }
 }
@@ -78,7 +74,6 @@ impl std::fmt::Debug for ApiConfig {
             .field("partitions", &self.partitions)
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("processor_group", &self.processor_group)
-            .field("catch_up_patience", &self.catch_up_patience)
             .finish()
     }
 }

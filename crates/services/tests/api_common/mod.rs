@@ -15,7 +15,7 @@ use oms_domain::order::Order;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
 use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
 use oms_ports::idempotency::IdempotencyStore;
-use oms_ports::order_store::{OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{OrderStore, StoreBatch};
 use oms_ports::{PortError, PortResult};
 use oms_services::api::{self, hash_api_key, ApiConfig, ApiState};
 use oms_services::ingestion::OrderIdGenerator;
@@ -159,28 +159,6 @@ impl TestApp {
             }
         }
         out
-    }
-
-    /// Stores the processor's position at the end of every partition of the orders topic, as
-    /// the processor does once it has recorded every event (`orders`, if any, with it).
-    pub async fn processor_records_all(&self, orders: Vec<Order>) {
-        let mut positions = Vec::new();
-        for partition in 0..self.partitions {
-            positions.push(Position {
-                consumer: "processor".into(),
-                topic: "orders".into(),
-                partition,
-                next_offset: self.log.end_offset("orders", partition).await.unwrap(),
-            });
-        }
-        self.store
-            .apply(StoreBatch {
-                orders,
-                positions,
-                ..StoreBatch::default()
-            })
-            .await
-            .unwrap();
     }
 
     /// Puts an order straight into the read model, as the processor would.

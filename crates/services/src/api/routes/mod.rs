@@ -1,6 +1,7 @@
 //! The route handlers, one module per resource.
 
 pub mod account;
+pub mod cancel_all;
 pub mod docs;
 pub mod ops;
 pub mod orders;

@@ -8,16 +8,15 @@ use crate::api::reply::{Reply, ReplyResult};
 use crate::api::state::ApiState;
 use crate::api::views::{FillView, OrderView};
 use crate::ingestion::clock::{self, parse_rfc3339};
-use crate::ingestion::publish::{order_event_record, publish_order_event};
+use crate::ingestion::publish::publish_order_event;
 use crate::ingestion::validate::{validate_amend, validate_new_order};
 use crate::ingestion::{codes, FieldError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use oms_domain::events::{Envelope, Event};
+use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
-use oms_ports::event_log::partition_for;
 use oms_ports::order_store::OrderQuery;
 use oms_ports::PortError;
 use serde_json::json;
@@ -290,7 +289,7 @@ fn parse_list_query(
     }
 }
 
-fn parse_symbol(v: &str, s: &ApiState) -> Result<Symbol, FieldError> {
+pub(super) fn parse_symbol(v: &str, s: &ApiState) -> Result<Symbol, FieldError> {
     if s.instrument(v).is_some() {
         Ok(Symbol::new(v))
     } else {
@@ -302,7 +301,7 @@ fn parse_symbol(v: &str, s: &ApiState) -> Result<Symbol, FieldError> {
     }
 }
 
-fn parse_side(v: &str) -> Result<Side, FieldError> {
+pub(super) fn parse_side(v: &str) -> Result<Side, FieldError> {
     match v {
         "BUY" => Ok(Side::Buy),
         "SELL" => Ok(Side::Sell),
@@ -360,217 +359,6 @@ async fn request_cancel(s: &ApiState, account: AccountId, id: &str) -> ReplyResu
         &OrderView::new(&order, s.instrument(order.symbol.as_str())),
     ))
 }
-
-/// Which open orders `DELETE /api/orders` cancels: all of the caller's, or those of one symbol
-/// and/or side.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct CancelAllFilter {
-    symbol: Option<Symbol>,
-    side: Option<Side>,
-}
-
-impl CancelAllFilter {
-    /// Parses the query string. Anything but `symbol` and `side`, or either given twice, is
-    /// refused: a misspelt filter must not widen a cancel to every order.
-    fn parse(pairs: &[(String, String)], s: &ApiState) -> Result<Self, Vec<FieldError>> {
-        let mut errs = Vec::new();
-        let mut filter = CancelAllFilter::default();
-        for (i, (name, value)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(n, _)| n == name) {
-                errs.push(FieldError::new(
-                    name,
-                    codes::MALFORMED_JSON,
-                    format!("{name} is given more than once"),
-                ));
-                continue;
-            }
-            match name.as_str() {
-                "symbol" => match parse_symbol(value, s) {
-                    Ok(v) => filter.symbol = Some(v),
-                    Err(e) => errs.push(e),
-                },
-                "side" => match parse_side(value) {
-                    Ok(v) => filter.side = Some(v),
-                    Err(e) => errs.push(e),
-                },
-                _ => errs.push(FieldError::new(
-                    name,
-                    codes::UNKNOWN_FIELD,
-                    format!("unknown parameter {name:?}: only symbol and side filter a cancel of all orders"),
-                )),
-            }
-        }
-        if errs.is_empty() {
-            Ok(filter)
-        } else {
-            Err(errs)
-        }
-    }
-
-    /// The same filter always reads the same, so a retry under one idempotency key matches
-    /// whatever order its parameters came in.
-    fn canonical(&self) -> String {
-        format!(
-            "symbol={}&side={}",
-            self.symbol.as_ref().map_or("", |s| s.as_str()),
-            match self.side {
-                Some(Side::Buy) => "BUY",
-                Some(Side::Sell) => "SELL",
-                None => "",
-            }
-        )
-    }
-}
-
-/// `DELETE /api/orders`: requests the cancel of every open order of the caller (optionally of
-/// one symbol and side) and answers `202` with those orders, as they were.
-pub async fn cancel_all(
-    State(s): State<ApiState>,
-    caller: Caller,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let filter = match query
-        .map_err(|e| {
-            vec![FieldError::new(
-                "query",
-                codes::MALFORMED_JSON,
-                format!("bad query string: {}", e.body_text()),
-            )]
-        })
-        .and_then(|Query(pairs)| CancelAllFilter::parse(&pairs, &s))
-    {
-        Ok(f) => f,
-        Err(errs) => return Reply::from(Problem::validation(errs)).into_response(),
-    };
-    run_idempotent(
-        &s,
-        caller.account,
-        &headers,
-        "DELETE",
-        "/api/orders",
-        filter.canonical().as_bytes(),
-        Vec::new(),
-        |_| async {
-            request_cancel_all(&s, caller.account, &filter)
-                .await
-                .unwrap_or_else(Reply::from)
-        },
-    )
-    .await
-    .into_response()
-}
-
-/// Cancels every order acknowledged before the request: once the processor has recorded all
-/// of them, reads the open ones page by page and appends one page's cancels at a time. Orders
-/// placed while it runs are not included (pages go down from the newest id). Cancels appended
-/// before a failure stay: repeating a cancel is harmless, so a retry simply runs again.
-async fn request_cancel_all(
-    s: &ApiState,
-    account: AccountId,
-    filter: &CancelAllFilter,
-) -> ReplyResult {
-    processor_caught_up(s, account).await?;
-    let mut views = Vec::new();
-    let now = clock::now();
-    for status in OrderStatus::ALL.into_iter().filter(|st| !st.is_final()) {
-        let mut q = OrderQuery {
-            account: Some(account),
-            symbol: filter.symbol.clone(),
-            side: filter.side,
-            status: Some(status),
-            limit: MAX_LIMIT,
-            ..OrderQuery::default()
-        };
-        loop {
-            let page = s
-                .store
-                .orders(&q)
-                .await
-                .map_err(|e| Problem::from_port("order store", &e))?;
-            let records = page
-                .iter()
-                .map(|o| {
-                    order_event_record(&Envelope::new(
-                        now,
-                        Event::CancelRequested {
-                            account,
-                            order_id: o.order_id,
-                        },
-                    ))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Problem::from_port("event log", &e))?;
-            if !records.is_empty() {
-                s.log
-                    .append(&s.config.orders_topic, records)
-                    .await
-                    .map_err(|e| Problem::from_port("event log", &e))?;
-            }
-            views.extend(
-                page.iter()
-                    .map(|o| OrderView::new(o, s.instrument(o.symbol.as_str()))),
-            );
-            match page.last() {
-                Some(last) if page.len() == MAX_LIMIT as usize => q.before = Some(last.order_id),
-                _ => break,
-            }
-        }
-    }
-    Ok(Reply::json(
-        StatusCode::ACCEPTED,
-        &json!({ "orders": views }),
-    ))
-}
-
-/// Waits until the order processor has stored every event that was in `account`'s partition
-/// of the log when this was called: an order acknowledged a moment ago may not be in the store
-/// yet, and a cancel of all orders must not miss it. 503 if the processor stays behind.
-async fn processor_caught_up(s: &ApiState, account: AccountId) -> Result<(), Problem> {
-    let topic = &s.config.orders_topic;
-    let unavailable = |what, e: PortError| Problem::from_port(what, &e);
-    let partitions = s
-        .log
-        .partition_count(topic)
-        .await
-        .map_err(|e| unavailable("event log", e))?;
-    let partition = partition_for(account.to_string().as_bytes(), partitions);
-    let end = s
-        .log
-        .end_offset(topic, partition)
-        .await
-        .map_err(|e| unavailable("event log", e))?;
-    let deadline = tokio::time::Instant::now() + s.config.catch_up_patience;
-    loop {
-        let stored = s
-            .store
-            .positions(&s.config.processor_group)
-            .await
-            .map_err(|e| unavailable("order store", e))?
-            .into_iter()
-            .find(|p| &p.topic == topic && p.partition == partition)
-            .map_or(0, |p| p.next_offset);
-        if stored >= end {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                api_codes::ORDERS_CATCHING_UP,
-                format!(
-                    "the order processor has not yet recorded every order placed before this \
-                     request ({} events behind); nothing was canceled, retry shortly",
-                    end - stored
-                ),
-            )
-            .retry_after(1));
-        }
-        tokio::time::sleep(CATCH_UP_POLL).await;
-    }
-}
-
-/// How often a cancel of all orders looks again at the processor's position.
-const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub async fn amend(
     State(s): State<ApiState>,
