@@ -105,6 +105,61 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
         .clone();
     // 0.1 × 45000 plus the maximum fee (0.2%) is reserved.
     assert_eq!(usd["reserved"], "4509", "{usd}");
+
+    // Cancel all, right after placing another order: both are cancelled, whether or not the
+    // processor had recorded the second yet, and their funds are released.
+    let (head, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{base}/api/orders"),
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        &auth,
+        "-d",
+        order,
+    ]);
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}\n{body}");
+    let second: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let second = second["orderId"].as_str().unwrap().to_string();
+    let (head, body) = curl(&["-X", "DELETE", &format!("{base}/api/orders"), "-H", &auth]);
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}\n{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut listed: Vec<&str> = listed["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    let mut both = vec![id.as_str(), second.as_str()];
+    both.sort_unstable();
+    assert_eq!(listed, both);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for order_id in [&id, &second] {
+        loop {
+            let (_, body) = curl(&[&format!("{base}/api/orders/{order_id}"), "-H", &auth]);
+            let o: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if o["status"] == "CANCELED" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "order never cancelled: {o}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (_, me) = curl(&[&format!("{base}/api/accounts/me"), "-H", &auth]);
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    let usd = me["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "USD")
+        .unwrap()
+        .clone();
+    assert_eq!(usd["reserved"], "0", "{usd}");
+    // Nothing is open any more, whatever the processor has or has not recorded.
+    let (_, body) = curl(&["-X", "DELETE", &format!("{base}/api/orders"), "-H", &auth]);
+    assert_eq!(body, r#"{"orders":[]}"#);
     server.stop();
 }
 
