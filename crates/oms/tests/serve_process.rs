@@ -157,7 +157,7 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
         .unwrap()
         .clone();
     assert_eq!(usd["reserved"], "0", "{usd}");
-    // Nothing is open any more, whatever the processor has or has not recorded.
+    // Nothing is open any more.
     let (_, body) = curl(&["-X", "DELETE", &format!("{base}/api/orders"), "-H", &auth]);
     assert_eq!(body, r#"{"orders":[]}"#);
     server.stop();

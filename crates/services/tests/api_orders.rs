@@ -866,9 +866,21 @@ async fn cancel_all_covers_orders_acknowledged_but_not_yet_recorded() {
     assert_eq!((cancel.0, cancel.2), (created.0, id));
     assert!(cancel.1 > created.1);
 
-    // Recorded since and ended: not cancelled again; an open stored order is.
-    app.put_order(stored_order(id, app.account, OrderStatus::Filled))
-        .await;
+    // Ended in the log, the processor still behind: not cancelled again. An open stored
+    // order is.
+    let ended = oms_domain::events::Envelope::new(
+        Timestamp(1),
+        Event::OrderCanceled {
+            account: app.account,
+            order_id: OrderId(id),
+            reason: oms_domain::events::CancelReason::UserRequested,
+            leaves_quantity: dec("0.1"),
+        },
+    );
+    app.log
+        .append("orders", vec![oms_services::codec::encode_event(&ended)])
+        .await
+        .unwrap();
     app.put_order(stored_order(77, app.account, OrderStatus::Accepted))
         .await;
     let r = app.as_demo("DELETE", "/api/orders", None).await;

@@ -2,11 +2,13 @@
 //! side, that was acknowledged before the request arrived.
 //!
 //! The order store lists the orders the processor has recorded; orders acknowledged a moment
-//! ago may be only in the log. So the request reads the account's partition of `orders` from
-//! the processor's stored position: `OrderCreated` events before the end it saw on arrival are
-//! cancelled too (a cancel behind its order in the partition reaches risk after it), and those
-//! after it are left alone, even if the store lists them by then. Nothing waits for the
-//! processor, so the cancel works however far behind it is.
+//! ago may be only in the log. So the request also reads the account's partition of `orders`
+//! from the processor's stored position and folds the account's events there: orders created
+//! before the partition's end on arrival are cancelled unless they have ended (a cancel behind
+//! its order in the partition reaches risk after it); orders created after that end are left
+//! alone, even if the store lists them by then. Nothing waits for the processor; the log read
+//! grows with how far behind it is, up to [`MAX_SCAN`] records, past which the request is
+//! refused with 503 rather than left to run for minutes.
 
 use crate::api::auth::Caller;
 use crate::api::idempotency::run_idempotent;
@@ -25,7 +27,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, OrderId, Symbol};
-use oms_domain::order::{NewOrder, Order, OrderStatus, Side};
+use oms_domain::order::{Order, OrderStatus, Side};
+use oms_domain::state_machine;
 use oms_ports::event_log::partition_for;
 use oms_ports::order_store::OrderQuery;
 use oms_ports::PortError;
@@ -34,10 +37,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Records read from the log per call.
-const READ_BATCH: usize = 1_000;
+const READ_BATCH: usize = 5_000;
 /// How long a read of the partition may find a range the log reports but cannot serve yet (a
 /// broker that moves a partition's end before it stores the batch) before giving up.
-const READ_PATIENCE: Duration = Duration::from_secs(5);
+const READ_PATIENCE: Duration = Duration::from_secs(15);
+/// The most records of the partition one request reads: the processor's lag it can cover.
+pub const MAX_SCAN: u64 = 500_000;
 
 /// Which open orders to cancel: all of the caller's, or those of one symbol and/or side.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -97,7 +102,7 @@ impl Filter {
         format!("symbol={symbol}&side={side}")
     }
 
-    fn covers(&self, order: &NewOrder) -> bool {
+    fn covers(&self, order: &Order) -> bool {
         self.symbol.as_ref().is_none_or(|s| *s == order.symbol)
             && self.side.is_none_or(|s| s == order.side)
     }
@@ -122,6 +127,11 @@ pub async fn cancel_all(
         Ok(f) => f,
         Err(errs) => return Reply::from(Problem::validation(errs)).into_response(),
     };
+    // Where the account's partition ends now: orders created past it came after this request.
+    let arrival = match Arrival::now(&s, caller.account).await {
+        Ok(a) => a,
+        Err(p) => return Reply::from(p).into_response(),
+    };
     // Run to the end even if the client goes away: a request dropped midway would keep its
     // idempotency key locked, and its retries refused, for the whole lock.
     let task = spawn_detached(async move {
@@ -134,7 +144,7 @@ pub async fn cancel_all(
             filter.canonical().as_bytes(),
             Vec::new(),
             |_| async {
-                request(&s, caller.account, &filter)
+                request(&s, caller.account, &filter, &arrival)
                     .await
                     .unwrap_or_else(Reply::from)
             },
@@ -143,62 +153,88 @@ pub async fn cancel_all(
     });
     match task.await {
         Ok(reply) => reply.into_response(),
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => Reply::from(Problem::from_port(
+                "server",
+                &PortError::Unavailable("shutting down".into()),
+            ))
+            .into_response(),
+        },
+    }
+}
+
+/// The account's partition of `orders` and its end when the request arrived.
+struct Arrival {
+    key: Vec<u8>,
+    partition: u32,
+    end: u64,
+}
+
+impl Arrival {
+    async fn now(s: &ApiState, account: AccountId) -> Result<Arrival, Problem> {
+        let topic = &s.config.orders_topic;
+        let log_error = |e: PortError| Problem::from_port("event log", &e);
+        let partitions = s.log.partition_count(topic).await.map_err(log_error)?;
+        let key = event_key(&Event::CancelRequested {
+            account,
+            order_id: OrderId(0),
+        });
+        let partition = partition_for(&key, partitions);
+        let end = s
+            .log
+            .end_offset(topic, partition)
+            .await
+            .map_err(log_error)?;
+        Ok(Arrival {
+            key,
+            partition,
+            end,
+        })
     }
 }
 
 /// Finds the orders to cancel and appends a `CancelRequested` for each, a page at a time.
 /// Cancels appended before a failure stay: repeating a cancel is harmless, so a retry simply
 /// runs again.
-async fn request(s: &ApiState, account: AccountId, filter: &Filter) -> ReplyResult {
+async fn request(
+    s: &ApiState,
+    account: AccountId,
+    filter: &Filter,
+    arrival: &Arrival,
+) -> ReplyResult {
     let topic = &s.config.orders_topic;
     let log_error = |e: PortError| Problem::from_port("event log", &e);
-    let store_error = |e: PortError| Problem::from_port("order store", &e);
-    let partitions = s.log.partition_count(topic).await.map_err(log_error)?;
-    let key = event_key(&Event::CancelRequested {
-        account,
-        order_id: OrderId(0),
-    });
-    let partition = partition_for(&key, partitions);
-    let arrived_at = s
-        .log
-        .end_offset(topic, partition)
-        .await
-        .map_err(log_error)?;
     let recorded = s
         .store
         .positions(&s.config.processor_group)
         .await
-        .map_err(store_error)?
+        .map_err(|e| Problem::from_port("order store", &e))?
         .into_iter()
-        .find(|p| &p.topic == topic && p.partition == partition)
+        .find(|p| &p.topic == topic && p.partition == arrival.partition)
         .map_or(0, |p| p.next_offset);
     let stored = open_in_store(s, account, filter).await?;
     // Read after the store, so every order the store listed is in the range read.
     let read_to = s
         .log
-        .end_offset(topic, partition)
+        .end_offset(topic, arrival.partition)
         .await
         .map_err(log_error)?;
-    let from = recorded.min(arrived_at);
-    let created = created_orders(s, account, partition, from, read_to).await?;
-    // Orders created before arrival that the scan did not list may have been recorded (and
-    // even ended) since: their stored state decides.
-    let listed: HashSet<OrderId> = stored.iter().map(|o| o.order_id).collect();
-    let mut since = HashMap::new();
-    for (_, o) in created.iter().filter(|(offset, o)| {
-        *offset < arrived_at && filter.covers(o) && !listed.contains(&o.order_id)
-    }) {
-        if let Some(order) = s
-            .store
-            .order(account, o.order_id)
-            .await
-            .map_err(store_error)?
-        {
-            since.insert(order.order_id, order);
-        }
+    let from = recorded.min(arrival.end);
+    if read_to.saturating_sub(from) > MAX_SCAN {
+        return Err(Problem::from_port(
+            "event log",
+            &PortError::Unavailable(format!(
+                "the order processor is {} events behind on this account's partition, too far \
+                 to find every order placed before this request",
+                arrival.end.saturating_sub(recorded)
+            )),
+        )
+        .retry_after(5));
     }
-    let chosen = choose(stored, &created, &since, arrived_at, filter);
+    let created = orders_in_log(s, account, arrival, from, read_to).await?;
+    let chosen = choose(stored, &created, arrival.end, filter);
 
     let now = clock::now();
     for page in chosen.chunks(MAX_LIMIT as usize) {
@@ -265,22 +301,23 @@ async fn open_in_store(
     Ok(found)
 }
 
-/// The caller's `OrderCreated` events in `[from, to)` of the partition, with their offsets.
-async fn created_orders(
+/// The caller's orders created in `[from, to)` of its partition, each with the offset of its
+/// creation and its state after the events up to `to`.
+async fn orders_in_log(
     s: &ApiState,
     account: AccountId,
-    partition: u32,
+    arrival: &Arrival,
     from: u64,
     to: u64,
-) -> Result<Vec<(u64, NewOrder)>, Problem> {
+) -> Result<Vec<(u64, Order)>, Problem> {
     let topic = &s.config.orders_topic;
-    let mut found = Vec::new();
+    let mut found: HashMap<OrderId, (u64, Order)> = HashMap::new();
     let mut offset = from;
     let mut stalled_since = None;
     while offset < to {
         let records = s
             .log
-            .read(topic, partition, offset, READ_BATCH)
+            .read(topic, arrival.partition, offset, READ_BATCH)
             .await
             .map_err(|e| Problem::from_port("event log", &e))?;
         let Some(last) = records.last() else {
@@ -289,7 +326,8 @@ async fn created_orders(
                 return Err(Problem::from_port(
                     "event log",
                     &PortError::Unavailable(format!(
-                        "partition {partition} of {topic} could not be read from offset {offset} to {to}"
+                        "partition {} of {topic} could not be read from offset {offset} to {to}",
+                        arrival.partition
                     )),
                 ));
             }
@@ -298,28 +336,43 @@ async fn created_orders(
         };
         stalled_since = None;
         offset = last.offset + 1;
-        for rec in records.iter().filter(|r| r.offset < to) {
-            // Another account's events, or ones this build cannot read, are not this
-            // account's orders.
-            if let Ok(env) = decode_event(rec) {
-                if let Event::OrderCreated(o) = &env.event {
-                    if o.account == account {
-                        found.push((rec.offset, o.clone()));
+        // Other accounts' records share the partition: only this account's are decoded.
+        for rec in records
+            .iter()
+            .filter(|r| r.offset < to && *r.key == *arrival.key)
+        {
+            let env = match decode_event(rec) {
+                Ok(env) => env,
+                Err(e) => {
+                    tracing::warn!(error = %e, offset = rec.offset, "cancel all: skipping a record this build cannot read");
+                    continue;
+                }
+            };
+            match &env.event {
+                Event::OrderCreated(o) if o.account == account => {
+                    found
+                        .entry(o.order_id)
+                        .or_insert_with(|| (rec.offset, Order::from_new(o)));
+                }
+                event => {
+                    if let Some((_, order)) = event.order_id().and_then(|id| found.get_mut(&id)) {
+                        // An illegal transition is the processor's to report; here it only
+                        // leaves the order as it was.
+                        let _ = state_machine::apply(order, event, env.at);
                     }
                 }
             }
         }
     }
-    Ok(found)
+    Ok(found.into_values().collect())
 }
 
 /// The orders to cancel: those the store listed as open and those created in the log before
-/// `arrived_at` (as `since` has them if they were stored after the listing, leaving out the
-/// ended ones), each once, leaving out any created at or after `arrived_at`.
+/// `arrived_at` that have not ended (in the state the log gives them, which is newer), each
+/// once, leaving out any created at or after `arrived_at`.
 fn choose(
     stored: Vec<Order>,
-    created: &[(u64, NewOrder)],
-    since: &HashMap<OrderId, Order>,
+    created: &[(u64, Order)],
     arrived_at: u64,
     filter: &Filter,
 ) -> Vec<Order> {
@@ -334,33 +387,28 @@ fn choose(
         .map(|o| (o.order_id, o))
         .collect();
     for (_, o) in created.iter().filter(|(offset, _)| *offset < arrived_at) {
-        if !filter.covers(o) || chosen.contains_key(&o.order_id) {
+        if !filter.covers(o) {
             continue;
         }
-        match since.get(&o.order_id) {
-            Some(recorded) if recorded.status.is_final() => {}
-            Some(recorded) => {
-                chosen.insert(o.order_id, recorded.clone());
-            }
-            None => {
-                chosen.insert(o.order_id, Order::from_new(o));
-            }
+        if o.status.is_final() {
+            chosen.remove(&o.order_id);
+        } else {
+            chosen.insert(o.order_id, o.clone());
         }
     }
     let mut out: Vec<Order> = chosen.into_values().collect();
     out.sort_unstable_by_key(|o| std::cmp::Reverse(o.order_id));
     out
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use oms_domain::ids::Timestamp;
-    use oms_domain::order::{OrderType, TimeInForce};
+    use oms_domain::order::{NewOrder, OrderType, TimeInForce};
     use oms_domain::Decimal;
 
-    fn new_order(id: u64, symbol: &str, side: Side) -> NewOrder {
-        NewOrder {
+    fn order(id: u64, symbol: &str, side: Side, status: OrderStatus) -> Order {
+        let mut o = Order::from_new(&NewOrder {
             order_id: OrderId(id),
             client_order_id: None,
             account: AccountId(1),
@@ -374,13 +422,13 @@ mod tests {
             quantity: Decimal::ONE,
             expire_at: None,
             created_at: Timestamp(0),
-        }
-    }
-
-    fn with_status(id: u64, status: OrderStatus) -> Order {
-        let mut o = Order::from_new(&new_order(id, "BTC/USD", Side::Buy));
+        });
         o.status = status;
         o
+    }
+
+    fn btc_buy(id: u64, status: OrderStatus) -> Order {
+        order(id, "BTC/USD", Side::Buy, status)
     }
 
     fn ids(orders: &[Order]) -> Vec<(u64, OrderStatus)> {
@@ -390,15 +438,15 @@ mod tests {
     #[test]
     fn orders_created_after_arrival_are_left_alone_even_when_stored() {
         let stored = vec![
-            with_status(1, OrderStatus::Accepted),
-            with_status(5, OrderStatus::Accepted),
+            btc_buy(1, OrderStatus::Accepted),
+            btc_buy(5, OrderStatus::Accepted),
         ];
         let created = vec![
-            (10, new_order(2, "BTC/USD", Side::Buy)),
-            (11, new_order(5, "BTC/USD", Side::Buy)),
-            (12, new_order(6, "BTC/USD", Side::Buy)),
+            (10, btc_buy(2, OrderStatus::New)),
+            (11, btc_buy(5, OrderStatus::Accepted)),
+            (12, btc_buy(6, OrderStatus::New)),
         ];
-        let chosen = choose(stored, &created, &HashMap::new(), 11, &Filter::default());
+        let chosen = choose(stored, &created, 11, &Filter::default());
         assert_eq!(
             ids(&chosen),
             vec![(2, OrderStatus::New), (1, OrderStatus::Accepted)]
@@ -406,24 +454,24 @@ mod tests {
     }
 
     #[test]
-    fn an_order_is_chosen_once_in_its_latest_known_state() {
-        let stored = vec![with_status(3, OrderStatus::PartiallyFilled)];
-        let created = vec![
-            (1, new_order(3, "BTC/USD", Side::Buy)),
-            (2, new_order(4, "BTC/USD", Side::Buy)),
-            (3, new_order(7, "BTC/USD", Side::Buy)),
-            (4, new_order(8, "ETH/USD", Side::Buy)),
-            (5, new_order(9, "BTC/USD", Side::Sell)),
+    fn the_log_state_of_an_order_wins_and_ended_ones_are_left_out() {
+        let stored = vec![
+            btc_buy(3, OrderStatus::New),
+            btc_buy(4, OrderStatus::Accepted),
         ];
-        let since = HashMap::from([
-            (OrderId(4), with_status(4, OrderStatus::Filled)),
-            (OrderId(7), with_status(7, OrderStatus::Accepted)),
-        ]);
+        let created = vec![
+            (1, btc_buy(3, OrderStatus::PartiallyFilled)),
+            (2, btc_buy(4, OrderStatus::Filled)),
+            (3, btc_buy(7, OrderStatus::Accepted)),
+            (4, btc_buy(8, OrderStatus::Rejected)),
+            (5, order(9, "ETH/USD", Side::Buy, OrderStatus::New)),
+            (6, order(10, "BTC/USD", Side::Sell, OrderStatus::New)),
+        ];
         let filter = Filter {
             symbol: Some(Symbol::new("BTC/USD")),
             side: Some(Side::Buy),
         };
-        let chosen = choose(stored, &created, &since, 100, &filter);
+        let chosen = choose(stored, &created, 100, &filter);
         assert_eq!(
             ids(&chosen),
             vec![
