@@ -67,6 +67,12 @@ where
     check(SUITE, "consumer positions round trip");
     positions_round_trip(&make().await, &ctx).await;
 
+    check(
+        SUITE,
+        "kill switches: off until set, the latest wins, per account",
+    );
+    kill_switches(&make().await, &ctx).await;
+
     check(SUITE, "snapshots round trip and replace older ones");
     snapshots_round_trip(&make().await, &ctx).await;
 
@@ -142,6 +148,7 @@ async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {
     let consumer = ctx.name("batch-consumer");
     store
         .apply(StoreBatch {
+            kill_switches: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -201,6 +208,7 @@ async fn batch_is_atomic(store: &impl OrderStore, ctx: &Ctx) {
     // be undone.
     let res = store
         .apply(StoreBatch {
+            kill_switches: Vec::new(),
             orders: vec![good.clone()],
             fills: vec![f],
             balances: vec![(acct, balance("USD", "1", "0"))],
@@ -276,6 +284,7 @@ async fn decimals_are_exact(store: &impl OrderStore, ctx: &Ctx) {
     f.fee = dec("79228162514264337593543950335"); // Decimal::MAX
     store
         .apply(StoreBatch {
+            kill_switches: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -642,6 +651,32 @@ async fn positions_round_trip(store: &impl OrderStore, ctx: &Ctx) {
         .is_empty());
 }
 
+async fn kill_switches(store: &impl OrderStore, ctx: &Ctx) {
+    let a = new_account(store, &ctx.name("switch-a")).await;
+    let b = new_account(store, &ctx.name("switch-b")).await;
+    assert!(!store.kill_switch(a).await.unwrap(), "off until set");
+    store
+        .apply(StoreBatch {
+            kill_switches: vec![(a, true), (b, true), (b, false)],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.kill_switch(a).await.unwrap());
+    assert!(
+        !store.kill_switch(b).await.unwrap(),
+        "the later entry of a batch wins"
+    );
+    store
+        .apply(StoreBatch {
+            kill_switches: vec![(a, false)],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert!(!store.kill_switch(a).await.unwrap());
+}
+
 async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {
     let name = ctx.name("snapshot");
     assert_eq!(store.load_snapshot(&name, 0).await.unwrap(), None);
@@ -685,6 +720,7 @@ where
     let f = fill(&o, ctx.id(), "1.5", "0.2");
     store
         .apply(StoreBatch {
+            kill_switches: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![(

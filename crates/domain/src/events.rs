@@ -109,6 +109,14 @@ crate::tagged::internally_tagged_enum! {
             reference: String,
         },
         OrderCreated(NewOrder),
+        /// The account's own kill switch: while on, risk refuses its new orders and amends
+        /// (cancels still pass). Ordered in the account's partition, so it applies to every
+        /// order placed after it. `change` is unique per request, so each switch is an event.
+        KillSwitchSet {
+            account: AccountId,
+            on: bool,
+            change: u64,
+        },
         CancelRequested {
             account: AccountId,
             order_id: OrderId,
@@ -225,6 +233,9 @@ impl Event {
                 account, reference, ..
             } => format!("dep:{account}:{reference}"),
             Event::OrderCreated(o) => format!("o:{}:created", o.order_id),
+            Event::KillSwitchSet {
+                account, change, ..
+            } => format!("a:{account}:kill-switch:{change}"),
             Event::CancelRequested { order_id, .. } => format!("o:{order_id}:cancel-req"),
             Event::AmendRequested {
                 order_id, amend_id, ..
@@ -265,6 +276,7 @@ impl Event {
     pub fn account(&self) -> Option<AccountId> {
         match self {
             Event::Deposit { account, .. }
+            | Event::KillSwitchSet { account, .. }
             | Event::CancelRequested { account, .. }
             | Event::AmendRequested { account, .. }
             | Event::RiskValidated { account, .. }
@@ -298,7 +310,10 @@ impl Event {
             | Event::CancelRejected { order_id, .. } => Some(*order_id),
             Event::OrderCreated(o) => Some(o.order_id),
             Event::OrderFilled(f) => Some(f.order_id),
-            Event::Deposit { .. } | Event::Trade { .. } | Event::BookChanged { .. } => None,
+            Event::Deposit { .. }
+            | Event::KillSwitchSet { .. }
+            | Event::Trade { .. }
+            | Event::BookChanged { .. } => None,
         }
     }
 
@@ -307,6 +322,7 @@ impl Event {
         match self {
             Event::Deposit { .. } => "Deposit",
             Event::OrderCreated(_) => "OrderCreated",
+            Event::KillSwitchSet { .. } => "KillSwitchSet",
             Event::CancelRequested { .. } => "CancelRequested",
             Event::AmendRequested { .. } => "AmendRequested",
             Event::RiskValidated { .. } => "RiskValidated",

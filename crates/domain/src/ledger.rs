@@ -419,6 +419,7 @@ impl Ledger {
                 account, order_id, ..
             } => self.finish(*account, *order_id),
             Event::OrderCreated(_)
+            | Event::KillSwitchSet { .. }
             | Event::CancelRequested { .. }
             | Event::AmendRequested { .. }
             | Event::OrderAccepted { .. }

@@ -370,6 +370,11 @@ mod tests {
                 reference: "d-1".into(),
             },
             Event::OrderCreated(order()),
+            Event::KillSwitchSet {
+                account: a,
+                on: true,
+                change: 7,
+            },
             Event::CancelRequested {
                 account: a,
                 order_id: o,

@@ -163,6 +163,66 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     server.stop();
 }
 
+/// Polls `GET path` until `done` holds for its body, for up to 20 s.
+async fn until(server: &Server, path: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = server.get(path, Some(ALICE_KEY)).await.unwrap();
+        if done(&v) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path} never got there: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = support::write_config(tmp.path(), 1000);
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let body = r#"{"symbol":"SOL/USD","side":"SELL","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#;
+    let switch = |on: bool| format!(r#"{{"enabled":{on}}}"#);
+    let place = || async {
+        let (status, v) = server
+            .post("/api/orders", Some(ALICE_KEY), &[], body)
+            .await
+            .unwrap();
+        assert_eq!(status, 202, "{v}");
+        format!("/api/orders/{}", v["orderId"].as_str().unwrap())
+    };
+
+    let (status, v) = server
+        .put(
+            "/api/accounts/me/kill-switch",
+            Some(ALICE_KEY),
+            &switch(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, v), (202, serde_json::json!({"killSwitch": true})));
+    let refused = place().await;
+    until(&server, &refused, |o| o["status"] == "REJECTED").await;
+    let (_, o) = server.get(&refused, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(o["rejectReason"], "ACCOUNT_KILL_SWITCH", "{o}");
+    until(&server, "/api/accounts/me", |me| me["killSwitch"] == true).await;
+
+    let (status, _) = server
+        .put(
+            "/api/accounts/me/kill-switch",
+            Some(ALICE_KEY),
+            &switch(false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let taken = place().await;
+    until(&server, &taken, |o| o["status"] == "ACCEPTED").await;
+    until(&server, "/api/accounts/me", |me| me["killSwitch"] == false).await;
+    server.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_posts_with_one_key_make_one_order_and_one_event() {
     let tmp = tempfile::tempdir().unwrap();

@@ -59,6 +59,8 @@ pub struct StoreBatch {
     /// Full balances of an account's assets after the batch.
     pub balances: Vec<(AccountId, Balance)>,
     pub positions: Vec<Position>,
+    /// Accounts' kill switches as the batch leaves them (a later entry for an account wins).
+    pub kill_switches: Vec<(AccountId, bool)>,
 }
 
 #[async_trait]
@@ -71,6 +73,8 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn orders(&self, query: &OrderQuery) -> PortResult<Vec<Order>>;
     async fn fills(&self, account: AccountId, id: OrderId) -> PortResult<Vec<Fill>>;
     async fn balances(&self, account: AccountId) -> PortResult<Vec<Balance>>;
+    /// Whether the account's kill switch is on, as last recorded (off if never set).
+    async fn kill_switch(&self, account: AccountId) -> PortResult<bool>;
     async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>>;
 
     /// Claims (account, client order id) for `order` for ever. Returns the order that already

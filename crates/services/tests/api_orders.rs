@@ -7,6 +7,7 @@ use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
 use oms_domain::Decimal;
+use oms_ports::order_store::OrderStore;
 use serde_json::{json, Value};
 use std::str::FromStr;
 
@@ -893,6 +894,76 @@ async fn cancel_all_covers_orders_acknowledged_but_not_yet_recorded() {
         .collect();
     assert_eq!(listed, vec!["77"]);
     assert_eq!(cancels().await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_kill_switch_goes_on_the_log_and_reads_back_from_the_store() {
+    let app = TestApp::start().await;
+    let me = || async { app.as_demo("GET", "/api/accounts/me", None).await.json() };
+    assert_eq!(me().await["killSwitch"], false);
+
+    for (body, code, field) in [
+        (json!({}), "MISSING_FIELD", "enabled"),
+        (json!({"enabled": "yes"}), "INVALID_TYPE", "enabled"),
+        (
+            json!({"enabled": true, "account": 2}),
+            "UNKNOWN_FIELD",
+            "account",
+        ),
+        (json!([true]), "INVALID_TYPE", "body"),
+    ] {
+        let r = app
+            .as_demo("PUT", "/api/accounts/me/kill-switch", Some(&body))
+            .await;
+        assert_eq!(
+            r.problem(),
+            (400, code.to_string(), Some(field.to_string())),
+            "{body}"
+        );
+    }
+    assert!(app.order_records().await.is_empty());
+
+    for on in [true, false] {
+        let r = app
+            .as_demo(
+                "PUT",
+                "/api/accounts/me/kill-switch",
+                Some(&json!({ "enabled": on })),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        assert_eq!(r.json(), json!({ "killSwitch": on }));
+    }
+    let switches: Vec<(AccountId, bool, String)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| match e.event {
+            Event::KillSwitchSet { account, on, .. } => {
+                (account, on, String::from_utf8(r.key.to_vec()).unwrap())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let key = app.account.to_string();
+    assert_eq!(
+        switches,
+        vec![(app.account, true, key.clone()), (app.account, false, key)]
+    );
+
+    // What the processor records is what the account reads back.
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            kill_switches: vec![(app.account, true)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(me().await["killSwitch"], true);
+    let other = app
+        .send("GET", "/api/accounts/me", &[("x-api-key", OTHER_KEY)], None)
+        .await;
+    assert_eq!(other.json()["killSwitch"], false);
 }
 
 #[tokio::test]

@@ -217,6 +217,7 @@ async fn run(url: &str) {
 fn small_batch(account: AccountId, id: u64, i: u64) -> StoreBatch {
     let o = order(account, id);
     StoreBatch {
+        kill_switches: Vec::new(),
         fills: vec![fill(&o, id)],
         orders: vec![o],
         balances: vec![(

@@ -36,6 +36,9 @@ pub(crate) struct BatchColumns {
     pub position_topic: Vec<String>,
     pub position_partition: Vec<i64>,
     pub position_next_offset: Vec<i64>,
+
+    pub kill_switch_account: Vec<i64>,
+    pub kill_switch_enabled: Vec<bool>,
 }
 
 impl BatchColumns {
@@ -44,6 +47,7 @@ impl BatchColumns {
             && self.fill_order_id.is_empty()
             && self.balance_account.is_empty()
             && self.position_consumer.is_empty()
+            && self.kill_switch_account.is_empty()
     }
 }
 
@@ -123,6 +127,15 @@ pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
         c.position_topic.push(topic.to_string());
         c.position_partition.push(partition);
         c.position_next_offset.push(next);
+    }
+
+    let mut switches = BTreeMap::new();
+    for (account, on) in &batch.kill_switches {
+        switches.insert(to_sql_int(account.0, "account id")?, *on);
+    }
+    for (account, on) in switches {
+        c.kill_switch_account.push(account);
+        c.kill_switch_enabled.push(on);
     }
     Ok(c)
 }

@@ -15,6 +15,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "order status counts",
         include_str!("../migrations/0002_order_status_counts.sql"),
     ),
+    (
+        3,
+        "kill_switches",
+        include_str!("../migrations/0003_kill_switches.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

@@ -84,6 +84,11 @@ p AS (
     INSERT INTO consumer_positions (consumer, topic, partition, next_offset)
     SELECT * FROM UNNEST($17::text[], $18::text[], $19::bigint[], $20::bigint[])
     ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
+),
+k AS (
+    INSERT INTO kill_switches (account_id, enabled)
+    SELECT * FROM UNNEST($21::bigint[], $22::bool[])
+    ON CONFLICT (account_id) DO UPDATE SET enabled = EXCLUDED.enabled
 )
 SELECT 1";
 
@@ -297,6 +302,8 @@ impl OrderStore for PgStore {
                 &c.position_topic,
                 &c.position_partition,
                 &c.position_next_offset,
+                &c.kill_switch_account,
+                &c.kill_switch_enabled,
             ],
         )
         .await?;
@@ -369,6 +376,18 @@ impl OrderStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn kill_switch(&self, account: AccountId) -> PortResult<bool> {
+        let account = to_sql_int(account.0, "account id")?;
+        let rows = self
+            .query(
+                "read a kill switch",
+                "SELECT enabled FROM kill_switches WHERE account_id = $1",
+                &[&account],
+            )
+            .await?;
+        rows.first().map_or(Ok(false), |r| get(r, 0, "kill switch"))
     }
 
     async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>> {

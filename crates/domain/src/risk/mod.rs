@@ -366,6 +366,7 @@ impl RiskEngine {
             Event::Deposit { .. } => {
                 self.ledger.apply(event)?;
             }
+            Event::KillSwitchSet { account, on, .. } => self.set_kill_switch(Some(*account), *on),
             Event::CancelRequested { .. }
             | Event::AmendRequested { .. }
             | Event::OrderAccepted { .. }

@@ -143,6 +143,15 @@ impl Server {
         request(&self.addr, Method::POST, path, key, headers, Some(body)).await
     }
 
+    pub async fn put(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        request(&self.addr, Method::PUT, path, key, &[], Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str, key: Option<&str>) -> anyhow::Result<(u16, Value)> {
         request(&self.addr, Method::DELETE, path, key, &[], None).await
     }

@@ -59,6 +59,10 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         )
         .route("/api/orders/{order_id}/fills", get(orders::fills))
         .route("/api/accounts/me", get(account::me))
+        .route(
+            "/api/accounts/me/kill-switch",
+            axum::routing::put(account::set_kill_switch),
+        )
         .route("/api/instruments", get(account::instruments))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))

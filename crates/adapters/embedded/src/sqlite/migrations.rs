@@ -123,6 +123,17 @@ INSERT INTO order_status_counts (status, orders)
 DROP INDEX orders_by_status;
 "#,
     ),
+    (
+        5,
+        r#"
+-- Accounts' own kill switches, as the order processor last recorded them from the log. An
+-- account without a row has its switch off.
+CREATE TABLE kill_switches (
+    account_id INTEGER PRIMARY KEY,
+    enabled    INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -143,6 +143,13 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
             to_sql_int(p.next_offset, "offset")?,
         ])?;
     }
+    let mut put_kill_switch = conn.prepare_cached(
+        "INSERT INTO kill_switches (account_id, enabled) VALUES (?1, ?2)
+         ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled",
+    )?;
+    for (account, on) in &batch.kill_switches {
+        put_kill_switch.execute(params![to_sql_int(account.0, "account id")?, on])?;
+    }
     Ok(())
 }
 
@@ -240,6 +247,20 @@ impl OrderStore for SqliteStore {
                     out.push(serde_json::from_str(&body?).map_err(corrupt_json("stored fill"))?);
                 }
                 Ok(out)
+            })
+            .await?)
+    }
+
+    async fn kill_switch(&self, account: AccountId) -> PortResult<bool> {
+        let account = to_sql_int(account.0, "account id")?;
+        Ok(self
+            .db
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT enabled FROM kill_switches WHERE account_id = ?1")?
+                    .query_row([account], |r| r.get::<_, bool>(0))
+                    .optional()?
+                    .unwrap_or(false))
             })
             .await?)
     }

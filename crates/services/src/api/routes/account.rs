@@ -1,13 +1,21 @@
-//! `/api/accounts/me` and `/api/instruments`.
+//! `/api/accounts/me`, the account's kill switch, and `/api/instruments`.
 
 use crate::api::auth::Caller;
+use crate::api::body::JsonBody;
+use crate::api::idempotency::run_idempotent;
 use crate::api::problem::Problem;
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::state::ApiState;
 use crate::api::views::{BalanceView, InstrumentView};
+use crate::ingestion::clock;
+use crate::ingestion::publish::publish_order_event;
+use crate::ingestion::{codes, FieldError};
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde_json::json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use oms_domain::events::Event;
+use oms_domain::ids::AccountId;
+use serde_json::{json, Value};
 
 pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
     let name = s
@@ -20,10 +28,96 @@ pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
         .await
         .map_err(|e| Problem::from_port("order store", &e))?;
     let balances: Vec<BalanceView> = balances.iter().map(BalanceView::from).collect();
+    let kill_switch = s
+        .store
+        .kill_switch(caller.account)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
     Ok(Reply::json(
         StatusCode::OK,
-        &json!({"accountId": caller.account.0, "name": name, "balances": balances}),
+        &json!({
+            "accountId": caller.account.0,
+            "name": name,
+            "balances": balances,
+            "killSwitch": kill_switch,
+        }),
     ))
+}
+
+/// `PUT /api/accounts/me/kill-switch` with `{"enabled": true|false}`: the account's own kill
+/// switch. While it is on, risk refuses the account's new orders and amends
+/// (`ACCOUNT_KILL_SWITCH`); cancels still pass. It goes on the log in the account's partition,
+/// so it applies to every order placed after the answer. `GET /api/accounts/me` shows it once
+/// the processor has recorded it.
+pub async fn set_kill_switch(
+    State(s): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    run_idempotent(
+        &s,
+        caller.account,
+        &headers,
+        "PUT",
+        "/api/accounts/me/kill-switch",
+        &body.0,
+        Vec::new(),
+        |_| async {
+            switch(&s, caller.account, &body)
+                .await
+                .unwrap_or_else(Reply::from)
+        },
+    )
+    .await
+    .into_response()
+}
+
+async fn switch(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult {
+    let on = parse_switch(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
+    let event = Event::KillSwitchSet {
+        account,
+        on,
+        change: s.ids.next_id(),
+    };
+    publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
+        .await
+        .map_err(|e| Problem::from_port("event log", &e))?;
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &json!({ "killSwitch": on }),
+    ))
+}
+
+/// `{"enabled": bool}`, nothing else.
+fn parse_switch(body: &Value) -> Result<bool, FieldError> {
+    let Some(fields) = body.as_object() else {
+        return Err(FieldError::new(
+            "body",
+            codes::INVALID_TYPE,
+            "the body must be a JSON object",
+        ));
+    };
+    if let Some(other) = fields.keys().find(|k| *k != "enabled") {
+        return Err(FieldError::new(
+            other,
+            codes::UNKNOWN_FIELD,
+            format!("unknown field {other:?}: only enabled is accepted"),
+        ));
+    }
+    match fields.get("enabled") {
+        Some(Value::Bool(on)) => Ok(*on),
+        Some(_) => Err(FieldError::new(
+            "enabled",
+            codes::INVALID_TYPE,
+            "enabled must be true or false",
+        )),
+        None => Err(FieldError::new(
+            "enabled",
+            codes::MISSING_FIELD,
+            "enabled is required",
+        )),
+    }
 }
 
 pub async fn instruments(State(s): State<ApiState>, _caller: Caller) -> Reply {

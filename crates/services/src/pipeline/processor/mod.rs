@@ -147,6 +147,7 @@ impl ProcessorStage {
         let mut touched: BTreeSet<AccountId> = BTreeSet::new();
         let mut fills = Vec::new();
         let mut fee_accounts: BTreeSet<AccountId> = BTreeSet::new();
+        let mut kill_switches: BTreeMap<AccountId, bool> = BTreeMap::new();
         let mut pending: Vec<(OrderId, Arc<Envelope>, oneshot::Receiver<Outcome>)> = Vec::new();
         for rec in records {
             progress.advance(&rec.topic, rec.partition, rec.offset);
@@ -184,6 +185,9 @@ impl ProcessorStage {
             self.metrics.processor_events.inc();
             if let Some(account) = env.event.account() {
                 touched.insert(account);
+            }
+            if let Event::KillSwitchSet { account, on, .. } = &env.event {
+                kill_switches.insert(*account, *on);
             }
             if let Event::OrderFilled(f) = &env.event {
                 touched.insert(f.fee_account);
@@ -255,6 +259,7 @@ impl ProcessorStage {
                     next_offset: *next,
                 })
                 .collect(),
+            kill_switches: kill_switches.into_iter().collect(),
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
