@@ -437,6 +437,106 @@ await run.step(
 );
 
 await run.step(
+  'the kill switch refuses new orders until it is turned off',
+  async () => {
+    const toggle = q('[data-testid="kill-switch"]');
+    const banner = q('[data-testid="kill-switch-banner"]');
+    const isSwitch = (r) => r.method() === 'PUT' && new URL(r.url()).pathname === '/api/accounts/me/kill-switch';
+    const sent = [];
+    const onRequest = (r) => isSwitch(r) && sent.push(r.postDataJSON());
+    page.on('request', onRequest);
+    try {
+      await until('the kill switch to show off', async () => (await toggle.getAttribute('data-state')) === 'off');
+      assert((await toggle.getAttribute('aria-pressed')) === 'false', 'the kill switch is off but shows pressed');
+      assert((await banner.count()) === 0, 'the kill switch banner shows while the switch is off');
+      const name = await toggle.getAttribute('aria-label');
+      assert(name === 'Kill switch', `the toggle is labelled "${name}"`);
+
+      // On: the safety action takes one click.
+      const on = page.waitForResponse((r) => isSwitch(r.request()));
+      await toggle.click();
+      const onRes = await on;
+      const onBody = await onRes.json();
+      assert(onRes.status() === 202, `PUT kill-switch on answered ${onRes.status()}: ${JSON.stringify(onBody)}`);
+      assert(onBody.killSwitch === true, `PUT kill-switch on answered ${JSON.stringify(onBody)}`);
+      assert(JSON.stringify(sent) === '[{"enabled":true}]', `sent ${JSON.stringify(sent)}`);
+      await until('the toggle to show on', async () => (await toggle.getAttribute('aria-pressed')) === 'true', 2_000);
+      const bannerText = await banner.textContent({ timeout: 2_000 });
+      assert(bannerText.startsWith('Kill switch on: new orders'), `the banner says "${bannerText}"`);
+      await q('[data-testid="ticket-kill-switch"]').waitFor({ timeout: 2_000 });
+
+      // A resting limit order placed now is refused by risk, and the history says why.
+      const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
+      const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
+      await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+      const refused = (await submitTicket()).orderId;
+      await q('[data-testid="tab-history"]').click();
+      await until(
+        `order ${refused} REJECTED in order history`,
+        async () => (await historyRow(refused).getAttribute('data-status')) === 'REJECTED',
+      );
+      const reason = await historyRow(refused).locator('.reason').textContent();
+      assert(reason === 'ACCOUNT_KILL_SWITCH', `order ${refused} shows reject reason "${reason}"`);
+      // Still on: the toggle did not fall back to a lagging read of the account.
+      assert((await toggle.getAttribute('aria-pressed')) === 'true', 'the toggle no longer shows on');
+
+      // Off: the first click only asks for confirmation, the second one sends.
+      sent.length = 0;
+      await toggle.click();
+      await until(
+        'the toggle to ask for confirmation',
+        async () => (await toggle.textContent()).startsWith('Confirm kill switch off'),
+        2_000,
+      );
+      await sleep(300);
+      assert(sent.length === 0, 'the first click turned the kill switch off without waiting for the confirmation');
+      assert((await toggle.getAttribute('aria-pressed')) === 'true', 'the armed toggle no longer shows on');
+      const off = page.waitForResponse((r) => isSwitch(r.request()));
+      await toggle.click();
+      const offRes = await off;
+      const offBody = await offRes.json();
+      assert(offRes.status() === 202, `PUT kill-switch off answered ${offRes.status()}: ${JSON.stringify(offBody)}`);
+      assert(offBody.killSwitch === false, `PUT kill-switch off answered ${JSON.stringify(offBody)}`);
+      assert(JSON.stringify(sent) === '[{"enabled":false}]', `sent ${JSON.stringify(sent)}`);
+      await until('the toggle to show off', async () => (await toggle.getAttribute('aria-pressed')) === 'false', 2_000);
+      await until('the banner to go', async () => (await banner.count()) === 0, 2_000);
+      assert((await q('[data-testid="ticket-kill-switch"]').count()) === 0, 'the ticket still warns of the switch');
+      let account;
+      await until(
+        'GET /api/accounts/me to report the kill switch off',
+        async () => {
+          account = await (await context.request.get(`${cfg.baseUrl}/api/accounts/me`)).json();
+          return account.killSwitch === false;
+        },
+        10_000,
+      ).catch((e) => {
+        throw new Error(`${e.message}: killSwitch ${JSON.stringify(account?.killSwitch)}`);
+      });
+
+      // Orders pass again: the same kind of order now rests.
+      await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+      const passed = (await submitTicket()).orderId;
+      await until(
+        `order ${passed} to leave NEW`,
+        async () => !['NEW', null].includes(await historyRow(passed).getAttribute('data-status')),
+      );
+      const status = await historyRow(passed).getAttribute('data-status');
+      const passedReason = await historyRow(passed).locator('.reason').textContent();
+      assert(status === 'ACCEPTED', `order ${passed} is ${status} ${passedReason} with the kill switch off`);
+      await q('[data-testid="tab-open"]').click();
+      await openRow(passed).locator('[data-testid="cancel"]').click();
+      await until(`order ${passed} to leave open orders`, async () => (await openRow(passed).count()) === 0);
+    } finally {
+      page.off('request', onRequest);
+      // Whatever failed above, the account must not be left refusing orders.
+      const r = await context.request.put(`${cfg.baseUrl}/api/accounts/me/kill-switch`, { data: { enabled: false } });
+      assert(r.status() === 202, `turning the kill switch off through the API answered ${r.status()}`);
+    }
+  },
+  { needs: ['order book, ticker and trades are live'] },
+);
+
+await run.step(
   'screenshots at 1280×800 and 1920×1080',
   async () => {
     await q('[data-testid="tab-history"]').click();

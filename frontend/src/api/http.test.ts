@@ -71,3 +71,37 @@ describe('cancelAllOrders', () => {
     expect(errorText(err)).toBe('Invalid request: unknown symbol "DOGE/USD" (VALIDATION)');
   });
 });
+
+describe('setKillSwitch', () => {
+  it('puts the requested state and answers the state the server took', async () => {
+    answer(202, { killSwitch: true });
+    await expect(api.setKillSwitch(true)).resolves.toBe(true);
+    const [url, init] = fetchMock.mock.calls[0] as [string, RequestInit];
+    expect(url).toBe('/api/accounts/me/kill-switch');
+    expect(init.method).toBe('PUT');
+    expect(init.credentials).toBe('same-origin');
+    expect(JSON.parse(init.body as string)).toEqual({ enabled: true });
+    expect((init.headers as Record<string, string>)['Content-Type']).toBe('application/json');
+
+    answer(202, { killSwitch: false });
+    await expect(api.setKillSwitch(false)).resolves.toBe(false);
+    expect(JSON.parse((fetchMock.mock.calls[1][1] as RequestInit).body as string)).toEqual({ enabled: false });
+  });
+
+  it('turns a problem answer into an ApiError with its text', async () => {
+    answer(
+      503,
+      {
+        title: 'Service unavailable',
+        status: 503,
+        code: 'SERVICE_UNAVAILABLE',
+        detail: 'the event log is not reachable',
+      },
+      'application/problem+json',
+    );
+    const err = await api.setKillSwitch(true).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(503);
+    expect(errorText(err)).toBe('Service unavailable: the event log is not reachable (SERVICE_UNAVAILABLE)');
+  });
+});

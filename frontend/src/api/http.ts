@@ -97,6 +97,12 @@ export const api = {
   session: () => request<Session>('GET', '/api/session'),
   instruments: () => request<{ instruments: Instrument[] }>('GET', '/api/instruments').then((r) => r.instruments),
   account: () => request<Account>('GET', '/api/accounts/me'),
+  /**
+   * Turns the account's kill switch on or off; answers the state requested. It applies to every
+   * order placed after the answer, but `account().killSwitch` may show it only moments later.
+   */
+  setKillSwitch: (enabled: boolean) =>
+    request<{ killSwitch: boolean }>('PUT', '/api/accounts/me/kill-switch', { enabled }).then((r) => r.killSwitch),
   orders: (params: { symbol?: string; status?: string; limit?: number; cursor?: string } = {}) =>
     request<{ orders: Order[]; nextCursor: string | null }>('GET', `/api/orders${qs(params)}`),
   order: (id: string) => request<Order>('GET', `/api/orders/${encodeURIComponent(id)}`),

@@ -74,6 +74,8 @@ export interface Account {
   accountId: number;
   name: string;
   balances: Balance[];
+  /** While on, risk rejects the account's new orders and amends (`ACCOUNT_KILL_SWITCH`); cancels still pass. */
+  killSwitch: boolean;
 }
 
 export interface Candle {

@@ -1,8 +1,13 @@
+import { useEffect, useState } from 'react';
+import { errorText } from '../api/http';
 import type { ConnState, MarketSocket } from '../api/socket';
 import type { Instrument, Session } from '../api/types';
 import { decimalsOf, formatCompact, formatPercent, formatPrice, formatSigned, signOf } from '../lib/format';
+import { KILL_SWITCH_BANNER, killSwitchButton, killSwitchFailedText } from '../lib/killSwitch';
+import type { AccountFeed } from '../state/account';
 import type { MarketFeed } from '../state/market';
-import { useStore } from '../state/store';
+import { notify } from '../state/notices';
+import { useSelector, useStore } from '../state/store';
 
 interface Props {
   session: Session;
@@ -10,11 +15,12 @@ interface Props {
   instrument: Instrument | null;
   onSelect: (symbol: string) => void;
   market: MarketFeed;
+  account: AccountFeed;
   socket: MarketSocket;
   onSignOut: () => void;
 }
 
-export function Header({ session, instruments, instrument, onSelect, market, socket, onSignOut }: Props) {
+export function Header({ session, instruments, instrument, onSelect, market, account, socket, onSignOut }: Props) {
   return (
     <header className="app-header">
       <div className="brand" aria-hidden="true">
@@ -39,6 +45,7 @@ export function Header({ session, instruments, instrument, onSelect, market, soc
       </select>
       {instrument && <TickerStrip market={market} instrument={instrument} />}
       <div className="header-right">
+        <KillSwitch account={account} />
         <Connection socket={socket} />
         <span className="account" title={`Account ${session.accountId}`}>
           {session.name}
@@ -84,6 +91,74 @@ function TickerStrip({ market, instrument }: { market: MarketFeed; instrument: I
         <dd>{formatCompact(t?.volume24h)}</dd>
       </div>
     </dl>
+  );
+}
+
+/** How long the toggle waits for the click that turns it off (as long as "Cancel all"). */
+const CONFIRM_MS = 4000;
+
+/**
+ * The account's kill switch. Turning it on is the safety action: one click. Turning it off lets
+ * orders through again, so the first click only arms it and a second one sends.
+ */
+function KillSwitch({ account }: { account: AccountFeed }) {
+  const on = useSelector(account.killSwitch, (v) => v.on);
+  const [armed, setArmed] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const confirming = armed && on === true;
+
+  useEffect(() => {
+    if (!armed) return;
+    const timer = setTimeout(() => setArmed(false), CONFIRM_MS);
+    return () => clearTimeout(timer);
+  }, [armed]);
+
+  const click = async () => {
+    // Not known yet counts as off: turning it on needs no knowledge of the current state.
+    const next = on !== true;
+    if (!next && !confirming) {
+      setArmed(true);
+      return;
+    }
+    setArmed(false);
+    setBusy(true);
+    try {
+      await account.setKillSwitch(next);
+    } catch (e) {
+      notify('error', killSwitchFailedText(next, errorText(e)));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const { text, state, label } = killSwitchButton(on, confirming);
+  return (
+    <button
+      type="button"
+      className={`small kill-switch ${on ? 'on' : ''} ${confirming ? 'armed' : ''}`}
+      onClick={click}
+      disabled={busy}
+      aria-pressed={on === true}
+      aria-label={label}
+      data-testid="kill-switch"
+      data-state={on === null ? 'unknown' : on ? 'on' : 'off'}
+    >
+      {text}
+      <span className="kill-switch-state" aria-hidden="true">
+        {state}
+      </span>
+    </button>
+  );
+}
+
+/** The strip under the header while the kill switch is on: it stays until the switch is off. */
+export function KillSwitchBanner({ account }: { account: AccountFeed }) {
+  const on = useSelector(account.killSwitch, (v) => v.on);
+  if (!on) return null;
+  return (
+    <div className="kill-banner" role="status" data-testid="kill-switch-banner">
+      {KILL_SWITCH_BANNER}
+    </div>
   );
 }
 

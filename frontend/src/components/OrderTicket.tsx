@@ -2,6 +2,7 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
 import type { Instrument, Order, OrderType, Side, TimeInForce } from '../api/types';
 import { decimalsOf, formatDecimal } from '../lib/format';
+import { KILL_SWITCH_TICKET_HINT } from '../lib/killSwitch';
 import {
   checkTyping,
   constraintHint,
@@ -70,6 +71,7 @@ export function OrderTicket({ instrument, market, account }: Props) {
   const bookBid = useSelector(market.book, (b) => b.bestBid);
   const bookAsk = useSelector(market.book, (b) => b.bestAsk);
   const picked = useStore(pickedPrice);
+  const killSwitch = useSelector(account.killSwitch, (v) => v.on === true);
 
   // A new symbol starts a clean ticket.
   useEffect(() => {
@@ -363,10 +365,17 @@ export function OrderTicket({ instrument, market, account }: Props) {
           type="submit"
           className={`submit ${buy ? 'buy' : 'sell'}`}
           disabled={busy || disabled}
+          aria-describedby={killSwitch ? 'ticket-kill-switch' : undefined}
           data-testid="ticket-submit"
         >
           {busy ? 'Sending…' : `${buy ? 'Buy' : 'Sell'} ${instrument.base}`}
         </button>
+        {/* The order is still sent: the server decides, and its rejection shows below. */}
+        {killSwitch && (
+          <p id="ticket-kill-switch" className="warn" data-testid="ticket-kill-switch">
+            {KILL_SWITCH_TICKET_HINT}
+          </p>
+        )}
         {disabled && (
           <p className="warn">
             {instrument.symbol} is {instrument.status}: new orders are refused.

@@ -6,7 +6,7 @@ import { AccountFeed } from '../state/account';
 import { MarketFeed } from '../state/market';
 import { notify } from '../state/notices';
 import { Banner } from './Banner';
-import { Header } from './Header';
+import { Header, KillSwitchBanner } from './Header';
 import { OrderBook } from './OrderBook';
 import { OrdersPanel } from './OrdersPanel';
 import { OrderTicket, pickPrice } from './OrderTicket';
@@ -93,9 +93,11 @@ function Screen({ session, onSignOut, socket, market, account }: { session: Sess
         instrument={instrument}
         onSelect={setSymbol}
         market={market}
+        account={account}
         socket={socket}
         onSignOut={onSignOut}
       />
+      <KillSwitchBanner account={account} />
       <Banner />
       {instrument ? (
         <main className="layout">

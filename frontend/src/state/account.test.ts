@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { MarketSocket } from '../api/socket';
 import type { Order } from '../api/types';
-import { isNewer } from './account';
+import { KILL_SWITCH_SETTLE_MS } from '../lib/killSwitch';
+import { AccountFeed, isNewer } from './account';
 
 function order(over: Partial<Order>): Order {
   return {
@@ -60,5 +62,102 @@ describe('order state ordering', () => {
     expect(isNewer(before, amended)).toBe(true);
     expect(isNewer(amended, before)).toBe(false);
     expect(isNewer(amended, { ...amended })).toBe(true);
+  });
+});
+
+describe('kill switch', () => {
+  // The account as GET /api/accounts/me reports it: it lags behind a switch until `stored` moves.
+  let stored = false;
+  let accountReads = 0;
+  let feed: AccountFeed;
+  const socket = {
+    subscribe: () => () => undefined,
+    onBatch: () => () => undefined,
+    onOpen: () => () => undefined,
+    whileDisconnected: () => () => undefined,
+  } as unknown as MarketSocket;
+
+  const json = (body: unknown, status = 200) =>
+    new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
+
+  beforeEach(async () => {
+    vi.useFakeTimers();
+    stored = false;
+    accountReads = 0;
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string, init: RequestInit) => {
+        if (url === '/api/accounts/me') {
+          accountReads++;
+          return json({ accountId: 1, name: 'demo', balances: [], killSwitch: stored });
+        }
+        if (url === '/api/accounts/me/kill-switch' && init.method === 'PUT') {
+          return json({ killSwitch: (JSON.parse(init.body as string) as { enabled: boolean }).enabled }, 202);
+        }
+        return json({ orders: [], nextCursor: null });
+      }),
+    );
+    feed = new AccountFeed(socket);
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  afterEach(() => {
+    feed.dispose();
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it('is read with the account', () => {
+    expect(feed.killSwitch.get()).toEqual({ on: false, requested: null });
+  });
+
+  it('shows a switch at once, ignores lagging reads, then stops reading once one agrees', async () => {
+    await feed.setKillSwitch(true);
+    expect(feed.killSwitch.get().on).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(accountReads).toBe(2);
+    expect(feed.killSwitch.get().on).toBe(true);
+
+    stored = true;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(accountReads).toBe(3);
+    expect(feed.killSwitch.get()).toEqual({ on: true, requested: null });
+    await vi.advanceTimersByTimeAsync(KILL_SWITCH_SETTLE_MS);
+    expect(accountReads).toBe(3);
+  });
+
+  it("takes the server's state when no read agrees within the settle time", async () => {
+    await feed.setKillSwitch(true);
+    await vi.advanceTimersByTimeAsync(KILL_SWITCH_SETTLE_MS - 1);
+    expect(feed.killSwitch.get().on).toBe(true);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(feed.killSwitch.get()).toEqual({ on: false, requested: null });
+    const reads = accountReads;
+    await vi.advanceTimersByTimeAsync(KILL_SWITCH_SETTLE_MS);
+    expect(accountReads).toBe(reads);
+  });
+
+  it('stops re-reading after the settle time even when no read succeeds', async () => {
+    await feed.setKillSwitch(true);
+    vi.mocked(fetch).mockImplementation(async () => json({ title: 'Service unavailable', status: 503 }, 503));
+    const failing = vi.mocked(fetch).mock.calls.length;
+    await vi.advanceTimersByTimeAsync(KILL_SWITCH_SETTLE_MS + 1_000);
+    const reads = vi.mocked(fetch).mock.calls.length;
+    expect(reads).toBeGreaterThan(failing);
+    // Still the requested state: nothing read contradicts it.
+    expect(feed.killSwitch.get().on).toBe(true);
+    await vi.advanceTimersByTimeAsync(KILL_SWITCH_SETTLE_MS);
+    expect(vi.mocked(fetch).mock.calls.length).toBe(reads);
+  });
+
+  it('does not show a switch the server refused', async () => {
+    vi.mocked(fetch).mockResolvedValueOnce(
+      new Response(JSON.stringify({ title: 'Forbidden', status: 403 }), {
+        status: 403,
+        headers: { 'Content-Type': 'application/problem+json' },
+      }),
+    );
+    await expect(feed.setKillSwitch(true)).rejects.toThrow('Forbidden');
+    expect(feed.killSwitch.get().on).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
-// The signed-in account's orders, fills and balances: loaded over REST, kept live from the
-// private `orders` channel, and refetched after every (re)connect so nothing missed stays stale.
+// The signed-in account's orders, fills, balances and kill switch: loaded over REST, kept live
+// from the private `orders` channel, and refetched after every (re)connect so nothing missed
+// stays stale.
 import { api } from '../api/http';
 import type { MarketSocket } from '../api/socket';
 import {
@@ -12,6 +13,13 @@ import {
   type WsDataMessage,
 } from '../api/types';
 import { cmp, dec } from '../lib/decimal';
+import {
+  afterRead,
+  afterSwitch,
+  KILL_SWITCH_SETTLE_MS,
+  KILL_SWITCH_UNKNOWN,
+  type KillSwitchView,
+} from '../lib/killSwitch';
 import { Store } from './store';
 
 const STATUS_RANK: Record<OrderStatus, number> = {
@@ -46,17 +54,21 @@ const FINAL_KEPT = 1000;
 const ORDER_REFRESH_MS = 250;
 /** REST refresh period while the WebSocket is down. */
 const POLL_MS = 5_000;
+/** Account re-read period after a kill switch, until a read confirms it. */
+const KILL_SWITCH_POLL_MS = 1_000;
 
 export class AccountFeed {
   /** Orders by id, newest first when listed. */
   readonly orders = new Store<ReadonlyMap<string, Order>>(new Map());
   readonly balances = new Store<Balance[]>([]);
+  readonly killSwitch = new Store<KillSwitchView>(KILL_SWITCH_UNKNOWN);
   /** Fills of the orders whose rows were expanded (loaded on demand). */
   readonly fills = new Store<ReadonlyMap<string, Fill[]>>(new Map());
   /** Cursor of the next older page of orders: undefined before the first load, null at the end. */
   readonly olderCursor = new Store<string | null | undefined>(undefined);
 
   private balanceTimer: ReturnType<typeof setTimeout> | null = null;
+  private killSwitchTimer: ReturnType<typeof setTimeout> | null = null;
   private pending: Order[] = [];
   private pendingTimer: ReturnType<typeof setTimeout> | null = null;
   private lastApplied = 0;
@@ -78,11 +90,13 @@ export class AccountFeed {
     for (const r of this.releases) r();
     if (this.balanceTimer) clearTimeout(this.balanceTimer);
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    if (this.killSwitchTimer) clearTimeout(this.killSwitchTimer);
+    this.killSwitchTimer = null;
   }
 
   refresh(): void {
     this.loadOrders();
-    this.loadBalances();
+    this.loadAccount();
   }
 
   loadOrders(): Promise<void> {
@@ -106,11 +120,37 @@ export class AccountFeed {
     });
   }
 
-  loadBalances(): Promise<void> {
+  /** Balances and kill switch, from GET /api/accounts/me. */
+  loadAccount(): Promise<void> {
     return api.account().then(
-      (a) => this.balances.set(a.balances),
+      (a) => {
+        this.balances.set(a.balances);
+        this.killSwitch.update((v) => afterRead(v, a.killSwitch, Date.now()));
+      },
       () => undefined,
     );
+  }
+
+  /** Turns the kill switch on or off; shows the state at once, then re-reads until the account agrees. */
+  async setKillSwitch(on: boolean): Promise<void> {
+    const taken = await api.setKillSwitch(on);
+    this.killSwitch.set(afterSwitch(taken, Date.now()));
+    if (this.killSwitchTimer) clearTimeout(this.killSwitchTimer);
+    this.confirmKillSwitch();
+  }
+
+  /** The last read comes after the settle time, so it decides even if the earlier ones lagged. */
+  private confirmKillSwitch(): void {
+    const timer = setTimeout(() => {
+      void this.loadAccount().then(() => {
+        // Disposed meanwhile, or a newer switch runs its own reads.
+        if (this.killSwitchTimer !== timer) return;
+        const r = this.killSwitch.get().requested;
+        if (r && Date.now() - r.at <= KILL_SWITCH_SETTLE_MS) this.confirmKillSwitch();
+        else this.killSwitchTimer = null;
+      });
+    }, KILL_SWITCH_POLL_MS);
+    this.killSwitchTimer = timer;
   }
 
   /** Fills of one order; loads them once and keeps them live afterwards. */
@@ -180,7 +220,7 @@ export class AccountFeed {
     if (this.balanceTimer) return;
     this.balanceTimer = setTimeout(() => {
       this.balanceTimer = null;
-      void this.loadBalances();
+      void this.loadAccount();
     }, 500);
   }
 }
