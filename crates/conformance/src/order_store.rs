@@ -654,17 +654,18 @@ async fn positions_round_trip(store: &impl OrderStore, ctx: &Ctx) {
 async fn kill_switches(store: &impl OrderStore, ctx: &Ctx) {
     let a = new_account(store, &ctx.name("switch-a")).await;
     let b = new_account(store, &ctx.name("switch-b")).await;
+    let c = new_account(store, &ctx.name("switch-c")).await;
     assert!(!store.kill_switch(a).await.unwrap(), "off until set");
     store
         .apply(StoreBatch {
-            kill_switches: vec![(a, true), (b, true), (b, false)],
+            kill_switches: vec![(a, true), (b, true), (b, false), (c, false), (c, true)],
             ..StoreBatch::default()
         })
         .await
         .unwrap();
     assert!(store.kill_switch(a).await.unwrap());
     assert!(
-        !store.kill_switch(b).await.unwrap(),
+        !store.kill_switch(b).await.unwrap() && store.kill_switch(c).await.unwrap(),
         "the later entry of a batch wins"
     );
     store

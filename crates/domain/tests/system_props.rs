@@ -119,6 +119,11 @@ enum Op {
         asset: usize,
         units: i64,
     },
+    /// The account's kill switch, on or off.
+    KillSwitch {
+        account: u64,
+        on: bool,
+    },
     /// An event already in the log is delivered again.
     Redeliver {
         pick: usize,
@@ -171,6 +176,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..=ACCOUNTS, 0..3usize, 1..500i64)
             .prop_map(|(account, asset, units)| Op::Deposit { account, asset, units }),
         2 => any::<usize>().prop_map(|pick| Op::Redeliver { pick }),
+        1 => (1..=ACCOUNTS, prop::bool::weighted(0.4))
+            .prop_map(|(account, on)| Op::KillSwitch { account, on }),
     ]
 }
 
@@ -445,7 +452,13 @@ impl System {
                     quantity,
                 );
                 if foreign {
-                    assert_eq!(decision.reject_reason(), Some(RejectReason::UnknownOrder));
+                    // An account whose kill switch is on learns nothing of others' orders.
+                    let expected = if self.risk.kill_switch(Some(account)) {
+                        RejectReason::AccountKillSwitch
+                    } else {
+                        RejectReason::UnknownOrder
+                    };
+                    assert_eq!(decision.reject_reason(), Some(expected));
                 }
                 self.carry_out(decision);
             }
@@ -465,12 +478,37 @@ impl System {
                 let amount = Decimal::from(units) / Decimal::from(10);
                 self.deposit(AccountId(account), ASSETS[asset], amount);
             }
+            Op::KillSwitch { account, on } => {
+                let change = self.log.len() as u64;
+                self.publish(Event::KillSwitchSet {
+                    account: AccountId(account),
+                    on,
+                    change,
+                });
+            }
             Op::Redeliver { pick } => {
                 if self.log.is_empty() {
                     return;
                 }
                 let env = self.log[pick % self.log.len()].clone();
                 if env.event.account().is_none() {
+                    return;
+                }
+                // A switch is set by its place in the log, so that the later of two switches
+                // wins whatever the clocks of the instances that took them. A copy of an old
+                // one is never delivered out of order: each PUT appends its own event, and a
+                // consumer reading again reads every later event again too.
+                if matches!(env.event, Event::KillSwitchSet { .. }) {
+                    let (risk, ledger) = (self.risk.clone(), self.ledger.clone());
+                    let last = self.log.iter().rev().find(|e| {
+                        matches!(&e.event, Event::KillSwitchSet { account, .. }
+                            if Some(*account) == env.event.account())
+                    });
+                    if last.map(|e| &e.id) == Some(&env.id) {
+                        self.risk.apply(&env).unwrap();
+                        assert!(self.risk == risk, "redelivered {env:?} changed the engine");
+                        assert_eq!(self.ledger, ledger);
+                    }
                     return;
                 }
                 let (risk, ledger) = (self.risk.clone(), self.ledger.clone());

@@ -184,13 +184,22 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     let server = Server::start(&data, Some(&config), support::free_port()).await;
     let body = r#"{"symbol":"SOL/USD","side":"SELL","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#;
     let switch = |on: bool| format!(r#"{{"enabled":{on}}}"#);
-    let place = || async {
-        let (status, v) = server
-            .post("/api/orders", Some(ALICE_KEY), &[], body)
+    let place = |server: &Server| {
+        let server_addr = server.addr.clone();
+        async move {
+            let (status, v) = support::request(
+                &server_addr,
+                hyper::Method::POST,
+                "/api/orders",
+                Some(ALICE_KEY),
+                &[],
+                Some(body),
+            )
             .await
             .unwrap();
-        assert_eq!(status, 202, "{v}");
-        format!("/api/orders/{}", v["orderId"].as_str().unwrap())
+            assert_eq!(status, 202, "{v}");
+            format!("/api/orders/{}", v["orderId"].as_str().unwrap())
+        }
     };
 
     let (status, v) = server
@@ -202,11 +211,17 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
         .await
         .unwrap();
     assert_eq!((status, v), (202, serde_json::json!({"killSwitch": true})));
-    let refused = place().await;
+    let refused = place(&server).await;
     until(&server, &refused, |o| o["status"] == "REJECTED").await;
     let (_, o) = server.get(&refused, Some(ALICE_KEY)).await.unwrap();
     assert_eq!(o["rejectReason"], "ACCOUNT_KILL_SWITCH", "{o}");
     until(&server, "/api/accounts/me", |me| me["killSwitch"] == true).await;
+
+    // Killed and restarted, the process still refuses the account's orders.
+    server.kill9();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let refused = place(&server).await;
+    until(&server, &refused, |o| o["status"] == "REJECTED").await;
 
     let (status, _) = server
         .put(
@@ -217,7 +232,7 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
         .await
         .unwrap();
     assert_eq!(status, 202);
-    let taken = place().await;
+    let taken = place(&server).await;
     until(&server, &taken, |o| o["status"] == "ACCEPTED").await;
     until(&server, "/api/accounts/me", |me| me["killSwitch"] == false).await;
     server.stop();

@@ -910,7 +910,8 @@ async fn the_kill_switch_goes_on_the_log_and_reads_back_from_the_store() {
             "UNKNOWN_FIELD",
             "account",
         ),
-        (json!([true]), "INVALID_TYPE", "body"),
+        (json!({"enabled": null}), "MISSING_FIELD", "enabled"),
+        (json!([true]), "MALFORMED_JSON", "body"),
     ] {
         let r = app
             .as_demo("PUT", "/api/accounts/me/kill-switch", Some(&body))
@@ -951,7 +952,8 @@ async fn the_kill_switch_goes_on_the_log_and_reads_back_from_the_store() {
         vec![(app.account, true, key.clone()), (app.account, false, key)]
     );
 
-    // What the processor records is what the account reads back.
+    // What the store holds (the processor records it: see the `oms serve` test) is what the
+    // account reads back.
     app.store
         .apply(oms_ports::order_store::StoreBatch {
             kill_switches: vec![(app.account, true)],

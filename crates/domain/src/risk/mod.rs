@@ -1,8 +1,9 @@
 //! The pre-trade risk engine.
 //!
 //! Its state is a deterministic fold of the order-lifecycle events of its accounts (balances
-//! through the shared [`Ledger`], live orders, order rate), plus the market references and kill
-//! switches it is told about. Each decision is applied to that state at once, so the next order
+//! through the shared [`Ledger`], live orders, order rate, accounts' kill switches set by
+//! `KillSwitchSet`), plus the market references and the global kill switch it is told about
+//! (`set_kill_switch(None, ..)`, not on the log). Each decision is applied to that state at once, so the next order
 //! of the same account sees it, and the same decision folded again from the log changes nothing.
 
 mod checks;

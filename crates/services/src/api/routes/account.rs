@@ -94,7 +94,7 @@ fn parse_switch(body: &Value) -> Result<bool, FieldError> {
     let Some(fields) = body.as_object() else {
         return Err(FieldError::new(
             "body",
-            codes::INVALID_TYPE,
+            codes::MALFORMED_JSON,
             "the body must be a JSON object",
         ));
     };
@@ -107,15 +107,15 @@ fn parse_switch(body: &Value) -> Result<bool, FieldError> {
     }
     match fields.get("enabled") {
         Some(Value::Bool(on)) => Ok(*on),
+        None | Some(Value::Null) => Err(FieldError::new(
+            "enabled",
+            codes::MISSING_FIELD,
+            "enabled is required",
+        )),
         Some(_) => Err(FieldError::new(
             "enabled",
             codes::INVALID_TYPE,
             "enabled must be true or false",
-        )),
-        None => Err(FieldError::new(
-            "enabled",
-            codes::MISSING_FIELD,
-            "enabled is required",
         )),
     }
 }
