@@ -26,6 +26,33 @@ fn curl(args: &[&str]) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
+/// Polls the order with curl until it has `status`, for up to 20 s.
+async fn wait_for_status(base: &str, auth: &str, id: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = curl(&[&format!("{base}/api/orders/{id}"), "-H", auth]);
+        let o: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if o["status"] == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "order never {status}: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The account's reserved USD, read with curl.
+fn usd_reserved(base: &str, auth: &str) -> String {
+    let (_, me) = curl(&[&format!("{base}/api/accounts/me"), "-H", auth]);
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    let usd = me["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "USD")
+        .unwrap_or_else(|| panic!("no USD balance: {me}"));
+    usd["reserved"].as_str().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_curl_sequence_works_against_oms_serve() {
     let tmp = tempfile::tempdir().unwrap();
@@ -84,27 +111,9 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     assert_eq!(again, body);
 
     // The order is risk-checked and rests; GET shows it, with its reserved funds.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = curl(&[&format!("{base}/api/orders/{id}"), "-H", &auth]);
-        let o: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if o["status"] == "ACCEPTED" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "order never accepted: {o}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (_, me) = curl(&[&format!("{base}/api/accounts/me"), "-H", &auth]);
-    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
-    let usd = me["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["asset"] == "USD")
-        .unwrap()
-        .clone();
+    wait_for_status(&base, &auth, &id, "ACCEPTED").await;
     // 0.1 × 45000 plus the maximum fee (0.2%) is reserved.
-    assert_eq!(usd["reserved"], "4509", "{usd}");
+    assert_eq!(usd_reserved(&base, &auth), "4509");
 
     // Cancel all, right after placing another order: both are cancelled, whether or not the
     // processor had recorded the second yet, and their funds are released.
@@ -135,28 +144,10 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     let mut both = vec![id.as_str(), second.as_str()];
     both.sort_unstable();
     assert_eq!(listed, both);
-    let deadline = Instant::now() + Duration::from_secs(20);
     for order_id in [&id, &second] {
-        loop {
-            let (_, body) = curl(&[&format!("{base}/api/orders/{order_id}"), "-H", &auth]);
-            let o: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if o["status"] == "CANCELED" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "order never cancelled: {o}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_status(&base, &auth, order_id, "CANCELED").await;
     }
-    let (_, me) = curl(&[&format!("{base}/api/accounts/me"), "-H", &auth]);
-    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
-    let usd = me["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["asset"] == "USD")
-        .unwrap()
-        .clone();
-    assert_eq!(usd["reserved"], "0", "{usd}");
+    assert_eq!(usd_reserved(&base, &auth), "0");
     // Nothing is open any more.
     let (_, body) = curl(&["-X", "DELETE", &format!("{base}/api/orders"), "-H", &auth]);
     assert_eq!(body, r#"{"orders":[]}"#);

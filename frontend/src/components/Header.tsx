@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { errorText } from '../api/http';
 import type { ConnState, MarketSocket } from '../api/socket';
 import type { Instrument, Session } from '../api/types';
@@ -8,6 +8,7 @@ import type { AccountFeed } from '../state/account';
 import type { MarketFeed } from '../state/market';
 import { notify } from '../state/notices';
 import { useSelector, useStore } from '../state/store';
+import { useArmed } from './useArmed';
 
 interface Props {
   session: Session;
@@ -94,24 +95,15 @@ function TickerStrip({ market, instrument }: { market: MarketFeed; instrument: I
   );
 }
 
-/** How long the toggle waits for the click that turns it off (as long as "Cancel all"). */
-const CONFIRM_MS = 4000;
-
 /**
  * The account's kill switch. Turning it on is the safety action: one click. Turning it off lets
  * orders through again, so the first click only arms it and a second one sends.
  */
 function KillSwitch({ account }: { account: AccountFeed }) {
   const on = useSelector(account.killSwitch, (v) => v.on);
-  const [armed, setArmed] = useState(false);
+  const [armed, setArmed] = useArmed();
   const [busy, setBusy] = useState(false);
   const confirming = armed && on === true;
-
-  useEffect(() => {
-    if (!armed) return;
-    const timer = setTimeout(() => setArmed(false), CONFIRM_MS);
-    return () => clearTimeout(timer);
-  }, [armed]);
 
   const click = async () => {
     // Not known yet counts as off: turning it on needs no knowledge of the current state.

@@ -1,4 +1,4 @@
-import { type KeyboardEvent, memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { type KeyboardEvent, memo, useCallback, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
 import { type CancelAllFilter, type Fill, type Instrument, LIVE_STATUSES, type Order } from '../api/types';
 import { cancelAllButton, cancelRequestedText } from '../lib/cancelAll';
@@ -9,6 +9,7 @@ import { uuidv4 } from '../lib/uuid';
 import type { AccountFeed } from '../state/account';
 import { notify } from '../state/notices';
 import { useStore } from '../state/store';
+import { useArmed } from './useArmed';
 
 type Tab = 'open' | 'history' | 'balances';
 const TABS: { id: Tab; label: string }[] = [
@@ -88,20 +89,12 @@ export function OrdersPanel({ account, instruments }: Props) {
 
 /** The open tab lists the live orders of every symbol, so its cancel-all takes no filter. */
 const OPEN_TAB_FILTER: CancelAllFilter = {};
-/** How long the button waits for the confirming second click. */
-const CONFIRM_MS = 4000;
 
 /** Cancels every open order in `filter`; the first click only arms it, the second one sends. */
 function CancelAll({ filter, count, account }: { filter: CancelAllFilter; count: number; account: AccountFeed }) {
-  const [armed, setArmed] = useState(false);
+  const [armed, setArmed] = useArmed();
   const [busy, setBusy] = useState(false);
   const confirming = armed && count > 0;
-
-  useEffect(() => {
-    if (!armed) return;
-    const timer = setTimeout(() => setArmed(false), CONFIRM_MS);
-    return () => clearTimeout(timer);
-  }, [armed]);
 
   const click = async () => {
     if (!confirming) {
