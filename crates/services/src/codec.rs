@@ -2,6 +2,7 @@
 //! and headers carrying the event type, id and schema version for outside readers.
 
 use oms_domain::events::{Envelope, Event, SCHEMA_VERSION};
+use oms_domain::ids::AccountId;
 use oms_domain::venue::VenueCommand;
 use oms_ports::event_log::{NewRecord, Record};
 use std::sync::Arc;
@@ -89,11 +90,13 @@ pub fn event_key(event: &Event) -> Vec<u8> {
         Event::Trade { symbol, .. } | Event::BookChanged { symbol, .. } => {
             symbol.as_str().as_bytes().to_vec()
         }
-        other => other
-            .account()
-            .map(|a| a.to_string().into_bytes())
-            .unwrap_or_default(),
+        other => other.account().map(account_key).unwrap_or_default(),
     }
+}
+
+/// The key of an account's order-lifecycle events: its id as decimal text.
+pub fn account_key(account: AccountId) -> Vec<u8> {
+    account.to_string().into_bytes()
 }
 
 pub fn encode_event(env: &Envelope) -> NewRecord {

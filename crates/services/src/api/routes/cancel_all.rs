@@ -18,7 +18,7 @@ use crate::api::request_ctx::spawn_detached;
 use crate::api::routes::orders::{parse_side, parse_symbol, MAX_LIMIT};
 use crate::api::state::ApiState;
 use crate::api::views::OrderView;
-use crate::codec::{decode_event, event_key};
+use crate::codec::{account_key, decode_event};
 use crate::ingestion::clock;
 use crate::ingestion::publish::order_event_record;
 use crate::ingestion::{codes, FieldError};
@@ -177,10 +177,7 @@ impl Arrival {
         let topic = &s.config.orders_topic;
         let log_error = |e: PortError| Problem::from_port("event log", &e);
         let partitions = s.log.partition_count(topic).await.map_err(log_error)?;
-        let key = event_key(&Event::CancelRequested {
-            account,
-            order_id: OrderId(0),
-        });
+        let key = account_key(account);
         let partition = partition_for(&key, partitions);
         let end = s
             .log
