@@ -154,6 +154,32 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     server.stop();
 }
 
+/// A SELL that rests in the test configuration's SOL/USD book.
+const RESTING_SOL_SELL: &str =
+    r#"{"symbol":"SOL/USD","side":"SELL","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#;
+
+/// A started `oms serve` on the test configuration and a fresh data directory.
+struct Configured {
+    /// Holds the data directory and the configuration file.
+    _tmp: tempfile::TempDir,
+    data: std::path::PathBuf,
+    config: std::path::PathBuf,
+    server: Server,
+}
+
+async fn start_configured() -> Configured {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = support::write_config(tmp.path(), 1000);
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    Configured {
+        _tmp: tmp,
+        data,
+        config,
+        server,
+    }
+}
+
 /// Polls `GET path` until `done` holds for its body, for up to 20 s.
 async fn until(server: &Server, path: &str, done: impl Fn(&serde_json::Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -169,11 +195,13 @@ async fn until(server: &Server, path: &str, done: impl Fn(&serde_json::Value) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let config = support::write_config(tmp.path(), 1000);
-    let server = Server::start(&data, Some(&config), support::free_port()).await;
-    let body = r#"{"symbol":"SOL/USD","side":"SELL","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#;
+    let Configured {
+        _tmp,
+        data,
+        config,
+        server,
+    } = start_configured().await;
+    let body = RESTING_SOL_SELL;
     let switch = |on: bool| format!(r#"{{"enabled":{on}}}"#);
     let place = |server: &Server| {
         let server_addr = server.addr.clone();
@@ -231,11 +259,10 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_posts_with_one_key_make_one_order_and_one_event() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let config = support::write_config(tmp.path(), 1000);
-    let server = Server::start(&data, Some(&config), support::free_port()).await;
-    let body = r#"{"symbol":"SOL/USD","side":"SELL","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#;
+    let Configured {
+        _tmp, data, server, ..
+    } = start_configured().await;
+    let body = RESTING_SOL_SELL;
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let addr = server.addr.clone();
