@@ -36,9 +36,17 @@ pub enum AccountsCommand {
         #[arg(long)]
         reference: Option<String>,
     },
+    /// Makes an operator key for the admin API (`/api/admin/...`, header `X-Admin-Key`):
+    /// prints the key (shown once) and the SHA-256 to put in `admin.keySha256`.
+    AdminKey,
 }
 
 pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
+    if let AccountsCommand::AdminKey = command {
+        // Touches no storage (the key lives only in the configuration, as its hash), so it
+        // works beside a running `oms serve`.
+        return print_admin_key();
+    }
     let ports = crate::ports::open(&config).await?;
     match command {
         AccountsCommand::Create { name } => {
@@ -108,7 +116,19 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
             .await?;
             println!("deposit of {amount} {asset} to account {id} recorded (reference {reference}:{asset})");
         }
+        AccountsCommand::AdminKey => print_admin_key()?,
     }
+    Ok(())
+}
+
+fn print_admin_key() -> Result<()> {
+    let key = new_api_key()?;
+    let hash = hash_api_key(&key);
+    println!("admin key (shown once, store it now): {key}");
+    println!("add its hash to the configuration of every API instance:");
+    println!("  [admin]");
+    println!("  keySha256 = [\"{hash}\"]");
+    println!("or in the environment: OMS_ADMIN__KEY_SHA256={hash}");
     Ok(())
 }
 

@@ -129,9 +129,7 @@ pub async fn deposit_all(
     Ok(())
 }
 
-/// A new random API key: `oms_` and 32 random bytes in hex.
+/// A new random API key (see [`oms_services::api::auth::new_api_key`]).
 pub fn new_api_key() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(format!("oms_{}", hex::encode(bytes)))
+    oms_services::api::auth::new_api_key().map_err(|e| anyhow::anyhow!("no randomness: {e}"))
 }

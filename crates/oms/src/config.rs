@@ -31,6 +31,7 @@ pub struct Config {
     pub store: StoreConfig,
     /// The Kafka connection, when `log.backend = "kafka"` (the seed's `Kafka:*` settings).
     pub kafka: oms_kafka::KafkaConfig,
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -46,8 +47,46 @@ impl Default for Config {
             accounts: Vec::new(),
             store: StoreConfig::default(),
             kafka: oms_kafka::KafkaConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
+}
+
+/// The operators' admin API (`/api/admin/...`), off until a key is configured.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// SHA-256 hex of each operator key (`oms accounts admin-key` makes one): a TOML list, or
+    /// one string of hashes separated by commas (`OMS_ADMIN__KEY_SHA256=h1,h2`).
+    #[serde(deserialize_with = "hash_list")]
+    pub key_sha256: Vec<String>,
+}
+
+fn hash_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Joined(String),
+    }
+    let hashes: Vec<String> = match Given::deserialize(d)? {
+        Given::List(l) => l,
+        Given::Joined(s) => s.split(',').map(str::to_string).collect(),
+    };
+    hashes
+        .into_iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(h)
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "admin.keySha256: {h:?} is not a SHA-256 in hex (64 characters)"
+                )))
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -435,6 +474,39 @@ mod tests {
         assert_eq!(c.risk.max_open_orders, 7);
         assert!(!c.demo.enabled);
         assert_eq!(c.instruments.len(), 4);
+    }
+
+    #[test]
+    fn operator_key_hashes_come_as_a_list_or_joined_by_commas() {
+        let (a, b) = ("ab".repeat(32), "CD".repeat(32));
+        let from_file: Config = format!("[admin]\nkeySha256 = [\"{a}\"]\n")
+            .parse::<toml::Table>()
+            .map(toml::Value::Table)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(from_file.admin.key_sha256, vec![a.clone()]);
+
+        let mut root = toml::Table::new();
+        let joined = format!("{a}, {b},");
+        apply_env(
+            &mut root,
+            [("OMS_ADMIN__KEY_SHA256".to_string(), joined)].into_iter(),
+        )
+        .unwrap();
+        let from_env: Config = toml::Value::Table(root).try_into().unwrap();
+        assert_eq!(from_env.admin.key_sha256, vec![a, "cd".repeat(32)]);
+        assert!(Config::default().admin.key_sha256.is_empty());
+
+        for bad in [
+            "[admin]\nkeySha256 = [\"oms_plain_key\"]",
+            "[admin]\nkeySha256 = \"xyz\"",
+        ] {
+            let err = toml::Value::Table(bad.parse().unwrap())
+                .try_into::<Config>()
+                .unwrap_err();
+            assert!(err.to_string().contains("not a SHA-256"), "{bad}: {err}");
+        }
     }
 
     #[test]

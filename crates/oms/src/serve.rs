@@ -157,6 +157,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
         partitions: config.log.orders_partitions,
         processor_group: names.processor_group.clone(),
         session_secret: session_secret(&config)?,
+        operator_key_hashes: config.admin.key_sha256.iter().cloned().collect(),
         ..ApiConfig::default()
     };
     let serve_metrics = Arc::new(ServeMetrics {

@@ -8,7 +8,7 @@ use oms_ports::event_log::EventLog;
 use oms_services::codec::{decode_event, topics};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Server, ALICE_KEY};
+use support::{Server, ADMIN_KEY, ALICE_KEY};
 
 fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
@@ -180,11 +180,21 @@ async fn start_configured() -> Configured {
     }
 }
 
-/// Polls `GET path` until `done` holds for its body, for up to 20 s.
+/// Polls `GET path` as Alice until `done` holds for its body, for up to 20 s.
 async fn until(server: &Server, path: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    until_as(server, ALICE_KEY, path, done).await
+}
+
+/// [`until`] as the account of `key`.
+async fn until_as(
+    server: &Server,
+    key: &str,
+    path: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, v) = server.get(path, Some(ALICE_KEY)).await.unwrap();
+        let (_, v) = server.get(path, Some(key)).await.unwrap();
         if done(&v) {
             return;
         }
@@ -254,6 +264,112 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     let taken = place(&server).await;
     until(&server, &taken, |o| o["status"] == "ACCEPTED").await;
     until(&server, "/api/accounts/me", |me| me["killSwitch"] == false).await;
+    server.stop();
+}
+
+/// A request to the admin API with the operator key.
+async fn admin(
+    server: &Server,
+    method: hyper::Method,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    support::request(
+        &server.addr,
+        method,
+        path,
+        None,
+        &[("x-admin-key", ADMIN_KEY)],
+        body,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
+    let Configured {
+        _tmp,
+        data,
+        config,
+        server,
+    } = start_configured().await;
+    let (status, opened) = admin(
+        &server,
+        hyper::Method::POST,
+        "/api/admin/accounts",
+        Some(r#"{"name":"carol"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let account = format!("/api/admin/accounts/{}", opened["accountId"]);
+    let (status, issued) = admin(
+        &server,
+        hyper::Method::POST,
+        &format!("{account}/api-keys"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let carol = issued["apiKey"].as_str().unwrap().to_string();
+    let buy =
+        r#"{"symbol":"SOL/USD","side":"BUY","quantity":"2","price":"100.000","orderType":"LIMIT"}"#;
+    let place = |server: &Server| {
+        let (addr, carol) = (server.addr.clone(), carol.clone());
+        async move {
+            let (status, v) = support::request(
+                &addr,
+                hyper::Method::POST,
+                "/api/orders",
+                Some(&carol),
+                &[],
+                Some(buy),
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 202, "{v}");
+            format!("/api/orders/{}", v["orderId"].as_str().unwrap())
+        }
+    };
+
+    // Unfunded, the new account's order is refused.
+    let refused = place(&server).await;
+    until_as(&server, &carol, &refused, |o| o["status"] == "REJECTED").await;
+    let (_, o) = server.get(&refused, Some(&carol)).await.unwrap();
+    assert_eq!(o["rejectReason"], "INSUFFICIENT_BALANCE", "{o}");
+
+    // Funded while the process runs, twice with one reference: credited once.
+    let wire = r#"{"asset":"USD","amount":"250.5","reference":"wire-001"}"#;
+    for _ in 0..2 {
+        let (status, v) = admin(
+            &server,
+            hyper::Method::POST,
+            &format!("{account}/deposits"),
+            Some(wire),
+        )
+        .await;
+        assert_eq!(status, 202, "{v}");
+    }
+    let taken = place(&server).await;
+    until_as(&server, &carol, &taken, |o| o["status"] == "ACCEPTED").await;
+    let usd = |v: &serde_json::Value| {
+        v["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["asset"] == "USD")
+            .map(|b| (b["available"].clone(), b["reserved"].clone()))
+    };
+    // 2 × 100 reserved, plus the most fee it can pay (0.2%); the deposit counted once.
+    let funded = Some((serde_json::json!("50.1"), serde_json::json!("200.4")));
+    let (_, listed) = admin(&server, hyper::Method::GET, &account, None).await;
+    assert_eq!(usd(&listed), funded, "{listed}");
+
+    // After kill -9 and a restart the account, its key and its funds are all still there.
+    server.kill9();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let (_, me) = server.get("/api/accounts/me", Some(&carol)).await.unwrap();
+    assert_eq!(usd(&me), funded, "{me}");
     server.stop();
 }
 

@@ -115,6 +115,11 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         ("/api/accounts/me", vec!["get"]),
         ("/api/accounts/me/kill-switch", vec!["put"]),
         ("/api/instruments", vec!["get"]),
+        ("/api/admin/accounts", vec!["get", "post"]),
+        ("/api/admin/accounts/{accountId}", vec!["get"]),
+        ("/api/admin/accounts/{accountId}/api-keys", vec!["post"]),
+        ("/api/admin/accounts/{accountId}/deposits", vec!["post"]),
+        ("/api/admin/accounts/{accountId}/kill-switch", vec!["put"]),
         ("/health", vec!["get"]),
         ("/ready", vec!["get"]),
         ("/metrics", vec!["get"]),
@@ -150,6 +155,12 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         "BODY_TOO_LARGE",
         "DUPLICATE_CLIENT_ORDER_ID",
         "ORDER_NOT_LIVE",
+        "ADMIN_DISABLED",
+        "ACCOUNT_NOT_FOUND",
+        "IDEMPOTENCY_NOT_SUPPORTED",
+        "UNKNOWN_ASSET",
+        "INVALID_NAME",
+        "INVALID_REFERENCE",
     ] {
         assert!(codes.contains(&c), "{c}");
     }

@@ -13,14 +13,21 @@ use std::time::{Duration, Instant};
 
 pub const ALICE_KEY: &str = "oms_test_alice_0000000000000000000000000000000000000000000000000000";
 pub const BOB_KEY: &str = "oms_test_bob_00000000000000000000000000000000000000000000000000000000";
+/// The operator key of the admin API in [`write_config`]'s configuration.
+pub const ADMIN_KEY: &str = "oms_test_admin_0000000000000000000000000000000000000000000000000000";
 
-/// A config with two funded accounts with known keys and limits high enough for load.
+/// A config with two funded accounts with known keys, limits high enough for load, and the
+/// admin API on with [`ADMIN_KEY`].
 pub fn write_config(dir: &Path, snapshot_every: u64) -> PathBuf {
     let path = dir.join("oms.toml");
+    let admin_hash = oms_services::api::hash_api_key(ADMIN_KEY);
     let text = format!(
         r#"
 [demo]
 enabled = false
+
+[admin]
+keySha256 = ["{admin_hash}"]
 
 [pipeline]
 snapshotEvery = {snapshot_every}

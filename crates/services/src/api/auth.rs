@@ -4,13 +4,13 @@
 //! and the signature is HMAC-SHA256 over `accountId.expiry` with the configured secret,
 //! base64url without padding. Any instance with the same secret accepts it.
 
-use super::problem::Problem;
+use super::problem::{api_codes, Problem};
 use super::state::ApiState;
 use crate::ingestion::clock;
 use axum::extract::FromRef;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -21,6 +21,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
+/// The admin API's credential, apart from `X-API-Key` so that no trading key is ever taken
+/// for an operator's.
+pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
 pub const SESSION_COOKIE: &str = "oms_session";
 /// Keys longer than this are refused before hashing.
 const MAX_API_KEY_LEN: usize = 512;
@@ -30,6 +33,14 @@ const KEY_CACHE_MAX: usize = 10_000;
 /// Lower-case hex SHA-256 of an API key: what the order store keeps.
 pub fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new random API key: `oms_` and 32 bytes from the OS's generator in hex. Only its hash
+/// is stored, so it is shown once.
+pub fn new_api_key() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("oms_{}", hex::encode(bytes)))
 }
 
 /// Briefly remembers key hashes that were found, so each request does not hit the store.
@@ -125,6 +136,43 @@ where
         let state = ApiState::from_ref(state);
         let account = authenticate(&state, &parts.headers).await?;
         Ok(Caller { account })
+    }
+}
+
+/// An operator of the admin API (`/api/admin/...`), authenticated by an `X-Admin-Key` whose
+/// SHA-256 is configured ([`super::ApiConfig::operator_key_hashes`]). Operators act on any
+/// account; API keys and sessions never reach these routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operator;
+
+impl<S> FromRequestParts<S> for Operator
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = ApiState::from_ref(state);
+        let hashes = &state.config.operator_key_hashes;
+        if hashes.is_empty() {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                api_codes::ADMIN_DISABLED,
+                "the admin API is off: configure admin.keySha256 to enable it",
+            ));
+        }
+        let Some(key) = parts.headers.get(ADMIN_KEY_HEADER) else {
+            return Err(
+                Problem::unauthorized("the admin API needs an X-Admin-Key header")
+                    .with_field("X-Admin-Key"),
+            );
+        };
+        let key = key.to_str().unwrap_or_default();
+        if key.is_empty() || key.len() > MAX_API_KEY_LEN || !hashes.contains(&hash_api_key(key)) {
+            return Err(Problem::unauthorized("unknown admin key").with_field("X-Admin-Key"));
+        }
+        Ok(Operator)
     }
 }
 

@@ -1,6 +1,6 @@
 //! `X-Idempotency-Key` handling after the IETF draft "The Idempotency-Key HTTP Header Field".
 //!
-//! The key is scoped to the account (`account:key`); the fingerprint is SHA-256 of the method,
+//! The key is scoped to the account (`account:key`), or to the operator for the admin API; the fingerprint is SHA-256 of the method,
 //! path and body. The first request claims the key, runs, answers, and then stores its response
 //! ([`super::pending`]); a retry with the same fingerprint gets that response again with
 //! `Idempotent-Replayed: true`; another body under the same key is 422, and a retry while the
@@ -20,7 +20,6 @@ use super::problem::{api_codes, Problem};
 use super::reply::Reply;
 use super::state::ApiState;
 use axum::http::{HeaderMap, StatusCode};
-use oms_domain::ids::AccountId;
 use oms_ports::idempotency::{Claim, ClaimTerms};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -29,6 +28,8 @@ use std::time::{Duration, Instant};
 pub const IDEMPOTENCY_KEY_HEADER: &str = "x-idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const MAX_KEY_LEN: usize = 255;
+/// The scope of the admin API's keys: not a number, so it meets no account's.
+pub const OPERATOR_SCOPE: &str = "operator";
 /// How long a retry waits for the first response of its key to be stored before it claims.
 const STORE_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -92,12 +93,13 @@ impl Run {
     }
 }
 
-/// Runs `run` at most once per (account, key); see the module docs. `intent` is recorded with
+/// Runs `run` at most once per (scope, key), the scope being an account or
+/// [`OPERATOR_SCOPE`]; see the module docs. `intent` is recorded with
 /// the claim and handed to `run`, or the recorded one when an abandoned request is resumed.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_idempotent<F, Fut>(
     state: &ApiState,
-    account: AccountId,
+    scope: impl std::fmt::Display,
     headers: &HeaderMap,
     method: &str,
     path: &str,
@@ -120,7 +122,7 @@ where
         Err(p) => return p.into_reply(),
     };
     let metrics = state.http_metrics();
-    let scoped = format!("{account}:{key}");
+    let scoped = format!("{scope}:{key}");
     let fp = fingerprint(method, path, body);
     let ttl = state.config.idempotency_ttl;
     let store = &state.idempotency;

@@ -29,7 +29,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use problem::api_codes;
-use routes::{account, cancel_all, docs, ops, orders, session};
+use routes::{account, admin, cancel_all, docs, ops, orders, session};
 use std::any::Any;
 
 /// Every route of the API, with request ids, metrics, body limit and problem-shaped errors.
@@ -64,6 +64,23 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
             axum::routing::put(account::set_kill_switch),
         )
         .route("/api/instruments", get(account::instruments))
+        .route(
+            "/api/admin/accounts",
+            get(admin::list_accounts).post(admin::create_account),
+        )
+        .route("/api/admin/accounts/{account_id}", get(admin::get_account))
+        .route(
+            "/api/admin/accounts/{account_id}/api-keys",
+            axum::routing::post(admin::issue_api_key),
+        )
+        .route(
+            "/api/admin/accounts/{account_id}/deposits",
+            axum::routing::post(admin::deposit),
+        )
+        .route(
+            "/api/admin/accounts/{account_id}/kill-switch",
+            axum::routing::put(admin::set_kill_switch),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

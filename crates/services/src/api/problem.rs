@@ -14,6 +14,11 @@ pub const PROBLEM_TYPE_BASE: &str = "https://crypto-oms.dev/problems/";
 /// API-level error codes (field-level validation codes live in [`codes`]).
 pub mod api_codes {
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    /// The admin API is off: no operator key is configured.
+    pub const ADMIN_DISABLED: &str = "ADMIN_DISABLED";
+    pub const ACCOUNT_NOT_FOUND: &str = "ACCOUNT_NOT_FOUND";
+    /// `X-Idempotency-Key` on a request whose response holds a secret, which is never stored.
+    pub const IDEMPOTENCY_NOT_SUPPORTED: &str = "IDEMPOTENCY_NOT_SUPPORTED";
     pub const BODY_TOO_LARGE: &str = "BODY_TOO_LARGE";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
     pub const ORDER_NOT_FOUND: &str = "ORDER_NOT_FOUND";

@@ -11,7 +11,7 @@ use oms_ports::event_log::EventLog;
 use oms_ports::idempotency::IdempotencyStore;
 use oms_ports::order_store::OrderStore;
 use oms_ports::PortResult;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +42,9 @@ pub struct ApiConfig {
     /// The order processor's consumer group, whose stored positions say which orders the
     /// store already lists.
     pub processor_group: String,
+    /// SHA-256 (lower-case hex) of each operator key accepted by the admin API
+    /// (`X-Admin-Key`). Empty: the admin API is off.
+    pub operator_key_hashes: HashSet<String>,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +60,7 @@ impl Default for ApiConfig {
             partitions: 8,
             key_cache_ttl: Duration::from_secs(30),
             processor_group: "processor".to_string(),
+            operator_key_hashes: HashSet::new(),
         }
     }
 }
@@ -74,6 +78,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("partitions", &self.partitions)
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("processor_group", &self.processor_group)
+            .field("operator_keys", &self.operator_key_hashes.len())
             .finish()
     }
 }

@@ -10,6 +10,9 @@ pub mod codes {
     pub const INVALID_TYPE: &str = "INVALID_TYPE";
     pub const INVALID_ENUM: &str = "INVALID_ENUM";
     pub const UNKNOWN_SYMBOL: &str = "UNKNOWN_SYMBOL";
+    pub const UNKNOWN_ASSET: &str = "UNKNOWN_ASSET";
+    pub const INVALID_NAME: &str = "INVALID_NAME";
+    pub const INVALID_REFERENCE: &str = "INVALID_REFERENCE";
     pub const NON_POSITIVE: &str = "NON_POSITIVE";
     pub const INVALID_DECIMAL: &str = "INVALID_DECIMAL";
     pub const TOO_MANY_DECIMALS: &str = "TOO_MANY_DECIMALS";

@@ -73,7 +73,7 @@ pub async fn set_kill_switch(
     .into_response()
 }
 
-async fn switch(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult {
+pub(super) async fn switch(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult {
     let on = parse_switch(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
     let event = Event::KillSwitchSet {
         account,

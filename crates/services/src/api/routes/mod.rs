@@ -1,6 +1,7 @@
 //! The route handlers, one module per resource.
 
 pub mod account;
+pub mod admin;
 pub mod cancel_all;
 pub mod docs;
 pub mod ops;

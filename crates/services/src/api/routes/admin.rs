@@ -1,0 +1,392 @@
+//! `/api/admin/...`: what an operator does while the system runs. Open accounts, issue their
+//! API keys, credit deposits, and set an account's kill switch. Callers authenticate with
+//! `X-Admin-Key` ([`Operator`]); trading keys and sessions never reach these routes.
+
+use crate::api::auth::{hash_api_key, new_api_key, Operator};
+use crate::api::body::JsonBody;
+use crate::api::idempotency::{key_from_headers, run_idempotent, OPERATOR_SCOPE};
+use crate::api::problem::{api_codes, Problem};
+use crate::api::reply::{Reply, ReplyResult};
+use crate::api::routes::account::switch;
+use crate::api::state::ApiState;
+use crate::api::views::{fmt_plain, BalanceView};
+use crate::ingestion::clock::{self, format_rfc3339_millis};
+use crate::ingestion::decimal::decimal_field;
+use crate::ingestion::publish::publish_order_event;
+use crate::ingestion::{codes, FieldError};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use oms_domain::events::Event;
+use oms_domain::ids::{AccountId, Asset};
+use oms_domain::Decimal;
+use oms_ports::order_store::Account;
+use serde_json::{json, Map, Value};
+
+/// Longest account name, in characters.
+pub const ACCOUNT_NAME_MAX: usize = 64;
+/// Longest deposit reference, in bytes (visible ASCII).
+pub const DEPOSIT_REFERENCE_MAX: usize = 128;
+
+/// `GET /api/admin/accounts`: every account with its balances and kill switch.
+pub async fn list_accounts(State(s): State<ApiState>, _: Operator) -> ReplyResult {
+    let accounts = s
+        .store
+        .accounts()
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    let mut views = Vec::with_capacity(accounts.len());
+    for a in &accounts {
+        views.push(account_view(&s, a).await?);
+    }
+    Ok(Reply::json(StatusCode::OK, &json!({ "accounts": views })))
+}
+
+/// `GET /api/admin/accounts/{accountId}`.
+pub async fn get_account(
+    State(s): State<ApiState>,
+    _: Operator,
+    Path(account_id): Path<String>,
+) -> ReplyResult {
+    let account = find_account(&s, &account_id).await?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &account_view(&s, &account).await?,
+    ))
+}
+
+/// `POST /api/admin/accounts` with `{"name": "..."}`: opens an account, without funds or
+/// keys (`.../api-keys` and `.../deposits` give them). Idempotent with `X-Idempotency-Key`,
+/// except that a process stopped between opening the account and storing the answer leaves
+/// that account behind, and the retry after the key's lock opens another.
+pub async fn create_account(
+    State(s): State<ApiState>,
+    _: Operator,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    run_idempotent(
+        &s,
+        OPERATOR_SCOPE,
+        &headers,
+        "POST",
+        "/api/admin/accounts",
+        &body.0,
+        Vec::new(),
+        |_| async { open_account(&s, &body).await.unwrap_or_else(Reply::from) },
+    )
+    .await
+    .into_response()
+}
+
+async fn open_account(s: &ApiState, body: &JsonBody) -> ReplyResult {
+    let name = parse_account_name(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
+    let account = s
+        .store
+        .create_account(&name, false, clock::now())
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    Ok(
+        Reply::json(StatusCode::CREATED, &account_view(s, &account).await?)
+            .header("location", format!("/api/admin/accounts/{}", account.id)),
+    )
+}
+
+/// `POST /api/admin/accounts/{accountId}/api-keys`: a new API key for the account, shown in
+/// this answer only. Refuses `X-Idempotency-Key`: replaying the answer would mean keeping the
+/// key in clear in the idempotency store. A retry issues another key.
+pub async fn issue_api_key(
+    State(s): State<ApiState>,
+    _: Operator,
+    headers: HeaderMap,
+    Path(account_id): Path<String>,
+) -> ReplyResult {
+    if key_from_headers(&headers)?.is_some() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            api_codes::IDEMPOTENCY_NOT_SUPPORTED,
+            "an API key is shown once and never stored in clear, so this request cannot be \
+             replayed: send it without X-Idempotency-Key",
+        )
+        .with_field("X-Idempotency-Key"));
+    }
+    let account = find_account(&s, &account_id).await?;
+    let key = new_api_key().map_err(|e| {
+        tracing::error!(error = %e, "no randomness for an API key");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            api_codes::INTERNAL_ERROR,
+            "no API key could be generated",
+        )
+    })?;
+    s.store
+        .add_api_key(account.id, &hash_api_key(&key), clock::now())
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    tracing::info!(account = %account.id, "API key issued by an operator");
+    Ok(Reply::json(
+        StatusCode::CREATED,
+        &json!({ "accountId": account.id.0, "apiKey": key }),
+    )
+    .header("cache-control", "no-store"))
+}
+
+/// `POST /api/admin/accounts/{accountId}/deposits` with `{"asset", "amount", "reference"}`:
+/// credits the account. The reference makes it happen once: a deposit whose reference the
+/// account has had before is not credited again, whatever its amount (the ledger keeps every
+/// reference). It goes on the log in the account's partition, so orders placed after the
+/// answer see the funds.
+pub async fn deposit(
+    State(s): State<ApiState>,
+    _: Operator,
+    headers: HeaderMap,
+    Path(account_id): Path<String>,
+    body: JsonBody,
+) -> Response {
+    let path = format!("/api/admin/accounts/{account_id}/deposits");
+    run_idempotent(
+        &s,
+        OPERATOR_SCOPE,
+        &headers,
+        "POST",
+        &path,
+        &body.0,
+        Vec::new(),
+        |_| async {
+            credit(&s, &account_id, &body)
+                .await
+                .unwrap_or_else(Reply::from)
+        },
+    )
+    .await
+    .into_response()
+}
+
+async fn credit(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult {
+    let account = find_account(s, account_id).await?;
+    let (asset, amount, reference) = parse_deposit(s, &body.parse()?)?;
+    let event = Event::Deposit {
+        account: account.id,
+        asset: asset.clone(),
+        amount,
+        reference: reference.clone(),
+    };
+    publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
+        .await
+        .map_err(|e| Problem::from_port("event log", &e))?;
+    tracing::info!(account = %account.id, %asset, %amount, %reference, "deposit by an operator");
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &json!({
+            "accountId": account.id.0,
+            "asset": asset.as_str(),
+            "amount": fmt_plain(amount),
+            "reference": reference,
+        }),
+    ))
+}
+
+/// `PUT /api/admin/accounts/{accountId}/kill-switch` with `{"enabled": bool}`: the same switch
+/// as the account's own `PUT /api/accounts/me/kill-switch`, set by an operator.
+pub async fn set_kill_switch(
+    State(s): State<ApiState>,
+    _: Operator,
+    headers: HeaderMap,
+    Path(account_id): Path<String>,
+    body: JsonBody,
+) -> Response {
+    let path = format!("/api/admin/accounts/{account_id}/kill-switch");
+    run_idempotent(
+        &s,
+        OPERATOR_SCOPE,
+        &headers,
+        "PUT",
+        &path,
+        &body.0,
+        Vec::new(),
+        |_| async {
+            match find_account(&s, &account_id).await {
+                Ok(account) => switch(&s, account.id, &body).await,
+                Err(p) => Err(p),
+            }
+            .unwrap_or_else(Reply::from)
+        },
+    )
+    .await
+    .into_response()
+}
+
+/// The account a path names; 404 for one that does not exist or is not a number.
+async fn find_account(s: &ApiState, raw: &str) -> Result<Account, Problem> {
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            api_codes::ACCOUNT_NOT_FOUND,
+            "no such account",
+        )
+        .with_field("accountId")
+    };
+    let id = raw.parse::<u64>().map(AccountId).map_err(|_| not_found())?;
+    s.store
+        .accounts()
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(not_found)
+}
+
+async fn account_view(s: &ApiState, a: &Account) -> Result<Value, Problem> {
+    let balances = s
+        .store
+        .balances(a.id)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    let kill_switch = s
+        .store
+        .kill_switch(a.id)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    Ok(json!({
+        "accountId": a.id.0,
+        "name": a.name,
+        "demo": a.demo,
+        "createdAt": format_rfc3339_millis(a.created_at),
+        "killSwitch": kill_switch,
+        "balances": balances.iter().map(BalanceView::from).collect::<Vec<_>>(),
+    }))
+}
+
+/// The body as an object whose keys are all in `allowed`.
+fn object<'a>(body: &'a Value, allowed: &[&str]) -> Result<&'a Map<String, Value>, FieldError> {
+    let fields = body.as_object().ok_or_else(|| {
+        FieldError::new(
+            "body",
+            codes::MALFORMED_JSON,
+            "the body must be a JSON object",
+        )
+    })?;
+    if let Some(other) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(FieldError::new(
+            other,
+            codes::UNKNOWN_FIELD,
+            format!(
+                "unknown field {other:?}: only {} accepted",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(fields)
+}
+
+/// A required string field; `None` and `null` are missing.
+fn string_field<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str, FieldError> {
+    match fields.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(FieldError::new(
+            name,
+            codes::MISSING_FIELD,
+            format!("{name} is required"),
+        )),
+        Some(_) => Err(FieldError::new(
+            name,
+            codes::INVALID_TYPE,
+            format!("{name} must be a string"),
+        )),
+    }
+}
+
+/// `{"name": "..."}`: 1 to 64 characters after trimming, no control characters.
+fn parse_account_name(body: &Value) -> Result<String, FieldError> {
+    let fields = object(body, &["name"])?;
+    let name = string_field(fields, "name")?.trim();
+    if name.is_empty()
+        || name.chars().count() > ACCOUNT_NAME_MAX
+        || name.chars().any(char::is_control)
+    {
+        return Err(FieldError::new(
+            "name",
+            codes::INVALID_NAME,
+            format!(
+                "name must be 1 to {ACCOUNT_NAME_MAX} characters, none of them control characters"
+            ),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// `{"asset", "amount", "reference"}`, every field checked, each error naming its field.
+fn parse_deposit(s: &ApiState, body: &Value) -> Result<(Asset, Decimal, String), Problem> {
+    let one = |e: FieldError| Problem::validation(vec![e]);
+    let fields = object(body, &["asset", "amount", "reference"]).map_err(one)?;
+    let mut errors = Vec::new();
+    let asset = match string_field(fields, "asset") {
+        Ok(a)
+            if s.instruments
+                .iter()
+                .any(|i| i.base.as_str() == a || i.quote.as_str() == a) =>
+        {
+            Some(Asset::new(a))
+        }
+        Ok(a) => {
+            errors.push(FieldError::new(
+                "asset",
+                codes::UNKNOWN_ASSET,
+                format!("asset {a:?} is not traded by any instrument"),
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let amount = match decimal_field("amount", fields.get("amount").unwrap_or(&Value::Null)) {
+        Ok(Some(a)) if a > Decimal::ZERO => Some(a),
+        Ok(Some(_)) => {
+            errors.push(FieldError::new(
+                "amount",
+                codes::NON_POSITIVE,
+                "amount must be greater than 0",
+            ));
+            None
+        }
+        Ok(None) => {
+            errors.push(FieldError::new(
+                "amount",
+                codes::MISSING_FIELD,
+                "amount is required",
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let reference = match string_field(fields, "reference") {
+        Ok(r)
+            if !r.is_empty()
+                && r.len() <= DEPOSIT_REFERENCE_MAX
+                && r.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Some(r.to_string())
+        }
+        Ok(_) => {
+            errors.push(FieldError::new(
+                "reference",
+                codes::INVALID_REFERENCE,
+                format!("reference must be 1 to {DEPOSIT_REFERENCE_MAX} visible ASCII characters"),
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    match (asset, amount, reference) {
+        (Some(asset), Some(amount), Some(reference)) => Ok((asset, amount, reference)),
+        _ => Err(Problem::validation(errors)),
+    }
+}

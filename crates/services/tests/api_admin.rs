@@ -1,0 +1,374 @@
+//! The operators' admin API through the real HTTP server: who may call it, opening accounts,
+//! issuing keys, deposits and an account's kill switch, with every bad input refused.
+
+mod api_common;
+
+use api_common::{embedded_ports, Resp, TestApp, KEY};
+use oms_domain::events::Event;
+use oms_domain::ids::{AccountId, Asset};
+use oms_domain::Decimal;
+use oms_ports::order_store::OrderStore;
+use oms_services::api::hash_api_key;
+use serde_json::{json, Value};
+use std::str::FromStr;
+
+const ADMIN_KEY: &str = "oms_admin_test_key";
+
+async fn start() -> TestApp {
+    TestApp::start_configured(
+        embedded_ports().await,
+        |c| {
+            c.operator_key_hashes = [hash_api_key(ADMIN_KEY)].into_iter().collect();
+        },
+        |s| s,
+    )
+    .await
+}
+
+/// A request with the admin key and, when given, a JSON body and more headers.
+async fn admin(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
+    let mut h = vec![("x-admin-key", ADMIN_KEY)];
+    if bytes.is_some() {
+        h.push(("content-type", "application/json"));
+    }
+    h.extend_from_slice(headers);
+    app.send(method, path, &h, bytes.as_deref()).await
+}
+
+fn expect(status: u16, code: &str, field: &str) -> (u16, String, Option<String>) {
+    (status, code.to_string(), Some(field.to_string()))
+}
+
+#[tokio::test]
+async fn the_admin_api_is_off_without_a_configured_key_and_refuses_every_other_credential() {
+    let off = TestApp::start().await;
+    let r = off
+        .send(
+            "GET",
+            "/api/admin/accounts",
+            &[("x-admin-key", ADMIN_KEY)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.problem().0, r.problem().1.as_str()),
+        (403, "ADMIN_DISABLED")
+    );
+
+    let app = start().await;
+    for headers in [
+        vec![],
+        vec![("x-api-key", KEY)],
+        vec![("x-admin-key", KEY)],
+        vec![("x-admin-key", "")],
+        vec![("x-admin-key", "oms_admin_test_kez")],
+    ] {
+        let r = app.send("GET", "/api/admin/accounts", &headers, None).await;
+        assert_eq!(
+            r.problem(),
+            expect(401, "UNAUTHORIZED", "X-Admin-Key"),
+            "{headers:?}"
+        );
+    }
+    // Nor does the admin key act as an account on the trading routes.
+    let r = app
+        .send("GET", "/api/accounts/me", &[("x-api-key", ADMIN_KEY)], None)
+        .await;
+    assert_eq!(r.status, 401);
+    let r = admin(&app, "GET", "/api/admin/accounts", None, &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn an_operator_opens_an_account_and_issues_it_a_working_key() {
+    let app = start().await;
+    for (body, code, field) in [
+        (json!({}), "MISSING_FIELD", "name"),
+        (json!({"name": null}), "MISSING_FIELD", "name"),
+        (json!({"name": 7}), "INVALID_TYPE", "name"),
+        (json!({"name": "  "}), "INVALID_NAME", "name"),
+        (json!({"name": "a".repeat(65)}), "INVALID_NAME", "name"),
+        (json!({"name": "tab\there"}), "INVALID_NAME", "name"),
+        (json!({"name": "x", "demo": true}), "UNKNOWN_FIELD", "demo"),
+        (json!(["x"]), "MALFORMED_JSON", "body"),
+    ] {
+        let r = admin(&app, "POST", "/api/admin/accounts", Some(&body), &[]).await;
+        assert_eq!(r.problem(), expect(400, code, field), "{body}");
+    }
+    assert_eq!(app.store.accounts().await.unwrap().len(), 2);
+
+    let idem = [("x-idempotency-key", "open-desk-1")];
+    let body = json!({"name": " desk-1 "});
+    let r = admin(&app, "POST", "/api/admin/accounts", Some(&body), &idem).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let opened = r.json();
+    assert_eq!(opened["name"], "desk-1");
+    assert_eq!(opened["demo"], false);
+    assert_eq!(opened["killSwitch"], false);
+    assert_eq!(opened["balances"], json!([]));
+    let id = opened["accountId"].as_u64().unwrap();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/admin/accounts/{id}").as_str())
+    );
+    // The retry with its key replays: one account, not two.
+    let again = admin(&app, "POST", "/api/admin/accounts", Some(&body), &idem).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), opened);
+    assert_eq!(app.store.accounts().await.unwrap().len(), 3);
+    let listed = admin(&app, "GET", "/api/admin/accounts", None, &[])
+        .await
+        .json();
+    let names: Vec<&str> = listed["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["demo", "other", "desk-1"]);
+    let one = admin(&app, "GET", &format!("/api/admin/accounts/{id}"), None, &[]).await;
+    assert_eq!(one.json(), opened);
+
+    let keys_path = format!("/api/admin/accounts/{id}/api-keys");
+    let r = admin(
+        &app,
+        "POST",
+        &keys_path,
+        None,
+        &[("x-idempotency-key", "k")],
+    )
+    .await;
+    assert_eq!(
+        r.problem(),
+        expect(400, "IDEMPOTENCY_NOT_SUPPORTED", "X-Idempotency-Key")
+    );
+    let r = admin(&app, "POST", &keys_path, None, &[]).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let issued = r.json();
+    assert_eq!(issued["accountId"], id);
+    let key = issued["apiKey"].as_str().unwrap();
+    assert!(key.starts_with("oms_") && key.len() == 68, "{key}");
+    let me = app
+        .send("GET", "/api/accounts/me", &[("x-api-key", key)], None)
+        .await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["accountId"], id);
+    assert_eq!(me.json()["name"], "desk-1");
+    // A second key is another key for the same account.
+    let second = admin(&app, "POST", &keys_path, None, &[]).await.json();
+    assert_ne!(second["apiKey"], issued["apiKey"]);
+
+    for path in [
+        "/api/admin/accounts/99/api-keys",
+        "/api/admin/accounts/abc/api-keys",
+    ] {
+        let r = admin(&app, "POST", path, None, &[]).await;
+        assert_eq!(
+            r.problem(),
+            expect(404, "ACCOUNT_NOT_FOUND", "accountId"),
+            "{path}"
+        );
+    }
+    let r = admin(&app, "GET", "/api/admin/accounts/99", None, &[]).await;
+    assert_eq!(r.problem(), expect(404, "ACCOUNT_NOT_FOUND", "accountId"));
+}
+
+#[tokio::test]
+async fn a_deposit_goes_on_the_log_in_the_accounts_partition_once_per_request() {
+    let app = start().await;
+    let path = format!("/api/admin/accounts/{}/deposits", app.other);
+    for (body, code, field) in [
+        (
+            json!({"amount": "1", "reference": "r"}),
+            "MISSING_FIELD",
+            "asset",
+        ),
+        (
+            json!({"asset": "XYZ", "amount": "1", "reference": "r"}),
+            "UNKNOWN_ASSET",
+            "asset",
+        ),
+        (
+            json!({"asset": 5, "amount": "1", "reference": "r"}),
+            "INVALID_TYPE",
+            "asset",
+        ),
+        (
+            json!({"asset": "USD", "reference": "r"}),
+            "MISSING_FIELD",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": "0", "reference": "r"}),
+            "NON_POSITIVE",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": -5, "reference": "r"}),
+            "NON_POSITIVE",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1e3", "reference": "r"}),
+            "INVALID_DECIMAL",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": true, "reference": "r"}),
+            "INVALID_TYPE",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1"}),
+            "MISSING_FIELD",
+            "reference",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1", "reference": ""}),
+            "INVALID_REFERENCE",
+            "reference",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1", "reference": "a b"}),
+            "INVALID_REFERENCE",
+            "reference",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1", "reference": "r".repeat(129)}),
+            "INVALID_REFERENCE",
+            "reference",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1", "reference": "r", "account": 1}),
+            "UNKNOWN_FIELD",
+            "account",
+        ),
+        (json!("USD"), "MALFORMED_JSON", "body"),
+    ] {
+        let r = admin(&app, "POST", &path, Some(&body), &[]).await;
+        assert_eq!(r.problem(), expect(400, code, field), "{body}");
+    }
+    // Every invalid field is reported, the first one as the problem's own.
+    let r = admin(
+        &app,
+        "POST",
+        &path,
+        Some(&json!({"asset": "XYZ", "amount": "0", "reference": ""})),
+        &[],
+    )
+    .await;
+    let errors = r.json()["errors"].clone();
+    let fields: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["asset", "amount", "reference"]);
+    let r = admin(
+        &app,
+        "POST",
+        "/api/admin/accounts/99/deposits",
+        Some(&json!({"asset": "USD", "amount": "1", "reference": "r"})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.problem(), expect(404, "ACCOUNT_NOT_FOUND", "accountId"));
+    assert!(app.order_records().await.is_empty());
+
+    let body = json!({"asset": "BTC", "amount": 0.10000000, "reference": "wire-2026-001"});
+    let idem = [("x-idempotency-key", "dep-1")];
+    let r = admin(&app, "POST", &path, Some(&body), &idem).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let answer = json!({
+        "accountId": app.other.0,
+        "asset": "BTC",
+        "amount": "0.1",
+        "reference": "wire-2026-001",
+    });
+    assert_eq!(r.json(), answer);
+    let again = admin(&app, "POST", &path, Some(&body), &idem).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), answer);
+    let other_body = json!({"asset": "BTC", "amount": "2", "reference": "x"});
+    let reused = admin(&app, "POST", &path, Some(&other_body), &idem).await;
+    assert_eq!(reused.problem().1, "IDEMPOTENCY_KEY_REUSED");
+
+    let deposits: Vec<(String, Event)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| (String::from_utf8(r.key.to_vec()).unwrap(), e.event))
+        .collect();
+    assert_eq!(
+        deposits,
+        vec![(
+            app.other.to_string(),
+            Event::Deposit {
+                account: app.other,
+                asset: Asset::new("BTC"),
+                amount: Decimal::from_str("0.1").unwrap(),
+                reference: "wire-2026-001".to_string(),
+            }
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_operator_sets_an_accounts_kill_switch() {
+    let app = start().await;
+    let path = format!("/api/admin/accounts/{}/kill-switch", app.other);
+    let r = admin(&app, "PUT", &path, Some(&json!({"enabled": "on"})), &[]).await;
+    assert_eq!(r.problem(), expect(400, "INVALID_TYPE", "enabled"));
+    let r = admin(
+        &app,
+        "PUT",
+        "/api/admin/accounts/99/kill-switch",
+        Some(&json!({"enabled": true})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.problem(), expect(404, "ACCOUNT_NOT_FOUND", "accountId"));
+
+    let r = admin(&app, "PUT", &path, Some(&json!({"enabled": true})), &[]).await;
+    assert_eq!((r.status, r.json()), (202, json!({"killSwitch": true})));
+    let switches: Vec<(String, AccountId, bool)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| match e.event {
+            Event::KillSwitchSet { account, on, .. } => {
+                (String::from_utf8(r.key.to_vec()).unwrap(), account, on)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(switches, vec![(app.other.to_string(), app.other, true)]);
+
+    // Read back from the store once the processor has recorded it.
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            kill_switches: vec![(app.other, true)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let one = admin(
+        &app,
+        "GET",
+        &format!("/api/admin/accounts/{}", app.other),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(one.json()["killSwitch"], true);
+}
