@@ -5,7 +5,7 @@ use crate::support::{check, id_base, now_ms, run_id};
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
-use oms_ports::order_store::{OrderQuery, OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{ApiKeyRecord, OrderQuery, OrderStore, Position, StoreBatch};
 use oms_ports::PortError;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -139,6 +139,42 @@ async fn accounts_and_keys(store: &impl OrderStore) {
         other => panic!("a key hash belongs to one account: expected Conflict, got {other:?}"),
     }
     assert_eq!(store.account_for_key(&hash_a).await.unwrap(), Some(a.id));
+
+    let later = Timestamp(at.0 + 1);
+    let hash_a3 = format!("hash-a3-{}", a.id);
+    store.add_api_key(a.id, &hash_a3, later).await.unwrap();
+    let listed = |hashes: &[&str], times: &[Timestamp]| -> Vec<ApiKeyRecord> {
+        hashes
+            .iter()
+            .zip(times)
+            .map(|(h, t)| ApiKeyRecord {
+                key_hash: h.to_string(),
+                created_at: *t,
+            })
+            .collect()
+    };
+    let hash_a2 = format!("hash-a2-{}", a.id);
+    assert_eq!(
+        store.api_keys(a.id).await.unwrap(),
+        listed(&[&hash_a, &hash_a2, &hash_a3], &[at, at, later]),
+        "an account's keys, oldest first"
+    );
+    assert_eq!(store.api_keys(b.id).await.unwrap(), vec![]);
+    assert!(
+        !store.revoke_api_key(b.id, &hash_a).await.unwrap(),
+        "another account's key is not revoked"
+    );
+    assert_eq!(store.account_for_key(&hash_a).await.unwrap(), Some(a.id));
+    assert!(store.revoke_api_key(a.id, &hash_a).await.unwrap());
+    assert!(
+        !store.revoke_api_key(a.id, &hash_a).await.unwrap(),
+        "only once"
+    );
+    assert_eq!(store.account_for_key(&hash_a).await.unwrap(), None);
+    assert_eq!(
+        store.api_keys(a.id).await.unwrap(),
+        listed(&[&hash_a2, &hash_a3], &[at, later])
+    );
 }
 
 async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {

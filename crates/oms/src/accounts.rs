@@ -23,6 +23,14 @@ pub enum AccountsCommand {
         #[arg(long)]
         account: u64,
     },
+    /// Revokes one of an account's API keys, named by its id: the key's SHA-256 in hex
+    /// (`printf %s KEY | sha256sum`).
+    RevokeKey {
+        #[arg(long)]
+        account: u64,
+        #[arg(long)]
+        key_id: String,
+    },
     /// Credits an amount of an asset to an account, once per reference.
     Deposit {
         #[arg(long)]
@@ -86,6 +94,17 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
                 .add_api_key(id, &hash_api_key(&key), now())
                 .await?;
             println!("API key for account {id} (shown once, store it now): {key}");
+        }
+        AccountsCommand::RevokeKey { account, key_id } => {
+            let id = existing(&ports, account).await?;
+            if !ports
+                .store
+                .revoke_api_key(id, &key_id.to_ascii_lowercase())
+                .await?
+            {
+                bail!("account {id} has no key with id {key_id}");
+            }
+            println!("key {key_id} of account {id} revoked");
         }
         AccountsCommand::Deposit {
             account,

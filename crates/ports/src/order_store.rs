@@ -27,6 +27,14 @@ pub struct Account {
     pub created_at: Timestamp,
 }
 
+/// An API key as stored: only its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    pub key_hash: String,
+    pub created_at: Timestamp,
+}
+
 /// Filters for listing one account's orders, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderQuery {
@@ -102,6 +110,10 @@ pub trait OrderStore: Send + Sync + 'static {
         at: Timestamp,
     ) -> PortResult<()>;
     async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<AccountId>>;
+    /// The account's API keys, oldest first.
+    async fn api_keys(&self, account: AccountId) -> PortResult<Vec<ApiKeyRecord>>;
+    /// Deletes one of the account's keys; whether it had it.
+    async fn revoke_api_key(&self, account: AccountId, key_hash: &str) -> PortResult<bool>;
 
     /// Consumer positions stored with effects by [`OrderStore::apply`].
     async fn positions(&self, consumer: &str) -> PortResult<Vec<Position>>;

@@ -163,9 +163,47 @@ async fn an_operator_opens_an_account_and_issues_it_a_working_key() {
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["accountId"], id);
     assert_eq!(me.json()["name"], "desk-1");
+    assert_eq!(issued["keyId"], hash_api_key(key));
     // A second key is another key for the same account.
     let second = admin(&app, "POST", &keys_path, None, &[]).await.json();
     assert_ne!(second["apiKey"], issued["apiKey"]);
+    let listed = admin(&app, "GET", &keys_path, None, &[]).await.json();
+    let ids: Vec<&Value> = listed["apiKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["keyId"])
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(ids.contains(&&issued["keyId"]) && ids.contains(&&second["keyId"]));
+
+    // Revoked by its id (given in capitals here), the first key stops working at once,
+    // though it was just used; the second still works.
+    let first_id = issued["keyId"].as_str().unwrap();
+    let other_path = format!("/api/admin/accounts/{}/api-keys/{first_id}", app.account);
+    let r = admin(&app, "DELETE", &other_path, None, &[]).await;
+    assert_eq!(r.problem(), expect(404, "API_KEY_NOT_FOUND", "keyId"));
+    let revoke_path = format!("{keys_path}/{}", first_id.to_ascii_uppercase());
+    let r = admin(&app, "DELETE", &revoke_path, None, &[]).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let me = app
+        .send("GET", "/api/accounts/me", &[("x-api-key", key)], None)
+        .await;
+    assert_eq!(me.status, 401);
+    let second_key = second["apiKey"].as_str().unwrap();
+    let me = app
+        .send(
+            "GET",
+            "/api/accounts/me",
+            &[("x-api-key", second_key)],
+            None,
+        )
+        .await;
+    assert_eq!(me.status, 200);
+    let r = admin(&app, "DELETE", &revoke_path, None, &[]).await;
+    assert_eq!(r.problem(), expect(404, "API_KEY_NOT_FOUND", "keyId"));
+    let listed = admin(&app, "GET", &keys_path, None, &[]).await.json();
+    assert_eq!(listed["apiKeys"].as_array().unwrap().len(), 1);
 
     for path in [
         "/api/admin/accounts/99/api-keys",

@@ -117,7 +117,14 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         ("/api/instruments", vec!["get"]),
         ("/api/admin/accounts", vec!["get", "post"]),
         ("/api/admin/accounts/{accountId}", vec!["get"]),
-        ("/api/admin/accounts/{accountId}/api-keys", vec!["post"]),
+        (
+            "/api/admin/accounts/{accountId}/api-keys",
+            vec!["get", "post"],
+        ),
+        (
+            "/api/admin/accounts/{accountId}/api-keys/{keyId}",
+            vec!["delete"],
+        ),
         ("/api/admin/accounts/{accountId}/deposits", vec!["post"]),
         ("/api/admin/accounts/{accountId}/kill-switch", vec!["put"]),
         ("/health", vec!["get"]),
@@ -161,6 +168,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         "UNKNOWN_ASSET",
         "INVALID_NAME",
         "INVALID_REFERENCE",
+        "API_KEY_NOT_FOUND",
     ] {
         assert!(codes.contains(&c), "{c}");
     }

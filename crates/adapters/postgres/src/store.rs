@@ -9,7 +9,9 @@ use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
-use oms_ports::order_store::{Account, Balance, OrderQuery, OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{
+    Account, ApiKeyRecord, Balance, OrderQuery, OrderStore, Position, StoreBatch,
+};
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
 use std::str::FromStr;
@@ -531,6 +533,38 @@ impl OrderStore for PgStore {
                 )?))
             })
             .transpose()
+    }
+
+    async fn api_keys(&self, account: AccountId) -> PortResult<Vec<ApiKeyRecord>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let rows = self
+            .query(
+                "list API keys",
+                "SELECT key_hash, created_at FROM api_keys WHERE account_id = $1
+                 ORDER BY created_at, key_hash",
+                &[&account],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKeyRecord {
+                    key_hash: get(r, 0, "key hash")?,
+                    created_at: Timestamp(get(r, 1, "key time")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_api_key(&self, account: AccountId, key_hash: &str) -> PortResult<bool> {
+        let account = to_sql_int(account.0, "account id")?;
+        let deleted = self
+            .execute(
+                "revoke an API key",
+                "DELETE FROM api_keys WHERE key_hash = $1 AND account_id = $2",
+                &[&key_hash, &account],
+            )
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn positions(&self, consumer: &str) -> PortResult<Vec<Position>> {

@@ -65,6 +65,12 @@ impl KeyCache {
             .map(|(a, _)| *a)
     }
 
+    /// Drops a revoked key at once in this process; other processes keep it for up to the
+    /// cache's TTL.
+    pub fn forget(&self, hash: &str) {
+        self.map.lock().expect("lock").remove(hash);
+    }
+
     fn put(&self, hash: String, account: AccountId) {
         let mut map = self.map.lock().expect("lock");
         if map.len() >= KEY_CACHE_MAX {

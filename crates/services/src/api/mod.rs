@@ -71,7 +71,11 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         .route("/api/admin/accounts/{account_id}", get(admin::get_account))
         .route(
             "/api/admin/accounts/{account_id}/api-keys",
-            axum::routing::post(admin::issue_api_key),
+            get(admin::list_api_keys).post(admin::issue_api_key),
+        )
+        .route(
+            "/api/admin/accounts/{account_id}/api-keys/{key_id}",
+            axum::routing::delete(admin::revoke_api_key),
         )
         .route(
             "/api/admin/accounts/{account_id}/deposits",

@@ -17,6 +17,7 @@ pub mod api_codes {
     /// The admin API is off: no operator key is configured.
     pub const ADMIN_DISABLED: &str = "ADMIN_DISABLED";
     pub const ACCOUNT_NOT_FOUND: &str = "ACCOUNT_NOT_FOUND";
+    pub const API_KEY_NOT_FOUND: &str = "API_KEY_NOT_FOUND";
     /// `X-Idempotency-Key` on a request whose response holds a secret, which is never stored.
     pub const IDEMPOTENCY_NOT_SUPPORTED: &str = "IDEMPOTENCY_NOT_SUPPORTED";
     pub const BODY_TOO_LARGE: &str = "BODY_TOO_LARGE";

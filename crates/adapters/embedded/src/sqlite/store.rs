@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
-use oms_ports::order_store::{Account, Balance, OrderQuery, OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{
+    Account, ApiKeyRecord, Balance, OrderQuery, OrderStore, Position, StoreBatch,
+};
 use oms_ports::PortResult;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -444,6 +446,40 @@ impl OrderStore for SqliteStore {
                     .optional()?;
                 id.map(|id| from_sql_int(id, "account id").map(AccountId))
                     .transpose()
+            })
+            .await?)
+    }
+
+    async fn api_keys(&self, account: AccountId) -> PortResult<Vec<ApiKeyRecord>> {
+        let account = to_sql_int(account.0, "account id")?;
+        Ok(self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT key_hash, created_at FROM api_keys WHERE account_id = ?1
+                     ORDER BY created_at, key_hash",
+                )?;
+                let rows = stmt.query_map([account], |r| {
+                    Ok(ApiKeyRecord {
+                        key_hash: r.get(0)?,
+                        created_at: Timestamp(r.get(1)?),
+                    })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?)
+    }
+
+    async fn revoke_api_key(&self, account: AccountId, key_hash: &str) -> PortResult<bool> {
+        let account = to_sql_int(account.0, "account id")?;
+        let hash = key_hash.to_string();
+        Ok(self
+            .db
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached("DELETE FROM api_keys WHERE key_hash = ?1 AND account_id = ?2")?
+                    .execute(params![hash, account])?
+                    > 0)
             })
             .await?)
     }

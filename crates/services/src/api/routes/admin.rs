@@ -1,5 +1,5 @@
-//! `/api/admin/...`: what an operator does while the system runs. Open accounts, issue their
-//! API keys, credit deposits, and set an account's kill switch. Callers authenticate with
+//! `/api/admin/...`: what an operator does while the system runs. Open accounts, issue and
+//! revoke their API keys, credit deposits, and set an account's kill switch. Callers authenticate with
 //! `X-Admin-Key` ([`Operator`]); trading keys and sessions never reach these routes.
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
@@ -126,9 +126,62 @@ pub async fn issue_api_key(
     tracing::info!(account = %account.id, "API key issued by an operator");
     Ok(Reply::json(
         StatusCode::CREATED,
-        &json!({ "accountId": account.id.0, "apiKey": key }),
+        &json!({
+            "accountId": account.id.0,
+            "apiKey": key,
+            "keyId": hash_api_key(&key),
+        }),
     )
     .header("cache-control", "no-store"))
+}
+
+/// `GET /api/admin/accounts/{accountId}/api-keys`: the account's keys by id (the SHA-256 of the
+/// key, which is all that is stored), oldest first.
+pub async fn list_api_keys(
+    State(s): State<ApiState>,
+    _: Operator,
+    Path(account_id): Path<String>,
+) -> ReplyResult {
+    let account = find_account(&s, &account_id).await?;
+    let keys = s
+        .store
+        .api_keys(account.id)
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({ "keyId": k.key_hash, "createdAt": format_rfc3339_millis(k.created_at) }))
+        .collect();
+    Ok(Reply::json(StatusCode::OK, &json!({ "apiKeys": keys })))
+}
+
+/// `DELETE /api/admin/accounts/{accountId}/api-keys/{keyId}`: revokes a key, named by its id
+/// (the key's SHA-256, so a leaked key can be revoked from the key itself). This process
+/// refuses it at once, other API processes within their key cache's TTL (30 s). Sessions
+/// signed in with the key last until they expire.
+pub async fn revoke_api_key(
+    State(s): State<ApiState>,
+    _: Operator,
+    Path((account_id, key_id)): Path<(String, String)>,
+) -> ReplyResult {
+    let account = find_account(&s, &account_id).await?;
+    let hash = key_id.to_ascii_lowercase();
+    let revoked = s
+        .store
+        .revoke_api_key(account.id, &hash)
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    if !revoked {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            api_codes::API_KEY_NOT_FOUND,
+            "the account has no such key",
+        )
+        .with_field("keyId"));
+    }
+    s.keys.forget(&hash);
+    tracing::info!(account = %account.id, "API key revoked by an operator");
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /api/admin/accounts/{accountId}/deposits` with `{"asset", "amount", "reference"}`:
