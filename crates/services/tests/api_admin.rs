@@ -5,7 +5,8 @@ mod api_common;
 
 use api_common::{embedded_ports, Resp, TestApp, KEY};
 use oms_domain::events::Event;
-use oms_domain::ids::{AccountId, Asset};
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::order::{NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
 use oms_domain::Decimal;
 use oms_ports::order_store::OrderStore;
 use oms_services::api::hash_api_key;
@@ -409,4 +410,67 @@ async fn an_operator_sets_an_accounts_kill_switch() {
     )
     .await;
     assert_eq!(one.json()["killSwitch"], true);
+}
+
+/// A resting BTC/USD sell of `account`, as the processor would record it.
+fn resting(id: u64, account: AccountId) -> Order {
+    let mut o = Order::from_new(&NewOrder {
+        order_id: OrderId(id),
+        client_order_id: None,
+        account,
+        symbol: Symbol::new("BTC/USD"),
+        side: Side::Sell,
+        order_type: OrderType::Limit,
+        time_in_force: TimeInForce::Gtc,
+        post_only: false,
+        price: Some(Decimal::from(46_000)),
+        stop_price: None,
+        quantity: Decimal::from_str("0.5").unwrap(),
+        expire_at: None,
+        created_at: Timestamp(1_764_057_600_000 + id as i64),
+    });
+    o.status = OrderStatus::Accepted;
+    o
+}
+
+#[tokio::test]
+async fn an_operator_cancels_every_open_order_of_one_account() {
+    let app = start().await;
+    app.put_order(resting(11, app.other)).await;
+    app.put_order(resting(12, app.account)).await;
+    let path = format!("/api/admin/accounts/{}/orders", app.other);
+
+    let r = admin(&app, "DELETE", &format!("{path}?symbl=BTC/USD"), None, &[]).await;
+    assert_eq!(r.problem(), expect(400, "UNKNOWN_FIELD", "symbl"));
+    let r = admin(&app, "DELETE", "/api/admin/accounts/99/orders", None, &[]).await;
+    assert_eq!(r.problem(), expect(404, "ACCOUNT_NOT_FOUND", "accountId"));
+    let r = app.as_demo("DELETE", &path, None).await;
+    assert_eq!(r.status, 401);
+    assert!(app.order_records().await.is_empty());
+
+    let r = admin(&app, "DELETE", &format!("{path}?side=SELL"), None, &[]).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let ids: Vec<String> = r.json()["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["11"]);
+    let cancels: Vec<(String, Event)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| (String::from_utf8(r.key.to_vec()).unwrap(), e.event))
+        .collect();
+    assert_eq!(
+        cancels,
+        vec![(
+            app.other.to_string(),
+            Event::CancelRequested {
+                account: app.other,
+                order_id: OrderId(11),
+            }
+        )]
+    );
 }

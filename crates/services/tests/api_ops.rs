@@ -126,6 +126,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
             vec!["delete"],
         ),
         ("/api/admin/accounts/{accountId}/deposits", vec!["post"]),
+        ("/api/admin/accounts/{accountId}/orders", vec!["delete"]),
         ("/api/admin/accounts/{accountId}/kill-switch", vec!["put"]),
         ("/health", vec!["get"]),
         ("/ready", vec!["get"]),

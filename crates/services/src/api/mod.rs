@@ -82,6 +82,10 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
             axum::routing::post(admin::deposit),
         )
         .route(
+            "/api/admin/accounts/{account_id}/orders",
+            axum::routing::delete(admin::cancel_all),
+        )
+        .route(
             "/api/admin/accounts/{account_id}/kill-switch",
             axum::routing::put(admin::set_kill_switch),
         )

@@ -1,5 +1,6 @@
 //! `/api/admin/...`: what an operator does while the system runs. Open accounts, issue and
-//! revoke their API keys, credit deposits, and set an account's kill switch. Callers authenticate with
+//! revoke their API keys, credit deposits, and stop an account: its kill switch and a cancel
+//! of all its open orders. Callers authenticate with
 //! `X-Admin-Key` ([`Operator`]); trading keys and sessions never reach these routes.
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
@@ -8,13 +9,15 @@ use crate::api::idempotency::{key_from_headers, run_idempotent, OPERATOR_SCOPE};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::routes::account::switch;
+use crate::api::routes::cancel_all::cancel_all_of;
 use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
 use crate::ingestion::clock::{self, format_rfc3339_millis};
 use crate::ingestion::decimal::decimal_field;
 use crate::ingestion::publish::publish_order_event;
 use crate::ingestion::{codes, FieldError};
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oms_domain::events::Event;
@@ -267,6 +270,23 @@ pub async fn set_kill_switch(
     )
     .await
     .into_response()
+}
+
+/// `DELETE /api/admin/accounts/{accountId}/orders`: the account's `DELETE /api/orders` (same
+/// filters and answer), sent by an operator. With the kill switch, it stops an account.
+pub async fn cancel_all(
+    State(s): State<ApiState>,
+    _: Operator,
+    headers: HeaderMap,
+    Path(account_id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let account = match find_account(&s, &account_id).await {
+        Ok(a) => a,
+        Err(p) => return Reply::from(p).into_response(),
+    };
+    let path = format!("/api/admin/accounts/{}/orders", account.id);
+    cancel_all_of(s, account.id, OPERATOR_SCOPE, &path, headers, query).await
 }
 
 /// The account a path names; 404 for one that does not exist or is not a number.

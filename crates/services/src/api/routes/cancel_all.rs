@@ -108,9 +108,31 @@ impl Filter {
     }
 }
 
+/// `DELETE /api/orders`: the caller's own orders.
 pub async fn cancel_all(
     State(s): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    cancel_all_of(
+        s,
+        caller.account,
+        caller.account,
+        "/api/orders",
+        headers,
+        query,
+    )
+    .await
+}
+
+/// Cancels `account`'s open orders that `query` selects; `scope` and `path` place the
+/// request's idempotency key (the account's own, or the operators' for the admin API).
+pub(super) async fn cancel_all_of(
+    s: ApiState,
+    account: AccountId,
+    scope: impl std::fmt::Display + Send + 'static,
+    path: &str,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -128,23 +150,24 @@ pub async fn cancel_all(
         Err(errs) => return Reply::from(Problem::validation(errs)).into_response(),
     };
     // Where the account's partition ends now: orders created past it came after this request.
-    let arrival = match Arrival::now(&s, caller.account).await {
+    let arrival = match Arrival::now(&s, account).await {
         Ok(a) => a,
         Err(p) => return Reply::from(p).into_response(),
     };
+    let path = path.to_string();
     // Run to the end even if the client goes away: a request dropped midway would keep its
     // idempotency key locked, and its retries refused, for the whole lock.
     let task = spawn_detached(async move {
         run_idempotent(
             &s,
-            caller.account,
+            scope,
             &headers,
             "DELETE",
-            "/api/orders",
+            &path,
             filter.canonical().as_bytes(),
             Vec::new(),
             |_| async {
-                request(&s, caller.account, &filter, &arrival)
+                request(&s, account, &filter, &arrival)
                     .await
                     .unwrap_or_else(Reply::from)
             },
