@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{request, ALICE_KEY, BOB_KEY};
+use support::{request, ADMIN_KEY, ALICE_KEY, BOB_KEY};
 
 struct Proc {
     name: String,
@@ -36,6 +36,7 @@ impl Drop for Proc {
 
 fn write_config(dir: &Path, pg: &str, redis: &str, kafka: &str) -> std::path::PathBuf {
     let path = dir.join("distributed.toml");
+    let admin_hash = oms_services::api::hash_api_key(ADMIN_KEY);
     let text = format!(
         r#"
 [server]
@@ -58,6 +59,8 @@ backend = "redis"
 redisUrl = "{redis}"
 [demo]
 enabled = false
+[admin]
+keySha256 = ["{admin_hash}"]
 [pipeline]
 snapshotEvery = 200
 tickMillis = 500
@@ -179,6 +182,71 @@ async fn services_in_separate_processes_keep_every_guarantee() {
         }
     }
     assert_eq!(same_key_ids.len(), 1, "one order for one key: {a:?} {b:?}");
+
+    // An operator opens and funds an account through one instance; the other (same
+    // PostgreSQL) knows its key, and the deposit reaches the balances through Kafka and a
+    // processor replica.
+    let admin = |addr: String, method: hyper::Method, path: String, body: Option<&'static str>| async move {
+        request(
+            &addr,
+            method,
+            &path,
+            None,
+            &[("x-admin-key", ADMIN_KEY)],
+            body,
+        )
+        .await
+        .unwrap()
+    };
+    let (status, opened) = admin(
+        ingestion[0].clone(),
+        hyper::Method::POST,
+        "/api/admin/accounts".into(),
+        Some(r#"{"name":"carol"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let carol = format!("/api/admin/accounts/{}", opened["accountId"]);
+    let (status, issued) = admin(
+        ingestion[1].clone(),
+        hyper::Method::POST,
+        format!("{carol}/api-keys"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let (status, v) = admin(
+        ingestion[1].clone(),
+        hyper::Method::POST,
+        format!("{carol}/deposits"),
+        Some(r#"{"asset":"USD","amount":"1234.5","reference":"wire-carol"}"#),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, me) = request(
+            &ingestion[0],
+            hyper::Method::GET,
+            "/api/accounts/me",
+            Some(issued["apiKey"].as_str().unwrap()),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{me}");
+        if me["balances"]
+            == serde_json::json!([{"asset": "USD", "available": "1234.5", "reserved": "0", "total": "1234.5"}])
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deposit never reached the balances: {me}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Load through both instances; one processor replica is killed half way.
     let acked = Arc::new(Mutex::new(same_key_ids.iter().cloned().collect::<Vec<_>>()));
