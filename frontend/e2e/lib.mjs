@@ -10,9 +10,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export function config() {
   const baseUrl = (process.env.OMS_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
   const apiKey = process.env.OMS_API_KEY ?? '';
+  const adminKey = process.env.OMS_ADMIN_KEY ?? '';
   const artifacts = path.resolve(process.env.OMS_ARTIFACTS ?? path.join(here, '..', '..', 'test-artifacts'));
   const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  return { baseUrl, apiKey, artifacts, chromiumPath, symbol: process.env.OMS_SYMBOL ?? '' };
+  return { baseUrl, apiKey, adminKey, artifacts, chromiumPath, symbol: process.env.OMS_SYMBOL ?? '' };
 }
 
 export const CHROMIUM_ARGS = [

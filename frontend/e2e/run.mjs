@@ -2,6 +2,7 @@
 // market). Drives Debian's Chromium through playwright-core.
 //   OMS_URL        base URL of the OMS serving the dashboard (default http://127.0.0.1:8080)
 //   OMS_API_KEY    API key of an account with quote and base balances (required)
+//   OMS_ADMIN_KEY  an operator key of the server's admin API (required: the global kill switch)
 //   OMS_ARTIFACTS  where screenshots go (default ../test-artifacts)
 //   OMS_SYMBOL     symbol to trade (default: the dashboard's first instrument)
 import fs from 'node:fs';
@@ -531,6 +532,61 @@ await run.step(
       // Whatever failed above, the account must not be left refusing orders.
       const r = await context.request.put(`${cfg.baseUrl}/api/accounts/me/kill-switch`, { data: { enabled: false } });
       assert(r.status() === 202, `turning the kill switch off through the API answered ${r.status()}`);
+    }
+  },
+  { needs: ['order book, ticker and trades are live'] },
+);
+
+await run.step(
+  "an operator's global kill switch shows on the page and refuses the account's orders",
+  async () => {
+    assert(cfg.adminKey, 'OMS_ADMIN_KEY is not set: this step needs an operator key of the admin API');
+    const globalSwitch = (on) =>
+      context.request.put(`${cfg.baseUrl}/api/admin/kill-switch`, {
+        data: { enabled: on },
+        headers: { 'X-Admin-Key': cfg.adminKey },
+      });
+    const banner = q('[data-testid="global-kill-switch-banner"]');
+    assert((await banner.count()) === 0, 'the global kill switch banner shows before any switch');
+    try {
+      const r = await globalSwitch(true);
+      assert(r.status() === 202, `PUT /api/admin/kill-switch answered ${r.status()}: ${await r.text()}`);
+      const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
+      const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
+      await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+      const refused = (await submitTicket()).orderId;
+      await q('[data-testid="tab-history"]').click();
+      await until(
+        `order ${refused} REJECTED in order history`,
+        async () => (await historyRow(refused).getAttribute('data-status')) === 'REJECTED',
+      );
+      const reason = await historyRow(refused).locator('.reason').textContent();
+      assert(reason === 'GLOBAL_KILL_SWITCH', `order ${refused} shows reject reason "${reason}"`);
+      // The refusal's update re-reads the account, which carries the operators' switch.
+      const text = await banner.textContent({ timeout: 5_000 });
+      assert(text.startsWith('Trading halted by an operator'), `the banner says "${text}"`);
+      const hint = await q('[data-testid="ticket-kill-switch"]').textContent({ timeout: 2_000 });
+      assert(hint.includes('GLOBAL_KILL_SWITCH'), `the ticket says "${hint}"`);
+      // The account's own switch is untouched, and this page cannot lift the operators'.
+      const toggle = q('[data-testid="kill-switch"]');
+      assert((await toggle.getAttribute('aria-pressed')) === 'false', "the account's own switch shows on");
+
+      const off = await globalSwitch(false);
+      assert(off.status() === 202, `PUT /api/admin/kill-switch off answered ${off.status()}`);
+      await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+      const passed = (await submitTicket()).orderId;
+      await until(
+        `order ${passed} ACCEPTED in order history`,
+        async () => (await historyRow(passed).getAttribute('data-status')) === 'ACCEPTED',
+      );
+      await until('the global banner to go', async () => (await banner.count()) === 0, 5_000);
+      await q('[data-testid="tab-open"]').click();
+      await openRow(passed).locator('[data-testid="cancel"]').click();
+      await until(`order ${passed} to leave open orders`, async () => (await openRow(passed).count()) === 0);
+    } finally {
+      // Whatever failed above, the server must not be left refusing every order.
+      const r = await globalSwitch(false);
+      assert(r.status() === 202, `turning the global kill switch off answered ${r.status()}`);
     }
   },
   { needs: ['order book, ticker and trades are live'] },

@@ -185,6 +185,7 @@ async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {
     store
         .apply(StoreBatch {
             kill_switches: Vec::new(),
+            global_kill_switch: None,
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -245,6 +246,7 @@ async fn batch_is_atomic(store: &impl OrderStore, ctx: &Ctx) {
     let res = store
         .apply(StoreBatch {
             kill_switches: Vec::new(),
+            global_kill_switch: None,
             orders: vec![good.clone()],
             fills: vec![f],
             balances: vec![(acct, balance("USD", "1", "0"))],
@@ -321,6 +323,7 @@ async fn decimals_are_exact(store: &impl OrderStore, ctx: &Ctx) {
     store
         .apply(StoreBatch {
             kill_switches: Vec::new(),
+            global_kill_switch: None,
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -712,6 +715,36 @@ async fn kill_switches(store: &impl OrderStore, ctx: &Ctx) {
         .await
         .unwrap();
     assert!(!store.kill_switch(a).await.unwrap());
+
+    // The global switch: apart from every account's, kept until a batch sets it again.
+    for on in [true, false] {
+        store
+            .apply(StoreBatch {
+                kill_switches: vec![(b, !on)],
+                global_kill_switch: Some(on),
+                ..StoreBatch::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.global_kill_switch().await.unwrap(), on);
+        assert_eq!(store.kill_switch(b).await.unwrap(), !on);
+        assert!(
+            !store.kill_switch(a).await.unwrap(),
+            "not an account's switch"
+        );
+        store
+            .apply(StoreBatch {
+                kill_switches: vec![(c, on)],
+                ..StoreBatch::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.global_kill_switch().await.unwrap(),
+            on,
+            "a batch that does not set it leaves it"
+        );
+    }
 }
 
 async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {
@@ -758,6 +791,7 @@ where
     store
         .apply(StoreBatch {
             kill_switches: Vec::new(),
+            global_kill_switch: None,
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![(

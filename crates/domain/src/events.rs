@@ -117,6 +117,15 @@ crate::tagged::internally_tagged_enum! {
             on: bool,
             change: u64,
         },
+        /// The global kill switch, set by an operator: while on, risk refuses every account's
+        /// new orders and amends (`GLOBAL_KILL_SWITCH`; cancels still pass). One copy goes to
+        /// each partition of `orders` (`partition` names it), so each partition's risk engine
+        /// applies it to the orders placed behind it there; the copies share `change`.
+        GlobalKillSwitchSet {
+            on: bool,
+            change: u64,
+            partition: u32,
+        },
         CancelRequested {
             account: AccountId,
             order_id: OrderId,
@@ -236,6 +245,9 @@ impl Event {
             Event::KillSwitchSet {
                 account, change, ..
             } => format!("a:{account}:kill-switch:{change}"),
+            Event::GlobalKillSwitchSet {
+                change, partition, ..
+            } => format!("g:kill-switch:{change}:{partition}"),
             Event::CancelRequested { order_id, .. } => format!("o:{order_id}:cancel-req"),
             Event::AmendRequested {
                 order_id, amend_id, ..
@@ -290,7 +302,9 @@ impl Event {
             | Event::CancelRejected { account, .. } => Some(*account),
             Event::OrderCreated(o) => Some(o.account),
             Event::OrderFilled(f) => Some(f.account),
-            Event::Trade { .. } | Event::BookChanged { .. } => None,
+            Event::GlobalKillSwitchSet { .. } | Event::Trade { .. } | Event::BookChanged { .. } => {
+                None
+            }
         }
     }
 
@@ -312,6 +326,7 @@ impl Event {
             Event::OrderFilled(f) => Some(f.order_id),
             Event::Deposit { .. }
             | Event::KillSwitchSet { .. }
+            | Event::GlobalKillSwitchSet { .. }
             | Event::Trade { .. }
             | Event::BookChanged { .. } => None,
         }
@@ -323,6 +338,7 @@ impl Event {
             Event::Deposit { .. } => "Deposit",
             Event::OrderCreated(_) => "OrderCreated",
             Event::KillSwitchSet { .. } => "KillSwitchSet",
+            Event::GlobalKillSwitchSet { .. } => "GlobalKillSwitchSet",
             Event::CancelRequested { .. } => "CancelRequested",
             Event::AmendRequested { .. } => "AmendRequested",
             Event::RiskValidated { .. } => "RiskValidated",

@@ -420,6 +420,7 @@ impl Ledger {
             } => self.finish(*account, *order_id),
             Event::OrderCreated(_)
             | Event::KillSwitchSet { .. }
+            | Event::GlobalKillSwitchSet { .. }
             | Event::CancelRequested { .. }
             | Event::AmendRequested { .. }
             | Event::OrderAccepted { .. }

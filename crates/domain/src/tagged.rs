@@ -375,6 +375,11 @@ mod tests {
                 on: true,
                 change: 7,
             },
+            Event::GlobalKillSwitchSet {
+                on: true,
+                change: 8,
+                partition: 3,
+            },
             Event::CancelRequested {
                 account: a,
                 order_id: o,

@@ -482,6 +482,30 @@ fn an_accounts_kill_switch_is_set_by_its_event_on_the_log() {
 }
 
 #[test]
+fn the_global_kill_switch_is_set_by_its_event_on_the_log() {
+    let mut e = engine();
+    let switch = |on, change| Event::GlobalKillSwitchSet {
+        on,
+        change,
+        partition: 0,
+    };
+    apply(&mut e, switch(true, 1));
+    assert!(e.kill_switch(None));
+    for (id, account, side) in [(1, ALICE, Side::Buy), (2, BOB, Side::Sell)] {
+        assert_eq!(
+            rejects(&mut e, &limit(id, account, side, "50000", "1")),
+            R::GlobalKillSwitch
+        );
+    }
+    apply(&mut e, switch(false, 2));
+    approves(&mut e, &limit(3, BOB, Side::Sell, "50000", "1"));
+    // Folded into a snapshot and back, the switch is kept.
+    apply(&mut e, switch(true, 3));
+    let back: RiskEngine = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    assert!(back.kill_switch(None) && !back.kill_switch(Some(BOB)));
+}
+
+#[test]
 fn gtd_must_expire_in_the_future() {
     let mut e = engine();
     let mut o = limit(1, ALICE, Side::Buy, "50000", "1");

@@ -8,7 +8,7 @@ use oms_ports::event_log::EventLog;
 use oms_services::codec::{decode_event, topics};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Server, ADMIN_KEY, ALICE_KEY};
+use support::{Server, ADMIN_KEY, ALICE_KEY, BOB_KEY};
 
 fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
@@ -370,6 +370,81 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     let server = Server::start(&data, Some(&config), support::free_port()).await;
     let (_, me) = server.get("/api/accounts/me", Some(&carol)).await.unwrap();
     assert_eq!(usd(&me), funded, "{me}");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_kill_switch_stops_every_account_until_it_is_turned_off() {
+    let Configured {
+        _tmp,
+        data,
+        config,
+        server,
+    } = start_configured().await;
+    let place = |server: &Server, key: &'static str| {
+        let addr = server.addr.clone();
+        async move {
+            let (status, v) = support::request(
+                &addr,
+                hyper::Method::POST,
+                "/api/orders",
+                Some(key),
+                &[],
+                Some(RESTING_SOL_SELL),
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 202, "{v}");
+            format!("/api/orders/{}", v["orderId"].as_str().unwrap())
+        }
+    };
+    let switch = |server: &Server, on: bool| {
+        let addr = server.addr.clone();
+        async move {
+            let body = format!(r#"{{"enabled":{on}}}"#);
+            let (status, v) = support::request(
+                &addr,
+                hyper::Method::PUT,
+                "/api/admin/kill-switch",
+                None,
+                &[("x-admin-key", ADMIN_KEY)],
+                Some(&body),
+            )
+            .await
+            .unwrap();
+            assert_eq!((status, v), (202, serde_json::json!({ "killSwitch": on })));
+        }
+    };
+
+    switch(&server, true).await;
+    for key in [ALICE_KEY, BOB_KEY] {
+        let refused = place(&server, key).await;
+        until_as(&server, key, &refused, |o| o["status"] == "REJECTED").await;
+        let (_, o) = server.get(&refused, Some(key)).await.unwrap();
+        assert_eq!(o["rejectReason"], "GLOBAL_KILL_SWITCH", "{o}");
+    }
+    until(&server, "/api/accounts/me", |me| {
+        me["globalKillSwitch"] == true
+    })
+    .await;
+    let (_, v) = admin(&server, hyper::Method::GET, "/api/admin/kill-switch", None).await;
+    assert_eq!(v, serde_json::json!({ "killSwitch": true }));
+
+    // Killed and restarted, the process still refuses everyone's orders.
+    server.kill9();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let refused = place(&server, BOB_KEY).await;
+    until_as(&server, BOB_KEY, &refused, |o| o["status"] == "REJECTED").await;
+
+    switch(&server, false).await;
+    for key in [ALICE_KEY, BOB_KEY] {
+        let taken = place(&server, key).await;
+        until_as(&server, key, &taken, |o| o["status"] == "ACCEPTED").await;
+    }
+    until(&server, "/api/accounts/me", |me| {
+        me["globalKillSwitch"] == false
+    })
+    .await;
     server.stop();
 }
 

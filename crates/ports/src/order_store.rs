@@ -69,7 +69,13 @@ pub struct StoreBatch {
     pub positions: Vec<Position>,
     /// Accounts' kill switches as the batch leaves them (a later entry for an account wins).
     pub kill_switches: Vec<(AccountId, bool)>,
+    /// The global kill switch as the batch leaves it, if the batch set it.
+    pub global_kill_switch: Option<bool>,
 }
+
+/// Where adapters keep the global kill switch: the accounts' switches' table, under an id no
+/// account has (ids start at 1).
+pub const GLOBAL_KILL_SWITCH_ROW: AccountId = AccountId(0);
 
 #[async_trait]
 pub trait OrderStore: Send + Sync + 'static {
@@ -83,6 +89,10 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn balances(&self, account: AccountId) -> PortResult<Vec<Balance>>;
     /// Whether the account's kill switch is on, as last recorded (off if never set).
     async fn kill_switch(&self, account: AccountId) -> PortResult<bool>;
+    /// Whether the global kill switch is on, as last recorded (off if never set).
+    async fn global_kill_switch(&self) -> PortResult<bool> {
+        self.kill_switch(GLOBAL_KILL_SWITCH_ROW).await
+    }
     async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>>;
 
     /// Claims (account, client order id) for `order` for ever. Returns the order that already

@@ -4,7 +4,7 @@
 use oms_domain::events::{Envelope, Event, SCHEMA_VERSION};
 use oms_domain::ids::AccountId;
 use oms_domain::venue::VenueCommand;
-use oms_ports::event_log::{NewRecord, Record};
+use oms_ports::event_log::{partition_for, NewRecord, Record};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -94,6 +94,17 @@ pub fn event_key(event: &Event) -> Vec<u8> {
     }
 }
 
+/// A key that [`partition_for`] places on `partition` of a topic of `partitions`: for the
+/// events every partition gets a copy of. The first of `partition-0`, `partition-1`, ... that
+/// lands there, so it never changes for a given partition count.
+pub fn key_for_partition(partition: u32, partitions: u32) -> Vec<u8> {
+    // murmur2 spreads these evenly: a partition count of n needs about n ln n tries in all.
+    (0u64..10_000_000)
+        .map(|i| format!("partition-{i}").into_bytes())
+        .find(|k| partition_for(k, partitions) == partition % partitions.max(1))
+        .expect("some key lands on every partition")
+}
+
 /// The key of an account's order-lifecycle events: its id as decimal text.
 pub fn account_key(account: AccountId) -> Vec<u8> {
     account.to_string().into_bytes()
@@ -178,6 +189,21 @@ pub fn decode_command(rec: &Record) -> Result<VenueCommand, CodecError> {
 mod tests {
     use super::*;
     use oms_domain::ids::{AccountId, OrderId, Timestamp};
+
+    #[test]
+    fn a_key_for_each_partition_lands_on_it() {
+        for n in [1, 2, 3, 4, 8, 32, 100] {
+            let keys: std::collections::HashSet<Vec<u8>> = (0..n)
+                .map(|p| {
+                    let key = key_for_partition(p, n);
+                    assert_eq!(partition_for(&key, n), p, "partition {p} of {n}");
+                    key
+                })
+                .collect();
+            assert_eq!(keys.len(), n as usize);
+        }
+        assert_eq!(key_for_partition(3, 8), key_for_partition(3, 8));
+    }
 
     fn record(topic: &str, r: NewRecord) -> Record {
         Record {

@@ -474,3 +474,73 @@ async fn an_operator_cancels_every_open_order_of_one_account() {
         )]
     );
 }
+
+#[tokio::test]
+async fn the_global_kill_switch_goes_to_every_partition_and_reads_back() {
+    let app = start().await;
+    let r = admin(&app, "PUT", "/api/admin/kill-switch", Some(&json!({})), &[]).await;
+    assert_eq!(r.problem(), expect(400, "MISSING_FIELD", "enabled"));
+    let r = app
+        .send(
+            "PUT",
+            "/api/admin/kill-switch",
+            &[("x-api-key", KEY), ("content-type", "application/json")],
+            Some(br#"{"enabled":true}"#),
+        )
+        .await;
+    assert_eq!(r.status, 401, "an account cannot halt everyone");
+    assert!(app.order_records().await.is_empty());
+
+    let r = admin(
+        &app,
+        "PUT",
+        "/api/admin/kill-switch",
+        Some(&json!({"enabled": true})),
+        &[],
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (202, json!({"killSwitch": true})));
+    let copies: Vec<(u32, u32, bool, u64)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| match e.event {
+            Event::GlobalKillSwitchSet {
+                on,
+                change,
+                partition,
+            } => (r.partition, partition, on, change),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(copies.len(), app.partitions as usize, "{copies:?}");
+    let change = copies[0].3;
+    for (p, (in_partition, names, on, c)) in copies.iter().enumerate() {
+        assert_eq!(
+            (*in_partition, *names, *on, *c),
+            (p as u32, p as u32, true, change),
+            "one copy in each partition, naming it, of one change"
+        );
+    }
+
+    // Read back from the store once the processor has recorded it.
+    let get = || async {
+        admin(&app, "GET", "/api/admin/kill-switch", None, &[])
+            .await
+            .json()
+    };
+    assert_eq!(get().await, json!({"killSwitch": false}));
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            global_kill_switch: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(get().await, json!({"killSwitch": true}));
+    let me = app.as_demo("GET", "/api/accounts/me", None).await.json();
+    assert_eq!(
+        (&me["globalKillSwitch"], &me["killSwitch"]),
+        (&json!(true), &json!(false))
+    );
+}

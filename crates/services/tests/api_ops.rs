@@ -115,6 +115,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         ("/api/accounts/me", vec!["get"]),
         ("/api/accounts/me/kill-switch", vec!["put"]),
         ("/api/instruments", vec!["get"]),
+        ("/api/admin/kill-switch", vec!["get", "put"]),
         ("/api/admin/accounts", vec!["get", "post"]),
         ("/api/admin/accounts/{accountId}", vec!["get"]),
         (

@@ -76,6 +76,8 @@ export interface Account {
   balances: Balance[];
   /** While on, risk rejects the account's new orders and amends (`ACCOUNT_KILL_SWITCH`); cancels still pass. */
   killSwitch: boolean;
+  /** An operator's halt of every account: risk rejects new orders and amends (`GLOBAL_KILL_SWITCH`); cancels still pass. */
+  globalKillSwitch: boolean;
 }
 
 export interface Candle {

@@ -3,7 +3,12 @@ import { errorText } from '../api/http';
 import type { ConnState, MarketSocket } from '../api/socket';
 import type { Instrument, Session } from '../api/types';
 import { decimalsOf, formatCompact, formatPercent, formatPrice, formatSigned, signOf } from '../lib/format';
-import { KILL_SWITCH_BANNER, killSwitchButton, killSwitchFailedText } from '../lib/killSwitch';
+import {
+  GLOBAL_KILL_SWITCH_BANNER,
+  KILL_SWITCH_BANNER,
+  killSwitchButton,
+  killSwitchFailedText,
+} from '../lib/killSwitch';
 import type { AccountFeed } from '../state/account';
 import type { MarketFeed } from '../state/market';
 import { notify } from '../state/notices';
@@ -143,9 +148,17 @@ function KillSwitch({ account }: { account: AccountFeed }) {
   );
 }
 
-/** The strip under the header while the kill switch is on: it stays until the switch is off. */
+/** The strip under the header while a kill switch is on (the operators' global one first). */
 export function KillSwitchBanner({ account }: { account: AccountFeed }) {
   const on = useSelector(account.killSwitch, (v) => v.on);
+  const global = useStore(account.globalKillSwitch);
+  if (global) {
+    return (
+      <div className="kill-banner" role="status" data-testid="global-kill-switch-banner">
+        {GLOBAL_KILL_SWITCH_BANNER}
+      </div>
+    );
+  }
   if (!on) return null;
   return (
     <div className="kill-banner" role="status" data-testid="kill-switch-banner">

@@ -2,7 +2,7 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
 import type { Instrument, Order, OrderType, Side, TimeInForce } from '../api/types';
 import { decimalsOf, formatDecimal } from '../lib/format';
-import { KILL_SWITCH_TICKET_HINT } from '../lib/killSwitch';
+import { GLOBAL_KILL_SWITCH_TICKET_HINT, KILL_SWITCH_TICKET_HINT } from '../lib/killSwitch';
 import {
   checkTyping,
   constraintHint,
@@ -72,6 +72,9 @@ export function OrderTicket({ instrument, market, account }: Props) {
   const bookAsk = useSelector(market.book, (b) => b.bestAsk);
   const picked = useStore(pickedPrice);
   const killSwitch = useSelector(account.killSwitch, (v) => v.on === true);
+  const globalKillSwitch = useStore(account.globalKillSwitch);
+  // The operators' halt outranks the account's own switch: it is the one to lift first.
+  const halted = globalKillSwitch ? GLOBAL_KILL_SWITCH_TICKET_HINT : killSwitch ? KILL_SWITCH_TICKET_HINT : null;
 
   // A new symbol starts a clean ticket.
   useEffect(() => {
@@ -365,15 +368,15 @@ export function OrderTicket({ instrument, market, account }: Props) {
           type="submit"
           className={`submit ${buy ? 'buy' : 'sell'}`}
           disabled={busy || disabled}
-          aria-describedby={killSwitch ? 'ticket-kill-switch' : undefined}
+          aria-describedby={halted ? 'ticket-kill-switch' : undefined}
           data-testid="ticket-submit"
         >
           {busy ? 'Sending…' : `${buy ? 'Buy' : 'Sell'} ${instrument.base}`}
         </button>
         {/* The order is still sent: the server decides, and its rejection shows below. */}
-        {killSwitch && (
+        {halted && (
           <p id="ticket-kill-switch" className="warn" data-testid="ticket-kill-switch">
-            {KILL_SWITCH_TICKET_HINT}
+            {halted}
           </p>
         )}
         {disabled && (

@@ -48,6 +48,12 @@ export const KILL_SWITCH_BANNER = 'Kill switch on: new orders and amends are ref
 
 export const KILL_SWITCH_TICKET_HINT = 'Kill switch on: this order will be rejected (ACCOUNT_KILL_SWITCH).';
 
+// The global kill switch is an operator's, not the account's: the page only shows it.
+export const GLOBAL_KILL_SWITCH_BANNER =
+  'Trading halted by an operator: new orders and amends are refused for every account; cancels still work.';
+
+export const GLOBAL_KILL_SWITCH_TICKET_HINT = 'Trading halted: this order will be rejected (GLOBAL_KILL_SWITCH).';
+
 /** The error notice when the server refused a switch. */
 export function killSwitchFailedText(on: boolean, reason: string): string {
   return `Turning the kill switch ${on ? 'on' : 'off'} failed: ${reason}`;

@@ -68,6 +68,7 @@ describe('order state ordering', () => {
 describe('kill switch', () => {
   // The account as GET /api/accounts/me reports it: it lags behind a switch until `stored` moves.
   let stored = false;
+  let halted = false;
   let accountReads = 0;
   let feed: AccountFeed;
   const socket = {
@@ -83,13 +84,14 @@ describe('kill switch', () => {
   beforeEach(async () => {
     vi.useFakeTimers();
     stored = false;
+    halted = false;
     accountReads = 0;
     vi.stubGlobal(
       'fetch',
       vi.fn(async (url: string, init: RequestInit) => {
         if (url === '/api/accounts/me') {
           accountReads++;
-          return json({ accountId: 1, name: 'demo', balances: [], killSwitch: stored });
+          return json({ accountId: 1, name: 'demo', balances: [], killSwitch: stored, globalKillSwitch: halted });
         }
         if (url === '/api/accounts/me/kill-switch' && init.method === 'PUT') {
           return json({ killSwitch: (JSON.parse(init.body as string) as { enabled: boolean }).enabled }, 202);
@@ -109,6 +111,17 @@ describe('kill switch', () => {
 
   it('is read with the account', () => {
     expect(feed.killSwitch.get()).toEqual({ on: false, requested: null });
+    expect(feed.globalKillSwitch.get()).toBe(false);
+  });
+
+  it("reads the operators' global switch with the account, apart from the account's own", async () => {
+    halted = true;
+    await feed.loadAccount();
+    expect(feed.globalKillSwitch.get()).toBe(true);
+    expect(feed.killSwitch.get()).toEqual({ on: false, requested: null });
+    halted = false;
+    await feed.loadAccount();
+    expect(feed.globalKillSwitch.get()).toBe(false);
   });
 
   it('shows a switch at once, ignores lagging reads, then stops reading once one agrees', async () => {

@@ -62,6 +62,8 @@ export class AccountFeed {
   readonly orders = new Store<ReadonlyMap<string, Order>>(new Map());
   readonly balances = new Store<Balance[]>([]);
   readonly killSwitch = new Store<KillSwitchView>(KILL_SWITCH_UNKNOWN);
+  /** The operators' global kill switch, as last read with the account. */
+  readonly globalKillSwitch = new Store<boolean>(false);
   /** Fills of the orders whose rows were expanded (loaded on demand). */
   readonly fills = new Store<ReadonlyMap<string, Fill[]>>(new Map());
   /** Cursor of the next older page of orders: undefined before the first load, null at the end. */
@@ -120,12 +122,13 @@ export class AccountFeed {
     });
   }
 
-  /** Balances and kill switch, from GET /api/accounts/me. */
+  /** Balances and kill switches, from GET /api/accounts/me. */
   loadAccount(): Promise<void> {
     return api.account().then(
       (a) => {
         this.balances.set(a.balances);
         this.killSwitch.update((v) => afterRead(v, a.killSwitch, Date.now()));
+        this.globalKillSwitch.set(a.globalKillSwitch === true);
       },
       () => undefined,
     );

@@ -218,6 +218,7 @@ fn small_batch(account: AccountId, id: u64, i: u64) -> StoreBatch {
     let o = order(account, id);
     StoreBatch {
         kill_switches: Vec::new(),
+        global_kill_switch: None,
         fills: vec![fill(&o, id)],
         orders: vec![o],
         balances: vec![(

@@ -2,7 +2,7 @@
 //! anything is sent, so a value that cannot be stored fails the batch with nothing written.
 
 use oms_domain::order::Side;
-use oms_ports::order_store::StoreBatch;
+use oms_ports::order_store::{StoreBatch, GLOBAL_KILL_SWITCH_ROW};
 use oms_ports::{PortError, PortResult};
 use std::collections::BTreeMap;
 
@@ -130,8 +130,11 @@ pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
     }
 
     let mut switches = BTreeMap::new();
-    for (account, on) in &batch.kill_switches {
-        switches.insert(to_sql_int(account.0, "account id")?, *on);
+    let global = batch
+        .global_kill_switch
+        .map(|on| (GLOBAL_KILL_SWITCH_ROW, on));
+    for (account, on) in batch.kill_switches.iter().copied().chain(global) {
+        switches.insert(to_sql_int(account.0, "account id")?, on);
     }
     for (account, on) in switches {
         c.kill_switch_account.push(account);

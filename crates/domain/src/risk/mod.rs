@@ -1,10 +1,10 @@
 //! The pre-trade risk engine.
 //!
 //! Its state is a deterministic fold of the order-lifecycle events of its accounts (balances
-//! through the shared [`Ledger`], live orders, order rate, accounts' kill switches set by
-//! `KillSwitchSet`), plus the market references and the global kill switch it is told about
-//! (`set_kill_switch(None, ..)`, not on the log). Each decision is applied to that state at once, so the next order
-//! of the same account sees it, and the same decision folded again from the log changes nothing.
+//! through the shared [`Ledger`], live orders, order rate, the accounts' kill switches set by
+//! `KillSwitchSet` and the global one by `GlobalKillSwitchSet`), plus the market references.
+//! Each decision is applied to that state at once, so the next order of the same account sees
+//! it, and the same decision folded again from the log changes nothing.
 
 mod checks;
 mod config;
@@ -368,6 +368,7 @@ impl RiskEngine {
                 self.ledger.apply(event)?;
             }
             Event::KillSwitchSet { account, on, .. } => self.set_kill_switch(Some(*account), *on),
+            Event::GlobalKillSwitchSet { on, .. } => self.set_kill_switch(None, *on),
             Event::CancelRequested { .. }
             | Event::AmendRequested { .. }
             | Event::OrderAccepted { .. }

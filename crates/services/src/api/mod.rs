@@ -65,6 +65,10 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         )
         .route("/api/instruments", get(account::instruments))
         .route(
+            "/api/admin/kill-switch",
+            get(admin::global_kill_switch).put(admin::set_global_kill_switch),
+        )
+        .route(
             "/api/admin/accounts",
             get(admin::list_accounts).post(admin::create_account),
         )

@@ -32,6 +32,25 @@ pub async fn publish_order_event(
         .ok_or_else(|| PortError::Other("append returned no position".into()))
 }
 
+/// Appends `event(p)` to every partition `p` of `topic` in one append, each copy keyed to
+/// land on its partition; returns once all are durable. For what every partition's consumers
+/// must see in order with that partition's events (the global kill switch).
+pub async fn publish_to_every_partition(
+    log: &dyn EventLog,
+    topic: &str,
+    at: Timestamp,
+    event: impl Fn(u32) -> Event,
+) -> PortResult<Vec<Appended>> {
+    let partitions = log.partition_count(topic).await?;
+    let records = (0..partitions)
+        .map(|p| NewRecord {
+            key: crate::codec::key_for_partition(p, partitions),
+            ..crate::codec::encode_event(&Envelope::new(at, event(p)))
+        })
+        .collect();
+    log.append(topic, records).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

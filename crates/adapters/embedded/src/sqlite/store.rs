@@ -9,6 +9,7 @@ use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
     Account, ApiKeyRecord, Balance, OrderQuery, OrderStore, Position, StoreBatch,
+    GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -149,7 +150,10 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
         "INSERT INTO kill_switches (account_id, enabled) VALUES (?1, ?2)
          ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled",
     )?;
-    for (account, on) in &batch.kill_switches {
+    let global = batch
+        .global_kill_switch
+        .map(|on| (GLOBAL_KILL_SWITCH_ROW, on));
+    for (account, on) in batch.kill_switches.iter().copied().chain(global) {
         put_kill_switch.execute(params![to_sql_int(account.0, "account id")?, on])?;
     }
     Ok(())

@@ -33,6 +33,11 @@ pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
         .kill_switch(caller.account)
         .await
         .map_err(|e| Problem::from_port("order store", &e))?;
+    let global = s
+        .store
+        .global_kill_switch()
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
     Ok(Reply::json(
         StatusCode::OK,
         &json!({
@@ -40,6 +45,7 @@ pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
             "name": name,
             "balances": balances,
             "killSwitch": kill_switch,
+            "globalKillSwitch": global,
         }),
     ))
 }
@@ -90,7 +96,7 @@ pub(super) async fn switch(s: &ApiState, account: AccountId, body: &JsonBody) ->
 }
 
 /// `{"enabled": bool}`, nothing else.
-fn parse_switch(body: &Value) -> Result<bool, FieldError> {
+pub(super) fn parse_switch(body: &Value) -> Result<bool, FieldError> {
     let Some(fields) = body.as_object() else {
         return Err(FieldError::new(
             "body",

@@ -1,6 +1,6 @@
 //! `/api/admin/...`: what an operator does while the system runs. Open accounts, issue and
-//! revoke their API keys, credit deposits, and stop an account: its kill switch and a cancel
-//! of all its open orders. Callers authenticate with
+//! revoke their API keys, credit deposits, stop an account (its kill switch and a cancel of
+//! all its open orders), and stop every account (the global kill switch). Callers authenticate with
 //! `X-Admin-Key` ([`Operator`]); trading keys and sessions never reach these routes.
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
@@ -8,13 +8,13 @@ use crate::api::body::JsonBody;
 use crate::api::idempotency::{key_from_headers, run_idempotent, OPERATOR_SCOPE};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
-use crate::api::routes::account::switch;
+use crate::api::routes::account::{parse_switch, switch};
 use crate::api::routes::cancel_all::cancel_all_of;
 use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
 use crate::ingestion::clock::{self, format_rfc3339_millis};
 use crate::ingestion::decimal::decimal_field;
-use crate::ingestion::publish::publish_order_event;
+use crate::ingestion::publish::{publish_order_event, publish_to_every_partition};
 use crate::ingestion::{codes, FieldError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -270,6 +270,59 @@ pub async fn set_kill_switch(
     )
     .await
     .into_response()
+}
+
+/// `PUT /api/admin/kill-switch` with `{"enabled": bool}`: the global kill switch. While it is
+/// on, risk refuses every account's new orders and amends (`GLOBAL_KILL_SWITCH`); cancels
+/// pass. A copy goes to each partition of `orders`, so in each partition it applies to the
+/// orders placed behind it, that is to every order placed after the answer.
+pub async fn set_global_kill_switch(
+    State(s): State<ApiState>,
+    _: Operator,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    run_idempotent(
+        &s,
+        OPERATOR_SCOPE,
+        &headers,
+        "PUT",
+        "/api/admin/kill-switch",
+        &body.0,
+        Vec::new(),
+        |_| async { halt(&s, &body).await.unwrap_or_else(Reply::from) },
+    )
+    .await
+    .into_response()
+}
+
+async fn halt(s: &ApiState, body: &JsonBody) -> ReplyResult {
+    let on = parse_switch(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
+    let change = s.ids.next_id();
+    publish_to_every_partition(s.log.as_ref(), &s.config.orders_topic, clock::now(), |p| {
+        Event::GlobalKillSwitchSet {
+            on,
+            change,
+            partition: p,
+        }
+    })
+    .await
+    .map_err(|e| Problem::from_port("event log", &e))?;
+    tracing::warn!(on, "global kill switch set by an operator");
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &json!({ "killSwitch": on }),
+    ))
+}
+
+/// `GET /api/admin/kill-switch`: the global switch as the order processor last recorded it.
+pub async fn global_kill_switch(State(s): State<ApiState>, _: Operator) -> ReplyResult {
+    let on = s
+        .store
+        .global_kill_switch()
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    Ok(Reply::json(StatusCode::OK, &json!({ "killSwitch": on })))
 }
 
 /// `DELETE /api/admin/accounts/{accountId}/orders`: the account's `DELETE /api/orders` (same

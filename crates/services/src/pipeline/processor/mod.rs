@@ -148,6 +148,9 @@ impl ProcessorStage {
         let mut fills = Vec::new();
         let mut fee_accounts: BTreeSet<AccountId> = BTreeSet::new();
         let mut kill_switches: BTreeMap<AccountId, bool> = BTreeMap::new();
+        // (change, on) of the latest global switch in the batch. Its copies arrive through
+        // every partition in any order, so the newest change wins, not the last one read.
+        let mut global_switch: Option<(u64, bool)> = None;
         let mut pending: Vec<(OrderId, Arc<Envelope>, oneshot::Receiver<Outcome>)> = Vec::new();
         for rec in records {
             progress.advance(&rec.topic, rec.partition, rec.offset);
@@ -188,6 +191,11 @@ impl ProcessorStage {
             }
             if let Event::KillSwitchSet { account, on, .. } = &env.event {
                 kill_switches.insert(*account, *on);
+            }
+            if let Event::GlobalKillSwitchSet { on, change, .. } = &env.event {
+                if global_switch.is_none_or(|(newest, _)| *change >= newest) {
+                    global_switch = Some((*change, *on));
+                }
             }
             if let Event::OrderFilled(f) = &env.event {
                 touched.insert(f.fee_account);
@@ -260,6 +268,7 @@ impl ProcessorStage {
                 })
                 .collect(),
             kill_switches: kill_switches.into_iter().collect(),
+            global_kill_switch: global_switch.map(|(_, on)| on),
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
