@@ -124,6 +124,10 @@ enum Op {
         account: u64,
         on: bool,
     },
+    /// The operators' global kill switch, on or off.
+    GlobalKillSwitch {
+        on: bool,
+    },
     /// An event already in the log is delivered again.
     Redeliver {
         pick: usize,
@@ -178,6 +182,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(|pick| Op::Redeliver { pick }),
         1 => (1..=ACCOUNTS, prop::bool::weighted(0.4))
             .prop_map(|(account, on)| Op::KillSwitch { account, on }),
+        1 => prop::bool::weighted(0.3).prop_map(|on| Op::GlobalKillSwitch { on }),
     ]
 }
 
@@ -452,8 +457,10 @@ impl System {
                     quantity,
                 );
                 if foreign {
-                    // An account whose kill switch is on learns nothing of others' orders.
-                    let expected = if self.risk.kill_switch(Some(account)) {
+                    // An account behind a kill switch learns nothing of others' orders.
+                    let expected = if self.risk.kill_switch(None) {
+                        RejectReason::GlobalKillSwitch
+                    } else if self.risk.kill_switch(Some(account)) {
                         RejectReason::AccountKillSwitch
                     } else {
                         RejectReason::UnknownOrder
@@ -484,6 +491,14 @@ impl System {
                     account: AccountId(account),
                     on,
                     change,
+                });
+            }
+            Op::GlobalKillSwitch { on } => {
+                let change = self.log.len() as u64;
+                self.publish(Event::GlobalKillSwitchSet {
+                    on,
+                    change,
+                    partition: 0,
                 });
             }
             Op::Redeliver { pick } => {
