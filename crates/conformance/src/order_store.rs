@@ -5,7 +5,9 @@ use crate::support::{check, id_base, now_ms, run_id};
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
-use oms_ports::order_store::{ApiKeyRecord, OrderQuery, OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{
+    ApiKeyRecord, GlobalSwitch, OrderQuery, OrderStore, Position, StoreBatch,
+};
 use oms_ports::PortError;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -716,12 +718,13 @@ async fn kill_switches(store: &impl OrderStore, ctx: &Ctx) {
         .unwrap();
     assert!(!store.kill_switch(a).await.unwrap());
 
-    // The global switch: apart from every account's, kept until a batch sets it again.
-    for on in [true, false] {
+    // The global switch: apart from every account's, kept until a newer change.
+    let global = |change, on| Some(GlobalSwitch { change, on });
+    for (change, on) in [(10, true), (20, false)] {
         store
             .apply(StoreBatch {
                 kill_switches: vec![(b, !on)],
-                global_kill_switch: Some(on),
+                global_kill_switch: global(change, on),
                 ..StoreBatch::default()
             })
             .await
@@ -745,6 +748,29 @@ async fn kill_switches(store: &impl OrderStore, ctx: &Ctx) {
             "a batch that does not set it leaves it"
         );
     }
+    // A copy of the older change, read late from another partition, changes nothing; the
+    // same change again does no harm.
+    for (change, on) in [(10, true), (20, false)] {
+        store
+            .apply(StoreBatch {
+                global_kill_switch: global(change, on),
+                ..StoreBatch::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            !store.global_kill_switch().await.unwrap(),
+            "change {change}"
+        );
+    }
+    store
+        .apply(StoreBatch {
+            global_kill_switch: global(30, true),
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.global_kill_switch().await.unwrap());
 }
 
 async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {

@@ -503,6 +503,12 @@ fn the_global_kill_switch_is_set_by_its_event_on_the_log() {
     apply(&mut e, switch(true, 3));
     let back: RiskEngine = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
     assert!(back.kill_switch(None) && !back.kill_switch(Some(BOB)));
+    // Copies reach the partitions in any order: an older change read later is ignored, so
+    // every partition ends on the newest.
+    apply(&mut e, switch(false, 2));
+    assert!(e.kill_switch(None), "an older switch undid a newer one");
+    apply(&mut e, switch(false, 4));
+    assert!(!e.kill_switch(None));
 }
 
 #[test]

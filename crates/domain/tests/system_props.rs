@@ -182,8 +182,13 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(|pick| Op::Redeliver { pick }),
         1 => (1..=ACCOUNTS, prop::bool::weighted(0.4))
             .prop_map(|(account, on)| Op::KillSwitch { account, on }),
-        1 => prop::bool::weighted(0.3).prop_map(|on| Op::GlobalKillSwitch { on }),
+        1 => prop::bool::weighted(0.1).prop_map(|on| Op::GlobalKillSwitch { on }),
     ]
+}
+
+/// What risk folds: the order-lifecycle events (an account's, or the global kill switch).
+fn on_orders_topic(event: &Event) -> bool {
+    event.account().is_some() || matches!(event, Event::GlobalKillSwitchSet { .. })
 }
 
 /// The pipeline and what the test tracks on its own to check it against.
@@ -208,6 +213,8 @@ struct System {
     filled: BTreeMap<(Symbol, bool), Decimal>,
     /// Orders approved by risk, by id, to learn their quantity when the approval is seen.
     quantities: BTreeMap<OrderId, Decimal>,
+    /// The global kill switch as the test last set it.
+    halted: bool,
 }
 
 impl System {
@@ -228,6 +235,7 @@ impl System {
             amend_per_unit: BTreeMap::new(),
             filled: BTreeMap::new(),
             quantities: BTreeMap::new(),
+            halted: false,
         };
         for account in 1..=ACCOUNTS {
             s.deposit(AccountId(account), "USD", d(150, 0));
@@ -259,7 +267,7 @@ impl System {
     /// Appends an event to the log and folds it everywhere that consumes it.
     fn publish(&mut self, event: Event) {
         let env = Envelope::new(Timestamp(self.now), event);
-        if env.event.account().is_some() {
+        if on_orders_topic(&env.event) {
             self.risk
                 .apply(&env)
                 .unwrap_or_else(|e| panic!("risk refused {env:?}: {e}"));
@@ -406,6 +414,15 @@ impl System {
                 let source = self.source();
                 let decision = self.risk.decide_order(Timestamp(self.now), source, &order);
                 assert_eq!(decision.events.len(), 1, "{decision:?}");
+                if self.halted
+                    && decision.reject_reason() != Some(RejectReason::OrderTimeOutOfRange)
+                {
+                    assert_eq!(
+                        decision.reject_reason(),
+                        Some(RejectReason::GlobalKillSwitch),
+                        "an order placed while trading is halted"
+                    );
+                }
                 self.carry_out(decision);
             }
             Op::Cancel { target, foreign } => {
@@ -458,7 +475,7 @@ impl System {
                 );
                 if foreign {
                     // An account behind a kill switch learns nothing of others' orders.
-                    let expected = if self.risk.kill_switch(None) {
+                    let expected = if self.halted {
                         RejectReason::GlobalKillSwitch
                     } else if self.risk.kill_switch(Some(account)) {
                         RejectReason::AccountKillSwitch
@@ -494,6 +511,7 @@ impl System {
                 });
             }
             Op::GlobalKillSwitch { on } => {
+                self.halted = on;
                 let change = self.log.len() as u64;
                 self.publish(Event::GlobalKillSwitchSet {
                     on,
@@ -506,7 +524,7 @@ impl System {
                     return;
                 }
                 let env = self.log[pick % self.log.len()].clone();
-                if env.event.account().is_none() {
+                if !on_orders_topic(&env.event) {
                     return;
                 }
                 // A switch is set by its place in the log, so that the later of two switches
@@ -640,7 +658,7 @@ proptest! {
         // engine, and a snapshot of it restores to the same again.
         let mut rebuilt = RiskEngine::new(instruments(), risk_config(), FEE_ACCOUNT);
         for env in &first.log {
-            if env.event.account().is_some() {
+            if on_orders_topic(&env.event) {
                 rebuilt.apply(env).unwrap();
             }
         }

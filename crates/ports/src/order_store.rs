@@ -69,12 +69,21 @@ pub struct StoreBatch {
     pub positions: Vec<Position>,
     /// Accounts' kill switches as the batch leaves them (a later entry for an account wins).
     pub kill_switches: Vec<(AccountId, bool)>,
-    /// The global kill switch as the batch leaves it, if the batch set it.
-    pub global_kill_switch: Option<bool>,
+    /// The newest global kill switch of the batch, if it has one: its `change` and state. The
+    /// store keeps it only if its change is newer than the one it holds, since the switch's
+    /// copies arrive through every partition, in any order and from any replica.
+    pub global_kill_switch: Option<GlobalSwitch>,
+}
+
+/// A global kill switch as the processor records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalSwitch {
+    pub change: u64,
+    pub on: bool,
 }
 
 /// Where adapters keep the global kill switch: the accounts' switches' table, under an id no
-/// account has (ids start at 1).
+/// account has (ids start at 1), with its change.
 pub const GLOBAL_KILL_SWITCH_ROW: AccountId = AccountId(0);
 
 #[async_trait]

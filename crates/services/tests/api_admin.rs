@@ -532,7 +532,10 @@ async fn the_global_kill_switch_goes_to_every_partition_and_reads_back() {
     assert_eq!(get().await, json!({"killSwitch": false}));
     app.store
         .apply(oms_ports::order_store::StoreBatch {
-            global_kill_switch: Some(true),
+            global_kill_switch: Some(oms_ports::order_store::GlobalSwitch {
+                change: 1,
+                on: true,
+            }),
             ..Default::default()
         })
         .await

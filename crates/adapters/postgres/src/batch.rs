@@ -39,6 +39,8 @@ pub(crate) struct BatchColumns {
 
     pub kill_switch_account: Vec<i64>,
     pub kill_switch_enabled: Vec<bool>,
+    /// 0 for an account's switch, which always takes the later entry.
+    pub kill_switch_change: Vec<i64>,
 }
 
 impl BatchColumns {
@@ -130,15 +132,19 @@ pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
     }
 
     let mut switches = BTreeMap::new();
-    let global = batch
-        .global_kill_switch
-        .map(|on| (GLOBAL_KILL_SWITCH_ROW, on));
-    for (account, on) in batch.kill_switches.iter().copied().chain(global) {
-        switches.insert(to_sql_int(account.0, "account id")?, on);
+    for (account, on) in &batch.kill_switches {
+        switches.insert(to_sql_int(account.0, "account id")?, (*on, 0));
     }
-    for (account, on) in switches {
+    if let Some(g) = batch.global_kill_switch {
+        switches.insert(
+            to_sql_int(GLOBAL_KILL_SWITCH_ROW.0, "account id")?,
+            (g.on, to_sql_int(g.change, "switch change")?),
+        );
+    }
+    for (account, (on, change)) in switches {
         c.kill_switch_account.push(account);
         c.kill_switch_enabled.push(on);
+        c.kill_switch_change.push(change);
     }
     Ok(c)
 }

@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "kill_switches",
         include_str!("../migrations/0003_kill_switches.sql"),
     ),
+    (
+        4,
+        "global kill switch change",
+        include_str!("../migrations/0004_global_kill_switch.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

@@ -88,9 +88,10 @@ p AS (
     ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
 ),
 k AS (
-    INSERT INTO kill_switches (account_id, enabled)
-    SELECT * FROM UNNEST($21::bigint[], $22::bool[])
-    ON CONFLICT (account_id) DO UPDATE SET enabled = EXCLUDED.enabled
+    INSERT INTO kill_switches (account_id, enabled, change)
+    SELECT * FROM UNNEST($21::bigint[], $22::bool[], $23::bigint[])
+    ON CONFLICT (account_id) DO UPDATE SET enabled = EXCLUDED.enabled, change = EXCLUDED.change
+    WHERE EXCLUDED.change >= kill_switches.change
 )
 SELECT 1";
 
@@ -306,6 +307,7 @@ impl OrderStore for PgStore {
                 &c.position_next_offset,
                 &c.kill_switch_account,
                 &c.kill_switch_enabled,
+                &c.kill_switch_change,
             ],
         )
         .await?;

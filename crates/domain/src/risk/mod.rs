@@ -155,6 +155,11 @@ pub struct RiskEngine {
     /// decision is folded from the log rather than made here.
     awaiting: IdMap<OrderId, NewOrder>,
     global_kill: bool,
+    /// The `change` of the global switch applied last. Its copies reach the partitions in any
+    /// order (two operators' switches may be appended in different orders on different
+    /// partitions), so every partition keeps the newest change and they all agree.
+    #[serde(default)]
+    global_change: u64,
 }
 
 impl RiskEngine {
@@ -169,6 +174,7 @@ impl RiskEngine {
             orders: IdMap::default(),
             awaiting: IdMap::default(),
             global_kill: false,
+            global_change: 0,
         };
         for i in instruments {
             engine.set_instrument(i);
@@ -368,7 +374,12 @@ impl RiskEngine {
                 self.ledger.apply(event)?;
             }
             Event::KillSwitchSet { account, on, .. } => self.set_kill_switch(Some(*account), *on),
-            Event::GlobalKillSwitchSet { on, .. } => self.set_kill_switch(None, *on),
+            Event::GlobalKillSwitchSet { on, change, .. } => {
+                if *change >= self.global_change {
+                    self.global_change = *change;
+                    self.set_kill_switch(None, *on);
+                }
+            }
             Event::CancelRequested { .. }
             | Event::AmendRequested { .. }
             | Event::OrderAccepted { .. }

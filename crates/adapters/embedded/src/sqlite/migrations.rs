@@ -134,6 +134,14 @@ CREATE TABLE kill_switches (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+-- The change of the global kill switch (the row of account 0): a copy of an older switch,
+-- read late from another partition, must not overwrite a newer one. Accounts' rows keep 0.
+ALTER TABLE kill_switches ADD COLUMN change INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -150,11 +150,21 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
         "INSERT INTO kill_switches (account_id, enabled) VALUES (?1, ?2)
          ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled",
     )?;
-    let global = batch
-        .global_kill_switch
-        .map(|on| (GLOBAL_KILL_SWITCH_ROW, on));
-    for (account, on) in batch.kill_switches.iter().copied().chain(global) {
+    for (account, on) in &batch.kill_switches {
         put_kill_switch.execute(params![to_sql_int(account.0, "account id")?, on])?;
+    }
+    if let Some(g) = batch.global_kill_switch {
+        conn.prepare_cached(
+            "INSERT INTO kill_switches (account_id, enabled, change) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled,
+                 change = excluded.change
+             WHERE excluded.change >= kill_switches.change",
+        )?
+        .execute(params![
+            to_sql_int(GLOBAL_KILL_SWITCH_ROW.0, "account id")?,
+            g.on,
+            to_sql_int(g.change, "switch change")?
+        ])?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use oms_domain::ids::{AccountId, Asset, OrderId};
 use oms_domain::ledger::Ledger;
 use oms_domain::order::Order;
 use oms_ports::event_log::{ConsumerEvent, EventLog, TopicPartition};
-use oms_ports::order_store::{Balance, OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{Balance, GlobalSwitch, OrderStore, Position, StoreBatch};
 use oms_ports::{PortError, PortResult};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -268,7 +268,7 @@ impl ProcessorStage {
                 })
                 .collect(),
             kill_switches: kill_switches.into_iter().collect(),
-            global_kill_switch: global_switch.map(|(_, on)| on),
+            global_kill_switch: global_switch.map(|(change, on)| GlobalSwitch { change, on }),
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
