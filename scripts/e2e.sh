@@ -11,7 +11,7 @@ bin=${CARGO_TARGET_DIR:-target}/debug/oms
 [ -x "$bin" ] || cargo build -p oms --locked
 # An operator key for the admin API steps (the global kill switch).
 admin=$("$bin" accounts admin-key)
-admin_key=$(grep -o 'oms_[0-9a-f]\{64\}' <<<"$admin" | head -1)
+admin_key=$(grep -o 'oms_admin_[0-9a-f]\{64\}' <<<"$admin" | head -1)
 admin_hash=$(sed -n 's/.*OMS_ADMIN__KEY_SHA256=//p' <<<"$admin")
 [ -n "$admin_key" ] && [ -n "$admin_hash" ] || { echo "oms accounts admin-key printed no key: $admin"; exit 1; }
 OMS_ADMIN__KEY_SHA256="$admin_hash" "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$artifacts/e2e-server.out" 2>"$artifacts/e2e-server.log" &

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
 use oms_services::api::auth::hash_api_key;
+use oms_services::api::auth::new_admin_key;
 use oms_services::pipeline::now;
 
 #[derive(Subcommand)]
@@ -141,7 +142,7 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
 }
 
 fn print_admin_key() -> Result<()> {
-    let key = new_api_key()?;
+    let key = new_admin_key().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let hash = hash_api_key(&key);
     println!("admin key (shown once, store it now): {key}");
     println!("add its hash to the configuration of every API instance:");

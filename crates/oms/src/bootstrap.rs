@@ -11,6 +11,7 @@ use oms_ports::event_log::EventLog;
 use oms_ports::order_store::OrderStore;
 use oms_services::api::auth::hash_api_key;
 use oms_services::codec::encode_event;
+use oms_services::ingestion::publish::deposit_reference;
 use oms_services::pipeline::now;
 use std::sync::Arc;
 
@@ -109,7 +110,7 @@ pub async fn deposit_all(
     let at = now();
     let records = funds
         .map(|(asset, amount)| {
-            let reference = format!("{reference}:{asset}");
+            let reference = deposit_reference(reference, &asset);
             encode_event(&Envelope::new(
                 at,
                 Event::Deposit {

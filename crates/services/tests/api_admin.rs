@@ -14,12 +14,15 @@ use serde_json::{json, Value};
 use std::str::FromStr;
 
 const ADMIN_KEY: &str = "oms_admin_test_key";
+const OTHER_ADMIN_KEY: &str = "oms_admin_second_operator";
 
 async fn start() -> TestApp {
     TestApp::start_configured(
         embedded_ports().await,
         |c| {
-            c.operator_key_hashes = [hash_api_key(ADMIN_KEY)].into_iter().collect();
+            c.operator_key_hashes = [hash_api_key(ADMIN_KEY), hash_api_key(OTHER_ADMIN_KEY)]
+                .into_iter()
+                .collect();
         },
         |s| s,
     )
@@ -137,6 +140,31 @@ async fn an_operator_opens_an_account_and_issues_it_a_working_key() {
     assert_eq!(names, ["demo", "other", "desk-1"]);
     let one = admin(&app, "GET", &format!("/api/admin/accounts/{id}"), None, &[]).await;
     assert_eq!(one.json(), opened);
+    for path in [
+        format!("/api/admin/accounts/0{id}"),
+        format!("/api/admin/accounts/+{id}"),
+    ] {
+        let r = admin(&app, "GET", &path, None, &[]).await;
+        assert_eq!(
+            r.problem(),
+            expect(404, "ACCOUNT_NOT_FOUND", "accountId"),
+            "{path}"
+        );
+    }
+    // A name is one account's: the configuration finds its accounts by name.
+    for (name, existing) in [("desk-1", id), ("demo", app.account.0)] {
+        let r = admin(
+            &app,
+            "POST",
+            "/api/admin/accounts",
+            Some(&json!({ "name": name })),
+            &[],
+        )
+        .await;
+        assert_eq!(r.problem(), expect(409, "DUPLICATE_ACCOUNT_NAME", "name"));
+        assert_eq!(r.json()["existingAccountId"], existing);
+    }
+    assert_eq!(app.store.accounts().await.unwrap().len(), 3);
 
     let keys_path = format!("/api/admin/accounts/{id}/api-keys");
     let r = admin(
@@ -356,7 +384,8 @@ async fn a_deposit_goes_on_the_log_in_the_accounts_partition_once_per_request() 
                 account: app.other,
                 asset: Asset::new("BTC"),
                 amount: Decimal::from_str("0.1").unwrap(),
-                reference: "wire-2026-001".to_string(),
+                // The reference and the asset, as `oms accounts deposit` records it.
+                reference: "wire-2026-001:BTC".to_string(),
             }
         )]
     );
@@ -541,6 +570,31 @@ async fn the_global_kill_switch_goes_to_every_partition_and_reads_back() {
         .await
         .unwrap();
     assert_eq!(get().await, json!({"killSwitch": true}));
+    // Idempotency keys are each operator's own: the same key from another operator runs.
+    let idem = [("x-idempotency-key", "halt-1")];
+    let off = json!({"enabled": false});
+    let first = admin(&app, "PUT", "/api/admin/kill-switch", Some(&off), &idem).await;
+    assert_eq!(first.status, 202);
+    let again = admin(&app, "PUT", "/api/admin/kill-switch", Some(&off), &idem).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let bytes = serde_json::to_vec(&off).unwrap();
+    let other = app
+        .send(
+            "PUT",
+            "/api/admin/kill-switch",
+            &[
+                ("x-admin-key", OTHER_ADMIN_KEY),
+                ("content-type", "application/json"),
+                idem[0],
+            ],
+            Some(&bytes),
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.header("idempotent-replayed")),
+        (202, None)
+    );
+    assert_eq!(app.order_records().await.len(), 3 * app.partitions as usize);
     let me = app.as_demo("GET", "/api/accounts/me", None).await.json();
     assert_eq!(
         (&me["globalKillSwitch"], &me["killSwitch"]),

@@ -17,6 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use oms_domain::ids::AccountId;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,9 +39,19 @@ pub fn hash_api_key(key: &str) -> String {
 /// A new random API key: `oms_` and 32 bytes from the OS's generator in hex. Only its hash
 /// is stored, so it is shown once.
 pub fn new_api_key() -> Result<String, getrandom::Error> {
+    random_key("oms_")
+}
+
+/// A new operator key of the admin API: `oms_admin_` and 32 random bytes in hex, so that a
+/// leaked one is told apart from a trading key at a glance (and by secret scanners).
+pub fn new_admin_key() -> Result<String, getrandom::Error> {
+    random_key("oms_admin_")
+}
+
+fn random_key(prefix: &str) -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    Ok(format!("oms_{}", hex::encode(bytes)))
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
 /// Briefly remembers key hashes that were found, so each request does not hit the store.
@@ -48,6 +59,9 @@ pub fn new_api_key() -> Result<String, getrandom::Error> {
 pub struct KeyCache {
     ttl: Duration,
     map: Mutex<HashMap<String, (AccountId, Instant)>>,
+    /// Counts revocations, so a lookup that read the store before one cannot put the revoked
+    /// key back after it.
+    revocations: AtomicU64,
 }
 
 impl KeyCache {
@@ -55,6 +69,7 @@ impl KeyCache {
         KeyCache {
             ttl,
             map: Mutex::new(HashMap::new()),
+            revocations: AtomicU64::new(0),
         }
     }
 
@@ -68,11 +83,22 @@ impl KeyCache {
     /// Drops a revoked key at once in this process; other processes keep it for up to the
     /// cache's TTL.
     pub fn forget(&self, hash: &str) {
-        self.map.lock().expect("lock").remove(hash);
+        let mut map = self.map.lock().expect("lock");
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        map.remove(hash);
     }
 
-    fn put(&self, hash: String, account: AccountId) {
+    /// Where a lookup starts: pass it to [`KeyCache::put`] with what the store answered.
+    fn epoch(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Remembers a key found in the store, unless a key was revoked since the lookup began.
+    fn put(&self, hash: String, account: AccountId, epoch: u64) {
         let mut map = self.map.lock().expect("lock");
+        if self.revocations.load(Ordering::SeqCst) != epoch {
+            return;
+        }
         if map.len() >= KEY_CACHE_MAX {
             map.clear();
         }
@@ -92,13 +118,14 @@ pub async fn account_for_api_key(
     if let Some(a) = state.keys.get(&hash) {
         return Ok(Some(a));
     }
+    let epoch = state.keys.epoch();
     let found = state
         .store
         .account_for_key(&hash)
         .await
         .map_err(|e| Problem::from_port("account store", &e))?;
     if let Some(a) = found {
-        state.keys.put(hash, a);
+        state.keys.put(hash, a, epoch);
     }
     Ok(found)
 }
@@ -148,8 +175,19 @@ where
 /// An operator of the admin API (`/api/admin/...`), authenticated by an `X-Admin-Key` whose
 /// SHA-256 is configured ([`super::ApiConfig::operator_key_hashes`]). Operators act on any
 /// account; API keys and sessions never reach these routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Operator;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// The first 12 hex digits of the key's SHA-256: names the operator in logs, and scopes
+    /// its idempotency keys, so one operator's key never replays another's response.
+    pub id: String,
+}
+
+impl Operator {
+    /// The scope of this operator's idempotency keys: not a number, so it meets no account's.
+    pub fn scope(&self) -> String {
+        format!("operator:{}", self.id)
+    }
+}
 
 impl<S> FromRequestParts<S> for Operator
 where
@@ -182,13 +220,14 @@ where
         }
         // The audit trail: which operator key did what. The request id on this line ties it
         // to the handler's own lines.
+        let id = hash[..12].to_string();
         tracing::info!(
-            operator = &hash[..12],
+            operator = %id,
             method = %parts.method,
             path = %parts.uri.path(),
             "admin request"
         );
-        Ok(Operator)
+        Ok(Operator { id })
     }
 }
 
@@ -251,6 +290,27 @@ mod tests {
     use axum::http::HeaderValue;
 
     const SECRET: &[u8] = b"test-secret";
+
+    #[test]
+    fn a_lookup_that_began_before_a_revocation_does_not_cache_its_answer() {
+        let cache = KeyCache::new(Duration::from_secs(30));
+        let before = cache.epoch();
+        cache.forget("revoked-hash");
+        cache.put("revoked-hash".into(), AccountId(7), before);
+        assert_eq!(cache.get("revoked-hash"), None);
+        cache.put("revoked-hash".into(), AccountId(7), cache.epoch());
+        assert_eq!(cache.get("revoked-hash"), Some(AccountId(7)));
+        cache.forget("revoked-hash");
+        assert_eq!(cache.get("revoked-hash"), None);
+    }
+
+    #[test]
+    fn operator_and_trading_keys_look_different() {
+        let (op, trading) = (new_admin_key().unwrap(), new_api_key().unwrap());
+        assert!(op.starts_with("oms_admin_") && op.len() == 74, "{op}");
+        assert!(trading.starts_with("oms_") && !trading.starts_with("oms_admin_"));
+        assert_ne!(new_admin_key().unwrap(), op);
+    }
 
     #[test]
     fn api_key_hash_is_sha256_hex() {

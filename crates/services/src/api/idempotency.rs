@@ -1,6 +1,7 @@
 //! `X-Idempotency-Key` handling after the IETF draft "The Idempotency-Key HTTP Header Field".
 //!
-//! The key is scoped to the account (`account:key`), or to the operator for the admin API; the fingerprint is SHA-256 of the method,
+//! The key is scoped to the account (`account:key`), or to the operator's key for the admin
+//! API; the fingerprint is SHA-256 of the method,
 //! path and body. The first request claims the key, runs, answers, and then stores its response
 //! ([`super::pending`]); a retry with the same fingerprint gets that response again with
 //! `Idempotent-Replayed: true`; another body under the same key is 422, and a retry while the
@@ -28,8 +29,6 @@ use std::time::{Duration, Instant};
 pub const IDEMPOTENCY_KEY_HEADER: &str = "x-idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const MAX_KEY_LEN: usize = 255;
-/// The scope of the admin API's keys: not a number, so it meets no account's.
-pub const OPERATOR_SCOPE: &str = "operator";
 /// How long a retry waits for the first response of its key to be stored before it claims.
 const STORE_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -93,8 +92,8 @@ impl Run {
     }
 }
 
-/// Runs `run` at most once per (scope, key), the scope being an account or
-/// [`OPERATOR_SCOPE`]; see the module docs. `intent` is recorded with
+/// Runs `run` at most once per (scope, key), the scope being an account or an operator
+/// ([`super::auth::Operator::scope`]); see the module docs. `intent` is recorded with
 /// the claim and handed to `run`, or the recorded one when an abandoned request is resumed.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_idempotent<F, Fut>(

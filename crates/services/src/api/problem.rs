@@ -18,6 +18,7 @@ pub mod api_codes {
     pub const ADMIN_DISABLED: &str = "ADMIN_DISABLED";
     pub const ACCOUNT_NOT_FOUND: &str = "ACCOUNT_NOT_FOUND";
     pub const API_KEY_NOT_FOUND: &str = "API_KEY_NOT_FOUND";
+    pub const DUPLICATE_ACCOUNT_NAME: &str = "DUPLICATE_ACCOUNT_NAME";
     /// `X-Idempotency-Key` on a request whose response holds a secret, which is never stored.
     pub const IDEMPOTENCY_NOT_SUPPORTED: &str = "IDEMPOTENCY_NOT_SUPPORTED";
     pub const BODY_TOO_LARGE: &str = "BODY_TOO_LARGE";

@@ -11,6 +11,7 @@ pub mod codes {
     pub const INVALID_ENUM: &str = "INVALID_ENUM";
     pub const UNKNOWN_SYMBOL: &str = "UNKNOWN_SYMBOL";
     pub const UNKNOWN_ASSET: &str = "UNKNOWN_ASSET";
+    pub const AMOUNT_TOO_LARGE: &str = "AMOUNT_TOO_LARGE";
     pub const INVALID_NAME: &str = "INVALID_NAME";
     pub const INVALID_REFERENCE: &str = "INVALID_REFERENCE";
     pub const NON_POSITIVE: &str = "NON_POSITIVE";

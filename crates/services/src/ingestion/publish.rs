@@ -1,7 +1,7 @@
 //! Turning an order-lifecycle event into a log record and appending it durably.
 
 use oms_domain::events::{Envelope, Event};
-use oms_domain::ids::Timestamp;
+use oms_domain::ids::{Asset, Timestamp};
 use oms_ports::event_log::{Appended, EventLog, NewRecord};
 use oms_ports::{PortError, PortResult};
 
@@ -16,6 +16,14 @@ pub fn order_event_record(envelope: &Envelope) -> PortResult<NewRecord> {
         )));
     }
     Ok(crate::codec::encode_event(envelope))
+}
+
+/// The reference a deposit is recorded under: the caller's reference and the asset. The ledger
+/// credits a reference once per account, so one transfer reference may fund several assets
+/// (as a configured account's opening deposits do), and the same reference and asset sent
+/// through `oms accounts deposit` and the admin API are one deposit.
+pub fn deposit_reference(reference: &str, asset: &Asset) -> String {
+    format!("{reference}:{asset}")
 }
 
 /// Appends one order-lifecycle event; returns once it is durable.

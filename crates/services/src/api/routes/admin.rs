@@ -5,7 +5,7 @@
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
 use crate::api::body::JsonBody;
-use crate::api::idempotency::{key_from_headers, run_idempotent, OPERATOR_SCOPE};
+use crate::api::idempotency::{key_from_headers, run_idempotent};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::routes::account::{parse_switch, switch};
@@ -14,7 +14,9 @@ use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
 use crate::ingestion::clock::{self, format_rfc3339_millis};
 use crate::ingestion::decimal::decimal_field;
-use crate::ingestion::publish::{publish_order_event, publish_to_every_partition};
+use crate::ingestion::publish::{
+    deposit_reference, publish_order_event, publish_to_every_partition,
+};
 use crate::ingestion::{codes, FieldError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -30,6 +32,12 @@ use serde_json::{json, Map, Value};
 pub const ACCOUNT_NAME_MAX: usize = 64;
 /// Longest deposit reference, in bytes (visible ASCII).
 pub const DEPOSIT_REFERENCE_MAX: usize = 128;
+/// Largest deposit. Balances are exact decimals of at most 28 digits; a bound far below that
+/// keeps any realistic sum of deposits from overflowing, which would leave a deposit accepted
+/// here and refused by the ledgers.
+pub const DEPOSIT_MAX: u64 = 1_000_000_000_000;
+/// Most decimals of a deposit: finer than any asset's smallest unit (a satoshi is 8, a wei 18).
+pub const DEPOSIT_MAX_DECIMALS: u32 = 18;
 
 /// `GET /api/admin/accounts`: every account with its balances and kill switch.
 pub async fn list_accounts(State(s): State<ApiState>, _: Operator) -> ReplyResult {
@@ -64,13 +72,13 @@ pub async fn get_account(
 /// that account behind, and the retry after the key's lock opens another.
 pub async fn create_account(
     State(s): State<ApiState>,
-    _: Operator,
+    operator: Operator,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
     run_idempotent(
         &s,
-        OPERATOR_SCOPE,
+        operator.scope(),
         &headers,
         "POST",
         "/api/admin/accounts",
@@ -84,6 +92,24 @@ pub async fn create_account(
 
 async fn open_account(s: &ApiState, body: &JsonBody) -> ReplyResult {
     let name = parse_account_name(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
+    // Names are how the configuration's accounts are found at start (and `fees` is the fee
+    // account's): a second account of one name would shadow or be shadowed.
+    let taken = s
+        .store
+        .accounts()
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?
+        .into_iter()
+        .find(|a| a.name == name);
+    if let Some(a) = taken {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            api_codes::DUPLICATE_ACCOUNT_NAME,
+            format!("an account named {name:?} exists already"),
+        )
+        .with_field("name")
+        .with_extra("existingAccountId", json!(a.id.0)));
+    }
     let account = s
         .store
         .create_account(&name, false, clock::now())
@@ -122,17 +148,18 @@ pub async fn issue_api_key(
             "no API key could be generated",
         )
     })?;
+    let key_id = hash_api_key(&key);
     s.store
-        .add_api_key(account.id, &hash_api_key(&key), clock::now())
+        .add_api_key(account.id, &key_id, clock::now())
         .await
         .map_err(|e| Problem::from_port("account store", &e))?;
-    tracing::info!(account = %account.id, "API key issued by an operator");
+    tracing::info!(account = %account.id, key = &key_id[..12], "API key issued by an operator");
     Ok(Reply::json(
         StatusCode::CREATED,
         &json!({
             "accountId": account.id.0,
             "apiKey": key,
-            "keyId": hash_api_key(&key),
+            "keyId": key_id,
         }),
     )
     .header("cache-control", "no-store"))
@@ -194,7 +221,7 @@ pub async fn revoke_api_key(
 /// answer see the funds.
 pub async fn deposit(
     State(s): State<ApiState>,
-    _: Operator,
+    operator: Operator,
     headers: HeaderMap,
     Path(account_id): Path<String>,
     body: JsonBody,
@@ -202,7 +229,7 @@ pub async fn deposit(
     let path = format!("/api/admin/accounts/{account_id}/deposits");
     run_idempotent(
         &s,
-        OPERATOR_SCOPE,
+        operator.scope(),
         &headers,
         "POST",
         &path,
@@ -225,7 +252,7 @@ async fn credit(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult 
         account: account.id,
         asset: asset.clone(),
         amount,
-        reference: reference.clone(),
+        reference: deposit_reference(&reference, &asset),
     };
     publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
         .await
@@ -246,7 +273,7 @@ async fn credit(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult 
 /// as the account's own `PUT /api/accounts/me/kill-switch`, set by an operator.
 pub async fn set_kill_switch(
     State(s): State<ApiState>,
-    _: Operator,
+    operator: Operator,
     headers: HeaderMap,
     Path(account_id): Path<String>,
     body: JsonBody,
@@ -254,7 +281,7 @@ pub async fn set_kill_switch(
     let path = format!("/api/admin/accounts/{account_id}/kill-switch");
     run_idempotent(
         &s,
-        OPERATOR_SCOPE,
+        operator.scope(),
         &headers,
         "PUT",
         &path,
@@ -278,13 +305,13 @@ pub async fn set_kill_switch(
 /// orders placed behind it, that is to every order placed after the answer.
 pub async fn set_global_kill_switch(
     State(s): State<ApiState>,
-    _: Operator,
+    operator: Operator,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
     run_idempotent(
         &s,
-        OPERATOR_SCOPE,
+        operator.scope(),
         &headers,
         "PUT",
         "/api/admin/kill-switch",
@@ -329,7 +356,7 @@ pub async fn global_kill_switch(State(s): State<ApiState>, _: Operator) -> Reply
 /// filters and answer), sent by an operator. With the kill switch, it stops an account.
 pub async fn cancel_all(
     State(s): State<ApiState>,
-    _: Operator,
+    operator: Operator,
     headers: HeaderMap,
     Path(account_id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -339,7 +366,7 @@ pub async fn cancel_all(
         Err(p) => return Reply::from(p).into_response(),
     };
     let path = format!("/api/admin/accounts/{}/orders", account.id);
-    cancel_all_of(s, account.id, OPERATOR_SCOPE, &path, headers, query).await
+    cancel_all_of(s, account.id, operator.scope(), &path, headers, query).await
 }
 
 /// The account a path names; 404 for one that does not exist or is not a number.
@@ -352,7 +379,16 @@ async fn find_account(s: &ApiState, raw: &str) -> Result<Account, Problem> {
         )
         .with_field("accountId")
     };
-    let id = raw.parse::<u64>().map(AccountId).map_err(|_| not_found())?;
+    // Canonical decimal only, so one account has one path (and one request fingerprint).
+    let canonical = !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    let id = raw
+        .parse::<u64>()
+        .ok()
+        .filter(|_| canonical)
+        .map(AccountId)
+        .ok_or_else(not_found)?;
     s.store
         .accounts()
         .await
@@ -468,8 +504,7 @@ fn parse_deposit(s: &ApiState, body: &Value) -> Result<(Asset, Decimal, String),
         }
     };
     let amount = match decimal_field("amount", fields.get("amount").unwrap_or(&Value::Null)) {
-        Ok(Some(a)) if a > Decimal::ZERO => Some(a),
-        Ok(Some(_)) => {
+        Ok(Some(a)) if a <= Decimal::ZERO => {
             errors.push(FieldError::new(
                 "amount",
                 codes::NON_POSITIVE,
@@ -477,6 +512,23 @@ fn parse_deposit(s: &ApiState, body: &Value) -> Result<(Asset, Decimal, String),
             ));
             None
         }
+        Ok(Some(a)) if a > Decimal::from(DEPOSIT_MAX) => {
+            errors.push(FieldError::new(
+                "amount",
+                codes::AMOUNT_TOO_LARGE,
+                format!("amount must be at most {DEPOSIT_MAX}"),
+            ));
+            None
+        }
+        Ok(Some(a)) if a.normalize().scale() > DEPOSIT_MAX_DECIMALS => {
+            errors.push(FieldError::new(
+                "amount",
+                codes::TOO_MANY_DECIMALS,
+                format!("amount must have at most {DEPOSIT_MAX_DECIMALS} decimals"),
+            ));
+            None
+        }
+        Ok(Some(a)) => Some(a),
         Ok(None) => {
             errors.push(FieldError::new(
                 "amount",
