@@ -206,8 +206,29 @@ async fn an_operator_opens_an_account_and_issues_it_a_working_key() {
     assert_eq!(ids.len(), 2, "{listed}");
     assert!(ids.contains(&&issued["keyId"]) && ids.contains(&&second["keyId"]));
 
+    // A dashboard session opened with the first key.
+    let signed_in = app
+        .send(
+            "POST",
+            "/api/session",
+            &[("content-type", "application/json")],
+            Some(format!(r#"{{"apiKey":"{key}"}}"#).as_bytes()),
+        )
+        .await;
+    assert_eq!(signed_in.status, 204);
+    let cookie = signed_in
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let cookie_header = [("cookie", cookie.as_str())];
+    let by_cookie = || app.send("GET", "/api/accounts/me", &cookie_header, None);
+    assert_eq!(by_cookie().await.status, 200);
+
     // Revoked by its id (given in capitals here), the first key stops working at once,
-    // though it was just used; the second still works.
+    // though it was just used, and so does the session opened with it; the second works.
     let first_id = issued["keyId"].as_str().unwrap();
     let other_path = format!("/api/admin/accounts/{}/api-keys/{first_id}", app.account);
     let r = admin(&app, "DELETE", &other_path, None, &[]).await;
@@ -219,6 +240,8 @@ async fn an_operator_opens_an_account_and_issues_it_a_working_key() {
         .send("GET", "/api/accounts/me", &[("x-api-key", key)], None)
         .await;
     assert_eq!(me.status, 401);
+    let r = by_cookie().await;
+    assert_eq!(r.problem(), expect(401, "UNAUTHORIZED", "oms_session"));
     let second_key = second["apiKey"].as_str().unwrap();
     let me = app
         .send(

@@ -1,8 +1,9 @@
 //! Who is calling: an `X-API-Key` (stored as its SHA-256) or the `oms_session` cookie.
 //!
-//! The session cookie is stateless: `accountId.expiry.signature`, where expiry is Unix seconds
-//! and the signature is HMAC-SHA256 over `accountId.expiry` with the configured secret,
-//! base64url without padding. Any instance with the same secret accepts it.
+//! The session cookie is `accountId.keyHash.expiry.signature`: the account, the SHA-256 of the
+//! API key it was opened with, expiry in Unix seconds, and HMAC-SHA256 over the rest with the
+//! configured secret, base64url without padding. Any instance with the same secret accepts it,
+//! while its key still names the account: revoking the key ends its sessions too.
 
 use super::problem::{api_codes, Problem};
 use super::state::ApiState;
@@ -114,7 +115,29 @@ pub async fn account_for_api_key(
     if key.is_empty() || key.len() > MAX_API_KEY_LEN {
         return Ok(None);
     }
-    let hash = hash_api_key(key);
+    account_for_key_hash(state, hash_api_key(key)).await
+}
+
+/// The account of a live session: well signed, unexpired, and its key still the account's.
+pub async fn account_for_session(
+    state: &ApiState,
+    token: &str,
+) -> Result<Option<AccountId>, Problem> {
+    let now_secs = clock::now().millis() / 1000;
+    let Some((account, key_hash)) = verify_session(&state.config.session_secret, token, now_secs)
+    else {
+        return Ok(None);
+    };
+    Ok(account_for_key_hash(state, key_hash)
+        .await?
+        .filter(|a| *a == account))
+}
+
+/// The account whose key has this hash, through the cache.
+async fn account_for_key_hash(
+    state: &ApiState,
+    hash: String,
+) -> Result<Option<AccountId>, Problem> {
     if let Some(a) = state.keys.get(&hash) {
         return Ok(Some(a));
     }
@@ -139,8 +162,7 @@ pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Accou
             .ok_or_else(|| Problem::unauthorized("unknown API key").with_field("X-API-Key"));
     }
     if let Some(token) = session_cookie(headers) {
-        let now_secs = clock::now().millis() / 1000;
-        return verify_session(&state.config.session_secret, token, now_secs).ok_or_else(|| {
+        return account_for_session(state, token).await?.ok_or_else(|| {
             Problem::unauthorized("the session has expired or is invalid; sign in again")
                 .with_field(SESSION_COOKIE)
         });
@@ -248,23 +270,34 @@ fn sign(secret: &[u8], payload: &str) -> Hmac<Sha256> {
     mac
 }
 
-/// A session token for `account` valid until `expiry_secs` (Unix seconds).
-pub fn issue_session(secret: &[u8], account: AccountId, expiry_secs: i64) -> String {
-    let payload = format!("{account}.{expiry_secs}");
+/// A session token for `account`, opened with the key of hash `key_hash`, valid until
+/// `expiry_secs` (Unix seconds).
+pub fn issue_session(
+    secret: &[u8],
+    account: AccountId,
+    key_hash: &str,
+    expiry_secs: i64,
+) -> String {
+    let payload = format!("{account}.{key_hash}.{expiry_secs}");
     let sig = URL_SAFE_NO_PAD.encode(sign(secret, &payload).finalize().into_bytes());
     format!("{payload}.{sig}")
 }
 
-/// The account of a well-signed, unexpired token.
-pub fn verify_session(secret: &[u8], token: &str, now_secs: i64) -> Option<AccountId> {
+/// The account and key hash of a well-signed, unexpired token. Whether the key still names
+/// the account is [`account_for_session`]'s to check.
+pub fn verify_session(secret: &[u8], token: &str, now_secs: i64) -> Option<(AccountId, String)> {
     let (payload, sig) = token.rsplit_once('.')?;
-    let (account, expiry) = payload.split_once('.')?;
+    let mut parts = payload.split('.');
+    let (account, key_hash, expiry) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
     let account: u64 = account.parse().ok()?;
     let expiry: i64 = expiry.parse().ok()?;
     let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
     // Constant-time comparison.
     sign(secret, payload).verify_slice(&sig).ok()?;
-    (expiry > now_secs).then_some(AccountId(account))
+    (expiry > now_secs).then(|| (AccountId(account), key_hash.to_string()))
 }
 
 /// `Set-Cookie` value that installs a session.
@@ -322,18 +355,41 @@ mod tests {
 
     #[test]
     fn session_round_trip_and_expiry() {
-        let t = issue_session(SECRET, AccountId(7), 1000);
-        assert_eq!(verify_session(SECRET, &t, 999), Some(AccountId(7)));
+        let t = issue_session(SECRET, AccountId(7), "abc", 1000);
+        assert_eq!(
+            verify_session(SECRET, &t, 999),
+            Some((AccountId(7), "abc".to_string()))
+        );
         assert_eq!(verify_session(SECRET, &t, 1000), None, "expired");
         assert_eq!(verify_session(b"other", &t, 0), None, "wrong secret");
     }
 
     #[test]
     fn tampered_sessions_are_refused() {
-        let t = issue_session(SECRET, AccountId(7), 1000);
+        let t = issue_session(SECRET, AccountId(7), "abc", 1000);
         let (_, sig) = t.rsplit_once('.').unwrap();
-        assert_eq!(verify_session(SECRET, &format!("8.1000.{sig}"), 0), None);
-        assert_eq!(verify_session(SECRET, &format!("7.99999.{sig}"), 0), None);
+        assert_eq!(
+            verify_session(SECRET, &format!("8.abc.1000.{sig}"), 0),
+            None
+        );
+        assert_eq!(
+            verify_session(SECRET, &format!("7.abd.1000.{sig}"), 0),
+            None
+        );
+        assert_eq!(
+            verify_session(SECRET, &format!("7.abc.99999.{sig}"), 0),
+            None
+        );
+        assert_eq!(
+            verify_session(SECRET, &format!("7.abc.1000.x.{sig}"), 0),
+            None
+        );
+        // A token of the earlier form, without the key, is no longer a session.
+        let old = format!(
+            "7.1000.{}",
+            URL_SAFE_NO_PAD.encode(sign(SECRET, "7.1000").finalize().into_bytes())
+        );
+        assert_eq!(verify_session(SECRET, &old, 0), None);
         assert_eq!(verify_session(SECRET, "7.1000", 0), None);
         assert_eq!(verify_session(SECRET, "garbage", 0), None);
         assert_eq!(verify_session(SECRET, "", 0), None);

@@ -1,9 +1,7 @@
 //! How the WebSocket learns who a client is. The HTTP API owns API keys and sessions; `oms serve`
 //! wires this hook to it, so market data never sees a key's hash or a session's secret.
 
-use crate::api::auth::verify_session;
 use crate::api::ApiState;
-use crate::ingestion::clock;
 use async_trait::async_trait;
 use oms_domain::ids::AccountId;
 
@@ -45,8 +43,10 @@ impl AccountResolver for ApiAccounts {
             .flatten()
     }
     async fn account_for_session_cookie(&self, cookie_value: &str) -> Option<AccountId> {
-        let now_secs = clock::now().millis() / 1000;
-        verify_session(&self.0.config.session_secret, cookie_value, now_secs)
+        crate::api::auth::account_for_session(&self.0, cookie_value)
+            .await
+            .ok()
+            .flatten()
     }
 }
 

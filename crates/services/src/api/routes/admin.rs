@@ -187,8 +187,8 @@ pub async fn list_api_keys(
 
 /// `DELETE /api/admin/accounts/{accountId}/api-keys/{keyId}`: revokes a key, named by its id
 /// (the key's SHA-256, so a leaked key can be revoked from the key itself). This process
-/// refuses it at once, other API processes within their key cache's TTL (30 s). Sessions
-/// signed in with the key last until they expire.
+/// refuses it at once, other API processes within their key cache's TTL (30 s); so with the
+/// sessions opened with it, which name their key.
 pub async fn revoke_api_key(
     State(s): State<ApiState>,
     _: Operator,

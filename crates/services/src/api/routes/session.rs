@@ -1,7 +1,8 @@
 //! `/api/session`: trade an API key for the `oms_session` cookie the dashboard uses.
 
 use crate::api::auth::{
-    account_for_api_key, issue_session, session_clear_cookie, session_set_cookie, Caller,
+    account_for_api_key, hash_api_key, issue_session, session_clear_cookie, session_set_cookie,
+    Caller,
 };
 use crate::api::body::JsonBody;
 use crate::api::problem::Problem;
@@ -20,7 +21,12 @@ pub async fn create(State(s): State<ApiState>, body: JsonBody) -> ReplyResult {
         .ok_or_else(|| Problem::unauthorized("unknown API key").with_field("apiKey"))?;
     let ttl = s.config.session_ttl;
     let expiry = clock::now().millis() / 1000 + ttl.as_secs() as i64;
-    let token = issue_session(&s.config.session_secret, account, expiry);
+    let token = issue_session(
+        &s.config.session_secret,
+        account,
+        &hash_api_key(key),
+        expiry,
+    );
     Ok(Reply::empty(StatusCode::NO_CONTENT)
         .header(
             "set-cookie",
