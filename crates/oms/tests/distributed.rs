@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{request, ADMIN_KEY, ALICE_KEY, BOB_KEY};
+use support::{admin, request, ADMIN_KEY, ALICE_KEY, BOB_KEY};
 
 struct Proc {
     name: String,
@@ -186,39 +186,27 @@ async fn services_in_separate_processes_keep_every_guarantee() {
     // An operator opens and funds an account through one instance; the other (same
     // PostgreSQL) knows its key, and the deposit reaches the balances through Kafka and a
     // processor replica.
-    let admin = |addr: String, method: hyper::Method, path: String, body: Option<&'static str>| async move {
-        request(
-            &addr,
-            method,
-            &path,
-            None,
-            &[("x-admin-key", ADMIN_KEY)],
-            body,
-        )
-        .await
-        .unwrap()
-    };
     let (status, opened) = admin(
-        ingestion[0].clone(),
+        &ingestion[0],
         hyper::Method::POST,
-        "/api/admin/accounts".into(),
+        "/api/admin/accounts",
         Some(r#"{"name":"carol"}"#),
     )
     .await;
     assert_eq!(status, 201, "{opened}");
     let carol = format!("/api/admin/accounts/{}", opened["accountId"]);
     let (status, issued) = admin(
-        ingestion[1].clone(),
+        &ingestion[1],
         hyper::Method::POST,
-        format!("{carol}/api-keys"),
+        &format!("{carol}/api-keys"),
         None,
     )
     .await;
     assert_eq!(status, 201, "{issued}");
     let (status, v) = admin(
-        ingestion[1].clone(),
+        &ingestion[1],
         hyper::Method::POST,
-        format!("{carol}/deposits"),
+        &format!("{carol}/deposits"),
         Some(r#"{"asset":"USD","amount":"1234.5","reference":"wire-carol"}"#),
     )
     .await;

@@ -8,7 +8,7 @@ use oms_ports::event_log::EventLog;
 use oms_services::codec::{decode_event, topics};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Server, ADMIN_KEY, ALICE_KEY, BOB_KEY};
+use support::{admin, Server, ALICE_KEY, BOB_KEY};
 
 fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
@@ -267,25 +267,6 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     server.stop();
 }
 
-/// A request to the admin API with the operator key.
-async fn admin(
-    server: &Server,
-    method: hyper::Method,
-    path: &str,
-    body: Option<&str>,
-) -> (u16, serde_json::Value) {
-    support::request(
-        &server.addr,
-        method,
-        path,
-        None,
-        &[("x-admin-key", ADMIN_KEY)],
-        body,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     let Configured {
@@ -295,7 +276,7 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
         server,
     } = start_configured().await;
     let (status, opened) = admin(
-        &server,
+        &server.addr,
         hyper::Method::POST,
         "/api/admin/accounts",
         Some(r#"{"name":"carol"}"#),
@@ -304,7 +285,7 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     assert_eq!(status, 201, "{opened}");
     let account = format!("/api/admin/accounts/{}", opened["accountId"]);
     let (status, issued) = admin(
-        &server,
+        &server.addr,
         hyper::Method::POST,
         &format!("{account}/api-keys"),
         None,
@@ -342,7 +323,7 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     let wire = r#"{"asset":"USD","amount":"250.5","reference":"wire-001"}"#;
     for _ in 0..2 {
         let (status, v) = admin(
-            &server,
+            &server.addr,
             hyper::Method::POST,
             &format!("{account}/deposits"),
             Some(wire),
@@ -362,7 +343,7 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     };
     // 2 × 100 reserved, plus the most fee it can pay (0.2%); the deposit counted once.
     let funded = Some((serde_json::json!("50.1"), serde_json::json!("200.4")));
-    let (_, listed) = admin(&server, hyper::Method::GET, &account, None).await;
+    let (_, listed) = admin(&server.addr, hyper::Method::GET, &account, None).await;
     assert_eq!(usd(&listed), funded, "{listed}");
 
     // After kill -9 and a restart the account, its key and its funds are all still there.
@@ -402,17 +383,14 @@ async fn the_global_kill_switch_stops_every_account_until_it_is_turned_off() {
         let addr = server.addr.clone();
         async move {
             let body = format!(r#"{{"enabled":{on}}}"#);
-            let (status, v) = support::request(
+            let answer = admin(
                 &addr,
                 hyper::Method::PUT,
                 "/api/admin/kill-switch",
-                None,
-                &[("x-admin-key", ADMIN_KEY)],
                 Some(&body),
             )
-            .await
-            .unwrap();
-            assert_eq!((status, v), (202, serde_json::json!({ "killSwitch": on })));
+            .await;
+            assert_eq!(answer, (202, serde_json::json!({ "killSwitch": on })));
         }
     };
 
@@ -427,7 +405,13 @@ async fn the_global_kill_switch_stops_every_account_until_it_is_turned_off() {
         me["globalKillSwitch"] == true
     })
     .await;
-    let (_, v) = admin(&server, hyper::Method::GET, "/api/admin/kill-switch", None).await;
+    let (_, v) = admin(
+        &server.addr,
+        hyper::Method::GET,
+        "/api/admin/kill-switch",
+        None,
+    )
+    .await;
     assert_eq!(v, serde_json::json!({ "killSwitch": true }));
 
     // Killed and restarted, the process still refuses everyone's orders.

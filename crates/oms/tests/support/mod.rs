@@ -164,6 +164,20 @@ impl Server {
     }
 }
 
+/// A request to the admin API with [`ADMIN_KEY`]; panics if it cannot be sent.
+pub async fn admin(addr: &str, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+    request(
+        addr,
+        method,
+        path,
+        None,
+        &[("x-admin-key", ADMIN_KEY)],
+        body,
+    )
+    .await
+    .unwrap()
+}
+
 /// One request on a fresh connection (the tests care about correctness, not speed).
 pub async fn request(
     addr: &str,

@@ -1,11 +1,13 @@
 //! The raw JSON body of a request: content type checked (415), size limited (413), kept as
-//! bytes so the idempotency fingerprint covers exactly what was sent.
+//! bytes so the idempotency fingerprint covers exactly what was sent; and the checks of small
+//! bodies' shape that several routes share.
 
 use super::problem::{api_codes, Problem};
+use crate::ingestion::{codes, FieldError};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub struct JsonBody(pub Bytes);
 
@@ -60,6 +62,51 @@ pub fn is_json_content_type(ct: &str) -> bool {
         .trim()
         .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// The body as an object whose keys are all in `allowed`.
+pub(crate) fn object<'a>(
+    body: &'a Value,
+    allowed: &[&str],
+) -> Result<&'a Map<String, Value>, FieldError> {
+    let fields = body.as_object().ok_or_else(|| {
+        FieldError::new(
+            "body",
+            codes::MALFORMED_JSON,
+            "the body must be a JSON object",
+        )
+    })?;
+    if let Some(other) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(FieldError::new(
+            other,
+            codes::UNKNOWN_FIELD,
+            format!(
+                "unknown field {other:?}: only {} accepted",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(fields)
+}
+
+/// A required string field; `None` and `null` are missing.
+pub(crate) fn string_field<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, FieldError> {
+    match fields.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(FieldError::new(
+            name,
+            codes::MISSING_FIELD,
+            format!("{name} is required"),
+        )),
+        Some(_) => Err(FieldError::new(
+            name,
+            codes::INVALID_TYPE,
+            format!("{name} must be a string"),
+        )),
+    }
 }
 
 #[cfg(test)]

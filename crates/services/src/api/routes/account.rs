@@ -1,7 +1,7 @@
 //! `/api/accounts/me`, the account's kill switch, and `/api/instruments`.
 
 use crate::api::auth::Caller;
-use crate::api::body::JsonBody;
+use crate::api::body::{object, JsonBody};
 use crate::api::idempotency::run_idempotent;
 use crate::api::problem::Problem;
 use crate::api::reply::{Reply, ReplyResult};
@@ -97,21 +97,7 @@ pub(super) async fn switch(s: &ApiState, account: AccountId, body: &JsonBody) ->
 
 /// `{"enabled": bool}`, nothing else.
 pub(super) fn parse_switch(body: &Value) -> Result<bool, FieldError> {
-    let Some(fields) = body.as_object() else {
-        return Err(FieldError::new(
-            "body",
-            codes::MALFORMED_JSON,
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(other) = fields.keys().find(|k| *k != "enabled") {
-        return Err(FieldError::new(
-            other,
-            codes::UNKNOWN_FIELD,
-            format!("unknown field {other:?}: only enabled is accepted"),
-        ));
-    }
-    match fields.get("enabled") {
+    match object(body, &["enabled"])?.get("enabled") {
         Some(Value::Bool(on)) => Ok(*on),
         None | Some(Value::Null) => Err(FieldError::new(
             "enabled",

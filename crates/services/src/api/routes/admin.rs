@@ -4,7 +4,7 @@
 //! `X-Admin-Key` ([`Operator`]); trading keys and sessions never reach these routes.
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
-use crate::api::body::JsonBody;
+use crate::api::body::{object, string_field, JsonBody};
 use crate::api::idempotency::{key_from_headers, run_idempotent};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
@@ -26,7 +26,7 @@ use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
 use oms_ports::order_store::Account;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Longest account name, in characters.
 pub const ACCOUNT_NAME_MAX: usize = 64;
@@ -417,45 +417,6 @@ async fn account_view(s: &ApiState, a: &Account) -> Result<Value, Problem> {
         "killSwitch": kill_switch,
         "balances": balances.iter().map(BalanceView::from).collect::<Vec<_>>(),
     }))
-}
-
-/// The body as an object whose keys are all in `allowed`.
-fn object<'a>(body: &'a Value, allowed: &[&str]) -> Result<&'a Map<String, Value>, FieldError> {
-    let fields = body.as_object().ok_or_else(|| {
-        FieldError::new(
-            "body",
-            codes::MALFORMED_JSON,
-            "the body must be a JSON object",
-        )
-    })?;
-    if let Some(other) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(FieldError::new(
-            other,
-            codes::UNKNOWN_FIELD,
-            format!(
-                "unknown field {other:?}: only {} accepted",
-                allowed.join(", ")
-            ),
-        ));
-    }
-    Ok(fields)
-}
-
-/// A required string field; `None` and `null` are missing.
-fn string_field<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str, FieldError> {
-    match fields.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(FieldError::new(
-            name,
-            codes::MISSING_FIELD,
-            format!("{name} is required"),
-        )),
-        Some(_) => Err(FieldError::new(
-            name,
-            codes::INVALID_TYPE,
-            format!("{name} must be a string"),
-        )),
-    }
 }
 
 /// `{"name": "..."}`: 1 to 64 characters after trimming, no control characters.

@@ -4,11 +4,11 @@ use crate::api::auth::{
     account_for_api_key, hash_api_key, issue_session, session_clear_cookie, session_set_cookie,
     Caller,
 };
-use crate::api::body::JsonBody;
+use crate::api::body::{object, string_field, JsonBody};
 use crate::api::problem::Problem;
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::state::ApiState;
-use crate::ingestion::{clock, codes, FieldError};
+use crate::ingestion::{clock, FieldError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -36,33 +36,7 @@ pub async fn create(State(s): State<ApiState>, body: JsonBody) -> ReplyResult {
 }
 
 fn api_key_field(v: &Value) -> Result<&str, FieldError> {
-    let obj = v.as_object().ok_or_else(|| {
-        FieldError::new(
-            "body",
-            codes::MALFORMED_JSON,
-            "the body must be a JSON object",
-        )
-    })?;
-    if let Some(k) = obj.keys().find(|k| *k != "apiKey") {
-        return Err(FieldError::new(
-            k,
-            codes::UNKNOWN_FIELD,
-            format!("unknown field {k:?}"),
-        ));
-    }
-    match obj.get("apiKey") {
-        None | Some(Value::Null) => Err(FieldError::new(
-            "apiKey",
-            codes::MISSING_FIELD,
-            "apiKey is required",
-        )),
-        Some(Value::String(k)) => Ok(k),
-        Some(_) => Err(FieldError::new(
-            "apiKey",
-            codes::INVALID_TYPE,
-            "apiKey must be a string",
-        )),
-    }
+    string_field(object(v, &["apiKey"])?, "apiKey")
 }
 
 pub async fn delete(State(s): State<ApiState>) -> Reply {
