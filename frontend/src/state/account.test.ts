@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { MarketSocket } from '../api/socket';
 import type { Order } from '../api/types';
 import { KILL_SWITCH_SETTLE_MS } from '../lib/killSwitch';
-import { AccountFeed, isNewer } from './account';
+import { ACCOUNT_POLL_MS, AccountFeed, HALTED_POLL_MS, isNewer } from './account';
 
 function order(over: Partial<Order>): Order {
   return {
@@ -112,6 +112,25 @@ describe('kill switch', () => {
   it('is read with the account', () => {
     expect(feed.killSwitch.get()).toEqual({ on: false, requested: null });
     expect(feed.globalKillSwitch.get()).toBe(false);
+  });
+
+  it('re-reads the account every 30 s, and every 5 s while trading is halted', async () => {
+    const reads = accountReads;
+    await vi.advanceTimersByTimeAsync(HALTED_POLL_MS);
+    expect(accountReads).toBe(reads);
+    halted = true;
+    await vi.advanceTimersByTimeAsync(ACCOUNT_POLL_MS - HALTED_POLL_MS);
+    expect(accountReads).toBe(reads + 1);
+    expect(feed.globalKillSwitch.get()).toBe(true);
+    halted = false;
+    await vi.advanceTimersByTimeAsync(HALTED_POLL_MS);
+    expect(accountReads).toBe(reads + 2);
+    expect(feed.globalKillSwitch.get()).toBe(false);
+    await vi.advanceTimersByTimeAsync(HALTED_POLL_MS);
+    expect(accountReads).toBe(reads + 2);
+    feed.dispose();
+    await vi.advanceTimersByTimeAsync(ACCOUNT_POLL_MS);
+    expect(accountReads).toBe(reads + 2);
   });
 
   it("reads the operators' global switch with the account, apart from the account's own", async () => {

@@ -56,6 +56,10 @@ const ORDER_REFRESH_MS = 250;
 const POLL_MS = 5_000;
 /** Account re-read period after a kill switch, until a read confirms it. */
 const KILL_SWITCH_POLL_MS = 1_000;
+/** Account re-read period otherwise, so that an operator's halt shows on an idle page. */
+export const ACCOUNT_POLL_MS = 30_000;
+/** Account re-read period while trading is halted, so that the page sees it lifted soon. */
+export const HALTED_POLL_MS = 5_000;
 
 export class AccountFeed {
   /** Orders by id, newest first when listed. */
@@ -71,6 +75,8 @@ export class AccountFeed {
 
   private balanceTimer: ReturnType<typeof setTimeout> | null = null;
   private killSwitchTimer: ReturnType<typeof setTimeout> | null = null;
+  private pollTimer: ReturnType<typeof setTimeout> | null = null;
+  private disposed = false;
   private pending: Order[] = [];
   private pendingTimer: ReturnType<typeof setTimeout> | null = null;
   private lastApplied = 0;
@@ -86,9 +92,13 @@ export class AccountFeed {
       socket.whileDisconnected(() => this.refresh(), POLL_MS),
     );
     this.refresh();
+    this.schedulePoll();
   }
 
   dispose(): void {
+    this.disposed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
     for (const r of this.releases) r();
     if (this.balanceTimer) clearTimeout(this.balanceTimer);
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
@@ -216,6 +226,15 @@ export class AccountFeed {
       const batch = this.pending;
       this.pending = [];
       this.upsert(batch);
+    }, wait);
+  }
+
+  /** The periodic account re-read: sooner while trading is halted. */
+  private schedulePoll(): void {
+    if (this.disposed) return;
+    const wait = this.globalKillSwitch.get() ? HALTED_POLL_MS : ACCOUNT_POLL_MS;
+    this.pollTimer = setTimeout(() => {
+      void this.loadAccount().finally(() => this.schedulePoll());
     }, wait);
   }
 
