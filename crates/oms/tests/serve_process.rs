@@ -154,6 +154,16 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     server.stop();
 }
 
+/// Places an order as the account of `key`; returns its path.
+async fn place(server: &Server, key: &str, body: &str) -> String {
+    let (status, v) = server
+        .post("/api/orders", Some(key), &[], body)
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{v}");
+    format!("/api/orders/{}", v["orderId"].as_str().unwrap())
+}
+
 /// A SELL that rests in the test configuration's SOL/USD book.
 const RESTING_SOL_SELL: &str =
     r#"{"symbol":"SOL/USD","side":"SELL","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#;
@@ -213,23 +223,6 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     } = start_configured().await;
     let body = RESTING_SOL_SELL;
     let switch = |on: bool| format!(r#"{{"enabled":{on}}}"#);
-    let place = |server: &Server| {
-        let server_addr = server.addr.clone();
-        async move {
-            let (status, v) = support::request(
-                &server_addr,
-                hyper::Method::POST,
-                "/api/orders",
-                Some(ALICE_KEY),
-                &[],
-                Some(body),
-            )
-            .await
-            .unwrap();
-            assert_eq!(status, 202, "{v}");
-            format!("/api/orders/{}", v["orderId"].as_str().unwrap())
-        }
-    };
 
     let (status, v) = server
         .put(
@@ -240,7 +233,7 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
         .await
         .unwrap();
     assert_eq!((status, v), (202, serde_json::json!({"killSwitch": true})));
-    let refused = place(&server).await;
+    let refused = place(&server, ALICE_KEY, body).await;
     until(&server, &refused, |o| o["status"] == "REJECTED").await;
     let (_, o) = server.get(&refused, Some(ALICE_KEY)).await.unwrap();
     assert_eq!(o["rejectReason"], "ACCOUNT_KILL_SWITCH", "{o}");
@@ -249,7 +242,7 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     // Killed and restarted, the process still refuses the account's orders.
     server.kill9();
     let server = Server::start(&data, Some(&config), support::free_port()).await;
-    let refused = place(&server).await;
+    let refused = place(&server, ALICE_KEY, body).await;
     until(&server, &refused, |o| o["status"] == "REJECTED").await;
 
     let (status, _) = server
@@ -261,7 +254,7 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
         .await
         .unwrap();
     assert_eq!(status, 202);
-    let taken = place(&server).await;
+    let taken = place(&server, ALICE_KEY, body).await;
     until(&server, &taken, |o| o["status"] == "ACCEPTED").await;
     until(&server, "/api/accounts/me", |me| me["killSwitch"] == false).await;
     server.stop();
@@ -295,26 +288,9 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     let carol = issued["apiKey"].as_str().unwrap().to_string();
     let buy =
         r#"{"symbol":"SOL/USD","side":"BUY","quantity":"2","price":"100.000","orderType":"LIMIT"}"#;
-    let place = |server: &Server| {
-        let (addr, carol) = (server.addr.clone(), carol.clone());
-        async move {
-            let (status, v) = support::request(
-                &addr,
-                hyper::Method::POST,
-                "/api/orders",
-                Some(&carol),
-                &[],
-                Some(buy),
-            )
-            .await
-            .unwrap();
-            assert_eq!(status, 202, "{v}");
-            format!("/api/orders/{}", v["orderId"].as_str().unwrap())
-        }
-    };
 
     // Unfunded, the new account's order is refused.
-    let refused = place(&server).await;
+    let refused = place(&server, &carol, buy).await;
     until_as(&server, &carol, &refused, |o| o["status"] == "REJECTED").await;
     let (_, o) = server.get(&refused, Some(&carol)).await.unwrap();
     assert_eq!(o["rejectReason"], "INSUFFICIENT_BALANCE", "{o}");
@@ -331,7 +307,7 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
         .await;
         assert_eq!(status, 202, "{v}");
     }
-    let taken = place(&server).await;
+    let taken = place(&server, &carol, buy).await;
     until_as(&server, &carol, &taken, |o| o["status"] == "ACCEPTED").await;
     let usd = |v: &serde_json::Value| {
         v["balances"]
@@ -362,23 +338,6 @@ async fn the_global_kill_switch_stops_every_account_until_it_is_turned_off() {
         config,
         server,
     } = start_configured().await;
-    let place = |server: &Server, key: &'static str| {
-        let addr = server.addr.clone();
-        async move {
-            let (status, v) = support::request(
-                &addr,
-                hyper::Method::POST,
-                "/api/orders",
-                Some(key),
-                &[],
-                Some(RESTING_SOL_SELL),
-            )
-            .await
-            .unwrap();
-            assert_eq!(status, 202, "{v}");
-            format!("/api/orders/{}", v["orderId"].as_str().unwrap())
-        }
-    };
     let switch = |server: &Server, on: bool| {
         let addr = server.addr.clone();
         async move {
@@ -396,7 +355,7 @@ async fn the_global_kill_switch_stops_every_account_until_it_is_turned_off() {
 
     switch(&server, true).await;
     for key in [ALICE_KEY, BOB_KEY] {
-        let refused = place(&server, key).await;
+        let refused = place(&server, key, RESTING_SOL_SELL).await;
         until_as(&server, key, &refused, |o| o["status"] == "REJECTED").await;
         let (_, o) = server.get(&refused, Some(key)).await.unwrap();
         assert_eq!(o["rejectReason"], "GLOBAL_KILL_SWITCH", "{o}");
@@ -417,12 +376,12 @@ async fn the_global_kill_switch_stops_every_account_until_it_is_turned_off() {
     // Killed and restarted, the process still refuses everyone's orders.
     server.kill9();
     let server = Server::start(&data, Some(&config), support::free_port()).await;
-    let refused = place(&server, BOB_KEY).await;
+    let refused = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
     until_as(&server, BOB_KEY, &refused, |o| o["status"] == "REJECTED").await;
 
     switch(&server, false).await;
     for key in [ALICE_KEY, BOB_KEY] {
-        let taken = place(&server, key).await;
+        let taken = place(&server, key, RESTING_SOL_SELL).await;
         until_as(&server, key, &taken, |o| o["status"] == "ACCEPTED").await;
     }
     until(&server, "/api/accounts/me", |me| {

@@ -3,10 +3,10 @@
 
 mod api_common;
 
-use api_common::{embedded_ports, Resp, TestApp, KEY};
+use api_common::{embedded_ports, stored_order, Resp, TestApp, KEY};
 use oms_domain::events::Event;
-use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
-use oms_domain::order::{NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
+use oms_domain::ids::{AccountId, Asset, OrderId};
+use oms_domain::order::OrderStatus;
 use oms_domain::Decimal;
 use oms_ports::order_store::OrderStore;
 use oms_services::api::hash_api_key;
@@ -464,32 +464,13 @@ async fn an_operator_sets_an_accounts_kill_switch() {
     assert_eq!(one.json()["killSwitch"], true);
 }
 
-/// A resting BTC/USD sell of `account`, as the processor would record it.
-fn resting(id: u64, account: AccountId) -> Order {
-    let mut o = Order::from_new(&NewOrder {
-        order_id: OrderId(id),
-        client_order_id: None,
-        account,
-        symbol: Symbol::new("BTC/USD"),
-        side: Side::Sell,
-        order_type: OrderType::Limit,
-        time_in_force: TimeInForce::Gtc,
-        post_only: false,
-        price: Some(Decimal::from(46_000)),
-        stop_price: None,
-        quantity: Decimal::from_str("0.5").unwrap(),
-        expire_at: None,
-        created_at: Timestamp(1_764_057_600_000 + id as i64),
-    });
-    o.status = OrderStatus::Accepted;
-    o
-}
-
 #[tokio::test]
 async fn an_operator_cancels_every_open_order_of_one_account() {
     let app = start().await;
-    app.put_order(resting(11, app.other)).await;
-    app.put_order(resting(12, app.account)).await;
+    app.put_order(stored_order(11, app.other, OrderStatus::Accepted))
+        .await;
+    app.put_order(stored_order(12, app.account, OrderStatus::Accepted))
+        .await;
     let path = format!("/api/admin/accounts/{}/orders", app.other);
 
     let r = admin(&app, "DELETE", &format!("{path}?symbl=BTC/USD"), None, &[]).await;

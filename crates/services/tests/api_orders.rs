@@ -2,10 +2,10 @@
 
 mod api_common;
 
-use api_common::{TestApp, KEY, OTHER_KEY};
+use api_common::{stored_order, TestApp, KEY, OTHER_KEY};
 use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
-use oms_domain::order::{NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
+use oms_domain::order::{OrderStatus, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::OrderStore;
 use serde_json::{json, Value};
@@ -16,26 +16,6 @@ const SEED_BODY: &str =
 
 fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
-}
-
-fn stored_order(id: u64, account: AccountId, status: OrderStatus) -> Order {
-    let mut o = Order::from_new(&NewOrder {
-        order_id: OrderId(id),
-        client_order_id: None,
-        account,
-        symbol: Symbol::new("BTC/USD"),
-        side: Side::Sell,
-        order_type: OrderType::Limit,
-        time_in_force: TimeInForce::Gtc,
-        post_only: false,
-        price: Some(dec("46000")),
-        stop_price: None,
-        quantity: dec("0.5"),
-        expire_at: None,
-        created_at: Timestamp(1_764_057_600_000 + id as i64),
-    });
-    o.status = status;
-    o
 }
 
 async fn post_seed(app: &TestApp, idem_key: &str) -> api_common::Resp {

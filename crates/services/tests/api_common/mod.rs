@@ -9,9 +9,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use oms_domain::events::Envelope;
-use oms_domain::ids::{AccountId, Timestamp};
+use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::instrument::default_instruments;
-use oms_domain::order::Order;
+use oms_domain::order::{NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
+use oms_domain::Decimal;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
 use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
 use oms_ports::idempotency::IdempotencyStore;
@@ -315,4 +316,25 @@ impl EventLog for HookedLog {
     async fn subscribe(&self, group: &str, topics: &[&str]) -> PortResult<Box<dyn Consumer>> {
         self.inner.subscribe(group, topics).await
     }
+}
+
+/// A BTC/USD sell of 0.5 at 46000 of `account` in `status`, as the processor would record it.
+pub fn stored_order(id: u64, account: AccountId, status: OrderStatus) -> Order {
+    let mut o = Order::from_new(&NewOrder {
+        order_id: OrderId(id),
+        client_order_id: None,
+        account,
+        symbol: Symbol::new("BTC/USD"),
+        side: Side::Sell,
+        order_type: OrderType::Limit,
+        time_in_force: TimeInForce::Gtc,
+        post_only: false,
+        price: Some(Decimal::from(46_000)),
+        stop_price: None,
+        quantity: Decimal::new(5, 1),
+        expire_at: None,
+        created_at: Timestamp(1_764_057_600_000 + id as i64),
+    });
+    o.status = status;
+    o
 }

@@ -76,18 +76,16 @@ pub async fn create_account(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    run_idempotent(
+    once(
         &s,
-        operator.scope(),
+        &operator,
         &headers,
         "POST",
         "/api/admin/accounts",
-        &body.0,
-        Vec::new(),
-        |_| async { open_account(&s, &body).await.unwrap_or_else(Reply::from) },
+        &body,
+        || open_account(&s, &body),
     )
     .await
-    .into_response()
 }
 
 async fn open_account(s: &ApiState, body: &JsonBody) -> ReplyResult {
@@ -227,22 +225,10 @@ pub async fn deposit(
     body: JsonBody,
 ) -> Response {
     let path = format!("/api/admin/accounts/{account_id}/deposits");
-    run_idempotent(
-        &s,
-        operator.scope(),
-        &headers,
-        "POST",
-        &path,
-        &body.0,
-        Vec::new(),
-        |_| async {
-            credit(&s, &account_id, &body)
-                .await
-                .unwrap_or_else(Reply::from)
-        },
-    )
+    once(&s, &operator, &headers, "POST", &path, &body, || {
+        credit(&s, &account_id, &body)
+    })
     .await
-    .into_response()
 }
 
 async fn credit(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult {
@@ -279,24 +265,11 @@ pub async fn set_kill_switch(
     body: JsonBody,
 ) -> Response {
     let path = format!("/api/admin/accounts/{account_id}/kill-switch");
-    run_idempotent(
-        &s,
-        operator.scope(),
-        &headers,
-        "PUT",
-        &path,
-        &body.0,
-        Vec::new(),
-        |_| async {
-            match find_account(&s, &account_id).await {
-                Ok(account) => switch(&s, account.id, &body).await,
-                Err(p) => Err(p),
-            }
-            .unwrap_or_else(Reply::from)
-        },
-    )
+    once(&s, &operator, &headers, "PUT", &path, &body, || async {
+        let account = find_account(&s, &account_id).await?;
+        switch(&s, account.id, &body).await
+    })
     .await
-    .into_response()
 }
 
 /// `PUT /api/admin/kill-switch` with `{"enabled": bool}`: the global kill switch. While it is
@@ -309,18 +282,16 @@ pub async fn set_global_kill_switch(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    run_idempotent(
+    once(
         &s,
-        operator.scope(),
+        &operator,
         &headers,
         "PUT",
         "/api/admin/kill-switch",
-        &body.0,
-        Vec::new(),
-        |_| async { halt(&s, &body).await.unwrap_or_else(Reply::from) },
+        &body,
+        || halt(&s, &body),
     )
     .await
-    .into_response()
 }
 
 async fn halt(s: &ApiState, body: &JsonBody) -> ReplyResult {
@@ -367,6 +338,34 @@ pub async fn cancel_all(
     };
     let path = format!("/api/admin/accounts/{}/orders", account.id);
     cancel_all_of(s, account.id, operator.scope(), &path, headers, query).await
+}
+
+/// Runs an admin request once per idempotency key of its operator.
+async fn once<F, Fut>(
+    s: &ApiState,
+    operator: &Operator,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &JsonBody,
+    run: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ReplyResult>,
+{
+    run_idempotent(
+        s,
+        operator.scope(),
+        headers,
+        method,
+        path,
+        &body.0,
+        Vec::new(),
+        |_| async { run().await.unwrap_or_else(Reply::from) },
+    )
+    .await
+    .into_response()
 }
 
 /// The account a path names; 404 for one that does not exist or is not a number.
