@@ -820,6 +820,17 @@ fn commit(accounts: &mut Balances, plan: &Plan<'_>) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// `a + b` if it can be held exactly. A decimal holds 28 or so digits: past them `checked_add`
+/// rounds rather than failing (10^12 + 10^-18 gives 10^12), which would lose money silently.
+/// An exact sum keeps the larger of the two scales (the operands are aligned to it); a rounded
+/// one has fewer decimals.
+fn exact_sum(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let sum = a.checked_add(b)?;
+    // Adding zero returns the other operand as it is, whatever the zero's scale.
+    let exact = a.is_zero() || b.is_zero() || sum.scale() >= a.scale().max(b.scale());
+    exact.then_some(sum)
+}
+
 /// A balance after a change, unless the change would take it below zero.
 fn moved(b: Balance, d: &Delta<'_>) -> Result<Balance, LedgerError> {
     let overflow = || LedgerError::Overflow {
@@ -827,8 +838,8 @@ fn moved(b: Balance, d: &Delta<'_>) -> Result<Balance, LedgerError> {
         asset: d.asset.clone(),
     };
     let n = Balance {
-        available: b.available.checked_add(d.available).ok_or_else(overflow)?,
-        reserved: b.reserved.checked_add(d.reserved).ok_or_else(overflow)?,
+        available: exact_sum(b.available, d.available).ok_or_else(overflow)?,
+        reserved: exact_sum(b.reserved, d.reserved).ok_or_else(overflow)?,
     };
     if n.available < Decimal::ZERO || n.reserved < Decimal::ZERO {
         return Err(LedgerError::Negative {
@@ -894,6 +905,40 @@ impl<'a> Plan<'a> {
 
     fn deltas(&self) -> impl Iterator<Item = &Delta<'a>> {
         self.slots.iter().map_while(Option::as_ref)
+    }
+}
+
+#[cfg(test)]
+mod exact_sum_tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn a_sum_that_would_be_rounded_is_refused() {
+        assert_eq!(
+            exact_sum(d("1000000000000"), d("0.000000000000000001")),
+            None
+        );
+        assert_eq!(
+            exact_sum(d("999999999999.999999999999999"), d("0.000000000000000001")),
+            None
+        );
+        assert_eq!(exact_sum(Decimal::MAX, d("1")), None);
+        assert_eq!(exact_sum(d("1.10"), d("2.205")), Some(d("3.305")));
+        assert_eq!(exact_sum(d("-5"), d("5.00")), Some(d("0.00")));
+        assert_eq!(
+            exact_sum(d("899800.000"), d("0.0000")),
+            Some(d("899800.000"))
+        );
+        assert_eq!(exact_sum(d("0.0000"), d("12.5")), Some(d("12.5")));
+        assert_eq!(
+            exact_sum(d("1000000000000"), d("0.000000000001")),
+            Some(d("1000000000000.000000000001"))
+        );
     }
 }
 

@@ -8,6 +8,7 @@ use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
 use oms_services::api::auth::hash_api_key;
 use oms_services::api::auth::new_admin_key;
+use oms_services::api::routes::admin::{DEPOSIT_MAX, DEPOSIT_MAX_DECIMALS};
 use oms_services::pipeline::now;
 
 #[derive(Subcommand)]
@@ -59,10 +60,22 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
     let ports = crate::ports::open(&config).await?;
     match command {
         AccountsCommand::Create { name } => {
-            if name.trim().is_empty() {
+            // The admin API's rules: trimmed, and one account per name (the configuration
+            // finds its accounts by name).
+            let name = name.trim();
+            if name.is_empty() {
                 bail!("--name must not be empty");
             }
-            let account = ports.store.create_account(&name, false, now()).await?;
+            if let Some(a) = ports
+                .store
+                .accounts()
+                .await?
+                .iter()
+                .find(|a| a.name == name)
+            {
+                bail!("an account named {name:?} exists already: {}", a.id);
+            }
+            let account = ports.store.create_account(name, false, now()).await?;
             let key = new_api_key()?;
             ports
                 .store
@@ -118,6 +131,12 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
                 Ok(a) if a > Decimal::ZERO && !amount.contains(['e', 'E']) => a,
                 _ => bail!("--amount must be a positive plain decimal, got {amount:?}"),
             };
+            // The admin API's bounds, which keep every accepted deposit exactly creditable.
+            if amount > Decimal::from(DEPOSIT_MAX)
+                || amount.normalize().scale() > DEPOSIT_MAX_DECIMALS
+            {
+                bail!("--amount must be at most {DEPOSIT_MAX} with at most {DEPOSIT_MAX_DECIMALS} decimals, got {amount}");
+            }
             if !config
                 .instruments
                 .iter()

@@ -318,6 +318,16 @@ async fn a_deposit_goes_on_the_log_in_the_accounts_partition_once_per_request() 
             "amount",
         ),
         (
+            json!({"asset": "USD", "amount": "1000000000000.000000000001", "reference": "r"}),
+            "AMOUNT_TOO_LARGE",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": "0.0000000000001", "reference": "r"}),
+            "TOO_MANY_DECIMALS",
+            "amount",
+        ),
+        (
             json!({"asset": "USD", "amount": "1"}),
             "MISSING_FIELD",
             "reference",

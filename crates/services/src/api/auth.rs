@@ -3,7 +3,8 @@
 //! The session cookie is `accountId.keyHash.expiry.signature`: the account, the SHA-256 of the
 //! API key it was opened with, expiry in Unix seconds, and HMAC-SHA256 over the rest with the
 //! configured secret, base64url without padding. Any instance with the same secret accepts it,
-//! while its key still names the account: revoking the key ends its sessions too.
+//! while its key still names the account: revoking the key ends its sessions too (for HTTP
+//! requests and new WebSocket connections; one already open keeps its channels).
 
 use super::problem::{api_codes, Problem};
 use super::state::ApiState;

@@ -32,12 +32,12 @@ use serde_json::{json, Value};
 pub const ACCOUNT_NAME_MAX: usize = 64;
 /// Longest deposit reference, in bytes (visible ASCII).
 pub const DEPOSIT_REFERENCE_MAX: usize = 128;
-/// Largest deposit. Balances are exact decimals of at most 28 digits; a bound far below that
-/// keeps any realistic sum of deposits from overflowing, which would leave a deposit accepted
-/// here and refused by the ledgers.
+/// Largest deposit. Balances are exact decimals of about 28 digits, and the ledgers refuse a
+/// change they could not hold exactly; with this bound and [`DEPOSIT_MAX_DECIMALS`] a balance
+/// has room for 10,000 largest deposits before that, so an accepted deposit is credited.
 pub const DEPOSIT_MAX: u64 = 1_000_000_000_000;
-/// Most decimals of a deposit: finer than any asset's smallest unit (a satoshi is 8, a wei 18).
-pub const DEPOSIT_MAX_DECIMALS: u32 = 18;
+/// Most decimals of a deposit: finer than any price or quantity the instruments allow.
+pub const DEPOSIT_MAX_DECIMALS: u32 = 12;
 
 /// `GET /api/admin/accounts`: every account with its balances and kill switch.
 pub async fn list_accounts(State(s): State<ApiState>, _: Operator) -> ReplyResult {
