@@ -135,7 +135,10 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
             if amount > Decimal::from(DEPOSIT_MAX)
                 || amount.normalize().scale() > DEPOSIT_MAX_DECIMALS
             {
-                bail!("--amount must be at most {DEPOSIT_MAX} with at most {DEPOSIT_MAX_DECIMALS} decimals, got {amount}");
+                bail!(
+                    "--amount must be at most {DEPOSIT_MAX} with at most \
+                     {DEPOSIT_MAX_DECIMALS} decimals, got {amount}"
+                );
             }
             if !config
                 .instruments

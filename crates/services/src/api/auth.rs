@@ -238,7 +238,11 @@ where
         let key = key.to_str().unwrap_or_default();
         let hash = hash_api_key(key);
         if key.is_empty() || key.len() > MAX_API_KEY_LEN || !hashes.contains(&hash) {
-            tracing::warn!(method = %parts.method, path = %parts.uri.path(), "admin request with an unknown key");
+            tracing::warn!(
+                method = %parts.method,
+                path = %parts.uri.path(),
+                "admin request with an unknown key"
+            );
             return Err(Problem::unauthorized("unknown admin key").with_field("X-Admin-Key"));
         }
         // The audit trail: which operator key did what. The request id on this line ties it

@@ -1,7 +1,8 @@
 //! `/api/admin/...`: what an operator does while the system runs. Open accounts, issue and
 //! revoke their API keys, credit deposits, stop an account (its kill switch and a cancel of
-//! all its open orders), and stop every account (the global kill switch). Callers authenticate with
-//! `X-Admin-Key` ([`Operator`]); trading keys and sessions never reach these routes.
+//! all its open orders), and stop every account (the global kill switch). Callers
+//! authenticate with `X-Admin-Key` ([`Operator`]); trading keys and sessions never reach
+//! these routes.
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
 use crate::api::body::{object, string_field, JsonBody};
@@ -67,9 +68,9 @@ pub async fn get_account(
 }
 
 /// `POST /api/admin/accounts` with `{"name": "..."}`: opens an account, without funds or
-/// keys (`.../api-keys` and `.../deposits` give them). Idempotent with `X-Idempotency-Key`,
-/// except that a process stopped between opening the account and storing the answer leaves
-/// that account behind, and the retry after the key's lock opens another.
+/// keys (`.../api-keys` and `.../deposits` give them). Idempotent with `X-Idempotency-Key`;
+/// if a process stopped between opening the account and storing the answer, the retry after
+/// the key's lock finds the name taken and answers 409 naming that account.
 pub async fn create_account(
     State(s): State<ApiState>,
     operator: Operator,

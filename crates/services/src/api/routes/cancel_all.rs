@@ -127,7 +127,7 @@ pub async fn cancel_all(
 }
 
 /// Cancels `account`'s open orders that `query` selects; `scope` and `path` place the
-/// request's idempotency key (the account's own, or the operators' for the admin API).
+/// request's idempotency key (the account's own, or an operator's for the admin API).
 pub(super) async fn cancel_all_of(
     s: ApiState,
     account: AccountId,

@@ -148,9 +148,9 @@ impl ProcessorStage {
         let mut fills = Vec::new();
         let mut fee_accounts: BTreeSet<AccountId> = BTreeSet::new();
         let mut kill_switches: BTreeMap<AccountId, bool> = BTreeMap::new();
-        // (change, on) of the latest global switch in the batch. Its copies arrive through
-        // every partition in any order, so the newest change wins, not the last one read.
-        let mut global_switch: Option<(u64, bool)> = None;
+        // The newest global switch of the batch. Its copies arrive through every partition in
+        // any order, so the newest change wins, not the last one read.
+        let mut global_switch: Option<GlobalSwitch> = None;
         let mut pending: Vec<(OrderId, Arc<Envelope>, oneshot::Receiver<Outcome>)> = Vec::new();
         for rec in records {
             progress.advance(&rec.topic, rec.partition, rec.offset);
@@ -193,8 +193,11 @@ impl ProcessorStage {
                 kill_switches.insert(*account, *on);
             }
             if let Event::GlobalKillSwitchSet { on, change, .. } = &env.event {
-                if global_switch.is_none_or(|(newest, _)| *change >= newest) {
-                    global_switch = Some((*change, *on));
+                if global_switch.is_none_or(|g| *change >= g.change) {
+                    global_switch = Some(GlobalSwitch {
+                        change: *change,
+                        on: *on,
+                    });
                 }
             }
             if let Event::OrderFilled(f) = &env.event {
@@ -268,7 +271,7 @@ impl ProcessorStage {
                 })
                 .collect(),
             kill_switches: kill_switches.into_iter().collect(),
-            global_kill_switch: global_switch.map(|(change, on)| GlobalSwitch { change, on }),
+            global_kill_switch: global_switch,
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
