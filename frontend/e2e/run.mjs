@@ -192,6 +192,25 @@ await run.step(
   { needs: ['order book, ticker and trades are live'] },
 );
 
+/**
+ * Places a BUY LIMIT 5 % under the best bid through the ticket and waits for it to show
+ * REJECTED with `reason` in the order history; returns its price for the next order.
+ */
+async function expectRefusedBuy(reason) {
+  const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
+  const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
+  await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+  const refused = (await submitTicket()).orderId;
+  await q('[data-testid="tab-history"]').click();
+  await until(
+    `order ${refused} REJECTED in order history`,
+    async () => (await historyRow(refused).getAttribute('data-status')) === 'REJECTED',
+  );
+  const shown = await historyRow(refused).locator('.reason').textContent();
+  assert(shown === reason, `order ${refused} shows reject reason "${shown}", not ${reason}`);
+  return { price, refused };
+}
+
 function testQuantity(price) {
   // Enough for a few times the minimum notional, on step, at least the minimum quantity.
   const target = Number(S.inst.minNotional) * 3;
@@ -467,17 +486,7 @@ await run.step(
       await q('[data-testid="ticket-kill-switch"]').waitFor({ timeout: 2_000 });
 
       // A resting limit order placed now is refused by risk, and the history says why.
-      const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
-      const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
-      await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
-      const refused = (await submitTicket()).orderId;
-      await q('[data-testid="tab-history"]').click();
-      await until(
-        `order ${refused} REJECTED in order history`,
-        async () => (await historyRow(refused).getAttribute('data-status')) === 'REJECTED',
-      );
-      const reason = await historyRow(refused).locator('.reason').textContent();
-      assert(reason === 'ACCOUNT_KILL_SWITCH', `order ${refused} shows reject reason "${reason}"`);
+      const { price } = await expectRefusedBuy('ACCOUNT_KILL_SWITCH');
       // Still on: the toggle did not fall back to a lagging read of the account.
       assert((await toggle.getAttribute('aria-pressed')) === 'true', 'the toggle no longer shows on');
 
@@ -551,17 +560,7 @@ await run.step(
     try {
       const r = await globalSwitch(true);
       assert(r.status() === 202, `PUT /api/admin/kill-switch answered ${r.status()}: ${await r.text()}`);
-      const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
-      const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
-      await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
-      const refused = (await submitTicket()).orderId;
-      await q('[data-testid="tab-history"]').click();
-      await until(
-        `order ${refused} REJECTED in order history`,
-        async () => (await historyRow(refused).getAttribute('data-status')) === 'REJECTED',
-      );
-      const reason = await historyRow(refused).locator('.reason').textContent();
-      assert(reason === 'GLOBAL_KILL_SWITCH', `order ${refused} shows reject reason "${reason}"`);
+      const { price } = await expectRefusedBuy('GLOBAL_KILL_SWITCH');
       // The refusal's update re-reads the account, which carries the operators' switch.
       const text = await banner.textContent({ timeout: 5_000 });
       assert(text.startsWith('Trading halted by an operator'), `the banner says "${text}"`);
