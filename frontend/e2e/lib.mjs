@@ -143,6 +143,12 @@ export const decimal = {
     const [x, y, s] = align(a, b);
     return text(x + y, s);
   },
+  /** The exact product, at the sum of the scales. */
+  mul(a, b) {
+    const x = parts(a);
+    const y = parts(b);
+    return text(x.units * y.units, x.scale + y.scale);
+  },
   /** The multiple of `increment` nearest below `value × ratio` (ratio a decimal string), at the increment's scale. */
   floorToIncrement(value, ratio, increment) {
     const v = parts(value);

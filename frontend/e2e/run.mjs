@@ -307,6 +307,7 @@ await run.step(
     const reason = await filledRow.locator('.reason').textContent();
     const filled = (await filledRow.locator('[data-testid="filled"]').textContent()).replace(/,/g, '');
     assert(decimal.cmp(filled, '0') > 0, `the market order did not fill: ${status} ${reason}`);
+    S.takerFilled = filled;
     // Its fills expand under the row.
     await filledRow.locator('[data-testid="toggle-fills"]').click();
     await until('the fills table', async () => (await q('[data-testid="fills"] tbody tr').count()) > 0);
@@ -343,6 +344,90 @@ await run.step(
     );
   },
   { needs: ['order book, ticker and trades are live'] },
+);
+
+await run.step(
+  'the trades tab lists the fills of the filled order',
+  async () => {
+    // What was traded, as the server recorded it against the order.
+    const r = await context.request.get(`${cfg.baseUrl}/api/orders/${S.takerId}/fills`);
+    assert(r.status() === 200, `GET /api/orders/${S.takerId}/fills answered ${r.status()}: ${await r.text()}`);
+    const traded = (await r.json()).fills;
+    assert(traded.length > 0, `order ${S.takerId} has no fills`);
+    const total = traded.reduce((sum, f) => decimal.add(sum, f.quantity), '0');
+    assert(decimal.cmp(total, S.takerFilled) === 0, `its fills add up to ${total}, the history shows ${S.takerFilled}`);
+
+    // Opening the tab reads the first page of the account's fills.
+    const isFirstPage = (res) => {
+      const u = new URL(res.url());
+      return u.pathname === '/api/fills' && !u.searchParams.has('cursor') && res.request().method() === 'GET';
+    };
+    const answer = page.waitForResponse(isFirstPage);
+    const tab = q('[data-testid="tab-trades"]');
+    await tab.click();
+    const res = await answer;
+    assert(res.status() === 200, `GET /api/fills answered ${res.status()}: ${await res.text()}`);
+    const asked = new URL(res.url()).searchParams;
+    assert(asked.get('limit') === '100', `the first page was asked as ?${asked}`);
+    assert((await tab.getAttribute('aria-selected')) === 'true', 'the trades tab is not selected');
+    assert(
+      (await q('#tabpanel-trades').getAttribute('aria-labelledby')) === 'tab-trades',
+      'no tab panel labelled by the trades tab',
+    );
+
+    // Every fill of the order shows once, with what was traded.
+    const rows = q(`#tabpanel-trades [data-testid="trade-row"][data-order-id="${S.takerId}"]`);
+    await until(
+      `the ${traded.length} fills of order ${S.takerId} in the trades tab`,
+      async () => (await rows.count()) === traded.length,
+    ).catch(async (e) => {
+      throw new Error(`${e.message}: ${await rows.count()} rows of it shown`);
+    });
+    const shown = await rows.evaluateAll((trs) =>
+      trs.map((tr) => {
+        const cell = (id) => tr.querySelector(`[data-testid="${id}"]`);
+        return {
+          tradeId: tr.dataset.tradeId,
+          symbol: cell('trade-symbol').textContent,
+          side: cell('trade-side').textContent,
+          price: cell('trade-price').dataset.raw,
+          priceText: cell('trade-price').textContent,
+          quantity: cell('trade-quantity').dataset.raw,
+          quantityText: cell('trade-quantity').textContent,
+          notional: cell('trade-notional').dataset.raw,
+          notionalText: cell('trade-notional').textContent,
+          liquidity: cell('trade-liquidity').textContent,
+          orderId: cell('trade-order').textContent,
+        };
+      }),
+    );
+    const plain = (text) => text.replace(/,/g, '').trim().split(' ')[0];
+    for (const f of traded) {
+      const row = shown.find((x) => x.tradeId === String(f.tradeId));
+      const what = `trade ${f.tradeId} of order ${S.takerId}`;
+      assert(row, `${what} is not in the trades tab (rows: ${shown.map((x) => x.tradeId)})`);
+      assert(row.orderId === S.takerId, `${what} shows order ${row.orderId}`);
+      assert(row.symbol === S.symbol && row.side === 'BUY', `${what} shows ${row.side} ${row.symbol}`);
+      for (const [name, raw, text, want] of [
+        ['price', row.price, row.priceText, f.price],
+        ['quantity', row.quantity, row.quantityText, f.quantity],
+        ['notional', row.notional, row.notionalText, decimal.mul(f.price, f.quantity)],
+      ]) {
+        assert(decimal.cmp(raw, want) === 0, `${what} has ${name} ${raw}, traded ${want}`);
+        assert(decimal.cmp(plain(text), want) === 0, `${what} shows ${name} "${text}", traded ${want}`);
+      }
+      const liquidity = f.liquidity === 'MAKER' ? 'Maker' : 'Taker';
+      assert(row.liquidity === liquidity, `${what} shows ${row.liquidity}, not ${liquidity}`);
+    }
+    // Newest first: nothing of this account traded after this order.
+    const first = await q('#tabpanel-trades [data-testid="trade-row"]').first().getAttribute('data-order-id');
+    assert(first === S.takerId, `the newest trade shown is of order ${first}, not ${S.takerId}`);
+
+    const file = path.join(cfg.artifacts, 'trades-tab.png');
+    await page.screenshot({ path: file });
+    assert(fs.statSync(file).size > 10_000, `${file} looks empty`);
+  },
+  { needs: ['a marketable order fills and moves the balance and the candle'] },
 );
 
 await run.step(

@@ -2,11 +2,12 @@
 
 use crate::fixtures::{balance, dec, fill, order};
 use crate::support::{check, id_base, now_ms, run_id};
+use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    ApiKeyRecord, GlobalSwitch, OrderQuery, OrderStore, Position, StoreBatch,
+    ApiKeyRecord, FillCursor, FillQuery, GlobalSwitch, OrderQuery, OrderStore, Position, StoreBatch,
 };
 use oms_ports::PortError;
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ const SUITE: &str = "order store";
 ///
 /// Rules fixed here beyond the trait's doc comments:
 /// - `OrderQuery.from` and `to` bound `created_at`, both inclusive; `limit` 0 means no limit.
+/// - `FillQuery.from` and `to` bound the trade time, both inclusive, a fill without one
+///   counting as time 0; `limit` 0 means no limit.
 /// - Ids and offsets above `i64::MAX` are refused (SQL BIGINT), failing the whole batch.
 /// - Claiming a client order id again for the order that holds it returns `None`.
 /// - `order_counts_by_status` may omit statuses with no orders.
@@ -53,6 +56,12 @@ where
 
     check(SUITE, "a repeated fill is stored once");
     fills_are_deduplicated(&make().await, &ctx).await;
+
+    check(
+        SUITE,
+        "an account's fills: newest first by time, order and trade; filters; pages",
+    );
+    account_fills(&make().await, &ctx).await;
 
     check(SUITE, "orders are updated in place and counted by status");
     orders_update_and_count(&make().await, &ctx).await;
@@ -394,6 +403,107 @@ async fn fills_are_deduplicated(store: &impl OrderStore, ctx: &Ctx) {
         vec![f1, f2],
         "each (order, trade) once, the first copy kept, by trade id"
     );
+}
+
+async fn account_fills(store: &impl OrderStore, ctx: &Ctx) {
+    let acct = new_account(store, "conf history").await;
+    let other = new_account(store, "conf history other").await;
+    let o1 = order(ctx.id(), acct, "BTC/USD", Side::Buy, 1_000);
+    let o2 = order(ctx.id(), acct, "ETH/USD", Side::Sell, 1_001);
+    let o3 = order(ctx.id(), acct, "BTC/USD", Side::Sell, 1_002);
+    let o4 = order(ctx.id(), other, "BTC/USD", Side::Buy, 1_003);
+    let at = |mut f: Fill, t: Option<i64>| {
+        f.at = t.map(Timestamp);
+        f
+    };
+    let t = ctx.id();
+    let f1 = at(fill(&o1, t, "100", "0.1"), Some(100));
+    let f2 = at(fill(&o2, t + 1, "200", "0.1"), Some(200));
+    // Same time as f2: the higher order id first.
+    let f3 = at(fill(&o1, t + 2, "201", "0.1"), Some(200));
+    // A trade between two of the account's own orders: both sides share the trade id.
+    let f4 = at(fill(&o3, t + 3, "300", "0.1"), Some(300));
+    let f5 = at(fill(&o1, t + 3, "300", "0.1"), Some(300));
+    // Recorded before fills carried their time: last.
+    let f6 = at(fill(&o1, t + 4, "50", "0.1"), None);
+    let theirs = at(fill(&o4, t + 5, "250", "0.1"), Some(250));
+    store
+        .apply(StoreBatch {
+            orders: vec![o1.clone(), o2.clone(), o3.clone(), o4.clone()],
+            fills: vec![
+                f1.clone(),
+                f6.clone(),
+                f3.clone(),
+                theirs,
+                f5.clone(),
+                f2.clone(),
+                f4.clone(),
+            ],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let newest_first = vec![
+        f4.clone(),
+        f5.clone(),
+        f2.clone(),
+        f3.clone(),
+        f1.clone(),
+        f6.clone(),
+    ];
+    let all = store.account_fills(&FillQuery::of(acct)).await.unwrap();
+    assert_eq!(
+        all, newest_first,
+        "every fill of the account, newest first, no other's"
+    );
+
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let q = FillQuery {
+            before,
+            limit: 2,
+            ..FillQuery::of(acct)
+        };
+        let page = store.account_fills(&q).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        before = Some(FillCursor::of(last));
+        pages.extend(page);
+    }
+    assert_eq!(
+        pages, newest_first,
+        "pages of 2 cover every fill once, in order"
+    );
+
+    let q = FillQuery {
+        symbol: Some(Symbol::new("BTC/USD")),
+        ..FillQuery::of(acct)
+    };
+    assert_eq!(
+        store.account_fills(&q).await.unwrap(),
+        vec![f4.clone(), f5, f3.clone(), f1, f6]
+    );
+    let q = FillQuery {
+        side: Some(Side::Sell),
+        ..FillQuery::of(acct)
+    };
+    assert_eq!(store.account_fills(&q).await.unwrap(), vec![f4, f2.clone()]);
+    let q = FillQuery {
+        from: Some(Timestamp(200)),
+        to: Some(Timestamp(250)),
+        ..FillQuery::of(acct)
+    };
+    assert_eq!(
+        store.account_fills(&q).await.unwrap(),
+        vec![f2, f3],
+        "from and to bound the trade time, both inclusive"
+    );
+    let q = FillQuery {
+        account: AccountId(u64::MAX),
+        ..FillQuery::of(acct)
+    };
+    assert!(store.account_fills(&q).await.unwrap().is_empty());
 }
 
 async fn orders_update_and_count(store: &impl OrderStore, ctx: &Ctx) {

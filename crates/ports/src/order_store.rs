@@ -4,7 +4,7 @@
 use crate::PortResult;
 use async_trait::async_trait;
 use oms_domain::events::Fill;
-use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,58 @@ pub struct OrderQuery {
     /// Return orders with ids below this one (the last id of the previous page).
     pub before: Option<OrderId>,
     pub limit: u32,
+}
+
+/// Where a fill sits in an account's trade history, which runs newest first by (trade time,
+/// order id, trade id): unique, since a fill is unique by (order id, trade id), and stable,
+/// since a fill's time never changes. A page ends at a fill; the next starts below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FillCursor {
+    pub at: Timestamp,
+    pub order_id: OrderId,
+    pub trade_id: TradeId,
+}
+
+impl FillCursor {
+    /// The fill's place; a fill recorded before fills carried their time sorts as time 0.
+    pub fn of(fill: &Fill) -> Self {
+        FillCursor {
+            at: fill.at.unwrap_or(Timestamp(0)),
+            order_id: fill.order_id,
+            trade_id: fill.trade_id,
+        }
+    }
+}
+
+/// Filters for listing one account's fills (its trade history), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FillQuery {
+    pub account: AccountId,
+    pub symbol: Option<Symbol>,
+    pub side: Option<Side>,
+    /// Trade time at or after this.
+    pub from: Option<Timestamp>,
+    /// Trade time at or before this.
+    pub to: Option<Timestamp>,
+    /// Only fills below this place (the last fill of the previous page).
+    pub before: Option<FillCursor>,
+    /// At most this many; 0 means all.
+    pub limit: u32,
+}
+
+impl FillQuery {
+    /// Every fill of `account`.
+    pub fn of(account: AccountId) -> Self {
+        FillQuery {
+            account,
+            symbol: None,
+            side: None,
+            from: None,
+            to: None,
+            before: None,
+            limit: 0,
+        }
+    }
 }
 
 /// A consumer's next offset for one partition, stored with the effects it covers.
@@ -95,6 +147,8 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn order(&self, account: AccountId, id: OrderId) -> PortResult<Option<Order>>;
     async fn orders(&self, query: &OrderQuery) -> PortResult<Vec<Order>>;
     async fn fills(&self, account: AccountId, id: OrderId) -> PortResult<Vec<Fill>>;
+    /// The account's fills across its orders, newest first by [`FillCursor`].
+    async fn account_fills(&self, query: &FillQuery) -> PortResult<Vec<Fill>>;
     async fn balances(&self, account: AccountId) -> PortResult<Vec<Balance>>;
     /// Whether the account's kill switch is on, as last recorded (off if never set).
     async fn kill_switch(&self, account: AccountId) -> PortResult<bool>;

@@ -1037,6 +1037,106 @@ async fn listing_pages_newest_first() {
     }
 }
 
+#[tokio::test]
+async fn the_account_trade_history_pages_newest_first() {
+    let app = TestApp::start().await;
+    let mine = stored_order(1, app.account, OrderStatus::PartiallyFilled);
+    let mut eth = stored_order(2, app.account, OrderStatus::Filled);
+    eth.symbol = Symbol::new("ETH/USD");
+    eth.side = Side::Buy;
+    let theirs = stored_order(3, app.other, OrderStatus::Filled);
+    let at = |mut f: oms_domain::events::Fill, t: i64| {
+        f.at = Some(Timestamp(1_764_057_600_000 + t));
+        f
+    };
+    use oms_conformance::fixtures::fill;
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            orders: vec![mine.clone(), eth.clone(), theirs.clone()],
+            fills: vec![
+                at(fill(&mine, 10, "46000", "0.1"), 1),
+                at(fill(&eth, 4, "3000.5", "0.25"), 2),
+                at(fill(&mine, 11, "46000.01", "0.2"), 3),
+                at(fill(&theirs, 12, "46000", "0.5"), 4),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let trades = |v: &Value| -> Vec<(String, u64)> {
+        v["fills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["orderId"].as_str().unwrap().to_string(),
+                    f["tradeId"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let page1 = app.as_demo("GET", "/api/fills?limit=2", None).await;
+    assert_eq!(page1.status, 200);
+    let page1 = page1.json();
+    assert_eq!(trades(&page1), [("1".into(), 11), ("2".into(), 4)]);
+    assert_eq!(
+        page1["fills"][0],
+        json!({
+            "orderId": "1", "symbol": "BTC/USD", "side": "SELL", "tradeId": 11,
+            "price": "46000.01", "quantity": "0.2", "liquidity": "TAKER", "fee": "0.01",
+            "feeAsset": "USD", "at": "2025-11-25T08:00:00.003Z",
+        })
+    );
+    let cursor = page1["nextCursor"].as_str().unwrap().to_string();
+    let page2 = app
+        .as_demo("GET", &format!("/api/fills?limit=2&cursor={cursor}"), None)
+        .await
+        .json();
+    assert_eq!(
+        trades(&page2),
+        [("1".into(), 10)],
+        "the other account's fill is not listed"
+    );
+    assert_eq!(page2["nextCursor"], Value::Null);
+
+    let filtered = app
+        .as_demo("GET", "/api/fills?symbol=ETH/USD&side=BUY", None)
+        .await
+        .json();
+    assert_eq!(trades(&filtered), [("2".into(), 4)]);
+    let window = app
+        .as_demo(
+            "GET",
+            "/api/fills?from=1764057600001&to=2025-11-25T08:00:00.002Z",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(trades(&window), [("2".into(), 4), ("1".into(), 10)]);
+
+    for (q, code, field) in [
+        ("limit=0", "INVALID_LIMIT", "limit"),
+        ("limit=501", "INVALID_LIMIT", "limit"),
+        ("side=LONG", "INVALID_ENUM", "side"),
+        ("symbol=XYZ", "UNKNOWN_SYMBOL", "symbol"),
+        ("to=tomorrow", "INVALID_TIMESTAMP", "to"),
+        ("cursor=3", "INVALID_CURSOR", "cursor"),
+        ("cursor=1.-2.3", "INVALID_CURSOR", "cursor"),
+        ("status=FILLED", "UNKNOWN_FIELD", "status"),
+        ("limit=5&limit=6", "MALFORMED_JSON", "limit"),
+    ] {
+        let r = app.as_demo("GET", &format!("/api/fills?{q}"), None).await;
+        assert_eq!(
+            r.problem(),
+            (400, code.to_string(), Some(field.to_string())),
+            "{q}"
+        );
+    }
+    let anonymous = app.send("GET", "/api/fills", &[], None).await;
+    assert_eq!(anonymous.status, 401);
+}
+
 /// The idempotency store of a process killed between appending an order and storing its
 /// response: the first `complete` is lost.
 struct LosesFirstResponse {

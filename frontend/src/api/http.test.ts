@@ -105,3 +105,42 @@ describe('setKillSwitch', () => {
     expect(errorText(err)).toBe('Service unavailable: the event log is not reachable (SERVICE_UNAVAILABLE)');
   });
 });
+
+describe('accountFills', () => {
+  it('gets the trade history page with the session cookie and the query', async () => {
+    const page = {
+      fills: [
+        {
+          orderId: '1234',
+          symbol: 'BTC/USD',
+          side: 'BUY',
+          tradeId: 17,
+          price: '45000.00',
+          quantity: '0.1',
+          liquidity: 'MAKER',
+          fee: '4.5',
+          feeAsset: 'USD',
+          at: null,
+        },
+      ],
+      nextCursor: 'next',
+    };
+    answer(200, page);
+    await expect(api.accountFills({ symbol: 'BTC/USD', limit: 100, cursor: 'abc' })).resolves.toEqual(page);
+    const [url, init] = fetchMock.mock.calls[0] as [string, RequestInit];
+    expect(url).toBe('/api/fills?symbol=BTC%2FUSD&limit=100&cursor=abc');
+    expect(init.method).toBe('GET');
+    expect(init.credentials).toBe('same-origin');
+  });
+
+  it('turns a problem answer into an ApiError naming its field', async () => {
+    answer(
+      400,
+      { title: 'Invalid request', status: 400, code: 'INVALID_CURSOR', detail: 'cursor is not valid', field: 'cursor' },
+      'application/problem+json',
+    );
+    const err = await api.accountFills({ cursor: 'junk' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).fieldErrors()).toEqual({ cursor: 'cursor is not valid' });
+  });
+});

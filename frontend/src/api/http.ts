@@ -1,7 +1,10 @@
 // REST client for the same-origin OMS API. The session is an HttpOnly cookie set by
 // POST /api/session, so requests carry credentials and the API key is never kept by the page.
+import { fillsQuery } from '../lib/trades';
 import type {
   Account,
+  AccountFillsPage,
+  AccountFillsQuery,
   CancelAllFilter,
   Candle,
   Depth,
@@ -108,6 +111,8 @@ export const api = {
   order: (id: string) => request<Order>('GET', `/api/orders/${encodeURIComponent(id)}`),
   fills: (id: string) =>
     request<{ fills: Fill[] }>('GET', `/api/orders/${encodeURIComponent(id)}/fills`).then((r) => r.fills),
+  /** The account's fills across all its orders (its trade history), newest first. */
+  accountFills: (query: AccountFillsQuery = {}) => request<AccountFillsPage>('GET', `/api/fills${fillsQuery(query)}`),
   placeOrder: (body: NewOrderRequest, idempotencyKey: string) =>
     request<Order>('POST', '/api/orders', body, { 'X-Idempotency-Key': idempotencyKey }),
   cancelOrder: (id: string) => request<Order>('DELETE', `/api/orders/${encodeURIComponent(id)}`),

@@ -63,6 +63,41 @@ export interface Fill {
   orderId?: string;
 }
 
+/** One fill of the account's trade history (`GET /api/fills`), across all its orders. */
+export interface AccountFill {
+  orderId: string;
+  symbol: string;
+  side: Side;
+  tradeId: number;
+  price: string;
+  quantity: string;
+  liquidity: 'MAKER' | 'TAKER';
+  fee: string;
+  feeAsset: string;
+  /** Null for fills recorded before fills carried their time. */
+  at: string | null;
+}
+
+/** Filters and paging of `GET /api/fills`; every field is optional. */
+export interface AccountFillsQuery {
+  symbol?: string;
+  side?: Side;
+  /** Trade time at or after this: epoch ms or RFC 3339. */
+  from?: number | string | Date;
+  /** Trade time at or before this: epoch ms or RFC 3339. */
+  to?: number | string | Date;
+  /** 1..500; the server's default is 100. */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** A page of the trade history, newest first; `nextCursor` is null on the last page. */
+export interface AccountFillsPage {
+  fills: AccountFill[];
+  nextCursor: string | null;
+}
+
 export interface Balance {
   asset: string;
   available: string;

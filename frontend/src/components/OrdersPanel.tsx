@@ -9,12 +9,14 @@ import { uuidv4 } from '../lib/uuid';
 import type { AccountFeed } from '../state/account';
 import { notify } from '../state/notices';
 import { useStore } from '../state/store';
+import { Trades, TradeSymbolFilter } from './Trades';
 import { useArmed } from './useArmed';
 
-type Tab = 'open' | 'history' | 'balances';
+type Tab = 'open' | 'history' | 'trades' | 'balances';
 const TABS: { id: Tab; label: string }[] = [
   { id: 'open', label: 'Open orders' },
   { id: 'history', label: 'Order history' },
+  { id: 'trades', label: 'Trades' },
   { id: 'balances', label: 'Balances' },
 ];
 
@@ -31,6 +33,8 @@ function newestFirst(a: Order, b: Order): number {
 
 export function OrdersPanel({ account, instruments }: Props) {
   const [tab, setTab] = useState<Tab>('open');
+  // Kept here, not in the tab, so that the filter outlives switching tabs.
+  const [tradeSymbol, setTradeSymbol] = useState('');
   const orders = useStore(account.orders);
   const tabRefs = useRef<(HTMLButtonElement | null)[]>([]);
   const { open, history } = useMemo(() => {
@@ -75,10 +79,14 @@ export function OrdersPanel({ account, instruments }: Props) {
           ))}
         </div>
         {tab === 'open' && <CancelAll filter={OPEN_TAB_FILTER} count={open.length} account={account} />}
+        {tab === 'trades' && (
+          <TradeSymbolFilter value={tradeSymbol} onChange={setTradeSymbol} instruments={instruments} />
+        )}
       </div>
       <div className="tabpanel" role="tabpanel" id={`tabpanel-${tab}`} aria-labelledby={`tab-${tab}`}>
         {tab === 'open' && <OpenOrders orders={open} instruments={instruments} account={account} />}
         {tab === 'history' && <History orders={history} instruments={instruments} account={account} />}
+        {tab === 'trades' && <Trades account={account} instruments={instruments} symbol={tradeSymbol} />}
         {tab === 'balances' && <Balances account={account} />}
       </div>
     </section>

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { MarketSocket } from '../api/socket';
-import type { Order } from '../api/types';
+import type { Fill, Order, OrdersChannelData, WsDataMessage } from '../api/types';
 import { KILL_SWITCH_SETTLE_MS } from '../lib/killSwitch';
 import { ACCOUNT_POLL_MS, AccountFeed, HALTED_POLL_MS, isNewer } from './account';
 
@@ -191,5 +191,76 @@ describe('kill switch', () => {
     );
     await expect(feed.setKillSwitch(true)).rejects.toThrow('Forbidden');
     expect(feed.killSwitch.get().on).toBe(false);
+  });
+});
+
+describe('fills changed', () => {
+  let onBatch: (batch: WsDataMessage[]) => void = () => undefined;
+  let onOpen: (reconnected: boolean) => void = () => undefined;
+  let feed: AccountFeed;
+  const socket = {
+    subscribe: () => () => undefined,
+    onBatch: (fn: typeof onBatch) => {
+      onBatch = fn;
+      return () => undefined;
+    },
+    onOpen: (fn: typeof onOpen) => {
+      onOpen = fn;
+      return () => undefined;
+    },
+    whileDisconnected: () => () => undefined,
+  } as unknown as MarketSocket;
+  const update = (data: OrdersChannelData): WsDataMessage => ({ channel: 'orders', type: 'update', data });
+
+  beforeEach(async () => {
+    vi.useFakeTimers();
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) =>
+        url === '/api/accounts/me'
+          ? Response.json({ accountId: 1, name: 'demo', balances: [], killSwitch: false, globalKillSwitch: false })
+          : Response.json({ orders: [order({ status: 'ACCEPTED', filledQuantity: '0.2' })], nextCursor: null }),
+      ),
+    );
+    feed = new AccountFeed(socket);
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  afterEach(() => {
+    feed.dispose();
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it('counts channel updates that fill, not the others', () => {
+    const fill: Fill = {
+      tradeId: 3,
+      price: '45000.00',
+      quantity: '0.1',
+      liquidity: 'MAKER',
+      fee: '0',
+      feeAsset: 'USD',
+      at: '2026-11-25T08:00:01.000Z',
+    };
+    onBatch([update({ order: order({ status: 'ACCEPTED', filledQuantity: '0.2', price: '44000.00' }) })]);
+    expect(feed.fillsChanged.get()).toBe(0);
+    onBatch([{ channel: 'depth:BTC/USD', type: 'update', data: {} }]);
+    expect(feed.fillsChanged.get()).toBe(0);
+    // A higher filled quantity, even without the fill itself.
+    onBatch([update({ order: order({ status: 'PARTIALLY_FILLED', filledQuantity: '0.3' }) })]);
+    expect(feed.fillsChanged.get()).toBe(1);
+    // A burst of fills in one batch counts once.
+    onBatch([
+      update({ order: order({ orderId: '2', status: 'PARTIALLY_FILLED', filledQuantity: '0.1' }), fill }),
+      update({ order: order({ orderId: '2', status: 'FILLED', filledQuantity: '1' }), fill: { ...fill, tradeId: 4 } }),
+    ]);
+    expect(feed.fillsChanged.get()).toBe(2);
+  });
+
+  it('counts a reconnect, when fills may have been missed', () => {
+    onOpen(false);
+    expect(feed.fillsChanged.get()).toBe(0);
+    onOpen(true);
+    expect(feed.fillsChanged.get()).toBe(1);
   });
 });

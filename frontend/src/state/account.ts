@@ -72,6 +72,12 @@ export class AccountFeed {
   readonly fills = new Store<ReadonlyMap<string, Fill[]>>(new Map());
   /** Cursor of the next older page of orders: undefined before the first load, null at the end. */
   readonly olderCursor = new Store<string | null | undefined>(undefined);
+  /**
+   * Counts the moments the account's trade history may have grown: an order update on the
+   * channel with a fill or a higher filled quantity, and each reconnect (fills may have been
+   * missed meanwhile). The trades tab refetches on it instead of polling.
+   */
+  readonly fillsChanged = new Store<number>(0);
 
   private balanceTimer: ReturnType<typeof setTimeout> | null = null;
   private killSwitchTimer: ReturnType<typeof setTimeout> | null = null;
@@ -87,7 +93,9 @@ export class AccountFeed {
       socket.subscribe('orders'),
       socket.onBatch(this.onBatch),
       socket.onOpen((reconnected) => {
-        if (reconnected) this.refresh();
+        if (!reconnected) return;
+        this.refresh();
+        this.fillsChanged.update((n) => n + 1);
       }),
       socket.whileDisconnected(() => this.refresh(), POLL_MS),
     );
@@ -192,15 +200,18 @@ export class AccountFeed {
   private onBatch = (batch: WsDataMessage[]): void => {
     const orders: Order[] = [];
     const fills: { orderId: string; fill: Fill }[] = [];
+    let filled = false;
     for (const m of batch) {
       if (m.channel !== 'orders') continue;
       const d = m.data as OrdersChannelData;
       if (!d?.order) continue;
       orders.push(d.order);
       if (d.fill) fills.push({ orderId: d.order.orderId, fill: d.fill });
+      filled ||= !!d.fill || filledMore(this.orders.get().get(d.order.orderId), d.order);
     }
     if (orders.length === 0) return;
     this.queueOrders(orders);
+    if (filled) this.fillsChanged.update((n) => n + 1);
     const known = this.fills.get();
     const touched = fills.filter((f) => known.has(f.orderId));
     if (touched.length) {
@@ -245,6 +256,11 @@ export class AccountFeed {
       void this.loadAccount();
     }, 500);
   }
+}
+
+/** Whether a channel update shows more filled than the order state known (if any) did. */
+function filledMore(known: Order | undefined, next: Order): boolean {
+  return cmp(dec(next.filledQuantity), dec(known?.filledQuantity ?? '0')) > 0;
 }
 
 /** Keeps every live order and the newest FINAL_KEPT final ones. */

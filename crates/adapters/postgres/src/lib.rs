@@ -14,6 +14,7 @@
 
 mod batch;
 mod error;
+mod fills_query;
 mod migrations;
 mod orders_query;
 mod store;

@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "global kill switch change",
         include_str!("../migrations/0004_global_kill_switch.sql"),
     ),
+    (
+        5,
+        "fills by account and time",
+        include_str!("../migrations/0005_fills_by_account.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

@@ -2,7 +2,7 @@
 
 use crate::batch::{self, to_sql_int};
 use crate::error::{self, corrupt};
-use crate::{migrations, orders_query};
+use crate::{fills_query, migrations, orders_query};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use oms_domain::events::Fill;
@@ -10,7 +10,7 @@ use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, OrderQuery, OrderStore, Position, StoreBatch,
+    Account, ApiKeyRecord, Balance, FillQuery, OrderQuery, OrderStore, Position, StoreBatch,
 };
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
@@ -355,6 +355,20 @@ impl OrderStore for PgStore {
                 &[&id, &account],
             )
             .await?;
+        rows.iter()
+            .map(|r| json(get(r, 0, "fill body")?, "stored fill"))
+            .collect()
+    }
+
+    async fn account_fills(&self, query: &FillQuery) -> PortResult<Vec<Fill>> {
+        let Some((sql, params)) = fills_query::build(query) else {
+            return Ok(Vec::new());
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.query("list an account's fills", &sql, &params).await?;
         rows.iter()
             .map(|r| json(get(r, 0, "fill body")?, "stored fill"))
             .collect()

@@ -1,9 +1,9 @@
 //! `PgStore` beyond the shared suite: migrations, outages, concurrency, PostgreSQL specifics.
 
 use oms_conformance::fixtures;
-use oms_domain::ids::{AccountId, OrderId, Timestamp};
+use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
-use oms_ports::order_store::{OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{FillQuery, OrderStore, Position, StoreBatch};
 use oms_ports::PortError;
 use oms_postgres::{latest_schema_version, PgOptions, PgStore};
 use oms_testkit::postgres::PostgresServer;
@@ -244,6 +244,86 @@ fn counts(all: Vec<(OrderStatus, u64)>) -> Vec<(OrderStatus, u64)> {
     all.into_iter().filter(|c| c.1 > 0).collect()
 }
 
+/// Fills stored before their symbol, side and time had columns get them from the migration
+/// that adds them, as do fills an older build writes after it, and are listed in the
+/// account's trade history with the fills written by this build.
+#[tokio::test]
+async fn fills_from_before_join_the_account_trade_history() {
+    let server = PostgresServer::new();
+    let (client, conn) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE TABLE oms_schema_version (
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
+        )
+        .await
+        .unwrap();
+    let before = [
+        include_str!("../migrations/0001_schema.sql"),
+        include_str!("../migrations/0002_order_status_counts.sql"),
+        include_str!("../migrations/0003_kill_switches.sql"),
+        include_str!("../migrations/0004_global_kill_switch.sql"),
+    ];
+    for (version, sql) in (1i64..).zip(before) {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO oms_schema_version (version, name) VALUES ($1, 'before')",
+                &[&version],
+            )
+            .await
+            .unwrap();
+    }
+    let account = AccountId(4242);
+    let o = fixtures::order(900, account, "ETH/USD", Side::Sell, 0);
+    let old = fixtures::fill(&o, 1, "3000", "0.1");
+    let mut untimed = fixtures::fill(&o, 2, "3000", "0.1");
+    untimed.at = None;
+    for f in [&old, &untimed] {
+        client
+            .execute(
+                "INSERT INTO fills (order_id, trade_id, account_id, body) VALUES (900, $1, 4242, $2)",
+                &[&(f.trade_id.0 as i64), &serde_json::to_string(f).unwrap()],
+            )
+            .await
+            .unwrap();
+    }
+    let store = PgStore::connect(&server.url(), 2).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), vec![5]);
+    let mut new = fixtures::fill(&o, 3, "3001", "0.1");
+    new.at = Some(Timestamp(old.at.unwrap().0 + 1));
+    store
+        .apply(StoreBatch {
+            fills: vec![new.clone()],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    // A processor of the older build, still running during the upgrade, writes as it did.
+    let mut late = fixtures::fill(&o, 4, "3002", "0.1");
+    late.at = Some(Timestamp(old.at.unwrap().0 + 2));
+    client
+        .execute(
+            "INSERT INTO fills (order_id, trade_id, account_id, body) VALUES (900, 4, 4242, $1)",
+            &[&serde_json::to_string(&late).unwrap()],
+        )
+        .await
+        .unwrap();
+    let all = store.account_fills(&FillQuery::of(account)).await.unwrap();
+    assert_eq!(all, vec![late, new, old.clone(), untimed]);
+    let q = FillQuery {
+        symbol: Some(Symbol::new("ETH/USD")),
+        side: Some(Side::Sell),
+        to: old.at,
+        ..FillQuery::of(account)
+    };
+    assert_eq!(store.account_fills(&q).await.unwrap()[0], old);
+}
+
 /// A database of the first schema, with orders in it, is migrated to counted statuses: the
 /// counts start from the orders there, then follow batches applied by replicas concurrently
 /// (each on its own shard) and batches applied again.
@@ -276,7 +356,7 @@ async fn order_status_counts_start_from_the_orders_already_there() {
         Arc::new(PgStore::connect(&server.url(), 4).await.unwrap()),
     ];
     let store = replicas[0].clone();
-    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4]);
+    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4, 5]);
     assert_eq!(
         counts(store.order_counts_by_status().await.unwrap()),
         vec![(OrderStatus::New, 3), (OrderStatus::Filled, 2)]

@@ -29,7 +29,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use problem::api_codes;
-use routes::{account, admin, cancel_all, docs, ops, orders, session};
+use routes::{account, admin, cancel_all, docs, fills, ops, orders, session};
 use std::any::Any;
 
 /// Every route of the API, with request ids, metrics, body limit and problem-shaped errors.
@@ -58,6 +58,7 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
             get(orders::get).delete(orders::cancel).patch(orders::amend),
         )
         .route("/api/orders/{order_id}/fills", get(orders::fills))
+        .route("/api/fills", get(fills::list))
         .route("/api/accounts/me", get(account::me))
         .route(
             "/api/accounts/me/kill-switch",

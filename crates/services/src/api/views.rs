@@ -116,6 +116,28 @@ impl FillView {
     }
 }
 
+/// A fill in the account's trade history: the order's fill, with the order it belongs to.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountFillView {
+    pub order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    #[serde(flatten)]
+    pub fill: FillView,
+}
+
+impl AccountFillView {
+    pub fn new(f: &Fill, instrument: Option<&Instrument>) -> Self {
+        AccountFillView {
+            order_id: f.order_id.to_string(),
+            symbol: f.symbol.0.clone(),
+            side: f.side,
+            fill: FillView::new(f, instrument),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BalanceView {

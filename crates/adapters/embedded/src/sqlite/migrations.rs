@@ -142,6 +142,22 @@ CREATE TABLE kill_switches (
 ALTER TABLE kill_switches ADD COLUMN change INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        7,
+        r#"
+-- An account's trade history (`GET /api/fills`) runs newest first by trade time, order and
+-- trade, filtered by symbol and side: columns computed from each fill's body, so fills stored
+-- before have them too and writers need not know of them. A fill without a time (recorded
+-- before fills carried one) sorts as time 0. Virtual: only the index stores them.
+ALTER TABLE fills ADD COLUMN symbol TEXT
+    GENERATED ALWAYS AS (json_extract(body, '$.symbol')) VIRTUAL;
+ALTER TABLE fills ADD COLUMN side TEXT
+    GENERATED ALWAYS AS (json_extract(body, '$.side')) VIRTUAL;
+ALTER TABLE fills ADD COLUMN traded_at INTEGER
+    GENERATED ALWAYS AS (COALESCE(json_extract(body, '$.at'), 0)) VIRTUAL;
+CREATE INDEX fills_by_account_time ON fills (account_id, traded_at, order_id, trade_id);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {
@@ -248,6 +264,56 @@ mod tests {
             )
             .unwrap();
         assert_eq!(index, 0, "the index the counts replace is gone");
+    }
+
+    #[test]
+    fn fills_from_before_get_their_symbol_side_and_time() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 < 7) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+        }
+        let o = oms_conformance::fixtures::order(
+            5,
+            oms_domain::ids::AccountId(1),
+            "ETH/USD",
+            oms_domain::order::Side::Sell,
+            0,
+        );
+        let timed = oms_conformance::fixtures::fill(&o, 7, "3000", "0.1");
+        let mut untimed = oms_conformance::fixtures::fill(&o, 8, "3000", "0.1");
+        untimed.at = None;
+        for f in [&timed, &untimed] {
+            conn.execute(
+                "INSERT INTO fills (order_id, trade_id, account_id, body) VALUES (5, ?1, 1, ?2)",
+                rusqlite::params![f.trade_id.0 as i64, serde_json::to_string(f).unwrap()],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, String, i64)> = conn
+            .prepare("SELECT symbol, side, traded_at FROM fills ORDER BY trade_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let at = timed.at.unwrap().0;
+        assert_eq!(
+            rows,
+            vec![
+                ("ETH/USD".into(), "SELL".into(), at),
+                ("ETH/USD".into(), "SELL".into(), 0),
+            ]
+        );
     }
 
     #[test]

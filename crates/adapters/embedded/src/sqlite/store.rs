@@ -8,7 +8,7 @@ use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, OrderQuery, OrderStore, Position, StoreBatch,
+    Account, ApiKeyRecord, Balance, FillQuery, OrderQuery, OrderStore, Position, StoreBatch,
     GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
@@ -217,6 +217,57 @@ fn read_orders(conn: &Connection, q: &OrderQuery) -> EmbeddedResult<Vec<Order>> 
     Ok(out)
 }
 
+/// Only the filters that are set, as for orders. The cursor is a row value, which SQLite
+/// compares column by column and seeks in `fills_by_account_time`.
+fn read_account_fills(conn: &Connection, q: &FillQuery) -> EmbeddedResult<Vec<Fill>> {
+    let Ok(account) = i64::try_from(q.account.0) else {
+        return Ok(Vec::new());
+    };
+    let mut sql = String::from("SELECT body FROM fills WHERE account_id = ?");
+    let mut args: Vec<Value> = vec![Value::Integer(account)];
+    if let Some(s) = &q.symbol {
+        sql.push_str(" AND symbol = ?");
+        args.push(Value::Text(s.0.clone()));
+    }
+    if let Some(s) = q.side {
+        sql.push_str(" AND side = ?");
+        args.push(Value::Text(side_str(s).into()));
+    }
+    if let Some(t) = q.from {
+        sql.push_str(" AND traded_at >= ?");
+        args.push(Value::Integer(t.0));
+    }
+    if let Some(t) = q.to {
+        sql.push_str(" AND traded_at <= ?");
+        args.push(Value::Integer(t.0));
+    }
+    if let Some(c) = q.before {
+        // Ids above every stored one mean "from the newest" at that time.
+        sql.push_str(" AND (traded_at, order_id, trade_id) < (?, ?, ?)");
+        args.push(Value::Integer(c.at.0));
+        args.push(Value::Integer(
+            i64::try_from(c.order_id.0).unwrap_or(i64::MAX),
+        ));
+        args.push(Value::Integer(
+            i64::try_from(c.trade_id.0).unwrap_or(i64::MAX),
+        ));
+    }
+    sql.push_str(" ORDER BY traded_at DESC, order_id DESC, trade_id DESC LIMIT ?");
+    // 0 means no limit.
+    args.push(Value::Integer(if q.limit == 0 {
+        -1
+    } else {
+        i64::from(q.limit)
+    }));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in rows {
+        out.push(serde_json::from_str(&body?).map_err(corrupt_json("stored fill"))?);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl OrderStore for SqliteStore {
     async fn apply(&self, batch: StoreBatch) -> PortResult<()> {
@@ -264,6 +315,14 @@ impl OrderStore for SqliteStore {
                 }
                 Ok(out)
             })
+            .await?)
+    }
+
+    async fn account_fills(&self, query: &FillQuery) -> PortResult<Vec<Fill>> {
+        let q = query.clone();
+        Ok(self
+            .db
+            .read(move |conn| read_account_fills(conn, &q))
             .await?)
     }
 

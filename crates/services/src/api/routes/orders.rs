@@ -313,7 +313,7 @@ pub(super) fn parse_side(v: &str) -> Result<Side, FieldError> {
     }
 }
 
-fn parse_time_param(v: &str) -> Option<Timestamp> {
+pub(super) fn parse_time_param(v: &str) -> Option<Timestamp> {
     if v.bytes().all(|b| b.is_ascii_digit()) {
         return v.parse::<i64>().ok().map(Timestamp);
     }
