@@ -707,6 +707,35 @@ await run.step(
   { needs: ['sign in with the API key'] },
 );
 
+await run.step(
+  "an operator revoking the page's key signs it out",
+  async () => {
+    assert(cfg.adminKey, 'OMS_ADMIN_KEY is not set: this step needs an operator key of the admin API');
+    const admin = { 'X-Admin-Key': cfg.adminKey };
+    const me = await context.request.get(`${cfg.baseUrl}/api/accounts/me`, { headers: { 'X-API-Key': cfg.apiKey } });
+    assert(me.status() === 200, `GET /api/accounts/me answered ${me.status()}`);
+    const keys = `${cfg.baseUrl}/api/admin/accounts/${(await me.json()).accountId}/api-keys`;
+    const issued = await context.request.post(keys, { headers: admin });
+    assert(issued.status() === 201, `POST ${keys} answered ${issued.status()}: ${await issued.text()}`);
+    const { apiKey, keyId } = await issued.json();
+
+    await q('#api-key').fill(apiKey);
+    await q('.signin-card button[type="submit"]').click();
+    await q('[data-testid="symbol-select"]').waitFor({ timeout: 15_000 });
+    await until('the live feed to connect', async () => (await q('text=Connected').count()) > 0);
+    // The page's next request answers 401 once the server ends its private channel.
+    allowed = /status of 401/;
+    const revoked = await context.request.delete(`${keys}/${keyId}`, { headers: admin });
+    assert(revoked.status() === 204, `DELETE ${keys}/${keyId} answered ${revoked.status()}`);
+    // The server checks an open connection's key every 10 s; the page then finds itself signed
+    // out. (Its own re-read of the account, every 30 s, would find it only later.)
+    await q('#api-key').waitFor({ timeout: 20_000 });
+    const r = await context.request.get(`${cfg.baseUrl}/api/accounts/me`, { headers: { 'X-API-Key': apiKey } });
+    assert(r.status() === 401, `the revoked key still answers ${r.status()}`);
+  },
+  { needs: ['sign out clears the session'] },
+);
+
 await run.step('no console errors', async () => {
   assert(consoleErrors.length === 0, `console errors:\n  ${consoleErrors.join('\n  ')}`);
 });

@@ -38,6 +38,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Guards against a hang; never an assertion about speed.
 const PATIENCE: Duration = Duration::from_secs(30);
+const ADMIN_KEY: &str = "oms_admin_ws-test";
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -148,6 +149,7 @@ async fn start() -> (System, AccountId, AccountId) {
         instruments.clone(),
         ApiConfig {
             partitions: 4,
+            operator_key_hashes: [hash_api_key(ADMIN_KEY)].into(),
             ..ApiConfig::default()
         },
         Arc::new(OrderIdGenerator::new(1).unwrap()),
@@ -155,6 +157,7 @@ async fn start() -> (System, AccountId, AccountId) {
     let md = MarketData::new(
         MarketDataConfig {
             instruments,
+            auth_recheck_interval: Duration::from_millis(200),
             ..MarketDataConfig::default()
         },
         store.clone(),
@@ -182,7 +185,7 @@ async fn start() -> (System, AccountId, AccountId) {
 }
 
 impl System {
-    /// One HTTP/1.1 request: (status, JSON body).
+    /// One HTTP/1.1 request of the account of `key`: (status, JSON body).
     async fn request(
         &self,
         method: &str,
@@ -190,10 +193,24 @@ impl System {
         key: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let (status, _, body) = self
+            .raw_request(method, path, &format!("X-API-Key: {key}"), body)
+            .await;
+        (status, body)
+    }
+
+    /// One HTTP/1.1 request with one more header line: (status, head, JSON body).
+    async fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        header: &str,
+        body: Option<Value>,
+    ) -> (u16, String, Value) {
         let mut s = TcpStream::connect(self.addr).await.unwrap();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{header}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
             body.len()
         );
@@ -204,6 +221,7 @@ impl System {
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         (
             head[9..12].parse().unwrap(),
+            head.to_string(),
             serde_json::from_str(body).unwrap_or(Value::Null),
         )
     }
@@ -514,4 +532,116 @@ async fn a_repeated_order_created_changes_nothing() {
             && reserved < "4500".parse::<Decimal>().unwrap(),
         "only the later order's reservation: {after}"
     );
+}
+
+/// A revoked key ends the private channel of the connections opened with it, by the key or by
+/// a session signed in with it, and theirs only; the public channels go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_ends_its_connections_private_channel() {
+    let (sys, _seller, buyer) = start().await;
+    let mut by_key = sys
+        .ws(Some("buyer-key"), &["orders", "trades:BTC/USD"])
+        .await;
+    let (status, head, _) = sys
+        .raw_request(
+            "POST",
+            "/api/session",
+            "X-Unused: 1",
+            Some(json!({"apiKey": "buyer-key"})),
+        )
+        .await;
+    assert_eq!(status, 204, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{}/ws",
+            sys.addr
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    let (mut by_session, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(next(&mut by_session).await["type"], "authenticated");
+    send(
+        &mut by_session,
+        json!({"op":"subscribe","channels":["orders"]}),
+    )
+    .await;
+    assert_eq!(next(&mut by_session).await["type"], "subscribed");
+    let mut sellers = sys.ws(Some("seller-key"), &["orders"]).await;
+
+    // Both connections still work after several checks.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let id = sys.place("buyer-key", order("BUY", "GTC")).await;
+    for ws in [&mut by_key, &mut by_session] {
+        // Until it rests: nothing of it is left to come before the revocation.
+        loop {
+            let update = next(ws).await;
+            assert_eq!(update["channel"], "orders", "{update}");
+            assert_eq!(update["data"]["order"]["orderId"], id.as_str());
+            if update["data"]["order"]["status"] == "ACCEPTED" {
+                break;
+            }
+        }
+    }
+
+    let key_id = oms_services::api::auth::hash_api_key("buyer-key");
+    let (status, _, body) = sys
+        .raw_request(
+            "DELETE",
+            &format!("/api/admin/accounts/{buyer}/api-keys/{key_id}"),
+            &format!("X-Admin-Key: {ADMIN_KEY}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    for ws in [&mut by_key, &mut by_session] {
+        let ended = loop {
+            let m = next(ws).await;
+            if m["type"] == "error" {
+                break m;
+            }
+            assert_ne!(
+                m["channel"], "orders",
+                "a private message after the revocation: {m}"
+            );
+        };
+        assert_eq!(ended["code"], "UNAUTHORIZED", "{ended}");
+        assert_eq!(ended["channel"], "orders", "{ended}");
+        // Anonymous now: the private channel is refused.
+        send(ws, json!({"op":"subscribe","channels":["orders"]})).await;
+        let refused = next(ws).await;
+        assert_eq!(
+            (&refused["type"], &refused["code"]),
+            (&json!("error"), &json!("UNAUTHORIZED")),
+            "{refused}"
+        );
+    }
+    // The public channel goes on, and the other account's private channel too. The sell
+    // fills the buyer's resting order, whose updates must not reach the revoked connection.
+    let sell = sys.place("seller-key", order("SELL", "GTC")).await;
+    let update = next(&mut sellers).await;
+    assert_eq!(
+        update["data"]["order"]["orderId"],
+        sell.as_str(),
+        "{update}"
+    );
+    let trade = loop {
+        let m = next(&mut by_key).await;
+        assert_ne!(
+            m["channel"], "orders",
+            "a private message after the revocation: {m}"
+        );
+        if m["channel"] == "trades:BTC/USD" && m["data"]["tradeId"].is_u64() {
+            break m;
+        }
+    };
+    // The only bid was the buyer's: its fill's updates were kept from the revoked connection.
+    assert_eq!(trade["data"]["price"], "45000.00", "{trade}");
 }

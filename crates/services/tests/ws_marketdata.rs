@@ -11,8 +11,8 @@ use oms_ports::event_log::EventLog;
 use oms_ports::order_store::OrderStore;
 use oms_services::codec::encode_event;
 use oms_services::marketdata::{
-    marketdata_router, run_marketdata_consumer, run_orders_feed, AccountResolver, MarketData,
-    MarketDataConfig,
+    marketdata_router, run_marketdata_consumer, run_orders_feed, AccountResolver,
+    AccountsUnavailable, MarketData, MarketDataConfig, Resolved,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -37,15 +37,19 @@ struct Keys;
 
 #[async_trait]
 impl AccountResolver for Keys {
-    async fn account_for_api_key(&self, key: &str) -> Option<AccountId> {
+    async fn account_for_api_key(&self, key: &str) -> Resolved {
         match key {
-            "key-1" => Some(AccountId(1)),
-            "key-2" => Some(AccountId(2)),
-            _ => None,
+            "key-1" => Ok(Some(AccountId(1))),
+            "key-2" => Ok(Some(AccountId(2))),
+            "key-while-down" => Err(AccountsUnavailable),
+            _ => Ok(None),
         }
     }
-    async fn account_for_session_cookie(&self, cookie: &str) -> Option<AccountId> {
-        (cookie == "session-of-2").then_some(AccountId(2))
+    async fn account_for_session_cookie(&self, cookie: &str) -> Resolved {
+        match cookie {
+            "session-while-down" => Err(AccountsUnavailable),
+            _ => Ok((cookie == "session-of-2").then_some(AccountId(2))),
+        }
     }
 }
 
@@ -539,6 +543,19 @@ async fn private_order_updates_reach_only_their_account() {
 
     send(&mut one, json!({"op":"auth","apiKey":"wrong"})).await;
     assert_eq!(next(&mut one).await["code"], "UNAUTHORIZED");
+    // A key or session that cannot be checked is told apart from an unknown one.
+    send(&mut one, json!({"op":"auth","apiKey":"key-while-down"})).await;
+    assert_eq!(next(&mut one).await["code"], "AUTH_UNAVAILABLE");
+    let mut unchecked = srv
+        .connect_with(Some("oms_session=session-while-down"))
+        .await;
+    assert_eq!(next(&mut unchecked).await["code"], "AUTH_UNAVAILABLE");
+    send(
+        &mut unchecked,
+        json!({"op":"subscribe","channels":["orders"]}),
+    )
+    .await;
+    assert_eq!(next(&mut unchecked).await["code"], "UNAUTHORIZED");
     send(&mut one, json!({"op":"auth","apiKey":"key-1"})).await;
     assert_eq!(
         next(&mut one).await,

@@ -1,5 +1,5 @@
 import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
-import { errorText, loadInstruments } from '../api/http';
+import { api, errorText, loadInstruments } from '../api/http';
 import { MarketSocket } from '../api/socket';
 import { type Instrument, type Interval, INTERVALS, type Session } from '../api/types';
 import { AccountFeed } from '../state/account';
@@ -39,6 +39,11 @@ export function TradingScreen(props: { session: Session; onSignOut: () => void }
     // Server-side feed errors (a refused channel, a slow-consumer cut) go to the banner.
     const offControl = socket.onControl((m) => {
       if (m.type === 'error') notify('error', `Live feed: ${m.message ?? m.code}${m.channel ? ` (${m.channel})` : ''}`);
+      // The server ended the private channel: the key was revoked or the session expired. A
+      // request now answers 401, which signs the page out rather than leave it half working.
+      if (m.type === 'error' && m.code === 'UNAUTHORIZED' && m.channel === 'orders') {
+        api.account().catch(() => undefined);
+      }
     });
     socket.start();
     // A handle for the browser tests and the performance probe (drop the connection, count

@@ -8,12 +8,21 @@ use oms_domain::ids::AccountId;
 /// The session cookie the API sets (`POST /api/session`); the upgrade request carries it.
 pub const SESSION_COOKIE: &str = "oms_session";
 
+/// Keys and sessions could not be checked (the account store is unreachable): not the same as
+/// an unknown key, which would end a client's private access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("accounts cannot be checked right now")]
+pub struct AccountsUnavailable;
+
+/// Who a credential names: an account, no one (`Ok(None)`), or unknown for now.
+pub type Resolved = Result<Option<AccountId>, AccountsUnavailable>;
+
 #[async_trait]
 pub trait AccountResolver: Send + Sync + 'static {
     /// The account an API key names, if the key is valid.
-    async fn account_for_api_key(&self, key: &str) -> Option<AccountId>;
+    async fn account_for_api_key(&self, key: &str) -> Resolved;
     /// The account of a live session, from the `oms_session` cookie's value.
-    async fn account_for_session_cookie(&self, cookie_value: &str) -> Option<AccountId>;
+    async fn account_for_session_cookie(&self, cookie_value: &str) -> Resolved;
 }
 
 /// Knows no one: the private `orders` channel is unavailable. For market-data-only servers.
@@ -21,11 +30,11 @@ pub struct NoAccounts;
 
 #[async_trait]
 impl AccountResolver for NoAccounts {
-    async fn account_for_api_key(&self, _key: &str) -> Option<AccountId> {
-        None
+    async fn account_for_api_key(&self, _key: &str) -> Resolved {
+        Ok(None)
     }
-    async fn account_for_session_cookie(&self, _cookie_value: &str) -> Option<AccountId> {
-        None
+    async fn account_for_session_cookie(&self, _cookie_value: &str) -> Resolved {
+        Ok(None)
     }
 }
 
@@ -34,19 +43,22 @@ impl AccountResolver for NoAccounts {
 #[derive(Clone)]
 pub struct ApiAccounts(pub ApiState);
 
+fn unavailable(p: crate::api::Problem) -> AccountsUnavailable {
+    tracing::warn!(problem = ?p, "a WebSocket client's credential could not be checked");
+    AccountsUnavailable
+}
+
 #[async_trait]
 impl AccountResolver for ApiAccounts {
-    async fn account_for_api_key(&self, key: &str) -> Option<AccountId> {
+    async fn account_for_api_key(&self, key: &str) -> Resolved {
         crate::api::auth::account_for_api_key(&self.0, key)
             .await
-            .ok()
-            .flatten()
+            .map_err(unavailable)
     }
-    async fn account_for_session_cookie(&self, cookie_value: &str) -> Option<AccountId> {
+    async fn account_for_session_cookie(&self, cookie_value: &str) -> Resolved {
         crate::api::auth::account_for_session(&self.0, cookie_value)
             .await
-            .ok()
-            .flatten()
+            .map_err(unavailable)
     }
 }
 

@@ -21,7 +21,9 @@ pub mod state;
 pub mod views;
 pub mod ws;
 
-pub use auth::{AccountResolver, ApiAccounts, NoAccounts, SESSION_COOKIE};
+pub use auth::{
+    AccountResolver, AccountsUnavailable, ApiAccounts, NoAccounts, Resolved, SESSION_COOKIE,
+};
 pub use consumer::run_marketdata_consumer;
 pub use orders_feed::{run_orders_feed, run_processor_updates, OrdersFeed};
 pub use state::{MarketData, MarketDataConfig};

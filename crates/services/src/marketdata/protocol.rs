@@ -10,6 +10,8 @@ pub mod ws_codes {
     pub const INVALID_CHANNEL: &str = "INVALID_CHANNEL";
     pub const UNKNOWN_SYMBOL: &str = "UNKNOWN_SYMBOL";
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    /// The credential could not be checked (the account store is unreachable); try again.
+    pub const AUTH_UNAVAILABLE: &str = "AUTH_UNAVAILABLE";
     pub const TOO_MANY_CHANNELS: &str = "TOO_MANY_CHANNELS";
     pub use super::super::hub::SLOW_CONSUMER;
 }

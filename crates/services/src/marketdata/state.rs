@@ -46,6 +46,9 @@ pub struct MarketDataConfig {
     /// together. Bounds the added delay; saves most socket writes under a steady stream.
     pub flush_interval: Duration,
     pub max_channels_per_client: usize,
+    /// How often an authenticated connection checks its key or session again, so that a
+    /// revoked key or an expired session ends its private channel.
+    pub auth_recheck_interval: Duration,
 }
 
 impl Default for MarketDataConfig {
@@ -63,6 +66,7 @@ impl Default for MarketDataConfig {
             heartbeat_interval: Duration::from_secs(10),
             flush_interval: Duration::from_millis(10),
             max_channels_per_client: 64,
+            auth_recheck_interval: Duration::from_secs(10),
         }
     }
 }

@@ -34,15 +34,35 @@ pub async fn ws_handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let account = match session_cookie(&headers) {
-        Some(c) => md.resolver().account_for_session_cookie(c).await,
-        None => None,
+    let login = match session_cookie(&headers) {
+        Some(c) => match md.resolver().account_for_session_cookie(c).await {
+            Ok(Some(account)) => Login::As(account, Credential::Session(c.to_string())),
+            Ok(None) => Login::Anonymous,
+            Err(_) => Login::Unchecked,
+        },
+        None => Login::Anonymous,
     };
     ws.read_buffer_size(8 * 1024)
         .write_buffer_size(32 * 1024)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session(md, socket, account))
+        .on_upgrade(move |socket| session(md, socket, login))
+}
+
+/// What a connection authenticated with, checked again every
+/// [`auth_recheck_interval`](super::MarketDataConfig::auth_recheck_interval).
+#[derive(Clone)]
+enum Credential {
+    Session(String),
+    ApiKey(String),
+}
+
+/// Who a connection is as it opens.
+enum Login {
+    As(AccountId, Credential),
+    Anonymous,
+    /// Its session cookie could not be checked: anonymous, and told so.
+    Unchecked,
 }
 
 /// The `oms_session` cookie, unless the request comes from a page of another origin: a cookie
@@ -68,7 +88,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     Some(cookie)
 }
 
-async fn session(md: MarketData, socket: WebSocket, account: Option<AccountId>) {
+async fn session(md: MarketData, socket: WebSocket, login: Login) {
     let ClientHandle { id, feed, kick } = md.hub().connect();
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(
@@ -82,14 +102,28 @@ async fn session(md: MarketData, socket: WebSocket, account: Option<AccountId>) 
     let mut conn = Conn {
         md: md.clone(),
         id,
-        account,
+        account: None,
+        credential: None,
         channels: HashMap::new(),
     };
-    if let Some(a) = account {
-        conn.send(protocol::authenticated(a));
+    match login {
+        Login::As(account, credential) => {
+            conn.account = Some(account);
+            conn.credential = Some(credential);
+            conn.send(protocol::authenticated(account));
+        }
+        Login::Anonymous => {}
+        Login::Unchecked => conn.send(protocol::error(
+            ws_codes::AUTH_UNAVAILABLE,
+            "your session could not be checked right now; send auth with an API key, or reconnect shortly",
+        )),
     }
+    let every = md.config().auth_recheck_interval;
+    let mut recheck = interval_at(Instant::now() + every, every);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = recheck.tick() => conn.recheck().await,
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => conn.handle(&text).await,
                 Some(Ok(Message::Binary(_))) => conn.send(protocol::error(
@@ -112,6 +146,8 @@ struct Conn {
     md: MarketData,
     id: ClientId,
     account: Option<AccountId>,
+    /// What `account` was established with (`None` while anonymous).
+    credential: Option<Credential>,
     /// Subscribed channels: public name → hub key.
     channels: HashMap<String, (Channel, String)>,
 }
@@ -196,9 +232,19 @@ impl Conn {
     }
 
     async fn auth(&mut self, api_key: &str) {
-        let Some(account) = self.md.resolver().account_for_api_key(api_key).await else {
-            return self.send(protocol::error(ws_codes::UNAUTHORIZED, "unknown API key"));
+        let account = match self.md.resolver().account_for_api_key(api_key).await {
+            Ok(Some(account)) => account,
+            Ok(None) => {
+                return self.send(protocol::error(ws_codes::UNAUTHORIZED, "unknown API key"))
+            }
+            Err(_) => {
+                return self.send(protocol::error(
+                    ws_codes::AUTH_UNAVAILABLE,
+                    "the API key could not be checked right now; send auth again shortly",
+                ))
+            }
         };
+        self.credential = Some(Credential::ApiKey(api_key.to_string()));
         let previous = self.account.replace(account);
         self.send(protocol::authenticated(account));
         if previous != Some(account) {
@@ -211,6 +257,42 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+impl Conn {
+    /// Checks the connection's key or session again: once it no longer names the account (the
+    /// key revoked, the session expired), the private channel ends and the connection is
+    /// anonymous. If it cannot be checked, nothing changes until the next check: the account
+    /// store being down is no reason to cut off a client whose key was good a moment ago.
+    async fn recheck(&mut self) {
+        let (Some(account), Some(credential)) = (self.account, self.credential.clone()) else {
+            return;
+        };
+        let resolver = self.md.resolver();
+        let now = match &credential {
+            Credential::Session(cookie) => resolver.account_for_session_cookie(cookie).await,
+            Credential::ApiKey(key) => resolver.account_for_api_key(key).await,
+        };
+        match now {
+            Ok(Some(a)) if a == account => {}
+            Ok(_) => self.sign_out(account),
+            Err(_) => {}
+        }
+    }
+
+    fn sign_out(&mut self, account: AccountId) {
+        tracing::info!(client = self.id, account = %account, "a WebSocket client's key or session is no longer valid; its private channel ends");
+        self.account = None;
+        self.credential = None;
+        if let Some((_, key)) = self.channels.remove("orders") {
+            self.md.hub().unsubscribe(self.id, &key);
+        }
+        self.send(protocol::channel_error(
+            ws_codes::UNAUTHORIZED,
+            "your API key or session is no longer valid (revoked, or the session expired): the orders channel has ended; authenticate again to resubscribe",
+            "orders",
+        ));
     }
 }
 
