@@ -750,6 +750,22 @@ async fn client_order_ids(store: &impl OrderStore, ctx: &Ctx) {
         .release_client_order_id(a, "never-claimed")
         .await
         .unwrap();
+    // Looked up by its holder's account only.
+    let holder = |account, id: &'static str| store.order_for_client_order_id(account, id);
+    assert_eq!(holder(a, "my-1").await.unwrap(), Some(o2));
+    assert_eq!(holder(a, "my-2").await.unwrap(), Some(o2));
+    assert_eq!(holder(b, "my-1").await.unwrap(), Some(o3));
+    assert_eq!(holder(b, "my-2").await.unwrap(), None);
+    assert_eq!(holder(a, "never-claimed").await.unwrap(), None);
+    store.release_client_order_id(b, "my-1").await.unwrap();
+    assert_eq!(holder(b, "my-1").await.unwrap(), None, "released");
+    assert_eq!(
+        store
+            .order_for_client_order_id(AccountId(u64::MAX), "my-1")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn positions_round_trip(store: &impl OrderStore, ctx: &Ctx) {

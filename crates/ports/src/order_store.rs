@@ -166,6 +166,12 @@ pub trait OrderStore: Send + Sync + 'static {
         client_order_id: &str,
         order: OrderId,
     ) -> PortResult<Option<OrderId>>;
+    /// The order that holds (account, client order id), if any.
+    async fn order_for_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+    ) -> PortResult<Option<OrderId>>;
     /// Frees a claim whose order was never published.
     async fn release_client_order_id(
         &self,

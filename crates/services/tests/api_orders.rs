@@ -1038,6 +1038,89 @@ async fn listing_pages_newest_first() {
 }
 
 #[tokio::test]
+async fn an_order_is_found_cancelled_and_amended_by_its_client_order_id() {
+    let app = TestApp::start().await;
+    let placed = app
+        .as_demo(
+            "POST",
+            "/api/orders",
+            Some(
+                &json!({"symbol":"BTC/USD","side":"SELL","quantity":"0.5","price":46000,
+                         "orderType":"LIMIT","clientOrderId":"bot:7-a"}),
+            ),
+        )
+        .await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+    let id = placed.json()["orderId"].as_str().unwrap().to_string();
+    // The processor records it.
+    let mut stored = stored_order(id.parse().unwrap(), app.account, OrderStatus::Accepted);
+    stored.client_order_id = Some("bot:7-a".into());
+    app.put_order(stored).await;
+
+    let got = app.as_demo("GET", "/api/orders/client:bot:7-a", None).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert_eq!(got.json()["orderId"], id.as_str());
+    assert_eq!(got.json()["clientOrderId"], "bot:7-a");
+    let fills = app
+        .as_demo("GET", "/api/orders/client:bot:7-a/fills", None)
+        .await;
+    assert_eq!(fills.json(), json!({"fills": []}));
+    let amended = app
+        .as_demo(
+            "PATCH",
+            "/api/orders/client:bot:7-a",
+            Some(&json!({"price": 46001})),
+        )
+        .await;
+    assert_eq!(amended.status, 202, "{:?}", amended.body);
+    let canceled = app
+        .as_demo("DELETE", "/api/orders/client:bot:7-a", None)
+        .await;
+    assert_eq!(canceled.status, 202, "{:?}", canceled.body);
+    assert_eq!(canceled.json()["orderId"], id.as_str());
+    let events: Vec<Event> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(_, e)| e.event)
+        .collect();
+    assert!(
+        matches!(&events[1], Event::AmendRequested { order_id, .. } if order_id.to_string() == id)
+    );
+    assert_eq!(
+        events[2],
+        Event::CancelRequested {
+            account: app.account,
+            order_id: id.parse().unwrap()
+        }
+    );
+
+    // Another account's, unknown, malformed: not found.
+    let theirs = app
+        .send(
+            "GET",
+            "/api/orders/client:bot:7-a",
+            &[("x-api-key", OTHER_KEY)],
+            None,
+        )
+        .await;
+    assert_eq!(theirs.problem().1, "ORDER_NOT_FOUND");
+    for path in [
+        "/api/orders/client:bot:7-b",
+        "/api/orders/client:",
+        "/api/orders/client:has%20space",
+        "/api/orders/Client:bot:7-a",
+    ] {
+        let r = app.as_demo("GET", path, None).await;
+        assert_eq!(
+            r.problem(),
+            (404, "ORDER_NOT_FOUND".into(), Some("orderId".into())),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_account_trade_history_pages_newest_first() {
     let app = TestApp::start().await;
     let mine = stored_order(1, app.account, OrderStatus::PartiallyFilled);

@@ -462,6 +462,27 @@ impl OrderStore for PgStore {
         ))
     }
 
+    async fn order_for_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+    ) -> PortResult<Option<OrderId>> {
+        let Ok(account) = i64::try_from(account.0) else {
+            return Ok(None);
+        };
+        let rows = self
+            .query(
+                "read a client order id",
+                "SELECT order_id FROM client_order_ids
+                 WHERE account_id = $1 AND client_order_id = $2",
+                &[&account, &client_order_id],
+            )
+            .await?;
+        rows.first()
+            .map(|r| from_sql_int(get(r, 0, "order id")?, "order id").map(OrderId))
+            .transpose()
+    }
+
     async fn release_client_order_id(
         &self,
         account: AccountId,

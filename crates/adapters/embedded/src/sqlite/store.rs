@@ -425,6 +425,30 @@ impl OrderStore for SqliteStore {
             .await?)
     }
 
+    async fn order_for_client_order_id(
+        &self,
+        account: AccountId,
+        client_order_id: &str,
+    ) -> PortResult<Option<OrderId>> {
+        let Ok(account) = i64::try_from(account.0) else {
+            return Ok(None);
+        };
+        let coid = client_order_id.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT order_id FROM client_order_ids
+                     WHERE account_id = ?1 AND client_order_id = ?2",
+                )?
+                .query_row(params![account, coid], |r| r.get::<_, i64>(0))
+                .optional()?
+                .map(|id| from_sql_int(id, "order id").map(OrderId))
+                .transpose()
+            })
+            .await?)
+    }
+
     async fn release_client_order_id(
         &self,
         account: AccountId,

@@ -9,7 +9,7 @@ use crate::api::state::ApiState;
 use crate::api::views::{FillView, OrderView};
 use crate::ingestion::clock::{self, parse_rfc3339};
 use crate::ingestion::publish::publish_order_event;
-use crate::ingestion::validate::{validate_amend, validate_new_order};
+use crate::ingestion::validate::{check_client_order_id, validate_amend, validate_new_order};
 use crate::ingestion::{codes, FieldError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -412,9 +412,26 @@ async fn request_amend(s: &ApiState, account: AccountId, id: &str, body: &JsonBo
 }
 
 /// The caller's order; another account's order is "not found", never "forbidden".
+/// How a path names an order by its clientOrderId instead of its id (`/api/orders/client:abc`):
+/// a client that lost the answer to its POST finds, cancels or amends the order by the id it
+/// chose. Order ids are digits, so the two never collide.
+pub const CLIENT_ORDER_ID_PREFIX: &str = "client:";
+
 async fn find(s: &ApiState, account: AccountId, id: &str) -> Result<Order, Problem> {
-    let Ok(order_id) = id.parse::<OrderId>() else {
-        return Err(Problem::order_not_found());
+    let order_id = match id.strip_prefix(CLIENT_ORDER_ID_PREFIX) {
+        Some(client_order_id) => {
+            if check_client_order_id(client_order_id).is_err() {
+                return Err(Problem::order_not_found());
+            }
+            s.store
+                .order_for_client_order_id(account, client_order_id)
+                .await
+                .map_err(|e| Problem::from_port("order store", &e))?
+                .ok_or_else(Problem::order_not_found)?
+        }
+        None => id
+            .parse::<OrderId>()
+            .map_err(|_| Problem::order_not_found())?,
     };
     // The read model trails the log by a few milliseconds: an order accepted just now may not be
     // stored yet. Ids carry their creation time, so only a recent id waits, and briefly.
