@@ -7,7 +7,8 @@ use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    ApiKeyRecord, FillCursor, FillQuery, GlobalSwitch, OrderQuery, OrderStore, Position, StoreBatch,
+    ApiKeyRecord, FillCursor, FillQuery, GlobalSwitch, KeyScope, OrderQuery, OrderStore, Position,
+    StoreBatch,
 };
 use oms_ports::PortError;
 use std::collections::BTreeMap;
@@ -129,45 +130,53 @@ async fn accounts_and_keys(store: &impl OrderStore) {
         "accounts() lists new accounts"
     );
 
+    let (trade, read) = (KeyScope::Trade, KeyScope::Read);
     let hash_a = format!("hash-a-{}", a.id);
-    store.add_api_key(a.id, &hash_a, at).await.unwrap();
-    store
-        .add_api_key(a.id, &format!("hash-a2-{}", a.id), at)
-        .await
-        .unwrap();
-    assert_eq!(store.account_for_key(&hash_a).await.unwrap(), Some(a.id));
+    let hash_a2 = format!("hash-a2-{}", a.id);
+    store.add_api_key(a.id, &hash_a, trade, at).await.unwrap();
+    store.add_api_key(a.id, &hash_a2, read, at).await.unwrap();
     assert_eq!(
-        store
-            .account_for_key(&format!("hash-a2-{}", a.id))
-            .await
-            .unwrap(),
-        Some(a.id),
-        "an account may have several keys"
+        store.account_for_key(&hash_a).await.unwrap(),
+        Some((a.id, trade))
+    );
+    assert_eq!(
+        store.account_for_key(&hash_a2).await.unwrap(),
+        Some((a.id, read)),
+        "an account may have several keys, each with its scope"
     );
     assert_eq!(store.account_for_key("no-such-hash").await.unwrap(), None);
-    match store.add_api_key(b.id, &hash_a, at).await {
+    match store.add_api_key(b.id, &hash_a, read, at).await {
         Err(PortError::Conflict(_)) => {}
         other => panic!("a key hash belongs to one account: expected Conflict, got {other:?}"),
     }
-    assert_eq!(store.account_for_key(&hash_a).await.unwrap(), Some(a.id));
+    assert_eq!(
+        store.account_for_key(&hash_a).await.unwrap(),
+        Some((a.id, trade)),
+        "a refused key changes nothing"
+    );
 
     let later = Timestamp(at.0 + 1);
     let hash_a3 = format!("hash-a3-{}", a.id);
-    store.add_api_key(a.id, &hash_a3, later).await.unwrap();
-    let listed = |hashes: &[&str], times: &[Timestamp]| -> Vec<ApiKeyRecord> {
-        hashes
-            .iter()
-            .zip(times)
-            .map(|(h, t)| ApiKeyRecord {
+    store
+        .add_api_key(a.id, &hash_a3, trade, later)
+        .await
+        .unwrap();
+    let listed = |keys: &[(&str, KeyScope, Timestamp)]| -> Vec<ApiKeyRecord> {
+        keys.iter()
+            .map(|(h, scope, t)| ApiKeyRecord {
                 key_hash: h.to_string(),
+                scope: *scope,
                 created_at: *t,
             })
             .collect()
     };
-    let hash_a2 = format!("hash-a2-{}", a.id);
     assert_eq!(
         store.api_keys(a.id).await.unwrap(),
-        listed(&[&hash_a, &hash_a2, &hash_a3], &[at, at, later]),
+        listed(&[
+            (&hash_a, trade, at),
+            (&hash_a2, read, at),
+            (&hash_a3, trade, later)
+        ]),
         "an account's keys, oldest first"
     );
     assert_eq!(store.api_keys(b.id).await.unwrap(), vec![]);
@@ -175,7 +184,10 @@ async fn accounts_and_keys(store: &impl OrderStore) {
         !store.revoke_api_key(b.id, &hash_a).await.unwrap(),
         "another account's key is not revoked"
     );
-    assert_eq!(store.account_for_key(&hash_a).await.unwrap(), Some(a.id));
+    assert_eq!(
+        store.account_for_key(&hash_a).await.unwrap(),
+        Some((a.id, trade))
+    );
     assert!(store.revoke_api_key(a.id, &hash_a).await.unwrap());
     assert!(
         !store.revoke_api_key(a.id, &hash_a).await.unwrap(),
@@ -184,7 +196,7 @@ async fn accounts_and_keys(store: &impl OrderStore) {
     assert_eq!(store.account_for_key(&hash_a).await.unwrap(), None);
     assert_eq!(
         store.api_keys(a.id).await.unwrap(),
-        listed(&[&hash_a2, &hash_a3], &[at, later])
+        listed(&[(&hash_a2, read, at), (&hash_a3, trade, later)])
     );
 }
 
@@ -937,7 +949,10 @@ where
     let store = make().await;
     let acct = new_account(&store, "conf reopen").await;
     let key = format!("reopen-key-{}", acct);
-    store.add_api_key(acct, &key, Timestamp(1)).await.unwrap();
+    store
+        .add_api_key(acct, &key, KeyScope::Read, Timestamp(1))
+        .await
+        .unwrap();
     let o = order(ctx.id(), acct, "BTC/USD", Side::Buy, 5);
     let f = fill(&o, ctx.id(), "1.5", "0.2");
     store
@@ -972,7 +987,10 @@ where
         store.balances(acct).await.unwrap(),
         vec![balance("USD", "0.00000001", "12345678901234.12345678")]
     );
-    assert_eq!(store.account_for_key(&key).await.unwrap(), Some(acct));
+    assert_eq!(
+        store.account_for_key(&key).await.unwrap(),
+        Some((acct, KeyScope::Read))
+    );
     assert!(store.accounts().await.unwrap().iter().any(|a| a.id == acct));
     assert_eq!(
         store

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use clap::Subcommand;
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
+use oms_ports::order_store::KeyScope;
 use oms_services::api::auth::hash_api_key;
 use oms_services::api::auth::new_admin_key;
 use oms_services::api::routes::admin::{DEPOSIT_MAX, DEPOSIT_MAX_DECIMALS};
@@ -24,6 +25,10 @@ pub enum AccountsCommand {
     Key {
         #[arg(long)]
         account: u64,
+        /// A key that may only read (orders, fills, balances, market data), never trade: for
+        /// monitoring and reconciliation tools.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Revokes one of an account's API keys, named by its id: the key's SHA-256 in hex
     /// (`printf %s KEY | sha256sum`).
@@ -79,7 +84,7 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
             let key = new_api_key()?;
             ports
                 .store
-                .add_api_key(account.id, &hash_api_key(&key), now())
+                .add_api_key(account.id, &hash_api_key(&key), KeyScope::Trade, now())
                 .await?;
             println!("account {} ({}) created", account.id, account.name);
             println!("API key (shown once, store it now): {key}");
@@ -100,14 +105,24 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
                 );
             }
         }
-        AccountsCommand::Key { account } => {
+        AccountsCommand::Key { account, read_only } => {
             let id = existing(&ports, account).await?;
             let key = new_api_key()?;
+            let scope = if read_only {
+                KeyScope::Read
+            } else {
+                KeyScope::Trade
+            };
             ports
                 .store
-                .add_api_key(id, &hash_api_key(&key), now())
+                .add_api_key(id, &hash_api_key(&key), scope, now())
                 .await?;
-            println!("API key for account {id} (shown once, store it now): {key}");
+            let what = if read_only {
+                "read-only API key"
+            } else {
+                "API key"
+            };
+            println!("{what} for account {id} (shown once, store it now): {key}");
         }
         AccountsCommand::RevokeKey { account, key_id } => {
             let id = existing(&ports, account).await?;

@@ -8,7 +8,7 @@ use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
 use oms_ports::event_log::EventLog;
-use oms_ports::order_store::OrderStore;
+use oms_ports::order_store::{KeyScope, OrderStore};
 use oms_services::api::auth::hash_api_key;
 use oms_services::codec::encode_event;
 use oms_services::ingestion::publish::deposit_reference;
@@ -46,7 +46,7 @@ pub async fn run(
         let demo = store.create_account(DEMO_ACCOUNT_NAME, true, now()).await?;
         let key = new_api_key()?;
         store
-            .add_api_key(demo.id, &hash_api_key(&key), now())
+            .add_api_key(demo.id, &hash_api_key(&key), KeyScope::Trade, now())
             .await?;
         let d = |s: &str| s.parse::<Decimal>().expect("literal decimal");
         let funds = [
@@ -77,7 +77,9 @@ pub async fn run(
             (None, None) => None,
         };
         if let Some(hash) = hash {
-            store.add_api_key(account.id, &hash, now()).await?;
+            store
+                .add_api_key(account.id, &hash, KeyScope::Trade, now())
+                .await?;
         }
         let funds = wanted
             .deposits

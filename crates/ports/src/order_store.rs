@@ -27,11 +27,41 @@ pub struct Account {
     pub created_at: Timestamp,
 }
 
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KeyScope {
+    /// Everything the account may do: place, amend and cancel orders, the kill switch.
+    #[default]
+    Trade,
+    /// Read only: orders, fills, balances, market data; for monitoring and reconciliation
+    /// tools that must never trade.
+    Read,
+}
+
+impl KeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Trade => "TRADE",
+            KeyScope::Read => "READ",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "TRADE" => Some(KeyScope::Trade),
+            "READ" => Some(KeyScope::Read),
+            _ => None,
+        }
+    }
+}
+
 /// An API key as stored: only its hash, never the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyRecord {
     pub key_hash: String,
+    pub scope: KeyScope,
     pub created_at: Timestamp,
 }
 
@@ -181,14 +211,16 @@ pub trait OrderStore: Send + Sync + 'static {
 
     async fn create_account(&self, name: &str, demo: bool, at: Timestamp) -> PortResult<Account>;
     async fn accounts(&self) -> PortResult<Vec<Account>>;
-    /// Stores the hash of an API key for an account.
+    /// Stores the hash of an API key for an account, with what the key may do.
     async fn add_api_key(
         &self,
         account: AccountId,
         key_hash: &str,
+        scope: KeyScope,
         at: Timestamp,
     ) -> PortResult<()>;
-    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<AccountId>>;
+    /// The account a key names, and what the key may do.
+    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<(AccountId, KeyScope)>>;
     /// The account's API keys, oldest first.
     async fn api_keys(&self, account: AccountId) -> PortResult<Vec<ApiKeyRecord>>;
     /// Deletes one of the account's keys; whether it had it.

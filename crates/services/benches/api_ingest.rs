@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use oms_domain::ids::Timestamp;
 use oms_domain::instrument::default_instruments;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
-use oms_ports::order_store::OrderStore;
+use oms_ports::order_store::{KeyScope, OrderStore};
 use oms_services::api::{self, hash_api_key, ApiConfig, ApiState};
 use oms_services::ingestion::OrderIdGenerator;
 use std::net::SocketAddr;
@@ -39,7 +39,7 @@ async fn start(dir: &std::path::Path) -> SocketAddr {
         .await
         .unwrap();
     store
-        .add_api_key(acct.id, &hash_api_key(KEY), Timestamp(0))
+        .add_api_key(acct.id, &hash_api_key(KEY), KeyScope::Trade, Timestamp(0))
         .await
         .unwrap();
     let state = ApiState::new(

@@ -615,3 +615,138 @@ async fn the_global_kill_switch_goes_to_every_partition_and_reads_back() {
         (&json!(true), &json!(false))
     );
 }
+
+#[tokio::test]
+async fn a_read_only_key_reads_everything_and_trades_nothing() {
+    let app = start().await;
+    let keys_path = format!("/api/admin/accounts/{}/api-keys", app.account);
+    app.put_order(stored_order(40, app.account, OrderStatus::Accepted))
+        .await;
+
+    // Bad scopes and bodies are refused, each naming its field.
+    for (body, code, field) in [
+        (json!({"scope": "ADMIN"}), "INVALID_ENUM", "scope"),
+        (json!({"scope": "read"}), "INVALID_ENUM", "scope"),
+        (json!({"scope": 1}), "INVALID_TYPE", "scope"),
+        (json!({"scopes": "READ"}), "UNKNOWN_FIELD", "scopes"),
+        (json!(["READ"]), "MALFORMED_JSON", "body"),
+    ] {
+        let r = admin(&app, "POST", &keys_path, Some(&body), &[]).await;
+        assert_eq!(r.problem(), expect(400, code, field), "{body}");
+    }
+    let r = app
+        .send(
+            "POST",
+            &keys_path,
+            &[("x-admin-key", ADMIN_KEY), ("content-type", "text/plain")],
+            Some(b"READ"),
+        )
+        .await;
+    assert_eq!(
+        r.problem(),
+        expect(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type")
+    );
+
+    let issued = admin(
+        &app,
+        "POST",
+        &keys_path,
+        Some(&json!({"scope": "READ"})),
+        &[],
+    )
+    .await;
+    assert_eq!(issued.status, 201, "{:?}", issued.body);
+    assert_eq!(issued.json()["scope"], "READ");
+    let read_key = issued.json()["apiKey"].as_str().unwrap().to_string();
+    // No body is a trading key, as before keys had scopes.
+    let trading = admin(&app, "POST", &keys_path, None, &[]).await;
+    assert_eq!(trading.json()["scope"], "TRADE");
+    let listed = admin(&app, "GET", &keys_path, None, &[]).await.json();
+    let scope_of = |key_id: &Value| {
+        listed["apiKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["keyId"] == *key_id)
+            .map(|k| k["scope"].clone())
+    };
+    assert_eq!(scope_of(&issued.json()["keyId"]), Some(json!("READ")));
+    assert_eq!(scope_of(&trading.json()["keyId"]), Some(json!("TRADE")));
+
+    // It reads, by key and by the session it opens.
+    let by_key = [("x-api-key", read_key.as_str())];
+    for path in [
+        "/api/orders",
+        "/api/orders/40",
+        "/api/orders/40/fills",
+        "/api/fills",
+        "/api/accounts/me",
+        "/api/instruments",
+    ] {
+        let r = app.send("GET", path, &by_key, None).await;
+        assert_eq!(r.status, 200, "GET {path}: {:?}", r.body);
+    }
+    let signed_in = app
+        .send(
+            "POST",
+            "/api/session",
+            &[("content-type", "application/json")],
+            Some(format!(r#"{{"apiKey":"{read_key}"}}"#).as_bytes()),
+        )
+        .await;
+    assert_eq!(signed_in.status, 204);
+    let cookie = signed_in
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let by_cookie = [("cookie", cookie.as_str())];
+    let session = app.send("GET", "/api/session", &by_cookie, None).await;
+    assert_eq!(session.json()["scope"], "READ");
+    let own = app
+        .send("GET", "/api/session", &[("x-api-key", KEY)], None)
+        .await;
+    assert_eq!(own.json()["scope"], "TRADE");
+
+    // It trades nothing, by key or by session, and nothing reaches the log.
+    let order =
+        br#"{"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":45000,"orderType":"LIMIT"}"#;
+    let amend = br#"{"price":45001}"#;
+    let switch = br#"{"enabled":true}"#;
+    for credential in [by_key, by_cookie] {
+        for (method, path, body) in [
+            ("POST", "/api/orders", Some(&order[..])),
+            ("PATCH", "/api/orders/40", Some(&amend[..])),
+            ("DELETE", "/api/orders/40", None),
+            ("DELETE", "/api/orders", None),
+            ("PUT", "/api/accounts/me/kill-switch", Some(&switch[..])),
+        ] {
+            let mut headers = credential.to_vec();
+            headers.push(("content-type", "application/json"));
+            headers.push(("x-idempotency-key", "read-only-attempt"));
+            let r = app.send(method, path, &headers, body).await;
+            assert_eq!(
+                r.problem(),
+                expect(403, "READ_ONLY_KEY", "X-API-Key"),
+                "{method} {path} with {}",
+                credential[0].0
+            );
+        }
+    }
+    assert!(
+        app.order_records().await.is_empty(),
+        "nothing was published"
+    );
+    // The account's trading key still trades.
+    let r = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[("x-api-key", KEY), ("content-type", "application/json")],
+            Some(order),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+}

@@ -172,6 +172,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         "INVALID_NAME",
         "INVALID_REFERENCE",
         "API_KEY_NOT_FOUND",
+        "READ_ONLY_KEY",
     ] {
         assert!(codes.contains(&c), "{c}");
     }

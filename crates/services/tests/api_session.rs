@@ -55,7 +55,7 @@ async fn session_cookie_flow() {
     assert_eq!(me.status, 200);
     assert_eq!(
         me.json(),
-        json!({"accountId": app.account.0, "name": "demo"})
+        json!({"accountId": app.account.0, "name": "demo", "scope": "TRADE"})
     );
     let acct = app
         .send("GET", "/api/accounts/me", &[("cookie", &cookie)], None)

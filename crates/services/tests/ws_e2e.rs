@@ -11,7 +11,7 @@ use oms_domain::risk::RiskConfig;
 use oms_domain::Decimal;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
 use oms_ports::event_log::EventLog;
-use oms_ports::order_store::OrderStore;
+use oms_ports::order_store::{KeyScope, OrderStore};
 use oms_services::api::{self, auth::hash_api_key, ApiConfig, ApiState};
 use oms_services::codec::{topics, LogNames};
 use oms_services::ingestion::publish::publish_order_event;
@@ -84,7 +84,7 @@ async fn start() -> (System, AccountId, AccountId) {
     ] {
         let a = store.create_account(name, false, now()).await.unwrap().id;
         store
-            .add_api_key(a, &hash_api_key(key), now())
+            .add_api_key(a, &hash_api_key(key), KeyScope::Trade, now())
             .await
             .unwrap();
         let deposit = Event::Deposit {

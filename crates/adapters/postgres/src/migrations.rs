@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fills by account and time",
         include_str!("../migrations/0005_fills_by_account.sql"),
     ),
+    (
+        6,
+        "API key scope",
+        include_str!("../migrations/0006_api_key_scope.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

@@ -10,7 +10,8 @@ use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, FillQuery, OrderQuery, OrderStore, Position, StoreBatch,
+    Account, ApiKeyRecord, Balance, FillQuery, KeyScope, OrderQuery, OrderStore, Position,
+    StoreBatch,
 };
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
@@ -268,6 +269,10 @@ fn from_sql_int(v: i64, what: &str) -> PortResult<u64> {
 
 fn parse_decimal(s: &str) -> PortResult<Decimal> {
     Decimal::from_str_exact(s).map_err(|e| corrupt(&format!("decimal {s:?}"), e))
+}
+
+fn parse_scope(s: &str) -> PortResult<KeyScope> {
+    KeyScope::parse(s).ok_or_else(|| corrupt("API key scope", s))
 }
 
 fn json<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> PortResult<T> {
@@ -542,32 +547,33 @@ impl OrderStore for PgStore {
         &self,
         account: AccountId,
         key_hash: &str,
+        scope: KeyScope,
         at: Timestamp,
     ) -> PortResult<()> {
         let account = to_sql_int(account.0, "account id")?;
         self.execute(
             "add an API key",
-            "INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)",
-            &[&key_hash, &account, &at.0],
+            "INSERT INTO api_keys (key_hash, account_id, scope, created_at) VALUES ($1, $2, $3, $4)",
+            &[&key_hash, &account, &scope.as_str(), &at.0],
         )
         .await?;
         Ok(())
     }
 
-    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<AccountId>> {
+    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<(AccountId, KeyScope)>> {
         let rows = self
             .query(
                 "look up an API key",
-                "SELECT account_id FROM api_keys WHERE key_hash = $1",
+                "SELECT account_id, scope FROM api_keys WHERE key_hash = $1",
                 &[&key_hash],
             )
             .await?;
         rows.first()
             .map(|r| {
-                Ok(AccountId(from_sql_int(
-                    get(r, 0, "account id")?,
-                    "account id",
-                )?))
+                Ok((
+                    AccountId(from_sql_int(get(r, 0, "account id")?, "account id")?),
+                    parse_scope(get(r, 1, "key scope")?)?,
+                ))
             })
             .transpose()
     }
@@ -577,7 +583,7 @@ impl OrderStore for PgStore {
         let rows = self
             .query(
                 "list API keys",
-                "SELECT key_hash, created_at FROM api_keys WHERE account_id = $1
+                "SELECT key_hash, scope, created_at FROM api_keys WHERE account_id = $1
                  ORDER BY created_at, key_hash",
                 &[&account],
             )
@@ -586,7 +592,8 @@ impl OrderStore for PgStore {
             .map(|r| {
                 Ok(ApiKeyRecord {
                     key_hash: get(r, 0, "key hash")?,
-                    created_at: Timestamp(get(r, 1, "key time")?),
+                    scope: parse_scope(get(r, 1, "key scope")?)?,
+                    created_at: Timestamp(get(r, 2, "key time")?),
                 })
             })
             .collect()

@@ -3,8 +3,9 @@
 //! The session cookie is `accountId.keyHash.expiry.signature`: the account, the SHA-256 of the
 //! API key it was opened with, expiry in Unix seconds, and HMAC-SHA256 over the rest with the
 //! configured secret, base64url without padding. Any instance with the same secret accepts it,
-//! while its key still names the account: revoking the key ends its sessions too (for HTTP
-//! requests and new WebSocket connections; one already open keeps its channels).
+//! while its key still names the account: revoking the key ends its sessions too (HTTP requests
+//! at once, an open WebSocket's private channel at its next check). A session can do what its
+//! key may ([`KeyScope`]): a read-only key's session only reads.
 
 use super::problem::{api_codes, Problem};
 use super::state::ApiState;
@@ -17,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use oms_domain::ids::AccountId;
+use oms_ports::order_store::KeyScope;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,7 +62,7 @@ fn random_key(prefix: &str) -> Result<String, getrandom::Error> {
 /// Unknown keys are never cached: a key added a moment ago works at once.
 pub struct KeyCache {
     ttl: Duration,
-    map: Mutex<HashMap<String, (AccountId, Instant)>>,
+    map: Mutex<HashMap<String, (Grant, Instant)>>,
     /// Counts revocations, so a lookup that read the store before one cannot put the revoked
     /// key back after it.
     revocations: AtomicU64,
@@ -75,11 +77,11 @@ impl KeyCache {
         }
     }
 
-    fn get(&self, hash: &str) -> Option<AccountId> {
+    fn get(&self, hash: &str) -> Option<Grant> {
         let map = self.map.lock().expect("lock");
         map.get(hash)
             .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(a, _)| *a)
+            .map(|(g, _)| *g)
     }
 
     /// Drops a revoked key at once in this process; other processes keep it for up to the
@@ -96,7 +98,7 @@ impl KeyCache {
     }
 
     /// Remembers a key found in the store, unless a key was revoked since the lookup began.
-    fn put(&self, hash: String, account: AccountId, epoch: u64) {
+    fn put(&self, hash: String, grant: Grant, epoch: u64) {
         let mut map = self.map.lock().expect("lock");
         if self.revocations.load(Ordering::SeqCst) != epoch {
             return;
@@ -104,8 +106,15 @@ impl KeyCache {
         if map.len() >= KEY_CACHE_MAX {
             map.clear();
         }
-        map.insert(hash, (account, Instant::now()));
+        map.insert(hash, (grant, Instant::now()));
     }
+}
+
+/// Who a key or session acts for, and what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub account: AccountId,
+    pub scope: KeyScope,
 }
 
 /// The account an API key names, if any.
@@ -113,10 +122,7 @@ pub async fn account_for_api_key(
     state: &ApiState,
     key: &str,
 ) -> Result<Option<AccountId>, Problem> {
-    if key.is_empty() || key.len() > MAX_API_KEY_LEN {
-        return Ok(None);
-    }
-    account_for_key_hash(state, hash_api_key(key)).await
+    Ok(grant_for_api_key(state, key).await?.map(|g| g.account))
 }
 
 /// The account of a live session: well signed, unexpired, and its key still the account's.
@@ -124,46 +130,57 @@ pub async fn account_for_session(
     state: &ApiState,
     token: &str,
 ) -> Result<Option<AccountId>, Problem> {
+    Ok(grant_for_session(state, token).await?.map(|g| g.account))
+}
+
+/// What an API key grants, if it is one.
+pub async fn grant_for_api_key(state: &ApiState, key: &str) -> Result<Option<Grant>, Problem> {
+    if key.is_empty() || key.len() > MAX_API_KEY_LEN {
+        return Ok(None);
+    }
+    grant_for_key_hash(state, hash_api_key(key)).await
+}
+
+/// What a live session grants: its key's account and scope, while the key names the account.
+pub async fn grant_for_session(state: &ApiState, token: &str) -> Result<Option<Grant>, Problem> {
     let now_secs = clock::now().millis() / 1000;
     let Some((account, key_hash)) = verify_session(&state.config.session_secret, token, now_secs)
     else {
         return Ok(None);
     };
-    Ok(account_for_key_hash(state, key_hash)
+    Ok(grant_for_key_hash(state, key_hash)
         .await?
-        .filter(|a| *a == account))
+        .filter(|g| g.account == account))
 }
 
-/// The account whose key has this hash, through the cache.
-async fn account_for_key_hash(
-    state: &ApiState,
-    hash: String,
-) -> Result<Option<AccountId>, Problem> {
-    if let Some(a) = state.keys.get(&hash) {
-        return Ok(Some(a));
+/// What the key with this hash grants, through the cache.
+async fn grant_for_key_hash(state: &ApiState, hash: String) -> Result<Option<Grant>, Problem> {
+    if let Some(g) = state.keys.get(&hash) {
+        return Ok(Some(g));
     }
     let epoch = state.keys.epoch();
     let found = state
         .store
         .account_for_key(&hash)
         .await
-        .map_err(|e| Problem::from_port("account store", &e))?;
-    if let Some(a) = found {
-        state.keys.put(hash, a, epoch);
+        .map_err(|e| Problem::from_port("account store", &e))?
+        .map(|(account, scope)| Grant { account, scope });
+    if let Some(g) = found {
+        state.keys.put(hash, g, epoch);
     }
     Ok(found)
 }
 
 /// Authenticates a request from its headers: the API key if one is given, else the cookie.
-pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<AccountId, Problem> {
+pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Grant, Problem> {
     if let Some(v) = headers.get(API_KEY_HEADER) {
         let key = v.to_str().unwrap_or_default();
-        return account_for_api_key(state, key)
+        return grant_for_api_key(state, key)
             .await?
             .ok_or_else(|| Problem::unauthorized("unknown API key").with_field("X-API-Key"));
     }
     if let Some(token) = session_cookie(headers) {
-        return account_for_session(state, token).await?.ok_or_else(|| {
+        return grant_for_session(state, token).await?.ok_or_else(|| {
             Problem::unauthorized("the session has expired or is invalid; sign in again")
                 .with_field(SESSION_COOKIE)
         });
@@ -179,6 +196,9 @@ pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Accou
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     pub account: AccountId,
+    /// What the key (or the session's key) may do; routes that change anything take a
+    /// [`Trader`] instead.
+    pub scope: KeyScope,
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -190,8 +210,40 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = ApiState::from_ref(state);
-        let account = authenticate(&state, &parts.headers).await?;
-        Ok(Caller { account })
+        let Grant { account, scope } = authenticate(&state, &parts.headers).await?;
+        Ok(Caller { account, scope })
+    }
+}
+
+/// A [`Caller`] whose key may trade: the extractor of every route that places, changes or
+/// cancels orders or sets the kill switch. A read-only key gets `403 READ_ONLY_KEY`, after
+/// authentication and before anything else is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trader {
+    pub account: AccountId,
+}
+
+impl<S> FromRequestParts<S> for Trader
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.scope {
+            KeyScope::Trade => Ok(Trader {
+                account: caller.account,
+            }),
+            KeyScope::Read => Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                api_codes::READ_ONLY_KEY,
+                "this API key (or the key the session was opened with) may only read: placing, \
+                 amending or cancelling orders and the kill switch need a trading key",
+            )
+            .with_field("X-API-Key")),
+        }
     }
 }
 
@@ -332,12 +384,16 @@ mod tests {
     #[test]
     fn a_lookup_that_began_before_a_revocation_does_not_cache_its_answer() {
         let cache = KeyCache::new(Duration::from_secs(30));
+        let grant = Grant {
+            account: AccountId(7),
+            scope: KeyScope::Read,
+        };
         let before = cache.epoch();
         cache.forget("revoked-hash");
-        cache.put("revoked-hash".into(), AccountId(7), before);
+        cache.put("revoked-hash".into(), grant, before);
         assert_eq!(cache.get("revoked-hash"), None);
-        cache.put("revoked-hash".into(), AccountId(7), cache.epoch());
-        assert_eq!(cache.get("revoked-hash"), Some(AccountId(7)));
+        cache.put("revoked-hash".into(), grant, cache.epoch());
+        assert_eq!(cache.get("revoked-hash"), Some(grant));
         cache.forget("revoked-hash");
         assert_eq!(cache.get("revoked-hash"), None);
     }

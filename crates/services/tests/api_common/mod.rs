@@ -16,7 +16,7 @@ use oms_domain::Decimal;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
 use oms_ports::event_log::{Appended, Consumer, EventLog, NewRecord, Record};
 use oms_ports::idempotency::IdempotencyStore;
-use oms_ports::order_store::{OrderStore, StoreBatch};
+use oms_ports::order_store::{KeyScope, OrderStore, StoreBatch};
 use oms_ports::{PortError, PortResult};
 use oms_services::api::{self, hash_api_key, ApiConfig, ApiState};
 use oms_services::ingestion::OrderIdGenerator;
@@ -92,11 +92,11 @@ impl TestApp {
         let demo = store.create_account("demo", true, now).await.unwrap();
         let other = store.create_account("other", true, now).await.unwrap();
         store
-            .add_api_key(demo.id, &hash_api_key(KEY), now)
+            .add_api_key(demo.id, &hash_api_key(KEY), KeyScope::Trade, now)
             .await
             .unwrap();
         store
-            .add_api_key(other.id, &hash_api_key(OTHER_KEY), now)
+            .add_api_key(other.id, &hash_api_key(OTHER_KEY), KeyScope::Trade, now)
             .await
             .unwrap();
         let mut config = ApiConfig {

@@ -158,6 +158,13 @@ ALTER TABLE fills ADD COLUMN traded_at INTEGER
 CREATE INDEX fills_by_account_time ON fills (account_id, traded_at, order_id, trade_id);
 "#,
     ),
+    (
+        8,
+        r#"
+-- What an API key may do: TRADE (everything, as every key before) or READ.
+ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'TRADE';
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {
@@ -314,6 +321,32 @@ mod tests {
                 ("ETH/USD".into(), "SELL".into(), 0),
             ]
         );
+    }
+
+    #[test]
+    fn keys_from_before_scopes_may_trade() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 < 8) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+        }
+        conn.execute("INSERT INTO api_keys VALUES ('h', 1, 0)", [])
+            .unwrap();
+        migrate(&mut conn).unwrap();
+        let scope: String = conn
+            .query_row("SELECT scope FROM api_keys WHERE key_hash = 'h'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(scope, "TRADE");
     }
 
     #[test]

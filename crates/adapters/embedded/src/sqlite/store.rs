@@ -8,8 +8,8 @@ use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, FillQuery, OrderQuery, OrderStore, Position, StoreBatch,
-    GLOBAL_KILL_SWITCH_ROW,
+    Account, ApiKeyRecord, Balance, FillQuery, KeyScope, OrderQuery, OrderStore, Position,
+    StoreBatch, GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -54,6 +54,10 @@ fn side_str(s: Side) -> &'static str {
         Side::Buy => "BUY",
         Side::Sell => "SELL",
     }
+}
+
+fn parse_scope(s: &str) -> EmbeddedResult<KeyScope> {
+    KeyScope::parse(s).ok_or_else(|| EmbeddedError::Corrupt(format!("API key scope {s:?}")))
 }
 
 fn corrupt_json(what: &str) -> impl Fn(serde_json::Error) -> EmbeddedError + '_ {
@@ -516,6 +520,7 @@ impl OrderStore for SqliteStore {
         &self,
         account: AccountId,
         key_hash: &str,
+        scope: KeyScope,
         at: Timestamp,
     ) -> PortResult<()> {
         let account = to_sql_int(account.0, "account id")?;
@@ -524,24 +529,31 @@ impl OrderStore for SqliteStore {
             .db
             .write(move |conn| {
                 conn.prepare_cached(
-                    "INSERT INTO api_keys (key_hash, account_id, created_at) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO api_keys (key_hash, account_id, scope, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![hash, account, at.0])?;
+                .execute(params![hash, account, scope.as_str(), at.0])?;
                 Ok(())
             })
             .await?)
     }
 
-    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<AccountId>> {
+    async fn account_for_key(&self, key_hash: &str) -> PortResult<Option<(AccountId, KeyScope)>> {
         let hash = key_hash.to_string();
         Ok(self
             .db
             .read(move |conn| {
-                let id: Option<i64> = conn
-                    .prepare_cached("SELECT account_id FROM api_keys WHERE key_hash = ?1")?
-                    .query_row([hash], |r| r.get(0))
+                let found: Option<(i64, String)> = conn
+                    .prepare_cached("SELECT account_id, scope FROM api_keys WHERE key_hash = ?1")?
+                    .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                id.map(|id| from_sql_int(id, "account id").map(AccountId))
+                found
+                    .map(|(id, scope)| {
+                        Ok((
+                            AccountId(from_sql_int(id, "account id")?),
+                            parse_scope(&scope)?,
+                        ))
+                    })
                     .transpose()
             })
             .await?)
@@ -553,16 +565,22 @@ impl OrderStore for SqliteStore {
             .db
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT key_hash, created_at FROM api_keys WHERE account_id = ?1
+                    "SELECT key_hash, scope, created_at FROM api_keys WHERE account_id = ?1
                      ORDER BY created_at, key_hash",
                 )?;
                 let rows = stmt.query_map([account], |r| {
-                    Ok(ApiKeyRecord {
-                        key_hash: r.get(0)?,
-                        created_at: Timestamp(r.get(1)?),
-                    })
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
                 })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let mut out = Vec::new();
+                for row in rows {
+                    let (key_hash, scope, at) = row?;
+                    out.push(ApiKeyRecord {
+                        key_hash,
+                        scope: parse_scope(&scope)?,
+                        created_at: Timestamp(at),
+                    });
+                }
+                Ok(out)
             })
             .await?)
     }

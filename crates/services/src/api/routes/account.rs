@@ -1,6 +1,6 @@
 //! `/api/accounts/me`, the account's kill switch, and `/api/instruments`.
 
-use crate::api::auth::Caller;
+use crate::api::auth::{Caller, Trader};
 use crate::api::body::{object, JsonBody};
 use crate::api::idempotency::run_idempotent;
 use crate::api::problem::Problem;
@@ -57,7 +57,7 @@ pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
 /// the processor has recorded it.
 pub async fn set_kill_switch(
     State(s): State<ApiState>,
-    caller: Caller,
+    caller: Trader,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
-use oms_ports::order_store::Account;
+use oms_ports::order_store::{Account, KeyScope};
 use serde_json::{json, Value};
 
 /// Longest account name, in characters.
@@ -128,7 +128,9 @@ pub async fn issue_api_key(
     _: Operator,
     headers: HeaderMap,
     Path(account_id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ReplyResult {
+    let scope = parse_key_scope(&headers, &body)?;
     if key_from_headers(&headers)?.is_some() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
@@ -149,16 +151,17 @@ pub async fn issue_api_key(
     })?;
     let key_id = hash_api_key(&key);
     s.store
-        .add_api_key(account.id, &key_id, clock::now())
+        .add_api_key(account.id, &key_id, scope, clock::now())
         .await
         .map_err(|e| Problem::from_port("account store", &e))?;
-    tracing::info!(account = %account.id, key = &key_id[..12], "API key issued by an operator");
+    tracing::info!(account = %account.id, key = &key_id[..12], scope = scope.as_str(), "API key issued by an operator");
     Ok(Reply::json(
         StatusCode::CREATED,
         &json!({
             "accountId": account.id.0,
             "apiKey": key,
             "keyId": key_id,
+            "scope": scope,
         }),
     )
     .header("cache-control", "no-store"))
@@ -179,7 +182,7 @@ pub async fn list_api_keys(
         .map_err(|e| Problem::from_port("account store", &e))?;
     let keys: Vec<Value> = keys
         .iter()
-        .map(|k| json!({ "keyId": k.key_hash, "createdAt": format_rfc3339_millis(k.created_at) }))
+        .map(|k| json!({ "keyId": k.key_hash, "scope": k.scope, "createdAt": format_rfc3339_millis(k.created_at) }))
         .collect();
     Ok(Reply::json(StatusCode::OK, &json!({ "apiKeys": keys })))
 }
@@ -420,6 +423,44 @@ async fn account_view(s: &ApiState, a: &Account) -> Result<Value, Problem> {
 }
 
 /// `{"name": "..."}`: 1 to 64 characters after trimming, no control characters.
+/// The optional body of a key's issue, `{"scope": "TRADE" | "READ"}`: none is a trading key,
+/// as every key was before keys had scopes.
+fn parse_key_scope(headers: &HeaderMap, body: &[u8]) -> Result<KeyScope, Problem> {
+    if body.is_empty() {
+        return Ok(KeyScope::Trade);
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !crate::api::body::is_json_content_type(content_type) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            api_codes::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as application/json",
+        )
+        .with_field("Content-Type"));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(Problem::malformed_json)?;
+    let one = |e: FieldError| Problem::validation(vec![e]);
+    let fields = object(&value, &["scope"]).map_err(one)?;
+    match fields.get("scope") {
+        None | Some(Value::Null) => Ok(KeyScope::Trade),
+        Some(Value::String(v)) => KeyScope::parse(v).ok_or_else(|| {
+            one(FieldError::new(
+                "scope",
+                codes::INVALID_ENUM,
+                "scope must be one of TRADE, READ",
+            ))
+        }),
+        Some(_) => Err(one(FieldError::new(
+            "scope",
+            codes::INVALID_TYPE,
+            "scope must be a string",
+        ))),
+    }
+}
+
 fn parse_account_name(body: &Value) -> Result<String, FieldError> {
     let fields = object(body, &["name"])?;
     let name = string_field(fields, "name")?.trim();

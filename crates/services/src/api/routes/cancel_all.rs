@@ -10,7 +10,7 @@
 //! grows with how far behind it is, up to [`MAX_SCAN`] records, past which the request is
 //! refused with 503 rather than left to run for minutes.
 
-use crate::api::auth::Caller;
+use crate::api::auth::Trader;
 use crate::api::idempotency::run_idempotent;
 use crate::api::problem::Problem;
 use crate::api::reply::{Reply, ReplyResult};
@@ -111,7 +111,7 @@ impl Filter {
 /// `DELETE /api/orders`: the caller's own orders.
 pub async fn cancel_all(
     State(s): State<ApiState>,
-    caller: Caller,
+    caller: Trader,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {

@@ -1,6 +1,6 @@
 //! `/api/orders`: place, read, list, cancel and amend orders.
 
-use crate::api::auth::Caller;
+use crate::api::auth::{Caller, Trader};
 use crate::api::body::JsonBody;
 use crate::api::idempotency::{run_idempotent, Run};
 use crate::api::problem::{api_codes, Problem};
@@ -27,7 +27,7 @@ pub const MAX_LIMIT: u32 = 500;
 
 pub async fn create(
     State(s): State<ApiState>,
-    caller: Caller,
+    caller: Trader,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
@@ -322,7 +322,7 @@ pub(super) fn parse_time_param(v: &str) -> Option<Timestamp> {
 
 pub async fn cancel(
     State(s): State<ApiState>,
-    caller: Caller,
+    caller: Trader,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
@@ -362,7 +362,7 @@ async fn request_cancel(s: &ApiState, account: AccountId, id: &str) -> ReplyResu
 
 pub async fn amend(
     State(s): State<ApiState>,
-    caller: Caller,
+    caller: Trader,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: JsonBody,

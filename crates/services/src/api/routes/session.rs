@@ -51,6 +51,6 @@ pub async fn get(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
         .map_err(|e| Problem::from_port("account store", &e))?;
     Ok(Reply::json(
         StatusCode::OK,
-        &json!({"accountId": caller.account.0, "name": name}),
+        &json!({"accountId": caller.account.0, "name": name, "scope": caller.scope}),
     ))
 }
