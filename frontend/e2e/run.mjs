@@ -2,9 +2,10 @@
 // market). Drives Debian's Chromium through playwright-core.
 //   OMS_URL        base URL of the OMS serving the dashboard (default http://127.0.0.1:8080)
 //   OMS_API_KEY    API key of an account with quote and base balances (required)
-//   OMS_ADMIN_KEY  an operator key of the server's admin API (required: the global kill switch)
+//   OMS_ADMIN_KEY  an operator key of the server's admin API (required: the global kill switch, the keys issued)
 //   OMS_ARTIFACTS  where screenshots go (default ../test-artifacts)
 //   OMS_SYMBOL     symbol to trade (default: the dashboard's first instrument)
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { assert, config, decimal, launch, Runner, sleep, until, waitForServer } from './lib.mjs';
@@ -732,6 +733,170 @@ await run.step(
     await q('#api-key').waitFor({ timeout: 20_000 });
     const r = await context.request.get(`${cfg.baseUrl}/api/accounts/me`, { headers: { 'X-API-Key': apiKey } });
     assert(r.status() === 401, `the revoked key still answers ${r.status()}`);
+  },
+  { needs: ['sign out clears the session'] },
+);
+
+await run.step(
+  'a read-only key shows the account without trading controls',
+  async () => {
+    assert(cfg.adminKey, 'OMS_ADMIN_KEY is not set: this step needs an operator key of the admin API');
+    const admin = { 'X-Admin-Key': cfg.adminKey };
+    const trader = { 'X-API-Key': cfg.apiKey };
+    // The step before leaves the page at the sign-in form; should it have failed, sign out.
+    if (!(await q('#api-key').isVisible())) {
+      await q('button:has-text("Sign out")').click();
+      await q('#api-key').waitFor({ timeout: 10_000 });
+    }
+    const me = await context.request.get(`${cfg.baseUrl}/api/accounts/me`, { headers: trader });
+    assert(me.status() === 200, `GET /api/accounts/me answered ${me.status()}`);
+    const keys = `${cfg.baseUrl}/api/admin/accounts/${(await me.json()).accountId}/api-keys`;
+    const issued = await context.request.post(keys, { headers: admin, data: { scope: 'READ' } });
+    assert(
+      issued.status() === 201,
+      `POST ${keys} {"scope":"READ"} answered ${issued.status()}: ${await issued.text()}`,
+    );
+    const { apiKey, keyId, scope } = await issued.json();
+
+    // The page must send no change at all: every control that would is disabled.
+    const changes = [];
+    const onRequest = (r) => {
+      const u = new URL(r.url());
+      if (r.method() !== 'GET' && u.pathname.startsWith('/api/') && u.pathname !== '/api/session')
+        changes.push(`${r.method()} ${u.pathname}`);
+    };
+    let restingId = null;
+    try {
+      assert(scope === 'READ', `the key was issued with scope ${JSON.stringify(scope)}`);
+      // A resting order, placed with the trading key, for the open orders tab to show.
+      const depth = await context.request.get(
+        `${cfg.baseUrl}/api/marketdata/depth?symbol=${encodeURIComponent(S.symbol)}&levels=1`,
+      );
+      const bid = (await depth.json()).bids?.[0]?.[0];
+      assert(bid, `no bid in the ${S.symbol} book`);
+      const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
+      const order = {
+        symbol: S.symbol,
+        side: 'BUY',
+        orderType: 'LIMIT',
+        timeInForce: 'GTC',
+        price,
+        quantity: testQuantity(price),
+        clientOrderId: `e2e-${randomUUID()}`,
+      };
+      const placed = await context.request.post(`${cfg.baseUrl}/api/orders`, {
+        headers: { ...trader, 'X-Idempotency-Key': randomUUID() },
+        data: order,
+      });
+      assert(placed.status() === 202, `POST /api/orders answered ${placed.status()}: ${await placed.text()}`);
+      restingId = (await placed.json()).orderId;
+      let resting;
+      await until(`order ${restingId} to be accepted`, async () => {
+        const r = await context.request.get(`${cfg.baseUrl}/api/orders/${restingId}`, { headers: trader });
+        resting = await r.json();
+        return resting.status === 'ACCEPTED';
+      }).catch((e) => {
+        throw new Error(`${e.message}: ${resting?.status} ${resting?.rejectReason ?? ''}`);
+      });
+
+      page.on('request', onRequest);
+      await q('#api-key').fill(apiKey);
+      await q('.signin-card button[type="submit"]').click();
+      await q('[data-testid="symbol-select"]').waitFor({ timeout: 15_000 });
+      const badge = q('[data-testid="read-only-badge"]');
+      await badge.waitFor({ timeout: 5_000 });
+      const why = await badge.getAttribute('title');
+      assert(why?.includes('read-only'), `the read-only badge explains "${why}"`);
+      // The previous session's messages (its revocation) went with it.
+      const stale = await q('text=no longer valid').count();
+      assert(stale === 0, 'a message of the previous session is still shown');
+      // The private orders channel reads as before.
+      await until(
+        'the WebSocket to connect',
+        async () => (await q('[data-testid="connection"]').getAttribute('data-state')) === 'connected',
+      );
+
+      // The ticket prices and estimates, but cannot send: not by its button, nor by Enter.
+      await q('[data-testid="ticket-read-only"]').waitFor({ timeout: 10_000 });
+      const submit = q('[data-testid="ticket-submit"]');
+      assert(await submit.isDisabled(), 'the ticket submit button is enabled for a read-only key');
+      await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: order.quantity, tif: 'GTC' });
+      await q('#ticket-quantity').press('Enter');
+      assert(await submit.isDisabled(), 'the ticket submit button is enabled once the ticket is valid');
+
+      // The kill switch shows its state but cannot be switched.
+      const toggle = q('[data-testid="kill-switch"]');
+      await until('the kill switch to show off', async () => (await toggle.getAttribute('data-state')) === 'off');
+      assert(await toggle.isDisabled(), 'the kill switch toggle is enabled for a read-only key');
+      assert((await toggle.getAttribute('aria-pressed')) === 'false', 'the kill switch is off but shows pressed');
+
+      // Open orders list the account's order, with no cancel, amend or cancel all to click.
+      await q('[data-testid="tab-open"]').click();
+      await openRow(restingId).waitFor({ timeout: 15_000 });
+      const enabledCancels = await q('[data-testid="cancel"]:enabled').count();
+      assert(enabledCancels === 0, `${enabledCancels} cancel buttons are enabled for a read-only key`);
+      assert(await openRow(restingId).locator('[data-testid="cancel"]').isDisabled(), 'the cancel is enabled');
+      assert(await openRow(restingId).locator('[data-testid="amend"]').isDisabled(), 'the amend is enabled');
+      assert(await q('[data-testid="cancel-all"]').isDisabled(), 'Cancel all is enabled for a read-only key');
+      const file = path.join(cfg.artifacts, 'read-only-1280x800.png');
+      await page.screenshot({ path: file });
+      assert(fs.statSync(file).size > 10_000, `${file} looks empty`);
+
+      // The history and the trades tab read as before.
+      await q('[data-testid="tab-history"]').click();
+      await historyRow(restingId).waitFor({ timeout: 10_000 });
+      if (S.takerId) await historyRow(S.takerId).waitFor({ timeout: 10_000 });
+      await q('[data-testid="tab-trades"]').click();
+      const trades = q('#tabpanel-trades [data-testid="trade-row"]');
+      await until('rows in the trades tab', async () => (await trades.count()) > 0, 10_000);
+      if (S.takerId) {
+        const rows = q(`#tabpanel-trades [data-testid="trade-row"][data-order-id="${S.takerId}"]`);
+        await until(`the fills of order ${S.takerId} in the trades tab`, async () => (await rows.count()) > 0);
+      }
+      assert(changes.length === 0, `the read-only page sent ${changes.join(', ')}`);
+
+      // The server refuses the key's changes: a valid order, and the cancel of the resting one.
+      const refused = [
+        [
+          'POST /api/orders',
+          await context.request.post(`${cfg.baseUrl}/api/orders`, {
+            headers: { 'X-API-Key': apiKey, 'X-Idempotency-Key': randomUUID() },
+            data: { ...order, clientOrderId: `e2e-${randomUUID()}` },
+          }),
+        ],
+        [
+          `DELETE /api/orders/${restingId}`,
+          await context.request.delete(`${cfg.baseUrl}/api/orders/${restingId}`, { headers: { 'X-API-Key': apiKey } }),
+        ],
+      ];
+      for (const [request, r] of refused) {
+        const what = `${request} with the read-only key`;
+        const text = await r.text();
+        assert(r.status() === 403, `${what} answered ${r.status()}: ${text}`);
+        assert(JSON.parse(text).code === 'READ_ONLY_KEY', `${what} answered ${text}`);
+      }
+      const after = await context.request.get(`${cfg.baseUrl}/api/orders/${restingId}`, { headers: trader });
+      const status = (await after.json()).status;
+      assert(status === 'ACCEPTED', `order ${restingId} is ${status} after the read-only key's cancel`);
+    } finally {
+      page.off('request', onRequest);
+      try {
+        if (await q('button:has-text("Sign out")').isVisible()) {
+          await q('button:has-text("Sign out")').click();
+          await q('#api-key').waitFor({ timeout: 10_000 });
+        }
+      } finally {
+        // Whatever failed above, the order goes and the read-only key is revoked.
+        const problems = [];
+        if (restingId) {
+          const r = await context.request.delete(`${cfg.baseUrl}/api/orders/${restingId}`, { headers: trader });
+          if (r.status() !== 202) problems.push(`cancelling order ${restingId} answered ${r.status()}`);
+        }
+        const revoked = await context.request.delete(`${keys}/${keyId}`, { headers: admin });
+        if (revoked.status() !== 204) problems.push(`DELETE ${keys}/${keyId} answered ${revoked.status()}`);
+        assert(problems.length === 0, problems.join('; '));
+      }
+    }
   },
   { needs: ['sign out clears the session'] },
 );

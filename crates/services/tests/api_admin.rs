@@ -207,22 +207,7 @@ async fn an_operator_opens_an_account_and_issues_it_a_working_key() {
     assert!(ids.contains(&&issued["keyId"]) && ids.contains(&&second["keyId"]));
 
     // A dashboard session opened with the first key.
-    let signed_in = app
-        .send(
-            "POST",
-            "/api/session",
-            &[("content-type", "application/json")],
-            Some(format!(r#"{{"apiKey":"{key}"}}"#).as_bytes()),
-        )
-        .await;
-    assert_eq!(signed_in.status, 204);
-    let cookie = signed_in
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = app.sign_in(key).await;
     let cookie_header = [("cookie", cookie.as_str())];
     let by_cookie = || app.send("GET", "/api/accounts/me", &cookie_header, None);
     assert_eq!(by_cookie().await.status, 200);
@@ -686,22 +671,7 @@ async fn a_read_only_key_reads_everything_and_trades_nothing() {
         let r = app.send("GET", path, &by_key, None).await;
         assert_eq!(r.status, 200, "GET {path}: {:?}", r.body);
     }
-    let signed_in = app
-        .send(
-            "POST",
-            "/api/session",
-            &[("content-type", "application/json")],
-            Some(format!(r#"{{"apiKey":"{read_key}"}}"#).as_bytes()),
-        )
-        .await;
-    assert_eq!(signed_in.status, 204);
-    let cookie = signed_in
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = app.sign_in(&read_key).await;
     let by_cookie = [("cookie", cookie.as_str())];
     let session = app.send("GET", "/api/session", &by_cookie, None).await;
     assert_eq!(session.json()["scope"], "READ");

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, api, errorText } from './http';
-import type { Order } from './types';
+import { ApiError, api, errorText, setUnauthorizedHandler } from './http';
+import type { NewOrderRequest, Order } from './types';
 
 const ORDER: Order = {
   orderId: '42',
@@ -142,5 +142,80 @@ describe('accountFills', () => {
     const err = await api.accountFills({ cursor: 'junk' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).fieldErrors()).toEqual({ cursor: 'cursor is not valid' });
+  });
+});
+
+describe('session', () => {
+  it('takes a session without a scope (an older server) for a trading key', async () => {
+    answer(200, { accountId: 3, name: 'desk1' });
+    await expect(api.session()).resolves.toEqual({ accountId: 3, name: 'desk1', scope: 'TRADE' });
+    const [url, init] = fetchMock.mock.calls[0] as [string, RequestInit];
+    expect(url).toBe('/api/session');
+    expect(init.method).toBe('GET');
+    expect(init.credentials).toBe('same-origin');
+  });
+
+  it("keeps a read-only key's scope", async () => {
+    answer(200, { accountId: 3, name: 'desk1', scope: 'READ' });
+    await expect(api.session()).resolves.toEqual({ accountId: 3, name: 'desk1', scope: 'READ' });
+    answer(200, { accountId: 3, name: 'desk1', scope: 'TRADE' });
+    await expect(api.session()).resolves.toEqual({ accountId: 3, name: 'desk1', scope: 'TRADE' });
+  });
+});
+
+describe('a read-only key', () => {
+  const ORDER_REQUEST: NewOrderRequest = {
+    symbol: 'BTC/USD',
+    side: 'BUY',
+    orderType: 'LIMIT',
+    timeInForce: 'GTC',
+    quantity: '0.1',
+    price: '45000',
+    stopPrice: null,
+    postOnly: false,
+    expireAt: null,
+    clientOrderId: 'web-1',
+  };
+  const READ_ONLY = {
+    title: 'Forbidden',
+    status: 403,
+    code: 'READ_ONLY_KEY',
+    field: 'X-API-Key',
+    detail: 'this API key may only read',
+  };
+  let signedOut: ReturnType<typeof vi.fn>;
+
+  beforeEach(() => {
+    signedOut = vi.fn();
+    setUnauthorizedHandler(signedOut);
+  });
+
+  afterEach(() => {
+    setUnauthorizedHandler(null);
+  });
+
+  it("is refused with the server's message and does not sign out", async () => {
+    for (const send of [
+      () => api.placeOrder(ORDER_REQUEST, 'idem-1'),
+      () => api.cancelOrder('42'),
+      () => api.amendOrder('42', { price: '44000' }, 'idem-2'),
+      () => api.cancelAllOrders(),
+      () => api.setKillSwitch(true),
+    ]) {
+      answer(403, READ_ONLY, 'application/problem+json');
+      const err = await send().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ApiError);
+      expect((err as ApiError).status).toBe(403);
+      expect(errorText(err)).toBe('Forbidden: this API key may only read (READ_ONLY_KEY)');
+      // Not a field of the ticket or of an amend: the error goes to the banner.
+      expect((err as ApiError).fieldErrors()).toEqual({ 'X-API-Key': 'this API key may only read' });
+    }
+    expect(signedOut).not.toHaveBeenCalled();
+  });
+
+  it('is signed out by a 401 only', async () => {
+    answer(401, { title: 'Unauthorized', status: 401, code: 'UNAUTHORIZED' }, 'application/problem+json');
+    await api.cancelOrder('42').catch(() => undefined);
+    expect(signedOut).toHaveBeenCalledTimes(1);
   });
 });

@@ -1,5 +1,6 @@
 // REST client for the same-origin OMS API. The session is an HttpOnly cookie set by
 // POST /api/session, so requests carry credentials and the API key is never kept by the page.
+import { type SessionWire, toSession } from '../lib/session';
 import { fillsQuery } from '../lib/trades';
 import type {
   Account,
@@ -81,6 +82,8 @@ async function request<T>(
   if (!res.ok) {
     const problem: Problem =
       json && typeof json === 'object' ? (json as Problem) : { status: res.status, title: res.statusText || text };
+    // Only a 401 means the credential is gone. A 403 (a read-only key's READ_ONLY_KEY) refuses
+    // this request alone: it is thrown like any other error and shown in the banner.
     if (res.status === 401 && path !== '/api/session') onUnauthorized?.();
     throw new ApiError(res.status, problem);
   }
@@ -97,7 +100,8 @@ function qs(params: Record<string, string | number | undefined | null>): string 
 export const api = {
   signIn: (apiKey: string) => request<void>('POST', '/api/session', { apiKey }),
   signOut: () => request<void>('DELETE', '/api/session'),
-  session: () => request<Session>('GET', '/api/session'),
+  /** The signed-in account and its key's scope (`TRADE` when an older server sends none). */
+  session: (): Promise<Session> => request<SessionWire>('GET', '/api/session').then(toSession),
   instruments: () => request<{ instruments: Instrument[] }>('GET', '/api/instruments').then((r) => r.instruments),
   account: () => request<Account>('GET', '/api/accounts/me'),
   /**

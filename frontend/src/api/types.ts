@@ -10,9 +10,14 @@ export const LIVE_STATUSES: ReadonlySet<OrderStatus> = new Set(['NEW', 'ACCEPTED
 export const INTERVALS = ['1s', '1m', '5m', '15m', '1h', '1d'] as const;
 export type Interval = (typeof INTERVALS)[number];
 
+/** What the session's API key may do: `TRADE` everything, `READ` only read (its changes answer `403 READ_ONLY_KEY`). */
+export type KeyScope = 'TRADE' | 'READ';
+
 export interface Session {
   accountId: number;
   name: string;
+  /** The scope of the key the session was opened with. */
+  scope: KeyScope;
 }
 
 export interface Instrument {

@@ -9,6 +9,7 @@ import {
   killSwitchButton,
   killSwitchFailedText,
 } from '../lib/killSwitch';
+import { isReadOnly, READ_ONLY_BADGE, READ_ONLY_BADGE_TITLE, readOnlyReason } from '../lib/session';
 import type { AccountFeed } from '../state/account';
 import type { MarketFeed } from '../state/market';
 import { notify } from '../state/notices';
@@ -27,6 +28,7 @@ interface Props {
 }
 
 export function Header({ session, instruments, instrument, onSelect, market, account, socket, onSignOut }: Props) {
+  const readOnly = isReadOnly(session);
   return (
     <header className="app-header">
       <div className="brand" aria-hidden="true">
@@ -51,8 +53,13 @@ export function Header({ session, instruments, instrument, onSelect, market, acc
       </select>
       {instrument && <TickerStrip market={market} instrument={instrument} />}
       <div className="header-right">
-        <KillSwitch account={account} />
+        <KillSwitch account={account} readOnly={readOnly} />
         <Connection socket={socket} />
+        {readOnly && (
+          <span className="read-only-badge" title={READ_ONLY_BADGE_TITLE} data-testid="read-only-badge">
+            {READ_ONLY_BADGE}
+          </span>
+        )}
         <span className="account" title={`Account ${session.accountId}`}>
           {session.name}
         </span>
@@ -102,15 +109,17 @@ function TickerStrip({ market, instrument }: { market: MarketFeed; instrument: I
 
 /**
  * The account's kill switch. Turning it on is the safety action: one click. Turning it off lets
- * orders through again, so the first click only arms it and a second one sends.
+ * orders through again, so the first click only arms it and a second one sends. With a
+ * read-only key it only shows the state.
  */
-function KillSwitch({ account }: { account: AccountFeed }) {
+function KillSwitch({ account, readOnly }: { account: AccountFeed; readOnly: boolean }) {
   const on = useSelector(account.killSwitch, (v) => v.on);
   const [armed, setArmed] = useArmed();
   const [busy, setBusy] = useState(false);
   const confirming = armed && on === true;
 
   const click = async () => {
+    if (readOnly) return;
     // Not known yet counts as off: turning it on needs no knowledge of the current state.
     const next = on !== true;
     if (!next && !confirming) {
@@ -134,9 +143,10 @@ function KillSwitch({ account }: { account: AccountFeed }) {
       type="button"
       className={`small kill-switch ${on ? 'on' : ''} ${confirming ? 'armed' : ''}`}
       onClick={click}
-      disabled={busy}
+      disabled={busy || readOnly}
       aria-pressed={on === true}
       aria-label={label}
+      title={readOnly ? readOnlyReason('turning the kill switch on or off') : undefined}
       data-testid="kill-switch"
       data-state={on === null ? 'unknown' : on ? 'on' : 'off'}
     >

@@ -3,6 +3,7 @@ import { ApiError, api, errorText } from '../api/http';
 import type { Instrument, Order, OrderType, Side, TimeInForce } from '../api/types';
 import { decimalsOf, formatDecimal } from '../lib/format';
 import { GLOBAL_KILL_SWITCH_TICKET_HINT, KILL_SWITCH_TICKET_HINT } from '../lib/killSwitch';
+import { READ_ONLY_TICKET_NOTE } from '../lib/session';
 import {
   checkTyping,
   constraintHint,
@@ -53,9 +54,11 @@ interface Props {
   instrument: Instrument;
   market: MarketFeed;
   account: AccountFeed;
+  /** A read-only key: the ticket still prices and estimates, but cannot send. */
+  readOnly: boolean;
 }
 
-export function OrderTicket({ instrument, market, account }: Props) {
+export function OrderTicket({ instrument, market, account, readOnly }: Props) {
   const [t, setT] = useState<TicketInput>(INITIAL);
   const [touched, setTouched] = useState<Partial<Record<TicketField, boolean>>>({});
   const [attempted, setAttempted] = useState(false);
@@ -143,7 +146,7 @@ export function OrderTicket({ instrument, market, account }: Props) {
     e.preventDefault();
     setAttempted(true);
     setTyping({});
-    if (hasErrors(errors) || busy) return;
+    if (hasErrors(errors) || busy || readOnly) return;
     setBusy(true);
     setServer({});
     try {
@@ -183,6 +186,7 @@ export function OrderTicket({ instrument, market, account }: Props) {
 
   const buy = t.side === 'BUY';
   const disabled = instrument.status !== 'TRADING';
+  const notes = [readOnly && 'ticket-read-only', halted && 'ticket-kill-switch'].filter(Boolean).join(' ');
 
   return (
     <section className="panel ticket" aria-labelledby="ticket-title" data-testid="order-ticket">
@@ -367,12 +371,18 @@ export function OrderTicket({ instrument, market, account }: Props) {
         <button
           type="submit"
           className={`submit ${buy ? 'buy' : 'sell'}`}
-          disabled={busy || disabled}
-          aria-describedby={halted ? 'ticket-kill-switch' : undefined}
+          disabled={busy || disabled || readOnly}
+          aria-describedby={notes || undefined}
+          title={readOnly ? READ_ONLY_TICKET_NOTE : undefined}
           data-testid="ticket-submit"
         >
           {busy ? 'Sending…' : `${buy ? 'Buy' : 'Sell'} ${instrument.base}`}
         </button>
+        {readOnly && (
+          <p id="ticket-read-only" className="warn" data-testid="ticket-read-only">
+            {READ_ONLY_TICKET_NOTE}
+          </p>
+        )}
         {/* The order is still sent: the server decides, and its rejection shows below. */}
         {halted && (
           <p id="ticket-kill-switch" className="warn" data-testid="ticket-kill-switch">

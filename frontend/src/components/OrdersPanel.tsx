@@ -4,6 +4,7 @@ import { type CancelAllFilter, type Fill, type Instrument, LIVE_STATUSES, type O
 import { cancelAllButton, cancelRequestedText } from '../lib/cancelAll';
 import { cmp, dec } from '../lib/decimal';
 import { decimalsOf, formatDateTime, formatDecimal, formatPrice, formatSize, formatTime } from '../lib/format';
+import { readOnlyReason } from '../lib/session';
 import { checkTyping, validateTicket } from '../lib/ticket';
 import { uuidv4 } from '../lib/uuid';
 import type { AccountFeed } from '../state/account';
@@ -23,6 +24,8 @@ const TABS: { id: Tab; label: string }[] = [
 interface Props {
   account: AccountFeed;
   instruments: ReadonlyMap<string, Instrument>;
+  /** A read-only key: orders show, but cancel, amend and cancel all are disabled. */
+  readOnly: boolean;
 }
 
 /** ISO timestamps order as text; equal ones fall back to the (increasing) numeric order id. */
@@ -31,7 +34,7 @@ function newestFirst(a: Order, b: Order): number {
   return b.orderId.length - a.orderId.length || (a.orderId < b.orderId ? 1 : a.orderId > b.orderId ? -1 : 0);
 }
 
-export function OrdersPanel({ account, instruments }: Props) {
+export function OrdersPanel({ account, instruments, readOnly }: Props) {
   const [tab, setTab] = useState<Tab>('open');
   // Kept here, not in the tab, so that the filter outlives switching tabs.
   const [tradeSymbol, setTradeSymbol] = useState('');
@@ -78,13 +81,15 @@ export function OrdersPanel({ account, instruments }: Props) {
             </button>
           ))}
         </div>
-        {tab === 'open' && <CancelAll filter={OPEN_TAB_FILTER} count={open.length} account={account} />}
+        {tab === 'open' && (
+          <CancelAll filter={OPEN_TAB_FILTER} count={open.length} account={account} readOnly={readOnly} />
+        )}
         {tab === 'trades' && (
           <TradeSymbolFilter value={tradeSymbol} onChange={setTradeSymbol} instruments={instruments} />
         )}
       </div>
       <div className="tabpanel" role="tabpanel" id={`tabpanel-${tab}`} aria-labelledby={`tab-${tab}`}>
-        {tab === 'open' && <OpenOrders orders={open} instruments={instruments} account={account} />}
+        {tab === 'open' && <OpenOrders orders={open} instruments={instruments} account={account} readOnly={readOnly} />}
         {tab === 'history' && <History orders={history} instruments={instruments} account={account} />}
         {tab === 'trades' && <Trades account={account} instruments={instruments} symbol={tradeSymbol} />}
         {tab === 'balances' && <Balances account={account} />}
@@ -99,12 +104,23 @@ export function OrdersPanel({ account, instruments }: Props) {
 const OPEN_TAB_FILTER: CancelAllFilter = {};
 
 /** Cancels every open order in `filter`; the first click only arms it, the second one sends. */
-function CancelAll({ filter, count, account }: { filter: CancelAllFilter; count: number; account: AccountFeed }) {
+function CancelAll({
+  filter,
+  count,
+  account,
+  readOnly,
+}: {
+  filter: CancelAllFilter;
+  count: number;
+  account: AccountFeed;
+  readOnly: boolean;
+}) {
   const [armed, setArmed] = useArmed();
   const [busy, setBusy] = useState(false);
-  const confirming = armed && count > 0;
+  const confirming = armed && count > 0 && !readOnly;
 
   const click = async () => {
+    if (readOnly) return;
     if (!confirming) {
       setArmed(true);
       return;
@@ -128,8 +144,9 @@ function CancelAll({ filter, count, account }: { filter: CancelAllFilter; count:
       type="button"
       className={`small danger ${confirming ? 'armed' : ''}`}
       onClick={click}
-      disabled={busy || count === 0}
+      disabled={busy || count === 0 || readOnly}
       aria-label={label}
+      title={readOnly ? readOnlyReason('cancelling orders') : undefined}
       data-testid="cancel-all"
     >
       {busy ? 'Cancelling…' : text}
@@ -141,10 +158,12 @@ function OpenOrders({
   orders,
   instruments,
   account,
+  readOnly,
 }: {
   orders: Order[];
   instruments: ReadonlyMap<string, Instrument>;
   account: AccountFeed;
+  readOnly: boolean;
 }) {
   if (orders.length === 0) return <p className="muted empty">No open orders</p>;
   return (
@@ -164,7 +183,7 @@ function OpenOrders({
       </thead>
       <tbody>
         {orders.map((o) => (
-          <OpenRow key={o.orderId} order={o} inst={instruments.get(o.symbol)} account={account} />
+          <OpenRow key={o.orderId} order={o} inst={instruments.get(o.symbol)} account={account} readOnly={readOnly} />
         ))}
       </tbody>
     </table>
@@ -175,10 +194,12 @@ const OpenRow = memo(function OpenRow({
   order,
   inst,
   account,
+  readOnly,
 }: {
   order: Order;
   inst?: Instrument;
   account: AccountFeed;
+  readOnly: boolean;
 }) {
   const [editing, setEditing] = useState(false);
   const [price, setPrice] = useState('');
@@ -345,8 +366,9 @@ const OpenRow = memo(function OpenRow({
               type="button"
               className="small ghost"
               onClick={startEdit}
-              disabled={busy || order.orderType === 'MARKET'}
+              disabled={busy || order.orderType === 'MARKET' || readOnly}
               aria-label={`Amend order ${order.orderId}`}
+              title={readOnly ? readOnlyReason('amending orders') : undefined}
               data-testid="amend"
             >
               Amend
@@ -355,8 +377,9 @@ const OpenRow = memo(function OpenRow({
               type="button"
               className="small danger"
               onClick={cancel}
-              disabled={busy}
+              disabled={busy || readOnly}
               aria-label={`Cancel order ${order.orderId}`}
+              title={readOnly ? readOnlyReason('cancelling orders') : undefined}
               data-testid="cancel"
             >
               Cancel

@@ -2,9 +2,10 @@ import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
 import { api, errorText, loadInstruments } from '../api/http';
 import { MarketSocket } from '../api/socket';
 import { type Instrument, type Interval, INTERVALS, type Session } from '../api/types';
+import { isReadOnly } from '../lib/session';
 import { AccountFeed } from '../state/account';
 import { MarketFeed } from '../state/market';
-import { notify } from '../state/notices';
+import { clearNotices, notify } from '../state/notices';
 import { Banner } from './Banner';
 import { Header, KillSwitchBanner } from './Header';
 import { OrderBook } from './OrderBook';
@@ -55,6 +56,8 @@ export function TradingScreen(props: { session: Session; onSignOut: () => void }
       market.dispose();
       account.dispose();
       socket.stop();
+      // Signed out (or signed in as another key): this session's messages go with it.
+      clearNotices();
     };
   }, []);
   if (!feeds) return <div className="app" />;
@@ -83,6 +86,8 @@ function Screen({ session, onSignOut, socket, market, account }: { session: Sess
   }, [market, symbol]);
 
   const byId = useMemo(() => new Map(instruments.map((i) => [i.symbol, i])), [instruments]);
+  // A read-only key sees everything but has no control that would send a change.
+  const readOnly = isReadOnly(session);
   const instrument = symbol ? (byId.get(symbol) ?? null) : null;
 
   const chooseInterval = (i: Interval) => {
@@ -127,8 +132,8 @@ function Screen({ session, onSignOut, socket, market, account }: { session: Sess
           </section>
           <OrderBook market={market} instrument={instrument} onPick={pickPrice} />
           <RecentTrades market={market} instrument={instrument} />
-          <OrderTicket instrument={instrument} market={market} account={account} />
-          <OrdersPanel account={account} instruments={byId} />
+          <OrderTicket instrument={instrument} market={market} account={account} readOnly={readOnly} />
+          <OrdersPanel account={account} instruments={byId} readOnly={readOnly} />
         </main>
       ) : (
         <main className="layout-empty muted">{instruments.length ? 'Choose a symbol' : 'Loading instruments…'}</main>

@@ -21,3 +21,8 @@ export function notify(kind: Notice['kind'], text: string, ttlMs = kind === 'inf
 export function dismiss(id: number): void {
   notices.update((list) => list.filter((n) => n.id !== id));
 }
+
+/** Forgets every notice: they belong to the session that raised them, not to the next one. */
+export function clearNotices(): void {
+  notices.update(() => []);
+}

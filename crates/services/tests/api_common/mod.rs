@@ -162,6 +162,27 @@ impl TestApp {
         out
     }
 
+    /// Signs in with `key` (`POST /api/session`): the `Cookie` header value of the session.
+    #[allow(dead_code)] // not every test binary signs in
+    pub async fn sign_in(&self, key: &str) -> String {
+        let signed_in = self
+            .send(
+                "POST",
+                "/api/session",
+                &[("content-type", "application/json")],
+                Some(format!(r#"{{"apiKey":"{key}"}}"#).as_bytes()),
+            )
+            .await;
+        assert_eq!(signed_in.status, 204, "{signed_in:?}");
+        signed_in
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
     /// Puts an order straight into the read model, as the processor would.
     pub async fn put_order(&self, order: Order) {
         self.store

@@ -10,6 +10,7 @@
 //! grows with how far behind it is, up to [`MAX_SCAN`] records, past which the request is
 //! refused with 503 rather than left to run for minutes.
 
+use super::distinct_params;
 use crate::api::auth::Trader;
 use crate::api::idempotency::run_idempotent;
 use crate::api::problem::Problem;
@@ -57,17 +58,8 @@ impl Filter {
     fn parse(pairs: &[(String, String)], s: &ApiState) -> Result<Self, Vec<FieldError>> {
         let mut errs = Vec::new();
         let mut filter = Filter::default();
-        let mut seen = HashSet::new();
-        for (name, value) in pairs {
-            if !seen.insert(name.as_str()) {
-                errs.push(FieldError::new(
-                    name,
-                    codes::MALFORMED_JSON,
-                    format!("{name} is given more than once"),
-                ));
-                continue;
-            }
-            match name.as_str() {
+        for (name, value) in distinct_params(pairs, &mut errs) {
+            match name {
                 "symbol" => match parse_symbol(value, s) {
                     Ok(v) => filter.symbol = Some(v),
                     Err(e) => errs.push(e),

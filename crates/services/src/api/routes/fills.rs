@@ -1,6 +1,7 @@
 //! `GET /api/fills`: the account's trade history across its orders, newest first, for
 //! reconciling with a desk's own books.
 
+use super::distinct_params;
 use super::orders::{parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::api::auth::Caller;
 use crate::api::problem::Problem;
@@ -14,7 +15,6 @@ use axum::http::StatusCode;
 use oms_domain::ids::{AccountId, OrderId, Timestamp, TradeId};
 use oms_ports::order_store::{FillCursor, FillQuery};
 use serde_json::json;
-use std::collections::HashSet;
 
 pub async fn list(
     State(s): State<ApiState>,
@@ -64,21 +64,12 @@ fn parse(
         limit: DEFAULT_LIMIT,
         ..FillQuery::of(account)
     };
-    let mut seen = HashSet::new();
-    for (name, value) in pairs {
-        if !seen.insert(name.as_str()) {
-            errs.push(FieldError::new(
-                name,
-                codes::MALFORMED_JSON,
-                format!("{name} is given more than once"),
-            ));
-            continue;
-        }
+    for (name, value) in distinct_params(pairs, &mut errs) {
         if value.is_empty() {
             // As for the order list: an empty filter is no filter.
             continue;
         }
-        match name.as_str() {
+        match name {
             "symbol" => match parse_symbol(value, s) {
                 Ok(v) => q.symbol = Some(v),
                 Err(e) => errs.push(e),

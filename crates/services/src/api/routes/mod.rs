@@ -8,3 +8,28 @@ pub mod fills;
 pub mod ops;
 pub mod orders;
 pub mod session;
+
+use crate::ingestion::{codes, FieldError};
+use std::collections::HashSet;
+
+/// The query parameters of a request that gives each at most once: a repeated one is an error
+/// (which of the two was meant is unknown) and is left out.
+pub(crate) fn distinct_params<'a>(
+    pairs: &'a [(String, String)],
+    errs: &mut Vec<FieldError>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (name, value) in pairs {
+        if seen.insert(name.as_str()) {
+            out.push((name.as_str(), value.as_str()));
+        } else {
+            errs.push(FieldError::new(
+                name,
+                codes::MALFORMED_JSON,
+                format!("{name} is given more than once"),
+            ));
+        }
+    }
+    out
+}
