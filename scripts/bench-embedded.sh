@@ -26,6 +26,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 cat >"$work/bench.toml" <<TOML
 [server]
 sessionSecret = "bench-session-secret-0123456789abcdef"
+# Two accounts carry the whole load: no per-account request limit.
+requestsPerSecond = 0
 logLevel = "info"
 [demo]
 enabled = false

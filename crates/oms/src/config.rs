@@ -10,6 +10,7 @@ use oms_domain::instrument::{default_instruments, Instrument};
 use oms_domain::risk::RiskConfig;
 use oms_domain::Decimal;
 use oms_ports::event_log::valid_topic_name;
+use oms_services::api::rate_limit::RequestRate;
 use oms_services::codec::LogNames;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -115,6 +116,11 @@ pub struct ServerConfig {
     /// Signs session cookies; all ingestion instances behind one load balancer need the same.
     /// Unset: a random secret kept in the data directory.
     pub session_secret: Option<String>,
+    /// Requests per second per account in each instance serving the API (0: no limit);
+    /// above it, `429 RATE_LIMITED`.
+    pub requests_per_second: u32,
+    /// How many requests an account may make at once before the rate applies.
+    pub request_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +135,8 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             secure_cookies: false,
             session_secret: None,
+            requests_per_second: RequestRate::default().per_second,
+            request_burst: RequestRate::default().burst,
         }
     }
 }

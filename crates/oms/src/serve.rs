@@ -9,6 +9,7 @@ use axum::Router;
 use oms_domain::ids::AccountId;
 use oms_ports::order_store::OrderStore;
 use oms_ports::PortError;
+use oms_services::api::rate_limit::RequestRate;
 use oms_services::api::{self, ApiConfig, ApiState};
 use oms_services::demo::{run_demo_market, DemoConfig};
 use oms_services::ingestion::OrderIdGenerator;
@@ -158,6 +159,10 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
         processor_group: names.processor_group.clone(),
         session_secret: session_secret(&config)?,
         operator_key_hashes: config.admin.key_sha256.iter().cloned().collect(),
+        request_rate: RequestRate {
+            per_second: config.server.requests_per_second,
+            burst: config.server.request_burst,
+        },
         ..ApiConfig::default()
     };
     let serve_metrics = Arc::new(ServeMetrics {

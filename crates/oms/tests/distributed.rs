@@ -41,6 +41,7 @@ fn write_config(dir: &Path, pg: &str, redis: &str, kafka: &str) -> std::path::Pa
         r#"
 [server]
 sessionSecret = "distributed-test-session-secret-0123456789"
+requestsPerSecond = 0
 [log]
 backend = "kafka"
 ordersPartitions = 4

@@ -3,10 +3,11 @@
 
 mod api_common;
 
-use api_common::{embedded_ports, HookedLog, TestApp, KEY};
+use api_common::{embedded_ports, HookedLog, TestApp, KEY, OTHER_KEY};
 use async_trait::async_trait;
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::{PortError, PortResult};
+use oms_services::api::rate_limit::RequestRate;
 use oms_services::api::{MetricsSource, Readiness};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,6 +174,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         "INVALID_REFERENCE",
         "API_KEY_NOT_FOUND",
         "READ_ONLY_KEY",
+        "RATE_LIMITED",
     ] {
         assert!(codes.contains(&c), "{c}");
     }
@@ -509,4 +511,54 @@ async fn a_hanging_readiness_check_fails_the_probe_instead_of_hanging_it() {
         serde_json::json!({"name": "readiness", "ok": false, "detail": "timed out"})
     );
     assert_eq!(checks[0]["ok"], true);
+}
+
+#[tokio::test]
+async fn an_account_over_its_request_rate_gets_429_and_the_others_do_not() {
+    let app = TestApp::start_configured(
+        embedded_ports().await,
+        |c| {
+            c.request_rate = RequestRate {
+                per_second: 2,
+                burst: 3,
+            };
+        },
+        |s| s,
+    )
+    .await;
+    let app = &app;
+    let me = |key: &'static str| async move {
+        app.send("GET", "/api/accounts/me", &[("x-api-key", key)], None)
+            .await
+    };
+    for _ in 0..3 {
+        assert_eq!(me(KEY).await.status, 200);
+    }
+    let limited = me(KEY).await;
+    assert_eq!(
+        limited.problem(),
+        (429, "RATE_LIMITED".to_string(), None),
+        "{:?}",
+        limited.body
+    );
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    // Orders too, before anything is published.
+    let order =
+        br#"{"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":45000,"orderType":"LIMIT"}"#;
+    let refused = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[("x-api-key", KEY), ("content-type", "application/json")],
+            Some(order),
+        )
+        .await;
+    assert_eq!(refused.status, 429);
+    assert!(app.order_records().await.is_empty());
+    // Another account, and the unauthenticated probes, are not held back.
+    assert_eq!(me(OTHER_KEY).await.status, 200);
+    assert_eq!(app.send("GET", "/health", &[], None).await.status, 200);
+    // Two per second: a request again after half a second.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(me(KEY).await.status, 200);
 }

@@ -26,6 +26,10 @@ pub fn write_config(dir: &Path, snapshot_every: u64) -> PathBuf {
 [demo]
 enabled = false
 
+[server]
+# The tests' load comes from few accounts; the request rate limit has tests of its own.
+requestsPerSecond = 0
+
 [admin]
 keySha256 = ["{admin_hash}"]
 

@@ -211,6 +211,18 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = ApiState::from_ref(state);
         let Grant { account, scope } = authenticate(&state, &parts.headers).await?;
+        let rate = state.config.request_rate;
+        if !state.limiter.admit(account, rate) {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                api_codes::RATE_LIMITED,
+                format!(
+                    "more than {} requests per second (bursts of {}) for this account; retry shortly",
+                    rate.per_second, rate.burst
+                ),
+            )
+            .retry_after(1));
+        }
         Ok(Caller { account, scope })
     }
 }

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod pending;
 pub mod problem;
+pub mod rate_limit;
 pub mod reply;
 pub mod request_ctx;
 pub mod routes;

@@ -18,6 +18,8 @@ pub mod api_codes {
     pub const ADMIN_DISABLED: &str = "ADMIN_DISABLED";
     /// A read-only API key (or its session) asked to trade.
     pub const READ_ONLY_KEY: &str = "READ_ONLY_KEY";
+    /// An account's requests came faster than the configured rate (429).
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const ACCOUNT_NOT_FOUND: &str = "ACCOUNT_NOT_FOUND";
     pub const API_KEY_NOT_FOUND: &str = "API_KEY_NOT_FOUND";
     pub const DUPLICATE_ACCOUNT_NAME: &str = "DUPLICATE_ACCOUNT_NAME";

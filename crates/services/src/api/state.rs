@@ -4,6 +4,7 @@ use super::auth::KeyCache;
 use super::hooks::{MetricsSource, NoExtraChecks, NoExtraMetrics, Readiness};
 use super::metrics::HttpMetrics;
 use super::pending::PendingResponses;
+use super::rate_limit::{RequestLimiter, RequestRate};
 use crate::ingestion::OrderIdGenerator;
 use oms_domain::ids::AccountId;
 use oms_domain::instrument::Instrument;
@@ -45,6 +46,8 @@ pub struct ApiConfig {
     /// SHA-256 (lower-case hex) of each operator key accepted by the admin API
     /// (`X-Admin-Key`). Empty: the admin API is off.
     pub operator_key_hashes: HashSet<String>,
+    /// Requests per second per account in this instance; above it, `429 RATE_LIMITED`.
+    pub request_rate: RequestRate,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +64,7 @@ impl Default for ApiConfig {
             key_cache_ttl: Duration::from_secs(30),
             processor_group: "processor".to_string(),
             operator_key_hashes: HashSet::new(),
+            request_rate: RequestRate::default(),
         }
     }
 }
@@ -79,6 +83,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("processor_group", &self.processor_group)
             .field("operator_keys", &self.operator_key_hashes.len())
+            .field("request_rate", &self.request_rate)
             .finish()
     }
 }
@@ -114,6 +119,7 @@ pub struct ApiParts {
     pub(crate) metrics_source: Arc<dyn MetricsSource>,
     pub(crate) http_metrics: HttpMetrics,
     pub(crate) keys: Arc<KeyCache>,
+    pub(crate) limiter: Arc<RequestLimiter>,
     pub(crate) account_names: Arc<Mutex<HashMap<AccountId, String>>>,
     pub(crate) pending: PendingResponses,
 }
@@ -152,6 +158,7 @@ impl ApiState {
             metrics_source: Arc::new(NoExtraMetrics),
             http_metrics: HttpMetrics::default(),
             keys,
+            limiter: Arc::new(RequestLimiter::default()),
             account_names: Arc::new(Mutex::new(HashMap::new())),
             pending: PendingResponses::default(),
         }))
