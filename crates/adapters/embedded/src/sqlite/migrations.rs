@@ -146,15 +146,16 @@ ALTER TABLE kill_switches ADD COLUMN change INTEGER NOT NULL DEFAULT 0;
         7,
         r#"
 -- An account's trade history (`GET /api/fills`) runs newest first by trade time, order and
--- trade, filtered by symbol and side: columns computed from each fill's body, so fills stored
--- before have them too and writers need not know of them. A fill without a time (recorded
--- before fills carried one) sorts as time 0. Virtual: only the index stores them.
+-- trade, filtered by symbol and side. The time is the index's key: the processor writes it
+-- with each fill, and fills from before get it here; a fill without one (recorded before
+-- fills carried their time) sorts as time 0. Symbol and side are only filtered on: virtual
+-- columns computed from the body as rows are read.
 ALTER TABLE fills ADD COLUMN symbol TEXT
     GENERATED ALWAYS AS (json_extract(body, '$.symbol')) VIRTUAL;
 ALTER TABLE fills ADD COLUMN side TEXT
     GENERATED ALWAYS AS (json_extract(body, '$.side')) VIRTUAL;
-ALTER TABLE fills ADD COLUMN traded_at INTEGER
-    GENERATED ALWAYS AS (COALESCE(json_extract(body, '$.at'), 0)) VIRTUAL;
+ALTER TABLE fills ADD COLUMN traded_at INTEGER NOT NULL DEFAULT 0;
+UPDATE fills SET traded_at = COALESCE(json_extract(body, '$.at'), 0);
 CREATE INDEX fills_by_account_time ON fills (account_id, traded_at, order_id, trade_id);
 "#,
     ),

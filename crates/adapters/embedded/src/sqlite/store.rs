@@ -8,8 +8,8 @@ use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, FillQuery, KeyScope, OrderQuery, OrderStore, Position,
-    StoreBatch, GLOBAL_KILL_SWITCH_ROW,
+    Account, ApiKeyRecord, Balance, FillCursor, FillQuery, KeyScope, OrderQuery, OrderStore,
+    Position, StoreBatch, GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -111,7 +111,8 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
     }
     // A fill seen again (redelivery) is ignored, never doubled.
     let mut put_fill = conn.prepare_cached(
-        "INSERT INTO fills (order_id, trade_id, account_id, body) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO fills (order_id, trade_id, account_id, body, traded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (order_id, trade_id) DO NOTHING",
     )?;
     for f in &batch.fills {
@@ -122,6 +123,7 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
             to_sql_int(f.trade_id.0, "trade id")?,
             to_sql_int(f.account.0, "account id")?,
             body,
+            FillCursor::of(f).at.0,
         ])?;
     }
     let mut put_balance = conn.prepare_cached(
