@@ -424,6 +424,27 @@ await run.step(
     const first = await q('#tabpanel-trades [data-testid="trade-row"]').first().getAttribute('data-order-id');
     assert(first === S.takerId, `the newest trade shown is of order ${first}, not ${S.takerId}`);
 
+    // The export link gives the whole history as CSV, the order's fills in it with their notional.
+    const href = await q('[data-testid="trades-export"]').getAttribute('href');
+    const csv = await context.request.get(`${cfg.baseUrl}${href}`);
+    assert(csv.status() === 200, `GET ${href} answered ${csv.status()}`);
+    assert(
+      csv.headers()['content-type'] === 'text/csv; charset=utf-8',
+      `GET ${href} is ${csv.headers()['content-type']}`,
+    );
+    const lines = (await csv.text()).trim().split('\r\n');
+    assert(lines[0].startsWith('time,orderId,symbol,side,tradeId,price'), `the CSV header is "${lines[0]}"`);
+    for (const f of traded) {
+      const line = lines.find((l) => l.split(',')[1] === S.takerId && l.split(',')[4] === String(f.tradeId));
+      assert(line, `trade ${f.tradeId} of order ${S.takerId} is not in the export`);
+      const notional = line.split(',')[7];
+      const want = decimal.mul(f.price, f.quantity);
+      assert(
+        decimal.cmp(notional, want) === 0,
+        `the export's notional of trade ${f.tradeId} is ${notional}, not ${want}`,
+      );
+    }
+
     const file = path.join(cfg.artifacts, 'trades-tab.png');
     await page.screenshot({ path: file });
     assert(fs.statSync(file).size > 10_000, `${file} looks empty`);

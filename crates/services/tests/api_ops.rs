@@ -114,6 +114,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         ("/api/orders/{orderId}", vec!["get", "delete", "patch"]),
         ("/api/orders/{orderId}/fills", vec!["get"]),
         ("/api/fills", vec!["get"]),
+        ("/api/fills/export", vec!["get"]),
         ("/api/accounts/me", vec!["get"]),
         ("/api/accounts/me/kill-switch", vec!["put"]),
         ("/api/instruments", vec!["get"]),

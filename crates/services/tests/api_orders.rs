@@ -1218,6 +1218,78 @@ async fn the_account_trade_history_pages_newest_first() {
     }
     let anonymous = app.send("GET", "/api/fills", &[], None).await;
     assert_eq!(anonymous.status, 401);
+
+    // The same history as CSV, filtered alike.
+    let csv = app.as_demo("GET", "/api/fills/export", None).await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some("attachment; filename=\"fills.csv\"")
+    );
+    assert_eq!(
+        String::from_utf8(csv.body.to_vec()).unwrap(),
+        "time,orderId,symbol,side,tradeId,price,quantity,notional,fee,feeAsset,liquidity\r\n\
+         2025-11-25T08:00:00.003Z,1,BTC/USD,SELL,11,46000.01,0.2,9200.002,0.01,USD,TAKER\r\n\
+         2025-11-25T08:00:00.002Z,2,ETH/USD,BUY,4,3000.50,0.25,750.125,0.01,USD,TAKER\r\n\
+         2025-11-25T08:00:00.001Z,1,BTC/USD,SELL,10,46000.00,0.1,4600,0.01,USD,TAKER\r\n"
+    );
+    let eth = app
+        .as_demo("GET", "/api/fills/export?symbol=ETH/USD", None)
+        .await;
+    assert_eq!(
+        String::from_utf8(eth.body.to_vec())
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    for (q, code, field) in [
+        ("limit=5", "UNKNOWN_FIELD", "limit"),
+        ("cursor=1.2.3", "UNKNOWN_FIELD", "cursor"),
+        ("side=LONG", "INVALID_ENUM", "side"),
+    ] {
+        let r = app
+            .as_demo("GET", &format!("/api/fills/export?{q}"), None)
+            .await;
+        assert_eq!(
+            r.problem(),
+            (400, code.to_string(), Some(field.to_string())),
+            "{q}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_export_streams_every_fill_across_its_pages_once() {
+    let app = TestApp::start().await;
+    let order = stored_order(1, app.account, OrderStatus::PartiallyFilled);
+    // Two full pages of the export and one more fill, some sharing a time.
+    let fills: Vec<_> = (0..1_001u64)
+        .map(|i| {
+            let mut f = oms_conformance::fixtures::fill(&order, 100 + i, "46000", "0.001");
+            f.at = Some(Timestamp(1_764_057_600_000 + (i / 3) as i64));
+            f
+        })
+        .collect();
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            orders: vec![order],
+            fills,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let csv = app.as_demo("GET", "/api/fills/export", None).await;
+    assert_eq!(csv.status, 200);
+    let text = String::from_utf8(csv.body.to_vec()).unwrap();
+    let trades: Vec<u64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap().parse().unwrap())
+        .collect();
+    let newest_first: Vec<u64> = (100..1_101u64).rev().collect();
+    assert_eq!(trades, newest_first);
 }
 
 /// The idempotency store of a process killed between appending an order and storing its

@@ -8,6 +8,7 @@ import { formatDateTime, formatPrice, formatSize } from '../lib/format';
 import {
   applyFirstPage,
   applyOlderPage,
+  exportHref,
   fillKey,
   formatNotional,
   liquidityLabel,
@@ -192,21 +193,33 @@ export function TradeSymbolFilter({
   instruments: ReadonlyMap<string, Instrument>;
 }) {
   return (
-    <select
-      className="head-select"
-      aria-label="Symbol of the trades shown"
-      aria-controls="tabpanel-trades"
-      value={value}
-      onChange={(e) => onChange(e.target.value)}
-      data-testid="trades-symbol"
-    >
-      <option value="">All symbols</option>
-      {[...instruments.keys()].map((s) => (
-        <option key={s} value={s}>
-          {s}
-        </option>
-      ))}
-    </select>
+    <span className="head-tools">
+      <select
+        className="head-select"
+        aria-label="Symbol of the trades shown"
+        aria-controls="tabpanel-trades"
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        data-testid="trades-symbol"
+      >
+        <option value="">All symbols</option>
+        {[...instruments.keys()].map((s) => (
+          <option key={s} value={s}>
+            {s}
+          </option>
+        ))}
+      </select>
+      {/* The whole history of the filter, not just the pages shown: the server streams it. */}
+      <a
+        className="head-link"
+        href={exportHref(value)}
+        download="fills.csv"
+        title="Every trade of this filter as CSV"
+        data-testid="trades-export"
+      >
+        Export CSV
+      </a>
+    </span>
   );
 }
 

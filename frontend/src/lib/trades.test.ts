@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AccountFill } from '../api/types';
 import {
+  exportHref,
   applyFirstPage,
   applyOlderPage,
   fillKey,
@@ -80,6 +81,13 @@ describe('fills query', () => {
     expect(fillsQuery({ limit: 10_000 })).toBe('?limit=500');
     expect(fillsQuery({ limit: 20.7 })).toBe('?limit=20');
     expect(fillsQuery({ limit: Number.NaN })).toBe('');
+  });
+});
+
+describe('export link', () => {
+  it('carries the symbol filter, encoded, and nothing else', () => {
+    expect(exportHref('')).toBe('/api/fills/export');
+    expect(exportHref('BTC/USD')).toBe('/api/fills/export?symbol=BTC%2FUSD');
   });
 });
 

@@ -37,6 +37,11 @@ export function fillsQuery(q: AccountFillsQuery = {}): string {
   return s ? `?${s}` : '';
 }
 
+/** `GET /api/fills/export` of one symbol ('' for all): every fill as CSV, newest first. */
+export function exportHref(symbol: string): string {
+  return symbol ? `/api/fills/export?symbol=${encodeURIComponent(symbol)}` : '/api/fills/export';
+}
+
 /** price × quantity, exact (in the quote asset), without trailing zeros: 0.1 × 45000.01 = "4500.001". */
 export function notional(price: string, quantity: string): string {
   return toStr(mul(dec(price), dec(quantity)));

@@ -60,6 +60,7 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         )
         .route("/api/orders/{order_id}/fills", get(orders::fills))
         .route("/api/fills", get(fills::list))
+        .route("/api/fills/export", get(fills::export))
         .route("/api/accounts/me", get(account::me))
         .route(
             "/api/accounts/me/kill-switch",
