@@ -10,7 +10,7 @@
 //! grows with how far behind it is, up to [`MAX_SCAN`] records, past which the request is
 //! refused with 503 rather than left to run for minutes.
 
-use super::distinct_params;
+use super::{distinct_params, query_pairs};
 use crate::api::auth::Trader;
 use crate::api::idempotency::run_idempotent;
 use crate::api::problem::Problem;
@@ -128,15 +128,9 @@ pub(super) async fn cancel_all_of(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let filter = match query
-        .map_err(|e| {
-            vec![FieldError::new(
-                "query",
-                codes::MALFORMED_JSON,
-                format!("bad query string: {}", e.body_text()),
-            )]
-        })
-        .and_then(|Query(pairs)| Filter::parse(&pairs, &s))
+    let filter = match query_pairs(query)
+        .map_err(|e| vec![e])
+        .and_then(|pairs| Filter::parse(&pairs, &s))
     {
         Ok(f) => f,
         Err(errs) => return Reply::from(Problem::validation(errs)).into_response(),

@@ -1,8 +1,8 @@
 //! `GET /api/fills`: the account's trade history across its orders, newest first, for
 //! reconciling with a desk's own books.
 
-use super::distinct_params;
 use super::orders::{parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT, MAX_LIMIT};
+use super::{distinct_params, query_pairs};
 use crate::api::auth::Caller;
 use crate::api::problem::Problem;
 use crate::api::reply::{Reply, ReplyResult};
@@ -25,13 +25,7 @@ pub async fn list(
     caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ReplyResult {
-    let Query(pairs) = query.map_err(|e| {
-        Problem::validation(vec![FieldError::new(
-            "query",
-            codes::MALFORMED_JSON,
-            format!("bad query string: {}", e.body_text()),
-        )])
-    })?;
+    let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
     let mut q = parse(&pairs, &s, caller.account).map_err(Problem::validation)?;
     let limit = q.limit;
     q.limit = limit + 1; // one more than asked tells whether there is a next page
@@ -72,13 +66,7 @@ pub async fn export(
     caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(pairs) = query.map_err(|e| {
-        Problem::validation(vec![FieldError::new(
-            "query",
-            codes::MALFORMED_JSON,
-            format!("bad query string: {}", e.body_text()),
-        )])
-    })?;
+    let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
     let paging: Vec<FieldError> = pairs
         .iter()
         .filter(|(name, _)| name == "limit" || name == "cursor")

@@ -10,7 +10,23 @@ pub mod orders;
 pub mod session;
 
 use crate::ingestion::{codes, FieldError};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
 use std::collections::HashSet;
+
+/// A query string's `(name, value)` pairs, as the routes that check every parameter take them;
+/// a query string that cannot be read is a 400 naming `query`.
+pub(crate) fn query_pairs(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Vec<(String, String)>, FieldError> {
+    query.map(|Query(pairs)| pairs).map_err(|e| {
+        FieldError::new(
+            "query",
+            codes::MALFORMED_JSON,
+            format!("bad query string: {}", e.body_text()),
+        )
+    })
+}
 
 /// The query parameters of a request that gives each at most once: a repeated one is an error
 /// (which of the two was meant is unknown) and is left out.
