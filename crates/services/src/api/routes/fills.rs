@@ -1,5 +1,5 @@
-//! `GET /api/fills`: the account's trade history across its orders, newest first, for
-//! reconciling with a desk's own books.
+//! `GET /api/fills` and `GET /api/fills/export`: the account's trade history across its
+//! orders, newest first, as JSON pages or one CSV file, for reconciling with a desk's own books.
 
 use super::orders::{parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{distinct_params, query_pairs};
