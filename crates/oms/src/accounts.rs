@@ -4,12 +4,16 @@ use crate::bootstrap::{deposit_all, new_api_key};
 use crate::config::Config;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use oms_domain::ids::{AccountId, Asset};
+use oms_domain::ids::AccountId;
 use oms_domain::Decimal;
 use oms_ports::order_store::KeyScope;
 use oms_services::api::auth::hash_api_key;
 use oms_services::api::auth::new_admin_key;
-use oms_services::api::routes::admin::{DEPOSIT_MAX, DEPOSIT_MAX_DECIMALS};
+use oms_services::api::routes::admin::{
+    account_named, check_account_name, check_deposit_amount, check_deposit_asset,
+    check_deposit_reference,
+};
+use oms_services::ingestion::FieldError;
 use oms_services::pipeline::now;
 
 #[derive(Subcommand)]
@@ -65,22 +69,12 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
     let ports = crate::ports::open(&config).await?;
     match command {
         AccountsCommand::Create { name } => {
-            // The admin API's rules: trimmed, and one account per name (the configuration
-            // finds its accounts by name).
-            let name = name.trim();
-            if name.is_empty() {
-                bail!("--name must not be empty");
-            }
-            if let Some(a) = ports
-                .store
-                .accounts()
-                .await?
-                .iter()
-                .find(|a| a.name == name)
-            {
+            // The admin API's rules.
+            let name = check_account_name(&name).map_err(rule)?;
+            if let Some(a) = account_named(ports.store.as_ref(), &name).await? {
                 bail!("an account named {name:?} exists already: {}", a.id);
             }
-            let account = ports.store.create_account(name, false, now()).await?;
+            let account = ports.store.create_account(&name, false, now()).await?;
             let key = new_api_key()?;
             ports
                 .store
@@ -143,31 +137,21 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
         } => {
             let id = existing(&ports, account).await?;
             let amount: Decimal = match amount.parse::<Decimal>() {
-                Ok(a) if a > Decimal::ZERO && !amount.contains(['e', 'E']) => a,
+                Ok(a) if !amount.contains(['e', 'E']) => a,
                 _ => bail!("--amount must be a positive plain decimal, got {amount:?}"),
             };
-            // The admin API's bounds, which keep every accepted deposit exactly creditable.
-            if amount > Decimal::from(DEPOSIT_MAX)
-                || amount.normalize().scale() > DEPOSIT_MAX_DECIMALS
-            {
-                bail!(
-                    "--amount must be at most {DEPOSIT_MAX} with at most \
-                     {DEPOSIT_MAX_DECIMALS} decimals, got {amount}"
-                );
-            }
-            if !config
-                .instruments
-                .iter()
-                .any(|i| i.base.as_str() == asset || i.quote.as_str() == asset)
-            {
-                bail!("--asset {asset:?} is not traded by any configured instrument");
-            }
-            let reference = reference.unwrap_or_else(|| format!("cli:{}", now().millis()));
+            // The admin API's rules, which keep every accepted deposit exactly creditable.
+            let amount = check_deposit_amount(amount).map_err(rule)?;
+            let asset = check_deposit_asset(&config.instruments, &asset).map_err(rule)?;
+            let reference = match reference {
+                Some(r) => check_deposit_reference(&r).map_err(rule)?,
+                None => format!("cli:{}", now().millis()),
+            };
             deposit_all(
                 &ports.log,
                 &config.log.names.orders_topic,
                 id,
-                std::iter::once((Asset::new(asset.clone()), amount)),
+                std::iter::once((asset.clone(), amount)),
                 &reference,
             )
             .await?;
@@ -195,4 +179,9 @@ async fn existing(ports: &crate::ports::Ports, account: u64) -> Result<AccountId
         bail!("no account {account}");
     }
     Ok(id)
+}
+
+/// A refusal by one of the admin API's rules, said as the command's: `--field: why`.
+fn rule(e: FieldError) -> anyhow::Error {
+    anyhow::anyhow!("--{}: {}", e.field, e.detail)
 }

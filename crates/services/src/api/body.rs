@@ -6,7 +6,7 @@ use super::problem::{api_codes, Problem};
 use crate::ingestion::{codes, FieldError};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
 pub struct JsonBody(pub Bytes);
@@ -15,19 +15,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !is_json_content_type(ct) {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                api_codes::UNSUPPORTED_MEDIA_TYPE,
-                "send the body as application/json",
-            )
-            .with_field("Content-Type"));
-        }
+        require_json(req.headers())?;
         match Bytes::from_request(req, state).await {
             Ok(b) => Ok(JsonBody(b)),
             Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
@@ -50,6 +38,24 @@ impl JsonBody {
     /// Parses the bytes. Numbers keep their text (`arbitrary_precision`) for exact decimals.
     pub fn parse(&self) -> Result<Value, Problem> {
         serde_json::from_slice(&self.0).map_err(Problem::malformed_json)
+    }
+}
+
+/// `415` unless the request says its body is JSON.
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if is_json_content_type(ct) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            api_codes::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as application/json",
+        )
+        .with_field("Content-Type"))
     }
 }
 

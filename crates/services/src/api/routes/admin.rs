@@ -5,7 +5,7 @@
 //! these routes.
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
-use crate::api::body::{object, string_field, JsonBody};
+use crate::api::body::{object, require_json, string_field, JsonBody};
 use crate::api::idempotency::{key_from_headers, run_idempotent};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
@@ -25,8 +25,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, Asset};
+use oms_domain::instrument::Instrument;
 use oms_domain::Decimal;
-use oms_ports::order_store::{Account, KeyScope};
+use oms_ports::order_store::{Account, KeyScope, OrderStore};
+use oms_ports::PortResult;
 use serde_json::{json, Value};
 
 /// Longest account name, in characters.
@@ -93,13 +95,9 @@ async fn open_account(s: &ApiState, body: &JsonBody) -> ReplyResult {
     let name = parse_account_name(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
     // Names are how the configuration's accounts are found at start (and `fees` is the fee
     // account's): a second account of one name would shadow or be shadowed.
-    let taken = s
-        .store
-        .accounts()
+    let taken = account_named(s.store.as_ref(), &name)
         .await
-        .map_err(|e| Problem::from_port("account store", &e))?
-        .into_iter()
-        .find(|a| a.name == name);
+        .map_err(|e| Problem::from_port("account store", &e))?;
     if let Some(a) = taken {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -422,25 +420,13 @@ async fn account_view(s: &ApiState, a: &Account) -> Result<Value, Problem> {
     }))
 }
 
-/// `{"name": "..."}`: 1 to 64 characters after trimming, no control characters.
 /// The optional body of a key's issue, `{"scope": "TRADE" | "READ"}`: none is a trading key,
 /// as every key was before keys had scopes.
 fn parse_key_scope(headers: &HeaderMap, body: &[u8]) -> Result<KeyScope, Problem> {
     if body.is_empty() {
         return Ok(KeyScope::Trade);
     }
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !crate::api::body::is_json_content_type(content_type) {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            api_codes::UNSUPPORTED_MEDIA_TYPE,
-            "send the body as application/json",
-        )
-        .with_field("Content-Type"));
-    }
+    require_json(headers)?;
     let value: Value = serde_json::from_slice(body).map_err(Problem::malformed_json)?;
     let one = |e: FieldError| Problem::validation(vec![e]);
     let fields = object(&value, &["scope"]).map_err(one)?;
@@ -461,9 +447,23 @@ fn parse_key_scope(headers: &HeaderMap, body: &[u8]) -> Result<KeyScope, Problem
     }
 }
 
+/// The account named `name`, if there is one. One account per name: names are how the
+/// configuration finds its accounts at start (and `fees` is the fee account's), so a second
+/// account of one name would shadow or be shadowed.
+pub async fn account_named(store: &dyn OrderStore, name: &str) -> PortResult<Option<Account>> {
+    Ok(store.accounts().await?.into_iter().find(|a| a.name == name))
+}
+
+/// `{"name": "..."}`, its name as [`check_account_name`] takes it.
 fn parse_account_name(body: &Value) -> Result<String, FieldError> {
     let fields = object(body, &["name"])?;
-    let name = string_field(fields, "name")?.trim();
+    check_account_name(string_field(fields, "name")?)
+}
+
+/// An account's name, for the admin API and `oms accounts create` alike: trimmed, 1 to
+/// [`ACCOUNT_NAME_MAX`] characters, none of them control characters.
+pub fn check_account_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
     if name.is_empty()
         || name.chars().count() > ACCOUNT_NAME_MAX
         || name.chars().any(char::is_control)
@@ -484,53 +484,12 @@ fn parse_deposit(s: &ApiState, body: &Value) -> Result<(Asset, Decimal, String),
     let one = |e: FieldError| Problem::validation(vec![e]);
     let fields = object(body, &["asset", "amount", "reference"]).map_err(one)?;
     let mut errors = Vec::new();
-    let asset = match string_field(fields, "asset") {
-        Ok(a)
-            if s.instruments
-                .iter()
-                .any(|i| i.base.as_str() == a || i.quote.as_str() == a) =>
-        {
-            Some(Asset::new(a))
-        }
-        Ok(a) => {
-            errors.push(FieldError::new(
-                "asset",
-                codes::UNKNOWN_ASSET,
-                format!("asset {a:?} is not traded by any instrument"),
-            ));
-            None
-        }
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
+    let asset = string_field(fields, "asset")
+        .and_then(|a| check_deposit_asset(&s.instruments, a))
+        .map_err(|e| errors.push(e))
+        .ok();
     let amount = match decimal_field("amount", fields.get("amount").unwrap_or(&Value::Null)) {
-        Ok(Some(a)) if a <= Decimal::ZERO => {
-            errors.push(FieldError::new(
-                "amount",
-                codes::NON_POSITIVE,
-                "amount must be greater than 0",
-            ));
-            None
-        }
-        Ok(Some(a)) if a > Decimal::from(DEPOSIT_MAX) => {
-            errors.push(FieldError::new(
-                "amount",
-                codes::AMOUNT_TOO_LARGE,
-                format!("amount must be at most {DEPOSIT_MAX}"),
-            ));
-            None
-        }
-        Ok(Some(a)) if a.normalize().scale() > DEPOSIT_MAX_DECIMALS => {
-            errors.push(FieldError::new(
-                "amount",
-                codes::TOO_MANY_DECIMALS,
-                format!("amount must have at most {DEPOSIT_MAX_DECIMALS} decimals"),
-            ));
-            None
-        }
-        Ok(Some(a)) => Some(a),
+        Ok(Some(a)) => check_deposit_amount(a).map_err(|e| errors.push(e)).ok(),
         Ok(None) => {
             errors.push(FieldError::new(
                 "amount",
@@ -544,29 +503,73 @@ fn parse_deposit(s: &ApiState, body: &Value) -> Result<(Asset, Decimal, String),
             None
         }
     };
-    let reference = match string_field(fields, "reference") {
-        Ok(r)
-            if !r.is_empty()
-                && r.len() <= DEPOSIT_REFERENCE_MAX
-                && r.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Some(r.to_string())
-        }
-        Ok(_) => {
-            errors.push(FieldError::new(
-                "reference",
-                codes::INVALID_REFERENCE,
-                format!("reference must be 1 to {DEPOSIT_REFERENCE_MAX} visible ASCII characters"),
-            ));
-            None
-        }
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
+    let reference = string_field(fields, "reference")
+        .and_then(check_deposit_reference)
+        .map_err(|e| errors.push(e))
+        .ok();
     match (asset, amount, reference) {
         (Some(asset), Some(amount), Some(reference)) => Ok((asset, amount, reference)),
         _ => Err(Problem::validation(errors)),
+    }
+}
+
+/// A deposit's asset, for the admin API and `oms accounts deposit` alike: one that an
+/// instrument trades.
+pub fn check_deposit_asset(instruments: &[Instrument], asset: &str) -> Result<Asset, FieldError> {
+    if instruments
+        .iter()
+        .any(|i| i.base.as_str() == asset || i.quote.as_str() == asset)
+    {
+        Ok(Asset::new(asset))
+    } else {
+        Err(FieldError::new(
+            "asset",
+            codes::UNKNOWN_ASSET,
+            format!("asset {asset:?} is not traded by any instrument"),
+        ))
+    }
+}
+
+/// A deposit's amount, for the admin API and `oms accounts deposit` alike: above 0, at most
+/// [`DEPOSIT_MAX`] with at most [`DEPOSIT_MAX_DECIMALS`] decimals, so that every accepted
+/// deposit can be credited exactly.
+pub fn check_deposit_amount(amount: Decimal) -> Result<Decimal, FieldError> {
+    if amount <= Decimal::ZERO {
+        Err(FieldError::new(
+            "amount",
+            codes::NON_POSITIVE,
+            "amount must be greater than 0",
+        ))
+    } else if amount > Decimal::from(DEPOSIT_MAX) {
+        Err(FieldError::new(
+            "amount",
+            codes::AMOUNT_TOO_LARGE,
+            format!("amount must be at most {DEPOSIT_MAX}"),
+        ))
+    } else if amount.normalize().scale() > DEPOSIT_MAX_DECIMALS {
+        Err(FieldError::new(
+            "amount",
+            codes::TOO_MANY_DECIMALS,
+            format!("amount must have at most {DEPOSIT_MAX_DECIMALS} decimals"),
+        ))
+    } else {
+        Ok(amount)
+    }
+}
+
+/// A deposit's reference, for the admin API and `oms accounts deposit` alike: 1 to
+/// [`DEPOSIT_REFERENCE_MAX`] visible ASCII characters.
+pub fn check_deposit_reference(reference: &str) -> Result<String, FieldError> {
+    if !reference.is_empty()
+        && reference.len() <= DEPOSIT_REFERENCE_MAX
+        && reference.bytes().all(|b| b.is_ascii_graphic())
+    {
+        Ok(reference.to_string())
+    } else {
+        Err(FieldError::new(
+            "reference",
+            codes::INVALID_REFERENCE,
+            format!("reference must be 1 to {DEPOSIT_REFERENCE_MAX} visible ASCII characters"),
+        ))
     }
 }
