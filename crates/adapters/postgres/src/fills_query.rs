@@ -2,51 +2,38 @@
 //! ([`crate::orders_query`]), so each combination seeks `fills_by_account_time`.
 
 use crate::batch::side_str;
-use crate::orders_query::Param;
+use crate::orders_query::{Param, Statement};
 use oms_ports::order_store::FillQuery;
 
 /// The statement and its parameters, or `None` when nothing can match (an account id above
 /// any stored one).
 pub(crate) fn build(q: &FillQuery) -> Option<(String, Vec<Param>)> {
-    let mut sql = String::from("SELECT body FROM fills WHERE account_id = $1");
-    let mut params: Vec<Param> = vec![Box::new(i64::try_from(q.account.0).ok()?)];
-    let mut filter = |sql: &mut String, clause: &str, p: Param| {
-        params.push(p);
-        sql.push_str(&format!(" AND {clause} ${}", params.len()));
-    };
+    let account = i64::try_from(q.account.0).ok()?;
+    let mut st = Statement::new("SELECT body FROM fills WHERE TRUE");
+    st.and("account_id =", Box::new(account));
     if let Some(s) = &q.symbol {
-        filter(&mut sql, "symbol =", Box::new(s.0.clone()));
+        st.and("symbol =", Box::new(s.0.clone()));
     }
     if let Some(s) = q.side {
-        filter(&mut sql, "side =", Box::new(side_str(s)));
+        st.and("side =", Box::new(side_str(s)));
     }
     if let Some(t) = q.from {
-        filter(&mut sql, "traded_at >=", Box::new(t.0));
+        st.and("traded_at >=", Box::new(t.0));
     }
     if let Some(t) = q.to {
-        filter(&mut sql, "traded_at <=", Box::new(t.0));
+        st.and("traded_at <=", Box::new(t.0));
     }
     if let Some(c) = q.before {
         // A row comparison, which a B-tree index seeks; ids above every stored one mean
         // "from the newest" at that time.
-        let n = params.len();
-        params.push(Box::new(c.at.0));
-        params.push(Box::new(i64::try_from(c.order_id.0).unwrap_or(i64::MAX)));
-        params.push(Box::new(i64::try_from(c.trade_id.0).unwrap_or(i64::MAX)));
-        sql.push_str(&format!(
-            " AND (traded_at, order_id, trade_id) < (${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3
+        let at = st.param(Box::new(c.at.0));
+        let order = st.param(Box::new(i64::try_from(c.order_id.0).unwrap_or(i64::MAX)));
+        let trade = st.param(Box::new(i64::try_from(c.trade_id.0).unwrap_or(i64::MAX)));
+        st.and_raw(&format!(
+            "(traded_at, order_id, trade_id) < ({at}, {order}, {trade})"
         ));
     }
-    sql.push_str(" ORDER BY traded_at DESC, order_id DESC, trade_id DESC");
-    // 0 means no limit.
-    if q.limit > 0 {
-        params.push(Box::new(i64::from(q.limit)));
-        sql.push_str(&format!(" LIMIT ${}", params.len()));
-    }
-    Some((sql, params))
+    Some(st.finish("traded_at DESC, order_id DESC, trade_id DESC", q.limit))
 }
 
 #[cfg(test)]
@@ -73,7 +60,7 @@ mod tests {
         let (sql, params) = build(&q).unwrap();
         assert_eq!(
             sql,
-            "SELECT body FROM fills WHERE account_id = $1 AND symbol = $2 AND side = $3 \
+            "SELECT body FROM fills WHERE TRUE AND account_id = $1 AND symbol = $2 AND side = $3 \
              AND traded_at <= $4 AND (traded_at, order_id, trade_id) < ($5, $6, $7) \
              ORDER BY traded_at DESC, order_id DESC, trade_id DESC LIMIT $8"
         );
@@ -85,7 +72,7 @@ mod tests {
         let (sql, params) = build(&FillQuery::of(AccountId(1))).unwrap();
         assert_eq!(
             sql,
-            "SELECT body FROM fills WHERE account_id = $1 \
+            "SELECT body FROM fills WHERE TRUE AND account_id = $1 \
              ORDER BY traded_at DESC, order_id DESC, trade_id DESC"
         );
         assert_eq!(params.len(), 1);

@@ -7,45 +7,77 @@ use tokio_postgres::types::ToSql;
 
 pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
+/// A `SELECT` growing one filter at a time, each value a numbered parameter.
+pub(crate) struct Statement {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl Statement {
+    /// `select` must end in a `WHERE` condition that the filters can follow with `AND`.
+    pub fn new(select: &str) -> Self {
+        Statement {
+            sql: select.to_string(),
+            params: Vec::new(),
+        }
+    }
+
+    /// A parameter's placeholder (`$n`).
+    pub fn param(&mut self, p: Param) -> String {
+        self.params.push(p);
+        format!("${}", self.params.len())
+    }
+
+    /// ` AND {clause} $n`.
+    pub fn and(&mut self, clause: &str, p: Param) {
+        let placeholder = self.param(p);
+        self.sql.push_str(&format!(" AND {clause} {placeholder}"));
+    }
+
+    /// ` AND {text}` for a condition whose placeholders the caller made with [`Self::param`].
+    pub fn and_raw(&mut self, text: &str) {
+        self.sql.push_str(&format!(" AND {text}"));
+    }
+
+    /// The statement with its order and limit (0: none).
+    pub fn finish(mut self, order_by: &str, limit: u32) -> (String, Vec<Param>) {
+        self.sql.push_str(&format!(" ORDER BY {order_by}"));
+        if limit > 0 {
+            let placeholder = self.param(Box::new(i64::from(limit)));
+            self.sql.push_str(&format!(" LIMIT {placeholder}"));
+        }
+        (self.sql, self.params)
+    }
+}
+
 /// The statement and its parameters, or `None` when nothing can match (an account id above
 /// any stored one).
 pub(crate) fn build(q: &OrderQuery) -> Option<(String, Vec<Param>)> {
-    let mut sql = String::from("SELECT body FROM orders WHERE TRUE");
-    let mut params: Vec<Param> = Vec::new();
-    let mut filter = |sql: &mut String, clause: &str, p: Param| {
-        params.push(p);
-        sql.push_str(&format!(" AND {clause} ${}", params.len()));
-    };
+    let mut st = Statement::new("SELECT body FROM orders WHERE TRUE");
     if let Some(a) = q.account {
-        filter(&mut sql, "account_id =", Box::new(i64::try_from(a.0).ok()?));
+        st.and("account_id =", Box::new(i64::try_from(a.0).ok()?));
     }
     if let Some(s) = &q.symbol {
-        filter(&mut sql, "symbol =", Box::new(s.0.clone()));
+        st.and("symbol =", Box::new(s.0.clone()));
     }
     if let Some(s) = q.status {
-        filter(&mut sql, "status =", Box::new(s.as_str()));
+        st.and("status =", Box::new(s.as_str()));
     }
     if let Some(s) = q.side {
-        filter(&mut sql, "side =", Box::new(side_str(s)));
+        st.and("side =", Box::new(side_str(s)));
     }
     if let Some(t) = q.from {
-        filter(&mut sql, "created_at >=", Box::new(t.0));
+        st.and("created_at >=", Box::new(t.0));
     }
     if let Some(t) = q.to {
-        filter(&mut sql, "created_at <=", Box::new(t.0));
+        st.and("created_at <=", Box::new(t.0));
     }
     if let Some(b) = q.before {
         // An id above every stored one means "from the newest".
         let before = i64::try_from(b.0).unwrap_or(i64::MAX);
-        filter(&mut sql, "order_id <", Box::new(before));
+        st.and("order_id <", Box::new(before));
     }
-    sql.push_str(" ORDER BY order_id DESC");
-    // 0 means no limit.
-    if q.limit > 0 {
-        params.push(Box::new(i64::from(q.limit)));
-        sql.push_str(&format!(" LIMIT ${}", params.len()));
-    }
-    Some((sql, params))
+    Some(st.finish("order_id DESC", q.limit))
 }
 
 #[cfg(test)]
