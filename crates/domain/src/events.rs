@@ -126,6 +126,20 @@ crate::tagged::internally_tagged_enum! {
             change: u64,
             partition: u32,
         },
+        /// The account's dead man's switch: unless another `CancelAfterSet` follows by
+        /// `deadline`, every order of the account live then is cancelled. `deadline: None`
+        /// turns it off. `change` is unique per request, so each setting is an event.
+        CancelAfterSet {
+            account: AccountId,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            deadline: Option<Timestamp>,
+            change: u64,
+        },
+        /// Written by the risk stage once the deadline of the `CancelAfterSet` with this
+        /// `change` has passed. Where it lands in the partition decides: if that setting is
+        /// still the account's newest there, risk asks to cancel every live order of the
+        /// account (one `CancelRequested` each); after a newer setting it does nothing.
+        CancelAfterTriggered { account: AccountId, change: u64 },
         CancelRequested {
             account: AccountId,
             order_id: OrderId,
@@ -248,6 +262,12 @@ impl Event {
             Event::GlobalKillSwitchSet {
                 change, partition, ..
             } => format!("g:kill-switch:{change}:{partition}"),
+            Event::CancelAfterSet {
+                account, change, ..
+            } => format!("a:{account}:cancel-after:{change}"),
+            Event::CancelAfterTriggered { account, change } => {
+                format!("a:{account}:cancel-after-triggered:{change}")
+            }
             Event::CancelRequested { order_id, .. } => format!("o:{order_id}:cancel-req"),
             Event::AmendRequested {
                 order_id, amend_id, ..
@@ -289,6 +309,8 @@ impl Event {
         match self {
             Event::Deposit { account, .. }
             | Event::KillSwitchSet { account, .. }
+            | Event::CancelAfterSet { account, .. }
+            | Event::CancelAfterTriggered { account, .. }
             | Event::CancelRequested { account, .. }
             | Event::AmendRequested { account, .. }
             | Event::RiskValidated { account, .. }
@@ -327,6 +349,8 @@ impl Event {
             Event::Deposit { .. }
             | Event::KillSwitchSet { .. }
             | Event::GlobalKillSwitchSet { .. }
+            | Event::CancelAfterSet { .. }
+            | Event::CancelAfterTriggered { .. }
             | Event::Trade { .. }
             | Event::BookChanged { .. } => None,
         }
@@ -339,6 +363,8 @@ impl Event {
             Event::OrderCreated(_) => "OrderCreated",
             Event::KillSwitchSet { .. } => "KillSwitchSet",
             Event::GlobalKillSwitchSet { .. } => "GlobalKillSwitchSet",
+            Event::CancelAfterSet { .. } => "CancelAfterSet",
+            Event::CancelAfterTriggered { .. } => "CancelAfterTriggered",
             Event::CancelRequested { .. } => "CancelRequested",
             Event::AmendRequested { .. } => "AmendRequested",
             Event::RiskValidated { .. } => "RiskValidated",

@@ -421,6 +421,8 @@ impl Ledger {
             Event::OrderCreated(_)
             | Event::KillSwitchSet { .. }
             | Event::GlobalKillSwitchSet { .. }
+            | Event::CancelAfterSet { .. }
+            | Event::CancelAfterTriggered { .. }
             | Event::CancelRequested { .. }
             | Event::AmendRequested { .. }
             | Event::OrderAccepted { .. }

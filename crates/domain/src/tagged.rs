@@ -380,6 +380,20 @@ mod tests {
                 change: 8,
                 partition: 3,
             },
+            Event::CancelAfterSet {
+                account: a,
+                deadline: Some(Timestamp(1_700_000_060_000)),
+                change: 10,
+            },
+            Event::CancelAfterSet {
+                account: a,
+                deadline: None,
+                change: 11,
+            },
+            Event::CancelAfterTriggered {
+                account: a,
+                change: 10,
+            },
             Event::CancelRequested {
                 account: a,
                 order_id: o,

@@ -512,6 +512,63 @@ fn the_global_kill_switch_is_set_by_its_event_on_the_log() {
 }
 
 #[test]
+fn a_dead_mans_switch_cancels_the_accounts_live_orders_unless_refreshed() {
+    let mut e = engine();
+    let set = |deadline: Option<i64>, change| Event::CancelAfterSet {
+        account: ALICE,
+        deadline: deadline.map(|ms| Timestamp(NOW.0 + ms)),
+        change,
+    };
+    for id in [3, 1, 2] {
+        approves(&mut e, &limit(id, ALICE, Side::Buy, "50000", "1"));
+    }
+    approves(&mut e, &limit(4, BOB, Side::Sell, "51000", "1"));
+    apply(&mut e, set(Some(1_000), 1));
+    assert!(e.cancel_afters_due(NOW).is_empty());
+    assert_eq!(
+        e.cancel_afters_due(Timestamp(NOW.0 + 1_000)),
+        vec![(ALICE, 1)]
+    );
+    // The client refreshed before the trigger reached the partition: the trigger is stale.
+    apply(&mut e, set(Some(5_000), 2));
+    assert_eq!(e.trigger_cancel_after(ALICE, 1), Vec::new());
+    assert!(e.cancel_afters_due(Timestamp(NOW.0 + 1_000)).is_empty());
+    // Folded into a snapshot and back, the switch is kept.
+    let mut e: RiskEngine = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    assert_eq!(e.cancel_after(ALICE).map(|c| c.change), Some(2));
+    // The newest setting's trigger cancels Alice's live orders, by id, and not Bob's.
+    let cancels = e.trigger_cancel_after(ALICE, 2);
+    let ids: Vec<OrderId> = cancels
+        .iter()
+        .map(|c| match c {
+            Event::CancelRequested { account, order_id } => {
+                assert_eq!(*account, ALICE);
+                *order_id
+            }
+            other => panic!("not a cancel: {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [OrderId(1), OrderId(2), OrderId(3)]);
+    // Fired once: disarmed, and a repeated trigger does nothing.
+    assert_eq!(e.cancel_after(ALICE), None);
+    assert!(e.trigger_cancel_after(ALICE, 2).is_empty());
+    // Folded from the log (a replay), the trigger disarms the same way.
+    apply(&mut e, set(Some(1_000), 3));
+    apply(
+        &mut e,
+        Event::CancelAfterTriggered {
+            account: ALICE,
+            change: 3,
+        },
+    );
+    assert_eq!(e.cancel_after(ALICE), None);
+    // Turned off, nothing is due.
+    apply(&mut e, set(Some(1_000), 4));
+    apply(&mut e, set(None, 5));
+    assert!(e.cancel_afters_due(Timestamp(i64::MAX)).is_empty());
+}
+
+#[test]
 fn gtd_must_expire_in_the_future() {
     let mut e = engine();
     let mut o = limit(1, ALICE, Side::Buy, "50000", "1");

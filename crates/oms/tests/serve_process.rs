@@ -260,6 +260,70 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     server.stop();
 }
 
+/// Sets Alice's dead man's switch to `ms` (0: off).
+async fn cancel_after(server: &Server, ms: u64) -> serde_json::Value {
+    let body = format!(r#"{{"timeoutMs":{ms}}}"#);
+    let (status, v) = server
+        .put("/api/accounts/me/cancel-after", Some(ALICE_KEY), &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["enabled"], ms > 0, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_mans_switch_cancels_the_orders_of_a_client_that_stops_refreshing_it() {
+    let Configured {
+        _tmp,
+        data,
+        config,
+        server,
+    } = start_configured().await;
+    let v = cancel_after(&server, 3_000).await;
+    assert!(v["triggerTime"].is_string(), "{v}");
+    let kept = place(&server, ALICE_KEY, RESTING_SOL_SELL).await;
+    until(&server, &kept, |o| o["status"] == "ACCEPTED").await;
+
+    // Refreshed well within its timeout, the switch never fires.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cancel_after(&server, 3_000).await;
+    }
+    let (_, o) = server.get(&kept, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(o["status"], "ACCEPTED", "fired while refreshed: {o}");
+
+    // The client stops refreshing, and the process is even killed meanwhile: the deadline is
+    // on the log, so the restarted process fires it and cancels the order.
+    server.kill9();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    until(&server, &kept, |o| o["status"] == "CANCELED").await;
+    let (_, me) = server
+        .get("/api/accounts/me", Some(ALICE_KEY))
+        .await
+        .unwrap();
+    let sol = me["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "SOL")
+        .cloned();
+    assert_eq!(sol.map(|b| b["reserved"].clone()), Some("0".into()), "{me}");
+
+    // Fired once: an order placed afterwards rests, and so does one placed while it is off.
+    let later = place(&server, ALICE_KEY, RESTING_SOL_SELL).await;
+    cancel_after(&server, 1_000).await;
+    cancel_after(&server, 0).await;
+    until(&server, &later, |o| o["status"] == "ACCEPTED").await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (_, o) = server.get(&later, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(
+        o["status"], "ACCEPTED",
+        "fired after it was turned off: {o}"
+    );
+    server.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     let Configured {

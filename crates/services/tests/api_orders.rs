@@ -949,6 +949,108 @@ async fn the_kill_switch_goes_on_the_log_and_reads_back_from_the_store() {
 }
 
 #[tokio::test]
+async fn the_dead_mans_switch_goes_on_the_log_with_its_deadline() {
+    let app = TestApp::start().await;
+    let path = "/api/accounts/me/cancel-after";
+    for (body, code, field) in [
+        (json!({}), "MISSING_FIELD", "timeoutMs"),
+        (json!({"timeoutMs": null}), "MISSING_FIELD", "timeoutMs"),
+        (json!({"timeoutMs": "60000"}), "INVALID_TYPE", "timeoutMs"),
+        (json!({"timeoutMs": 999}), "INVALID_TIMEOUT", "timeoutMs"),
+        (
+            json!({"timeoutMs": 86_400_001}),
+            "INVALID_TIMEOUT",
+            "timeoutMs",
+        ),
+        (json!({"timeoutMs": -1}), "INVALID_TIMEOUT", "timeoutMs"),
+        (json!({"timeoutMs": 1500.5}), "INVALID_TIMEOUT", "timeoutMs"),
+        (
+            json!({"timeoutMs": 60000, "account": 2}),
+            "UNKNOWN_FIELD",
+            "account",
+        ),
+        (json!([60000]), "MALFORMED_JSON", "body"),
+    ] {
+        let r = app.as_demo("PUT", path, Some(&body)).await;
+        assert_eq!(
+            r.problem(),
+            (400, code.to_string(), Some(field.to_string())),
+            "{body}"
+        );
+    }
+    assert!(app.order_records().await.is_empty());
+
+    let before = oms_services::ingestion::clock::now();
+    let on = app
+        .as_demo("PUT", path, Some(&json!({"timeoutMs": 60_000})))
+        .await;
+    assert_eq!(on.status, 202, "{:?}", on.body);
+    let v = on.json();
+    assert_eq!(
+        (v["enabled"].clone(), v["timeoutMs"].clone()),
+        (json!(true), json!(60_000))
+    );
+    let off = app
+        .as_demo("PUT", path, Some(&json!({"timeoutMs": 0})))
+        .await;
+    assert_eq!(off.status, 202, "{:?}", off.body);
+    assert_eq!(off.json()["triggerTime"], Value::Null);
+    assert_eq!(off.json()["enabled"], false);
+
+    let settings: Vec<(AccountId, Option<i64>, String)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| match e.event {
+            Event::CancelAfterSet {
+                account, deadline, ..
+            } => (
+                account,
+                deadline.map(|d| d.0),
+                String::from_utf8(r.key.to_vec()).unwrap(),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let [(a1, Some(deadline), k1), (a2, None, k2)] = &settings[..] else {
+        panic!("{settings:?}");
+    };
+    let key = app.account.to_string();
+    assert_eq!((*a1, k1, *a2, k2), (app.account, &key, app.account, &key));
+    // The deadline is the answer's time plus the timeout, as the answer says.
+    assert!(
+        (before.0 + 60_000..before.0 + 65_000).contains(deadline),
+        "{deadline}"
+    );
+    assert_eq!(
+        v["triggerTime"],
+        oms_services::ingestion::clock::format_rfc3339_millis(Timestamp(*deadline))
+    );
+
+    // A read-only key may not arm it.
+    let read_only = "read-only-key-of-the-demo-account";
+    app.store
+        .add_api_key(
+            app.account,
+            &oms_services::api::hash_api_key(read_only),
+            oms_ports::order_store::KeyScope::Read,
+            Timestamp(0),
+        )
+        .await
+        .unwrap();
+    let r = app
+        .send(
+            "PUT",
+            path,
+            &[("x-api-key", read_only)],
+            Some(br#"{"timeoutMs":60000}"#),
+        )
+        .await;
+    assert_eq!(r.problem().1, "READ_ONLY_KEY");
+    assert_eq!(app.order_records().await.len(), 2);
+}
+
+#[tokio::test]
 async fn client_order_ids_are_unique_per_account_for_ever() {
     let app = TestApp::start().await;
     let body = with(seed(), "clientOrderId", json!("my-order-1"));

@@ -160,6 +160,17 @@ pub struct RiskEngine {
     /// partitions), so every partition keeps the newest change and they all agree.
     #[serde(default)]
     global_change: u64,
+    /// The armed dead man's switches: the `CancelAfterSet` in force per account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cancel_after: BTreeMap<AccountId, CancelAfter>,
+}
+
+/// An account's dead man's switch: the deadline of the `CancelAfterSet` with `change`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelAfter {
+    pub deadline: Timestamp,
+    pub change: u64,
 }
 
 impl RiskEngine {
@@ -175,6 +186,7 @@ impl RiskEngine {
             awaiting: IdMap::default(),
             global_kill: false,
             global_change: 0,
+            cancel_after: BTreeMap::new(),
         };
         for i in instruments {
             engine.set_instrument(i);
@@ -286,6 +298,41 @@ impl RiskEngine {
         }
     }
 
+    /// The account's armed dead man's switch, if any.
+    pub fn cancel_after(&self, account: AccountId) -> Option<CancelAfter> {
+        self.cancel_after.get(&account).copied()
+    }
+
+    /// The armed switches whose deadline is at or before `now`: (account, change) for a
+    /// `CancelAfterTriggered` each.
+    pub fn cancel_afters_due(&self, now: Timestamp) -> Vec<(AccountId, u64)> {
+        self.cancel_after
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(a, c)| (*a, c.change))
+            .collect()
+    }
+
+    /// Fires the switch set by `change` if it is still the account's newest: disarms it and
+    /// returns a `CancelRequested` for each live order of the account, by order id. A trigger
+    /// behind a newer setting (the client refreshed in time) or a repeated one returns nothing.
+    pub fn trigger_cancel_after(&mut self, account: AccountId, change: u64) -> Vec<Event> {
+        if self.cancel_after.get(&account).map(|c| c.change) != Some(change) {
+            return Vec::new();
+        }
+        self.cancel_after.remove(&account);
+        let mut live: Vec<OrderId> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| o.account == account)
+            .map(|(id, _)| *id)
+            .collect();
+        live.sort_unstable();
+        live.into_iter()
+            .map(|order_id| Event::CancelRequested { account, order_id })
+            .collect()
+    }
+
     /// Folds an order-lifecycle event (idempotent; own decisions already applied are skipped).
     ///
     /// A `RiskValidated` made elsewhere (or before a restart) also replays the rate limit at
@@ -379,6 +426,25 @@ impl RiskEngine {
                     self.global_change = *change;
                     self.set_kill_switch(None, *on);
                 }
+            }
+            Event::CancelAfterSet {
+                account,
+                deadline,
+                change,
+            } => match deadline {
+                Some(deadline) => {
+                    let armed = CancelAfter {
+                        deadline: *deadline,
+                        change: *change,
+                    };
+                    self.cancel_after.insert(*account, armed);
+                }
+                None => {
+                    self.cancel_after.remove(account);
+                }
+            },
+            Event::CancelAfterTriggered { account, change } => {
+                self.trigger_cancel_after(*account, *change);
             }
             Event::CancelRequested { .. }
             | Event::AmendRequested { .. }

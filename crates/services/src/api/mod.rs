@@ -66,6 +66,10 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
             "/api/accounts/me/kill-switch",
             axum::routing::put(account::set_kill_switch),
         )
+        .route(
+            "/api/accounts/me/cancel-after",
+            axum::routing::put(account::set_cancel_after),
+        )
         .route("/api/instruments", get(account::instruments))
         .route(
             "/api/admin/kill-switch",

@@ -33,6 +33,7 @@ pub mod codes {
     pub const INVALID_CLIENT_ORDER_ID: &str = "INVALID_CLIENT_ORDER_ID";
     pub const INVALID_LIMIT: &str = "INVALID_LIMIT";
     pub const INVALID_CURSOR: &str = "INVALID_CURSOR";
+    pub const INVALID_TIMEOUT: &str = "INVALID_TIMEOUT";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -18,8 +18,13 @@ use oms_domain::venue::{Source, VenueCommand};
 use oms_ports::event_log::{ConsumerEvent, EventLog, TopicPartition};
 use oms_ports::order_store::OrderStore;
 use oms_ports::PortResult;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the stage looks for dead man's switches whose deadline has passed. A switch
+/// fires within this (and the poll's wait) of its deadline.
+const CANCEL_AFTER_CHECK: Duration = Duration::from_millis(50);
 
 pub struct RiskStage {
     pub log: Arc<dyn EventLog>,
@@ -46,6 +51,10 @@ struct Partition {
     /// and a repeat of such a request must not find it and re-send its command.
     recorded_until: u64,
     since_snapshot: u64,
+    /// Dead man's switches (account, change) whose trigger this process has appended and not
+    /// read back yet, so it is appended once. Not in the snapshot: after a restart a trigger
+    /// still due is appended again, and the second copy finds the switch already fired.
+    triggered: HashSet<(AccountId, u64)>,
 }
 
 impl RiskStage {
@@ -56,7 +65,13 @@ impl RiskStage {
             .await?;
         let mut parts: HashMap<u32, Partition> = HashMap::new();
         let mut attempt = 0;
+        let mut checked_cancel_after = Instant::now();
         while !*shutdown.borrow() {
+            if checked_cancel_after.elapsed() >= CANCEL_AFTER_CHECK {
+                checked_cancel_after = Instant::now();
+                self.trigger_due_cancel_afters(&mut parts, &shutdown)
+                    .await?;
+            }
             let Some(polled) = stage::poll(&mut consumer, "risk", &mut attempt).await else {
                 continue;
             };
@@ -139,6 +154,31 @@ impl RiskStage {
         Ok(())
     }
 
+    /// Appends a `CancelAfterTriggered` for each dead man's switch past its deadline.
+    async fn trigger_due_cancel_afters(
+        &self,
+        parts: &mut HashMap<u32, Partition>,
+        shutdown: &Shutdown,
+    ) -> PortResult<()> {
+        let at = now();
+        let mut triggers = Vec::new();
+        for part in parts.values_mut() {
+            for (account, change) in part.engine.cancel_afters_due(at) {
+                if part.triggered.insert((account, change)) {
+                    tracing::info!(%account, change, "risk: dead man's switch triggered");
+                    triggers.push(Envelope::new(
+                        at,
+                        Event::CancelAfterTriggered { account, change },
+                    ));
+                }
+            }
+        }
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        stage::flush_events(&self.log, &self.names.orders_topic, &triggers, shutdown).await
+    }
+
     fn refresh_references(&self, parts: &mut HashMap<u32, Partition>) {
         let refs = self.references.snapshot();
         for part in parts.values_mut() {
@@ -201,6 +241,7 @@ impl RiskStage {
                 recorded,
                 recorded_until: end,
                 since_snapshot: 0,
+                triggered: HashSet::new(),
             },
         ))
     }
@@ -318,6 +359,17 @@ impl Partition {
                     .filter(|e| !self.recorded.contains_key(&e.id))
                     .collect();
                 (events, d.command.into_iter().collect())
+            }
+            Event::CancelAfterTriggered { account, change } => {
+                self.triggered.remove(&(*account, *change));
+                // Each cancel goes on the log as the account's own would, so it is decided, sent
+                // and answered like one (a repeat after a crash is as harmless as theirs).
+                let cancels = self.engine.trigger_cancel_after(*account, *change);
+                if !cancels.is_empty() {
+                    tracing::info!(%account, orders = cancels.len(), "risk: dead man's switch cancels");
+                }
+                let events = cancels.into_iter().map(|e| Envelope::new(at, e)).collect();
+                (events, Vec::new())
             }
             _ => {
                 self.fold(env);

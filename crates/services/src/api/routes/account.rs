@@ -1,4 +1,4 @@
-//! `/api/accounts/me`, the account's kill switch, and `/api/instruments`.
+//! `/api/accounts/me`, the account's kill switch and dead man's switch, and `/api/instruments`.
 
 use crate::api::auth::{Caller, Trader};
 use crate::api::body::{object, JsonBody};
@@ -7,14 +7,14 @@ use crate::api::problem::Problem;
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::state::ApiState;
 use crate::api::views::{BalanceView, InstrumentView};
-use crate::ingestion::clock;
+use crate::ingestion::clock::{self, format_rfc3339_millis};
 use crate::ingestion::publish::publish_order_event;
 use crate::ingestion::{codes, FieldError};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oms_domain::events::Event;
-use oms_domain::ids::AccountId;
+use oms_domain::ids::{AccountId, Timestamp};
 use serde_json::{json, Value};
 
 pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
@@ -108,6 +108,94 @@ pub(super) fn parse_switch(body: &Value) -> Result<bool, FieldError> {
             "enabled",
             codes::INVALID_TYPE,
             "enabled must be true or false",
+        )),
+    }
+}
+
+/// The longest dead man's switch: a day. Longer would protect nothing a client would notice.
+pub const CANCEL_AFTER_MAX_MS: u64 = 86_400_000;
+/// The shortest one that is not "off": under a second the switch fires before a client's
+/// refresh could get through the log, whatever the client does.
+pub const CANCEL_AFTER_MIN_MS: u64 = 1_000;
+
+/// `PUT /api/accounts/me/cancel-after` with `{"timeoutMs": n}`: the account's dead man's
+/// switch. Unless the client sends it again within `n` ms, every order of the account live at
+/// that moment is cancelled; `0` turns it off. A bot calls it every few seconds with a timeout
+/// of a minute or so, and if the bot, its host or its network dies, its orders do not rest on
+/// unattended. The deadline goes on the log in the account's partition; the risk stage fires
+/// it (section "Dead man's switch" of the README).
+pub async fn set_cancel_after(
+    State(s): State<ApiState>,
+    caller: Trader,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    run_idempotent(
+        &s,
+        caller.account,
+        &headers,
+        "PUT",
+        "/api/accounts/me/cancel-after",
+        &body.0,
+        Vec::new(),
+        |_| async {
+            cancel_after(&s, caller.account, &body)
+                .await
+                .unwrap_or_else(Reply::from)
+        },
+    )
+    .await
+    .into_response()
+}
+
+async fn cancel_after(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult {
+    let timeout_ms = parse_timeout(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
+    let now = clock::now();
+    let deadline = (timeout_ms > 0).then(|| {
+        Timestamp(
+            now.0
+                .saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
+        )
+    });
+    let event = Event::CancelAfterSet {
+        account,
+        deadline,
+        change: s.ids.next_id(),
+    };
+    publish_order_event(s.log.as_ref(), &s.config.orders_topic, now, event)
+        .await
+        .map_err(|e| Problem::from_port("event log", &e))?;
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &json!({
+            "enabled": deadline.is_some(),
+            "timeoutMs": timeout_ms,
+            "currentTime": format_rfc3339_millis(now),
+            "triggerTime": deadline.map(format_rfc3339_millis),
+        }),
+    ))
+}
+
+/// `{"timeoutMs": 0 | 1000..=86400000}`, nothing else.
+fn parse_timeout(body: &Value) -> Result<u64, FieldError> {
+    let bad = |code, detail: &str| FieldError::new("timeoutMs", code, detail);
+    match object(body, &["timeoutMs"])?.get("timeoutMs") {
+        None | Some(Value::Null) => Err(bad(codes::MISSING_FIELD, "timeoutMs is required")),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(ms) if ms == 0 || (CANCEL_AFTER_MIN_MS..=CANCEL_AFTER_MAX_MS).contains(&ms) => {
+                Ok(ms)
+            }
+            _ => Err(bad(
+                codes::INVALID_TIMEOUT,
+                &format!(
+                    "timeoutMs must be 0 (off) or a whole number of milliseconds from \
+                     {CANCEL_AFTER_MIN_MS} to {CANCEL_AFTER_MAX_MS}"
+                ),
+            )),
+        },
+        Some(_) => Err(bad(
+            codes::INVALID_TYPE,
+            "timeoutMs must be a number of milliseconds",
         )),
     }
 }
