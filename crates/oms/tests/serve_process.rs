@@ -260,6 +260,34 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     server.stop();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_orders_rests_and_trades_like_single_orders() {
+    let Configured { _tmp, server, .. } = start_configured().await;
+    let body = format!(r#"{{"orders":[{RESTING_SOL_SELL},{RESTING_SOL_SELL}]}}"#);
+    let (status, v) = server
+        .post("/api/orders/batch", Some(ALICE_KEY), &[], &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{v}");
+    let paths: Vec<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("/api/orders/{}", r["order"]["orderId"].as_str().unwrap()))
+        .collect();
+    for path in &paths {
+        until(&server, path, |o| o["status"] == "ACCEPTED").await;
+    }
+    // They rest in the batch's order: Bob's BUY for one of them takes the first.
+    let taker = r#"{"symbol":"SOL/USD","side":"BUY","quantity":"1.5","price":"150.000","orderType":"LIMIT","timeInForce":"IOC"}"#;
+    let bought = place(&server, BOB_KEY, taker).await;
+    until_as(&server, BOB_KEY, &bought, |o| o["status"] == "FILLED").await;
+    until(&server, &paths[0], |o| o["status"] == "FILLED").await;
+    let (_, second) = server.get(&paths[1], Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(second["status"], "ACCEPTED", "{second}");
+    server.stop();
+}
+
 /// Sets Alice's dead man's switch to `ms` (0: off).
 async fn cancel_after(server: &Server, ms: u64) -> serde_json::Value {
     let body = format!(r#"{{"timeoutMs":{ms}}}"#);

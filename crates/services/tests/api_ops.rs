@@ -176,6 +176,8 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         "API_KEY_NOT_FOUND",
         "READ_ONLY_KEY",
         "RATE_LIMITED",
+        "INVALID_TIMEOUT",
+        "INVALID_BATCH_SIZE",
     ] {
         assert!(codes.contains(&c), "{c}");
     }

@@ -2,7 +2,7 @@
 
 mod api_common;
 
-use api_common::{stored_order, TestApp, KEY, OTHER_KEY};
+use api_common::{stored_order, LosesFirstResponse, TestApp, KEY, OTHER_KEY};
 use oms_domain::events::Event;
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{OrderStatus, Side};
@@ -1029,15 +1029,7 @@ async fn the_dead_mans_switch_goes_on_the_log_with_its_deadline() {
 
     // A read-only key may not arm it.
     let read_only = "read-only-key-of-the-demo-account";
-    app.store
-        .add_api_key(
-            app.account,
-            &oms_services::api::hash_api_key(read_only),
-            oms_ports::order_store::KeyScope::Read,
-            Timestamp(0),
-        )
-        .await
-        .unwrap();
+    app.add_read_only_key(read_only).await;
     let r = app
         .send(
             "PUT",
@@ -1394,53 +1386,10 @@ async fn an_export_streams_every_fill_across_its_pages_once() {
     assert_eq!(trades, newest_first);
 }
 
-/// The idempotency store of a process killed between appending an order and storing its
-/// response: the first `complete` is lost.
-struct LosesFirstResponse {
-    inner: std::sync::Arc<dyn oms_ports::idempotency::IdempotencyStore>,
-    lost: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl oms_ports::idempotency::IdempotencyStore for LosesFirstResponse {
-    async fn claim_with(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        terms: &oms_ports::idempotency::ClaimTerms<'_>,
-    ) -> oms_ports::PortResult<oms_ports::idempotency::Claim> {
-        self.inner.claim_with(key, fingerprint, terms).await
-    }
-    async fn complete(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        response: &oms_ports::idempotency::StoredResponse,
-        ttl: std::time::Duration,
-    ) -> oms_ports::PortResult<()> {
-        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Ok(()); // the process died before this write
-        }
-        self.inner.complete(key, fingerprint, response, ttl).await
-    }
-    async fn release(&self, key: &str) -> oms_ports::PortResult<()> {
-        self.inner.release(key).await
-    }
-    async fn abandon(&self, key: &str) -> oms_ports::PortResult<()> {
-        self.inner.abandon(key).await
-    }
-    async fn ping(&self) -> oms_ports::PortResult<()> {
-        self.inner.ping().await
-    }
-}
-
 #[tokio::test]
 async fn a_retry_after_a_lost_response_resumes_the_same_order_instead_of_placing_another() {
     let mut ports = api_common::embedded_ports().await;
-    ports.idempotency = std::sync::Arc::new(LosesFirstResponse {
-        inner: ports.idempotency.clone(),
-        lost: Default::default(),
-    });
+    ports.idempotency = LosesFirstResponse::wrap(ports.idempotency.clone());
     let lock = std::time::Duration::from_millis(300);
     let app = TestApp::start_configured(ports, |c| c.idempotency_lock_ttl = lock, |s| s).await;
 

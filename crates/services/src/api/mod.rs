@@ -30,7 +30,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use problem::api_codes;
-use routes::{account, admin, cancel_all, docs, fills, ops, orders, session};
+use routes::{account, admin, batch, cancel_all, docs, fills, ops, orders, session};
 use std::any::Any;
 
 /// Every route of the API, with request ids, metrics, body limit and problem-shaped errors.
@@ -54,6 +54,7 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
                 .post(orders::create)
                 .delete(cancel_all::cancel_all),
         )
+        .route("/api/orders/batch", axum::routing::post(batch::create))
         .route(
             "/api/orders/{order_id}",
             get(orders::get).delete(orders::cancel).patch(orders::amend),

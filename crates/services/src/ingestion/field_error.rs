@@ -34,6 +34,7 @@ pub mod codes {
     pub const INVALID_LIMIT: &str = "INVALID_LIMIT";
     pub const INVALID_CURSOR: &str = "INVALID_CURSOR";
     pub const INVALID_TIMEOUT: &str = "INVALID_TIMEOUT";
+    pub const INVALID_BATCH_SIZE: &str = "INVALID_BATCH_SIZE";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

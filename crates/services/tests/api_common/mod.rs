@@ -164,6 +164,19 @@ impl TestApp {
 
     /// Signs in with `key` (`POST /api/session`): the `Cookie` header value of the session.
     #[allow(dead_code)] // not every test binary signs in
+    /// Adds `key` to the demo account as a read-only key.
+    pub async fn add_read_only_key(&self, key: &str) {
+        self.store
+            .add_api_key(
+                self.account,
+                &hash_api_key(key),
+                KeyScope::Read,
+                Timestamp(0),
+            )
+            .await
+            .unwrap();
+    }
+
     pub async fn sign_in(&self, key: &str) -> String {
         let signed_in = self
             .send(
@@ -358,4 +371,53 @@ pub fn stored_order(id: u64, account: AccountId, status: OrderStatus) -> Order {
     });
     o.status = status;
     o
+}
+
+/// The idempotency store of a process killed between appending and storing its response: the
+/// first `complete` is lost, so the key stays in flight and a retry after its lock resumes it.
+pub struct LosesFirstResponse {
+    inner: Arc<dyn IdempotencyStore>,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl LosesFirstResponse {
+    pub fn wrap(inner: Arc<dyn IdempotencyStore>) -> Arc<dyn IdempotencyStore> {
+        Arc::new(LosesFirstResponse {
+            inner,
+            lost: Default::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for LosesFirstResponse {
+    async fn claim_with(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        terms: &oms_ports::idempotency::ClaimTerms<'_>,
+    ) -> PortResult<oms_ports::idempotency::Claim> {
+        self.inner.claim_with(key, fingerprint, terms).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &oms_ports::idempotency::StoredResponse,
+        ttl: std::time::Duration,
+    ) -> PortResult<()> {
+        if !self.lost.swap(true, Ordering::SeqCst) {
+            return Ok(()); // the process died before this write
+        }
+        self.inner.complete(key, fingerprint, response, ttl).await
+    }
+    async fn release(&self, key: &str) -> PortResult<()> {
+        self.inner.release(key).await
+    }
+    async fn abandon(&self, key: &str) -> PortResult<()> {
+        self.inner.abandon(key).await
+    }
+    async fn ping(&self) -> PortResult<()> {
+        self.inner.ping().await
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod batch;
 pub mod cancel_all;
 pub mod docs;
 pub mod fills;

@@ -100,25 +100,10 @@ async fn place(
 
     // (account, clientOrderId) is unique for ever: claim it before the order exists anywhere.
     if let Some(coid) = &new.client_order_id {
-        let held = match s.store.claim_client_order_id(account, coid, order_id).await {
-            Ok(held) => held,
-            Err(e @ PortError::Invalid(_)) => return Err(Problem::from_port("order store", &e)),
-            // The claim may have been written all the same: a retry must come back as this
-            // order (whose id then holds it), not as a new one that would find it taken.
-            Err(e) => {
-                return Ok(Problem::from_port("order store", &e)
-                    .into_reply()
-                    .effect_unknown())
-            }
-        };
-        if let Some(existing) = held.filter(|e| *e != order_id) {
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                api_codes::DUPLICATE_CLIENT_ORDER_ID,
-                format!("clientOrderId {coid:?} was already used by order {existing}"),
-            )
-            .with_field("clientOrderId")
-            .with_extra("existingOrderId", json!(existing.to_string())));
+        match claim_client_order_id(s, account, coid, order_id).await {
+            Ok(()) => {}
+            Err(ClaimFailed::Refused(p)) => return Err(p),
+            Err(ClaimFailed::Unknown(p)) => return Ok(p.into_reply().effect_unknown()),
         }
     }
 
@@ -154,6 +139,48 @@ async fn place(
     let view = OrderView::new(&order, s.instrument(order.symbol.as_str()));
     Ok(Reply::json(StatusCode::ACCEPTED, &view)
         .header("location", format!("/api/orders/{}", order.order_id)))
+}
+
+/// Why an order could not have its clientOrderId.
+pub(super) enum ClaimFailed {
+    /// Taken by another order, or refused as it stands: nothing was written.
+    Refused(Problem),
+    /// The claim may have been written all the same: a retry must come back as this order
+    /// (whose id then holds it), not as a new one that would find it taken.
+    Unknown(Problem),
+}
+
+/// Claims (account, `coid`) for `order_id`, for ever; the same order claiming it again holds it.
+pub(super) async fn claim_client_order_id(
+    s: &ApiState,
+    account: AccountId,
+    coid: &str,
+    order_id: OrderId,
+) -> Result<(), ClaimFailed> {
+    let held = match s.store.claim_client_order_id(account, coid, order_id).await {
+        Ok(held) => held,
+        Err(e @ PortError::Invalid(_)) => {
+            return Err(ClaimFailed::Refused(Problem::from_port("order store", &e)))
+        }
+        Err(e) => return Err(ClaimFailed::Unknown(Problem::from_port("order store", &e))),
+    };
+    match held.filter(|e| *e != order_id) {
+        Some(existing) => Err(ClaimFailed::Refused(duplicate_client_order_id(
+            coid, existing,
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `409 DUPLICATE_CLIENT_ORDER_ID`, naming the order that holds `coid`.
+fn duplicate_client_order_id(coid: &str, existing: OrderId) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        api_codes::DUPLICATE_CLIENT_ORDER_ID,
+        format!("clientOrderId {coid:?} was already used by order {existing}"),
+    )
+    .with_field("clientOrderId")
+    .with_extra("existingOrderId", json!(existing.to_string()))
 }
 
 pub async fn get(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ReplyResult {
