@@ -288,6 +288,42 @@ async fn a_batch_of_orders_rests_and_trades_like_single_orders() {
     server.stop();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_places_single_and_batched_orders_and_checks_they_settle() {
+    let Configured { _tmp, server, .. } = start_configured().await;
+    for batch in ["1", "5"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_oms"))
+            .args(["loadgen", "--addr", &server.addr, "--api-key"])
+            .arg(format!("{ALICE_KEY},{BOB_KEY}"))
+            .args(["--rate", "200", "--duration", "1", "--connections", "4"])
+            .args([
+                "--bare-seconds",
+                "1",
+                "--settle-seconds",
+                "30",
+                "--batch",
+                batch,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "batch {batch}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("acknowledged: 200 ("),
+            "batch {batch}: {stdout}"
+        );
+        assert!(
+            stdout.contains("settled: 200 of 200 acknowledged orders left NEW"),
+            "batch {batch}: {stdout}"
+        );
+    }
+    server.stop();
+}
+
 /// Sets Alice's dead man's switch to `ms` (0: off).
 async fn cancel_after(server: &Server, ms: u64) -> serde_json::Value {
     let body = format!(r#"{{"timeoutMs":{ms}}}"#);

@@ -1,4 +1,5 @@
-//! `oms loadgen`: drives `POST /api/orders` open-loop at a fixed rate over many keep-alive
+//! `oms loadgen`: drives `POST /api/orders` (or, with `--batch N`, `POST /api/orders/batch`
+//! with N orders a request) open-loop at a fixed rate of orders over many keep-alive
 //! connections and reports acknowledgement latency from an HDR histogram.
 //!
 //! Open loop: every request has a scheduled send time, and its latency is measured from that
@@ -35,6 +36,11 @@ pub struct LoadgenArgs {
     /// Orders per second to send.
     #[arg(long, default_value_t = 10_000)]
     pub rate: u64,
+    /// Orders per request: above 1, each request is a `POST /api/orders/batch` of this many
+    /// orders of one account (at most 20), sent at `--rate` / this many requests a second, and
+    /// every order of it counts the request's latency.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub batch: u64,
     /// Seconds to send for.
     #[arg(long, default_value_t = 60)]
     pub duration: u64,
@@ -81,9 +87,20 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
     if args.rate == 0 || args.connections == 0 || args.duration == 0 {
         bail!("--rate, --connections and --duration must be positive");
     }
+    if args.rate < args.batch {
+        bail!("--rate must be at least --batch");
+    }
     println!(
-        "loadgen: {} orders/s for {} s over {} connections to {}",
-        args.rate, args.duration, args.connections, args.addr
+        "loadgen: {} orders/s for {} s over {} connections to {}{}",
+        args.rate,
+        args.duration,
+        args.connections,
+        args.addr,
+        if args.batch > 1 {
+            format!(", {} orders a request", args.batch)
+        } else {
+            String::new()
+        }
     );
     let watch = if args.e2e {
         let ws = args.ws_addr.as_deref().unwrap_or(&args.addr);
@@ -97,14 +114,19 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
     let (hist, totals, elapsed) = drive(&args, args.duration, Target::Orders(ids.clone())).await?;
     let acked = totals.acked.load(Ordering::Relaxed);
     println!(
-        "\n== POST /api/orders (open loop, {} scheduled) ==",
+        "\n== POST {} (open loop, {} orders scheduled) ==",
+        if args.batch > 1 {
+            "/api/orders/batch"
+        } else {
+            "/api/orders"
+        },
         totals.sent.load(Ordering::Relaxed)
     );
     report(&hist, acked, totals.failed.load(Ordering::Relaxed), elapsed);
 
     let bare = if args.bare_seconds > 0 {
         let (h, t, e) = drive(&args, args.bare_seconds, Target::Health).await?;
-        println!("\n== GET /health (same stack, same rate) ==");
+        println!("\n== GET /health (same stack, same rate of requests) ==");
         report(
             &h,
             t.acked.load(Ordering::Relaxed),
@@ -150,14 +172,21 @@ enum Target {
     Health,
 }
 
-/// Sends at the fixed rate for `seconds`; returns latencies (µs), totals and elapsed time.
+/// Sends at the fixed rate for `seconds`; returns latencies (µs, one per order or per health
+/// request), totals (of orders or health requests) and elapsed time.
 async fn drive(
     args: &LoadgenArgs,
     seconds: u64,
     target: Target,
 ) -> Result<(Histogram<u64>, Arc<Totals>, Duration)> {
-    let total = args.rate * seconds;
-    let interval_ns = 1_000_000_000u64 / args.rate;
+    let per_request = args.batch;
+    let requests_per_second = args.rate / per_request;
+    let total = requests_per_second * seconds;
+    let interval_ns = 1_000_000_000u64 / requests_per_second;
+    let counted = match target {
+        Target::Orders(_) => per_request,
+        Target::Health => 1,
+    };
     // Every connection is open before the clock starts: connecting on the first request put
     // the handshakes of hundreds of connections (and any SYN retried after a full accept
     // queue, a whole second later) into the measured latencies.
@@ -187,16 +216,16 @@ async fn drive(
                 }
                 let scheduled = start + Duration::from_nanos(i * interval_ns);
                 tokio::time::sleep_until(scheduled.into()).await;
-                totals.sent.fetch_add(1, Ordering::Relaxed);
+                totals.sent.fetch_add(counted, Ordering::Relaxed);
                 let request = build(&args, &target, i, worker);
                 let followed = account_of(&args, i) == 0;
                 let ok = send(&args, &mut conn, request, &target, scheduled, followed).await;
                 let latency = scheduled.elapsed().as_micros() as u64;
-                let _ = hist.record(latency.max(1));
+                let _ = hist.record_n(latency.max(1), counted);
                 match ok {
-                    Ok(()) => totals.acked.fetch_add(1, Ordering::Relaxed),
+                    Ok(()) => totals.acked.fetch_add(counted, Ordering::Relaxed),
                     Err(e) => {
-                        if totals.failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                        if totals.failed.fetch_add(counted, Ordering::Relaxed) < 5 {
                             eprintln!("request failed: {e:#}");
                         }
                         conn = None;
@@ -214,7 +243,8 @@ async fn drive(
     Ok((hist, totals, start.elapsed()))
 }
 
-/// The account (index into `--api-key`) that order `i` is placed for: they take turns.
+/// The account (index into `--api-key`) that request `i` places its orders for: they take
+/// turns.
 fn account_of(args: &LoadgenArgs, i: u64) -> usize {
     (i % args.api_key.len() as u64) as usize
 }
@@ -224,6 +254,18 @@ fn account_of(args: &LoadgenArgs, i: u64) -> usize {
 #[serde(rename_all = "camelCase")]
 struct Acknowledged {
     order_id: String,
+}
+
+/// The part of a batch's `202` the load generator keeps.
+#[derive(serde::Deserialize)]
+struct BatchAcknowledged {
+    results: Vec<BatchItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchItem {
+    status: u16,
+    order: Option<Acknowledged>,
 }
 
 /// One request to send: what `build` decided, before it is written out.
@@ -244,31 +286,47 @@ fn build(args: &LoadgenArgs, target: &Target, i: u64, worker: usize) -> Outgoing
             body: String::new(),
         },
         Target::Orders(_) => {
-            // A deterministic spread of prices around the mid so that some orders trade.
-            let spread = (args.mid / 200).max(1);
-            let step = (i.wrapping_mul(2654435761) >> 7) % (2 * spread + 1);
-            let price = args.mid - spread + step;
-            // With several accounts, even ones buy and odd ones sell, so they trade with each
-            // other instead of meeting self-trade prevention; one account alternates.
             let account = account_of(args, i);
-            let buy = if args.api_key.len() > 1 {
-                account.is_multiple_of(2)
+            let orders: Vec<String> = (0..args.batch)
+                .map(|k| order_body(args, account, i * args.batch + k))
+                .collect();
+            let (path, body) = if args.batch > 1 {
+                (
+                    "/api/orders/batch",
+                    format!(r#"{{"orders":[{}]}}"#, orders.join(",")),
+                )
             } else {
-                (i ^ (i >> 3)).is_multiple_of(2)
+                ("/api/orders", orders.concat())
             };
-            let side = if buy { "BUY" } else { "SELL" };
             Outgoing {
-                path: "/api/orders",
+                path,
                 account: Some(account),
                 idempotency_key: (!args.no_idempotency_key)
                     .then(|| format!("loadgen-{worker}-{i}-{}", std::process::id())),
-                body: format!(
-                    r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"{}"}}"#,
-                    args.symbol, args.quantity, args.time_in_force
-                ),
+                body,
             }
         }
     }
+}
+
+/// The body of order `n` (counted over the whole run) for `account`.
+fn order_body(args: &LoadgenArgs, account: usize, n: u64) -> String {
+    // A deterministic spread of prices around the mid so that some orders trade.
+    let spread = (args.mid / 200).max(1);
+    let step = (n.wrapping_mul(2654435761) >> 7) % (2 * spread + 1);
+    let price = args.mid - spread + step;
+    // With several accounts, even ones buy and odd ones sell, so they trade with each other
+    // instead of meeting self-trade prevention; one account alternates.
+    let buy = if args.api_key.len() > 1 {
+        account.is_multiple_of(2)
+    } else {
+        (n ^ (n >> 3)).is_multiple_of(2)
+    };
+    let side = if buy { "BUY" } else { "SELL" };
+    format!(
+        r#"{{"symbol":"{}","side":"{side}","quantity":{},"price":{price},"orderType":"LIMIT","timeInForce":"{}"}}"#,
+        args.symbol, args.quantity, args.time_in_force
+    )
 }
 
 async fn send(
@@ -313,13 +371,32 @@ async fn send(
         );
     }
     if let Target::Orders(ids) = target {
-        let ack: Acknowledged =
-            serde_json::from_slice(&body).context("response without orderId")?;
-        ids.lock().expect("ids").push(AckedOrder {
-            id: ack.order_id,
-            scheduled,
-            followed,
-        });
+        let acked: Vec<String> = if args.batch > 1 {
+            let batch: BatchAcknowledged =
+                serde_json::from_slice(&body).context("batch response without results")?;
+            batch
+                .results
+                .into_iter()
+                .map(|item| match item.order {
+                    Some(order) if item.status == 202 => Ok(order.order_id),
+                    _ => Err(anyhow::anyhow!(
+                        "an order of the batch was refused with status {}",
+                        item.status
+                    )),
+                })
+                .collect::<Result<_>>()?
+        } else {
+            let ack: Acknowledged =
+                serde_json::from_slice(&body).context("response without orderId")?;
+            vec![ack.order_id]
+        };
+        ids.lock()
+            .expect("ids")
+            .extend(acked.into_iter().map(|id| AckedOrder {
+                id,
+                scheduled,
+                followed,
+            }));
     }
     Ok(())
 }
