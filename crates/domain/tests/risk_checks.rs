@@ -523,6 +523,12 @@ fn a_dead_mans_switch_cancels_the_accounts_live_orders_unless_refreshed() {
         approves(&mut e, &limit(id, ALICE, Side::Buy, "50000", "1"));
     }
     approves(&mut e, &limit(4, BOB, Side::Sell, "51000", "1"));
+    // Placed 6 s after the epoch: after the deadline the trigger below fires for.
+    let after_deadline = (6_000 << OrderId::TIME_SHIFT) | 5;
+    approves(
+        &mut e,
+        &limit(after_deadline, ALICE, Side::Buy, "50000", "1"),
+    );
     apply(&mut e, set(Some(1_000), 1));
     assert!(e.cancel_afters_due(NOW).is_empty());
     assert_eq!(
@@ -536,7 +542,8 @@ fn a_dead_mans_switch_cancels_the_accounts_live_orders_unless_refreshed() {
     // Folded into a snapshot and back, the switch is kept.
     let mut e: RiskEngine = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
     assert_eq!(e.cancel_after(ALICE).map(|c| c.change), Some(2));
-    // The newest setting's trigger cancels Alice's live orders, by id, and not Bob's.
+    // The newest setting's trigger cancels Alice's live orders placed by its deadline, by id,
+    // and not Bob's.
     let cancels = e.trigger_cancel_after(ALICE, 2);
     let ids: Vec<OrderId> = cancels
         .iter()

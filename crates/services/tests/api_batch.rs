@@ -109,6 +109,7 @@ async fn each_order_of_a_batch_is_placed_or_refused_on_its_own() {
         (error(3, "code"), error(3, "existingOrderId")),
         (json!("DUPLICATE_CLIENT_ORDER_ID"), q1.clone())
     );
+    assert_eq!(error(3, "field"), json!("orders[3].clientOrderId"));
     assert_eq!(error(4, "existingOrderId"), old_id);
     // Several fields wrong in one order: all listed, each named within the batch.
     assert_eq!(error(5, "code"), json!("MISSING_FIELD"));
@@ -228,4 +229,31 @@ async fn a_retry_after_a_lost_response_places_the_same_orders() {
         .map(|r| r["order"]["orderId"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, [&answered[..], &answered[..]].concat());
+}
+
+#[tokio::test]
+async fn each_order_of_a_batch_counts_against_the_accounts_request_limit() {
+    let ports = api_common::embedded_ports().await;
+    let app = TestApp::start_configured(
+        ports,
+        |c| {
+            c.request_rate = oms_services::api::rate_limit::RequestRate {
+                per_second: 1,
+                burst: 5,
+            }
+        },
+        |s| s,
+    )
+    .await;
+    let orders = |n: usize| json!({ "orders": vec![buy("45000"); n] });
+    let over = post(&app, &orders(6), None).await;
+    assert_eq!(over.problem().1, "RATE_LIMITED");
+    assert_eq!(over.header("retry-after"), Some("1"));
+    assert!(created(&app).await.is_empty());
+    // The refused batch spent only its own request: four more orders fit the burst.
+    let r = post(&app, &orders(4), None).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(created(&app).await.len(), 4);
+    let spent = app.as_demo("GET", "/api/accounts/me", None).await;
+    assert_eq!(spent.problem().1, "RATE_LIMITED");
 }

@@ -5,6 +5,9 @@
 //! The decision on the last order before a snapshot lies in the log after it: the restored
 //! stage finds that decision in its tail although the request it answers came before the
 //! snapshot, and must not take it for the answer to the repeat.
+//!
+//! A dead man's switch that fired just before a crash (its cancels appended, the position not
+//! yet committed) does not ask for the same cancels again after the restart.
 
 mod api_common;
 
@@ -38,6 +41,15 @@ struct Ports {
 }
 
 fn start_risk(ports: &Ports) -> (watch::Sender<bool>, JoinHandle<()>) {
+    // The deposit and the first order: a snapshot right after the order, before the stage
+    // reads its own decision.
+    start_risk_snapshotting(ports, 2)
+}
+
+fn start_risk_snapshotting(
+    ports: &Ports,
+    snapshot_every: u64,
+) -> (watch::Sender<bool>, JoinHandle<()>) {
     let (stop, shutdown) = watch::channel(false);
     let stage = RiskStage {
         log: ports.log.clone(),
@@ -46,9 +58,7 @@ fn start_risk(ports: &Ports) -> (watch::Sender<bool>, JoinHandle<()>) {
         config: RiskConfig::default(),
         fee_account: AccountId(1),
         references: References::default(),
-        // The deposit and the first order: a snapshot right after the order, before the
-        // stage reads its own decision.
-        snapshot_every: 2,
+        snapshot_every,
         remember_ended: Duration::from_secs(3600),
         names: LogNames::default(),
     };
@@ -188,4 +198,94 @@ async fn an_order_created_again_after_a_restart_is_not_decided_or_sent_twice() {
         })
         .collect();
     assert_eq!(decided, vec![first.order_id, marker.order_id]);
+}
+
+/// The `CancelRequested` records on `orders` so far, with the offset of the trigger (if any).
+async fn cancel_requests(log: &dyn EventLog) -> (Vec<OrderId>, Option<u64>) {
+    let records = log.read(topics::ORDERS, 0, 0, 10_000).await.unwrap();
+    let mut cancels = Vec::new();
+    let mut trigger = None;
+    for r in &records {
+        match &decode_event(r).unwrap().event {
+            Event::CancelRequested { order_id, .. } => cancels.push(*order_id),
+            Event::CancelAfterTriggered { .. } => trigger = Some(r.offset),
+            _ => {}
+        }
+    }
+    (cancels, trigger)
+}
+
+#[tokio::test]
+async fn a_dead_mans_switch_that_fired_before_a_crash_does_not_cancel_again_after_it() {
+    let embedded = api_common::embedded_ports().await;
+    let log = embedded.log.clone();
+    for topic in [topics::ORDERS, topics::VENUE, topics::MARKETDATA] {
+        log.ensure_topic(topic, 1).await.unwrap();
+    }
+    let ports = Ports {
+        log: log.clone(),
+        store: embedded.store.clone(),
+    };
+    let deposit = Event::Deposit {
+        account: ALICE,
+        asset: Asset::new("USD"),
+        amount: Decimal::from(1_000_000),
+        reference: "test:alice".into(),
+    };
+    publish_order_event(log.as_ref(), topics::ORDERS, now(), deposit)
+        .await
+        .unwrap();
+    let ids = OrderIdGenerator::new(1).unwrap();
+    let orders = [buy(ids.next_id()), buy(ids.next_id())];
+
+    // No snapshot: the restarted stage replays everything, its outputs past the committed
+    // position included.
+    let risk = start_risk_snapshotting(&ports, 1_000_000);
+    for o in &orders {
+        create(log.as_ref(), o).await;
+        wait_for_submit(log.as_ref(), o.order_id).await;
+    }
+    let switch = Event::CancelAfterSet {
+        account: ALICE,
+        deadline: Some(oms_domain::ids::Timestamp(now().0 + 200)),
+        change: 1,
+    };
+    publish_order_event(log.as_ref(), topics::ORDERS, now(), switch)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let trigger = loop {
+        let (cancels, trigger) = cancel_requests(log.as_ref()).await;
+        if cancels.len() == 2 {
+            break trigger.expect("the trigger is on the log");
+        }
+        assert!(started.elapsed() < PATIENCE, "the switch never fired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let end = log.end_offset(topics::ORDERS, 0).await.unwrap();
+    while log.committed("risk", topics::ORDERS, 0).await.unwrap() != Some(end) {
+        assert!(started.elapsed() < PATIENCE, "risk never read its cancels");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_risk(risk).await;
+
+    // The crash: the stage had appended the cancels but not committed past the trigger.
+    let mut rewind = log.subscribe("risk", &[topics::ORDERS]).await.unwrap();
+    rewind.poll(1, Duration::ZERO).await.unwrap();
+    let tp = oms_ports::event_log::TopicPartition {
+        topic: topics::ORDERS.into(),
+        partition: 0,
+    };
+    rewind.commit(&[(tp, trigger)]).await.unwrap();
+    drop(rewind);
+
+    let risk = start_risk_snapshotting(&ports, 1_000_000);
+    let marker = buy(ids.next_id());
+    create(log.as_ref(), &marker).await;
+    wait_for_submit(log.as_ref(), marker.order_id).await;
+    stop_risk(risk).await;
+    let (cancels, _) = cancel_requests(log.as_ref()).await;
+    let mut expected: Vec<OrderId> = orders.iter().map(|o| o.order_id).collect();
+    expected.sort();
+    assert_eq!(cancels, expected, "each order asked to cancel once");
 }

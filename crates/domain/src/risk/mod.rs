@@ -314,17 +314,21 @@ impl RiskEngine {
     }
 
     /// Fires the switch set by `change` if it is still the account's newest: disarms it and
-    /// returns a `CancelRequested` for each live order of the account, by order id. A trigger
-    /// behind a newer setting (the client refreshed in time) or a repeated one returns nothing.
+    /// returns a `CancelRequested` for each live order of the account placed by the deadline
+    /// (its id carries the time it was issued), by order id. Orders placed after the deadline
+    /// are left alone: the trigger may land well after it (risk behind, or restarting), and a
+    /// client that came back and quoted again meanwhile keeps its new orders. A trigger behind
+    /// a newer setting (the client refreshed in time) or a repeated one returns nothing.
     pub fn trigger_cancel_after(&mut self, account: AccountId, change: u64) -> Vec<Event> {
-        if self.cancel_after.get(&account).map(|c| c.change) != Some(change) {
-            return Vec::new();
-        }
+        let deadline = match self.cancel_after.get(&account) {
+            Some(armed) if armed.change == change => armed.deadline,
+            _ => return Vec::new(),
+        };
         self.cancel_after.remove(&account);
         let mut live: Vec<OrderId> = self
             .orders
             .iter()
-            .filter(|(_, o)| o.account == account)
+            .filter(|(id, o)| o.account == account && id.issued_at() <= deadline)
             .map(|(id, _)| *id)
             .collect();
         live.sort_unstable();

@@ -38,9 +38,15 @@ impl TokenBucket {
 
     /// Refills, then takes one token if there is one.
     pub fn take(&mut self, now: Timestamp, rate: u32, burst: u32) -> bool {
+        self.take_n(now, 1, rate, burst)
+    }
+
+    /// Takes `n` tokens at once, or none.
+    pub fn take_n(&mut self, now: Timestamp, n: u32, rate: u32, burst: u32) -> bool {
         self.refill(now, rate, burst);
-        if self.milli_tokens >= MILLI {
-            self.milli_tokens -= MILLI;
+        let cost = u64::from(n) * MILLI;
+        if self.milli_tokens >= cost {
+            self.milli_tokens -= cost;
             true
         } else {
             false

@@ -213,18 +213,23 @@ where
         let Grant { account, scope } = authenticate(&state, &parts.headers).await?;
         let rate = state.config.request_rate;
         if !state.limiter.admit(account, rate) {
-            return Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                api_codes::RATE_LIMITED,
-                format!(
-                    "more than {} requests per second (bursts of {}) for this account; retry shortly",
-                    rate.per_second, rate.burst
-                ),
-            )
-            .retry_after(1));
+            return Err(rate_limited(rate));
         }
         Ok(Caller { account, scope })
     }
+}
+
+/// `429 RATE_LIMITED`: the account's requests in this instance are over `rate`.
+pub fn rate_limited(rate: super::rate_limit::RequestRate) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        api_codes::RATE_LIMITED,
+        format!(
+            "more than {} requests per second (bursts of {}) for this account; retry shortly",
+            rate.per_second, rate.burst
+        ),
+    )
+    .retry_after(1)
 }
 
 /// A [`Caller`] whose key may trade: the extractor of every route that places, changes or

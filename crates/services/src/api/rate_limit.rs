@@ -35,7 +35,13 @@ pub struct RequestLimiter {
 impl RequestLimiter {
     /// Takes one request of `account`'s allowance; `false` when it has none left.
     pub fn admit(&self, account: AccountId, rate: RequestRate) -> bool {
-        if rate.per_second == 0 {
+        self.admit_n(account, rate, 1)
+    }
+
+    /// Takes `n` requests' worth at once (a batch of `n + 1` orders pays for the `n` beyond its
+    /// own request), or nothing.
+    pub fn admit_n(&self, account: AccountId, rate: RequestRate, n: u32) -> bool {
+        if rate.per_second == 0 || n == 0 {
             return true;
         }
         let now = clock::now();
@@ -43,7 +49,7 @@ impl RequestLimiter {
         buckets
             .entry(account)
             .or_default()
-            .take(now, rate.per_second, rate.burst.max(1))
+            .take_n(now, n, rate.per_second, rate.burst.max(1))
     }
 }
 
@@ -71,5 +77,12 @@ mod tests {
         for _ in 0..10 {
             assert!(limiter.admit(a, off));
         }
+        let c = AccountId(3);
+        assert!(!limiter.admit_n(c, rate, 4), "more than the burst at once");
+        assert!(limiter.admit_n(c, rate, 3));
+        assert!(
+            !limiter.admit(c, rate),
+            "a batch spends its orders' allowance"
+        );
     }
 }

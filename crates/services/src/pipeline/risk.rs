@@ -269,11 +269,15 @@ impl RiskStage {
     }
 }
 
-/// Events the risk stage itself writes.
+/// Events the risk stage itself writes (a `CancelRequested` when a dead man's switch fires;
+/// the account's own ones share their id, and either means the order is being cancelled).
 fn is_decision(event: &Event) -> bool {
     matches!(
         event,
-        Event::RiskValidated { .. } | Event::AmendValidated { .. } | Event::CancelRejected { .. }
+        Event::RiskValidated { .. }
+            | Event::AmendValidated { .. }
+            | Event::CancelRejected { .. }
+            | Event::CancelRequested { .. }
     )
 }
 
@@ -368,7 +372,12 @@ impl Partition {
                 if !cancels.is_empty() {
                     tracing::info!(%account, orders = cancels.len(), "risk: dead man's switch cancels");
                 }
-                let events = cancels.into_iter().map(|e| Envelope::new(at, e)).collect();
+                // After a crash, those already in the tail are not asked for again.
+                let events = cancels
+                    .into_iter()
+                    .map(|e| Envelope::new(at, e))
+                    .filter(|e| !self.recorded.contains_key(&e.id))
+                    .collect();
                 (events, Vec::new())
             }
             _ => {

@@ -162,8 +162,6 @@ impl TestApp {
         out
     }
 
-    /// Signs in with `key` (`POST /api/session`): the `Cookie` header value of the session.
-    #[allow(dead_code)] // not every test binary signs in
     /// Adds `key` to the demo account as a read-only key.
     pub async fn add_read_only_key(&self, key: &str) {
         self.store
@@ -177,6 +175,8 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Signs in with `key` (`POST /api/session`): the `Cookie` header value of the session.
+    #[allow(dead_code)] // not every test binary signs in
     pub async fn sign_in(&self, key: &str) -> String {
         let signed_in = self
             .send(

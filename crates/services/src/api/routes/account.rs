@@ -119,8 +119,8 @@ pub const CANCEL_AFTER_MAX_MS: u64 = 86_400_000;
 pub const CANCEL_AFTER_MIN_MS: u64 = 1_000;
 
 /// `PUT /api/accounts/me/cancel-after` with `{"timeoutMs": n}`: the account's dead man's
-/// switch. Unless the client sends it again within `n` ms, every order of the account live at
-/// that moment is cancelled; `0` turns it off. A bot calls it every few seconds with a timeout
+/// switch. Unless the client sends it again within `n` ms, every order of the account placed
+/// by then and still live is cancelled; `0` turns it off. A bot calls it every few seconds with a timeout
 /// of a minute or so, and if the bot, its host or its network dies, its orders do not rest on
 /// unattended. The deadline goes on the log in the account's partition; the risk stage fires
 /// it (section "Dead man's switch" of the README).

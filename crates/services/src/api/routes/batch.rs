@@ -8,7 +8,7 @@
 //! places the very same orders.
 
 use super::orders::{claim_client_order_id, ClaimFailed};
-use crate::api::auth::Trader;
+use crate::api::auth::{rate_limited, Trader};
 use crate::api::body::{object, JsonBody};
 use crate::api::idempotency::{run_idempotent, Run};
 use crate::api::problem::Problem;
@@ -47,6 +47,13 @@ pub async fn create(
         .and_then(|v| v.get("orders").and_then(Value::as_array).map(Vec::len))
         .filter(|n| *n <= MAX_BATCH)
         .unwrap_or(0);
+    // The request itself took one of the account's requests; each further order takes one
+    // more, so a batch does not carry twenty times the work the limit allows.
+    let rate = s.config.request_rate;
+    let more = u32::try_from(count.saturating_sub(1)).unwrap_or(u32::MAX);
+    if !s.limiter.admit_n(caller.account, rate, more) {
+        return rate_limited(rate).into_response();
+    }
     let intent = BatchIntent {
         at: now,
         order_ids: (0..count)
@@ -167,22 +174,32 @@ async fn place_batch(
         .map(|(i, (item, id))| {
             validate_new_order(item, &s.by_symbol, now)
                 .map(|valid| valid.into_new_order(*id, account, now))
-                .map_err(|errors| Problem::validation(in_item(i, errors)))
+                .map_err(|errors| in_item(i, Problem::validation(errors)))
         })
         .collect();
 
     // Claimed one after another, in the batch's order: a clientOrderId used twice in the
-    // batch goes to the first order that uses it, and a resumed batch decides the same.
-    for item in &mut placed {
-        let Ok(new) = item else { continue };
+    // batch goes to the first order that uses it, and a resumed batch decides the same. A
+    // claim that fails fails the batch, giving back the claims made before it (which are
+    // surely written), as a single order gives back its own.
+    for i in 0..placed.len() {
+        let Ok(new) = &placed[i] else { continue };
         let Some(coid) = new.client_order_id.clone() else {
             continue;
         };
-        match claim_client_order_id(s, account, &coid, new.order_id).await {
-            Ok(()) => {}
-            Err(ClaimFailed::Refused(p)) => *item = Err(p),
-            Err(ClaimFailed::Unknown(p)) => return Ok(p.into_reply().effect_unknown()),
+        let failure = match claim_client_order_id(s, account, &coid, new.order_id).await {
+            Ok(()) => continue,
+            Err(ClaimFailed::Taken(p)) => {
+                placed[i] = Err(in_item(i, p));
+                continue;
+            }
+            Err(ClaimFailed::Refused(p)) => Err(p),
+            Err(ClaimFailed::Unknown(p)) => Ok(p.into_reply().effect_unknown()),
+        };
+        if run.may_undo() {
+            release_client_order_ids(s, account, &placed[..i]).await;
         }
+        return failure;
     }
 
     let records = placed
@@ -227,19 +244,20 @@ async fn place_batch(
     ))
 }
 
-/// Field errors of the `i`th order, named as fields of the batch (`orders[2].price`).
-fn in_item(i: usize, errors: Vec<FieldError>) -> Vec<FieldError> {
-    errors
-        .into_iter()
-        .map(|mut e| {
-            e.field = if e.field == "body" {
-                format!("orders[{i}]")
-            } else {
-                format!("orders[{i}].{}", e.field)
-            };
-            e
-        })
-        .collect()
+/// The `i`th order's problem, its fields named as fields of the batch (`orders[2].price`).
+fn in_item(i: usize, mut p: Problem) -> Problem {
+    let name = |field: &str| {
+        if field == "body" {
+            format!("orders[{i}]")
+        } else {
+            format!("orders[{i}].{field}")
+        }
+    };
+    p.field = p.field.as_deref().map(name);
+    for e in &mut p.errors {
+        e.field = name(&e.field);
+    }
+    p
 }
 
 async fn release_client_order_ids(s: &ApiState, account: AccountId, placed: &[Item]) {

@@ -102,7 +102,7 @@ async fn place(
     if let Some(coid) = &new.client_order_id {
         match claim_client_order_id(s, account, coid, order_id).await {
             Ok(()) => {}
-            Err(ClaimFailed::Refused(p)) => return Err(p),
+            Err(ClaimFailed::Taken(p) | ClaimFailed::Refused(p)) => return Err(p),
             Err(ClaimFailed::Unknown(p)) => return Ok(p.into_reply().effect_unknown()),
         }
     }
@@ -143,7 +143,9 @@ async fn place(
 
 /// Why an order could not have its clientOrderId.
 pub(super) enum ClaimFailed {
-    /// Taken by another order, or refused as it stands: nothing was written.
+    /// Another order holds it (`409`).
+    Taken(Problem),
+    /// The store refused the claim as it stands: nothing was written.
     Refused(Problem),
     /// The claim may have been written all the same: a retry must come back as this order
     /// (whose id then holds it), not as a new one that would find it taken.
@@ -165,7 +167,7 @@ pub(super) async fn claim_client_order_id(
         Err(e) => return Err(ClaimFailed::Unknown(Problem::from_port("order store", &e))),
     };
     match held.filter(|e| *e != order_id) {
-        Some(existing) => Err(ClaimFailed::Refused(duplicate_client_order_id(
+        Some(existing) => Err(ClaimFailed::Taken(duplicate_client_order_id(
             coid, existing,
         ))),
         None => Ok(()),
