@@ -68,6 +68,30 @@ fn start_risk_snapshotting(
     (stop, task)
 }
 
+/// The log (one partition per topic) and store, with Alice's funds deposited. The first
+/// value holds the files.
+async fn funded() -> (api_common::Ports, Ports) {
+    let embedded = api_common::embedded_ports().await;
+    let log = embedded.log.clone();
+    for topic in [topics::ORDERS, topics::VENUE, topics::MARKETDATA] {
+        log.ensure_topic(topic, 1).await.unwrap();
+    }
+    let ports = Ports {
+        log: log.clone(),
+        store: embedded.store.clone(),
+    };
+    let deposit = Event::Deposit {
+        account: ALICE,
+        asset: Asset::new("USD"),
+        amount: Decimal::from(1_000_000),
+        reference: "test:alice".into(),
+    };
+    publish_order_event(log.as_ref(), topics::ORDERS, now(), deposit)
+        .await
+        .unwrap();
+    (embedded, ports)
+}
+
 async fn stop_risk((stop, task): (watch::Sender<bool>, JoinHandle<()>)) {
     stop.send(true).unwrap();
     tokio::time::timeout(PATIENCE, task)
@@ -143,24 +167,8 @@ async fn wait_for_submit(log: &dyn EventLog, id: OrderId) {
 
 #[tokio::test]
 async fn an_order_created_again_after_a_restart_is_not_decided_or_sent_twice() {
-    let embedded = api_common::embedded_ports().await;
-    let log = embedded.log.clone();
-    for topic in [topics::ORDERS, topics::VENUE, topics::MARKETDATA] {
-        log.ensure_topic(topic, 1).await.unwrap();
-    }
-    let ports = Ports {
-        log: log.clone(),
-        store: embedded.store.clone(),
-    };
-    let deposit = Event::Deposit {
-        account: ALICE,
-        asset: Asset::new("USD"),
-        amount: Decimal::from(1_000_000),
-        reference: "test:alice".into(),
-    };
-    publish_order_event(log.as_ref(), topics::ORDERS, now(), deposit)
-        .await
-        .unwrap();
+    let (_embedded, ports) = funded().await;
+    let log = ports.log.clone();
     let ids = OrderIdGenerator::new(1).unwrap();
     let first = buy(ids.next_id());
 
@@ -217,24 +225,8 @@ async fn cancel_requests(log: &dyn EventLog) -> (Vec<OrderId>, Option<u64>) {
 
 #[tokio::test]
 async fn a_dead_mans_switch_that_fired_before_a_crash_does_not_cancel_again_after_it() {
-    let embedded = api_common::embedded_ports().await;
-    let log = embedded.log.clone();
-    for topic in [topics::ORDERS, topics::VENUE, topics::MARKETDATA] {
-        log.ensure_topic(topic, 1).await.unwrap();
-    }
-    let ports = Ports {
-        log: log.clone(),
-        store: embedded.store.clone(),
-    };
-    let deposit = Event::Deposit {
-        account: ALICE,
-        asset: Asset::new("USD"),
-        amount: Decimal::from(1_000_000),
-        reference: "test:alice".into(),
-    };
-    publish_order_event(log.as_ref(), topics::ORDERS, now(), deposit)
-        .await
-        .unwrap();
+    let (_embedded, ports) = funded().await;
+    let log = ports.log.clone();
     let ids = OrderIdGenerator::new(1).unwrap();
     let orders = [buy(ids.next_id()), buy(ids.next_id())];
 

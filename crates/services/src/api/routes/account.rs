@@ -61,19 +61,35 @@ pub async fn set_kill_switch(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
+    let path = "/api/accounts/me/kill-switch";
+    put_setting(&s, caller.account, &headers, path, &body, || {
+        switch(&s, caller.account, &body)
+    })
+    .await
+}
+
+/// Runs an account's `PUT` of one of its settings under its idempotency key.
+async fn put_setting<F, Fut>(
+    s: &ApiState,
+    account: AccountId,
+    headers: &HeaderMap,
+    path: &str,
+    body: &JsonBody,
+    apply: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ReplyResult>,
+{
     run_idempotent(
-        &s,
-        caller.account,
-        &headers,
+        s,
+        account,
+        headers,
         "PUT",
-        "/api/accounts/me/kill-switch",
+        path,
         &body.0,
         Vec::new(),
-        |_| async {
-            switch(&s, caller.account, &body)
-                .await
-                .unwrap_or_else(Reply::from)
-        },
+        |_| async { apply().await.unwrap_or_else(Reply::from) },
     )
     .await
     .into_response()
@@ -120,32 +136,21 @@ pub const CANCEL_AFTER_MIN_MS: u64 = 1_000;
 
 /// `PUT /api/accounts/me/cancel-after` with `{"timeoutMs": n}`: the account's dead man's
 /// switch. Unless the client sends it again within `n` ms, every order of the account placed
-/// by then and still live is cancelled; `0` turns it off. A bot calls it every few seconds with a timeout
-/// of a minute or so, and if the bot, its host or its network dies, its orders do not rest on
-/// unattended. The deadline goes on the log in the account's partition; the risk stage fires
-/// it (section "Dead man's switch" of the README).
+/// by then and still live is cancelled; `0` turns it off. A bot calls it every few seconds
+/// with a timeout of a minute or so, and if the bot, its host or its network dies, its orders
+/// do not rest on unattended. The deadline goes on the log in the account's partition; the
+/// risk stage fires it (ARCHITECTURE.md, "Risk").
 pub async fn set_cancel_after(
     State(s): State<ApiState>,
     caller: Trader,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    run_idempotent(
-        &s,
-        caller.account,
-        &headers,
-        "PUT",
-        "/api/accounts/me/cancel-after",
-        &body.0,
-        Vec::new(),
-        |_| async {
-            cancel_after(&s, caller.account, &body)
-                .await
-                .unwrap_or_else(Reply::from)
-        },
-    )
+    let path = "/api/accounts/me/cancel-after";
+    put_setting(&s, caller.account, &headers, path, &body, || {
+        cancel_after(&s, caller.account, &body)
+    })
     .await
-    .into_response()
 }
 
 async fn cancel_after(s: &ApiState, account: AccountId, body: &JsonBody) -> ReplyResult {
