@@ -169,6 +169,16 @@ impl Server {
 }
 
 /// A request to the admin API with [`ADMIN_KEY`]; panics if it cannot be sent.
+/// A test that fails part-way leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub async fn admin(addr: &str, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
     request(
         addr,
