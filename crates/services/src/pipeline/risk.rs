@@ -367,7 +367,7 @@ impl Partition {
             Event::CancelAfterTriggered { account, change } => {
                 self.triggered.remove(&(*account, *change));
                 // Each cancel goes on the log as the account's own would, so it is decided, sent
-                // and answered like one (a repeat after a crash is as harmless as theirs).
+                // and answered like one.
                 let cancels = self.engine.trigger_cancel_after(*account, *change);
                 if !cancels.is_empty() {
                     tracing::info!(%account, orders = cancels.len(), "risk: dead man's switch cancels");
