@@ -551,6 +551,55 @@ async fn services_in_separate_processes_keep_every_guarantee() {
         }
     }
 
+    // Carol's dead man's switch, armed through one instance, fires in the risk process and
+    // cancels her order, placed through the other instance, once she stops refreshing it.
+    let carol_key = issued["apiKey"].as_str().unwrap();
+    let (status, v) = request(
+        &ingestion[1],
+        hyper::Method::PUT,
+        "/api/accounts/me/cancel-after",
+        Some(carol_key),
+        &[],
+        Some(r#"{"timeoutMs":1500}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{v}");
+    let resting = r#"{"symbol":"BTC/USD","side":"BUY","quantity":"0.01","price":"49000","orderType":"LIMIT"}"#;
+    let (status, placed) = request(
+        &ingestion[0],
+        hyper::Method::POST,
+        "/api/orders",
+        Some(carol_key),
+        &[],
+        Some(resting),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{placed}");
+    let carols_order = format!("/api/orders/{}", placed["orderId"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, order) = request(
+            &ingestion[1],
+            hyper::Method::GET,
+            &carols_order,
+            Some(carol_key),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        if order["status"] == "CANCELED" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead man's switch never cancelled Carol's order: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // An outside Kafka client reads well-formed OrderCreated events keyed by account.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_orders_topic.py");
     let out = Command::new("python3")
