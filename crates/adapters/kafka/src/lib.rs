@@ -89,6 +89,19 @@
 //! group's protocol is the first member's first choice. Neither changed a test's outcome; the
 //! adapter does not rely on either.
 //!
+//! **It can keep a dead member's partitions from everyone** (found 2026-12-02, not worked
+//! around). When a member dies and the first request after its session to notice it is the
+//! survivor's heartbeat, tansu 0.6 drops the dead member inside the heartbeat
+//! (`Inner<Formed>::heartbeat` calls `missed_heartbeat`) and answers `REBALANCE_IN_PROGRESS`,
+//! but leaves the group in the same generation, formed: the survivor rejoins, is handed its
+//! old assignment back at sync (the leader that would compute a new one is the dead member),
+//! and the dead member's partitions are consumed by nobody, with no later rebalance (seen in
+//! tansu's debug log). The distributed test kills a processor replica while load still runs,
+//! and there the group re-forms and the survivor takes every partition; with the load done
+//! before the session ran out (the same test with three more seconds before its load), it
+//! failed three runs of three, orders of the orphaned partitions staying `NEW`. Kafka fences
+//! the dead member and forms a new generation.
+//!
 //! # Building
 //!
 //! librdkafka is built from the sources bundled with `rdkafka-sys` (feature `cmake-build`:
