@@ -233,8 +233,8 @@ pub fn rate_limited(rate: super::rate_limit::RequestRate) -> Problem {
 }
 
 /// A [`Caller`] whose key may trade: the extractor of every route that places, changes or
-/// cancels orders or sets the kill switch. A read-only key gets `403 READ_ONLY_KEY`, after
-/// authentication and before anything else is looked at.
+/// cancels orders or sets the kill switch or the dead man's switch. A read-only key gets
+/// `403 READ_ONLY_KEY`, after authentication and before anything else is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trader {
     pub account: AccountId,
