@@ -82,7 +82,11 @@ impl TansuServer {
             .args(["--listener-url", &url])
             .args(["--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
+            // OMS_TANSU_LOG (a RUST_LOG filter) lets a failing test see the broker's side.
+            .env(
+                "RUST_LOG",
+                std::env::var("OMS_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -17,6 +17,10 @@ pub const TANSU_BATCH: u32 = 512;
 /// than the default linger (see [`KafkaConfig::linger_ms`]).
 pub const TANSU_LINGER_MS: u32 = 10;
 
+/// `orphanRejoinMs` with [`KafkaConfig::for_tansu`]: above market data's 30 s between commits
+/// plus the 10 s session, so a live member is never taken for a dead one.
+pub const TANSU_ORPHAN_REJOIN_MS: u64 = 45_000;
+
 /// Configuration of [`KafkaLog`](crate::KafkaLog).
 ///
 /// Keys are camelCase like the rest of the configuration; `bootstrapServers` and `clientId`
@@ -74,6 +78,13 @@ pub struct KafkaConfig {
     /// the stage has not yet acknowledged (see [`KafkaConsumer`](crate::KafkaConsumer))
     /// holds the group's rebalance for at most this long.
     pub max_poll_interval_ms: u32,
+    /// Rejoin the group when a partition this member does not own has held records past the
+    /// group's committed position, with that position not moving, for this many
+    /// milliseconds; 0 never (Kafka). **tansu** (0.6) can leave a dead member's partitions
+    /// to nobody until a member rejoins (see the crate docs and `orphans`). Keep it above the
+    /// longest a live member goes without committing while behind (market data commits at
+    /// each snapshot, at most 30 s apart) plus the session timeout.
+    pub orphan_rejoin_ms: u64,
     /// Any other librdkafka property, for all clients (for example `security.protocol`,
     /// `sasl.mechanisms`). Applied last, so it can override the settings above; the
     /// adapter's guarantees need `enable.idempotence`, `acks` and `enable.auto.commit` as
@@ -96,6 +107,7 @@ impl Default for KafkaConfig {
             request_timeout_ms: 30_000,
             session_timeout_ms: 10_000,
             max_poll_interval_ms: 300_000,
+            orphan_rejoin_ms: 0,
             extra: BTreeMap::new(),
         }
     }
@@ -128,6 +140,7 @@ struct KafkaConfigFile {
     request_timeout_ms: Option<u64>,
     session_timeout_ms: Option<u32>,
     max_poll_interval_ms: Option<u32>,
+    orphan_rejoin_ms: Option<u64>,
     extra: Option<BTreeMap<String, String>>,
 }
 
@@ -150,6 +163,7 @@ impl From<KafkaConfigFile> for KafkaConfig {
             request_timeout_ms: f.request_timeout_ms.unwrap_or(base.request_timeout_ms),
             session_timeout_ms: f.session_timeout_ms.unwrap_or(base.session_timeout_ms),
             max_poll_interval_ms: f.max_poll_interval_ms.unwrap_or(base.max_poll_interval_ms),
+            orphan_rejoin_ms: f.orphan_rejoin_ms.unwrap_or(base.orphan_rejoin_ms),
             extra: f.extra.unwrap_or(base.extra),
         }
     }
@@ -166,7 +180,8 @@ impl KafkaConfig {
 
     /// A configuration for a tansu broker: [`KafkaConfig::new`] with what tansu needs (see
     /// the crate docs): bounded batches fetched from a batch's length early, gaps refetched,
-    /// short fetch waits, and a linger longer than its produce round trip.
+    /// short fetch waits, a linger longer than its produce round trip, and partitions left to
+    /// nobody taken back by rejoining ([`TANSU_ORPHAN_REJOIN_MS`]).
     pub fn for_tansu(bootstrap_servers: impl Into<String>) -> Self {
         KafkaConfig {
             linger_ms: TANSU_LINGER_MS,
@@ -174,12 +189,18 @@ impl KafkaConfig {
             fetch_back_records: TANSU_BATCH - 1,
             gap_refetch_ms: 5_000,
             fetch_wait_max_ms: 10,
+            orphan_rejoin_ms: TANSU_ORPHAN_REJOIN_MS,
             ..KafkaConfig::new(bootstrap_servers)
         }
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The orphan watch, when on.
+    pub(crate) fn orphan_rejoin(&self) -> Option<Duration> {
+        (self.orphan_rejoin_ms > 0).then(|| Duration::from_millis(self.orphan_rejoin_ms))
     }
 
     pub(crate) fn continuity(&self) -> Continuity {

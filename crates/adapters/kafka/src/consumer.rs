@@ -34,6 +34,7 @@
 
 use crate::continuity::{Continuity, Verdict, REFETCH_EVERY};
 use crate::error::{KafkaLogError, KafkaLogResult};
+use crate::orphans::{OrphanWatch, Seen};
 use crate::record::to_record;
 use async_trait::async_trait;
 use oms_ports::event_log::{Consumer, ConsumerEvent, Record, TopicPartition};
@@ -213,6 +214,16 @@ pub struct KafkaConsumer {
     timeout: Duration,
     /// Keeps records dense on brokers that need it (tansu; see [`crate::continuity`]).
     continuity: Continuity,
+    /// The subscribed topics, to rejoin with.
+    topics: Vec<String>,
+    /// Notices partitions nobody consumes, on brokers that need it (tansu; see
+    /// [`crate::orphans`]).
+    orphans: Option<OrphanWatch>,
+    /// A check of the partitions owned elsewhere, running on a blocking thread, and the
+    /// rebalance count it started at: a result from before a rebalance is stale.
+    checking: Option<(tokio::task::JoinHandle<KafkaLogResult<Vec<Seen>>>, u64)>,
+    /// Rebalance steps returned to the stage so far.
+    rebalances: u64,
 }
 
 impl KafkaConsumer {
@@ -222,6 +233,8 @@ impl KafkaConsumer {
         group: String,
         timeout: Duration,
         continuity: Continuity,
+        topics: Vec<String>,
+        orphan_rejoin: Option<Duration>,
     ) -> Self {
         KafkaConsumer {
             consumer: Arc::new(consumer),
@@ -231,6 +244,10 @@ impl KafkaConsumer {
             owed: None,
             timeout,
             continuity,
+            topics,
+            orphans: orphan_rejoin.map(|after| OrphanWatch::new(after, std::time::Instant::now())),
+            checking: None,
+            rebalances: 0,
         }
     }
 
@@ -321,6 +338,7 @@ impl KafkaConsumer {
     /// Turns the next announced rebalance step into an event for the stage.
     fn next_rebalance(&mut self) -> KafkaLogResult<Option<ConsumerEvent>> {
         while let Some(announced) = self.shared.next_announced() {
+            self.rebalances += 1;
             match announced {
                 Announced::Assign(tps) => {
                     self.owned.extend(tps.iter().cloned());
@@ -416,6 +434,63 @@ impl KafkaConsumer {
         }
     }
 
+    /// Starts a check of the partitions owned elsewhere when one is due, and acts on a
+    /// finished one: a partition still for too long makes this member rejoin the group.
+    async fn watch_orphans(&mut self) -> KafkaLogResult<()> {
+        let Some(watch) = self.orphans.as_mut() else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        if let Some((handle, at)) = self.checking.take() {
+            if !handle.is_finished() {
+                self.checking = Some((handle, at));
+                return Ok(());
+            }
+            let seen = match handle.await {
+                Ok(Ok(seen)) => seen,
+                Ok(Err(e)) => {
+                    tracing::debug!(group = %self.group, error = %e, "kafka consumer: orphan check failed");
+                    return Ok(());
+                }
+                Err(_) => return Err(KafkaLogError::Task("orphan check")),
+            };
+            // Partitions moved since the check started: its view of what is ours is stale.
+            if at != self.rebalances || self.owed.is_some() || self.shared.has_announced() {
+                return Ok(());
+            }
+            let still = watch.observe(now, &seen);
+            if !still.is_empty() {
+                tracing::warn!(
+                    group = %self.group,
+                    partitions = ?still,
+                    after = ?watch.after(),
+                    "kafka consumer: partitions of the group are consumed by nobody; leaving the group and joining again"
+                );
+                watch.restart(now);
+                self.consumer.unsubscribe();
+                let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+                self.consumer
+                    .subscribe(&topics)
+                    .map_err(|e| KafkaLogError::client("rejoining the group", e))?;
+            }
+            return Ok(());
+        }
+        if !watch.due(now) {
+            return Ok(());
+        }
+        let (consumer, topics, owned, timeout) = (
+            self.consumer.clone(),
+            self.topics.clone(),
+            self.owned.clone(),
+            self.timeout,
+        );
+        let handle = tokio::task::spawn_blocking(move || {
+            owned_elsewhere(&consumer, &topics, &owned, timeout)
+        });
+        self.checking = Some((handle, self.rebalances));
+        Ok(())
+    }
+
     /// Whether `tp` may be committed or sought: ours, or revoked but not yet released.
     fn check_owned(&self, tp: &TopicPartition) -> PortResult<()> {
         let releasing = matches!(&self.owed, Some(Owed::Release(tps)) if tps.contains(tp));
@@ -443,6 +518,7 @@ impl Consumer for KafkaConsumer {
                 return Ok(event);
             }
             self.refetch_due();
+            self.watch_orphans().await?;
             let records = self.drain(max)?;
             if !records.is_empty() {
                 return Ok(ConsumerEvent::Records(records));
@@ -549,6 +625,62 @@ fn start_offsets(
         starts.insert(tp.clone(), next);
     }
     Ok(starts)
+}
+
+/// The partitions of `topics` not in `owned`, with the group's committed position and
+/// whether records lie past it. Blocking: a few round trips per partition.
+fn owned_elsewhere(
+    consumer: &BaseConsumer<GroupContext>,
+    topics: &[String],
+    owned: &BTreeSet<TopicPartition>,
+    timeout: Duration,
+) -> KafkaLogResult<Vec<Seen>> {
+    let mut others = Vec::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| KafkaLogError::client("metadata for the orphan check", e))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let tp = TopicPartition {
+                    topic: t.name().to_string(),
+                    partition: p.id() as u32,
+                };
+                if !owned.contains(&tp) {
+                    others.push(tp);
+                }
+            }
+        }
+    }
+    if others.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tpl = to_tpl(others.iter().map(|tp| (tp, Offset::Invalid)))?;
+    let committed = consumer
+        .committed_offsets(tpl, timeout)
+        .map_err(|e| KafkaLogError::client("committed offsets for the orphan check", e))?;
+    let mut seen = Vec::with_capacity(others.len());
+    for tp in others {
+        let committed = match committed
+            .find_partition(&tp.topic, tp.partition as i32)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
+            _ => None,
+        };
+        let (low, high) = consumer
+            .fetch_watermarks(&tp.topic, tp.partition as i32, timeout)
+            .map_err(|e| KafkaLogError::client("watermarks for the orphan check", e))?;
+        // tansu's high watermark can fall short of the end (crate docs), never past it: a
+        // partition shown lagging is lagging.
+        let from = committed.map_or(low, |c| c as i64);
+        seen.push(Seen {
+            tp,
+            committed,
+            lagging: high > from,
+        });
+    }
+    Ok(seen)
 }
 
 /// Seeks a fetching partition. Right after an assignment, librdkafka may still be looking up

@@ -47,8 +47,9 @@
 //! broker. Everything the contract needs is there: `CreateTopics`, metadata, the idempotent
 //! producer (`InitProducerId`, sequence checks), headers, consumer groups with the classic
 //! protocol (join, sync, heartbeat, leave; eager and `cooperative-sticky` assignors both
-//! tested), `OffsetCommit` / `OffsetFetch`, `ListOffsets`. Five of its ways need care.
-//! [`KafkaConfig::for_tansu`] sets what the first, second, fourth and fifth need.
+//! tested), `OffsetCommit` / `OffsetFetch`, `ListOffsets`. Five of its ways need care, and a
+//! sixth of its group coordinator (below). [`KafkaConfig::for_tansu`] sets what all but the
+//! third need.
 //!
 //! 1. **A fetch returns only batches that start at or after the asked offset.** A consumer
 //!    starting inside a batch (a committed position, a seek, a read from an offset) would
@@ -89,18 +90,21 @@
 //! group's protocol is the first member's first choice. Neither changed a test's outcome; the
 //! adapter does not rely on either.
 //!
-//! **It can keep a dead member's partitions from everyone** (found 2026-12-02, not worked
-//! around). When a member dies and the first request after its session to notice it is the
-//! survivor's heartbeat, tansu 0.6 drops the dead member inside the heartbeat
-//! (`Inner<Formed>::heartbeat` calls `missed_heartbeat`) and answers `REBALANCE_IN_PROGRESS`,
-//! but leaves the group in the same generation, formed: the survivor rejoins, is handed its
-//! old assignment back at sync (the leader that would compute a new one is the dead member),
-//! and the dead member's partitions are consumed by nobody, with no later rebalance (seen in
-//! tansu's debug log). The distributed test kills a processor replica while load still runs,
-//! and there the group re-forms and the survivor takes every partition; with the load done
-//! before the session ran out (the same test with three more seconds before its load), it
-//! failed three runs of three, orders of the orphaned partitions staying `NEW`. Kafka fences
-//! the dead member and forms a new generation.
+//! **It can keep a dead member's partitions from everyone** (found 2026-12-02). When a member
+//! dies and the first request after its session to notice it is the survivor's heartbeat,
+//! tansu 0.6 drops the dead member inside the heartbeat (`Inner<Formed>::heartbeat` calls
+//! `missed_heartbeat`) and answers `REBALANCE_IN_PROGRESS`, but leaves the group in the same
+//! generation, formed: the survivor rejoins and is handed its old assignment back at sync
+//! (a formed group's sync ignores the leader's new assignment), and the dead member's
+//! partitions are consumed by nobody, with no later rebalance. (With a session shorter than
+//! two heartbeat intervals the survivor is expelled too during its rejoin, and the group
+//! forms again by itself.) Kafka fences the dead member and forms a new generation.
+//! Workaround: [`KafkaConfig::orphan_rejoin_ms`] (45 s with `for_tansu`). A member that sees
+//! a partition it does not own holding records past the group's committed position, that
+//! position still for that long, leaves the group and joins again as a new member; tansu then
+//! forms a new generation and the partitions are assigned (see `orphans`). Tested in
+//! `tests/dead_member.rs`, with a member process killed; with the watch off, the survivor
+//! never got its partitions.
 //!
 //! # Building
 //!
@@ -114,10 +118,11 @@ pub mod consumer;
 mod continuity;
 pub mod error;
 mod log;
+mod orphans;
 mod reader;
 mod record;
 
-pub use config::{KafkaConfig, TANSU_BATCH};
+pub use config::{KafkaConfig, TANSU_BATCH, TANSU_ORPHAN_REJOIN_MS};
 pub use consumer::KafkaConsumer;
 pub use error::{KafkaLogError, KafkaLogResult};
 pub use log::KafkaLog;

@@ -311,6 +311,8 @@ impl KafkaLog {
             group.to_string(),
             self.config.request_timeout(),
             self.config.continuity(),
+            topics.iter().map(|t| t.to_string()).collect(),
+            self.config.orphan_rejoin(),
         ))
     }
 }
