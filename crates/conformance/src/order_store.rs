@@ -7,8 +7,8 @@ use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    ApiKeyRecord, FillCursor, FillQuery, GlobalSwitch, KeyScope, OrderQuery, OrderStore, Position,
-    StoreBatch,
+    ApiKeyRecord, CancelAfterState, FillCursor, FillQuery, GlobalSwitch, KeyScope, OrderQuery,
+    OrderStore, Position, StoreBatch,
 };
 use oms_ports::PortError;
 use std::collections::BTreeMap;
@@ -84,6 +84,12 @@ where
         "kill switches: off until set, the latest wins, per account",
     );
     kill_switches(&make().await, &ctx).await;
+
+    check(
+        SUITE,
+        "dead man's switches: none until set, a trigger fires only the setting it names",
+    );
+    cancel_afters(&make().await, &ctx).await;
 
     check(SUITE, "snapshots round trip and replace older ones");
     snapshots_round_trip(&make().await, &ctx).await;
@@ -209,6 +215,8 @@ async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {
         .apply(StoreBatch {
             kill_switches: Vec::new(),
             global_kill_switch: None,
+            cancel_afters: Vec::new(),
+            cancel_after_triggers: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -270,6 +278,8 @@ async fn batch_is_atomic(store: &impl OrderStore, ctx: &Ctx) {
         .apply(StoreBatch {
             kill_switches: Vec::new(),
             global_kill_switch: None,
+            cancel_afters: Vec::new(),
+            cancel_after_triggers: Vec::new(),
             orders: vec![good.clone()],
             fills: vec![f],
             balances: vec![(acct, balance("USD", "1", "0"))],
@@ -347,6 +357,8 @@ async fn decimals_are_exact(store: &impl OrderStore, ctx: &Ctx) {
         .apply(StoreBatch {
             kill_switches: Vec::new(),
             global_kill_switch: None,
+            cancel_afters: Vec::new(),
+            cancel_after_triggers: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -911,6 +923,69 @@ async fn kill_switches(store: &impl OrderStore, ctx: &Ctx) {
     assert!(store.global_kill_switch().await.unwrap());
 }
 
+async fn cancel_afters(store: &impl OrderStore, ctx: &Ctx) {
+    let a = new_account(store, &ctx.name("cancel-after-a")).await;
+    let b = new_account(store, &ctx.name("cancel-after-b")).await;
+    let state = |deadline: Option<i64>, change, triggered| CancelAfterState {
+        deadline: deadline.map(Timestamp),
+        change,
+        triggered,
+    };
+    assert_eq!(store.cancel_after(a).await.unwrap(), None, "none until set");
+    store
+        .apply(StoreBatch {
+            cancel_afters: vec![
+                (a, state(Some(1_700_000_000_123), 5, false)),
+                (b, state(Some(1_700_000_000_456), 6, true)),
+            ],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel_after(a).await.unwrap(),
+        Some(state(Some(1_700_000_000_123), 5, false))
+    );
+    assert_eq!(
+        store.cancel_after(b).await.unwrap(),
+        Some(state(Some(1_700_000_000_456), 6, true))
+    );
+    // A trigger of another setting of `a` does nothing; one of its setting fires it.
+    store
+        .apply(StoreBatch {
+            cancel_after_triggers: vec![(a, 4)],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert!(!store.cancel_after(a).await.unwrap().unwrap().triggered);
+    store
+        .apply(StoreBatch {
+            cancel_after_triggers: vec![(a, 5), (a, 5)],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel_after(a).await.unwrap(),
+        Some(state(Some(1_700_000_000_123), 5, true))
+    );
+    // A newer setting replaces it whole; switched off, it has no deadline.
+    store
+        .apply(StoreBatch {
+            cancel_afters: vec![(a, state(None, 9, false))],
+            cancel_after_triggers: vec![(b, 6)],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel_after(a).await.unwrap(),
+        Some(state(None, 9, false))
+    );
+    assert!(store.cancel_after(b).await.unwrap().unwrap().triggered);
+}
+
 async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {
     let name = ctx.name("snapshot");
     assert_eq!(store.load_snapshot(&name, 0).await.unwrap(), None);
@@ -959,6 +1034,8 @@ where
         .apply(StoreBatch {
             kill_switches: Vec::new(),
             global_kill_switch: None,
+            cancel_afters: Vec::new(),
+            cancel_after_triggers: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![(

@@ -599,6 +599,22 @@ async fn services_in_separate_processes_keep_every_guarantee() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // PostgreSQL holds the switch as fired: the trigger precedes the cancel in her partition.
+    let (_, me) = request(
+        &ingestion[0],
+        hyper::Method::GET,
+        "/api/accounts/me",
+        Some(carol_key),
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        me["cancelAfter"],
+        serde_json::json!({"enabled": false, "triggerTime": v["triggerTime"], "triggered": true}),
+        "{me}"
+    );
 
     // An outside Kafka client reads well-formed OrderCreated events keyed by account.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_orders_topic.py");

@@ -350,12 +350,28 @@ async fn the_dead_mans_switch_cancels_the_orders_of_a_client_that_stops_refreshi
     until(&server, &kept, |o| o["status"] == "ACCEPTED").await;
 
     // Refreshed well within its timeout, the switch never fires.
+    let mut last = v;
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        cancel_after(&server, 3_000).await;
+        last = cancel_after(&server, 3_000).await;
     }
     let (_, o) = server.get(&kept, Some(ALICE_KEY)).await.unwrap();
     assert_eq!(o["status"], "ACCEPTED", "fired while refreshed: {o}");
+    // The account shows the newest deadline once the processor has recorded it (well
+    // within the 3 s before it fires).
+    let armed = serde_json::json!({"enabled": true, "triggerTime": last["triggerTime"], "triggered": false});
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let (_, me) = server
+            .get("/api/accounts/me", Some(ALICE_KEY))
+            .await
+            .unwrap();
+        if me["cancelAfter"] == armed {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{me}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The client stops refreshing, and the process is even killed meanwhile: the deadline is
     // on the log, so the restarted process fires it and cancels the order.
@@ -373,6 +389,12 @@ async fn the_dead_mans_switch_cancels_the_orders_of_a_client_that_stops_refreshi
         .find(|b| b["asset"] == "SOL")
         .cloned();
     assert_eq!(sol.map(|b| b["reserved"].clone()), Some("0".into()), "{me}");
+    // The trigger precedes the cancel in the account's partition, so it is recorded already.
+    assert_eq!(
+        me["cancelAfter"],
+        serde_json::json!({"enabled": false, "triggerTime": last["triggerTime"], "triggered": true}),
+        "{me}"
+    );
 
     // Fired once: an order placed afterwards rests, and so does one placed while it is off.
     let later = place(&server, ALICE_KEY, RESTING_SOL_SELL).await;
@@ -384,6 +406,15 @@ async fn the_dead_mans_switch_cancels_the_orders_of_a_client_that_stops_refreshi
     assert_eq!(
         o["status"], "ACCEPTED",
         "fired after it was turned off: {o}"
+    );
+    let (_, me) = server
+        .get("/api/accounts/me", Some(ALICE_KEY))
+        .await
+        .unwrap();
+    assert_eq!(
+        me["cancelAfter"],
+        serde_json::json!({"enabled": false, "triggerTime": null, "triggered": false}),
+        "{me}"
     );
     server.stop();
 }

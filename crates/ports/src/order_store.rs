@@ -155,6 +155,24 @@ pub struct StoreBatch {
     /// store keeps it only if its change is newer than the one it holds, since the switch's
     /// copies arrive through every partition, in any order and from any replica.
     pub global_kill_switch: Option<GlobalSwitch>,
+    /// Accounts' dead man's switches as the batch leaves them, for the accounts with a
+    /// `CancelAfterSet` in the batch (a trigger of that setting later in the batch folded in).
+    pub cancel_afters: Vec<(AccountId, CancelAfterState)>,
+    /// Triggers of settings recorded before the batch, as (account, change), for accounts
+    /// without a setting in the batch: the stored setting is marked triggered if it is still
+    /// the one with that change (a newer setting makes a trigger of an older one void).
+    pub cancel_after_triggers: Vec<(AccountId, u64)>,
+}
+
+/// An account's dead man's switch as the processor records it from the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelAfterState {
+    /// `None`: switched off.
+    pub deadline: Option<Timestamp>,
+    /// The `change` of the `CancelAfterSet` this is.
+    pub change: u64,
+    /// Whether its deadline passed and the risk stage fired it.
+    pub triggered: bool,
 }
 
 /// A global kill switch as the processor records it.
@@ -186,6 +204,8 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn global_kill_switch(&self) -> PortResult<bool> {
         self.kill_switch(GLOBAL_KILL_SWITCH_ROW).await
     }
+    /// The account's dead man's switch as last recorded, `None` if it was never set.
+    async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>>;
     async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>>;
 
     /// Claims (account, client order id) for `order` for ever. Returns the order that already

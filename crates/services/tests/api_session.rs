@@ -110,7 +110,8 @@ async fn account_and_instruments() {
     let me = app.as_demo("GET", "/api/accounts/me", None).await;
     assert_eq!(
         me.json(),
-        json!({"accountId": app.account.0, "name": "demo", "balances": [], "killSwitch": false, "globalKillSwitch": false})
+        json!({"accountId": app.account.0, "name": "demo", "balances": [], "killSwitch": false, "globalKillSwitch": false,
+            "cancelAfter": {"enabled": false, "triggerTime": null, "triggered": false}})
     );
     let list = app.as_demo("GET", "/api/instruments", None).await.json();
     let btc = &list["instruments"][0];

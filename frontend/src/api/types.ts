@@ -118,6 +118,17 @@ export interface Account {
   killSwitch: boolean;
   /** An operator's halt of every account: risk rejects new orders and amends (`GLOBAL_KILL_SWITCH`); cancels still pass. */
   globalKillSwitch: boolean;
+  /** The dead man's switch (`PUT /api/accounts/me/cancel-after`) as last recorded. */
+  cancelAfter: CancelAfter;
+}
+
+export interface CancelAfter {
+  /** Armed and not yet fired. */
+  enabled: boolean;
+  /** The newest setting's deadline; null when switched off or never set. */
+  triggerTime: string | null;
+  /** The deadline passed and the switch cancelled the account's live orders. */
+  triggered: boolean;
 }
 
 export interface Candle {

@@ -219,6 +219,8 @@ fn small_batch(account: AccountId, id: u64, i: u64) -> StoreBatch {
     StoreBatch {
         kill_switches: Vec::new(),
         global_kill_switch: None,
+        cancel_afters: Vec::new(),
+        cancel_after_triggers: Vec::new(),
         fills: vec![fill(&o, id)],
         orders: vec![o],
         balances: vec![(

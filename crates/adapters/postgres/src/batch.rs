@@ -41,6 +41,15 @@ pub(crate) struct BatchColumns {
     pub kill_switch_enabled: Vec<bool>,
     /// 0 for an account's switch, which always takes the later entry.
     pub kill_switch_change: Vec<i64>,
+
+    pub cancel_after_account: Vec<i64>,
+    pub cancel_after_deadline: Vec<Option<i64>>,
+    pub cancel_after_change: Vec<i64>,
+    pub cancel_after_triggered: Vec<bool>,
+
+    /// Triggers of settings stored before the batch (accounts without a setting in it).
+    pub cancel_after_fired_account: Vec<i64>,
+    pub cancel_after_fired_change: Vec<i64>,
 }
 
 impl BatchColumns {
@@ -50,6 +59,8 @@ impl BatchColumns {
             && self.balance_account.is_empty()
             && self.position_consumer.is_empty()
             && self.kill_switch_account.is_empty()
+            && self.cancel_after_account.is_empty()
+            && self.cancel_after_fired_account.is_empty()
     }
 }
 
@@ -145,6 +156,29 @@ pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
         c.kill_switch_account.push(account);
         c.kill_switch_enabled.push(on);
         c.kill_switch_change.push(change);
+    }
+
+    let mut settings = BTreeMap::new();
+    for (account, state) in &batch.cancel_afters {
+        settings.insert(to_sql_int(account.0, "account id")?, *state);
+    }
+    for (account, state) in settings {
+        c.cancel_after_account.push(account);
+        c.cancel_after_deadline.push(state.deadline.map(|d| d.0));
+        c.cancel_after_change
+            .push(to_sql_int(state.change, "switch change")?);
+        c.cancel_after_triggered.push(state.triggered);
+    }
+    let mut fired = std::collections::BTreeSet::new();
+    for (account, change) in &batch.cancel_after_triggers {
+        fired.insert((
+            to_sql_int(account.0, "account id")?,
+            to_sql_int(*change, "switch change")?,
+        ));
+    }
+    for (account, change) in fired {
+        c.cancel_after_fired_account.push(account);
+        c.cancel_after_fired_change.push(change);
     }
     Ok(c)
 }

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "API key scope",
         include_str!("../migrations/0006_api_key_scope.sql"),
     ),
+    (
+        7,
+        "dead man's switches",
+        include_str!("../migrations/0007_cancel_afters.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

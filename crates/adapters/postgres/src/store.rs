@@ -10,8 +10,8 @@ use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, FillQuery, KeyScope, OrderQuery, OrderStore, Position,
-    StoreBatch,
+    Account, ApiKeyRecord, Balance, CancelAfterState, FillQuery, KeyScope, OrderQuery, OrderStore,
+    Position, StoreBatch,
 };
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
@@ -93,6 +93,19 @@ k AS (
     SELECT * FROM UNNEST($21::bigint[], $22::bool[], $23::bigint[])
     ON CONFLICT (account_id) DO UPDATE SET enabled = EXCLUDED.enabled, change = EXCLUDED.change
     WHERE EXCLUDED.change >= kill_switches.change
+),
+c AS (
+    INSERT INTO cancel_afters (account_id, deadline, change, triggered)
+    SELECT * FROM UNNEST($24::bigint[], $25::bigint[], $26::bigint[], $27::bool[])
+    ON CONFLICT (account_id) DO UPDATE SET deadline = EXCLUDED.deadline,
+        change = EXCLUDED.change, triggered = EXCLUDED.triggered
+),
+-- Accounts here have no setting in the batch (the processor folds a setting's own trigger
+-- into it), so this and `c` never touch the same row.
+t AS (
+    UPDATE cancel_afters SET triggered = TRUE
+    FROM UNNEST($28::bigint[], $29::bigint[]) AS fired (account_id, change)
+    WHERE cancel_afters.account_id = fired.account_id AND cancel_afters.change = fired.change
 )
 SELECT 1";
 
@@ -313,6 +326,12 @@ impl OrderStore for PgStore {
                 &c.kill_switch_account,
                 &c.kill_switch_enabled,
                 &c.kill_switch_change,
+                &c.cancel_after_account,
+                &c.cancel_after_deadline,
+                &c.cancel_after_change,
+                &c.cancel_after_triggered,
+                &c.cancel_after_fired_account,
+                &c.cancel_after_fired_change,
             ],
         )
         .await?;
@@ -411,6 +430,28 @@ impl OrderStore for PgStore {
             )
             .await?;
         rows.first().map_or(Ok(false), |r| get(r, 0, "kill switch"))
+    }
+
+    async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let rows = self
+            .query(
+                "read a dead man's switch",
+                "SELECT deadline, change, triggered FROM cancel_afters WHERE account_id = $1",
+                &[&account],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                let change: i64 = get(r, 1, "switch change")?;
+                Ok(CancelAfterState {
+                    deadline: get::<Option<i64>>(r, 0, "switch deadline")?.map(Timestamp),
+                    change: u64::try_from(change)
+                        .map_err(|e| corrupt("switch change", format!("{change}: {e}")))?,
+                    triggered: get(r, 2, "switch triggered")?,
+                })
+            })
+            .transpose()
     }
 
     async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>> {

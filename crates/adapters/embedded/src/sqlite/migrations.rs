@@ -166,6 +166,20 @@ CREATE INDEX fills_by_account_time ON fills (account_id, traded_at, order_id, tr
 ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'TRADE';
 "#,
     ),
+    (
+        9,
+        r#"
+-- Accounts' dead man's switches, as the order processor last recorded them from the log:
+-- the deadline (ms since the epoch; NULL when switched off), the change of the setting, and
+-- whether it fired. An account without a row never set one.
+CREATE TABLE cancel_afters (
+    account_id INTEGER PRIMARY KEY,
+    deadline   INTEGER,
+    change     INTEGER NOT NULL,
+    triggered  INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

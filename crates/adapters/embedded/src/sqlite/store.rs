@@ -8,8 +8,8 @@ use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, FillCursor, FillQuery, KeyScope, OrderQuery, OrderStore,
-    Position, StoreBatch, GLOBAL_KILL_SWITCH_ROW,
+    Account, ApiKeyRecord, Balance, CancelAfterState, FillCursor, FillQuery, KeyScope, OrderQuery,
+    OrderStore, Position, StoreBatch, GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -171,6 +171,33 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
             g.on,
             to_sql_int(g.change, "switch change")?
         ])?;
+    }
+    if !batch.cancel_afters.is_empty() {
+        let mut put = conn.prepare_cached(
+            "INSERT INTO cancel_afters (account_id, deadline, change, triggered)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account_id) DO UPDATE SET deadline = excluded.deadline,
+                 change = excluded.change, triggered = excluded.triggered",
+        )?;
+        for (account, c) in &batch.cancel_afters {
+            put.execute(params![
+                to_sql_int(account.0, "account id")?,
+                c.deadline.map(|d| d.0),
+                to_sql_int(c.change, "switch change")?,
+                c.triggered,
+            ])?;
+        }
+    }
+    if !batch.cancel_after_triggers.is_empty() {
+        let mut fire = conn.prepare_cached(
+            "UPDATE cancel_afters SET triggered = 1 WHERE account_id = ?1 AND change = ?2",
+        )?;
+        for (account, change) in &batch.cancel_after_triggers {
+            fire.execute(params![
+                to_sql_int(account.0, "account id")?,
+                to_sql_int(*change, "switch change")?,
+            ])?;
+        }
     }
     Ok(())
 }
@@ -342,6 +369,32 @@ impl OrderStore for SqliteStore {
                     .query_row([account], |r| r.get::<_, bool>(0))
                     .optional()?
                     .unwrap_or(false))
+            })
+            .await?)
+    }
+
+    async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>> {
+        let account = to_sql_int(account.0, "account id")?;
+        Ok(self
+            .db
+            .read(move |conn| {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT deadline, change, triggered FROM cancel_afters
+                         WHERE account_id = ?1",
+                    )?
+                    .query_row([account], |r| {
+                        Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                row.map(|(deadline, change, triggered)| {
+                    Ok(CancelAfterState {
+                        deadline: deadline.map(Timestamp),
+                        change: from_sql_int(change, "switch change")?,
+                        triggered,
+                    })
+                })
+                .transpose()
             })
             .await?)
     }

@@ -38,6 +38,7 @@ pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
         .global_kill_switch()
         .await
         .map_err(|e| Problem::from_port("order store", &e))?;
+    let cancel_after = recorded_cancel_after(&s, caller.account).await?;
     Ok(Reply::json(
         StatusCode::OK,
         &json!({
@@ -46,8 +47,30 @@ pub async fn me(State(s): State<ApiState>, caller: Caller) -> ReplyResult {
             "balances": balances,
             "killSwitch": kill_switch,
             "globalKillSwitch": global,
+            "cancelAfter": cancel_after,
         }),
     ))
+}
+
+/// The account's dead man's switch as the processor last recorded it:
+/// `{"enabled", "triggerTime", "triggered"}`. `triggered` means its deadline passed and it
+/// fired (then `enabled` is false and `triggerTime` says when).
+pub(crate) async fn recorded_cancel_after(
+    s: &ApiState,
+    account: AccountId,
+) -> Result<Value, Problem> {
+    let state = s
+        .store
+        .cancel_after(account)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    let deadline = state.and_then(|c| c.deadline);
+    let triggered = state.is_some_and(|c| c.triggered);
+    Ok(json!({
+        "enabled": deadline.is_some() && !triggered,
+        "triggerTime": deadline.map(format_rfc3339_millis),
+        "triggered": triggered,
+    }))
 }
 
 /// `PUT /api/accounts/me/kill-switch` with `{"enabled": true|false}`: the account's own kill
@@ -139,7 +162,8 @@ pub const CANCEL_AFTER_MIN_MS: u64 = 1_000;
 /// by then and still live is cancelled; `0` turns it off. A bot calls it every few seconds
 /// with a timeout of a minute or so, and if the bot, its host or its network dies, its orders
 /// do not rest on unattended. The deadline goes on the log in the account's partition; the
-/// risk stage fires it (ARCHITECTURE.md, "Risk").
+/// risk stage fires it (ARCHITECTURE.md, "Risk"). `GET /api/accounts/me` shows it
+/// (`cancelAfter`) once the processor has recorded it.
 pub async fn set_cancel_after(
     State(s): State<ApiState>,
     caller: Trader,

@@ -410,12 +410,14 @@ async fn account_view(s: &ApiState, a: &Account) -> Result<Value, Problem> {
         .kill_switch(a.id)
         .await
         .map_err(|e| Problem::from_port("order store", &e))?;
+    let cancel_after = super::account::recorded_cancel_after(s, a.id).await?;
     Ok(json!({
         "accountId": a.id.0,
         "name": a.name,
         "demo": a.demo,
         "createdAt": format_rfc3339_millis(a.created_at),
         "killSwitch": kill_switch,
+        "cancelAfter": cancel_after,
         "balances": balances.iter().map(BalanceView::from).collect::<Vec<_>>(),
     }))
 }

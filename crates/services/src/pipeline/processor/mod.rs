@@ -6,12 +6,14 @@
 //! and the events between the two are folded into the ledger only.
 
 pub mod actor;
+mod cancel_afters;
 
 use super::metrics::PipelineMetrics;
 use super::stage::{self, Progress};
 use super::Shutdown;
 use crate::codec::{decode_event, LogNames};
 use actor::Outcome;
+use cancel_afters::CancelAfters;
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Asset, OrderId};
 use oms_domain::ledger::Ledger;
@@ -148,6 +150,7 @@ impl ProcessorStage {
         let mut fills = Vec::new();
         let mut fee_accounts: BTreeSet<AccountId> = BTreeSet::new();
         let mut kill_switches: BTreeMap<AccountId, bool> = BTreeMap::new();
+        let mut cancel_afters = CancelAfters::default();
         // The newest global switch of the batch. Its copies arrive through every partition in
         // any order, so the newest change wins, not the last one read.
         let mut global_switch: Option<GlobalSwitch> = None;
@@ -192,6 +195,7 @@ impl ProcessorStage {
             if let Event::KillSwitchSet { account, on, .. } = &env.event {
                 kill_switches.insert(*account, *on);
             }
+            cancel_afters.fold(&env.event);
             if let Event::GlobalKillSwitchSet { on, change, .. } = &env.event {
                 if global_switch.is_none_or(|g| *change >= g.change) {
                     global_switch = Some(GlobalSwitch {
@@ -272,6 +276,8 @@ impl ProcessorStage {
                 .collect(),
             kill_switches: kill_switches.into_iter().collect(),
             global_kill_switch: global_switch,
+            cancel_afters: cancel_afters.settings.into_iter().collect(),
+            cancel_after_triggers: cancel_afters.triggers.into_iter().collect(),
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
