@@ -16,7 +16,7 @@
 //! Run: `cargo bench -p oms-domain --bench venue` (`-- --quick` for a short smoke run).
 
 use hdrhistogram::Histogram;
-use oms_domain::events::Event;
+use oms_domain::events::{CancelReason, Event};
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::instrument::Instrument;
 use oms_domain::order::{NewOrder, OrderType, Side, TimeInForce};
@@ -334,7 +334,7 @@ fn book_order(op: &Op) -> BookOrder {
 fn run_book_op(book: &mut OrderBook, op: &Op, out: &mut Vec<BookEvent>) {
     match op.kind {
         Kind::New | Kind::Ioc => book.submit(0, &book_order(op), out),
-        Kind::Cancel => book.cancel(op.account, op.id, out),
+        Kind::Cancel => book.cancel(op.account, op.id, CancelReason::UserRequested, out),
         Kind::Move => book.amend(0, op.account, op.id, op.id, Some(op.price), None, out),
     }
 }
@@ -382,6 +382,7 @@ fn command(op: &Op, offset: u64) -> VenueCommand {
             symbol,
             account: AccountId(op.account),
             order_id: OrderId(op.id),
+            reason: None,
         },
         Kind::Move => VenueCommand::Amend {
             source,

@@ -51,6 +51,10 @@ pub enum CancelReason {
     SelfTradePrevention,
     KillSwitch,
     InstrumentHalted,
+    /// The account's dead man's switch fired (`PUT /api/accounts/me/cancel-after`).
+    CancelAfter,
+    /// An operator cancelled the account's orders (`DELETE /api/admin/accounts/{id}/orders`).
+    OperatorRequested,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,6 +147,9 @@ crate::tagged::internally_tagged_enum! {
         CancelRequested {
             account: AccountId,
             order_id: OrderId,
+            /// Why, when not the client's own request (absent: `USER_REQUESTED`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reason: Option<CancelReason>,
         },
         AmendRequested {
             account: AccountId,

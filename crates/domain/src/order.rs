@@ -1,5 +1,6 @@
 //! Orders: what a client asks for and what becomes of it.
 
+use crate::events::CancelReason;
 use crate::ids::{AccountId, OrderId, Symbol, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -238,6 +239,9 @@ pub struct Order {
     pub status: OrderStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject_reason: Option<RejectReason>,
+    /// Why a cancelled order was cancelled (the venue's `OrderCanceled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<CancelReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_at: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -267,6 +271,7 @@ impl Order {
             fees: Decimal::ZERO,
             status: OrderStatus::New,
             reject_reason: None,
+            cancel_reason: None,
             expire_at: n.expire_at,
             created_at: n.created_at,
             updated_at: n.created_at,

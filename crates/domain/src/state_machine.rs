@@ -104,6 +104,7 @@ pub fn apply(
     match event {
         Event::RiskValidated { reason, .. } => order.reject_reason = *reason,
         Event::OrderRejected { reason, .. } => order.reject_reason = Some(*reason),
+        Event::OrderCanceled { reason, .. } => order.cancel_reason = Some(*reason),
         Event::OrderFilled(f) => {
             if f.quantity > order.remaining() {
                 return Err(illegal);

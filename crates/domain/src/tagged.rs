@@ -397,6 +397,12 @@ mod tests {
             Event::CancelRequested {
                 account: a,
                 order_id: o,
+                reason: None,
+            },
+            Event::CancelRequested {
+                account: a,
+                order_id: o,
+                reason: Some(CancelReason::CancelAfter),
             },
             Event::AmendRequested {
                 account: a,
@@ -525,6 +531,14 @@ mod tests {
                 symbol: s.clone(),
                 account: a,
                 order_id: o,
+                reason: None,
+            },
+            VenueCommand::Cancel {
+                source,
+                symbol: s.clone(),
+                account: a,
+                order_id: o,
+                reason: Some(CancelReason::CancelAfter),
             },
             VenueCommand::Amend {
                 source,
@@ -601,7 +615,8 @@ mod tests {
             e,
             Event::CancelRequested {
                 account: AccountId(3),
-                order_id: OrderId(9)
+                order_id: OrderId(9),
+                reason: None,
             }
         );
     }

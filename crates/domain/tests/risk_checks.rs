@@ -452,7 +452,7 @@ fn kill_switches_per_account_and_global() {
         R::GlobalKillSwitch
     );
     // Cancels still go through.
-    assert!(e.decide_cancel(SRC, ALICE, OrderId(2)).approved());
+    assert!(e.decide_cancel(SRC, ALICE, OrderId(2), None).approved());
     e.set_kill_switch(None, false);
     e.set_kill_switch(Some(BOB), false);
     approves(&mut e, &limit(4, BOB, Side::Sell, "50000", "1"));
@@ -548,8 +548,13 @@ fn a_dead_mans_switch_cancels_the_accounts_live_orders_unless_refreshed() {
     let ids: Vec<OrderId> = cancels
         .iter()
         .map(|c| match c {
-            Event::CancelRequested { account, order_id } => {
+            Event::CancelRequested {
+                account,
+                order_id,
+                reason,
+            } => {
                 assert_eq!(*account, ALICE);
+                assert_eq!(*reason, Some(CancelReason::CancelAfter));
                 *order_id
             }
             other => panic!("not a cancel: {other:?}"),
@@ -892,14 +897,15 @@ fn amends_and_cancels_of_orders_that_are_not_live_or_not_yours() {
         Some(R::UnknownOrder)
     );
     assert_eq!(
-        e.decide_cancel(SRC, BOB, OrderId(1)).reject_reason(),
+        e.decide_cancel(SRC, BOB, OrderId(1), None).reject_reason(),
         Some(R::UnknownOrder)
     );
     assert_eq!(
-        e.decide_cancel(SRC, ALICE, OrderId(77)).reject_reason(),
+        e.decide_cancel(SRC, ALICE, OrderId(77), None)
+            .reject_reason(),
         Some(R::UnknownOrder)
     );
-    let dec = e.decide_cancel(SRC, ALICE, OrderId(1));
+    let dec = e.decide_cancel(SRC, ALICE, OrderId(1), None);
     assert!(dec.events.is_empty());
     assert_eq!(
         dec.command,
@@ -908,6 +914,7 @@ fn amends_and_cancels_of_orders_that_are_not_live_or_not_yours() {
             symbol: btcusd(),
             account: ALICE,
             order_id: OrderId(1),
+            reason: None,
         })
     );
     apply(
@@ -920,7 +927,8 @@ fn amends_and_cancels_of_orders_that_are_not_live_or_not_yours() {
         },
     );
     assert_eq!(
-        e.decide_cancel(SRC, ALICE, OrderId(1)).reject_reason(),
+        e.decide_cancel(SRC, ALICE, OrderId(1), None)
+            .reject_reason(),
         Some(R::OrderNotLive)
     );
     assert_eq!(
@@ -928,7 +936,7 @@ fn amends_and_cancels_of_orders_that_are_not_live_or_not_yours() {
         Some(R::OrderNotLive)
     );
     assert_eq!(
-        e.decide_cancel(SRC, BOB, OrderId(1)).reject_reason(),
+        e.decide_cancel(SRC, BOB, OrderId(1), None).reject_reason(),
         Some(R::UnknownOrder)
     );
 }
@@ -950,7 +958,7 @@ fn amends_obey_kill_switches_and_cancel_only() {
         amend(&mut e, ALICE, 1, 2, None, Some("2")).reject_reason(),
         Some(R::InstrumentCancelOnly)
     );
-    assert!(e.decide_cancel(SRC, ALICE, OrderId(1)).approved());
+    assert!(e.decide_cancel(SRC, ALICE, OrderId(1), None).approved());
 }
 
 // ---- idempotency, determinism, replay ----
@@ -1026,7 +1034,7 @@ fn an_order_issued_before_the_horizon_or_far_ahead_is_refused_for_its_time() {
     assert_eq!(reason(&dec), Some(R::OrderTimeOutOfRange));
     assert_eq!(usd(&e, ALICE).reserved, Decimal::ZERO);
     // A cancel of it is refused like one of any order the account does not have live.
-    let dec = e.decide_cancel(SRC, ALICE, first.order_id);
+    let dec = e.decide_cancel(SRC, ALICE, first.order_id, None);
     assert!(
         matches!(dec.events[..], [Event::CancelRejected { .. }]),
         "{dec:?}"

@@ -430,9 +430,13 @@ impl System {
                     return;
                 };
                 let account = if foreign { other(owner) } else { owner };
-                self.publish(Event::CancelRequested { account, order_id });
+                self.publish(Event::CancelRequested {
+                    account,
+                    order_id,
+                    reason: None,
+                });
                 let source = self.source();
-                let decision = self.risk.decide_cancel(source, account, order_id);
+                let decision = self.risk.decide_cancel(source, account, order_id, None);
                 if foreign {
                     assert_eq!(decision.reject_reason(), Some(RejectReason::UnknownOrder));
                 }

@@ -168,6 +168,7 @@ fn commands(ops: &[Op]) -> Vec<(Timestamp, VenueCommand)> {
                 symbol: Symbol::new(SYMBOLS[*sym]),
                 account: AccountId(*account),
                 order_id: OrderId(*target),
+                reason: None,
             },
             Op::Amend {
                 sym,

@@ -591,6 +591,7 @@ async fn services_in_separate_processes_keep_every_guarantee() {
         .await
         .unwrap();
         if order["status"] == "CANCELED" {
+            assert_eq!(order["cancelReason"], "CANCEL_AFTER", "{order}");
             break;
         }
         assert!(

@@ -27,13 +27,13 @@ fn curl(args: &[&str]) -> (String, String) {
 }
 
 /// Polls the order with curl until it has `status`, for up to 20 s.
-async fn wait_for_status(base: &str, auth: &str, id: &str, status: &str) {
+async fn wait_for_status(base: &str, auth: &str, id: &str, status: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, body) = curl(&[&format!("{base}/api/orders/{id}"), "-H", auth]);
         let o: serde_json::Value = serde_json::from_str(&body).unwrap();
         if o["status"] == status {
-            return;
+            return o;
         }
         assert!(Instant::now() < deadline, "order never {status}: {o}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -145,7 +145,8 @@ async fn the_seed_curl_sequence_works_against_oms_serve() {
     both.sort_unstable();
     assert_eq!(listed, both);
     for order_id in [&id, &second] {
-        wait_for_status(&base, &auth, order_id, "CANCELED").await;
+        let o = wait_for_status(&base, &auth, order_id, "CANCELED").await;
+        assert_eq!(o["cancelReason"], "USER_REQUESTED", "{o}");
     }
     assert_eq!(usd_reserved(&base, &auth), "0");
     // Nothing is open any more.
@@ -378,6 +379,8 @@ async fn the_dead_mans_switch_cancels_the_orders_of_a_client_that_stops_refreshi
     server.kill9();
     let server = Server::start(&data, Some(&config), support::free_port()).await;
     until(&server, &kept, |o| o["status"] == "CANCELED").await;
+    let (_, o) = server.get(&kept, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(o["cancelReason"], "CANCEL_AFTER", "{o}");
     let (_, me) = server
         .get("/api/accounts/me", Some(ALICE_KEY))
         .await

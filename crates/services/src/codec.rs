@@ -225,6 +225,7 @@ mod tests {
             Event::CancelRequested {
                 account: AccountId(42),
                 order_id: OrderId(7),
+                reason: None,
             },
         );
         let rec = record(topics::ORDERS, encode_event(&env));
@@ -241,6 +242,7 @@ mod tests {
             Event::CancelRequested {
                 account: AccountId(1),
                 order_id: OrderId(1),
+                reason: None,
             },
         );
         env.version = SCHEMA_VERSION + 1;

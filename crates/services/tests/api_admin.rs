@@ -4,7 +4,7 @@
 mod api_common;
 
 use api_common::{embedded_ports, stored_order, Resp, TestApp, KEY};
-use oms_domain::events::Event;
+use oms_domain::events::{CancelReason, Event};
 use oms_domain::ids::{AccountId, Asset, OrderId};
 use oms_domain::order::OrderStatus;
 use oms_domain::Decimal;
@@ -498,6 +498,7 @@ async fn an_operator_cancels_every_open_order_of_one_account() {
             Event::CancelRequested {
                 account: app.other,
                 order_id: OrderId(11),
+                reason: Some(CancelReason::OperatorRequested),
             }
         )]
     );

@@ -619,7 +619,8 @@ async fn cancel_and_amend_publish_requests_for_live_orders_only() {
         events[0],
         Event::CancelRequested {
             account: app.account,
-            order_id: OrderId(10)
+            order_id: OrderId(10),
+            reason: None,
         }
     );
     match &events[1] {
@@ -721,9 +722,9 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
         let mut ids: Vec<u64> = events
             .iter()
             .map(|e| match e {
-                Event::CancelRequested { account, order_id } if *account == app.account => {
-                    order_id.0
-                }
+                Event::CancelRequested {
+                    account, order_id, ..
+                } if *account == app.account => order_id.0,
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -1185,7 +1186,8 @@ async fn an_order_is_found_cancelled_and_amended_by_its_client_order_id() {
         events[2],
         Event::CancelRequested {
             account: app.account,
-            order_id: id.parse().unwrap()
+            order_id: id.parse().unwrap(),
+            reason: None,
         }
     );
 

@@ -19,6 +19,7 @@ const ORDER: Order = {
   fees: '0',
   status: 'ACCEPTED',
   rejectReason: null,
+  cancelReason: null,
   expireAt: null,
   createdAt: '2026-11-25T08:00:00Z',
   updatedAt: '2026-11-25T08:00:00Z',

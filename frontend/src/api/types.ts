@@ -52,6 +52,8 @@ export interface Order {
   fees: string;
   status: OrderStatus;
   rejectReason: string | null;
+  /** Why a CANCELED order was cancelled, e.g. USER_REQUESTED or CANCEL_AFTER (its dead man's switch). */
+  cancelReason: string | null;
   expireAt: string | null;
   createdAt: string;
   updatedAt: string;

@@ -520,7 +520,7 @@ const HistoryRow = memo(function HistoryRow({ order: o, inst, expanded, fills, o
         <td>
           <StatusBadge status={o.status} />
         </td>
-        <td className="reason">{o.rejectReason ?? ''}</td>
+        <td className="reason">{o.rejectReason ?? o.cancelReason ?? ''}</td>
       </tr>
       {expanded && (
         <tr className="fills-row">

@@ -22,6 +22,7 @@ function order(over: Partial<Order>): Order {
     fees: '0',
     status: 'NEW',
     rejectReason: null,
+    cancelReason: null,
     expireAt: null,
     createdAt: '2026-11-25T08:00:00.000Z',
     updatedAt: '2026-11-25T08:00:00.000Z',

@@ -6,7 +6,7 @@
 
 use super::checks::{self, Band};
 use super::{terms_of, Decision, RiskEngine};
-use crate::events::{Event, Reservation};
+use crate::events::{CancelReason, Event, Reservation};
 use crate::ids::{AccountId, OrderId, Timestamp};
 use crate::instrument::Instrument;
 use crate::order::{NewOrder, OrderType, RejectReason, Side, TimeInForce};
@@ -335,12 +335,14 @@ impl RiskEngine {
     }
 
     /// Asks the venue to cancel a live order of `account`; anything else is a `CancelRejected`.
-    /// Cancels pass every kill switch and rate limit: they only take risk away.
+    /// Cancels pass every kill switch and rate limit: they only take risk away. `why` travels
+    /// to the venue's `OrderCanceled` (none: the client's own request).
     pub fn decide_cancel(
         &mut self,
         source: Source,
         account: AccountId,
         order_id: OrderId,
+        why: Option<CancelReason>,
     ) -> Decision {
         let reason = match self.orders.get(&order_id) {
             Some(o) if o.account == account => match self.market_at(o.market) {
@@ -352,6 +354,7 @@ impl RiskEngine {
                             symbol: m.instrument.symbol.clone(),
                             account,
                             order_id,
+                            reason: why,
                         }),
                     }
                 }

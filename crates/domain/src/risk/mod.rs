@@ -15,7 +15,7 @@ pub use checks::{Band, MarketRef};
 pub use config::{AccountLimits, RiskConfig};
 pub use rate::TokenBucket;
 
-use crate::events::{Envelope, Event};
+use crate::events::{CancelReason, Envelope, Event};
 use crate::ids::{AccountId, OrderId, Symbol, Timestamp};
 use crate::instrument::Instrument;
 use crate::ledger::{IdMap, Ledger, LedgerError};
@@ -333,7 +333,11 @@ impl RiskEngine {
             .collect();
         live.sort_unstable();
         live.into_iter()
-            .map(|order_id| Event::CancelRequested { account, order_id })
+            .map(|order_id| Event::CancelRequested {
+                account,
+                order_id,
+                reason: Some(CancelReason::CancelAfter),
+            })
             .collect()
     }
 

@@ -1,5 +1,6 @@
 //! Commands to the venue: topic `venue`, keyed by symbol, so one book is matched by one thread.
 
+use crate::events::CancelReason;
 use crate::ids::{AccountId, OrderId, Symbol};
 use crate::order::NewOrder;
 use rust_decimal::Decimal;
@@ -33,6 +34,9 @@ crate::tagged::internally_tagged_enum! {
             symbol: Symbol,
             account: AccountId,
             order_id: OrderId,
+            /// Why, when not the client's own request (absent: `USER_REQUESTED`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reason: Option<CancelReason>,
         },
         Amend {
             source: Source,

@@ -5,7 +5,7 @@ use super::command::VenueCommand;
 use super::depth::{Depth, Level};
 use super::market::Market;
 use super::units::Unit;
-use crate::events::{Event, Fill};
+use crate::events::{CancelReason, Event, Fill};
 use crate::ids::{AccountId, OrderId, Symbol, Timestamp, TradeId};
 use crate::instrument::{Instrument, TradingStatus};
 use crate::order::{Liquidity, RejectReason, Side};
@@ -61,8 +61,16 @@ impl Venue {
                 ..
             } => market.submit(now, order, *protection_price, raw),
             VenueCommand::Cancel {
-                account, order_id, ..
-            } => market.cancel(*account, *order_id, raw),
+                account,
+                order_id,
+                reason,
+                ..
+            } => market.cancel(
+                *account,
+                *order_id,
+                reason.unwrap_or(CancelReason::UserRequested),
+                raw,
+            ),
             VenueCommand::Amend {
                 account,
                 order_id,

@@ -3,6 +3,7 @@
 use super::book::{BookEvent, BookOrder, BookOrderKind, OrderBook};
 use super::command::Source;
 use super::units::{ceil_units, floor_units, to_units};
+use crate::events::CancelReason;
 use crate::ids::{AccountId, OrderId, Timestamp};
 use crate::instrument::{Instrument, TradingStatus};
 use crate::order::{NewOrder, OrderType, RejectReason, Side};
@@ -104,7 +105,13 @@ impl Market {
         })
     }
 
-    pub fn cancel(&mut self, account: AccountId, order_id: OrderId, out: &mut Vec<BookEvent>) {
+    pub fn cancel(
+        &mut self,
+        account: AccountId,
+        order_id: OrderId,
+        reason: CancelReason,
+        out: &mut Vec<BookEvent>,
+    ) {
         // Cancels stay open in CANCEL_ONLY; only a halt stops them.
         if self.instrument.status == TradingStatus::Halted {
             out.push(BookEvent::CancelRejected {
@@ -114,7 +121,7 @@ impl Market {
             });
             return;
         }
-        self.book.cancel(account.0, order_id.0, out);
+        self.book.cancel(account.0, order_id.0, reason, out);
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -2,7 +2,7 @@
 //! are RFC 3339 UTC with milliseconds.
 
 use crate::ingestion::clock::format_rfc3339_millis;
-use oms_domain::events::Fill;
+use oms_domain::events::{CancelReason, Fill};
 use oms_domain::instrument::Instrument;
 use oms_domain::order::{Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce};
 use oms_domain::Decimal;
@@ -54,6 +54,7 @@ pub struct OrderView {
     pub fees: String,
     pub status: OrderStatus,
     pub reject_reason: Option<&'static str>,
+    pub cancel_reason: Option<CancelReason>,
     pub expire_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -81,6 +82,7 @@ impl OrderView {
             fees: fmt_plain(o.fees),
             status: o.status,
             reject_reason: o.reject_reason.map(|r| r.code()),
+            cancel_reason: o.cancel_reason,
             expire_at: o.expire_at.map(format_rfc3339_millis),
             created_at: format_rfc3339_millis(o.created_at),
             updated_at: format_rfc3339_millis(o.updated_at),
@@ -240,7 +242,7 @@ mod tests {
             json!({"orderId":"123","clientOrderId":"abc","accountId":1,"symbol":"BTC/USD","side":"BUY",
                 "orderType":"LIMIT","timeInForce":"GTC","postOnly":false,"price":"45000.00","stopPrice":null,
                 "quantity":"0.10000","filledQuantity":"0","averageFillPrice":null,"fees":"0","status":"NEW",
-                "rejectReason":null,"expireAt":null,"createdAt":"2025-11-25T08:00:00.000Z",
+                "rejectReason":null,"cancelReason":null,"expireAt":null,"createdAt":"2025-11-25T08:00:00.000Z",
                 "updatedAt":"2025-11-25T08:00:00.000Z"})
         );
     }

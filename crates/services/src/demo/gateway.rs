@@ -76,6 +76,7 @@ impl DemoGateway for ApiGateway {
         let event = Event::CancelRequested {
             account,
             order_id: order,
+            reason: None,
         };
         publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event).await?;
         Ok(())

@@ -71,6 +71,7 @@ mod tests {
             Event::CancelRequested {
                 account: AccountId(42),
                 order_id: OrderId(7),
+                reason: None,
             },
         );
         let r = order_event_record(&env).unwrap();

@@ -352,10 +352,16 @@ impl Partition {
                     d.command.into_iter().collect(),
                 )
             }
-            Event::CancelRequested { account, order_id } => {
+            Event::CancelRequested {
+                account,
+                order_id,
+                reason,
+            } => {
                 // A cancel decides nothing lasting: repeating it is harmless (the venue drops a
                 // command it already took, and a repeated rejection has the same event id).
-                let d = self.engine.decide_cancel(source, *account, *order_id);
+                let d = self
+                    .engine
+                    .decide_cancel(source, *account, *order_id, *reason);
                 let events = d
                     .events
                     .into_iter()

@@ -344,8 +344,14 @@ impl OrderBook {
         self.trigger_stops(now, out);
     }
 
-    /// Cancels a resting order or a parked stop of `account`.
-    pub fn cancel(&mut self, account: u64, order_id: u64, out: &mut Vec<BookEvent>) {
+    /// Cancels a resting order or a parked stop of `account`, for `reason`.
+    pub fn cancel(
+        &mut self,
+        account: u64,
+        order_id: u64,
+        reason: CancelReason,
+        out: &mut Vec<BookEvent>,
+    ) {
         let Some(i) = self.find_own(account, order_id) else {
             out.push(BookEvent::CancelRejected {
                 order_id,
@@ -357,7 +363,7 @@ impl OrderBook {
         out.push(BookEvent::Canceled {
             order_id,
             account,
-            reason: CancelReason::UserRequested,
+            reason,
             leaves: self.orders.slab.get(i).leaves(),
         });
         self.withdraw(i, out);

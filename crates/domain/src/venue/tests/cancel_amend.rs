@@ -31,6 +31,34 @@ fn cancel_removes_a_live_order_with_its_leaves() {
 }
 
 #[test]
+fn a_cancel_for_another_reason_says_so() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Buy, "100", "2");
+    let source = h.source();
+    let ev = h.run(VenueCommand::Cancel {
+        source,
+        symbol: btc(),
+        account: AccountId(10),
+        order_id: OrderId(1),
+        reason: Some(CancelReason::CancelAfter),
+    });
+    assert!(
+        matches!(
+            ev[0],
+            Event::OrderCanceled {
+                reason: CancelReason::CancelAfter,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    // The read model keeps it.
+    let mut order = crate::order::Order::from_new(&limit(1, 10, Side::Buy, "100", "2"));
+    crate::state_machine::apply(&mut order, &ev[0], Timestamp(1)).unwrap();
+    assert_eq!(order.cancel_reason, Some(CancelReason::CancelAfter));
+}
+
+#[test]
 fn cancel_of_an_unknown_done_or_foreign_order_is_rejected() {
     let mut h = Harness::new();
     h.limit(1, 10, Side::Buy, "100", "1");

@@ -125,6 +125,7 @@ fn redelivered_commands_are_dropped_per_partition_and_symbol() {
         symbol: btc(),
         account: AccountId(10),
         order_id: OrderId(1),
+        reason: None,
     };
     assert!(h.run(cancel).is_empty());
     assert_eq!(h.venue.depth(&btc(), 1).unwrap().bids[0].quantity, d("3"));

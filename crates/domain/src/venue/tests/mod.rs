@@ -103,6 +103,7 @@ impl Harness {
             symbol: btc(),
             account: AccountId(account),
             order_id: OrderId(id),
+            reason: None,
         })
     }
 

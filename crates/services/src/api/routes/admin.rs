@@ -10,7 +10,7 @@ use crate::api::idempotency::{key_from_headers, run_idempotent};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::routes::account::{parse_switch, switch};
-use crate::api::routes::cancel_all::cancel_all_of;
+use crate::api::routes::cancel_all::{cancel_all_of, Requested};
 use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
 use crate::ingestion::clock::{self, format_rfc3339_millis};
@@ -23,7 +23,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use oms_domain::events::Event;
+use oms_domain::events::{CancelReason, Event};
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::instrument::Instrument;
 use oms_domain::Decimal;
@@ -338,8 +338,12 @@ pub async fn cancel_all(
         Ok(a) => a,
         Err(p) => return Reply::from(p).into_response(),
     };
-    let path = format!("/api/admin/accounts/{}/orders", account.id);
-    cancel_all_of(s, account.id, operator.scope(), &path, headers, query).await
+    let requested = Requested {
+        scope: operator.scope(),
+        path: format!("/api/admin/accounts/{}/orders", account.id),
+        reason: Some(CancelReason::OperatorRequested),
+    };
+    cancel_all_of(s, account.id, requested, headers, query).await
 }
 
 /// Runs an admin request once per idempotency key of its operator.

@@ -26,7 +26,7 @@ use crate::ingestion::{codes, FieldError};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use oms_domain::events::{Envelope, Event};
+use oms_domain::events::{CancelReason, Envelope, Event};
 use oms_domain::ids::{AccountId, OrderId, Symbol};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::state_machine;
@@ -107,24 +107,28 @@ pub async fn cancel_all(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    cancel_all_of(
-        s,
-        caller.account,
-        caller.account,
-        "/api/orders",
-        headers,
-        query,
-    )
-    .await
+    let requested = Requested {
+        scope: caller.account,
+        path: "/api/orders".into(),
+        reason: None,
+    };
+    cancel_all_of(s, caller.account, requested, headers, query).await
 }
 
-/// Cancels `account`'s open orders that `query` selects; `scope` and `path` place the
-/// request's idempotency key (the account's own, or an operator's for the admin API).
+/// Who asked for a cancel of all orders: `scope` and `path` place the request's idempotency
+/// key (the account's own, or an operator's for the admin API); `reason` goes on each cancel
+/// (none: the account's own request).
+pub(super) struct Requested<S> {
+    pub scope: S,
+    pub path: String,
+    pub reason: Option<CancelReason>,
+}
+
+/// Cancels `account`'s open orders that `query` selects.
 pub(super) async fn cancel_all_of(
     s: ApiState,
     account: AccountId,
-    scope: impl std::fmt::Display + Send + 'static,
-    path: &str,
+    requested: Requested<impl std::fmt::Display + Send + 'static>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -140,7 +144,11 @@ pub(super) async fn cancel_all_of(
         Ok(a) => a,
         Err(p) => return Reply::from(p).into_response(),
     };
-    let path = path.to_string();
+    let Requested {
+        scope,
+        path,
+        reason,
+    } = requested;
     // Run to the end even if the client goes away: a request dropped midway would keep its
     // idempotency key locked, and its retries refused, for the whole lock.
     let task = spawn_detached(async move {
@@ -153,7 +161,7 @@ pub(super) async fn cancel_all_of(
             filter.canonical().as_bytes(),
             Vec::new(),
             |_| async {
-                request(&s, account, &filter, &arrival)
+                request(&s, account, &filter, &arrival, reason)
                     .await
                     .unwrap_or_else(Reply::from)
             },
@@ -209,6 +217,7 @@ async fn request(
     account: AccountId,
     filter: &Filter,
     arrival: &Arrival,
+    reason: Option<CancelReason>,
 ) -> ReplyResult {
     let topic = &s.config.orders_topic;
     let log_error = |e: PortError| Problem::from_port("event log", &e);
@@ -252,6 +261,7 @@ async fn request(
                     Event::CancelRequested {
                         account,
                         order_id: o.order_id,
+                        reason,
                     },
                 ))
             })

@@ -379,6 +379,7 @@ async fn request_cancel(s: &ApiState, account: AccountId, id: &str) -> ReplyResu
     let event = Event::CancelRequested {
         account,
         order_id: order.order_id,
+        reason: None,
     };
     publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
         .await
