@@ -917,6 +917,12 @@ fn amends_and_cancels_of_orders_that_are_not_live_or_not_yours() {
             reason: None,
         })
     );
+    // A reason goes to the venue with the command.
+    let why = Some(CancelReason::CancelAfter);
+    assert!(matches!(
+        e.decide_cancel(SRC, ALICE, OrderId(1), why).command,
+        Some(VenueCommand::Cancel { reason, .. }) if reason == why
+    ));
     apply(
         &mut e,
         Event::OrderCanceled {

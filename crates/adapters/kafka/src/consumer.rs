@@ -56,6 +56,9 @@ use tokio::sync::Notify;
 /// The longest a waiting poll goes without looking at librdkafka's queue.
 const RECHECK: Duration = Duration::from_millis(100);
 
+/// The least time between leaving the group to rejoin it and joining again.
+const REJOIN_PAUSE: Duration = Duration::from_secs(1);
+
 /// A rebalance step announced by librdkafka, not yet returned to the stage.
 #[derive(Debug)]
 enum Announced {
@@ -224,6 +227,10 @@ pub struct KafkaConsumer {
     checking: Option<(tokio::task::JoinHandle<KafkaLogResult<Vec<Seen>>>, u64)>,
     /// Rebalance steps returned to the stage so far.
     rebalances: u64,
+    /// When this member left the group to join it again (see [`crate::orphans`]), until it has.
+    left_at: Option<std::time::Instant>,
+    /// How many times it did.
+    rejoins: u64,
 }
 
 impl KafkaConsumer {
@@ -248,7 +255,15 @@ impl KafkaConsumer {
             orphans: orphan_rejoin.map(|after| OrphanWatch::new(after, std::time::Instant::now())),
             checking: None,
             rebalances: 0,
+            left_at: None,
+            rejoins: 0,
         }
+    }
+
+    /// How many times this member left its group to join it again because partitions were
+    /// consumed by nobody (see the crate docs, "On tansu").
+    pub fn rejoins(&self) -> u64 {
+        self.rejoins
     }
 
     /// The group this consumer is a member of.
@@ -455,23 +470,45 @@ impl KafkaConsumer {
                 Err(_) => return Err(KafkaLogError::Task("orphan check")),
             };
             // Partitions moved since the check started: its view of what is ours is stale.
-            if at != self.rebalances || self.owed.is_some() || self.shared.has_announced() {
+            if at != self.rebalances {
                 return Ok(());
             }
-            let still = watch.observe(now, &seen);
+            let still = watch.observe(now, self.rebalances, &seen);
             if !still.is_empty() {
                 tracing::warn!(
                     group = %self.group,
                     partitions = ?still,
                     after = ?watch.after(),
-                    "kafka consumer: partitions of the group are consumed by nobody; leaving the group and joining again"
+                    "kafka consumer: partitions of the group are consumed by nobody; leaving the group to join it again"
                 );
                 watch.restart(now);
+                // Leave now; join again once the leave has gone through (below).
                 self.consumer.unsubscribe();
+                self.left_at = Some(now);
+                self.rejoins += 1;
+            }
+            return Ok(());
+        }
+        if let Some(left_at) = self.left_at {
+            // librdkafka leaves the group once this member's partitions are given back (the
+            // revoke goes to the stage like any other), and an unsubscribe made during a
+            // rebalance waits for it. A subscribe made before the unsubscribe applied would
+            // cancel the leave and rejoin under the same member id, so wait for it to apply:
+            // nothing owned or owed, and librdkafka's subscription empty.
+            let left = self.consumer.subscription().is_ok_and(|s| s.count() == 0);
+            if left
+                && now >= left_at + REJOIN_PAUSE
+                && self.owned.is_empty()
+                && self.owed.is_none()
+                && !self.shared.has_announced()
+            {
                 let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
                 self.consumer
                     .subscribe(&topics)
-                    .map_err(|e| KafkaLogError::client("rejoining the group", e))?;
+                    .map_err(|e| KafkaLogError::client("joining the group again", e))?;
+                self.left_at = None;
+                watch.restart(now);
+                tracing::info!(group = %self.group, "kafka consumer: joined the group again");
             }
             return Ok(());
         }
@@ -672,12 +709,14 @@ fn owned_elsewhere(
             .fetch_watermarks(&tp.topic, tp.partition as i32, timeout)
             .map_err(|e| KafkaLogError::client("watermarks for the orphan check", e))?;
         // tansu's high watermark can fall short of the end (crate docs), never past it: a
-        // partition shown lagging is lagging.
-        let from = committed.map_or(low, |c| c as i64);
+        // partition shown lagging is lagging. A partition the group never committed is not
+        // watched: some groups never commit (market data's order feed reads from the end),
+        // and one that has not yet is just starting.
+        let lagging = committed.is_some_and(|c| high > (c as i64).max(low));
         seen.push(Seen {
             tp,
             committed,
-            lagging: high > from,
+            lagging,
         });
     }
     Ok(seen)
@@ -719,6 +758,7 @@ impl Drop for KafkaConsumer {
             tracing::warn!(group = %self.group, error = %e, "kafka consumer: completing a rebalance on close failed");
         }
         // Closing (leaving the group) happens when the last reference to the librdkafka
-        // consumer drops, here unless a commit or seek is still running on a blocking thread.
+        // consumer drops, here unless a commit, a seek or an orphan check is still running on
+        // a blocking thread.
     }
 }

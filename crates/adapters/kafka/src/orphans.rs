@@ -7,7 +7,13 @@
 //! not moved for a long time. [`OrphanWatch`] tracks that from periodic observations; when a
 //! partition has been still for [`OrphanWatch::after`], the consumer leaves the group and joins
 //! it again as a new member, which makes the broker form a new generation and assign every
-//! partition.
+//! partition. It joins again only once the leave has gone through (`KafkaConsumer`'s
+//! `watch_orphans`): librdkafka folds an unsubscribe and a subscribe made during a rebalance
+//! into a rejoin under the same member id, which changes nothing on tansu.
+//!
+//! Only partitions the group has committed are watched (a group that never commits cannot
+//! show progress), and every clock starts over when this member's partitions move, since a
+//! partition's new owner may restore state before it commits.
 //!
 //! On a healthy broker a partition is still that long only if its owner is stuck without
 //! committing, and then the rejoin costs one rebalance and changes nothing else: every stage
@@ -23,8 +29,8 @@ pub(crate) struct Seen {
     pub tp: TopicPartition,
     /// The group's committed position, if any.
     pub committed: Option<u64>,
-    /// Whether the partition holds records past that position (or past its start, when
-    /// nothing was committed).
+    /// Whether the partition holds records past that position (false when the group never
+    /// committed it: such a partition is not watched).
     pub lagging: bool,
 }
 
@@ -37,6 +43,9 @@ pub(crate) struct OrphanWatch {
     /// Lagging partitions not owned here: the committed position last seen, and since when
     /// it has not moved.
     still: BTreeMap<TopicPartition, (Option<u64>, Instant)>,
+    /// The consumer's rebalance count at the last observation: partitions that moved have new
+    /// owners, who may be restoring state before they commit, so every clock starts over.
+    rebalances: u64,
 }
 
 impl OrphanWatch {
@@ -49,6 +58,7 @@ impl OrphanWatch {
             every,
             next_check: now + every,
             still: BTreeMap::new(),
+            rebalances: 0,
         }
     }
 
@@ -66,8 +76,18 @@ impl OrphanWatch {
     }
 
     /// Takes one check's observations of the partitions not owned here (a partition missing
-    /// from `seen` is owned here now) and returns those still for at least `after`.
-    pub(crate) fn observe(&mut self, now: Instant, seen: &[Seen]) -> Vec<TopicPartition> {
+    /// from `seen` is owned here now), made with the consumer's rebalance count at
+    /// `rebalances`, and returns those still for at least `after`.
+    pub(crate) fn observe(
+        &mut self,
+        now: Instant,
+        rebalances: u64,
+        seen: &[Seen],
+    ) -> Vec<TopicPartition> {
+        if rebalances != self.rebalances {
+            self.rebalances = rebalances;
+            self.still.clear();
+        }
         let mut still = BTreeMap::new();
         for s in seen.iter().filter(|s| s.lagging) {
             let since = match self.still.get(&s.tp) {
@@ -117,11 +137,14 @@ mod tests {
     fn a_lagging_partition_whose_position_never_moves_is_reported_after_the_delay() {
         let t0 = Instant::now();
         let mut w = OrphanWatch::new(AFTER, t0);
-        assert!(w.observe(t0, &[seen(2, Some(10), true)]).is_empty());
+        assert!(w.observe(t0, 0, &[seen(2, Some(10), true)]).is_empty());
         assert!(w
-            .observe(t0 + AFTER / 2, &[seen(2, Some(10), true)])
+            .observe(t0 + AFTER / 2, 0, &[seen(2, Some(10), true)])
             .is_empty());
-        assert_eq!(w.observe(t0 + AFTER, &[seen(2, Some(10), true)]), [tp(2)]);
+        assert_eq!(
+            w.observe(t0 + AFTER, 0, &[seen(2, Some(10), true)]),
+            [tp(2)]
+        );
     }
 
     #[test]
@@ -130,6 +153,7 @@ mod tests {
         let mut w = OrphanWatch::new(AFTER, t0);
         w.observe(
             t0,
+            0,
             &[
                 seen(1, Some(5), true),
                 seen(2, None, true),
@@ -138,16 +162,33 @@ mod tests {
         );
         // 1 moved, 2 caught up, 3 is owned here now (not seen).
         let half = t0 + AFTER / 2;
-        w.observe(half, &[seen(1, Some(6), true), seen(2, None, false)]);
+        w.observe(half, 0, &[seen(1, Some(6), true), seen(2, None, false)]);
         let later = t0 + AFTER;
         let at_delay = [
             seen(1, Some(6), true),
             seen(2, None, true),
             seen(3, Some(7), true),
         ];
-        assert!(w.observe(later, &at_delay).is_empty());
-        assert_eq!(w.observe(half + AFTER, &at_delay), [tp(1)]);
-        assert_eq!(w.observe(later + AFTER, &at_delay), [tp(1), tp(2), tp(3)]);
+        assert!(w.observe(later, 0, &at_delay).is_empty());
+        assert_eq!(w.observe(half + AFTER, 0, &at_delay), [tp(1)]);
+        assert_eq!(
+            w.observe(later + AFTER, 0, &at_delay),
+            [tp(1), tp(2), tp(3)]
+        );
+    }
+
+    #[test]
+    fn a_rebalance_starts_every_clock_over() {
+        let t0 = Instant::now();
+        let mut w = OrphanWatch::new(AFTER, t0);
+        let still = [seen(2, Some(10), true)];
+        w.observe(t0, 0, &still);
+        // Partition 2 moved to a new owner, restoring before it commits.
+        assert!(w.observe(t0 + AFTER, 1, &still).is_empty());
+        assert!(w
+            .observe(t0 + AFTER * 2 - Duration::from_millis(1), 1, &still)
+            .is_empty());
+        assert_eq!(w.observe(t0 + AFTER * 2, 1, &still), [tp(2)]);
     }
 
     #[test]
@@ -157,11 +198,11 @@ mod tests {
         assert!(!w.due(t0));
         assert!(w.due(t0 + Duration::from_secs(5)));
         assert!(!w.due(t0 + Duration::from_secs(6)));
-        w.observe(t0, &[seen(0, None, true)]);
+        w.observe(t0, 0, &[seen(0, None, true)]);
         let t1 = t0 + Duration::from_secs(6);
         w.restart(t1);
         assert!(!w.due(t1 + AFTER - Duration::from_millis(1)));
         assert!(w.due(t1 + AFTER));
-        assert!(w.observe(t1 + AFTER, &[seen(0, None, true)]).is_empty());
+        assert!(w.observe(t1 + AFTER, 0, &[seen(0, None, true)]).is_empty());
     }
 }

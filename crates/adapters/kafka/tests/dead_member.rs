@@ -3,11 +3,11 @@
 //! crate docs, "On tansu", and `KafkaConfig::orphan_rejoin_ms`).
 //!
 //! The member to be killed is this test binary run again as a child process, with
-//! [`MEMBER_ENV`] telling it which group to join; it prints what it owns after every
-//! rebalance.
+//! [`MEMBER_ENV`] telling it which broker to use; it commits what it reads, like a stage, and
+//! prints what it owns after every rebalance.
 
 use oms_kafka::{KafkaConfig, KafkaLog};
-use oms_ports::event_log::{ConsumerEvent, EventLog, NewRecord};
+use oms_ports::event_log::{Consumer, ConsumerEvent, EventLog, NewRecord, TopicPartition};
 use oms_testkit::tansu::TansuServer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -37,7 +37,8 @@ fn owned_line(owned: &BTreeSet<u32>) -> String {
     format!("owned:{}", list.join(","))
 }
 
-/// The child: joins the group and reports what it owns, until it is killed.
+/// The child: joins the group, commits what it reads and reports what it owns, until it is
+/// killed.
 async fn member(bootstrap: &str) {
     let log = KafkaLog::connect(config(bootstrap)).await.expect("connect");
     let mut consumer = log.subscribe(GROUP, &[TOPIC]).await.expect("subscribe");
@@ -46,6 +47,23 @@ async fn member(bootstrap: &str) {
             .poll(100, Duration::from_millis(50))
             .await
             .expect("poll");
+        if let ConsumerEvent::Records(records) = &event {
+            let positions: BTreeMap<u32, u64> = records
+                .iter()
+                .map(|r| (r.partition, r.offset + 1))
+                .collect();
+            let positions: Vec<_> = positions
+                .into_iter()
+                .map(|(partition, next)| {
+                    let tp = TopicPartition {
+                        topic: TOPIC.into(),
+                        partition,
+                    };
+                    (tp, next)
+                })
+                .collect();
+            consumer.commit(&positions).await.expect("commit");
+        }
         if matches!(
             event,
             ConsumerEvent::Assigned(_) | ConsumerEvent::Revoked(_)
@@ -71,20 +89,33 @@ async fn a_killed_members_partitions_reach_the_survivor() {
         .expect("connect");
     log.ensure_topic(TOPIC, PARTITIONS).await.unwrap();
     let all: BTreeSet<u32> = (0..PARTITIONS).collect();
+    let records = |from: usize| -> Vec<NewRecord> {
+        (from..from + 40)
+            .map(|i| NewRecord {
+                key: format!("key-{i}").into_bytes(),
+                value: format!("{i}").into_bytes(),
+                headers: Vec::new(),
+            })
+            .collect()
+    };
+    // Records the child reads and commits: the group has positions in every partition.
+    log.append(TOPIC, records(0)).await.unwrap();
 
     // The child joins first and owns everything.
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([TEST_NAME, "--exact", "--nocapture"])
         .env(MEMBER_ENV, server.bootstrap_servers())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn the member process");
+    let mut child = KillOnDrop(child);
     let (tx, child_owns) = mpsc::channel::<String>();
-    let out = child.stdout.take().unwrap();
+    let out = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(owned) = line.strip_prefix("owned:") {
-                let _ = tx.send(owned.to_string());
+            // The harness may print its own text on the same line.
+            if let Some(at) = line.find("owned:") {
+                let _ = tx.send(line[at + "owned:".len()..].trim().to_string());
             }
         }
     });
@@ -100,7 +131,7 @@ async fn a_killed_members_partitions_reach_the_survivor() {
     }
 
     // The survivor joins: the partitions are split.
-    let mut survivor = log.subscribe(GROUP, &[TOPIC]).await.unwrap();
+    let mut survivor = log.consumer(GROUP, &[TOPIC]).unwrap();
     let mut child_has = everything.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -139,8 +170,8 @@ async fn a_killed_members_partitions_reach_the_survivor() {
     // forms no new generation (with the default 10 s session; a shorter one expels the
     // survivor too, during its rejoin, and the group heals by itself). With the orphan watch
     // off, the survivor never got the dead member's partitions (two runs of two).
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut revoked = false;
     loop {
@@ -160,14 +191,7 @@ async fn a_killed_members_partitions_reach_the_survivor() {
     }
 
     // Records for every partition: the survivor must come to own and read all of them.
-    let records: Vec<NewRecord> = (0..40)
-        .map(|i| NewRecord {
-            key: format!("key-{i}").into_bytes(),
-            value: format!("{i}").into_bytes(),
-            headers: Vec::new(),
-        })
-        .collect();
-    log.append(TOPIC, records).await.unwrap();
+    log.append(TOPIC, records(40)).await.unwrap();
     let mut read: BTreeMap<u32, usize> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     while read.len() < PARTITIONS as usize {
@@ -192,4 +216,15 @@ async fn a_killed_members_partitions_reach_the_survivor() {
         .map(|tp| tp.partition)
         .collect();
     assert_eq!(owned, all);
+    assert!(survivor.rejoins() >= 1, "the orphan watch never acted");
+}
+
+/// The member process, killed if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
