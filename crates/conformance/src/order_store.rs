@@ -3,12 +3,12 @@
 use crate::fixtures::{balance, dec, fill, order};
 use crate::support::{check, id_base, now_ms, run_id};
 use oms_domain::events::Fill;
-use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
-use oms_domain::order::{Order, OrderStatus, Side};
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::order::{Order, OrderStatus, RejectReason, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
     ApiKeyRecord, CancelAfterState, FillCursor, FillQuery, GlobalSwitch, KeyScope, OrderQuery,
-    OrderStore, Position, StoreBatch,
+    OrderStore, Position, StoreBatch, WithdrawalRecord,
 };
 use oms_ports::PortError;
 use std::collections::BTreeMap;
@@ -90,6 +90,12 @@ where
         "dead man's switches: none until set, a trigger fires only the setting it names",
     );
     cancel_afters(&make().await, &ctx).await;
+
+    check(
+        SUITE,
+        "withdrawals: exact, by account and reference, the first decision stands",
+    );
+    withdrawals(&make().await, &ctx).await;
 
     check(SUITE, "snapshots round trip and replace older ones");
     snapshots_round_trip(&make().await, &ctx).await;
@@ -217,6 +223,7 @@ async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {
             global_kill_switch: None,
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
+            withdrawals: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -280,6 +287,7 @@ async fn batch_is_atomic(store: &impl OrderStore, ctx: &Ctx) {
             global_kill_switch: None,
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
+            withdrawals: Vec::new(),
             orders: vec![good.clone()],
             fills: vec![f],
             balances: vec![(acct, balance("USD", "1", "0"))],
@@ -359,6 +367,7 @@ async fn decimals_are_exact(store: &impl OrderStore, ctx: &Ctx) {
             global_kill_switch: None,
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
+            withdrawals: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -986,6 +995,48 @@ async fn cancel_afters(store: &impl OrderStore, ctx: &Ctx) {
     assert!(store.cancel_after(b).await.unwrap().unwrap().triggered);
 }
 
+async fn withdrawals(store: &impl OrderStore, ctx: &Ctx) {
+    let a = new_account(store, &ctx.name("withdraw-a")).await;
+    let b = new_account(store, &ctx.name("withdraw-b")).await;
+    let record = |account, reference: &str, amount: &str, approved| WithdrawalRecord {
+        account,
+        reference: reference.into(),
+        asset: Asset::new("BTC"),
+        amount: dec(amount),
+        approved,
+        reason: (!approved).then_some(RejectReason::InsufficientBalance),
+        decided_at: Timestamp(1_700_000_000_000),
+    };
+    assert_eq!(store.withdrawal(a, "w-1").await.unwrap(), None);
+    let first = record(a, "w-1", "0.00000001", true);
+    store
+        .apply(StoreBatch {
+            withdrawals: vec![
+                first.clone(),
+                record(a, "w-1", "5", false),
+                record(b, "w-1", "2.50", false),
+            ],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    store
+        .apply(StoreBatch {
+            withdrawals: vec![record(a, "w-1", "7", false)],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let got = store.withdrawal(a, "w-1").await.unwrap().unwrap();
+    assert_eq!(got, first);
+    assert_eq!(got.amount.to_string(), "0.00000001", "exact, scale kept");
+    assert_eq!(
+        store.withdrawal(b, "w-1").await.unwrap(),
+        Some(record(b, "w-1", "2.50", false))
+    );
+    assert_eq!(store.withdrawal(a, "w-2").await.unwrap(), None);
+}
+
 async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {
     let name = ctx.name("snapshot");
     assert_eq!(store.load_snapshot(&name, 0).await.unwrap(), None);
@@ -1036,6 +1087,7 @@ where
             global_kill_switch: None,
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
+            withdrawals: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![(

@@ -113,6 +113,28 @@ crate::tagged::internally_tagged_enum! {
             reference: String,
         },
         OrderCreated(NewOrder),
+        /// An operator's request to pay `amount` of `asset` out of the account
+        /// (`POST /api/admin/accounts/{id}/withdrawals`). The risk engine decides it where it
+        /// lands in the account's partition, against what is available there: funds held by
+        /// live orders cannot leave. `reference` names it: one decision per account and
+        /// reference, ever.
+        WithdrawalRequested {
+            account: AccountId,
+            asset: Asset,
+            amount: Decimal,
+            reference: String,
+        },
+        /// The risk engine's decision on a withdrawal; approved, the amount leaves the
+        /// account's available balance.
+        WithdrawalDecided {
+            account: AccountId,
+            asset: Asset,
+            amount: Decimal,
+            reference: String,
+            approved: bool,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reason: Option<RejectReason>,
+        },
         /// The account's own kill switch: while on, risk refuses its new orders and amends
         /// (cancels still pass). Ordered in the account's partition, so it applies to every
         /// order placed after it. `change` is unique per request, so each switch is an event.
@@ -263,6 +285,12 @@ impl Event {
                 account, reference, ..
             } => format!("dep:{account}:{reference}"),
             Event::OrderCreated(o) => format!("o:{}:created", o.order_id),
+            Event::WithdrawalRequested {
+                account, reference, ..
+            } => format!("wd:{account}:{reference}"),
+            Event::WithdrawalDecided {
+                account, reference, ..
+            } => format!("wd:{account}:{reference}:risk"),
             Event::KillSwitchSet {
                 account, change, ..
             } => format!("a:{account}:kill-switch:{change}"),
@@ -315,6 +343,8 @@ impl Event {
     pub fn account(&self) -> Option<AccountId> {
         match self {
             Event::Deposit { account, .. }
+            | Event::WithdrawalRequested { account, .. }
+            | Event::WithdrawalDecided { account, .. }
             | Event::KillSwitchSet { account, .. }
             | Event::CancelAfterSet { account, .. }
             | Event::CancelAfterTriggered { account, .. }
@@ -354,6 +384,8 @@ impl Event {
             Event::OrderCreated(o) => Some(o.order_id),
             Event::OrderFilled(f) => Some(f.order_id),
             Event::Deposit { .. }
+            | Event::WithdrawalRequested { .. }
+            | Event::WithdrawalDecided { .. }
             | Event::KillSwitchSet { .. }
             | Event::GlobalKillSwitchSet { .. }
             | Event::CancelAfterSet { .. }
@@ -368,6 +400,8 @@ impl Event {
         match self {
             Event::Deposit { .. } => "Deposit",
             Event::OrderCreated(_) => "OrderCreated",
+            Event::WithdrawalRequested { .. } => "WithdrawalRequested",
+            Event::WithdrawalDecided { .. } => "WithdrawalDecided",
             Event::KillSwitchSet { .. } => "KillSwitchSet",
             Event::GlobalKillSwitchSet { .. } => "GlobalKillSwitchSet",
             Event::CancelAfterSet { .. } => "CancelAfterSet",

@@ -282,6 +282,10 @@ pub struct Ledger {
     #[serde(default)]
     forgotten_before_ms: i64,
     deposits: HashSet<(AccountId, String), FixedState>,
+    /// Withdrawals decided, approved or not, by (account, reference): a reference is decided
+    /// once.
+    #[serde(default)]
+    withdrawals: HashSet<(AccountId, String), FixedState>,
 }
 
 impl Ledger {
@@ -377,6 +381,14 @@ impl Ledger {
                 amount,
                 reference,
             } => self.deposit(*account, asset, *amount, reference),
+            Event::WithdrawalDecided {
+                account,
+                asset,
+                amount,
+                reference,
+                approved,
+                ..
+            } => self.withdraw(*account, asset, *amount, reference, *approved),
             Event::RiskValidated {
                 account,
                 order_id,
@@ -419,6 +431,7 @@ impl Ledger {
                 account, order_id, ..
             } => self.finish(*account, *order_id),
             Event::OrderCreated(_)
+            | Event::WithdrawalRequested { .. }
             | Event::KillSwitchSet { .. }
             | Event::GlobalKillSwitchSet { .. }
             | Event::CancelAfterSet { .. }
@@ -447,6 +460,34 @@ impl Ledger {
         plan.add(account, asset, amount, Decimal::ZERO);
         commit(&mut self.accounts, &plan)?;
         self.deposits.insert((account, reference.to_owned()));
+        Ok(Applied::Changed)
+    }
+
+    /// Whether a withdrawal of `account` with `reference` was decided.
+    pub fn knows_withdrawal(&self, account: AccountId, reference: &str) -> bool {
+        self.withdrawals.contains(&(account, reference.to_owned()))
+    }
+
+    /// A withdrawal decided: approved, the amount leaves the available balance (refused if it
+    /// is not there, and the decision is not recorded). A reference is decided once.
+    fn withdraw(
+        &mut self,
+        account: AccountId,
+        asset: &Asset,
+        amount: Decimal,
+        reference: &str,
+        approved: bool,
+    ) -> Result<Applied, LedgerError> {
+        if self.knows_withdrawal(account, reference) {
+            return Ok(Applied::Unchanged);
+        }
+        if approved {
+            positive("withdrawal", amount)?;
+            let mut plan = Plan::default();
+            plan.add(account, asset, -amount, Decimal::ZERO);
+            commit(&mut self.accounts, &plan)?;
+        }
+        self.withdrawals.insert((account, reference.to_owned()));
         Ok(Applied::Changed)
     }
 

@@ -394,6 +394,28 @@ mod tests {
                 account: a,
                 change: 10,
             },
+            Event::WithdrawalRequested {
+                account: a,
+                asset: Asset::new("BTC"),
+                amount: d(15, 1),
+                reference: "wd-9".into(),
+            },
+            Event::WithdrawalDecided {
+                account: a,
+                asset: Asset::new("BTC"),
+                amount: d(15, 1),
+                reference: "wd-9".into(),
+                approved: false,
+                reason: Some(RejectReason::InsufficientBalance),
+            },
+            Event::WithdrawalDecided {
+                account: a,
+                asset: Asset::new("BTC"),
+                amount: d(15, 1),
+                reference: "wd-10".into(),
+                approved: true,
+                reason: None,
+            },
             Event::CancelRequested {
                 account: a,
                 order_id: o,

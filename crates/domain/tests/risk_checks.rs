@@ -1160,3 +1160,49 @@ fn engine_snapshots_round_trip_through_json() {
     let back: RiskEngine = serde_json::from_str(&json).unwrap();
     assert_eq!(back, e);
 }
+
+#[test]
+fn a_withdrawal_takes_only_what_is_available_and_is_decided_once() {
+    let mut e = engine();
+    deposit(&mut e, ALICE, "USD", "100000");
+    // 45,000 of it held by a resting buy.
+    approves(&mut e, &limit(1, ALICE, Side::Buy, "45000", "1"));
+    let held = usd(&e, ALICE);
+    let decided = |events: Vec<Event>| match &events[..] {
+        [Event::WithdrawalDecided {
+            approved, reason, ..
+        }] => (*approved, *reason),
+        other => panic!("not one decision: {other:?}"),
+    };
+    // More than is available (the held funds cannot leave): refused, nothing moves.
+    let too_much = held.available + d("0.01");
+    assert_eq!(
+        decided(e.decide_withdrawal(ALICE, &asset("USD"), too_much, "w-1")),
+        (false, Some(RejectReason::InsufficientBalance))
+    );
+    assert_eq!(usd(&e, ALICE), held);
+    // The same reference is never decided again, even for an amount that would pass.
+    assert!(e
+        .decide_withdrawal(ALICE, &asset("USD"), d("1"), "w-1")
+        .is_empty());
+    // Exactly what is available: approved and debited, to the cent.
+    let all = held.available;
+    let approved = e.decide_withdrawal(ALICE, &asset("USD"), all, "w-2");
+    assert_eq!(decided(approved.clone()), (true, None));
+    assert_eq!(usd(&e, ALICE).available, Decimal::ZERO);
+    assert_eq!(usd(&e, ALICE).reserved, held.reserved);
+    // Read back from the log (or by another engine replaying it), it is not applied twice.
+    apply(&mut e, approved[0].clone());
+    assert_eq!(usd(&e, ALICE).available, Decimal::ZERO);
+    let mut replica = engine();
+    deposit(&mut replica, ALICE, "USD", "100000");
+    approves(&mut replica, &limit(1, ALICE, Side::Buy, "45000", "1"));
+    apply(&mut replica, approved[0].clone());
+    apply(&mut replica, approved[0].clone());
+    assert_eq!(usd(&replica, ALICE), usd(&e, ALICE));
+    // An asset the account never held: refused.
+    assert_eq!(
+        decided(e.decide_withdrawal(NOBODY, &asset("BTC"), d("0.1"), "w-3")),
+        (false, Some(RejectReason::InsufficientBalance))
+    );
+}

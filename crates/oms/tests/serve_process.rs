@@ -482,6 +482,61 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     let server = Server::start(&data, Some(&config), support::free_port()).await;
     let (_, me) = server.get("/api/accounts/me", Some(&carol)).await.unwrap();
     assert_eq!(usd(&me), funded, "{me}");
+
+    // Paid out: what the orders hold cannot leave; what is available can, once per reference.
+    let withdraw = |body: &'static str| {
+        let (addr, path) = (server.addr.clone(), format!("{account}/withdrawals"));
+        async move {
+            let (status, v) = admin(&addr, hyper::Method::POST, &path, Some(body)).await;
+            assert_eq!(status, 202, "{v}");
+            assert_eq!(v["status"], "PENDING", "{v}");
+        }
+    };
+    let decision = |reference: &'static str| {
+        let (addr, path) = (
+            server.addr.clone(),
+            format!("{account}/withdrawals?reference={reference}"),
+        );
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let (status, v) = admin(&addr, hyper::Method::GET, &path, None).await;
+                if status == 200 {
+                    return v;
+                }
+                assert_eq!(status, 404, "{v}");
+                assert!(Instant::now() < deadline, "{reference} never decided");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    withdraw(r#"{"asset":"USD","amount":"50.11","reference":"payout-1"}"#).await;
+    let refused = decision("payout-1").await;
+    assert_eq!(
+        (&refused["status"], &refused["rejectReason"]),
+        (&"REJECTED".into(), &"INSUFFICIENT_BALANCE".into()),
+        "{refused}"
+    );
+    withdraw(r#"{"asset":"USD","amount":"50.1","reference":"payout-2"}"#).await;
+    assert_eq!(decision("payout-2").await["status"], "APPROVED");
+    // The same reference again, for more: the first decision stands, nothing more leaves.
+    withdraw(r#"{"asset":"USD","amount":"1","reference":"payout-2"}"#).await;
+    let paid = Some((serde_json::json!("0"), serde_json::json!("200.4")));
+    until_as(&server, &carol, "/api/accounts/me", |me| usd(me) == paid).await;
+    let (_, v) = admin(
+        &server.addr,
+        hyper::Method::GET,
+        &format!("{account}/withdrawals?reference=payout-2"),
+        None,
+    )
+    .await;
+    assert_eq!(v["amount"], "50.1", "{v}");
+
+    // Replayed after kill -9, nothing is paid out twice.
+    server.kill9();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let (_, me) = server.get("/api/accounts/me", Some(&carol)).await.unwrap();
+    assert_eq!(usd(&me), paid, "{me}");
     server.stop();
 }
 

@@ -5,7 +5,7 @@ use crate::PortResult;
 use async_trait::async_trait;
 use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
-use oms_domain::order::{Order, OrderStatus, Side};
+use oms_domain::order::{Order, OrderStatus, RejectReason, Side};
 use oms_domain::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -162,6 +162,24 @@ pub struct StoreBatch {
     /// without a setting in the batch: the stored setting is marked triggered if it is still
     /// the one with that change (a newer setting makes a trigger of an older one void).
     pub cancel_after_triggers: Vec<(AccountId, u64)>,
+    /// Withdrawals the risk engine decided. The first record of an (account, reference)
+    /// stands: a later one is ignored, as the ledger ignores a second decision.
+    pub withdrawals: Vec<WithdrawalRecord>,
+}
+
+/// A withdrawal as the processor records the risk engine's decision on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithdrawalRecord {
+    pub account: AccountId,
+    pub reference: String,
+    pub asset: Asset,
+    pub amount: Decimal,
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RejectReason>,
+    /// When the risk engine decided it.
+    pub decided_at: Timestamp,
 }
 
 /// An account's dead man's switch as the processor records it from the log.
@@ -204,6 +222,12 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn global_kill_switch(&self) -> PortResult<bool> {
         self.kill_switch(GLOBAL_KILL_SWITCH_ROW).await
     }
+    /// The decided withdrawal of `account` with `reference`, if any.
+    async fn withdrawal(
+        &self,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<WithdrawalRecord>>;
     /// The account's dead man's switch as last recorded, `None` if it was never set.
     async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>>;
     async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>>;

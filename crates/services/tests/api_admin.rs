@@ -721,3 +721,135 @@ async fn a_read_only_key_reads_everything_and_trades_nothing() {
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
 }
+
+#[tokio::test]
+async fn a_withdrawal_goes_on_the_log_and_its_recorded_decision_reads_back() {
+    let app = start().await;
+    let path = format!("/api/admin/accounts/{}/withdrawals", app.other);
+    // Checked as a deposit is.
+    for (body, code, field) in [
+        (
+            json!({"asset": "XYZ", "amount": "1", "reference": "r"}),
+            "UNKNOWN_ASSET",
+            "asset",
+        ),
+        (
+            json!({"asset": "USD", "amount": "0", "reference": "r"}),
+            "NON_POSITIVE",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": "0.0000000000001", "reference": "r"}),
+            "TOO_MANY_DECIMALS",
+            "amount",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1", "reference": "a b"}),
+            "INVALID_REFERENCE",
+            "reference",
+        ),
+        (
+            json!({"asset": "USD", "amount": "1", "reference": "r", "to": "x"}),
+            "UNKNOWN_FIELD",
+            "to",
+        ),
+    ] {
+        let r = admin(&app, "POST", &path, Some(&body), &[]).await;
+        assert_eq!(r.problem(), expect(400, code, field), "{body}");
+    }
+    let r = admin(
+        &app,
+        "POST",
+        "/api/admin/accounts/99/withdrawals",
+        Some(&json!({"asset": "USD", "amount": "1", "reference": "r"})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.problem(), expect(404, "ACCOUNT_NOT_FOUND", "accountId"));
+    assert!(app.order_records().await.is_empty());
+
+    // A reference with characters a query string must escape.
+    let reference = "payout#7&b=1";
+    let body = json!({"asset": "USD", "amount": "250.50", "reference": reference});
+    let idem = [("x-idempotency-key", "wd-1")];
+    let r = admin(&app, "POST", &path, Some(&body), &idem).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"accountId": app.other.0, "asset": "USD", "amount": "250.5",
+               "reference": reference, "status": "PENDING"})
+    );
+    let location = r.header("location").unwrap().to_string();
+    assert_eq!(location, format!("{path}?reference=payout%237%26b%3D1"));
+    let again = admin(&app, "POST", &path, Some(&body), &idem).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let logged: Vec<(String, Event)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| (String::from_utf8(r.key.to_vec()).unwrap(), e.event))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![(
+            app.other.to_string(),
+            Event::WithdrawalRequested {
+                account: app.other,
+                asset: Asset::new("USD"),
+                amount: Decimal::from_str("250.50").unwrap(),
+                reference: reference.to_string(),
+            }
+        )]
+    );
+
+    // Not decided yet: 404, naming the reference.
+    let r = admin(&app, "GET", &location, None, &[]).await;
+    assert_eq!(
+        r.problem(),
+        expect(404, "WITHDRAWAL_NOT_FOUND", "reference")
+    );
+    for (query, code, field) in [
+        ("", "MISSING_FIELD", "reference"),
+        ("?ref=x", "UNKNOWN_FIELD", "ref"),
+    ] {
+        let r = admin(&app, "GET", &format!("{path}{query}"), None, &[]).await;
+        assert_eq!(r.problem(), expect(400, code, field), "{query}");
+    }
+    // Once the processor has recorded the risk engine's decision, it reads back.
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            withdrawals: vec![oms_ports::order_store::WithdrawalRecord {
+                account: app.other,
+                reference: reference.to_string(),
+                asset: Asset::new("USD"),
+                amount: Decimal::from_str("250.50").unwrap(),
+                approved: false,
+                reason: Some(oms_domain::order::RejectReason::InsufficientBalance),
+                decided_at: oms_domain::ids::Timestamp(1_764_057_600_000),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = admin(&app, "GET", &location, None, &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"accountId": app.other.0, "asset": "USD", "amount": "250.5",
+               "reference": reference, "status": "REJECTED",
+               "rejectReason": "INSUFFICIENT_BALANCE", "decidedAt": "2025-11-25T08:00:00.000Z"})
+    );
+    // Another account's withdrawal of the same reference is not this one.
+    let r = admin(
+        &app,
+        "GET",
+        &format!(
+            "/api/admin/accounts/{}/withdrawals?reference=payout%237%26b%3D1",
+            app.account
+        ),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}

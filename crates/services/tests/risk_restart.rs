@@ -281,3 +281,87 @@ async fn a_dead_mans_switch_that_fired_before_a_crash_does_not_cancel_again_afte
     expected.sort();
     assert_eq!(cancels, expected, "each order asked to cancel once");
 }
+
+/// The withdrawal decisions on `orders` so far: (reference, approved), and the offset of each
+/// request by reference.
+async fn withdrawals(log: &dyn EventLog) -> (Vec<(String, bool)>, Vec<(String, u64)>) {
+    let records = log.read(topics::ORDERS, 0, 0, 10_000).await.unwrap();
+    let mut decided = Vec::new();
+    let mut requested = Vec::new();
+    for r in &records {
+        match &decode_event(r).unwrap().event {
+            Event::WithdrawalDecided {
+                reference,
+                approved,
+                ..
+            } => decided.push((reference.clone(), *approved)),
+            Event::WithdrawalRequested { reference, .. } => {
+                requested.push((reference.clone(), r.offset))
+            }
+            _ => {}
+        }
+    }
+    (decided, requested)
+}
+
+async fn request_withdrawal(log: &dyn EventLog, amount: Decimal, reference: &str) {
+    let request = Event::WithdrawalRequested {
+        account: ALICE,
+        asset: Asset::new("USD"),
+        amount,
+        reference: reference.into(),
+    };
+    publish_order_event(log, topics::ORDERS, now(), request)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_withdrawal_decided_before_a_crash_is_neither_decided_nor_paid_again_after_it() {
+    let (_embedded, ports) = funded().await;
+    let log = ports.log.clone();
+    // No snapshot: the restarted stage replays everything, its decision past the committed
+    // position included.
+    let risk = start_risk_snapshotting(&ports, 1_000_000);
+    request_withdrawal(log.as_ref(), Decimal::from(1_000_000), "payout-1").await;
+    let started = Instant::now();
+    while withdrawals(log.as_ref()).await.0.is_empty() {
+        assert!(started.elapsed() < PATIENCE, "never decided");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let end = log.end_offset(topics::ORDERS, 0).await.unwrap();
+    while log.committed("risk", topics::ORDERS, 0).await.unwrap() != Some(end) {
+        assert!(started.elapsed() < PATIENCE, "risk never read its decision");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_risk(risk).await;
+
+    // The crash: the decision was appended, the request not committed.
+    let (_, requested) = withdrawals(log.as_ref()).await;
+    let mut rewind = log.subscribe("risk", &[topics::ORDERS]).await.unwrap();
+    rewind.poll(1, Duration::ZERO).await.unwrap();
+    let tp = oms_ports::event_log::TopicPartition {
+        topic: topics::ORDERS.into(),
+        partition: 0,
+    };
+    rewind.commit(&[(tp, requested[0].1)]).await.unwrap();
+    drop(rewind);
+
+    let risk = start_risk_snapshotting(&ports, 1_000_000);
+    // Everything was paid out once: one more cent is refused.
+    request_withdrawal(log.as_ref(), Decimal::new(1, 2), "payout-2").await;
+    let started = Instant::now();
+    while withdrawals(log.as_ref()).await.0.len() < 2 {
+        assert!(started.elapsed() < PATIENCE, "payout-2 never decided");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_risk(risk).await;
+    assert_eq!(
+        withdrawals(log.as_ref()).await.0,
+        vec![
+            ("payout-1".to_string(), true),
+            ("payout-2".to_string(), false)
+        ],
+        "decided once each, paid once"
+    );
+}

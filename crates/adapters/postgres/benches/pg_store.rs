@@ -221,6 +221,7 @@ fn small_batch(account: AccountId, id: u64, i: u64) -> StoreBatch {
         global_kill_switch: None,
         cancel_afters: Vec::new(),
         cancel_after_triggers: Vec::new(),
+        withdrawals: Vec::new(),
         fills: vec![fill(&o, id)],
         orders: vec![o],
         balances: vec![(

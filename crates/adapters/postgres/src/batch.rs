@@ -50,6 +50,10 @@ pub(crate) struct BatchColumns {
     /// Triggers of settings stored before the batch (accounts without a setting in it).
     pub cancel_after_fired_account: Vec<i64>,
     pub cancel_after_fired_change: Vec<i64>,
+
+    pub withdrawal_account: Vec<i64>,
+    pub withdrawal_reference: Vec<String>,
+    pub withdrawal_body: Vec<String>,
 }
 
 impl BatchColumns {
@@ -61,6 +65,7 @@ impl BatchColumns {
             && self.kill_switch_account.is_empty()
             && self.cancel_after_account.is_empty()
             && self.cancel_after_fired_account.is_empty()
+            && self.withdrawal_account.is_empty()
     }
 }
 
@@ -179,6 +184,22 @@ pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
     for (account, change) in fired {
         c.cancel_after_fired_account.push(account);
         c.cancel_after_fired_change.push(change);
+    }
+
+    // The first record of a reference stands, as in the table.
+    let mut withdrawals = BTreeMap::new();
+    for w in &batch.withdrawals {
+        let key = (to_sql_int(w.account.0, "account id")?, w.reference.as_str());
+        if let std::collections::btree_map::Entry::Vacant(slot) = withdrawals.entry(key) {
+            let body = serde_json::to_string(w)
+                .map_err(|e| PortError::Invalid(format!("withdrawal to JSON: {e}")))?;
+            slot.insert(body);
+        }
+    }
+    for ((account, reference), body) in withdrawals {
+        c.withdrawal_account.push(account);
+        c.withdrawal_reference.push(reference.to_string());
+        c.withdrawal_body.push(body);
     }
     Ok(c)
 }

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dead man's switches",
         include_str!("../migrations/0007_cancel_afters.sql"),
     ),
+    (
+        8,
+        "withdrawals",
+        include_str!("../migrations/0008_withdrawals.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

@@ -11,7 +11,7 @@ use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
     Account, ApiKeyRecord, Balance, CancelAfterState, FillQuery, KeyScope, OrderQuery, OrderStore,
-    Position, StoreBatch,
+    Position, StoreBatch, WithdrawalRecord,
 };
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
@@ -106,6 +106,11 @@ t AS (
     UPDATE cancel_afters SET triggered = TRUE
     FROM UNNEST($28::bigint[], $29::bigint[]) AS fired (account_id, change)
     WHERE cancel_afters.account_id = fired.account_id AND cancel_afters.change = fired.change
+),
+w AS (
+    INSERT INTO withdrawals (account_id, reference, body)
+    SELECT * FROM UNNEST($30::bigint[], $31::text[], $32::text[])
+    ON CONFLICT (account_id, reference) DO NOTHING
 )
 SELECT 1";
 
@@ -332,6 +337,9 @@ impl OrderStore for PgStore {
                 &c.cancel_after_triggered,
                 &c.cancel_after_fired_account,
                 &c.cancel_after_fired_change,
+                &c.withdrawal_account,
+                &c.withdrawal_reference,
+                &c.withdrawal_body,
             ],
         )
         .await?;
@@ -430,6 +438,24 @@ impl OrderStore for PgStore {
             )
             .await?;
         rows.first().map_or(Ok(false), |r| get(r, 0, "kill switch"))
+    }
+
+    async fn withdrawal(
+        &self,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<WithdrawalRecord>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let rows = self
+            .query(
+                "read a withdrawal",
+                "SELECT body FROM withdrawals WHERE account_id = $1 AND reference = $2",
+                &[&account, &reference],
+            )
+            .await?;
+        rows.first()
+            .map(|r| json(get(r, 0, "withdrawal body")?, "stored withdrawal"))
+            .transpose()
     }
 
     async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>> {

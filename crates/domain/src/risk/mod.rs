@@ -16,7 +16,7 @@ pub use config::{AccountLimits, RiskConfig};
 pub use rate::TokenBucket;
 
 use crate::events::{CancelReason, Envelope, Event};
-use crate::ids::{AccountId, OrderId, Symbol, Timestamp};
+use crate::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
 use crate::instrument::Instrument;
 use crate::ledger::{IdMap, Ledger, LedgerError};
 use crate::order::{NewOrder, OrderType, RejectReason, Side};
@@ -425,7 +425,7 @@ impl RiskEngine {
                     self.close(*order_id);
                 }
             }
-            Event::Deposit { .. } => {
+            Event::Deposit { .. } | Event::WithdrawalDecided { .. } => {
                 self.ledger.apply(event)?;
             }
             Event::KillSwitchSet { account, on, .. } => self.set_kill_switch(Some(*account), *on),
@@ -455,6 +455,7 @@ impl RiskEngine {
                 self.trigger_cancel_after(*account, *change);
             }
             Event::CancelRequested { .. }
+            | Event::WithdrawalRequested { .. }
             | Event::AmendRequested { .. }
             | Event::OrderAccepted { .. }
             | Event::CancelRejected { .. }
@@ -462,6 +463,38 @@ impl RiskEngine {
             | Event::BookChanged { .. } => {}
         }
         Ok(())
+    }
+
+    /// Decides a withdrawal where it lands in the account's partition: approved if the
+    /// amount is available (funds held by live orders are not), else `INSUFFICIENT_BALANCE`.
+    /// The decision is applied here and returned to be appended; a reference decided before
+    /// gets none. Withdrawals pass the kill switches and rate limits: they are an operator's.
+    pub fn decide_withdrawal(
+        &mut self,
+        account: AccountId,
+        asset: &Asset,
+        amount: Decimal,
+        reference: &str,
+    ) -> Vec<Event> {
+        if self.ledger.knows_withdrawal(account, reference) {
+            return Vec::new();
+        }
+        let approved =
+            amount > Decimal::ZERO && self.ledger.balance(account, asset).available >= amount;
+        let decision = Event::WithdrawalDecided {
+            account,
+            asset: asset.clone(),
+            amount,
+            reference: reference.to_owned(),
+            approved,
+            reason: (!approved).then_some(RejectReason::InsufficientBalance),
+        };
+        match self.ledger.apply(&decision) {
+            Ok(_) => vec![decision],
+            // Not reached: the balance was checked above. Nothing that was not applied here
+            // is appended.
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Spends the token a decision made elsewhere spent: every decision past the time check

@@ -30,7 +30,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use problem::api_codes;
-use routes::{account, admin, batch, cancel_all, docs, fills, ops, orders, session};
+use routes::{account, admin, batch, cancel_all, docs, fills, ops, orders, session, withdrawals};
 use std::any::Any;
 
 /// Every route of the API, with request ids, metrics, body limit and problem-shaped errors.
@@ -92,6 +92,10 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         .route(
             "/api/admin/accounts/{account_id}/deposits",
             axum::routing::post(admin::deposit),
+        )
+        .route(
+            "/api/admin/accounts/{account_id}/withdrawals",
+            get(withdrawals::withdrawal).post(withdrawals::withdraw),
         )
         .route(
             "/api/admin/accounts/{account_id}/orders",

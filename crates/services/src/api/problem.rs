@@ -22,6 +22,8 @@ pub mod api_codes {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const ACCOUNT_NOT_FOUND: &str = "ACCOUNT_NOT_FOUND";
     pub const API_KEY_NOT_FOUND: &str = "API_KEY_NOT_FOUND";
+    /// No decision on a withdrawal with that reference is recorded (yet).
+    pub const WITHDRAWAL_NOT_FOUND: &str = "WITHDRAWAL_NOT_FOUND";
     pub const DUPLICATE_ACCOUNT_NAME: &str = "DUPLICATE_ACCOUNT_NAME";
     /// `X-Idempotency-Key` on a request whose response holds a secret, which is never stored.
     pub const IDEMPOTENCY_NOT_SUPPORTED: &str = "IDEMPOTENCY_NOT_SUPPORTED";

@@ -278,6 +278,7 @@ fn is_decision(event: &Event) -> bool {
             | Event::AmendValidated { .. }
             | Event::CancelRejected { .. }
             | Event::CancelRequested { .. }
+            | Event::WithdrawalDecided { .. }
     )
 }
 
@@ -369,6 +370,26 @@ impl Partition {
                     .filter(|e| !self.recorded.contains_key(&e.id))
                     .collect();
                 (events, d.command.into_iter().collect())
+            }
+            Event::WithdrawalRequested {
+                account,
+                asset,
+                amount,
+                reference,
+            } => {
+                let decision_id = EventId(format!("wd:{account}:{reference}:risk"));
+                if let Some(recorded) = self.recorded.remove(&decision_id) {
+                    // Decided before a crash: that decision stands.
+                    self.fold(&recorded);
+                    return (Vec::new(), Vec::new());
+                }
+                let events = self
+                    .engine
+                    .decide_withdrawal(*account, asset, *amount, reference)
+                    .into_iter()
+                    .map(|e| Envelope::new(at, e))
+                    .collect();
+                (events, Vec::new())
             }
             Event::CancelAfterTriggered { account, change } => {
                 self.triggered.remove(&(*account, *change));

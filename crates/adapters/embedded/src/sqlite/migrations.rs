@@ -180,6 +180,19 @@ CREATE TABLE cancel_afters (
 );
 "#,
     ),
+    (
+        10,
+        r#"
+-- Withdrawals as the risk engine decided them, recorded by the order processor: the whole
+-- record as JSON (decimals as strings), the first decision of a reference kept.
+CREATE TABLE withdrawals (
+    account_id INTEGER NOT NULL,
+    reference  TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    PRIMARY KEY (account_id, reference)
+);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -9,7 +9,7 @@ use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
     Account, ApiKeyRecord, Balance, CancelAfterState, FillCursor, FillQuery, KeyScope, OrderQuery,
-    OrderStore, Position, StoreBatch, GLOBAL_KILL_SWITCH_ROW,
+    OrderStore, Position, StoreBatch, WithdrawalRecord, GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -185,6 +185,21 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
                 c.deadline.map(|d| d.0),
                 to_sql_int(c.change, "switch change")?,
                 c.triggered,
+            ])?;
+        }
+    }
+    if !batch.withdrawals.is_empty() {
+        let mut put = conn.prepare_cached(
+            "INSERT INTO withdrawals (account_id, reference, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account_id, reference) DO NOTHING",
+        )?;
+        for w in &batch.withdrawals {
+            let body = serde_json::to_string(w)
+                .map_err(|e| EmbeddedError::Corrupt(format!("withdrawal to JSON: {e}")))?;
+            put.execute(params![
+                to_sql_int(w.account.0, "account id")?,
+                w.reference,
+                body
             ])?;
         }
     }
@@ -369,6 +384,31 @@ impl OrderStore for SqliteStore {
                     .query_row([account], |r| r.get::<_, bool>(0))
                     .optional()?
                     .unwrap_or(false))
+            })
+            .await?)
+    }
+
+    async fn withdrawal(
+        &self,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<WithdrawalRecord>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let reference = reference.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                let body: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT body FROM withdrawals WHERE account_id = ?1 AND reference = ?2",
+                    )?
+                    .query_row(params![account, reference], |r| r.get(0))
+                    .optional()?;
+                body.map(|b| {
+                    serde_json::from_str(&b)
+                        .map_err(|e| EmbeddedError::Corrupt(format!("stored withdrawal: {e}")))
+                })
+                .transpose()
             })
             .await?)
     }

@@ -347,7 +347,7 @@ pub async fn cancel_all(
 }
 
 /// Runs an admin request once per idempotency key of its operator.
-async fn once<F, Fut>(
+pub(super) async fn once<F, Fut>(
     s: &ApiState,
     operator: &Operator,
     headers: &HeaderMap,
@@ -375,7 +375,7 @@ where
 }
 
 /// The account a path names; 404 for one that does not exist or is not a number.
-async fn find_account(s: &ApiState, raw: &str) -> Result<Account, Problem> {
+pub(super) async fn find_account(s: &ApiState, raw: &str) -> Result<Account, Problem> {
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -486,7 +486,10 @@ pub fn check_account_name(raw: &str) -> Result<String, FieldError> {
 }
 
 /// `{"asset", "amount", "reference"}`, every field checked, each error naming its field.
-fn parse_deposit(s: &ApiState, body: &Value) -> Result<(Asset, Decimal, String), Problem> {
+pub(super) fn parse_deposit(
+    s: &ApiState,
+    body: &Value,
+) -> Result<(Asset, Decimal, String), Problem> {
     let one = |e: FieldError| Problem::validation(vec![e]);
     let fields = object(body, &["asset", "amount", "reference"]).map_err(one)?;
     let mut errors = Vec::new();

@@ -9,6 +9,7 @@ pub mod fills;
 pub mod ops;
 pub mod orders;
 pub mod session;
+pub mod withdrawals;
 
 use crate::ingestion::{codes, FieldError};
 use axum::extract::rejection::QueryRejection;

@@ -19,7 +19,9 @@ use oms_domain::ids::{AccountId, Asset, OrderId};
 use oms_domain::ledger::Ledger;
 use oms_domain::order::Order;
 use oms_ports::event_log::{ConsumerEvent, EventLog, TopicPartition};
-use oms_ports::order_store::{Balance, GlobalSwitch, OrderStore, Position, StoreBatch};
+use oms_ports::order_store::{
+    Balance, GlobalSwitch, OrderStore, Position, StoreBatch, WithdrawalRecord,
+};
 use oms_ports::{PortError, PortResult};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -151,6 +153,7 @@ impl ProcessorStage {
         let mut fee_accounts: BTreeSet<AccountId> = BTreeSet::new();
         let mut kill_switches: BTreeMap<AccountId, bool> = BTreeMap::new();
         let mut cancel_afters = CancelAfters::default();
+        let mut withdrawals = Vec::new();
         // The newest global switch of the batch. Its copies arrive through every partition in
         // any order, so the newest change wins, not the last one read.
         let mut global_switch: Option<GlobalSwitch> = None;
@@ -196,6 +199,25 @@ impl ProcessorStage {
                 kill_switches.insert(*account, *on);
             }
             cancel_afters.fold(&env.event);
+            if let Event::WithdrawalDecided {
+                account,
+                asset,
+                amount,
+                reference,
+                approved,
+                reason,
+            } = &env.event
+            {
+                withdrawals.push(WithdrawalRecord {
+                    account: *account,
+                    reference: reference.clone(),
+                    asset: asset.clone(),
+                    amount: *amount,
+                    approved: *approved,
+                    reason: *reason,
+                    decided_at: env.at,
+                });
+            }
             if let Event::GlobalKillSwitchSet { on, change, .. } = &env.event {
                 if global_switch.is_none_or(|g| *change >= g.change) {
                     global_switch = Some(GlobalSwitch {
@@ -278,6 +300,7 @@ impl ProcessorStage {
             global_kill_switch: global_switch,
             cancel_afters: cancel_afters.settings.into_iter().collect(),
             cancel_after_triggers: cancel_afters.triggers.into_iter().collect(),
+            withdrawals,
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
