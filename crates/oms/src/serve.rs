@@ -139,6 +139,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 metrics: m.clone(),
                 updates: up.clone(),
                 names: stage_names.clone(),
+                fee_account,
             }
             .run(s)
         }));
@@ -163,6 +164,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
             per_second: config.server.requests_per_second,
             burst: config.server.request_burst,
         },
+        fee_account: Some(fee_account),
         ..ApiConfig::default()
     };
     let serve_metrics = Arc::new(ServeMetrics {

@@ -811,6 +811,7 @@ async fn a_withdrawal_goes_on_the_log_and_its_recorded_decision_reads_back() {
     for (query, code, field) in [
         ("", "MISSING_FIELD", "reference"),
         ("?ref=x", "UNKNOWN_FIELD", "ref"),
+        ("?reference=", "INVALID_REFERENCE", "reference"),
     ] {
         let r = admin(&app, "GET", &format!("{path}{query}"), None, &[]).await;
         assert_eq!(r.problem(), expect(400, code, field), "{query}");
@@ -852,4 +853,43 @@ async fn a_withdrawal_goes_on_the_log_and_its_recorded_decision_reads_back() {
     )
     .await;
     assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn the_fee_accounts_balance_cannot_be_withdrawn() {
+    // Accounts of a fresh store are numbered from 1: the first one is made the fee account.
+    let fees = AccountId(1);
+    let app = TestApp::start_configured(
+        embedded_ports().await,
+        |c| {
+            c.operator_key_hashes = [hash_api_key(ADMIN_KEY)].into_iter().collect();
+            c.fee_account = Some(fees);
+        },
+        |s| s,
+    )
+    .await;
+    assert_eq!(app.account, fees);
+    let body = json!({"asset": "USD", "amount": "1", "reference": "r"});
+    let r = admin(
+        &app,
+        "POST",
+        &format!("/api/admin/accounts/{fees}/withdrawals"),
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        r.problem(),
+        expect(409, "FEE_ACCOUNT_WITHDRAWAL", "accountId")
+    );
+    assert!(app.order_records().await.is_empty());
+    let r = admin(
+        &app,
+        "POST",
+        &format!("/api/admin/accounts/{}/withdrawals", app.other),
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
 }

@@ -116,6 +116,8 @@ async fn a_copy_of_a_forgotten_order_does_not_start_it_over() {
         metrics: Arc::new(PipelineMetrics::default()),
         updates,
         names: LogNames::default(),
+        // No trades here: no account's balance is spread over partitions.
+        fee_account: AccountId(u64::MAX),
     };
     let task = tokio::spawn(async move { stage.run(shutdown).await.expect("processor") });
 

@@ -137,6 +137,7 @@ async fn start() -> (System, AccountId, AccountId) {
             metrics: Arc::new(PipelineMetrics::default()),
             updates,
             names: LogNames::default(),
+            fee_account: fees,
         }
         .run(shutdown.clone()),
     );
@@ -235,11 +236,16 @@ impl System {
 
     /// The buyer's order `id` once it has left NEW.
     async fn settled(&self, id: &str) -> Value {
+        self.until(id, "buyer-key", |o| o["status"] != "NEW").await
+    }
+
+    /// Order `id` of the account of `key` once `done` holds for it.
+    async fn until(&self, id: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
         tokio::time::timeout(PATIENCE, async {
             loop {
                 let path = format!("/api/orders/{id}");
-                let (status, o) = self.request("GET", &path, "buyer-key", None).await;
-                if status == 200 && o["status"] != "NEW" {
+                let (status, o) = self.request("GET", &path, key, None).await;
+                if status == 200 && done(&o) {
                     return o;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -436,7 +442,11 @@ async fn a_marketable_order_reaches_every_feed_and_private_updates_stay_private(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_order_created_changes_nothing() {
     let (sys, _seller, _buyer) = start().await;
-    sys.place("seller-key", order("SELL", "GTC")).await;
+    // The offer rests before the bid is sent: the two accounts' orders are decided in
+    // different partitions, so the bid could otherwise reach the venue first and expire.
+    let sell_id = sys.place("seller-key", order("SELL", "GTC")).await;
+    sys.until(&sell_id, "seller-key", |o| o["status"] == "ACCEPTED")
+        .await;
     let buy_id = sys.place("buyer-key", order("BUY", "IOC")).await;
     let filled = sys.settled(&buy_id).await;
     assert_eq!(filled["status"], "FILLED");

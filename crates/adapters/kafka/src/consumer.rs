@@ -59,6 +59,9 @@ const RECHECK: Duration = Duration::from_millis(100);
 /// The least time between leaving the group to rejoin it and joining again.
 const REJOIN_PAUSE: Duration = Duration::from_secs(1);
 
+/// The longest a member that left its group to rejoin it waits for the leave to show.
+const REJOIN_GIVE_UP: Duration = Duration::from_secs(60);
+
 /// A rebalance step announced by librdkafka, not yet returned to the stage.
 #[derive(Debug)]
 enum Announced {
@@ -492,16 +495,19 @@ impl KafkaConsumer {
         if let Some(left_at) = self.left_at {
             // librdkafka leaves the group once this member's partitions are given back (the
             // revoke goes to the stage like any other), and an unsubscribe made during a
-            // rebalance waits for it. A subscribe made before the unsubscribe applied would
-            // cancel the leave and rejoin under the same member id, so wait for it to apply:
-            // nothing owned or owed, and librdkafka's subscription empty.
-            let left = self.consumer.subscription().is_ok_and(|s| s.count() == 0);
-            if left
-                && now >= left_at + REJOIN_PAUSE
-                && self.owned.is_empty()
-                && self.owed.is_none()
-                && !self.shared.has_announced()
-            {
+            // rebalance waits for that rebalance to end first. A subscribe made before the
+            // leave would cancel it and rejoin under the same member id, which changes nothing
+            // on tansu. So join again only once the leave is done: librdkafka clears the
+            // member id as it sends LeaveGroup. Should that never show, join anyway after
+            // REJOIN_GIVE_UP rather than stay out of the group.
+            let settled =
+                self.owned.is_empty() && self.owed.is_none() && !self.shared.has_announced();
+            let left = member_id(&self.consumer).is_none_or(|id| id.is_empty());
+            let given_up = now >= left_at + REJOIN_GIVE_UP;
+            if settled && now >= left_at + REJOIN_PAUSE && (left || given_up) {
+                if !left {
+                    tracing::warn!(group = %self.group, "kafka consumer: the group was not left within {REJOIN_GIVE_UP:?}; joining again anyway");
+                }
                 let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
                 self.consumer
                     .subscribe(&topics)
@@ -664,6 +670,24 @@ fn start_offsets(
     Ok(starts)
 }
 
+/// The member id librdkafka holds for this consumer's group membership: empty once it has
+/// left the group (`rd_kafka_cgrp_leave` clears it as it sends LeaveGroup), `None` if there is
+/// no group.
+fn member_id(consumer: &BaseConsumer<GroupContext>) -> Option<String> {
+    let rk = consumer.client().native_ptr();
+    // SAFETY: `rk` is the live client that `consumer` owns. `rd_kafka_memberid` returns a
+    // NUL-terminated copy of the id, or NULL; the copy is ours to free with `rd_kafka_mem_free`.
+    unsafe {
+        let id = rdkafka::bindings::rd_kafka_memberid(rk);
+        if id.is_null() {
+            return None;
+        }
+        let text = std::ffi::CStr::from_ptr(id).to_string_lossy().into_owned();
+        rdkafka::bindings::rd_kafka_mem_free(rk, id.cast());
+        Some(text)
+    }
+}
+
 /// The partitions of `topics` not in `owned`, with the group's committed position and
 /// whether records lie past it. Blocking: a few round trips per partition.
 fn owned_elsewhere(
@@ -672,51 +696,52 @@ fn owned_elsewhere(
     owned: &BTreeSet<TopicPartition>,
     timeout: Duration,
 ) -> KafkaLogResult<Vec<Seen>> {
-    let mut others = Vec::new();
+    let mut all = Vec::new();
     for topic in topics {
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
             .map_err(|e| KafkaLogError::client("metadata for the orphan check", e))?;
         for t in metadata.topics() {
             for p in t.partitions() {
-                let tp = TopicPartition {
+                all.push(TopicPartition {
                     topic: t.name().to_string(),
                     partition: p.id() as u32,
-                };
-                if !owned.contains(&tp) {
-                    others.push(tp);
-                }
+                });
             }
         }
     }
-    if others.is_empty() {
+    if all.iter().all(|tp| owned.contains(tp)) {
         return Ok(Vec::new());
     }
-    let tpl = to_tpl(others.iter().map(|tp| (tp, Offset::Invalid)))?;
-    let committed = consumer
+    let tpl = to_tpl(all.iter().map(|tp| (tp, Offset::Invalid)))?;
+    let found = consumer
         .committed_offsets(tpl, timeout)
         .map_err(|e| KafkaLogError::client("committed offsets for the orphan check", e))?;
-    let mut seen = Vec::with_capacity(others.len());
-    for tp in others {
-        let committed = match committed
-            .find_partition(&tp.topic, tp.partition as i32)
-            .map(|e| e.offset())
-        {
-            Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
-            _ => None,
-        };
+    let committed_at = |tp: &TopicPartition| match found
+        .find_partition(&tp.topic, tp.partition as i32)
+        .map(|e| e.offset())
+    {
+        Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
+        _ => None,
+    };
+    // A group that has committed nothing anywhere does not commit (market data's order feed
+    // reads from the end): its partitions cannot show progress and are not watched.
+    if all.iter().all(|tp| committed_at(tp).is_none()) {
+        return Ok(Vec::new());
+    }
+    let mut seen = Vec::new();
+    for tp in all.into_iter().filter(|tp| !owned.contains(tp)) {
+        let committed = committed_at(&tp);
         let (low, high) = consumer
             .fetch_watermarks(&tp.topic, tp.partition as i32, timeout)
             .map_err(|e| KafkaLogError::client("watermarks for the orphan check", e))?;
         // tansu's high watermark can fall short of the end (crate docs), never past it: a
-        // partition shown lagging is lagging. A partition the group never committed is not
-        // watched: some groups never commit (market data's order feed reads from the end),
-        // and one that has not yet is just starting.
-        let lagging = committed.is_some_and(|c| high > (c as i64).max(low));
+        // partition shown lagging is lagging. One never committed counts from its start.
+        let from = committed.map_or(low, |c| (c as i64).max(low));
         seen.push(Seen {
             tp,
             committed,
-            lagging,
+            lagging: high > from,
         });
     }
     Ok(seen)

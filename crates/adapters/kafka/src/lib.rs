@@ -102,8 +102,8 @@
 //! Workaround: [`KafkaConfig::orphan_rejoin_ms`] (45 s with `for_tansu`). A member that sees
 //! a partition it does not own holding records past the group's committed position, that
 //! position still for that long, leaves the group and joins again as a new member; tansu then
-//! forms a new generation and the partitions are assigned (see `orphans`). A partition the
-//! group never committed is not watched (market data's order feed never commits). Tested in
+//! forms a new generation and the partitions are assigned (see `orphans`). A group that
+//! never commits is not watched (market data's order feed reads from the end). Tested in
 //! `tests/dead_member.rs`, with a member process killed; with the watch off, the survivor
 //! never got its partitions.
 //!

@@ -11,7 +11,7 @@
 //! `watch_orphans`): librdkafka folds an unsubscribe and a subscribe made during a rebalance
 //! into a rejoin under the same member id, which changes nothing on tansu.
 //!
-//! Only partitions the group has committed are watched (a group that never commits cannot
+//! A group that has committed nothing anywhere is not watched (it never commits, so it cannot
 //! show progress), and every clock starts over when this member's partitions move, since a
 //! partition's new owner may restore state before it commits.
 //!
@@ -29,8 +29,8 @@ pub(crate) struct Seen {
     pub tp: TopicPartition,
     /// The group's committed position, if any.
     pub committed: Option<u64>,
-    /// Whether the partition holds records past that position (false when the group never
-    /// committed it: such a partition is not watched).
+    /// Whether the partition holds records past that position (past its start, when the
+    /// group never committed it).
     pub lagging: bool,
 }
 

@@ -479,9 +479,7 @@ impl RiskEngine {
         if self.ledger.knows_withdrawal(account, reference) {
             return Vec::new();
         }
-        let approved =
-            amount > Decimal::ZERO && self.ledger.balance(account, asset).available >= amount;
-        let decision = Event::WithdrawalDecided {
+        let decision = |approved: bool| Event::WithdrawalDecided {
             account,
             asset: asset.clone(),
             amount,
@@ -489,12 +487,15 @@ impl RiskEngine {
             approved,
             reason: (!approved).then_some(RejectReason::InsufficientBalance),
         };
-        match self.ledger.apply(&decision) {
-            Ok(_) => vec![decision],
-            // Not reached: the balance was checked above. Nothing that was not applied here
-            // is appended.
-            Err(_) => Vec::new(),
+        let available = self.ledger.balance(account, asset).available;
+        let decided = decision(amount > Decimal::ZERO && available >= amount);
+        if self.ledger.apply(&decided).is_ok() {
+            return vec![decided];
         }
+        // A refusal only records the reference, which cannot fail: every request is decided.
+        let refused = decision(false);
+        let _ = self.ledger.apply(&refused);
+        vec![refused]
     }
 
     /// Spends the token a decision made elsewhere spent: every decision past the time check

@@ -24,6 +24,8 @@ pub mod api_codes {
     pub const API_KEY_NOT_FOUND: &str = "API_KEY_NOT_FOUND";
     /// No decision on a withdrawal with that reference is recorded (yet).
     pub const WITHDRAWAL_NOT_FOUND: &str = "WITHDRAWAL_NOT_FOUND";
+    /// A withdrawal from the fee account, whose balance no single partition holds.
+    pub const FEE_ACCOUNT_WITHDRAWAL: &str = "FEE_ACCOUNT_WITHDRAWAL";
     pub const DUPLICATE_ACCOUNT_NAME: &str = "DUPLICATE_ACCOUNT_NAME";
     /// `X-Idempotency-Key` on a request whose response holds a secret, which is never stored.
     pub const IDEMPOTENCY_NOT_SUPPORTED: &str = "IDEMPOTENCY_NOT_SUPPORTED";

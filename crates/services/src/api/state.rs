@@ -48,6 +48,10 @@ pub struct ApiConfig {
     pub operator_key_hashes: HashSet<String>,
     /// Requests per second per account in this instance; above it, `429 RATE_LIMITED`.
     pub request_rate: RequestRate,
+    /// The account fees are credited to, if this process knows it. Its balance is spread
+    /// over every partition's ledger, so a withdrawal from it, decided in one partition,
+    /// would see only part of it: the admin API refuses those.
+    pub fee_account: Option<AccountId>,
 }
 
 impl Default for ApiConfig {
@@ -65,6 +69,7 @@ impl Default for ApiConfig {
             processor_group: "processor".to_string(),
             operator_key_hashes: HashSet::new(),
             request_rate: RequestRate::default(),
+            fee_account: None,
         }
     }
 }
@@ -84,6 +89,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("processor_group", &self.processor_group)
             .field("operator_keys", &self.operator_key_hashes.len())
             .field("request_rate", &self.request_rate)
+            .field("fee_account", &self.fee_account)
             .finish()
     }
 }

@@ -5,7 +5,7 @@
 //! funds held by live orders cannot leave, and a reference is decided once, ever. The
 //! processor records the decision; `GET` reads it back.
 
-use super::admin::{find_account, once, parse_deposit};
+use super::admin::{check_deposit_reference, find_account, once, parse_deposit};
 use super::{distinct_params, query_pairs};
 use crate::api::auth::Operator;
 use crate::api::body::JsonBody;
@@ -44,6 +44,17 @@ pub async fn withdraw(
 
 async fn request(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult {
     let account = find_account(s, account_id).await?;
+    if s.config.fee_account == Some(account.id) {
+        // Fees are credited in the partition of each trade's account, so the fee account's
+        // balance is spread over every partition's ledger, and a withdrawal, decided in its
+        // own partition, would see only that partition's share.
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            api_codes::FEE_ACCOUNT_WITHDRAWAL,
+            "the fee account's balance is kept across every partition; it cannot be withdrawn from",
+        )
+        .with_field("accountId"));
+    }
     let (asset, amount, reference) = parse_deposit(s, &body.parse()?)?;
     let event = Event::WithdrawalRequested {
         account: account.id,
@@ -100,7 +111,10 @@ async fn read(
     let mut reference = None;
     for (name, value) in distinct_params(&pairs, &mut errs) {
         match name {
-            "reference" => reference = Some(value.to_string()),
+            "reference" => match check_deposit_reference(value) {
+                Ok(r) => reference = Some(r),
+                Err(e) => errs.push(e),
+            },
             _ => errs.push(FieldError::new(
                 name,
                 codes::UNKNOWN_FIELD,

@@ -44,6 +44,10 @@ pub struct ProcessorStage {
     /// Persisted order updates, for subscribers in the same process.
     pub updates: broadcast::Sender<OrderUpdate>,
     pub names: LogNames,
+    /// The account fees are credited to. Each partition's ledger holds only the fees of its
+    /// own trades, so only a replica that owns every partition writes its balance, whatever
+    /// event of a batch touched it (a fill, a deposit, a withdrawal).
+    pub fee_account: AccountId,
 }
 
 struct Partition {
@@ -309,7 +313,7 @@ impl ProcessorStage {
             Err(_) => false,
         };
         for account in &touched {
-            if fee_accounts.contains(account) && !owns_all {
+            if (*account == self.fee_account || fee_accounts.contains(account)) && !owns_all {
                 continue;
             }
             let mut per_asset: BTreeMap<Asset, Balance> = BTreeMap::new();
