@@ -7,8 +7,8 @@ use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
 use oms_domain::order::{Order, OrderStatus, RejectReason, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    ApiKeyRecord, CancelAfterState, FillCursor, FillQuery, GlobalSwitch, KeyScope, OrderQuery,
-    OrderStore, Position, StoreBatch, WithdrawalRecord,
+    ApiKeyRecord, CancelAfterState, DepositRecord, FillCursor, FillQuery, GlobalSwitch, KeyScope,
+    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord,
 };
 use oms_ports::PortError;
 use std::collections::BTreeMap;
@@ -96,6 +96,12 @@ where
         "withdrawals: exact, by account and reference, the first decision stands",
     );
     withdrawals(&make().await, &ctx).await;
+
+    check(
+        SUITE,
+        "deposits: exact, by account and reference, the first credit stands",
+    );
+    deposits(&make().await, &ctx).await;
 
     check(SUITE, "snapshots round trip and replace older ones");
     snapshots_round_trip(&make().await, &ctx).await;
@@ -224,6 +230,7 @@ async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
+            deposits: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -288,6 +295,7 @@ async fn batch_is_atomic(store: &impl OrderStore, ctx: &Ctx) {
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
+            deposits: Vec::new(),
             orders: vec![good.clone()],
             fills: vec![f],
             balances: vec![(acct, balance("USD", "1", "0"))],
@@ -368,6 +376,7 @@ async fn decimals_are_exact(store: &impl OrderStore, ctx: &Ctx) {
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
+            deposits: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -1037,6 +1046,36 @@ async fn withdrawals(store: &impl OrderStore, ctx: &Ctx) {
     assert_eq!(store.withdrawal(a, "w-2").await.unwrap(), None);
 }
 
+async fn deposits(store: &impl OrderStore, ctx: &Ctx) {
+    let a = new_account(store, &ctx.name("deposit-a")).await;
+    let record = |reference: &str, amount: &str| DepositRecord {
+        account: a,
+        reference: reference.into(),
+        asset: Asset::new("USD"),
+        amount: dec(amount),
+        credited_at: Timestamp(1_700_000_000_000),
+    };
+    assert_eq!(store.deposit(a, "wire-1:USD").await.unwrap(), None);
+    store
+        .apply(StoreBatch {
+            deposits: vec![record("wire-1:USD", "250000.10"), record("wire-1:USD", "9")],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    store
+        .apply(StoreBatch {
+            deposits: vec![record("wire-1:USD", "7")],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let got = store.deposit(a, "wire-1:USD").await.unwrap().unwrap();
+    assert_eq!(got, record("wire-1:USD", "250000.10"));
+    assert_eq!(got.amount.to_string(), "250000.10", "exact, scale kept");
+    assert_eq!(store.deposit(a, "wire-1:BTC").await.unwrap(), None);
+}
+
 async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {
     let name = ctx.name("snapshot");
     assert_eq!(store.load_snapshot(&name, 0).await.unwrap(), None);
@@ -1088,6 +1127,7 @@ where
             cancel_afters: Vec::new(),
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
+            deposits: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![(

@@ -476,6 +476,18 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     let funded = Some((serde_json::json!("50.1"), serde_json::json!("200.4")));
     let (_, listed) = admin(&server.addr, hyper::Method::GET, &account, None).await;
     assert_eq!(usd(&listed), funded, "{listed}");
+    let (status, credit) = admin(
+        &server.addr,
+        hyper::Method::GET,
+        &format!("{account}/deposits?reference=wire-001&asset=USD"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &credit["amount"], &credit["reference"]),
+        (200, &"250.5".into(), &"wire-001".into()),
+        "credited once: {credit}"
+    );
 
     // After kill -9 and a restart the account, its key and its funds are all still there.
     server.kill9();

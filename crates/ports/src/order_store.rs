@@ -165,6 +165,22 @@ pub struct StoreBatch {
     /// Withdrawals the risk engine decided. The first record of an (account, reference)
     /// stands: a later one is ignored, as the ledger ignores a second decision.
     pub withdrawals: Vec<WithdrawalRecord>,
+    /// Deposits the ledger credited (the first of a ledger reference; a repeat credits
+    /// nothing and is not recorded).
+    pub deposits: Vec<DepositRecord>,
+}
+
+/// A deposit as the processor records its credit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DepositRecord {
+    pub account: AccountId,
+    /// The reference as the ledger keys it (the admin API's reference with the asset).
+    pub reference: String,
+    pub asset: Asset,
+    pub amount: Decimal,
+    /// When it was appended to the log.
+    pub credited_at: Timestamp,
 }
 
 /// A withdrawal as the processor records the risk engine's decision on it.
@@ -222,6 +238,12 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn global_kill_switch(&self) -> PortResult<bool> {
         self.kill_switch(GLOBAL_KILL_SWITCH_ROW).await
     }
+    /// The credited deposit of `account` with `reference` (as the ledger keys it), if any.
+    async fn deposit(
+        &self,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<DepositRecord>>;
     /// The decided withdrawal of `account` with `reference`, if any.
     async fn withdrawal(
         &self,

@@ -893,3 +893,52 @@ async fn the_fee_accounts_balance_cannot_be_withdrawn() {
     .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
 }
+
+#[tokio::test]
+async fn a_deposits_recorded_credit_reads_back_by_reference_and_asset() {
+    let app = start().await;
+    let path = format!("/api/admin/accounts/{}/deposits", app.other);
+    for (query, code, field) in [
+        ("?asset=USD", "MISSING_FIELD", "reference"),
+        ("?reference=wire-1", "MISSING_FIELD", "asset"),
+        ("?reference=wire-1&asset=XYZ", "UNKNOWN_ASSET", "asset"),
+        ("?reference=&asset=USD", "INVALID_REFERENCE", "reference"),
+        ("?reference=wire-1&asset=USD&x=1", "UNKNOWN_FIELD", "x"),
+    ] {
+        let r = admin(&app, "GET", &format!("{path}{query}"), None, &[]).await;
+        assert_eq!(r.problem(), expect(400, code, field), "{query}");
+    }
+    let read = format!("{path}?reference=wire-1&asset=USD");
+    let r = admin(&app, "GET", &read, None, &[]).await;
+    assert_eq!(r.problem(), expect(404, "DEPOSIT_NOT_FOUND", "reference"));
+    // As the processor records the ledger's credit: under the reference with the asset.
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            deposits: vec![oms_ports::order_store::DepositRecord {
+                account: app.other,
+                reference: "wire-1:USD".into(),
+                asset: Asset::new("USD"),
+                amount: Decimal::from_str("250000.10").unwrap(),
+                credited_at: oms_domain::ids::Timestamp(1_764_057_600_000),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = admin(&app, "GET", &read, None, &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"accountId": app.other.0, "asset": "USD", "amount": "250000.1",
+               "reference": "wire-1", "creditedAt": "2025-11-25T08:00:00.000Z"})
+    );
+    let r = admin(
+        &app,
+        "GET",
+        &format!("{path}?reference=wire-1&asset=BTC"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}

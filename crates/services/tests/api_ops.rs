@@ -131,7 +131,10 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
             "/api/admin/accounts/{accountId}/api-keys/{keyId}",
             vec!["delete"],
         ),
-        ("/api/admin/accounts/{accountId}/deposits", vec!["post"]),
+        (
+            "/api/admin/accounts/{accountId}/deposits",
+            vec!["get", "post"],
+        ),
         (
             "/api/admin/accounts/{accountId}/withdrawals",
             vec!["get", "post"],

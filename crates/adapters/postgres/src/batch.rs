@@ -1,6 +1,7 @@
 //! A `StoreBatch` as column arrays for one bulk statement: converted and checked before
 //! anything is sent, so a value that cannot be stored fails the batch with nothing written.
 
+use oms_domain::ids::AccountId;
 use oms_domain::order::Side;
 use oms_ports::order_store::{StoreBatch, GLOBAL_KILL_SWITCH_ROW};
 use oms_ports::{PortError, PortResult};
@@ -54,6 +55,10 @@ pub(crate) struct BatchColumns {
     pub withdrawal_account: Vec<i64>,
     pub withdrawal_reference: Vec<String>,
     pub withdrawal_body: Vec<String>,
+
+    pub deposit_account: Vec<i64>,
+    pub deposit_reference: Vec<String>,
+    pub deposit_body: Vec<String>,
 }
 
 impl BatchColumns {
@@ -66,6 +71,7 @@ impl BatchColumns {
             && self.cancel_after_account.is_empty()
             && self.cancel_after_fired_account.is_empty()
             && self.withdrawal_account.is_empty()
+            && self.deposit_account.is_empty()
     }
 }
 
@@ -186,22 +192,48 @@ pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
         c.cancel_after_fired_change.push(change);
     }
 
-    // The first record of a reference stands, as in the table.
-    let mut withdrawals = BTreeMap::new();
-    for w in &batch.withdrawals {
-        let key = (to_sql_int(w.account.0, "account id")?, w.reference.as_str());
-        if let std::collections::btree_map::Entry::Vacant(slot) = withdrawals.entry(key) {
-            let body = serde_json::to_string(w)
-                .map_err(|e| PortError::Invalid(format!("withdrawal to JSON: {e}")))?;
-            slot.insert(body);
-        }
-    }
+    let withdrawals = first_by_reference(
+        batch
+            .withdrawals
+            .iter()
+            .map(|w| (w.account, w.reference.as_str(), w)),
+        "withdrawal",
+    )?;
     for ((account, reference), body) in withdrawals {
         c.withdrawal_account.push(account);
         c.withdrawal_reference.push(reference.to_string());
         c.withdrawal_body.push(body);
     }
+    let deposits = first_by_reference(
+        batch
+            .deposits
+            .iter()
+            .map(|d| (d.account, d.reference.as_str(), d)),
+        "deposit",
+    )?;
+    for ((account, reference), body) in deposits {
+        c.deposit_account.push(account);
+        c.deposit_reference.push(reference.to_string());
+        c.deposit_body.push(body);
+    }
     Ok(c)
+}
+
+/// Records as JSON by (account, reference), the first of each kept, as the tables keep it.
+fn first_by_reference<'a, T: serde::Serialize + 'a>(
+    records: impl Iterator<Item = (AccountId, &'a str, &'a T)>,
+    what: &str,
+) -> PortResult<BTreeMap<(i64, &'a str), String>> {
+    let mut out = BTreeMap::new();
+    for (account, reference, record) in records {
+        let key = (to_sql_int(account.0, "account id")?, reference);
+        if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(key) {
+            let body = serde_json::to_string(record)
+                .map_err(|e| PortError::Invalid(format!("{what} to JSON: {e}")))?;
+            slot.insert(body);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "withdrawals",
         include_str!("../migrations/0008_withdrawals.sql"),
     ),
+    (
+        9,
+        "deposits",
+        include_str!("../migrations/0009_deposits.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

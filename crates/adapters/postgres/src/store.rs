@@ -10,8 +10,8 @@ use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, CancelAfterState, FillQuery, KeyScope, OrderQuery, OrderStore,
-    Position, StoreBatch, WithdrawalRecord,
+    Account, ApiKeyRecord, Balance, CancelAfterState, DepositRecord, FillQuery, KeyScope,
+    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord,
 };
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
@@ -110,6 +110,11 @@ t AS (
 w AS (
     INSERT INTO withdrawals (account_id, reference, body)
     SELECT * FROM UNNEST($30::bigint[], $31::text[], $32::text[])
+    ON CONFLICT (account_id, reference) DO NOTHING
+),
+d AS (
+    INSERT INTO deposits (account_id, reference, body)
+    SELECT * FROM UNNEST($33::bigint[], $34::text[], $35::text[])
     ON CONFLICT (account_id, reference) DO NOTHING
 )
 SELECT 1";
@@ -340,6 +345,9 @@ impl OrderStore for PgStore {
                 &c.withdrawal_account,
                 &c.withdrawal_reference,
                 &c.withdrawal_body,
+                &c.deposit_account,
+                &c.deposit_reference,
+                &c.deposit_body,
             ],
         )
         .await?;
@@ -438,6 +446,24 @@ impl OrderStore for PgStore {
             )
             .await?;
         rows.first().map_or(Ok(false), |r| get(r, 0, "kill switch"))
+    }
+
+    async fn deposit(
+        &self,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<DepositRecord>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let rows = self
+            .query(
+                "read a deposit",
+                "SELECT body FROM deposits WHERE account_id = $1 AND reference = $2",
+                &[&account, &reference],
+            )
+            .await?;
+        rows.first()
+            .map(|r| json(get(r, 0, "deposit body")?, "stored deposit"))
+            .transpose()
     }
 
     async fn withdrawal(

@@ -30,7 +30,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use problem::api_codes;
-use routes::{account, admin, batch, cancel_all, docs, fills, ops, orders, session, withdrawals};
+use routes::{account, admin, batch, cancel_all, docs, fills, funds, ops, orders, session};
 use std::any::Any;
 
 /// Every route of the API, with request ids, metrics, body limit and problem-shaped errors.
@@ -91,11 +91,11 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         )
         .route(
             "/api/admin/accounts/{account_id}/deposits",
-            axum::routing::post(admin::deposit),
+            get(funds::deposit).post(admin::deposit),
         )
         .route(
             "/api/admin/accounts/{account_id}/withdrawals",
-            get(withdrawals::withdrawal).post(withdrawals::withdraw),
+            get(funds::withdrawal).post(funds::withdraw),
         )
         .route(
             "/api/admin/accounts/{account_id}/orders",

@@ -22,6 +22,8 @@ pub mod api_codes {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const ACCOUNT_NOT_FOUND: &str = "ACCOUNT_NOT_FOUND";
     pub const API_KEY_NOT_FOUND: &str = "API_KEY_NOT_FOUND";
+    /// No credit of a deposit with that reference and asset is recorded (yet).
+    pub const DEPOSIT_NOT_FOUND: &str = "DEPOSIT_NOT_FOUND";
     /// No decision on a withdrawal with that reference is recorded (yet).
     pub const WITHDRAWAL_NOT_FOUND: &str = "WITHDRAWAL_NOT_FOUND";
     /// A withdrawal from the fee account, whose balance no single partition holds.

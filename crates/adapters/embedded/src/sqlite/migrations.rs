@@ -193,6 +193,20 @@ CREATE TABLE withdrawals (
 );
 "#,
     ),
+    (
+        11,
+        r#"
+-- Deposits the ledger credited, recorded by the order processor, by the ledger's reference
+-- (the admin API's reference with the asset): the whole record as JSON. Deposits credited
+-- before this table existed are not in it.
+CREATE TABLE deposits (
+    account_id INTEGER NOT NULL,
+    reference  TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    PRIMARY KEY (account_id, reference)
+);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

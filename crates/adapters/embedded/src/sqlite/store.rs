@@ -8,8 +8,9 @@ use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, CancelAfterState, FillCursor, FillQuery, KeyScope, OrderQuery,
-    OrderStore, Position, StoreBatch, WithdrawalRecord, GLOBAL_KILL_SWITCH_ROW,
+    Account, ApiKeyRecord, Balance, CancelAfterState, DepositRecord, FillCursor, FillQuery,
+    KeyScope, OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord,
+    GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -36,6 +37,34 @@ pub struct SqliteStore {
 const PAGE_SIZE: u32 = 2048;
 
 impl SqliteStore {
+    /// The record of `account` with `reference` in `table` (one keyed by both, with the record
+    /// as JSON in `body`), if any.
+    async fn json_row<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: &'static str,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<T>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let reference = reference.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                let body: Option<String> = conn
+                    .prepare_cached(&format!(
+                        "SELECT body FROM {table} WHERE account_id = ?1 AND reference = ?2"
+                    ))?
+                    .query_row(params![account, reference], |r| r.get(0))
+                    .optional()?;
+                body.map(|b| {
+                    serde_json::from_str(&b)
+                        .map_err(|e| EmbeddedError::Corrupt(format!("stored {table} row: {e}")))
+                })
+                .transpose()
+            })
+            .await?)
+    }
+
     /// Opens (or creates) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, options: SqliteOptions) -> EmbeddedResult<SqliteStore> {
         Ok(SqliteStore {
@@ -199,6 +228,21 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
             put.execute(params![
                 to_sql_int(w.account.0, "account id")?,
                 w.reference,
+                body
+            ])?;
+        }
+    }
+    if !batch.deposits.is_empty() {
+        let mut put = conn.prepare_cached(
+            "INSERT INTO deposits (account_id, reference, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account_id, reference) DO NOTHING",
+        )?;
+        for d in &batch.deposits {
+            let body = serde_json::to_string(d)
+                .map_err(|e| EmbeddedError::Corrupt(format!("deposit to JSON: {e}")))?;
+            put.execute(params![
+                to_sql_int(d.account.0, "account id")?,
+                d.reference,
                 body
             ])?;
         }
@@ -388,29 +432,20 @@ impl OrderStore for SqliteStore {
             .await?)
     }
 
+    async fn deposit(
+        &self,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<DepositRecord>> {
+        self.json_row("deposits", account, reference).await
+    }
+
     async fn withdrawal(
         &self,
         account: AccountId,
         reference: &str,
     ) -> PortResult<Option<WithdrawalRecord>> {
-        let account = to_sql_int(account.0, "account id")?;
-        let reference = reference.to_string();
-        Ok(self
-            .db
-            .read(move |conn| {
-                let body: Option<String> = conn
-                    .prepare_cached(
-                        "SELECT body FROM withdrawals WHERE account_id = ?1 AND reference = ?2",
-                    )?
-                    .query_row(params![account, reference], |r| r.get(0))
-                    .optional()?;
-                body.map(|b| {
-                    serde_json::from_str(&b)
-                        .map_err(|e| EmbeddedError::Corrupt(format!("stored withdrawal: {e}")))
-                })
-                .transpose()
-            })
-            .await?)
+        self.json_row("withdrawals", account, reference).await
     }
 
     async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>> {

@@ -6,10 +6,10 @@ pub mod batch;
 pub mod cancel_all;
 pub mod docs;
 pub mod fills;
+pub mod funds;
 pub mod ops;
 pub mod orders;
 pub mod session;
-pub mod withdrawals;
 
 use crate::ingestion::{codes, FieldError};
 use axum::extract::rejection::QueryRejection;

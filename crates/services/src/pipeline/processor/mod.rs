@@ -18,9 +18,10 @@ use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Asset, OrderId};
 use oms_domain::ledger::Ledger;
 use oms_domain::order::Order;
+use oms_domain::state_machine::Applied;
 use oms_ports::event_log::{ConsumerEvent, EventLog, TopicPartition};
 use oms_ports::order_store::{
-    Balance, GlobalSwitch, OrderStore, Position, StoreBatch, WithdrawalRecord,
+    Balance, DepositRecord, GlobalSwitch, OrderStore, Position, StoreBatch, WithdrawalRecord,
 };
 use oms_ports::{PortError, PortResult};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -158,6 +159,7 @@ impl ProcessorStage {
         let mut kill_switches: BTreeMap<AccountId, bool> = BTreeMap::new();
         let mut cancel_afters = CancelAfters::default();
         let mut withdrawals = Vec::new();
+        let mut deposits = Vec::new();
         // The newest global switch of the batch. Its copies arrive through every partition in
         // any order, so the newest change wins, not the last one read.
         let mut global_switch: Option<GlobalSwitch> = None;
@@ -187,12 +189,36 @@ impl ProcessorStage {
                 }
                 maybe_copy = part.ledger.issued_before_horizon(o.order_id);
             }
-            if let Err(e) = part.ledger.apply(&env.event) {
-                self.metrics.ledger_errors.inc();
-                tracing::error!(error = %e, event = %env.id, "processor: ledger refused event");
-            }
+            let applied = match part.ledger.apply(&env.event) {
+                Ok(applied) => Some(applied),
+                Err(e) => {
+                    self.metrics.ledger_errors.inc();
+                    tracing::error!(error = %e, event = %env.id, "processor: ledger refused event");
+                    None
+                }
+            };
             if rec.offset < part.persisted {
                 continue;
+            }
+            // A deposit is recorded when the ledger credits it: a repeat of its reference
+            // credits nothing.
+            if let (
+                Some(Applied::Changed),
+                Event::Deposit {
+                    account,
+                    asset,
+                    amount,
+                    reference,
+                },
+            ) = (applied, &env.event)
+            {
+                deposits.push(DepositRecord {
+                    account: *account,
+                    reference: reference.clone(),
+                    asset: asset.clone(),
+                    amount: *amount,
+                    credited_at: env.at,
+                });
             }
             part.since_snapshot += 1;
             self.metrics.processor_events.inc();
@@ -305,6 +331,7 @@ impl ProcessorStage {
             cancel_afters: cancel_afters.settings.into_iter().collect(),
             cancel_after_triggers: cancel_afters.triggers.into_iter().collect(),
             withdrawals,
+            deposits,
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.

@@ -1,11 +1,16 @@
-//! `/api/admin/accounts/{accountId}/withdrawals`: an operator pays funds out of an account.
+//! An account's funds for operators: withdrawals (`/api/admin/accounts/{accountId}/withdrawals`),
+//! and deposits' credits read back (`GET .../deposits`; the deposit itself is
+//! [`super::admin::deposit`]).
 //!
 //! A withdrawal is asked for on the log (`WithdrawalRequested`, in the account's partition)
 //! and decided by the risk engine where it lands there, against what is available then:
 //! funds held by live orders cannot leave, and a reference is decided once, ever. The
-//! processor records the decision; `GET` reads it back.
+//! processor records the decision, and each deposit the ledger credits; `GET` reads them
+//! back.
 
-use super::admin::{check_deposit_reference, find_account, once, parse_deposit};
+use super::admin::{
+    check_deposit_asset, check_deposit_reference, find_account, once, parse_deposit,
+};
 use super::{distinct_params, query_pairs};
 use crate::api::auth::Operator;
 use crate::api::body::JsonBody;
@@ -14,7 +19,7 @@ use crate::api::reply::{Reply, ReplyResult};
 use crate::api::state::ApiState;
 use crate::api::views::fmt_plain;
 use crate::ingestion::clock::{self, format_rfc3339_millis};
-use crate::ingestion::publish::publish_order_event;
+use crate::ingestion::publish::{deposit_reference, publish_order_event};
 use crate::ingestion::{codes, FieldError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -106,32 +111,7 @@ async fn read(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ReplyResult {
     let account = find_account(s, account_id).await?;
-    let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
-    let mut errs = Vec::new();
-    let mut reference = None;
-    for (name, value) in distinct_params(&pairs, &mut errs) {
-        match name {
-            "reference" => match check_deposit_reference(value) {
-                Ok(r) => reference = Some(r),
-                Err(e) => errs.push(e),
-            },
-            _ => errs.push(FieldError::new(
-                name,
-                codes::UNKNOWN_FIELD,
-                format!("unknown parameter {name:?}: a withdrawal is read by its reference"),
-            )),
-        }
-    }
-    if reference.is_none() && errs.is_empty() {
-        errs.push(FieldError::new(
-            "reference",
-            codes::MISSING_FIELD,
-            "reference is required",
-        ));
-    }
-    let (Some(reference), true) = (reference, errs.is_empty()) else {
-        return Err(Problem::validation(errs));
-    };
+    let (reference, _) = reference_query(query, false)?;
     let found = s
         .store
         .withdrawal(account.id, &reference)
@@ -147,6 +127,99 @@ async fn read(
         .with_field("reference"));
     };
     Ok(Reply::json(StatusCode::OK, &view(&w)))
+}
+
+/// `GET .../deposits?reference=...&asset=...`: the credit of the account's deposit with that
+/// reference and asset (as `POST .../deposits` took them): its amount and when it was
+/// credited, or `404 DEPOSIT_NOT_FOUND` while none is recorded (not processed yet, never
+/// sent, or credited before credits were recorded). A repeat of a reference credits nothing,
+/// so this shows the first amount.
+pub async fn deposit(
+    State(s): State<ApiState>,
+    _: Operator,
+    Path(account_id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    read_deposit(&s, &account_id, query)
+        .await
+        .unwrap_or_else(Reply::from)
+        .into_response()
+}
+
+async fn read_deposit(
+    s: &ApiState,
+    account_id: &str,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ReplyResult {
+    let account = find_account(s, account_id).await?;
+    let (reference, asset) = reference_query(query, true)?;
+    let asset = check_deposit_asset(&s.instruments, &asset.unwrap_or_default())
+        .map_err(|e| Problem::validation(vec![e]))?;
+    let found = s
+        .store
+        .deposit(account.id, &deposit_reference(&reference, &asset))
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    let Some(d) = found else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            api_codes::DEPOSIT_NOT_FOUND,
+            "no credit is recorded for a deposit of the account with this reference and asset \
+             (not processed yet, never sent, or credited before credits were recorded)",
+        )
+        .with_field("reference"));
+    };
+    Ok(Reply::json(
+        StatusCode::OK,
+        &json!({
+            "accountId": d.account.0,
+            "asset": d.asset.as_str(),
+            "amount": fmt_plain(d.amount),
+            "reference": reference,
+            "creditedAt": format_rfc3339_millis(d.credited_at),
+        }),
+    ))
+}
+
+/// `?reference=...` (and `&asset=...` when `with_asset`), each once, nothing else.
+fn reference_query(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    with_asset: bool,
+) -> Result<(String, Option<String>), Problem> {
+    let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
+    let mut errs = Vec::new();
+    let (mut reference, mut asset) = (None, None);
+    for (name, value) in distinct_params(&pairs, &mut errs) {
+        match name {
+            "reference" => match check_deposit_reference(value) {
+                Ok(r) => reference = Some(r),
+                Err(e) => errs.push(e),
+            },
+            "asset" if with_asset => asset = Some(value.to_string()),
+            _ => errs.push(FieldError::new(
+                name,
+                codes::UNKNOWN_FIELD,
+                format!("unknown parameter {name:?}"),
+            )),
+        }
+    }
+    let missing = |name: &str, given: bool, errs: &mut Vec<FieldError>| {
+        if !given && !errs.iter().any(|e| e.field == name) {
+            errs.push(FieldError::new(
+                name,
+                codes::MISSING_FIELD,
+                format!("{name} is required"),
+            ));
+        }
+    };
+    missing("reference", reference.is_some(), &mut errs);
+    if with_asset {
+        missing("asset", asset.is_some(), &mut errs);
+    }
+    match reference {
+        Some(reference) if errs.is_empty() => Ok((reference, asset)),
+        _ => Err(Problem::validation(errs)),
+    }
 }
 
 fn view(w: &WithdrawalRecord) -> serde_json::Value {
