@@ -155,7 +155,7 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
                 &reference,
             )
             .await?;
-            println!("deposit of {amount} {asset} to account {id} recorded (reference {reference}:{asset})");
+            println!("deposit of {amount} {asset} to account {id} recorded (reference {reference}, asset {asset})");
         }
         AccountsCommand::AdminKey => print_admin_key()?,
     }

@@ -8,9 +8,7 @@
 //! processor records the decision, and each deposit the ledger credits; `GET` reads them
 //! back.
 
-use super::admin::{
-    check_deposit_asset, check_deposit_reference, find_account, once, parse_deposit,
-};
+use super::admin::{check_deposit_reference, find_account, once, parse_deposit};
 use super::{distinct_params, query_pairs};
 use crate::api::auth::Operator;
 use crate::api::body::JsonBody;
@@ -26,6 +24,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oms_domain::events::Event;
+use oms_domain::ids::Asset;
 use oms_ports::order_store::WithdrawalRecord;
 use serde_json::json;
 
@@ -153,8 +152,8 @@ async fn read_deposit(
 ) -> ReplyResult {
     let account = find_account(s, account_id).await?;
     let (reference, asset) = reference_query(query, true)?;
-    let asset = check_deposit_asset(&s.instruments, &asset.unwrap_or_default())
-        .map_err(|e| Problem::validation(vec![e]))?;
+    // Any asset: a deposit in one no longer traded still reads back.
+    let asset = Asset::new(asset.unwrap_or_default());
     let found = s
         .store
         .deposit(account.id, &deposit_reference(&reference, &asset))
@@ -195,11 +194,20 @@ fn reference_query(
                 Ok(r) => reference = Some(r),
                 Err(e) => errs.push(e),
             },
-            "asset" if with_asset => asset = Some(value.to_string()),
+            "asset" if with_asset && !value.is_empty() => asset = Some(value.to_string()),
+            "asset" if with_asset => errs.push(FieldError::new(
+                "asset",
+                codes::MISSING_FIELD,
+                "asset is required",
+            )),
             _ => errs.push(FieldError::new(
                 name,
                 codes::UNKNOWN_FIELD,
-                format!("unknown parameter {name:?}"),
+                if with_asset {
+                    format!("unknown parameter {name:?}: a deposit is read by reference and asset")
+                } else {
+                    format!("unknown parameter {name:?}: a withdrawal is read by its reference")
+                },
             )),
         }
     }
