@@ -237,6 +237,21 @@ impl PgStore {
     }
 
     /// Runs one cached statement and returns its rows.
+    /// The JSON `body` of the row of `account` and `reference` that `sql` selects, if any.
+    async fn json_row<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        account: AccountId,
+        reference: &str,
+    ) -> PortResult<Option<T>> {
+        let account = to_sql_int(account.0, "account id")?;
+        let rows = self.query(what, sql, &[&account, &reference]).await?;
+        rows.first()
+            .map(|r| json(get(r, 0, "stored body")?, what))
+            .transpose()
+    }
+
     async fn query(
         &self,
         what: &str,
@@ -453,17 +468,13 @@ impl OrderStore for PgStore {
         account: AccountId,
         reference: &str,
     ) -> PortResult<Option<DepositRecord>> {
-        let account = to_sql_int(account.0, "account id")?;
-        let rows = self
-            .query(
-                "read a deposit",
-                "SELECT body FROM deposits WHERE account_id = $1 AND reference = $2",
-                &[&account, &reference],
-            )
-            .await?;
-        rows.first()
-            .map(|r| json(get(r, 0, "deposit body")?, "stored deposit"))
-            .transpose()
+        self.json_row(
+            "read a deposit",
+            "SELECT body FROM deposits WHERE account_id = $1 AND reference = $2",
+            account,
+            reference,
+        )
+        .await
     }
 
     async fn withdrawal(
@@ -471,17 +482,13 @@ impl OrderStore for PgStore {
         account: AccountId,
         reference: &str,
     ) -> PortResult<Option<WithdrawalRecord>> {
-        let account = to_sql_int(account.0, "account id")?;
-        let rows = self
-            .query(
-                "read a withdrawal",
-                "SELECT body FROM withdrawals WHERE account_id = $1 AND reference = $2",
-                &[&account, &reference],
-            )
-            .await?;
-        rows.first()
-            .map(|r| json(get(r, 0, "withdrawal body")?, "stored withdrawal"))
-            .transpose()
+        self.json_row(
+            "read a withdrawal",
+            "SELECT body FROM withdrawals WHERE account_id = $1 AND reference = $2",
+            account,
+            reference,
+        )
+        .await
     }
 
     async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>> {

@@ -217,36 +217,19 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
             ])?;
         }
     }
-    if !batch.withdrawals.is_empty() {
-        let mut put = conn.prepare_cached(
-            "INSERT INTO withdrawals (account_id, reference, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (account_id, reference) DO NOTHING",
-        )?;
-        for w in &batch.withdrawals {
-            let body = serde_json::to_string(w)
-                .map_err(|e| EmbeddedError::Corrupt(format!("withdrawal to JSON: {e}")))?;
-            put.execute(params![
-                to_sql_int(w.account.0, "account id")?,
-                w.reference,
-                body
-            ])?;
-        }
-    }
-    if !batch.deposits.is_empty() {
-        let mut put = conn.prepare_cached(
-            "INSERT INTO deposits (account_id, reference, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (account_id, reference) DO NOTHING",
-        )?;
-        for d in &batch.deposits {
-            let body = serde_json::to_string(d)
-                .map_err(|e| EmbeddedError::Corrupt(format!("deposit to JSON: {e}")))?;
-            put.execute(params![
-                to_sql_int(d.account.0, "account id")?,
-                d.reference,
-                body
-            ])?;
-        }
-    }
+    put_json_rows(
+        conn,
+        "withdrawals",
+        batch
+            .withdrawals
+            .iter()
+            .map(|w| (w.account, &w.reference, w)),
+    )?;
+    put_json_rows(
+        conn,
+        "deposits",
+        batch.deposits.iter().map(|d| (d.account, &d.reference, d)),
+    )?;
     if !batch.cancel_after_triggers.is_empty() {
         let mut fire = conn.prepare_cached(
             "UPDATE cancel_afters SET triggered = 1 WHERE account_id = ?1 AND change = ?2",
@@ -257,6 +240,33 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
                 to_sql_int(*change, "switch change")?,
             ])?;
         }
+    }
+    Ok(())
+}
+
+/// Inserts records as JSON into `table` (keyed by account and reference, with the record in
+/// `body`); the first record of a key stands.
+fn put_json_rows<'a, T: serde::Serialize + 'a>(
+    conn: &Connection,
+    table: &'static str,
+    rows: impl Iterator<Item = (AccountId, &'a String, &'a T)>,
+) -> EmbeddedResult<()> {
+    let mut rows = rows.peekable();
+    if rows.peek().is_none() {
+        return Ok(());
+    }
+    let mut put = conn.prepare_cached(&format!(
+        "INSERT INTO {table} (account_id, reference, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (account_id, reference) DO NOTHING"
+    ))?;
+    for (account, reference, record) in rows {
+        let body = serde_json::to_string(record)
+            .map_err(|e| EmbeddedError::Corrupt(format!("{table} row to JSON: {e}")))?;
+        put.execute(params![
+            to_sql_int(account.0, "account id")?,
+            reference,
+            body
+        ])?;
     }
     Ok(())
 }
