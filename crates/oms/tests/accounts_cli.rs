@@ -81,5 +81,8 @@ fn account_commands_apply_the_admin_api_rules() {
     refused(&deposit("USD", "0.0000000000001", "r1"), "--amount:");
     refused(&deposit("USD", "1", "a b"), "--reference:");
     let credited = ok(&deposit("USD", "250000", "wire-1"));
-    assert!(credited.contains("reference wire-1, asset USD"), "{credited}");
+    assert!(
+        credited.contains("reference wire-1, asset USD"),
+        "{credited}"
+    );
 }
