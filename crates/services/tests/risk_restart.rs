@@ -208,6 +208,18 @@ async fn an_order_created_again_after_a_restart_is_not_decided_or_sent_twice() {
     assert_eq!(decided, vec![first.order_id, marker.order_id]);
 }
 
+/// A crash of the risk stage after its outputs were appended: the group's position on
+/// `orders` goes back to `offset`, so the restarted stage reads from there again.
+async fn rewind_risk(log: &dyn EventLog, offset: u64) {
+    let mut rewind = log.subscribe("risk", &[topics::ORDERS]).await.unwrap();
+    rewind.poll(1, Duration::ZERO).await.unwrap();
+    let tp = oms_ports::event_log::TopicPartition {
+        topic: topics::ORDERS.into(),
+        partition: 0,
+    };
+    rewind.commit(&[(tp, offset)]).await.unwrap();
+}
+
 /// The `CancelRequested` records on `orders` so far, with the offset of the trigger (if any).
 async fn cancel_requests(log: &dyn EventLog) -> (Vec<OrderId>, Option<u64>) {
     let records = log.read(topics::ORDERS, 0, 0, 10_000).await.unwrap();
@@ -262,14 +274,7 @@ async fn a_dead_mans_switch_that_fired_before_a_crash_does_not_cancel_again_afte
     stop_risk(risk).await;
 
     // The crash: the stage had appended the cancels but not committed past the trigger.
-    let mut rewind = log.subscribe("risk", &[topics::ORDERS]).await.unwrap();
-    rewind.poll(1, Duration::ZERO).await.unwrap();
-    let tp = oms_ports::event_log::TopicPartition {
-        topic: topics::ORDERS.into(),
-        partition: 0,
-    };
-    rewind.commit(&[(tp, trigger)]).await.unwrap();
-    drop(rewind);
+    rewind_risk(log.as_ref(), trigger).await;
 
     let risk = start_risk_snapshotting(&ports, 1_000_000);
     let marker = buy(ids.next_id());
@@ -338,14 +343,7 @@ async fn a_withdrawal_decided_before_a_crash_is_neither_decided_nor_paid_again_a
 
     // The crash: the decision was appended, the request not committed.
     let (_, requested) = withdrawals(log.as_ref()).await;
-    let mut rewind = log.subscribe("risk", &[topics::ORDERS]).await.unwrap();
-    rewind.poll(1, Duration::ZERO).await.unwrap();
-    let tp = oms_ports::event_log::TopicPartition {
-        topic: topics::ORDERS.into(),
-        partition: 0,
-    };
-    rewind.commit(&[(tp, requested[0].1)]).await.unwrap();
-    drop(rewind);
+    rewind_risk(log.as_ref(), requested[0].1).await;
 
     let risk = start_risk_snapshotting(&ports, 1_000_000);
     // Everything was paid out once: one more cent is refused.
