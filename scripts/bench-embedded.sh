@@ -6,6 +6,7 @@
 # BARE_SECONDS (default 10) for the bare-endpoint comparison. With RESTART=1 the server is then
 # killed with SIGKILL and started again on the same data: prints the time to /ready and until a
 # new order placed right then is FILLED (snapshots restored, log tails replayed).
+# IDEMPOTENCY=sqlite keeps idempotency keys in SQLite instead of the journal (the default).
 # ROLE=ingestion runs `oms ingestion` alone (the API, idempotency keys and the log; no pipeline)
 # to see what the rest costs. Runs of 10 s or more print the CPU time per order of the server
 # and of the load generator, from /proc over 5 s in the middle of the run.
@@ -31,6 +32,8 @@ requestsPerSecond = 0
 logLevel = "info"
 [demo]
 enabled = false
+[idempotency]
+backend = "${IDEMPOTENCY:-journal}"
 $(bench_accounts_toml)
 TOML
 role=${ROLE:-serve}

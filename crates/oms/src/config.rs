@@ -221,7 +221,7 @@ pub struct IdempotencyConfig {
 impl Default for IdempotencyConfig {
     fn default() -> Self {
         IdempotencyConfig {
-            backend: IdempotencyBackend::Embedded,
+            backend: IdempotencyBackend::Journal,
             ttl_secs: 24 * 3600,
             redis_url: "redis://127.0.0.1:6379/".into(),
             key_prefix: "idempotency:".into(),
@@ -239,7 +239,13 @@ pub enum LogBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdempotencyBackend {
-    Embedded,
+    /// An append-only journal indexed in memory, `idempotency/` in the data directory: the
+    /// embedded default. Little CPU per key; memory in proportion to the keys kept.
+    #[serde(alias = "embedded")]
+    Journal,
+    /// SQLite, `idempotency.db` in the data directory: memory stays flat however many keys
+    /// are kept, at about twice the CPU per key.
+    Sqlite,
     Redis,
 }
 

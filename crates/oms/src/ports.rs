@@ -4,7 +4,10 @@
 
 use crate::config::{Config, IdempotencyBackend, LogBackend, StoreBackend};
 use anyhow::{bail, Context, Result};
-use oms_embedded::{FileLog, FileLogOptions, SqliteIdempotency, SqliteOptions, SqliteStore};
+use oms_embedded::{
+    FileLog, FileLogOptions, JournalIdempotency, JournalOptions, SqliteIdempotency, SqliteOptions,
+    SqliteStore,
+};
 use oms_kafka::KafkaLog;
 use oms_ports::event_log::EventLog;
 use oms_ports::idempotency::IdempotencyStore;
@@ -12,6 +15,7 @@ use oms_ports::order_store::OrderStore;
 use oms_postgres::{PgOptions, PgStore};
 use oms_redis::{RedisIdempotency, RedisOptions};
 use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 
 pub struct Ports {
@@ -25,7 +29,10 @@ pub struct Ports {
 pub async fn open(config: &Config) -> Result<Ports> {
     let embedded = config.log.backend == LogBackend::Embedded
         || config.store.backend == StoreBackend::Embedded
-        || config.idempotency.backend == IdempotencyBackend::Embedded;
+        || matches!(
+            config.idempotency.backend,
+            IdempotencyBackend::Sqlite | IdempotencyBackend::Journal
+        );
     let dir = &config.server.data_dir;
     let lock = if embedded {
         Some(lock_data_dir(config)?)
@@ -71,22 +78,8 @@ pub async fn open(config: &Config) -> Result<Ports> {
     let idempotency: Arc<dyn IdempotencyStore> = match config.idempotency.backend {
         // A database of their own: claims and stored responses are on every order's path and
         // must not queue behind the processor's batches on the order store's writer.
-        IdempotencyBackend::Embedded => {
-            let keys =
-                SqliteIdempotency::open(&dir.join("idempotency.db"), SqliteOptions::default())
-                    .await
-                    .context("opening the idempotency store")?;
-            if store_in_sqlite {
-                let moved = keys
-                    .import_from(&dir.join("oms.db"))
-                    .await
-                    .context("moving idempotency keys out of the order store")?;
-                if moved > 0 {
-                    tracing::info!(moved, "idempotency keys moved to idempotency.db");
-                }
-            }
-            Arc::new(keys)
-        }
+        IdempotencyBackend::Sqlite => Arc::new(open_sqlite_keys(dir, store_in_sqlite).await?),
+        IdempotencyBackend::Journal => Arc::new(open_journal_keys(dir, store_in_sqlite).await?),
         IdempotencyBackend::Redis => {
             let options = RedisOptions {
                 key_prefix: config.idempotency.key_prefix.clone(),
@@ -114,6 +107,95 @@ pub async fn open(config: &Config) -> Result<Ports> {
     })
 }
 
+/// Idempotency keys in SQLite (`idempotency.db`), with any kept where earlier versions or the
+/// other embedded backend kept them moved in, so switching forgets no key.
+async fn open_sqlite_keys(dir: &Path, store_in_sqlite: bool) -> Result<SqliteIdempotency> {
+    let keys = sqlite_keys(dir, store_in_sqlite).await?;
+    let journal_dir = dir.join(JOURNAL_KEYS);
+    if journal_dir.exists() {
+        let journal = JournalIdempotency::open(&journal_dir, JournalOptions::default())
+            .await
+            .context("opening the idempotency journal to move its keys")?;
+        let moved = keys
+            .import(journal.kept_keys().await?)
+            .await
+            .context("moving idempotency keys from the journal")?;
+        drop(journal);
+        // Renamed first: a crash while deleting must not leave a part of it to import again.
+        std::fs::rename(&journal_dir, dir.join(MOVED_JOURNAL))
+            .with_context(|| format!("renaming {}", journal_dir.display()))?;
+        tracing::info!(
+            moved,
+            "idempotency keys moved from the journal to idempotency.db"
+        );
+    }
+    remove_moved_journal(dir)?;
+    Ok(keys)
+}
+
+/// Idempotency keys in the journal (`idempotency/`), with any kept in SQLite moved in.
+async fn open_journal_keys(dir: &Path, store_in_sqlite: bool) -> Result<JournalIdempotency> {
+    remove_moved_journal(dir)?;
+    let journal = JournalIdempotency::open(&dir.join(JOURNAL_KEYS), JournalOptions::default())
+        .await
+        .context("opening the idempotency journal")?;
+    let sqlite = dir.join(SQLITE_KEYS);
+    // Also with only the order store's file: earlier versions kept keys there.
+    if sqlite.exists() || store_in_sqlite {
+        let keys = sqlite_keys(dir, store_in_sqlite).await?;
+        let moved = journal
+            .import(keys.kept_keys().await?)
+            .await
+            .context("moving idempotency keys into the journal")?;
+        drop(keys);
+        // The database first: without it, what is left is never imported again.
+        std::fs::remove_file(&sqlite).with_context(|| format!("removing {}", sqlite.display()))?;
+        if moved > 0 {
+            tracing::info!(
+                moved,
+                "idempotency keys moved from idempotency.db to the journal"
+            );
+        }
+    }
+    // A write-ahead log left without its database must not meet a new database of that name.
+    for suffix in ["-wal", "-shm"] {
+        let f = dir.join(format!("{SQLITE_KEYS}{suffix}"));
+        if f.exists() {
+            std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
+        }
+    }
+    Ok(journal)
+}
+
+/// `idempotency.db`, with the keys earlier versions kept in the order store moved in.
+async fn sqlite_keys(dir: &Path, store_in_sqlite: bool) -> Result<SqliteIdempotency> {
+    let keys = SqliteIdempotency::open(&dir.join(SQLITE_KEYS), SqliteOptions::default())
+        .await
+        .context("opening the idempotency store")?;
+    if store_in_sqlite {
+        let moved = keys
+            .import_from(&dir.join("oms.db"))
+            .await
+            .context("moving idempotency keys out of the order store")?;
+        if moved > 0 {
+            tracing::info!(moved, "idempotency keys moved to idempotency.db");
+        }
+    }
+    Ok(keys)
+}
+
+fn remove_moved_journal(dir: &Path) -> Result<()> {
+    let moved = dir.join(MOVED_JOURNAL);
+    if moved.exists() {
+        std::fs::remove_dir_all(&moved).with_context(|| format!("removing {}", moved.display()))?;
+    }
+    Ok(())
+}
+
+const SQLITE_KEYS: &str = "idempotency.db";
+const JOURNAL_KEYS: &str = "idempotency";
+const MOVED_JOURNAL: &str = "idempotency.moved";
+
 fn lock_data_dir(config: &Config) -> Result<File> {
     let dir = &config.server.data_dir;
     std::fs::create_dir_all(dir)
@@ -128,4 +210,69 @@ fn lock_data_dir(config: &Config) -> Result<File> {
         );
     }
     Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_ports::idempotency::{Claim, StoredResponse};
+    use std::time::Duration;
+
+    async fn keys_with(dir: &Path, backend: IdempotencyBackend) -> Arc<dyn IdempotencyStore> {
+        let mut config = Config::default();
+        config.server.data_dir = dir.to_path_buf();
+        config.idempotency.backend = backend;
+        let ports = open(&config).await.unwrap();
+        ports.idempotency.clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn switching_the_embedded_backend_keeps_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        let response = StoredResponse {
+            status: 202,
+            headers: vec![("location".into(), "/api/orders/1".into())],
+            body: b"{}".to_vec(),
+        };
+        let done = Claim::Completed {
+            fingerprint: "f".into(),
+            response: response.clone(),
+        };
+        let in_flight = Claim::InFlight {
+            fingerprint: "f".into(),
+        };
+        {
+            let keys = keys_with(dir.path(), IdempotencyBackend::Journal).await;
+            keys.claim("done", "f", hour).await.unwrap();
+            keys.complete("done", "f", &response, hour).await.unwrap();
+            keys.claim("flight", "f", hour).await.unwrap();
+        }
+        for backend in [
+            IdempotencyBackend::Sqlite,
+            IdempotencyBackend::Journal,
+            IdempotencyBackend::Sqlite,
+        ] {
+            let keys = keys_with(dir.path(), backend).await;
+            assert_eq!(
+                keys.claim("done", "f", hour).await.unwrap(),
+                done,
+                "{backend:?}"
+            );
+            assert_eq!(keys.claim("flight", "g", hour).await.unwrap(), in_flight);
+            let (journal, sqlite) = (
+                dir.path().join(JOURNAL_KEYS).exists(),
+                dir.path().join(SQLITE_KEYS).exists(),
+            );
+            assert_eq!(
+                (journal, sqlite),
+                (
+                    backend == IdempotencyBackend::Journal,
+                    backend == IdempotencyBackend::Sqlite
+                ),
+                "keys live in one place only"
+            );
+            assert!(!dir.path().join(MOVED_JOURNAL).exists());
+        }
+    }
 }

@@ -84,6 +84,20 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> PortResult<()>;
 
+    /// [`complete`](Self::complete) without waiting, for a store whose keys live in memory
+    /// and are written behind: `Some` once done, `None` if this store must be awaited. Saves
+    /// the caller a background task per response.
+    fn complete_at_once(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &StoredResponse,
+        ttl: Duration,
+    ) -> Option<PortResult<()>> {
+        let _ = (key, fingerprint, response, ttl);
+        None
+    }
+
     /// Frees a claimed key whose request failed before any effect, so a retry can run.
     async fn release(&self, key: &str) -> PortResult<()>;
 

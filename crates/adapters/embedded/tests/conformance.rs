@@ -1,6 +1,9 @@
 //! The embedded adapters against the port conformance suites.
 
-use oms_embedded::{FileLog, FileLogOptions, SqliteIdempotency, SqliteOptions, SqliteStore};
+use oms_embedded::{
+    FileLog, FileLogOptions, JournalIdempotency, JournalOptions, SqliteIdempotency, SqliteOptions,
+    SqliteStore,
+};
 use std::path::PathBuf;
 
 fn opener(
@@ -76,6 +79,20 @@ async fn idempotency_sharing_the_store_database_passes_the_suite() {
                 .expect("open store")
                 .idempotency()
         }
+    })
+    .await;
+}
+
+/// One handle, cloned: a journal directory has one owner, whose index is the key state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_idempotency_passes_the_idempotency_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = JournalIdempotency::open(dir.path(), JournalOptions::default())
+        .await
+        .expect("open idempotency journal");
+    oms_conformance::idempotency_suite(|| {
+        let journal = journal.clone();
+        async move { journal }
     })
     .await;
 }

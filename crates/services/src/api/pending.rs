@@ -20,7 +20,7 @@ pub struct PendingResponses {
 }
 
 impl PendingResponses {
-    /// Stores `response` under `key` in the background.
+    /// Stores `response` under `key`: at once if the store can, else in the background.
     pub(crate) fn complete_later(
         &self,
         store: Arc<dyn IdempotencyStore>,
@@ -29,6 +29,12 @@ impl PendingResponses {
         response: StoredResponse,
         ttl: Duration,
     ) {
+        if let Some(stored) = store.complete_at_once(&key, &fingerprint, &response, ttl) {
+            if let Err(e) = stored {
+                tracing::error!(error = %e, "could not store idempotent response");
+            }
+            return;
+        }
         let done = Arc::new(Notify::new());
         self.lock().insert(key.clone(), done.clone());
         let this = self.clone();

@@ -50,7 +50,7 @@ struct Partition {
     /// it; what is left once the stage gets there answers requests from before the snapshot,
     /// and a repeat of such a request must not find it and re-send its command.
     recorded_until: u64,
-    since_snapshot: u64,
+    snapshots: stage::SnapshotClock,
     /// Dead man's switches (account, change) whose trigger this process has appended and not
     /// read back yet, so it is appended once. Not in the snapshot: after a restart a trigger
     /// still due is appended again, and the second copy finds the switch already fired.
@@ -100,7 +100,7 @@ impl RiskStage {
                         let Some(part) = parts.get_mut(&rec.partition) else {
                             continue;
                         };
-                        part.since_snapshot += 1;
+                        part.snapshots.record();
                         let env = match decode_event(rec) {
                             Ok(env) => env,
                             Err(e) => {
@@ -143,7 +143,7 @@ impl RiskStage {
                     for (tp, next) in positions {
                         if let Some(part) = parts.get_mut(&tp.partition) {
                             part.committed = part.committed.max(next);
-                            if part.since_snapshot >= self.snapshot_every {
+                            if part.snapshots.due(self.snapshot_every) {
                                 self.snapshot(tp.partition, next, part).await;
                             }
                         }
@@ -240,7 +240,7 @@ impl RiskStage {
                 committed,
                 recorded,
                 recorded_until: end,
-                since_snapshot: 0,
+                snapshots: stage::SnapshotClock::default(),
                 triggered: HashSet::new(),
             },
         ))
@@ -255,17 +255,15 @@ impl RiskStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(
-            &self.store,
-            &self.names.risk_group,
-            partition,
-            next,
-            &part.engine,
-        )
-        .await
-        {
-            part.since_snapshot = 0;
-        }
+        part.snapshots
+            .save(
+                &self.store,
+                &self.names.risk_group,
+                partition,
+                next,
+                &part.engine,
+            )
+            .await;
     }
 }
 

@@ -174,27 +174,53 @@ pub async fn poll(
     }
 }
 
-/// Saves a stage's state of one partition as of `next`; true when it is stored. A failure is
-/// logged and left for the next snapshot: the log still holds everything.
-pub async fn save_snapshot<T: serde::Serialize>(
-    store: &Arc<dyn oms_ports::order_store::OrderStore>,
-    name: &str,
-    partition: u32,
-    next: u64,
-    state: &T,
-) -> bool {
-    let bytes = match off_worker(|| serde_json::to_vec(state)) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, name, "snapshot did not serialise");
-            return false;
-        }
-    };
-    match store.save_snapshot(name, partition, next, &bytes).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, name, "snapshot failed");
-            false
+/// When a partition's state is due a snapshot: after `every` records, or, once the state is
+/// large, after one record per [`SNAPSHOT_BYTES_PER_RECORD`] bytes of its last snapshot. A
+/// snapshot encodes the whole state, so at a fixed interval its cost per record would grow
+/// with the state (the resting orders); this way it stays about the same, and a restart
+/// replays at most a number of records in proportion to the state, not to history.
+#[derive(Debug, Default)]
+pub struct SnapshotClock {
+    since: u64,
+    last_bytes: u64,
+}
+
+/// See [`SnapshotClock`]: encoding the state costs each record about this many bytes of JSON.
+pub const SNAPSHOT_BYTES_PER_RECORD: u64 = 64;
+
+impl SnapshotClock {
+    pub fn record(&mut self) {
+        self.since += 1;
+    }
+
+    pub fn due(&self, every: u64) -> bool {
+        self.since >= every.max(self.last_bytes / SNAPSHOT_BYTES_PER_RECORD)
+    }
+
+    /// Saves a stage's state of one partition as of `next` and restarts the clock once it is
+    /// stored. A failure is logged and left for the next snapshot: the log still holds
+    /// everything.
+    pub async fn save<T: serde::Serialize>(
+        &mut self,
+        store: &Arc<dyn oms_ports::order_store::OrderStore>,
+        name: &str,
+        partition: u32,
+        next: u64,
+        state: &T,
+    ) {
+        let bytes = match off_worker(|| serde_json::to_vec(state)) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, name, "snapshot did not serialise");
+                return;
+            }
+        };
+        match store.save_snapshot(name, partition, next, &bytes).await {
+            Ok(()) => {
+                self.since = 0;
+                self.last_bytes = bytes.len() as u64;
+            }
+            Err(e) => tracing::warn!(error = %e, name, "snapshot failed"),
         }
     }
 }
@@ -215,4 +241,29 @@ fn off_worker<R>(f: impl FnOnce() -> R) -> R {
 pub async fn backoff(attempt: u32) {
     let ms = (50u64 << attempt.min(6)).min(3000);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_state_waits_longer_for_its_next_snapshot() {
+        let mut clock = SnapshotClock::default();
+        for _ in 0..99 {
+            clock.record();
+        }
+        assert!(!clock.due(100));
+        clock.record();
+        assert!(clock.due(100), "a small state: every 100 records");
+        // After a snapshot of 64 KB, not before 1,000 records.
+        clock.since = 0;
+        clock.last_bytes = 1000 * SNAPSHOT_BYTES_PER_RECORD;
+        for _ in 0..999 {
+            clock.record();
+        }
+        assert!(!clock.due(100));
+        clock.record();
+        assert!(clock.due(100));
+    }
 }

@@ -35,7 +35,7 @@ pub struct VenueStage {
 struct Partition {
     venue: Venue,
     committed: u64,
-    since_snapshot: u64,
+    snapshots: stage::SnapshotClock,
 }
 
 impl VenueStage {
@@ -85,7 +85,7 @@ impl VenueStage {
                         let Some(part) = parts.get_mut(&rec.partition) else {
                             continue;
                         };
-                        part.since_snapshot += 1;
+                        part.snapshots.record();
                         let cmd = match decode_command(rec) {
                             Ok(c) => c,
                             Err(e) => {
@@ -121,7 +121,7 @@ impl VenueStage {
                     for (tp, next) in positions {
                         if let Some(part) = parts.get_mut(&tp.partition) {
                             part.committed = part.committed.max(next);
-                            if part.since_snapshot >= self.snapshot_every {
+                            if part.snapshots.due(self.snapshot_every) {
                                 self.snapshot(tp.partition, next, part).await;
                             }
                         }
@@ -160,23 +160,21 @@ impl VenueStage {
             Partition {
                 venue,
                 committed,
-                since_snapshot: 0,
+                snapshots: stage::SnapshotClock::default(),
             },
         ))
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(
-            &self.store,
-            &self.names.venue_group,
-            partition,
-            next,
-            &part.venue,
-        )
-        .await
-        {
-            part.since_snapshot = 0;
-        }
+        part.snapshots
+            .save(
+                &self.store,
+                &self.names.venue_group,
+                partition,
+                next,
+                &part.venue,
+            )
+            .await;
     }
 }
 

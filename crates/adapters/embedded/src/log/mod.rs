@@ -21,7 +21,7 @@
 //! so that deleting old ones, when retention comes, is a matter of removing whole files.
 
 mod consumer;
-mod fsutil;
+pub(crate) mod fsutil;
 mod groups;
 mod meta;
 mod partition;

@@ -135,7 +135,7 @@ impl Db {
         // savepoint changes into a sub-journal so it can roll back to it. Past 64 KiB that
         // journal spilled into a temporary file: 20 KiB written per fill of a resting order,
         // for a file read only on a failed write
-        // (`cargo bench -p oms-embedded --bench sqlite_stores`).
+        // (`cargo bench -p oms-embedded --bench embedded_stores`).
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints run on their own thread (`checkpoint_loop`): done by the writer after a
         // commit, one held every waiting write for the time it took to copy and sync the WAL.

@@ -3,6 +3,7 @@
 use super::db::{Db, Durability, SqliteOptions};
 use super::now_ms;
 use crate::error::{EmbeddedError, EmbeddedResult};
+use crate::journal::KeptKey;
 use async_trait::async_trait;
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::PortResult;
@@ -29,7 +30,7 @@ pub struct SqliteIdempotency {
 
 /// Pages of a new idempotency database: SQLite's default. 2 KiB pages wrote fewer bytes per
 /// key (5.0–5.3 KiB against 7.4–7.6) but cost no less CPU
-/// (`cargo bench -p oms-embedded --bench sqlite_stores`). Keys kept in the order store's file
+/// (`cargo bench -p oms-embedded --bench embedded_stores`). Keys kept in the order store's file
 /// ([`super::SqliteStore::idempotency`]) have that file's pages; whichever process creates a
 /// file shared by two sets its page size.
 const PAGE_SIZE: u32 = 4096;
@@ -67,6 +68,94 @@ impl SqliteIdempotency {
         tokio::task::spawn_blocking(move || import_keys(&this, &other))
             .await
             .map_err(|e| EmbeddedError::Invalid(format!("import task failed: {e}")))?
+    }
+
+    /// Every key kept (not expired) with its state, for a store that replaces this one.
+    pub async fn kept_keys(&self) -> EmbeddedResult<Vec<KeptKey>> {
+        let now = now_ms();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT key, fingerprint, completed, status, headers, body, expires_at,
+                            COALESCE(lock_until, expires_at), intent
+                     FROM idempotency_keys WHERE expires_at > ?1",
+                )?;
+                let rows = stmt.query_map([now], |r| {
+                    Ok((
+                        KeyRow {
+                            fingerprint: r.get(1)?,
+                            completed: r.get(2)?,
+                            status: r.get(3)?,
+                            headers: r.get(4)?,
+                            body: r.get(5)?,
+                            expires_at: r.get(6)?,
+                            lock_until: r.get(7)?,
+                            intent: r.get(8)?,
+                        },
+                        r.get::<_, String>(0)?,
+                    ))
+                })?;
+                let mut kept = Vec::new();
+                for row in rows {
+                    let (row, key) = row?;
+                    let response = if row.completed {
+                        Some(stored_response(&row)?)
+                    } else {
+                        None
+                    };
+                    kept.push(KeptKey {
+                        key,
+                        fingerprint: row.fingerprint,
+                        expires_at: row.expires_at,
+                        lock_until: row.lock_until,
+                        intent: row.intent.unwrap_or_default(),
+                        response,
+                    });
+                }
+                Ok(kept)
+            })
+            .await
+    }
+
+    /// Adds keys kept by another store (one being replaced), each as its key's newest state;
+    /// synced before it answers.
+    pub async fn import(&self, keys: Vec<KeptKey>) -> EmbeddedResult<usize> {
+        let n = keys.len();
+        self.db
+            .write_one(Durability::Synced, move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "INSERT OR REPLACE INTO idempotency_keys
+                         (key, fingerprint, completed, status, headers, body, expires_at, intent,
+                          lock_until)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for k in keys {
+                    let (status, headers, body) = match &k.response {
+                        Some(r) => (
+                            Some(r.status),
+                            Some(serde_json::to_string(&r.headers).map_err(|e| {
+                                EmbeddedError::Invalid(format!("response headers: {e}"))
+                            })?),
+                            Some(r.body.clone()),
+                        ),
+                        None => (None, None, None),
+                    };
+                    let completed = k.response.is_some();
+                    stmt.execute(params![
+                        k.key,
+                        k.fingerprint,
+                        completed,
+                        status,
+                        headers,
+                        body,
+                        k.expires_at,
+                        (!completed).then_some(k.intent),
+                        (!completed).then_some(k.lock_until),
+                    ])?;
+                }
+                Ok(n)
+            })
+            .await
     }
 
     /// Deletes keys whose TTL has passed; returns how many.
@@ -144,6 +233,17 @@ struct KeyRow {
     intent: Option<Vec<u8>>,
 }
 
+fn stored_response(row: &KeyRow) -> EmbeddedResult<StoredResponse> {
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(row.headers.as_deref().unwrap_or("[]"))
+            .map_err(|e| EmbeddedError::Corrupt(format!("stored response headers: {e}")))?;
+    Ok(StoredResponse {
+        status: row.status.unwrap_or_default(),
+        headers,
+        body: row.body.clone().unwrap_or_default(),
+    })
+}
+
 fn claim(
     conn: &Connection,
     key: &str,
@@ -191,16 +291,9 @@ fn claim(
                 fingerprint: row.fingerprint,
             });
         }
-        let headers: Vec<(String, String)> =
-            serde_json::from_str(row.headers.as_deref().unwrap_or("[]"))
-                .map_err(|e| EmbeddedError::Corrupt(format!("stored response headers: {e}")))?;
         return Ok(Claim::Completed {
+            response: stored_response(&row)?,
             fingerprint: row.fingerprint,
-            response: StoredResponse {
-                status: row.status.unwrap_or_default(),
-                headers,
-                body: row.body.unwrap_or_default(),
-            },
         });
     }
     conn.prepare_cached(

@@ -27,7 +27,7 @@ fn parse_decimal(s: &str) -> EmbeddedResult<Decimal> {
     Decimal::from_str_exact(s).map_err(|e| EmbeddedError::Corrupt(format!("decimal {s:?}: {e}")))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

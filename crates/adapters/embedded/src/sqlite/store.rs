@@ -33,7 +33,7 @@ pub struct SqliteStore {
 /// three index entries on pages anywhere in the file, and each commit writes every page it
 /// changed whole: with 2 KiB pages instead of SQLite's 4 KiB such a fill wrote 12 KiB instead
 /// of 20 and cost 36–47 µs of CPU (median 43, seven runs) instead of 47–49 (three); new
-/// orders cost the same (`cargo bench -p oms-embedded --bench sqlite_stores`).
+/// orders cost the same (`cargo bench -p oms-embedded --bench embedded_stores`).
 const PAGE_SIZE: u32 = 2048;
 
 impl SqliteStore {

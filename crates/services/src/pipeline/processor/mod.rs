@@ -55,7 +55,7 @@ struct Partition {
     ledger: Ledger,
     /// The store's position: offsets below it are already persisted.
     persisted: u64,
-    since_snapshot: u64,
+    snapshots: stage::SnapshotClock,
 }
 
 impl ProcessorStage {
@@ -97,7 +97,7 @@ impl ProcessorStage {
                             Partition {
                                 ledger,
                                 persisted,
-                                since_snapshot: 0,
+                                snapshots: stage::SnapshotClock::default(),
                             },
                         );
                     }
@@ -220,7 +220,7 @@ impl ProcessorStage {
                     credited_at: env.at,
                 });
             }
-            part.since_snapshot += 1;
+            part.snapshots.record();
             self.metrics.processor_events.inc();
             if let Some(account) = env.event.account() {
                 touched.insert(account);
@@ -375,7 +375,7 @@ impl ProcessorStage {
         for (tp, next) in &positions {
             if let Some(part) = parts.get_mut(&tp.partition) {
                 part.persisted = part.persisted.max(*next);
-                if part.since_snapshot >= self.snapshot_every {
+                if part.snapshots.due(self.snapshot_every) {
                     self.snapshot(tp.partition, *next, part).await;
                 }
             }
@@ -390,16 +390,14 @@ impl ProcessorStage {
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {
-        if stage::save_snapshot(
-            &self.store,
-            &self.names.processor_snapshot(),
-            partition,
-            next,
-            &part.ledger,
-        )
-        .await
-        {
-            part.since_snapshot = 0;
-        }
+        part.snapshots
+            .save(
+                &self.store,
+                &self.names.processor_snapshot(),
+                partition,
+                next,
+                &part.ledger,
+            )
+            .await;
     }
 }

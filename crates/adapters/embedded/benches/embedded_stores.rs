@@ -1,19 +1,22 @@
-//! What the SQLite order store and idempotency store cost per order, in CPU time and bytes
-//! written, under the writes `oms serve` makes of them: the processor's batches (new orders,
-//! then fills of orders resting among many), and a claim and a completion per idempotent
-//! request from many requests at once. Every commit is synced as in production. CPU time and
+//! What the SQLite order store and the two embedded idempotency stores (SQLite, and the
+//! journal indexed in memory) cost per order, in CPU time and bytes written, under the writes
+//! `oms serve` makes of them: the processor's batches (new orders, then fills of orders
+//! resting among many), and a claim and a completion per idempotent request from many
+//! requests at once (and, for the journal, the memory each kept key takes). Every commit is synced as in production. CPU time and
 //! bytes come from `/proc/self` (the process does nothing else), so figures stay comparable
 //! between runs on a noisy machine where latency does not. Prints figures; asserts nothing
 //! about speed.
 //!
-//! `cargo bench -p oms-embedded --bench sqlite_stores`
+//! `cargo bench -p oms-embedded --bench embedded_stores`
 
 use hdrhistogram::Histogram;
 use oms_conformance::fixtures;
 use oms_domain::ids::{AccountId, Asset, Timestamp};
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_domain::Decimal;
-use oms_embedded::{SqliteIdempotency, SqliteOptions, SqliteStore};
+use oms_embedded::{
+    JournalIdempotency, JournalOptions, SqliteIdempotency, SqliteOptions, SqliteStore,
+};
 use oms_ports::idempotency::{IdempotencyStore, StoredResponse};
 use oms_ports::order_store::{Balance, OrderStore, Position, StoreBatch};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ const REST_BATCH: u64 = 500;
 /// A processor batch at about 5,000 orders/s.
 const FILL_BATCH: u64 = 30;
 const FILL_BATCHES: u64 = 1_000;
-const KEYS: u64 = 20_000;
+const KEYS: u64 = 200_000;
 const CONCURRENT_REQUESTS: u64 = 64;
 const ACCOUNTS: u64 = 100;
 
@@ -107,11 +110,27 @@ async fn run() {
     );
     drop(store);
 
-    let keys = Arc::new(
+    let keys =
         SqliteIdempotency::open(&dir.path().join("idempotency.db"), SqliteOptions::default())
             .await
-            .expect("open the idempotency store"),
+            .expect("open the idempotency store");
+    claim_and_complete("idempotency store, SQLite", Arc::new(keys)).await;
+    let journal =
+        JournalIdempotency::open(&dir.path().join("idempotency"), JournalOptions::default())
+            .await
+            .expect("open the idempotency journal");
+    let rss = resident_bytes();
+    claim_and_complete("idempotency store, journal", Arc::new(journal.clone())).await;
+    println!(
+        "    {:.0} bytes of memory per kept key ({} keys)",
+        (resident_bytes() - rss) as f64 / journal.len() as f64,
+        journal.len()
     );
+}
+
+/// KEYS random keys, as clients make them (UUIDs), each claimed and completed, from
+/// CONCURRENT_REQUESTS requests at a time.
+async fn claim_and_complete(what: &str, keys: Arc<dyn IdempotencyStore>) {
     let usage = Usage::now();
     let per_task = KEYS / CONCURRENT_REQUESTS;
     let tasks: Vec<_> = (0..CONCURRENT_REQUESTS)
@@ -121,7 +140,6 @@ async fn run() {
                 let mut rng = Lcg(t + 1);
                 let ttl = Duration::from_secs(86_400);
                 for _ in 0..per_task {
-                    // Random keys, as clients make them (UUIDs).
                     let key = format!(
                         "{}:{:016x}{:016x}",
                         rng.next() % ACCOUNTS,
@@ -141,13 +159,21 @@ async fn run() {
         t.await.expect("task");
     }
     usage.report(
-        &format!(
-            "idempotency store: claim + complete, {CONCURRENT_REQUESTS} requests at a time, \
-             random keys"
-        ),
+        &format!("{what}: claim + complete, {CONCURRENT_REQUESTS} requests at a time, random keys"),
         per_task * CONCURRENT_REQUESTS,
         "key",
     );
+}
+
+/// The process's resident memory.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("resident pages");
+    pages * 4096
 }
 
 /// CPU time and bytes written by this process since `now`.
