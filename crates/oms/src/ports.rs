@@ -124,6 +124,7 @@ async fn open_sqlite_keys(dir: &Path, store_in_sqlite: bool) -> Result<SqliteIde
         // Renamed first: a crash while deleting must not leave a part of it to import again.
         std::fs::rename(&journal_dir, dir.join(MOVED_JOURNAL))
             .with_context(|| format!("renaming {}", journal_dir.display()))?;
+        sync_dir(dir)?;
         tracing::info!(
             moved,
             "idempotency keys moved from the journal to idempotency.db"
@@ -150,6 +151,7 @@ async fn open_journal_keys(dir: &Path, store_in_sqlite: bool) -> Result<JournalI
         drop(keys);
         // The database first: without it, what is left is never imported again.
         std::fs::remove_file(&sqlite).with_context(|| format!("removing {}", sqlite.display()))?;
+        sync_dir(dir)?;
         if moved > 0 {
             tracing::info!(
                 moved,
@@ -182,6 +184,14 @@ async fn sqlite_keys(dir: &Path, store_in_sqlite: bool) -> Result<SqliteIdempote
         }
     }
     Ok(keys)
+}
+
+/// Makes a rename or removal in `dir` durable: a power failure must not bring back a store
+/// whose keys were moved, to be imported again over newer ones.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
 }
 
 fn remove_moved_journal(dir: &Path) -> Result<()> {

@@ -29,6 +29,8 @@ const REST_BATCH: u64 = 500;
 const FILL_BATCH: u64 = 30;
 const FILL_BATCHES: u64 = 1_000;
 const KEYS: u64 = 200_000;
+/// The journal's keys: as many as orders in the restart figure of `oms serve`.
+const JOURNAL_KEYS: u64 = 1_000_000;
 const CONCURRENT_REQUESTS: u64 = 64;
 const ACCOUNTS: u64 = 100;
 
@@ -114,25 +116,40 @@ async fn run() {
         SqliteIdempotency::open(&dir.path().join("idempotency.db"), SqliteOptions::default())
             .await
             .expect("open the idempotency store");
-    claim_and_complete("idempotency store, SQLite", Arc::new(keys)).await;
-    let journal =
-        JournalIdempotency::open(&dir.path().join("idempotency"), JournalOptions::default())
-            .await
-            .expect("open the idempotency journal");
+    claim_and_complete("idempotency store, SQLite", Arc::new(keys), KEYS).await;
+    let path = dir.path().join("idempotency");
+    let journal = JournalIdempotency::open(&path, JournalOptions::default())
+        .await
+        .expect("open the idempotency journal");
     let rss = resident_bytes();
-    claim_and_complete("idempotency store, journal", Arc::new(journal.clone())).await;
+    claim_and_complete(
+        "idempotency store, journal",
+        Arc::new(journal.clone()),
+        JOURNAL_KEYS,
+    )
+    .await;
     println!(
         "    {:.0} bytes of memory per kept key ({} keys)",
         (resident_bytes() - rss) as f64 / journal.len() as f64,
         journal.len()
     );
+    drop(journal);
+    let t = Instant::now();
+    let journal = JournalIdempotency::open(&path, JournalOptions::default())
+        .await
+        .expect("reopen the idempotency journal");
+    println!(
+        "    reopened with {} keys kept in {:.2} s",
+        journal.len(),
+        t.elapsed().as_secs_f64()
+    );
 }
 
-/// KEYS random keys, as clients make them (UUIDs), each claimed and completed, from
+/// `n` random keys, as clients make them (UUIDs), each claimed and completed, from
 /// CONCURRENT_REQUESTS requests at a time.
-async fn claim_and_complete(what: &str, keys: Arc<dyn IdempotencyStore>) {
+async fn claim_and_complete(what: &str, keys: Arc<dyn IdempotencyStore>, n: u64) {
     let usage = Usage::now();
-    let per_task = KEYS / CONCURRENT_REQUESTS;
+    let per_task = n / CONCURRENT_REQUESTS;
     let tasks: Vec<_> = (0..CONCURRENT_REQUESTS)
         .map(|t| {
             let keys = keys.clone();

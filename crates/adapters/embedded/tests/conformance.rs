@@ -83,7 +83,8 @@ async fn idempotency_sharing_the_store_database_passes_the_suite() {
     .await;
 }
 
-/// One handle, cloned: a journal directory has one owner, whose index is the key state.
+/// One handle, cloned: a journal directory has one owner, whose index is the key state. (So
+/// the suite's reopen check sees the same handle; the journal's own tests reopen it for real.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_idempotency_passes_the_idempotency_suite() {
     let dir = tempfile::tempdir().unwrap();

@@ -186,7 +186,7 @@ pub struct SnapshotClock {
 }
 
 /// See [`SnapshotClock`]: encoding the state costs each record about this many bytes of JSON.
-pub const SNAPSHOT_BYTES_PER_RECORD: u64 = 64;
+pub const SNAPSHOT_BYTES_PER_RECORD: u64 = 256;
 
 impl SnapshotClock {
     pub fn record(&mut self) {
@@ -256,7 +256,7 @@ mod tests {
         assert!(!clock.due(100));
         clock.record();
         assert!(clock.due(100), "a small state: every 100 records");
-        // After a snapshot of 64 KB, not before 1,000 records.
+        // After a snapshot of 1,000 records' worth of bytes, not before 1,000 records.
         clock.since = 0;
         clock.last_bytes = 1000 * SNAPSHOT_BYTES_PER_RECORD;
         for _ in 0..999 {

@@ -3,10 +3,10 @@
 //! What a key costs in SQLite is mostly its insert into the key index, on a page anywhere in
 //! it: a commit of *n* claims writes about *n* pages. Here a claim appends one small record
 //! to a file that only grows, and a group of claims shares one write and one sync. The price
-//! is memory: every kept key has an entry in a hash map (about 130 bytes with its name), as
-//! every key does in Redis; a completed key's response stays on disk and is read back only
-//! when a retry replays it. Opening replays the journal's live segments, so it takes time in
-//! proportion to the keys kept (the TTL's worth), not to history: segments whose keys have
+//! is memory: every kept key has an entry in a hash map (130–175 bytes with its name:
+//! `cargo bench -p oms-embedded --bench embedded_stores`), as every key does in Redis; a
+//! completed key's response stays on disk and is read back only when a retry replays it. Opening replays the journal's live segments, so it takes time in
+//! proportion to the keys kept (the TTL's worth; 1.3 s per million), not to history: segments whose keys have
 //! all expired or been written again later are deleted whole.
 //!
 //! Durability is the SQLite store's: a claim answers once its record is synced; completions,
@@ -66,22 +66,28 @@ struct Slot {
     seg: u32,
 }
 
+/// Boxed where it is large, so that the many completed keys take little room each.
 enum State {
-    /// In flight. `ticket` tells this claim's record from a later one of the same key.
-    Claimed {
-        fingerprint: Box<str>,
-        lock_until: i64,
-        intent: Box<[u8]>,
-        ticket: u64,
-    },
+    /// In flight.
+    Claimed(Box<Claimed>),
     /// Completed, its record still being written: the response is served from here.
-    Completing {
-        fingerprint: Box<str>,
-        response: Box<StoredResponse>,
-        ticket: u64,
-    },
+    Completing(Box<Completing>),
     /// Completed; the fingerprint and response are in the record at `at`.
     Completed { at: Location },
+}
+
+struct Claimed {
+    fingerprint: Box<str>,
+    lock_until: i64,
+    intent: Box<[u8]>,
+    /// Tells this claim's record from a later one of the same key.
+    ticket: u64,
+}
+
+struct Completing {
+    fingerprint: Box<str>,
+    response: StoredResponse,
+    ticket: u64,
 }
 
 impl JournalIdempotency {
@@ -180,11 +186,11 @@ impl KeptKey {
                     expires_at: self.expires_at,
                     response: response.clone(),
                 },
-                State::Completing {
+                State::Completing(Box::new(Completing {
                     fingerprint: self.fingerprint.into(),
-                    response: Box::new(response),
+                    response,
                     ticket,
-                },
+                })),
             ),
             None => (
                 Record::Claim {
@@ -194,12 +200,12 @@ impl KeptKey {
                     lock_until: self.lock_until,
                     intent: self.intent.clone(),
                 },
-                State::Claimed {
+                State::Claimed(Box::new(Claimed {
                     fingerprint: self.fingerprint.into(),
                     lock_until: self.lock_until,
                     intent: self.intent.into(),
                     ticket,
-                },
+                })),
             ),
         }
     }
@@ -235,12 +241,12 @@ impl Inner {
                 keys.insert(
                     key.into(),
                     Slot {
-                        state: State::Claimed {
+                        state: State::Claimed(Box::new(Claimed {
                             fingerprint: fingerprint.into(),
                             lock_until,
                             intent: intent.into(),
                             ticket: 0,
-                        },
+                        })),
                         expires_at,
                         seg: at.seg,
                     },
@@ -262,7 +268,7 @@ impl Inner {
                 if matches!(
                     keys.get(key.as_str()),
                     Some(Slot {
-                        state: State::Claimed { .. },
+                        state: State::Claimed(_),
                         ..
                     })
                 ) {
@@ -295,7 +301,7 @@ impl Inner {
     /// Forgets a claim whose record could not be written, unless the key has moved on.
     fn unclaim(&self, key: &str, ticket: u64) {
         let mut keys = self.keys();
-        if matches!(keys.get(key), Some(Slot { state: State::Claimed { ticket: t, .. }, .. }) if *t == ticket)
+        if matches!(keys.get(key), Some(Slot { state: State::Claimed(c), .. }) if c.ticket == ticket)
         {
             keys.remove(key);
         }
@@ -307,21 +313,17 @@ impl Inner {
         let mut kept = Vec::with_capacity(keys.len());
         for (key, slot) in keys.iter().filter(|(_, s)| s.expires_at > now) {
             let (fingerprint, lock_until, intent, response) = match &slot.state {
-                State::Claimed {
-                    fingerprint,
-                    lock_until,
-                    intent,
-                    ..
-                } => (fingerprint.to_string(), *lock_until, intent.to_vec(), None),
-                State::Completing {
-                    fingerprint,
-                    response,
-                    ..
-                } => (
-                    fingerprint.to_string(),
+                State::Claimed(c) => (
+                    c.fingerprint.to_string(),
+                    c.lock_until,
+                    c.intent.to_vec(),
+                    None,
+                ),
+                State::Completing(c) => (
+                    c.fingerprint.to_string(),
                     0,
                     Vec::new(),
-                    Some((**response).clone()),
+                    Some(c.response.clone()),
                 ),
                 State::Completed { at } => match self.segments.read(*at)? {
                     Record::Done {
@@ -363,6 +365,11 @@ impl Inner {
                 oldest.map_or(current, |o| o.min(current)),
             )
         };
+        // The records that moved keys past the older segments (completions written behind)
+        // must be on disk before those segments go, or a power failure would lose both.
+        if oldest > 1 {
+            self.segments.sync_barrier()?;
+        }
         let deleted = self.segments.delete_before(oldest)?;
         if forgotten > 0 || deleted > 0 {
             tracing::debug!(forgotten, deleted, "purged idempotency journal");
@@ -377,8 +384,8 @@ fn landed(keys: &mut HashMap<Box<str>, Slot>, key: &str, ticket: u64, at: Locati
         return;
     };
     match &slot.state {
-        State::Claimed { ticket: t, .. } if *t == ticket => slot.seg = at.seg,
-        State::Completing { ticket: t, .. } if *t == ticket => {
+        State::Claimed(c) if c.ticket == ticket => slot.seg = at.seg,
+        State::Completing(c) if c.ticket == ticket => {
             slot.state = State::Completed { at };
             slot.seg = at.seg;
         }
@@ -409,6 +416,8 @@ fn ttl_ms(ttl: Duration) -> i64 {
 /// What a claim found, decided under the lock.
 enum Found {
     Answer(Claim),
+    /// Completed: the response is in the record there.
+    Read(Location),
     /// Claimed (afresh, or resumed with this intent): wait for the record's sync.
     Wait {
         resumed: Option<Vec<u8>>,
@@ -424,56 +433,43 @@ impl Inner {
         let mut keys = self.keys();
         if let Some(slot) = keys.get_mut(key).filter(|s| s.expires_at > now) {
             match &mut slot.state {
-                State::Completing {
-                    fingerprint,
-                    response,
-                    ..
-                } => {
+                State::Completing(c) => {
                     return Ok(Found::Answer(Claim::Completed {
-                        fingerprint: fingerprint.to_string(),
-                        response: (**response).clone(),
+                        fingerprint: c.fingerprint.to_string(),
+                        response: c.response.clone(),
                     }))
                 }
-                State::Completed { at } => {
-                    return match self.segments.read(*at)? {
-                        Record::Done {
-                            fingerprint,
-                            response,
-                            ..
-                        } => Ok(Found::Answer(Claim::Completed {
-                            fingerprint,
-                            response,
-                        })),
-                        other => Err(EmbeddedError::Corrupt(format!(
-                            "key {key:?} points at a {other:?}, not its completion"
-                        ))),
-                    };
-                }
-                State::Claimed {
-                    fingerprint: held,
-                    lock_until,
-                    intent,
-                    ticket,
-                } => {
+                // Read once the lock is released: it may go to the disk.
+                State::Completed { at } => return Ok(Found::Read(*at)),
+                State::Claimed(c) => {
+                    let Claimed {
+                        fingerprint: held,
+                        lock_until,
+                        intent,
+                        ticket,
+                    } = &mut **c;
                     if *lock_until > now || **held != *fingerprint {
                         return Ok(Found::Answer(Claim::InFlight {
                             fingerprint: held.to_string(),
                         }));
                     }
                     // Abandoned: the retry takes it over as the same request, and the key
-                    // lives at least as long as the new lock.
-                    *lock_until = now.saturating_add(lock);
-                    slot.expires_at = slot.expires_at.max(*lock_until);
-                    *ticket = next_ticket();
+                    // lives at least as long as the new lock. Changed only once queued, so a
+                    // refused write leaves the key as it was.
+                    let new_lock = now.saturating_add(lock);
+                    let expires_at = slot.expires_at.max(new_lock);
                     let record = Record::Claim {
                         key: key.to_string(),
                         fingerprint: fingerprint.to_string(),
-                        expires_at: slot.expires_at,
-                        lock_until: *lock_until,
+                        expires_at,
+                        lock_until: new_lock,
                         intent: intent.to_vec(),
                     };
-                    let ticket = *ticket;
                     let written = self.segments.append(&record, true)?;
+                    let ticket_now = next_ticket();
+                    (*lock_until, *ticket) = (new_lock, ticket_now);
+                    slot.expires_at = expires_at;
+                    let ticket = ticket_now;
                     return Ok(Found::Wait {
                         resumed: Some(intent.to_vec()),
                         ticket,
@@ -500,12 +496,12 @@ impl Inner {
         keys.insert(
             key.into(),
             Slot {
-                state: State::Claimed {
+                state: State::Claimed(Box::new(Claimed {
                     fingerprint: fingerprint.into(),
                     lock_until,
                     intent: terms.intent.into(),
                     ticket,
-                },
+                })),
                 expires_at,
                 seg,
             },
@@ -526,8 +522,41 @@ impl IdempotencyStore for JournalIdempotency {
         fingerprint: &str,
         terms: &ClaimTerms<'_>,
     ) -> PortResult<Claim> {
-        match self.inner.claim(key, fingerprint, terms)? {
+        let mut found = self.inner.claim(key, fingerprint, terms)?;
+        // A key found completed may expire, and its segment go, before its record is read;
+        // it is then looked up again (and found free).
+        for _ in 0..3 {
+            let Found::Read(at) = found else { break };
+            match self.inner.segments.read(at) {
+                Ok(Record::Done {
+                    fingerprint,
+                    response,
+                    ..
+                }) => {
+                    return Ok(Claim::Completed {
+                        fingerprint,
+                        response,
+                    })
+                }
+                Ok(other) => {
+                    return Err(EmbeddedError::Corrupt(format!(
+                        "key {key:?} points at a {other:?}, not its completion"
+                    ))
+                    .into())
+                }
+                Err(EmbeddedError::Io { .. }) => {
+                    found = self.inner.claim(key, fingerprint, terms)?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match found {
             Found::Answer(claim) => Ok(claim),
+            Found::Read(at) => Err(EmbeddedError::Corrupt(format!(
+                "key {key:?}: its completion in segment {} cannot be read",
+                at.seg
+            ))
+            .into()),
             Found::Wait {
                 resumed,
                 ticket,
@@ -591,11 +620,11 @@ impl IdempotencyStore for JournalIdempotency {
         keys.insert(
             key.into(),
             Slot {
-                state: State::Completing {
+                state: State::Completing(Box::new(Completing {
                     fingerprint: fingerprint.into(),
-                    response: Box::new(response),
+                    response,
                     ticket,
-                },
+                })),
                 expires_at,
                 seg,
             },
@@ -610,7 +639,7 @@ impl IdempotencyStore for JournalIdempotency {
             if !matches!(
                 keys.get(key),
                 Some(Slot {
-                    state: State::Claimed { .. },
+                    state: State::Claimed(_),
                     ..
                 })
             ) {
@@ -635,27 +664,28 @@ impl IdempotencyStore for JournalIdempotency {
             let Some(slot) = keys.get_mut(key) else {
                 return Ok(());
             };
-            let State::Claimed {
+            let State::Claimed(claimed) = &mut slot.state else {
+                return Ok(());
+            };
+            let Claimed {
                 fingerprint,
                 lock_until,
                 intent,
                 ticket,
-            } = &mut slot.state
-            else {
-                return Ok(());
-            };
-            *lock_until = (*lock_until).min(now);
-            *ticket = next_ticket();
+            } = &mut **claimed;
+            let new_lock = (*lock_until).min(now);
             // The whole claim again, not a change to it: its older record may be deleted.
             let record = Record::Claim {
                 key: key.to_string(),
                 fingerprint: fingerprint.to_string(),
                 expires_at: slot.expires_at,
-                lock_until: *lock_until,
+                lock_until: new_lock,
                 intent: intent.to_vec(),
             };
             // Unsynced: if a crash undoes this, the lock simply runs its course.
-            (*ticket, self.inner.segments.append(&record, false)?)
+            let written = self.inner.segments.append(&record, false)?;
+            (*lock_until, *ticket) = (new_lock, next_ticket());
+            (*ticket, written)
         };
         let at = wait(written).await?;
         self.inner.written(key, ticket, at);

@@ -7,9 +7,10 @@
 use oms_ports::idempotency::StoredResponse;
 
 pub(super) const HEADER: usize = 8;
-/// Far above any record the API can make (bodies are at most 64 KiB, keys 255 bytes); a
-/// length beyond it is damage, not a record.
-pub(super) const MAX_PAYLOAD: usize = 16 << 20;
+/// The largest record: far above any response the API stores (a cancel of every order of an
+/// account lists them all, some hundreds of bytes each). Larger ones are refused when queued;
+/// a length beyond it when reading is damage, not a record.
+pub(super) const MAX_PAYLOAD: usize = 256 << 20;
 
 const CLAIM: u8 = 1;
 const DONE: u8 = 2;

@@ -134,6 +134,14 @@ impl Segments {
                     .map_err(io(format!("truncating {}", path.display())))?;
             }
         }
+        // Its unsynced tail (records written behind) must be on disk before a newer segment
+        // exists: only the newest segment may end torn.
+        if let Some(&last) = segs.last() {
+            let path = path_of(dir, last);
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(io(format!("syncing {}", path.display())))?;
+        }
         let seg = segs.last().map_or(1, |s| s + 1);
         let file = create_segment(dir, seg)?;
         let shared = Arc::new(Shared {
@@ -193,14 +201,35 @@ impl Segments {
         }
     }
 
+    /// Waits until everything queued before is synced (nothing is written for it).
+    pub(super) fn sync_barrier(&self) -> EmbeddedResult<()> {
+        let (done, rx) = oneshot::channel();
+        self.send(Vec::new(), true, Done::Reply(done))?;
+        rx.blocking_recv()
+            .map_err(|_| EmbeddedError::Closed("the idempotency journal writer"))?
+            .map(|_| ())
+            .map_err(|e| EmbeddedError::io(e, std::io::Error::other("journal sync failed")))
+    }
+
     fn queue(&self, record: &Record, sync: bool, done: Done) -> EmbeddedResult<()> {
+        let mut frame = Vec::with_capacity(64 + record.key().len());
+        record.encode_into(&mut frame);
+        if frame.len() - super::record::HEADER > super::record::MAX_PAYLOAD {
+            return Err(EmbeddedError::Invalid(format!(
+                "an idempotency record of {} bytes is over the journal's limit of {}",
+                frame.len(),
+                super::record::MAX_PAYLOAD
+            )));
+        }
+        self.send(frame, sync, done)
+    }
+
+    fn send(&self, frame: Vec<u8>, sync: bool, done: Done) -> EmbeddedResult<()> {
         if !self.healthy() {
             return Err(EmbeddedError::Closed(
                 "the idempotency journal (a write failed; restart to recover)",
             ));
         }
-        let mut frame = Vec::with_capacity(64 + record.key().len());
-        record.encode_into(&mut frame);
         self.tx
             .as_ref()
             .expect("sender present until dropped")
@@ -402,6 +431,12 @@ impl Writer {
             }
             for (reply, at) in replies {
                 let _ = reply.send(result.clone().map(|()| at));
+            }
+        }
+        // Closing: what was written behind reaches the disk too.
+        if !self.shared.failed.load(Ordering::Acquire) {
+            if let Err(e) = self.file.sync_data() {
+                tracing::warn!(error = %e, "syncing the idempotency journal at close failed");
             }
         }
     }

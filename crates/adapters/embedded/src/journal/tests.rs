@@ -115,7 +115,7 @@ async fn only_claims_wait_for_a_sync() {
 }
 
 #[tokio::test]
-async fn a_torn_last_record_is_cut_off_and_damage_elsewhere_is_an_error() {
+async fn a_torn_last_record_is_cut_off_and_damage_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     {
         let j = open(dir.path()).await;
@@ -137,10 +137,29 @@ async fn a_torn_last_record_is_cut_off_and_damage_elsewhere_is_an_error() {
         );
         assert_eq!(j.claim("torn", "g", HOUR).await.unwrap(), Claim::Acquired);
     }
-    // A flipped byte in a record with others after it is damage, not a torn write.
-    let mut data = fs::read(&seg).unwrap();
+    // Damage in the newest segment with whole records after it is not a torn write.
+    {
+        let j = open(dir.path()).await;
+        j.claim("a", "f", HOUR).await.unwrap();
+        j.claim("b", "f", HOUR).await.unwrap();
+    }
+    let files = segment_files(dir.path());
+    let newest = dir.path().join(files.last().unwrap());
+    let mut data = fs::read(&newest).unwrap();
+    assert!(!data.is_empty());
     data[12] ^= 0xff;
-    fs::write(&seg, data).unwrap();
+    fs::write(&newest, &data).unwrap();
+    assert!(matches!(
+        JournalIdempotency::open(dir.path(), JournalOptions::default()).await,
+        Err(EmbeddedError::Corrupt(_))
+    ));
+    // So is damage in an older segment, even at its end.
+    data[12] ^= 0xff;
+    fs::write(&newest, &data).unwrap();
+    let mut older = fs::read(&seg).unwrap();
+    let last = older.len() - 1;
+    older[last] ^= 0xff;
+    fs::write(&seg, older).unwrap();
     assert!(matches!(
         JournalIdempotency::open(dir.path(), JournalOptions::default()).await,
         Err(EmbeddedError::Corrupt(_))
