@@ -9,6 +9,7 @@
 pub mod error;
 pub mod journal;
 pub mod log;
+mod purge;
 pub mod sqlite;
 
 pub use error::{EmbeddedError, EmbeddedResult};

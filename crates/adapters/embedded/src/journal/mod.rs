@@ -17,6 +17,7 @@ mod record;
 mod segments;
 
 use crate::error::{EmbeddedError, EmbeddedResult};
+use crate::purge::purge_periodically;
 use crate::sqlite::now_ms;
 use async_trait::async_trait;
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
@@ -25,7 +26,7 @@ use record::Record;
 use segments::{Location, Segments};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How often expired keys are forgotten and dead segments deleted.
@@ -99,7 +100,15 @@ impl JournalIdempotency {
             .await
             .map_err(|e| EmbeddedError::Invalid(format!("open task failed: {e}")))??;
         let inner = Arc::new(inner);
-        tokio::spawn(purge_periodically(Arc::downgrade(&inner)));
+        tokio::spawn(purge_periodically(
+            Arc::downgrade(&inner),
+            PURGE_INTERVAL,
+            |inner| async move {
+                tokio::task::spawn_blocking(move || inner.purge())
+                    .await
+                    .map_err(|e| EmbeddedError::Invalid(format!("purge task failed: {e}")))?
+            },
+        ));
         Ok(JournalIdempotency { inner })
     }
 
@@ -390,22 +399,6 @@ fn landed(keys: &mut HashMap<Box<str>, Slot>, key: &str, ticket: u64, at: Locati
             slot.seg = at.seg;
         }
         _ => {}
-    }
-}
-
-async fn purge_periodically(inner: Weak<Inner>) {
-    let mut tick = tokio::time::interval(PURGE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        // A weak reference: the journal closes when its handles are dropped.
-        let Some(inner) = inner.upgrade() else { return };
-        match tokio::task::spawn_blocking(move || inner.purge()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-            Err(e) => tracing::warn!(error = %e, "purge task failed"),
-        }
     }
 }
 

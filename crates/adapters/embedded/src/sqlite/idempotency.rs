@@ -4,13 +4,14 @@ use super::db::{Db, Durability, SqliteOptions};
 use super::now_ms;
 use crate::error::{EmbeddedError, EmbeddedResult};
 use crate::journal::KeptKey;
+use crate::purge::purge_periodically;
 use async_trait::async_trait;
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
 use oms_ports::PortResult;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Claims run on the single SQLite writer, one after another, so of concurrent claims of a key
@@ -52,6 +53,7 @@ impl SqliteIdempotency {
                 rt.spawn(purge_periodically(
                     Arc::downgrade(&db),
                     db.opts.purge_interval,
+                    |db| async move { purge(&db).await },
                 ));
             }
         }
@@ -80,21 +82,8 @@ impl SqliteIdempotency {
                             COALESCE(lock_until, expires_at), intent
                      FROM idempotency_keys WHERE expires_at > ?1",
                 )?;
-                let rows = stmt.query_map([now], |r| {
-                    Ok((
-                        KeyRow {
-                            fingerprint: r.get(1)?,
-                            completed: r.get(2)?,
-                            status: r.get(3)?,
-                            headers: r.get(4)?,
-                            body: r.get(5)?,
-                            expires_at: r.get(6)?,
-                            lock_until: r.get(7)?,
-                            intent: r.get(8)?,
-                        },
-                        r.get::<_, String>(0)?,
-                    ))
-                })?;
+                let rows =
+                    stmt.query_map([now], |r| Ok((KeyRow::read(r, 1)?, r.get::<_, String>(0)?)))?;
                 let mut kept = Vec::new();
                 for row in rows {
                     let (row, key) = row?;
@@ -201,22 +190,6 @@ async fn purge(db: &Db) -> EmbeddedResult<usize> {
     .await
 }
 
-async fn purge_periodically(db: Weak<Db>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        // Holding only a weak reference lets the database close when its owners drop it.
-        let Some(db) = db.upgrade() else { return };
-        match purge(&db).await {
-            Ok(n) if n > 0 => tracing::debug!(deleted = n, "purged expired idempotency keys"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-        }
-    }
-}
-
 fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
@@ -231,6 +204,22 @@ struct KeyRow {
     expires_at: i64,
     lock_until: i64,
     intent: Option<Vec<u8>>,
+}
+
+impl KeyRow {
+    /// The row's columns from `first` on, in the order the queries select them.
+    fn read(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<KeyRow> {
+        Ok(KeyRow {
+            fingerprint: r.get(first)?,
+            completed: r.get(first + 1)?,
+            status: r.get(first + 2)?,
+            headers: r.get(first + 3)?,
+            body: r.get(first + 4)?,
+            expires_at: r.get(first + 5)?,
+            lock_until: r.get(first + 6)?,
+            intent: r.get(first + 7)?,
+        })
+    }
 }
 
 fn stored_response(row: &KeyRow) -> EmbeddedResult<StoredResponse> {
@@ -259,18 +248,7 @@ fn claim(
                     COALESCE(lock_until, expires_at), intent
              FROM idempotency_keys WHERE key = ?1",
         )?
-        .query_row([key], |r| {
-            Ok(KeyRow {
-                fingerprint: r.get(0)?,
-                completed: r.get(1)?,
-                status: r.get(2)?,
-                headers: r.get(3)?,
-                body: r.get(4)?,
-                expires_at: r.get(5)?,
-                lock_until: r.get(6)?,
-                intent: r.get(7)?,
-            })
-        })
+        .query_row([key], |r| KeyRow::read(r, 0))
         .optional()?;
     // An expired key is free, whatever state it was left in.
     if let Some(row) = row.filter(|r| r.expires_at > now) {
