@@ -54,8 +54,22 @@ pub struct JournalIdempotency {
 }
 
 struct Inner {
-    keys: Mutex<HashMap<Box<str>, Slot>>,
+    /// The index, in shards by key, so that a purge (which looks at every key) holds up the
+    /// requests of one shard at a time, and the API's workers rarely wait for each other.
+    shards: Vec<Mutex<HashMap<Box<str>, Slot>>>,
     segments: Segments,
+}
+
+type Shard = HashMap<Box<str>, Slot>;
+
+const SHARDS: usize = 64;
+
+/// The shard of a key (FNV-1a): the same on every call, cheap for short keys.
+fn shard_of(key: &str) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % SHARDS as u64) as usize
 }
 
 /// A kept key.
@@ -123,7 +137,7 @@ impl JournalIdempotency {
 
     /// How many keys are kept (expired ones until the next purge included).
     pub fn len(&self) -> usize {
-        self.inner.keys().len()
+        (0..SHARDS).map(|i| self.inner.shard(i).len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,7 +153,7 @@ impl JournalIdempotency {
             let ticket = next_ticket();
             let expires_at = k.expires_at;
             let (record, state) = k.into_record(ticket);
-            let mut keys = self.inner.keys();
+            let mut keys = self.inner.keys(record.key());
             // Only the last is synced, and with it every one before: they are in the same
             // file, or in a segment synced when it filled.
             let seg = self.inner.segments.current();
@@ -238,65 +252,77 @@ async fn wait(
 impl Inner {
     fn open(dir: &Path, options: &JournalOptions) -> EmbeddedResult<Inner> {
         let now = now_ms();
-        let mut keys: HashMap<Box<str>, Slot> = HashMap::new();
-        let segments = Segments::open(dir, options.segment_bytes, |at, record| match record {
-            Record::Claim {
-                key,
-                fingerprint,
-                expires_at,
-                lock_until,
-                intent,
-            } => {
-                keys.insert(
-                    key.into(),
-                    Slot {
-                        state: State::Claimed(Box::new(Claimed {
-                            fingerprint: fingerprint.into(),
-                            lock_until,
-                            intent: intent.into(),
-                            ticket: 0,
-                        })),
-                        expires_at,
-                        seg: at.seg,
-                    },
-                );
-            }
-            Record::Done {
-                key, expires_at, ..
-            } => {
-                keys.insert(
-                    key.into(),
-                    Slot {
-                        state: State::Completed { at },
-                        expires_at,
-                        seg: at.seg,
-                    },
-                );
-            }
-            Record::Release { key } => {
-                if matches!(
-                    keys.get(key.as_str()),
-                    Some(Slot {
-                        state: State::Claimed(_),
-                        ..
-                    })
-                ) {
-                    keys.remove(key.as_str());
+        let mut shards: Vec<Shard> = (0..SHARDS).map(|_| HashMap::new()).collect();
+        let segments = Segments::open(dir, options.segment_bytes, SHARDS, |at, record| {
+            let keys = &mut shards[shard_of(record.key())];
+            match record {
+                Record::Claim {
+                    key,
+                    fingerprint,
+                    expires_at,
+                    lock_until,
+                    intent,
+                } => {
+                    keys.insert(
+                        key.into(),
+                        Slot {
+                            state: State::Claimed(Box::new(Claimed {
+                                fingerprint: fingerprint.into(),
+                                lock_until,
+                                intent: intent.into(),
+                                ticket: 0,
+                            })),
+                            expires_at,
+                            seg: at.seg,
+                        },
+                    );
+                }
+                Record::Done {
+                    key, expires_at, ..
+                } => {
+                    keys.insert(
+                        key.into(),
+                        Slot {
+                            state: State::Completed { at },
+                            expires_at,
+                            seg: at.seg,
+                        },
+                    );
+                }
+                Record::Release { key } => {
+                    if matches!(
+                        keys.get(key.as_str()),
+                        Some(Slot {
+                            state: State::Claimed(_),
+                            ..
+                        })
+                    ) {
+                        keys.remove(key.as_str());
+                    }
                 }
             }
         })?;
-        keys.retain(|_, s| s.expires_at > now);
-        tracing::info!(keys = keys.len(), dir = %dir.display(), "idempotency journal opened");
+        let mut kept = 0;
+        for keys in &mut shards {
+            keys.retain(|_, s| s.expires_at > now);
+            kept += keys.len();
+        }
+        tracing::info!(keys = kept, dir = %dir.display(), "idempotency journal opened");
         Ok(Inner {
-            keys: Mutex::new(keys),
+            shards: shards.into_iter().map(Mutex::new).collect(),
             segments,
         })
     }
 
-    /// The index, brought up to date with the records written behind.
-    fn keys(&self) -> MutexGuard<'_, HashMap<Box<str>, Slot>> {
-        let mut keys = self.keys.lock().expect("idempotency keys");
-        for (key, ticket, at) in self.segments.take_landed() {
+    /// The shard holding `key`, brought up to date with the records written behind.
+    fn keys(&self, key: &str) -> MutexGuard<'_, Shard> {
+        self.shard(shard_of(key))
+    }
+
+    /// Shard `i`, brought up to date with the records written behind.
+    fn shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        let mut keys = self.shards[i].lock().expect("idempotency keys");
+        for (key, ticket, at) in self.segments.take_landed(i) {
             landed(&mut keys, &key, ticket, at);
         }
         keys
@@ -304,12 +330,12 @@ impl Inner {
 
     /// Records where the record of `ticket` landed, unless the key has moved on since.
     fn written(&self, key: &str, ticket: u64, at: Location) {
-        landed(&mut self.keys(), key, ticket, at);
+        landed(&mut self.keys(key), key, ticket, at);
     }
 
     /// Forgets a claim whose record could not be written, unless the key has moved on.
     fn unclaim(&self, key: &str, ticket: u64) {
-        let mut keys = self.keys();
+        let mut keys = self.keys(key);
         if matches!(keys.get(key), Some(Slot { state: State::Claimed(c), .. }) if c.ticket == ticket)
         {
             keys.remove(key);
@@ -318,62 +344,64 @@ impl Inner {
 
     fn kept_keys(&self) -> EmbeddedResult<Vec<KeptKey>> {
         let now = now_ms();
-        let keys = self.keys();
-        let mut kept = Vec::with_capacity(keys.len());
-        for (key, slot) in keys.iter().filter(|(_, s)| s.expires_at > now) {
-            let (fingerprint, lock_until, intent, response) = match &slot.state {
-                State::Claimed(c) => (
-                    c.fingerprint.to_string(),
-                    c.lock_until,
-                    c.intent.to_vec(),
-                    None,
-                ),
-                State::Completing(c) => (
-                    c.fingerprint.to_string(),
-                    0,
-                    Vec::new(),
-                    Some(c.response.clone()),
-                ),
-                State::Completed { at } => match self.segments.read(*at)? {
-                    Record::Done {
-                        fingerprint,
-                        response,
-                        ..
-                    } => (fingerprint, 0, Vec::new(), Some(response)),
-                    other => {
-                        return Err(EmbeddedError::Corrupt(format!(
-                            "key {key:?} points at a {other:?}, not its completion"
-                        )))
-                    }
-                },
-            };
-            kept.push(KeptKey {
-                key: key.to_string(),
-                fingerprint,
-                expires_at: slot.expires_at,
-                lock_until,
-                intent,
-                response,
-            });
+        let mut kept = Vec::new();
+        for i in 0..SHARDS {
+            let keys = self.shard(i);
+            for (key, slot) in keys.iter().filter(|(_, s)| s.expires_at > now) {
+                let (fingerprint, lock_until, intent, response) = match &slot.state {
+                    State::Claimed(c) => (
+                        c.fingerprint.to_string(),
+                        c.lock_until,
+                        c.intent.to_vec(),
+                        None,
+                    ),
+                    State::Completing(c) => (
+                        c.fingerprint.to_string(),
+                        0,
+                        Vec::new(),
+                        Some(c.response.clone()),
+                    ),
+                    State::Completed { at } => match self.segments.read(*at)? {
+                        Record::Done {
+                            fingerprint,
+                            response,
+                            ..
+                        } => (fingerprint, 0, Vec::new(), Some(response)),
+                        other => {
+                            return Err(EmbeddedError::Corrupt(format!(
+                                "key {key:?} points at a {other:?}, not its completion"
+                            )))
+                        }
+                    },
+                };
+                kept.push(KeptKey {
+                    key: key.to_string(),
+                    fingerprint,
+                    expires_at: slot.expires_at,
+                    lock_until,
+                    intent,
+                    response,
+                });
+            }
         }
         Ok(kept)
     }
 
     fn purge(&self) -> EmbeddedResult<usize> {
         let now = now_ms();
-        let (forgotten, oldest) = {
-            let mut keys = self.keys();
+        // Read first: a key created (or moved to a newer record) while the shards are gone
+        // through lands in this segment or a later one, and a key's segment only grows.
+        let mut oldest = self.segments.current();
+        let mut forgotten = 0;
+        for i in 0..SHARDS {
+            let mut keys = self.shard(i);
             let before = keys.len();
             keys.retain(|_, s| s.expires_at > now);
-            let oldest = keys.values().map(|s| s.seg).min();
-            // Read under the lock: a key created after it is released lands in this segment
-            // or a later one.
-            let current = self.segments.current();
-            (
-                before - keys.len(),
-                oldest.map_or(current, |o| o.min(current)),
-            )
-        };
+            forgotten += before - keys.len();
+            if let Some(o) = keys.values().map(|s| s.seg).min() {
+                oldest = oldest.min(o);
+            }
+        }
         // The records that moved keys past the older segments (completions written behind)
         // must be on disk before those segments go, or a power failure would lose both.
         if oldest > 1 {
@@ -423,7 +451,7 @@ impl Inner {
     fn claim(&self, key: &str, fingerprint: &str, terms: &ClaimTerms<'_>) -> EmbeddedResult<Found> {
         let now = now_ms();
         let (lock, keep) = (ttl_ms(terms.lock), ttl_ms(terms.keep));
-        let mut keys = self.keys();
+        let mut keys = self.keys(key);
         if let Some(slot) = keys.get_mut(key).filter(|s| s.expires_at > now) {
             match &mut slot.state {
                 State::Completing(c) => {
@@ -593,7 +621,7 @@ impl IdempotencyStore for JournalIdempotency {
     ) -> Option<PortResult<()>> {
         let expires_at = now_ms().saturating_add(ttl_ms(ttl));
         let ticket = next_ticket();
-        let mut keys = self.inner.keys();
+        let mut keys = self.inner.keys(key);
         let record = Record::Done {
             key: key.to_string(),
             fingerprint: fingerprint.to_string(),
@@ -604,7 +632,11 @@ impl IdempotencyStore for JournalIdempotency {
         let seg = keys
             .get(key)
             .map_or_else(|| self.inner.segments.current(), |s| s.seg);
-        if let Err(e) = self.inner.segments.append_behind(&record, ticket) {
+        if let Err(e) = self
+            .inner
+            .segments
+            .append_behind(&record, shard_of(key), ticket)
+        {
             return Some(Err(e.into()));
         }
         let Record::Done { response, .. } = record else {
@@ -627,7 +659,7 @@ impl IdempotencyStore for JournalIdempotency {
 
     async fn release(&self, key: &str) -> PortResult<()> {
         let written = {
-            let mut keys = self.inner.keys();
+            let mut keys = self.inner.keys(key);
             // Only a claim in flight is freed: a completed response stays for replays.
             if !matches!(
                 keys.get(key),
@@ -653,7 +685,7 @@ impl IdempotencyStore for JournalIdempotency {
     async fn abandon(&self, key: &str) -> PortResult<()> {
         let now = now_ms();
         let (ticket, written) = {
-            let mut keys = self.inner.keys();
+            let mut keys = self.inner.keys(key);
             let Some(slot) = keys.get_mut(key) else {
                 return Ok(());
             };

@@ -38,10 +38,14 @@ enum Done {
     Reply(oneshot::Sender<Result<Location, String>>),
     /// Nobody waits: the location joins [`Segments::take_landed`] for the index to pick up.
     Landed {
+        shard: usize,
         key: Box<str>,
         ticket: u64,
     },
 }
+
+/// A record written behind: its key, the ticket it was queued with, where it is.
+pub(super) type Landed = (Box<str>, u64, Location);
 
 /// What the writer shares with the handles.
 struct Shared {
@@ -51,8 +55,9 @@ struct Shared {
     /// written until the journal is opened again (which keeps only whole records).
     failed: AtomicBool,
     syncs: AtomicU64,
-    /// Records written whose writers did not wait: (key, ticket, location).
-    landed: Mutex<Vec<(Box<str>, u64, Location)>>,
+    /// Records written whose writers did not wait, by the index's shard: (key, ticket,
+    /// location).
+    landed: Vec<Mutex<Vec<Landed>>>,
 }
 
 pub(super) struct Segments {
@@ -96,6 +101,7 @@ impl Segments {
     pub(super) fn open(
         dir: &Path,
         segment_bytes: u64,
+        shards: usize,
         mut apply: impl FnMut(Location, Record),
     ) -> EmbeddedResult<Segments> {
         let io = |what: String| move |e| EmbeddedError::io(what, e);
@@ -148,7 +154,7 @@ impl Segments {
             current: AtomicU32::new(seg),
             failed: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
-            landed: Mutex::new(Vec::new()),
+            landed: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -186,14 +192,19 @@ impl Segments {
 
     /// Queues `record` (unsynced) without waiting: once written, its location is among
     /// [`take_landed`](Self::take_landed) under `ticket`.
-    pub(super) fn append_behind(&self, record: &Record, ticket: u64) -> EmbeddedResult<()> {
+    pub(super) fn append_behind(
+        &self,
+        record: &Record,
+        shard: usize,
+        ticket: u64,
+    ) -> EmbeddedResult<()> {
         let key = record.key().into();
-        self.queue(record, false, Done::Landed { key, ticket })
+        self.queue(record, false, Done::Landed { shard, key, ticket })
     }
 
-    /// The records written behind since the last call.
-    pub(super) fn take_landed(&self) -> Vec<(Box<str>, u64, Location)> {
-        let mut landed = self.shared.landed.lock().expect("landed records");
+    /// The records of `shard` written behind since the last call.
+    pub(super) fn take_landed(&self, shard: usize) -> Vec<Landed> {
+        let mut landed = self.shared.landed[shard].lock().expect("landed records");
         if landed.is_empty() {
             Vec::new()
         } else {
@@ -415,19 +426,18 @@ impl Writer {
                 match a.done {
                     Done::Reply(reply) => replies.push((reply, at)),
                     // A failure shows in `healthy`; the index keeps such a key's response.
-                    Done::Landed { key, ticket } if result.is_ok() => {
-                        landed.push((key, ticket, at))
+                    Done::Landed { shard, key, ticket } if result.is_ok() => {
+                        landed.push((shard, key, ticket, at))
                     }
                     Done::Landed { .. } => {}
                 }
             }
             // Before the replies: whoever waited on a record finds those written with it.
-            if !landed.is_empty() {
-                self.shared
-                    .landed
+            for (shard, key, ticket, at) in landed.drain(..) {
+                self.shared.landed[shard]
                     .lock()
                     .expect("landed records")
-                    .append(&mut landed);
+                    .push((key, ticket, at));
             }
             for (reply, at) in replies {
                 let _ = reply.send(result.clone().map(|()| at));
