@@ -141,8 +141,9 @@ async fn open_journal_keys(dir: &Path, store_in_sqlite: bool) -> Result<JournalI
         .await
         .context("opening the idempotency journal")?;
     let sqlite = dir.join(SQLITE_KEYS);
-    // Also with only the order store's file: earlier versions kept keys there.
-    if sqlite.exists() || store_in_sqlite {
+    // Also keys in the order store's file, where earlier versions kept them.
+    let legacy = store_in_sqlite && SqliteIdempotency::holds_keys(&dir.join("oms.db")).await?;
+    if sqlite.exists() || legacy {
         let keys = sqlite_keys(dir, store_in_sqlite).await?;
         let moved = journal
             .import(keys.kept_keys().await?)

@@ -388,12 +388,7 @@ async fn a_deposit_goes_on_the_log_in_the_accounts_partition_once_per_request() 
     let reused = admin(&app, "POST", &path, Some(&other_body), &idem).await;
     assert_eq!(reused.problem().1, "IDEMPOTENCY_KEY_REUSED");
 
-    let deposits: Vec<(String, Event)> = app
-        .order_records()
-        .await
-        .into_iter()
-        .map(|(r, e)| (String::from_utf8(r.key.to_vec()).unwrap(), e.event))
-        .collect();
+    let deposits: Vec<(String, Event)> = app.keyed_order_events().await;
     assert_eq!(
         deposits,
         vec![(
@@ -485,12 +480,7 @@ async fn an_operator_cancels_every_open_order_of_one_account() {
         .map(|o| o["orderId"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["11"]);
-    let cancels: Vec<(String, Event)> = app
-        .order_records()
-        .await
-        .into_iter()
-        .map(|(r, e)| (String::from_utf8(r.key.to_vec()).unwrap(), e.event))
-        .collect();
+    let cancels: Vec<(String, Event)> = app.keyed_order_events().await;
     assert_eq!(
         cancels,
         vec![(
@@ -783,12 +773,7 @@ async fn a_withdrawal_goes_on_the_log_and_its_recorded_decision_reads_back() {
     assert_eq!(location, format!("{path}?reference=payout%237%26b%3D1"));
     let again = admin(&app, "POST", &path, Some(&body), &idem).await;
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    let logged: Vec<(String, Event)> = app
-        .order_records()
-        .await
-        .into_iter()
-        .map(|(r, e)| (String::from_utf8(r.key.to_vec()).unwrap(), e.event))
-        .collect();
+    let logged: Vec<(String, Event)> = app.keyed_order_events().await;
     assert_eq!(
         logged,
         vec![(

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use oms_domain::events::Envelope;
+use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
 use oms_domain::instrument::default_instruments;
 use oms_domain::order::{NewOrder, Order, OrderStatus, OrderType, Side, TimeInForce};
@@ -160,6 +160,15 @@ impl TestApp {
             }
         }
         out
+    }
+
+    /// The events on `orders`, each with its record's key.
+    pub async fn keyed_order_events(&self) -> Vec<(String, Event)> {
+        self.order_records()
+            .await
+            .into_iter()
+            .map(|(r, e)| (String::from_utf8(r.key.to_vec()).unwrap(), e.event))
+            .collect()
     }
 
     /// Adds `key` to the demo account as a read-only key.

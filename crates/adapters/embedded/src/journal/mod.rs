@@ -402,11 +402,6 @@ impl Inner {
                 oldest = oldest.min(o);
             }
         }
-        // The records that moved keys past the older segments (completions written behind)
-        // must be on disk before those segments go, or a power failure would lose both.
-        if oldest > 1 {
-            self.segments.sync_barrier()?;
-        }
         let deleted = self.segments.delete_before(oldest)?;
         if forgotten > 0 || deleted > 0 {
             tracing::debug!(forgotten, deleted, "purged idempotency journal");

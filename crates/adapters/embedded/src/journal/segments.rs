@@ -291,12 +291,17 @@ impl Segments {
         Record::decode(payload).map_err(EmbeddedError::Corrupt)
     }
 
-    /// Deletes the segments before `seg`; returns how many.
+    /// Deletes the segments before `seg`; returns how many. Blocks.
     pub(super) fn delete_before(&self, seg: u32) -> EmbeddedResult<usize> {
         let old: Vec<u32> = segment_numbers(&self.dir)?
             .into_iter()
             .filter(|&s| s < seg)
             .collect();
+        if !old.is_empty() {
+            // The records that made these segments unneeded (completions written behind)
+            // must be on disk before they go, or a power failure would lose both.
+            self.sync_barrier()?;
+        }
         for &s in &old {
             self.readers.lock().expect("journal readers").remove(&s);
             let path = path_of(&self.dir, s);

@@ -72,6 +72,34 @@ impl SqliteIdempotency {
             .map_err(|e| EmbeddedError::Invalid(format!("import task failed: {e}")))?
     }
 
+    /// Whether the database at `path` holds any idempotency key (a read; false without the
+    /// file or its table), so that a store replacing it opens it only if there is something
+    /// to move.
+    pub async fn holds_keys(path: &Path) -> EmbeddedResult<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            let has_table: bool = conn.query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'idempotency_keys'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(has_table
+                && conn.query_row("SELECT EXISTS (SELECT 1 FROM idempotency_keys)", [], |r| {
+                    r.get(0)
+                })?)
+        })
+        .await
+        .map_err(|e| EmbeddedError::Invalid(format!("key check failed: {e}")))?
+    }
+
     /// Every key kept (not expired) with its state, for a store that replaces this one.
     pub async fn kept_keys(&self) -> EmbeddedResult<Vec<KeptKey>> {
         let now = now_ms();
@@ -481,6 +509,28 @@ mod tests {
             }
         );
         assert_eq!(store.claim("b", "g", hour).await.unwrap(), Claim::Acquired);
+    }
+
+    #[tokio::test]
+    async fn holds_keys_tells_a_database_with_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.db");
+        assert!(
+            !SqliteIdempotency::holds_keys(&path).await.unwrap(),
+            "no file"
+        );
+        let store = SqliteIdempotency::open(&path, SqliteOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            !SqliteIdempotency::holds_keys(&path).await.unwrap(),
+            "empty"
+        );
+        store
+            .claim("k", "f", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(SqliteIdempotency::holds_keys(&path).await.unwrap());
     }
 
     #[tokio::test]
