@@ -13,6 +13,7 @@
 //! releases and abandons are written without waiting for a sync. A power failure that undoes
 //! one of those leaves the claim, which a retry after its lock resumes from its intent.
 
+mod inbox;
 mod record;
 mod segments;
 

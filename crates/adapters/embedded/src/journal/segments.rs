@@ -2,6 +2,7 @@
 //! (every record queued while the previous group was being written goes in the next write
 //! and shares its sync), read back by position, and deleted whole once nothing lives in them.
 
+use super::inbox::{Inbox, Urgency};
 use super::record::{frame, Record};
 use crate::error::{EmbeddedError, EmbeddedResult};
 use crate::log::fsutil::sync_dir;
@@ -11,11 +12,11 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-/// Most records one write takes.
-const MAX_GROUP: usize = 4096;
+/// Records written behind wake the writer once this many wait.
+const BEHIND_GROUP: usize = 4096;
 const SUFFIX: &str = "keys";
 
 /// Where a record is: its segment, and its frame's offset and length there.
@@ -31,6 +32,13 @@ struct Append {
     /// Answer only once the record is on disk (a claim); otherwise once it is written.
     sync: bool,
     done: Done,
+}
+
+impl Urgency for Append {
+    /// Someone waits for it: for its sync, or for its location.
+    fn urgent(&self) -> bool {
+        self.sync || matches!(self.done, Done::Reply(_))
+    }
 }
 
 /// How the writer tells where a record landed.
@@ -62,8 +70,7 @@ struct Shared {
 
 pub(super) struct Segments {
     dir: PathBuf,
-    /// `None` only while dropping, so the writer sees the channel close and finishes.
-    tx: Option<mpsc::Sender<Append>>,
+    inbox: Arc<Inbox<Append>>,
     writer: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     readers: Mutex<HashMap<u32, Arc<File>>>,
@@ -156,7 +163,7 @@ impl Segments {
             syncs: AtomicU64::new(0),
             landed: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
         });
-        let (tx, rx) = mpsc::channel();
+        let inbox = Arc::new(Inbox::new(BEHIND_GROUP));
         let writer = Writer {
             dir: dir.to_path_buf(),
             file,
@@ -167,11 +174,14 @@ impl Segments {
         };
         let writer = std::thread::Builder::new()
             .name("idem-journal".into())
-            .spawn(move || writer.run(rx))
+            .spawn({
+                let inbox = inbox.clone();
+                move || writer.run(&inbox)
+            })
             .map_err(io("starting the journal writer".into()))?;
         Ok(Segments {
             dir: dir.to_path_buf(),
-            tx: Some(tx),
+            inbox,
             writer: Some(writer),
             shared,
             readers: Mutex::new(HashMap::new()),
@@ -241,10 +251,8 @@ impl Segments {
                 "the idempotency journal (a write failed; restart to recover)",
             ));
         }
-        self.tx
-            .as_ref()
-            .expect("sender present until dropped")
-            .send(Append { frame, sync, done })
+        self.inbox
+            .push(Append { frame, sync, done })
             .map_err(|_| EmbeddedError::Closed("the idempotency journal writer"))
     }
 
@@ -320,7 +328,7 @@ impl Drop for Segments {
     /// Waits for the writer to finish what was queued, so that the directory (whose lock goes
     /// with this) can be opened again at once without a write still landing in it.
     fn drop(&mut self) {
-        drop(self.tx.take());
+        self.inbox.close();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -394,17 +402,10 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Append>) {
+    fn run(mut self, inbox: &Inbox<Append>) {
         let mut group = Vec::new();
         let mut buf = Vec::new();
-        while let Ok(first) = rx.recv() {
-            group.push(first);
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(a) => group.push(a),
-                    Err(_) => break,
-                }
-            }
+        while inbox.take(&mut group) {
             let result = if self.shared.failed.load(Ordering::Acquire) {
                 Err("an earlier write to the idempotency journal failed".to_string())
             } else {
