@@ -31,7 +31,7 @@ where
 
     check(
         SUITE,
-        "records are partitioned by key, offsets dense from 0",
+        "records are partitioned by key, offsets dense from 0, none deleted",
     );
     partitioned_by_key_with_dense_offsets(&make().await, &t("partitioning")).await;
 
@@ -165,6 +165,11 @@ async fn partitioned_by_key_with_dense_offsets(log: &impl EventLog, topic: &str)
             log.end_offset(topic, p).await.unwrap(),
             want.len() as u64,
             "end_offset of partition {p}"
+        );
+        assert_eq!(
+            log.first_offset(topic, p).await.unwrap(),
+            0,
+            "first_offset of partition {p}: nothing deleted"
         );
         let got = read_all(log, topic, p).await;
         assert_eq!(got.len(), want.len());

@@ -280,6 +280,9 @@ impl Default for StoreConfig {
 pub struct PipelineConfig {
     /// Events a stage handles between snapshots of a partition's state.
     pub snapshot_every: u64,
+    /// Longest a handled event waits for a snapshot of its partition, however few came since:
+    /// keep it far below the `orders` and `venue` topics' retention on Kafka.
+    pub snapshot_max_age_secs: u64,
     /// How often time reaches the books, expiring GTD orders.
     pub tick_millis: u64,
 }
@@ -288,6 +291,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             snapshot_every: 20_000,
+            snapshot_max_age_secs: 3600,
             tick_millis: 1000,
         }
     }
@@ -488,6 +492,14 @@ mod tests {
         assert_eq!(c.risk.max_open_orders, 7);
         assert!(!c.demo.enabled);
         assert_eq!(c.instruments.len(), 4);
+        assert_eq!(c.pipeline.snapshot_max_age_secs, 3600, "the default");
+        let c: Config = "[pipeline]\nsnapshotMaxAgeSecs = 60\n[kafka]\nretentionMs = 86400000\n"
+            .parse::<toml::Table>()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(c.pipeline.snapshot_max_age_secs, 60);
+        assert_eq!(c.kafka.retention_ms, 86_400_000);
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 fee_account,
                 references: references.clone(),
                 snapshot_every: cfg.pipeline.snapshot_every,
+                snapshot_max_age: Duration::from_secs(cfg.pipeline.snapshot_max_age_secs.max(1)),
                 remember_ended: remember_ended(&cfg),
                 names: stage_names.clone(),
             }
@@ -114,6 +115,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 instruments: cfg.instruments.clone(),
                 fee_account,
                 snapshot_every: cfg.pipeline.snapshot_every,
+                snapshot_max_age: Duration::from_secs(cfg.pipeline.snapshot_max_age_secs.max(1)),
                 tick_every: Duration::from_millis(cfg.pipeline.tick_millis.max(10)),
                 names: stage_names.clone(),
             }
@@ -135,6 +137,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
                 log: log.clone(),
                 store: store.clone(),
                 snapshot_every: cfg.pipeline.snapshot_every,
+                snapshot_max_age: Duration::from_secs(cfg.pipeline.snapshot_max_age_secs.max(1)),
                 remember_ended: remember_ended(&cfg),
                 metrics: m.clone(),
                 updates: up.clone(),

@@ -130,6 +130,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// The offset the next appended record of this partition will get.
     async fn end_offset(&self, topic: &str, partition: u32) -> PortResult<u64>;
 
+    /// The oldest offset of this partition still stored: 0 unless the log's retention deleted
+    /// records before it (Kafka's low watermark). A stage rebuilding its state by replay
+    /// checks it, so that deleted records stop the stage instead of being silently skipped.
+    async fn first_offset(&self, topic: &str, partition: u32) -> PortResult<u64>;
+
     /// The group's committed position (next offset to read), if it committed one.
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>>;
 

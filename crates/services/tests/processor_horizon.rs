@@ -112,6 +112,7 @@ async fn a_copy_of_a_forgotten_order_does_not_start_it_over() {
         log: log.clone(),
         store: store.clone(),
         snapshot_every: 1_000,
+        snapshot_max_age: Duration::from_secs(3600),
         remember_ended: Duration::from_secs(60),
         metrics: Arc::new(PipelineMetrics::default()),
         updates,
@@ -183,4 +184,59 @@ async fn a_copy_of_a_forgotten_order_does_not_start_it_over() {
         .map(|b| (b.available, b.reserved))
         .collect();
     assert_eq!(usd, vec![(Decimal::from(900), Decimal::from(100))]);
+}
+
+/// Records the log deleted (retention) before a snapshot of the ledger covered them: the
+/// processor refuses to rebuild the partition's ledger without them, and writes nothing.
+#[tokio::test]
+async fn records_deleted_before_the_ledgers_snapshot_stop_the_processor() {
+    let embedded = api_common::embedded_ports().await;
+    embedded.log.ensure_topic(topics::ORDERS, 1).await.unwrap();
+    let store: Arc<dyn OrderStore> = embedded.store.clone();
+    let alice = store
+        .create_account("alice", false, now())
+        .await
+        .unwrap()
+        .id;
+    let order = issued(0);
+    for event in [
+        Event::Deposit {
+            account: alice,
+            asset: Asset::new("USD"),
+            amount: Decimal::from(1_000),
+            reference: "test:alice".into(),
+        },
+        created(alice, order),
+    ] {
+        publish_order_event(embedded.log.as_ref(), topics::ORDERS, now(), event)
+            .await
+            .unwrap();
+    }
+    let (_stop, shutdown) = watch::channel(false);
+    let (updates, _) = broadcast::channel(64);
+    let stage = ProcessorStage {
+        log: api_common::HookedLog::deleted_before(embedded.log.clone(), 1),
+        store: store.clone(),
+        snapshot_every: 1_000,
+        snapshot_max_age: Duration::from_secs(3600),
+        remember_ended: Duration::from_secs(60),
+        metrics: Arc::new(PipelineMetrics::default()),
+        updates,
+        names: LogNames::default(),
+        fee_account: AccountId(u64::MAX),
+    };
+    let err = tokio::time::timeout(PATIENCE, stage.run(shutdown))
+        .await
+        .expect("the stage stops at once")
+        .expect_err("no ledger rebuilt without the deleted deposit");
+    assert!(
+        err.to_string()
+            .contains("processor: records 0..1 of orders/0 were deleted"),
+        "{err}"
+    );
+    assert_eq!(
+        status(store.as_ref(), alice, order).await,
+        None,
+        "nothing written"
+    );
 }

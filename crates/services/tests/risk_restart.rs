@@ -50,8 +50,11 @@ fn start_risk_snapshotting(
     ports: &Ports,
     snapshot_every: u64,
 ) -> (watch::Sender<bool>, JoinHandle<()>) {
-    let (stop, shutdown) = watch::channel(false);
-    let stage = RiskStage {
+    start(risk_stage(ports, snapshot_every, Duration::from_secs(3600)))
+}
+
+fn risk_stage(ports: &Ports, snapshot_every: u64, snapshot_max_age: Duration) -> RiskStage {
+    RiskStage {
         log: ports.log.clone(),
         store: ports.store.clone(),
         instruments: default_instruments(),
@@ -59,9 +62,14 @@ fn start_risk_snapshotting(
         fee_account: AccountId(1),
         references: References::default(),
         snapshot_every,
+        snapshot_max_age,
         remember_ended: Duration::from_secs(3600),
         names: LogNames::default(),
-    };
+    }
+}
+
+fn start(stage: RiskStage) -> (watch::Sender<bool>, JoinHandle<()>) {
+    let (stop, shutdown) = watch::channel(false);
     let task = tokio::spawn(async move {
         stage.run(shutdown).await.expect("risk stage");
     });
@@ -361,5 +369,75 @@ async fn a_withdrawal_decided_before_a_crash_is_neither_decided_nor_paid_again_a
             ("payout-2".to_string(), false)
         ],
         "decided once each, paid once"
+    );
+}
+
+/// A quiet partition is snapshotted once its oldest unsnapshotted record has waited the
+/// maximum age, though far fewer records came than `snapshotEvery`; a restart then replays
+/// from there, and records the log deleted before that snapshot do not matter.
+#[tokio::test]
+async fn a_quiet_partition_is_snapshotted_by_age() {
+    let (_embedded, ports) = funded().await;
+    let log = ports.log.clone();
+    let ids = OrderIdGenerator::new(1).unwrap();
+    let order = buy(ids.next_id());
+    let risk = start(risk_stage(&ports, 1_000_000, Duration::from_millis(300)));
+    create(log.as_ref(), &order).await;
+    wait_for_submit(log.as_ref(), order.order_id).await;
+    let started = Instant::now();
+    let covered = loop {
+        if let Some((offset, _)) = ports.store.load_snapshot("risk", 0).await.unwrap() {
+            break offset;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no snapshot of the quiet partition"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        covered >= 2,
+        "the deposit and the order: snapshot at {covered}"
+    );
+    stop_risk(risk).await;
+
+    // The records before the snapshot are gone: the stage starts from the snapshot anyway.
+    let trimmed = Ports {
+        log: api_common::HookedLog::deleted_before(log.clone(), covered),
+        store: ports.store.clone(),
+    };
+    let risk = start_risk(&trimmed);
+    let marker = buy(ids.next_id());
+    create(log.as_ref(), &marker).await;
+    wait_for_submit(log.as_ref(), marker.order_id).await;
+    stop_risk(risk).await;
+}
+
+/// Records the log deleted (retention) before any snapshot covered them: the stage refuses to
+/// rebuild the partition from what is left, which would lose the deposit, and says why.
+#[tokio::test]
+async fn records_deleted_before_the_snapshot_stop_the_stage() {
+    let (_embedded, ports) = funded().await;
+    let log = ports.log.clone();
+    let ids = OrderIdGenerator::new(1).unwrap();
+    create(log.as_ref(), &buy(ids.next_id())).await;
+    let trimmed = Ports {
+        log: api_common::HookedLog::deleted_before(log.clone(), 1),
+        store: ports.store.clone(),
+    };
+    let (_stop, shutdown) = watch::channel(false);
+    let run = risk_stage(&trimmed, 1_000_000, Duration::from_secs(3600)).run(shutdown);
+    let err = tokio::time::timeout(PATIENCE, run)
+        .await
+        .expect("the stage stops at once")
+        .expect_err("no state rebuilt without the deleted deposit");
+    let why = err.to_string();
+    assert!(
+        why.contains("records 0..1 of orders/0 were deleted"),
+        "{why}"
+    );
+    assert!(
+        submits(log.as_ref()).await.is_empty(),
+        "nothing decided on a partial state"
     );
 }

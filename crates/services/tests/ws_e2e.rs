@@ -111,6 +111,7 @@ async fn start() -> (System, AccountId, AccountId) {
             fee_account: fees,
             references: references.clone(),
             snapshot_every: 1_000,
+            snapshot_max_age: Duration::from_secs(3600),
             remember_ended: Duration::from_secs(3600),
             names: LogNames::default(),
         }
@@ -123,6 +124,7 @@ async fn start() -> (System, AccountId, AccountId) {
             instruments: instruments.clone(),
             fee_account: fees,
             snapshot_every: 1_000,
+            snapshot_max_age: Duration::from_secs(3600),
             tick_every: Duration::from_millis(200),
             names: LogNames::default(),
         }
@@ -133,6 +135,7 @@ async fn start() -> (System, AccountId, AccountId) {
             log: log.clone(),
             store: store.clone(),
             snapshot_every: 1_000,
+            snapshot_max_age: Duration::from_secs(3600),
             remember_ended: Duration::from_secs(3600),
             metrics: Arc::new(PipelineMetrics::default()),
             updates,

@@ -42,6 +42,12 @@ pub struct KafkaConfig {
     /// Replication factor of topics this adapter creates. 1 suits a single test broker;
     /// production clusters want 3 (with `min.insync.replicas=2` on the brokers).
     pub replication_factor: u16,
+    /// `retention.ms` of topics this adapter creates: -1 keeps every record, which the
+    /// default is, because the stages rebuild their state from their last snapshot and the
+    /// records after it (a stage stops rather than run on state rebuilt without deleted
+    /// records). A finite retention must stay far above `pipeline.snapshotMaxAgeSecs`.
+    /// Topics that exist already keep theirs (checked at start: a finite one is warned of).
+    pub retention_ms: i64,
     /// How long the producer waits to fill a batch (`linger.ms`). Appends are on the order
     /// path, so it is short, but keep it above the broker's usual produce round trip:
     /// librdkafka's idempotent producer sends a partition's next request only once the one in
@@ -99,6 +105,7 @@ impl Default for KafkaConfig {
             client_id: "crypto-oms".into(),
             topics: BTreeMap::new(),
             replication_factor: 1,
+            retention_ms: -1,
             linger_ms: 5,
             batch_max_records: None,
             fetch_back_records: 0,
@@ -132,6 +139,7 @@ struct KafkaConfigFile {
     client_id: Option<String>,
     topics: Option<BTreeMap<String, u32>>,
     replication_factor: Option<u16>,
+    retention_ms: Option<i64>,
     linger_ms: Option<u32>,
     batch_max_records: Option<u32>,
     fetch_back_records: Option<u32>,
@@ -155,6 +163,7 @@ impl From<KafkaConfigFile> for KafkaConfig {
             client_id: f.client_id.unwrap_or(base.client_id),
             topics: f.topics.unwrap_or(base.topics),
             replication_factor: f.replication_factor.unwrap_or(base.replication_factor),
+            retention_ms: f.retention_ms.unwrap_or(base.retention_ms),
             linger_ms: f.linger_ms.unwrap_or(base.linger_ms),
             batch_max_records: f.batch_max_records.or(base.batch_max_records),
             fetch_back_records: f.fetch_back_records.unwrap_or(base.fetch_back_records),
@@ -240,7 +249,13 @@ mod tests {
         assert_eq!(config.topics, BTreeMap::from([("orders".to_string(), 12)]));
         assert_eq!(config.extra["security.protocol"], "SSL");
         assert_eq!(config.replication_factor, 1);
+        assert_eq!(
+            config.retention_ms, -1,
+            "every record kept unless told otherwise"
+        );
         assert_eq!(config.linger_ms, KafkaConfig::default().linger_ms);
+        let week: KafkaConfig = serde_json::from_str(r#"{"retentionMs": 604800000}"#).unwrap();
+        assert_eq!(week.retention_ms, 604_800_000);
     }
 
     #[test]

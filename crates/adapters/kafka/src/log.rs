@@ -8,7 +8,7 @@ use crate::record::kafka_headers;
 use async_trait::async_trait;
 use oms_ports::event_log::{partition_for, Appended, Consumer, EventLog, NewRecord, Record};
 use oms_ports::{PortError, PortResult};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -119,12 +119,51 @@ impl KafkaLog {
         .await
     }
 
-    /// Ensures every topic of [`KafkaConfig::topics`] with its partition count.
+    /// Ensures every topic of [`KafkaConfig::topics`] with its partition count, and warns of
+    /// any that deletes records after a while (see [`KafkaConfig::retention_ms`]).
     pub async fn ensure_topics(&self) -> KafkaLogResult<()> {
         for (topic, &partitions) in &self.config.topics {
             self.ensure(topic, partitions).await?;
+            match self.retention_ms(topic).await {
+                Ok(Some(ms)) if ms >= 0 => tracing::warn!(
+                    topic,
+                    retention_ms = ms,
+                    "kafka: this topic deletes records after retention.ms; a stage whose last \
+                     snapshot is older than that cannot rebuild its state and stops \
+                     (pipeline.snapshotMaxAgeSecs must stay far below it; -1 keeps every record)"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(topic, error = %e, "kafka: could not read the topic's retention.ms")
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The topic's `retention.ms` as the cluster reports it (`None` if it reports none).
+    pub async fn retention_ms(&self, topic: &str) -> KafkaLogResult<Option<i64>> {
+        let timeout = self.config.request_timeout();
+        let options = AdminOptions::new().request_timeout(Some(timeout));
+        let results = self
+            .admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+            .await
+            .map_err(|e| KafkaLogError::client(format!("describe topic {topic}"), e))?;
+        let resource = match results.into_iter().next() {
+            Some(Ok(r)) => r,
+            Some(Err(code)) => {
+                return Err(KafkaLogError::broker(
+                    format!("describe topic {topic}"),
+                    code,
+                ))
+            }
+            None => return Ok(None),
+        };
+        Ok(resource
+            .get("retention.ms")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.parse().ok()))
     }
 
     async fn ensure(&self, topic: &str, partitions: u32) -> KafkaLogResult<()> {
@@ -133,12 +172,20 @@ impl KafkaLog {
                 "topic {topic}: {partitions} partitions"
             )));
         }
+        let retention = self.config.retention_ms;
+        if retention == 0 || retention < -1 {
+            return Err(KafkaLogError::Invalid(format!(
+                "kafka.retentionMs is {retention}: -1 (keep every record) or a number of milliseconds"
+            )));
+        }
         if self.cached_count(topic).is_none() {
+            let retention = retention.to_string();
             let new = NewTopic::new(
                 topic,
                 partitions as i32,
                 TopicReplication::Fixed(self.config.replication_factor as i32),
-            );
+            )
+            .set("retention.ms", &retention);
             let timeout = self.config.request_timeout();
             let options = AdminOptions::new()
                 .request_timeout(Some(timeout))
@@ -389,6 +436,15 @@ impl EventLog for KafkaLog {
         let readers = self.readers.clone();
         let topic = topic.to_string();
         Ok(blocking("end offset", move || readers.end_offset(&topic, partition)).await?)
+    }
+
+    async fn first_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
+        let readers = self.readers.clone();
+        let topic = topic.to_string();
+        Ok(blocking("first offset", move || {
+            readers.first_offset(&topic, partition)
+        })
+        .await?)
     }
 
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>> {

@@ -117,6 +117,18 @@ impl Readers {
             .1)
     }
 
+    /// The low watermark: records before it were deleted by the topic's retention.
+    pub fn first_offset(&self, topic: &str, partition: u32) -> KafkaLogResult<u64> {
+        self.with_reader(|c| {
+            let (low, _) = c
+                .fetch_watermarks(topic, partition as i32, self.timeout)
+                .map_err(|e| {
+                    KafkaLogError::client(format!("watermarks of {topic}/{partition}"), e)
+                })?;
+            Ok(low.max(0) as u64)
+        })
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Reader) -> KafkaLogResult<T>) -> KafkaLogResult<T> {
         let consumer = self.take()?;
         let result = f(&consumer);

@@ -35,6 +35,8 @@ pub struct RiskStage {
     pub references: References,
     /// Records between snapshots of a partition's state.
     pub snapshot_every: u64,
+    /// Longest a handled record waits for a snapshot of its partition ([`stage::SnapshotClock`]).
+    pub snapshot_max_age: Duration,
     /// How long an ended order is remembered ([`super::ended_order_horizon`]).
     pub remember_ended: std::time::Duration,
     pub names: LogNames,
@@ -89,7 +91,13 @@ impl RiskStage {
                         parts.remove(&tp.partition);
                     }
                 }
-                ConsumerEvent::Records(records) if records.is_empty() => {}
+                ConsumerEvent::Records(records) if records.is_empty() => {
+                    for (&partition, part) in parts.iter_mut() {
+                        if part.snapshots.aged() {
+                            self.snapshot(partition, part.committed, part).await;
+                        }
+                    }
+                }
                 ConsumerEvent::Records(records) => {
                     self.refresh_references(&mut parts);
                     let mut out_events = Vec::new();
@@ -143,7 +151,7 @@ impl RiskStage {
                     for (tp, next) in positions {
                         if let Some(part) = parts.get_mut(&tp.partition) {
                             part.committed = part.committed.max(next);
-                            if part.snapshots.due(self.snapshot_every) {
+                            if part.snapshots.due() {
                                 self.snapshot(tp.partition, next, part).await;
                             }
                         }
@@ -202,6 +210,7 @@ impl RiskStage {
         )
         .await?
         .unwrap_or_else(|| (0, self.new_engine()));
+        stage::check_replayable(&self.log, "risk", &tp.topic, tp.partition, from).await?;
         engine.remember_ended_for(self.remember_ended);
         let committed = self
             .log
@@ -240,7 +249,7 @@ impl RiskStage {
                 committed,
                 recorded,
                 recorded_until: end,
-                snapshots: stage::SnapshotClock::default(),
+                snapshots: stage::SnapshotClock::new(self.snapshot_every, self.snapshot_max_age),
                 triggered: HashSet::new(),
             },
         ))

@@ -4,10 +4,10 @@ use crate::codec::{encode_command, encode_event};
 use oms_domain::events::Envelope;
 use oms_domain::venue::VenueCommand;
 use oms_ports::event_log::{Consumer, EventLog, TopicPartition};
-use oms_ports::PortResult;
+use oms_ports::{PortError, PortResult};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a stage waits for records before checking for shutdown.
 pub const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -44,6 +44,31 @@ pub async fn load_snapshot<T: serde::de::DeserializeOwned>(
             Ok(None)
         }
     }
+}
+
+/// Checks that the log still holds `topic`/`partition` from `from` (where a stage's replay of
+/// it starts: its snapshot's offset, or 0). Records deleted by the log's retention before a
+/// snapshot covered them cannot be replayed, and state rebuilt without them would be wrong
+/// (balances, open orders): the stage stops with an error rather than skip them.
+pub async fn check_replayable(
+    log: &Arc<dyn EventLog>,
+    stage: &str,
+    topic: &str,
+    partition: u32,
+    from: u64,
+) -> PortResult<()> {
+    let first = log.first_offset(topic, partition).await?;
+    if first <= from {
+        return Ok(());
+    }
+    let why = format!(
+        "{stage}: records {from}..{first} of {topic}/{partition} were deleted by the log's \
+         retention before a snapshot covered them, so this partition's state cannot be rebuilt; \
+         the stage will not run it (keep the topic's retention.ms at -1, or far longer than \
+         pipeline.snapshotMaxAgeSecs)"
+    );
+    tracing::error!(stage, topic, partition, from, first, "{why}");
+    Err(PortError::Corrupt(why))
 }
 
 /// Appends events to a topic in order, retrying until they are durable or shutdown begins.
@@ -179,9 +204,18 @@ pub async fn poll(
 /// snapshot encodes the whole state, so at a fixed interval its cost per record would grow
 /// with the state (the resting orders); this way it stays about the same, and a restart
 /// replays at most a number of records in proportion to the state, not to history.
-#[derive(Debug, Default)]
+///
+/// And at the latest `max_age` after the first record it does not cover, however few came
+/// since: a log with time-based retention (Kafka's `retention.ms`) deletes old records
+/// whether or not a snapshot covers them, and a quiet partition would otherwise wait for
+/// `every` records for days. A stage checks [`SnapshotClock::aged`] while idle too.
+#[derive(Debug)]
 pub struct SnapshotClock {
+    every: u64,
+    max_age: Duration,
     since: u64,
+    /// When the first record not in a snapshot was handled.
+    oldest: Option<Instant>,
     last_bytes: u64,
 }
 
@@ -189,12 +223,28 @@ pub struct SnapshotClock {
 pub const SNAPSHOT_BYTES_PER_RECORD: u64 = 256;
 
 impl SnapshotClock {
-    pub fn record(&mut self) {
-        self.since += 1;
+    pub fn new(every: u64, max_age: Duration) -> Self {
+        SnapshotClock {
+            every,
+            max_age,
+            since: 0,
+            oldest: None,
+            last_bytes: 0,
+        }
     }
 
-    pub fn due(&self, every: u64) -> bool {
-        self.since >= every.max(self.last_bytes / SNAPSHOT_BYTES_PER_RECORD)
+    pub fn record(&mut self) {
+        self.since += 1;
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    pub fn due(&self) -> bool {
+        self.since >= self.every.max(self.last_bytes / SNAPSHOT_BYTES_PER_RECORD) || self.aged()
+    }
+
+    /// A record not in a snapshot has waited `max_age`.
+    pub fn aged(&self) -> bool {
+        self.oldest.is_some_and(|t| t.elapsed() >= self.max_age)
     }
 
     /// Saves a stage's state of one partition as of `next` and restarts the clock once it is
@@ -218,6 +268,7 @@ impl SnapshotClock {
         match store.save_snapshot(name, partition, next, &bytes).await {
             Ok(()) => {
                 self.since = 0;
+                self.oldest = None;
                 self.last_bytes = bytes.len() as u64;
             }
             Err(e) => tracing::warn!(error = %e, name, "snapshot failed"),
@@ -249,21 +300,38 @@ mod tests {
 
     #[test]
     fn a_large_state_waits_longer_for_its_next_snapshot() {
-        let mut clock = SnapshotClock::default();
+        let mut clock = SnapshotClock::new(100, Duration::from_secs(3600));
         for _ in 0..99 {
             clock.record();
         }
-        assert!(!clock.due(100));
+        assert!(!clock.due());
         clock.record();
-        assert!(clock.due(100), "a small state: every 100 records");
+        assert!(clock.due(), "a small state: every 100 records");
         // After a snapshot of 1,000 records' worth of bytes, not before 1,000 records.
         clock.since = 0;
         clock.last_bytes = 1000 * SNAPSHOT_BYTES_PER_RECORD;
         for _ in 0..999 {
             clock.record();
         }
-        assert!(!clock.due(100));
+        assert!(!clock.due());
         clock.record();
-        assert!(clock.due(100));
+        assert!(clock.due());
+    }
+
+    #[test]
+    fn a_record_waits_at_most_max_age_for_a_snapshot() {
+        let mut clock = SnapshotClock::new(100, Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            !clock.aged(),
+            "nothing to cover: no snapshot, however long it has been"
+        );
+        clock.record();
+        assert!(!clock.due() && !clock.aged());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(clock.aged() && clock.due(), "one record, aged");
+        clock.since = 0;
+        clock.oldest = None;
+        assert!(!clock.aged(), "a snapshot restarts the clock");
     }
 }

@@ -27,6 +27,8 @@ pub struct VenueStage {
     pub instruments: Vec<Instrument>,
     pub fee_account: AccountId,
     pub snapshot_every: u64,
+    /// Longest a handled record waits for a snapshot of its partition ([`stage::SnapshotClock`]).
+    pub snapshot_max_age: Duration,
     /// How often time is sent to the books so GTD orders expire.
     pub tick_every: Duration,
     pub names: LogNames,
@@ -75,7 +77,13 @@ impl VenueStage {
                         assigned.lock().expect("assigned").remove(&tp.partition);
                     }
                 }
-                ConsumerEvent::Records(records) if records.is_empty() => {}
+                ConsumerEvent::Records(records) if records.is_empty() => {
+                    for (&partition, part) in parts.iter_mut() {
+                        if part.snapshots.aged() {
+                            self.snapshot(partition, part.committed, part).await;
+                        }
+                    }
+                }
                 ConsumerEvent::Records(records) => {
                     let mut lifecycle = Vec::new();
                     let mut public = Vec::new();
@@ -121,7 +129,7 @@ impl VenueStage {
                     for (tp, next) in positions {
                         if let Some(part) = parts.get_mut(&tp.partition) {
                             part.committed = part.committed.max(next);
-                            if part.snapshots.due(self.snapshot_every) {
+                            if part.snapshots.due() {
                                 self.snapshot(tp.partition, next, part).await;
                             }
                         }
@@ -144,6 +152,7 @@ impl VenueStage {
         )
         .await?
         .unwrap_or_else(|| (0, Venue::new(self.instruments.clone(), self.fee_account)));
+        stage::check_replayable(&self.log, "venue", &tp.topic, tp.partition, from).await?;
         let committed = self
             .log
             .committed(&self.names.venue_group, &tp.topic, tp.partition)
@@ -160,7 +169,7 @@ impl VenueStage {
             Partition {
                 venue,
                 committed,
-                snapshots: stage::SnapshotClock::default(),
+                snapshots: stage::SnapshotClock::new(self.snapshot_every, self.snapshot_max_age),
             },
         ))
     }

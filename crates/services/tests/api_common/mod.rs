@@ -299,6 +299,9 @@ pub struct HookedLog {
     /// This append (by number) is written and then reported failed, as a broker that timed
     /// out after writing reports it.
     lands_then_fails: Option<usize>,
+    /// Reported as every partition's first offset, as a Kafka topic whose retention deleted
+    /// the records before it reports its low watermark.
+    deleted_before: u64,
 }
 
 impl HookedLog {
@@ -308,6 +311,19 @@ impl HookedLog {
             appends: AtomicUsize::new(0),
             hook,
             lands_then_fails: None,
+            deleted_before: 0,
+        })
+    }
+
+    /// A log that says the records before `offset` of every partition were deleted (reads
+    /// still return them: only what a stage checks before replaying changes).
+    pub fn deleted_before(inner: Arc<dyn EventLog>, offset: u64) -> Arc<dyn EventLog> {
+        Arc::new(HookedLog {
+            inner,
+            appends: AtomicUsize::new(0),
+            hook: Box::new(|_| Box::pin(async { Ok(()) })),
+            lands_then_fails: None,
+            deleted_before: offset,
         })
     }
 
@@ -318,6 +334,7 @@ impl HookedLog {
             appends: AtomicUsize::new(0),
             hook: Box::new(|_| Box::pin(async { Ok(()) })),
             lands_then_fails: Some(n),
+            deleted_before: 0,
         })
     }
 }
@@ -352,6 +369,10 @@ impl EventLog for HookedLog {
     }
     async fn end_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
         self.inner.end_offset(topic, partition).await
+    }
+    async fn first_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
+        let first = self.inner.first_offset(topic, partition).await?;
+        Ok(first.max(self.deleted_before))
     }
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>> {
         self.inner.committed(group, topic, partition).await

@@ -476,6 +476,12 @@ impl EventLog for FileLog {
         Ok(self.inner.partition(topic, partition)?.end())
     }
 
+    /// Always 0: this log keeps every record (it has no retention).
+    async fn first_offset(&self, topic: &str, partition: u32) -> PortResult<u64> {
+        self.inner.partition(topic, partition)?;
+        Ok(0)
+    }
+
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> PortResult<Option<u64>> {
         let tp = TopicPartition {
             topic: topic.to_string(),

@@ -26,6 +26,7 @@ use oms_ports::order_store::{
 use oms_ports::{PortError, PortResult};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// An order's new state, published after it is persisted (for live private streams).
@@ -39,6 +40,8 @@ pub struct ProcessorStage {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn OrderStore>,
     pub snapshot_every: u64,
+    /// Longest a handled record waits for a snapshot of its partition ([`stage::SnapshotClock`]).
+    pub snapshot_max_age: Duration,
     /// How long an ended order is remembered ([`super::ended_order_horizon`]).
     pub remember_ended: std::time::Duration,
     pub metrics: Arc<PipelineMetrics>,
@@ -84,6 +87,14 @@ impl ProcessorStage {
                             .map(|p| p.next_offset)
                             .unwrap_or(0);
                         let (from, ledger) = self.restore_ledger(&tp, persisted).await?;
+                        stage::check_replayable(
+                            &self.log,
+                            "processor",
+                            &tp.topic,
+                            tp.partition,
+                            from,
+                        )
+                        .await?;
                         consumer.seek(&tp, from).await?;
                         tracing::info!(
                             partition = tp.partition,
@@ -97,7 +108,10 @@ impl ProcessorStage {
                             Partition {
                                 ledger,
                                 persisted,
-                                snapshots: stage::SnapshotClock::default(),
+                                snapshots: stage::SnapshotClock::new(
+                                    self.snapshot_every,
+                                    self.snapshot_max_age,
+                                ),
                             },
                         );
                     }
@@ -109,7 +123,13 @@ impl ProcessorStage {
                     // Actors hold only persisted state; dropping them all is safe.
                     actors.clear();
                 }
-                ConsumerEvent::Records(records) if records.is_empty() => {}
+                ConsumerEvent::Records(records) if records.is_empty() => {
+                    for (&partition, part) in parts.iter_mut() {
+                        if part.snapshots.aged() {
+                            self.snapshot(partition, part.persisted, part).await;
+                        }
+                    }
+                }
                 ConsumerEvent::Records(records) => {
                     self.process(&records, &mut parts, &mut actors, &mut consumer, &shutdown)
                         .await?;
@@ -375,7 +395,7 @@ impl ProcessorStage {
         for (tp, next) in &positions {
             if let Some(part) = parts.get_mut(&tp.partition) {
                 part.persisted = part.persisted.max(*next);
-                if part.snapshots.due(self.snapshot_every) {
+                if part.snapshots.due() {
                     self.snapshot(tp.partition, *next, part).await;
                 }
             }
