@@ -119,26 +119,29 @@ impl KafkaLog {
         .await
     }
 
-    /// Ensures every topic of [`KafkaConfig::topics`] with its partition count, and warns of
-    /// any that deletes records after a while (see [`KafkaConfig::retention_ms`]).
+    /// Ensures every topic of [`KafkaConfig::topics`] with its partition count.
     pub async fn ensure_topics(&self) -> KafkaLogResult<()> {
         for (topic, &partitions) in &self.config.topics {
             self.ensure(topic, partitions).await?;
-            match self.retention_ms(topic).await {
-                Ok(Some(ms)) if ms >= 0 => tracing::warn!(
-                    topic,
-                    retention_ms = ms,
-                    "kafka: this topic deletes records after retention.ms; a stage whose last \
-                     snapshot is older than that cannot rebuild its state and stops \
-                     (pipeline.snapshotMaxAgeSecs must stay far below it; -1 keeps every record)"
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(topic, error = %e, "kafka: could not read the topic's retention.ms")
-                }
-            }
         }
         Ok(())
+    }
+
+    /// Warns if `topic` deletes records after a while (see [`KafkaConfig::retention_ms`]).
+    async fn warn_of_retention(&self, topic: &str) {
+        match self.retention_ms(topic).await {
+            Ok(Some(ms)) if ms >= 0 => tracing::warn!(
+                topic,
+                retention_ms = ms,
+                "kafka: this topic deletes records after retention.ms; a stage whose last \
+                 snapshot is older than that cannot rebuild its state and fails \
+                 (pipeline.snapshotMaxAgeSecs must stay far below it; -1 keeps every record)"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "kafka: could not read the topic's retention.ms")
+            }
+        }
     }
 
     /// The topic's `retention.ms` as the cluster reports it (`None` if it reports none).
@@ -178,7 +181,8 @@ impl KafkaLog {
                 "kafka.retentionMs is {retention}: -1 (keep every record) or a number of milliseconds"
             )));
         }
-        if self.cached_count(topic).is_none() {
+        let first_time = self.cached_count(topic).is_none();
+        if first_time {
             let retention = retention.to_string();
             let new = NewTopic::new(
                 topic,
@@ -209,6 +213,9 @@ impl KafkaLog {
             }
         }
         let actual = self.count(topic, true).await?;
+        if first_time {
+            self.warn_of_retention(topic).await;
+        }
         if actual != partitions {
             return Err(KafkaLogError::Invalid(format!(
                 "topic {topic} has {actual} partitions, not {partitions}"

@@ -539,30 +539,3 @@ async fn tail_under_concurrent_producers(config: KafkaConfig) -> Vec<u64> {
     let got: BTreeSet<u64> = delivered.into_iter().collect();
     (0..total).filter(|o| !got.contains(o)).collect()
 }
-
-/// Topics the adapter creates keep every record by default (the stages rebuild their state by
-/// replay); a configured retention is applied as given, and a meaningless one refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn created_topics_get_the_configured_retention() {
-    let server = TansuServer::new();
-    let log = KafkaLog::connect(config(&server)).await.expect("connect");
-    log.ensure_topic("kept-for-ever", 1).await.unwrap();
-    assert_eq!(log.retention_ms("kept-for-ever").await.unwrap(), Some(-1));
-
-    let mut week = config(&server);
-    week.retention_ms = 7 * 24 * 3600 * 1000;
-    week.topics = BTreeMap::from([("kept-a-week".to_string(), 2)]);
-    let log = KafkaLog::connect(week).await.expect("connect");
-    log.ensure_topics().await.unwrap();
-    assert_eq!(
-        log.retention_ms("kept-a-week").await.unwrap(),
-        Some(7 * 24 * 3600 * 1000)
-    );
-    assert_eq!(log.first_offset("kept-a-week", 1).await.unwrap(), 0);
-
-    let mut zero = config(&server);
-    zero.retention_ms = 0;
-    let log = KafkaLog::connect(zero).await.expect("connect");
-    let err = log.ensure_topic("kept-never", 1).await.unwrap_err();
-    assert!(err.to_string().contains("retentionMs"), "{err}");
-}

@@ -10,7 +10,7 @@
 use super::state::MarketData;
 use super::MarketDataError;
 use crate::codec::decode_event;
-use crate::pipeline::stage::{backoff, POLL_MAX, POLL_TIMEOUT};
+use crate::pipeline::stage::{backoff, check_replayable, POLL_MAX, POLL_TIMEOUT};
 use crate::pipeline::Shutdown;
 use oms_domain::events::Envelope;
 use oms_ports::event_log::{Consumer, ConsumerEvent, EventLog, TopicPartition};
@@ -185,6 +185,7 @@ async fn restore(
     if next == 0 {
         md.drop_partition(tp.partition);
     }
+    check_replayable(log, "marketdata", &tp.topic, tp.partition, next).await?;
     consumer.seek(tp, next).await?;
     Ok(Progress {
         next,

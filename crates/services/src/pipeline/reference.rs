@@ -89,6 +89,20 @@ impl References {
             }
         };
         let mut next = vec![0u64; partitions as usize];
+        for (p, at) in next.iter_mut().enumerate() {
+            // Records the log's retention deleted are gone: the book is rebuilt from the oldest
+            // one left (reading before it would fail for ever).
+            match log.first_offset(&topic, p as u32).await {
+                Ok(0) => {}
+                Ok(first) => {
+                    tracing::warn!(partition = p, first, "reference prices: the log starts at {first}; its book misses what came before");
+                    *at = first;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, partition = p, "reference prices: cannot read where the log starts")
+                }
+            }
+        }
         let mut attempt = 0;
         while !*shutdown.borrow() {
             let mut read_any = false;

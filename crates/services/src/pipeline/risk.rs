@@ -46,6 +46,9 @@ struct Partition {
     engine: RiskEngine,
     /// Offsets below this were fully handled before the last stop: replay them silently.
     committed: u64,
+    /// The state covers the records before this offset (it trails `committed` during a
+    /// replay): where an idle snapshot is taken.
+    handled: u64,
     /// Decisions already in the log past the snapshot, by event id.
     recorded: HashMap<EventId, Envelope>,
     /// The partition's end when it was restored. Every request `recorded` answers lies before
@@ -94,7 +97,7 @@ impl RiskStage {
                 ConsumerEvent::Records(records) if records.is_empty() => {
                     for (&partition, part) in parts.iter_mut() {
                         if part.snapshots.aged() {
-                            self.snapshot(partition, part.committed, part).await;
+                            self.snapshot(partition, part.handled, part).await;
                         }
                     }
                 }
@@ -151,6 +154,7 @@ impl RiskStage {
                     for (tp, next) in positions {
                         if let Some(part) = parts.get_mut(&tp.partition) {
                             part.committed = part.committed.max(next);
+                            part.handled = next;
                             if part.snapshots.due() {
                                 self.snapshot(tp.partition, next, part).await;
                             }
@@ -247,6 +251,7 @@ impl RiskStage {
             Partition {
                 engine,
                 committed,
+                handled: from,
                 recorded,
                 recorded_until: end,
                 snapshots: stage::SnapshotClock::new(self.snapshot_every, self.snapshot_max_age),

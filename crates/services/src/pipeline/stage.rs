@@ -271,7 +271,12 @@ impl SnapshotClock {
                 self.oldest = None;
                 self.last_bytes = bytes.len() as u64;
             }
-            Err(e) => tracing::warn!(error = %e, name, "snapshot failed"),
+            Err(e) => {
+                // Tried again after `every` more records or `max_age`, not at every idle poll.
+                self.since = 0;
+                self.oldest = Some(Instant::now());
+                tracing::warn!(error = %e, name, "snapshot failed")
+            }
         }
     }
 }

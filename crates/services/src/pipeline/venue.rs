@@ -37,6 +37,9 @@ pub struct VenueStage {
 struct Partition {
     venue: Venue,
     committed: u64,
+    /// The books cover the commands before this offset (it trails `committed` during a
+    /// replay): where an idle snapshot is taken.
+    handled: u64,
     snapshots: stage::SnapshotClock,
 }
 
@@ -80,7 +83,7 @@ impl VenueStage {
                 ConsumerEvent::Records(records) if records.is_empty() => {
                     for (&partition, part) in parts.iter_mut() {
                         if part.snapshots.aged() {
-                            self.snapshot(partition, part.committed, part).await;
+                            self.snapshot(partition, part.handled, part).await;
                         }
                     }
                 }
@@ -129,6 +132,7 @@ impl VenueStage {
                     for (tp, next) in positions {
                         if let Some(part) = parts.get_mut(&tp.partition) {
                             part.committed = part.committed.max(next);
+                            part.handled = next;
                             if part.snapshots.due() {
                                 self.snapshot(tp.partition, next, part).await;
                             }
@@ -169,6 +173,7 @@ impl VenueStage {
             Partition {
                 venue,
                 committed,
+                handled: from,
                 snapshots: stage::SnapshotClock::new(self.snapshot_every, self.snapshot_max_age),
             },
         ))

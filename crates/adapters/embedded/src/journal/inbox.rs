@@ -1,9 +1,9 @@
 //! The writer's queue. One queue keeps every record in the order it was queued; what differs
 //! is who wakes the writer. A record someone waits for (a claim, which must be synced, or any
-//! record with a reply) wakes it at once. A record written behind (a completion) does not: it
-//! goes out with the next waited-for group, or after [`BEHIND_DELAY`] if none comes. Under
-//! load that saves a wake-up and a thread switch per request; in `perf` those wake-ups were
-//! most of the journal's cost.
+//! record with a reply) wakes it at once. A record written behind (a completion) wakes it only
+//! if it has been idle for a while: it goes out with the next waited-for group, or at most
+//! [`BEHIND_DELAY`] after it was queued. Under load that saves a wake-up and a thread switch
+//! per request; in `perf` those wake-ups were most of the journal's cost.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,16 +19,26 @@ pub(super) trait Urgency {
 pub(super) struct Inbox<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
-    /// Records written behind wake the writer once this many are waiting.
-    wake_at: usize,
+    /// Records written behind wake the writer once this many are waiting; a group takes at
+    /// most this many.
+    max_group: usize,
+}
+
+/// What the writer is doing, for whoever queues a record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    Busy,
+    /// Waiting at most [`BEHIND_DELAY`]: it will look at the queue by then anyway.
+    Napping,
+    /// Waiting with no deadline, the queue having stayed empty for [`BEHIND_DELAY`].
+    Sleeping,
 }
 
 struct State<T> {
     items: Vec<T>,
-    /// An urgent item is among `items`.
-    urgent: bool,
-    /// The writer is waiting: only then does queuing an item need a wake-up.
-    idle: bool,
+    /// How many of `items` are urgent.
+    urgent: usize,
+    writer: Writer,
     closed: bool,
 }
 
@@ -37,16 +47,16 @@ struct State<T> {
 pub(super) struct Closed;
 
 impl<T: Urgency> Inbox<T> {
-    pub(super) fn new(wake_at: usize) -> Self {
+    pub(super) fn new(max_group: usize) -> Self {
         Inbox {
             state: Mutex::new(State {
                 items: Vec::new(),
-                urgent: false,
-                idle: false,
+                urgent: 0,
+                writer: Writer::Busy,
                 closed: false,
             }),
             ready: Condvar::new(),
-            wake_at,
+            max_group,
         }
     }
 
@@ -61,47 +71,57 @@ impl<T: Urgency> Inbox<T> {
             return Err(Closed);
         }
         s.items.push(item);
-        s.urgent |= urgent;
-        let wake = s.idle && (s.urgent || s.items.len() >= self.wake_at);
+        s.urgent += usize::from(urgent);
+        let wake = match s.writer {
+            Writer::Busy => false,
+            Writer::Napping => s.urgent > 0 || s.items.len() >= self.max_group,
+            Writer::Sleeping => true,
+        };
         if wake {
-            s.idle = false;
+            s.writer = Writer::Busy;
             drop(s);
             self.ready.notify_one();
         }
         Ok(())
     }
 
-    /// Moves the next group into `group` (empty on entry), blocking until there is one;
-    /// `false` once closed and drained.
+    /// Moves the next group (at most `max_group` records, oldest first) into `group` (empty
+    /// on entry), blocking until there is one; `false` once closed and drained.
     pub(super) fn take(&self, group: &mut Vec<T>) -> bool {
         let mut s = self.lock();
         loop {
-            let due = s.urgent || s.closed || s.items.len() >= self.wake_at;
+            let due = s.urgent > 0 || s.closed || s.items.len() >= self.max_group;
             if due && !s.items.is_empty() {
                 break;
             }
             if s.closed {
                 return false;
             }
-            s.idle = true;
-            if s.items.is_empty() {
-                s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner());
-            } else {
-                // Only records written behind: give them a while to gather company.
-                s = self
-                    .ready
-                    .wait_timeout(s, BEHIND_DELAY)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-                if !s.items.is_empty() {
-                    s.idle = false;
-                    break;
-                }
+            // Records written behind, or none yet: they get [`BEHIND_DELAY`] to gather company.
+            s.writer = Writer::Napping;
+            let (guard, waited) = self
+                .ready
+                .wait_timeout(s, BEHIND_DELAY)
+                .unwrap_or_else(|p| p.into_inner());
+            s = guard;
+            if waited.timed_out() && !s.items.is_empty() {
+                break;
             }
-            s.idle = false;
+            if waited.timed_out() && s.items.is_empty() && !s.closed {
+                // Quiet: the next record of any kind wakes the writer.
+                s.writer = Writer::Sleeping;
+                s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+            s.writer = Writer::Busy;
         }
-        std::mem::swap(group, &mut s.items);
-        s.urgent = false;
+        s.writer = Writer::Busy;
+        if s.items.len() > self.max_group {
+            let rest = s.items.split_off(self.max_group);
+            *group = std::mem::replace(&mut s.items, rest);
+        } else {
+            std::mem::swap(group, &mut s.items);
+        }
+        s.urgent -= group.iter().filter(|i| i.urgent()).count();
         true
     }
 
@@ -109,7 +129,7 @@ impl<T: Urgency> Inbox<T> {
     pub(super) fn close(&self) {
         let mut s = self.lock();
         s.closed = true;
-        s.idle = false;
+        s.writer = Writer::Busy;
         drop(s);
         self.ready.notify_one();
     }
@@ -155,36 +175,59 @@ mod tests {
         assert_eq!(group.len(), 1);
     }
 
-    #[test]
-    fn a_waiting_writer_wakes_for_an_urgent_item_or_a_full_group_only() {
-        let inbox = Arc::new(Inbox::new(3));
-        let writer = {
-            let inbox = inbox.clone();
-            std::thread::spawn(move || {
-                let mut groups = Vec::new();
-                let mut group = Vec::new();
-                while inbox.take(&mut group) {
-                    groups.push(group.drain(..).map(|i: Item| i.0).collect::<Vec<_>>());
+    /// Runs a writer on `inbox` that hands each group over `tx`, with the time it was taken.
+    fn writer(inbox: Arc<Inbox<Item>>) -> std::sync::mpsc::Receiver<(Vec<u32>, Instant)> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut group = Vec::new();
+            while inbox.take(&mut group) {
+                let ids = group.drain(..).map(|i: Item| i.0).collect();
+                if tx.send((ids, Instant::now())).is_err() {
+                    break;
                 }
-                groups
-            })
-        };
-        std::thread::sleep(Duration::from_millis(20));
-        inbox.push(Item(1, true)).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        for n in 2..=4 {
-            inbox.push(Item(n, false)).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        inbox.push(Item(5, false)).unwrap();
+            }
+        });
+        rx
+    }
+
+    #[test]
+    fn a_sleeping_writer_writes_a_lone_record_behind_within_the_delay() {
+        let inbox = Arc::new(Inbox::new(100));
+        let groups = writer(inbox.clone());
+        // Long enough for the writer to go from napping to sleeping.
+        std::thread::sleep(BEHIND_DELAY * 5);
+        let queued = Instant::now();
+        inbox.push(Item(1, false)).unwrap();
+        let (ids, at) = groups
+            .recv_timeout(Duration::from_secs(10))
+            .expect("written without any other record or a close");
+        assert_eq!(ids, [1]);
+        assert!(
+            at.duration_since(queued) >= BEHIND_DELAY,
+            "it waited for company"
+        );
         inbox.close();
-        assert!(inbox.push(Item(6, true)).is_err(), "closed");
-        let groups = writer.join().unwrap();
+    }
+
+    #[test]
+    fn groups_keep_the_order_and_hold_at_most_max_group() {
+        let inbox = Arc::new(Inbox::new(3));
+        for n in 1..=7 {
+            inbox.push(Item(n, n == 5)).unwrap();
+        }
+        let groups = writer(inbox.clone());
+        let mut seen = Vec::new();
+        while seen.len() < 7 {
+            let (ids, _) = groups.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert!(!ids.is_empty() && ids.len() <= 3, "{ids:?}");
+            seen.extend(ids);
+        }
         assert_eq!(
-            groups.concat(),
-            [1, 2, 3, 4, 5],
+            seen,
+            [1, 2, 3, 4, 5, 6, 7],
             "nothing lost, nothing reordered"
         );
-        assert_eq!(groups[0], [1]);
+        inbox.close();
+        assert!(inbox.push(Item(8, true)).is_err(), "closed");
     }
 }

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-/// Records written behind wake the writer once this many wait.
-const BEHIND_GROUP: usize = 4096;
+/// Most records one write takes; records written behind wake the writer once this many wait.
+const MAX_GROUP: usize = 4096;
 const SUFFIX: &str = "keys";
 
 /// Where a record is: its segment, and its frame's offset and length there.
@@ -163,7 +163,7 @@ impl Segments {
             syncs: AtomicU64::new(0),
             landed: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
         });
-        let inbox = Arc::new(Inbox::new(BEHIND_GROUP));
+        let inbox = Arc::new(Inbox::new(MAX_GROUP));
         let writer = Writer {
             dir: dir.to_path_buf(),
             file,
