@@ -8,7 +8,7 @@ use super::fsutil;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 /// One file or directory to make durable.
 pub(crate) enum Sync {
@@ -25,34 +25,72 @@ impl Sync {
     }
 }
 
-type Job = (Sync, mpsc::Sender<io::Result<()>>);
+type Job = (Sync, Arc<Latch>);
 
-/// Helper threads beside the caller, which runs one sync itself. They end when the pool is
-/// dropped.
+/// Counts a group's syncs still running on helpers; only the last one to finish wakes the
+/// caller, and only if it is waiting (one wake-up per group, not one per file).
+struct Latch {
+    state: Mutex<LatchState>,
+    done: Condvar,
+}
+
+struct LatchState {
+    running: usize,
+    result: io::Result<()>,
+    waiting: bool,
+}
+
+impl Latch {
+    fn finish(&self, r: io::Result<()>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.result.is_ok() {
+            s.result = r;
+        }
+        s.running -= 1;
+        let wake = s.running == 0 && s.waiting;
+        drop(s);
+        if wake {
+            self.done.notify_one();
+        }
+    }
+
+    fn wait(&self) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while s.running > 0 {
+            s.waiting = true;
+            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        std::mem::replace(&mut s.result, Ok(()))
+    }
+}
+
+/// Helper threads beside the caller, which runs one sync itself; each helper has its own
+/// queue, so handing out a group's syncs wakes each helper once and nothing else. They end
+/// when the pool is dropped.
 pub(crate) struct SyncPool {
-    jobs: Option<mpsc::Sender<Job>>,
+    helpers: Vec<mpsc::Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl SyncPool {
     pub fn new(helpers: usize) -> io::Result<SyncPool> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let threads = (0..helpers)
-            .map(|i| {
-                let rx = rx.clone();
+        let mut queues = Vec::with_capacity(helpers);
+        let mut threads = Vec::with_capacity(helpers);
+        for i in 0..helpers {
+            let (tx, rx) = mpsc::channel::<Job>();
+            queues.push(tx);
+            threads.push(
                 std::thread::Builder::new()
                     .name(format!("oms-log-sync-{i}"))
-                    .spawn(move || loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok((sync, done)) = job else { return };
-                        let _ = done.send(sync.run());
-                    })
-            })
-            .collect::<io::Result<Vec<_>>>()?;
+                    .spawn(move || {
+                        for (sync, latch) in rx {
+                            latch.finish(sync.run());
+                        }
+                    })?,
+            );
+        }
         Ok(SyncPool {
-            jobs: Some(tx),
+            helpers: queues,
             threads,
         })
     }
@@ -63,29 +101,33 @@ impl SyncPool {
         let Some(own) = syncs.next() else {
             return Ok(());
         };
-        let (done_tx, done_rx) = mpsc::channel();
-        let mut handed = 0;
-        for sync in syncs {
-            match &self.jobs {
-                Some(jobs) if jobs.send((sync, done_tx.clone())).is_ok() => handed += 1,
-                // No helper left (cannot happen while the pool lives): run it here.
-                _ => return Err(io::Error::other("the log's sync threads have stopped")),
+        let rest: Vec<Sync> = syncs.collect();
+        let latch = Arc::new(Latch {
+            state: Mutex::new(LatchState {
+                running: rest.len(),
+                result: Ok(()),
+                waiting: false,
+            }),
+            done: Condvar::new(),
+        });
+        for (i, sync) in rest.into_iter().enumerate() {
+            let helper = match self.helpers.get(i % self.helpers.len().max(1)) {
+                Some(h) => h,
+                None => return Err(io::Error::other("the log has no sync threads")),
+            };
+            if let Err(mpsc::SendError((_, latch))) = helper.send((sync, latch.clone())) {
+                latch.finish(Err(io::Error::other("a log sync thread stopped")));
             }
         }
-        let mut res = own.run();
-        for _ in 0..handed {
-            let r = done_rx
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("a log sync thread stopped")));
-            res = res.and(r);
-        }
-        res
+        let own = own.run();
+        let helped = latch.wait();
+        own.and(helped)
     }
 }
 
 impl Drop for SyncPool {
     fn drop(&mut self) {
-        self.jobs.take();
+        self.helpers.clear();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
