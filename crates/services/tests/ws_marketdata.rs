@@ -9,6 +9,7 @@ use oms_domain::Decimal;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
 use oms_ports::event_log::EventLog;
 use oms_ports::order_store::OrderStore;
+use oms_services::api::rate_limit::RequestRate;
 use oms_services::codec::encode_event;
 use oms_services::marketdata::{
     marketdata_router, run_marketdata_consumer, run_orders_feed, AccountResolver,
@@ -888,4 +889,78 @@ async fn processor_updates_reach_only_their_account() {
     let m = next(&mut one).await;
     assert_eq!(m["data"]["order"]["orderId"], "13");
     assert_eq!(m["seq"], 2);
+}
+
+/// A client over its message rate gets one error for the first message dropped, and is cut off
+/// once it sends `burst` more while refused; another client is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_message_rate_is_refused_then_cut_off() {
+    let srv = start(MarketDataConfig {
+        client_message_rate: RequestRate {
+            per_second: 1,
+            burst: 5,
+        },
+        ..MarketDataConfig::default()
+    })
+    .await;
+    let mut flooder = srv.connect().await;
+    let mut calm = srv.connect().await;
+    for _ in 0..5 {
+        send(&mut flooder, json!({"op":"ping"})).await;
+        assert_eq!(next(&mut flooder).await["type"], "pong", "within the burst");
+    }
+    send(&mut flooder, json!({"op":"ping"})).await;
+    let refused = next(&mut flooder).await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "TOO_MANY_MESSAGES");
+    for _ in 0..20 {
+        if flooder
+            .send(Message::text(json!({"op":"ping"}).to_string()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (mut pongs, mut errors) = (0, 0);
+    let reason = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match flooder.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("pong") => pongs += 1,
+                        Some("error") => {
+                            assert_eq!(v["code"], "TOO_MANY_MESSAGES");
+                            errors += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("connection failed instead of closing: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    })
+    .await
+    .expect("the flooder is cut off");
+    assert_eq!(reason, "TOO_MANY_MESSAGES");
+    assert!(
+        pongs <= 1,
+        "at most the one message a second refilled: {pongs}"
+    );
+    assert_eq!(
+        errors, 1,
+        "the closing reason, and no error per dropped message"
+    );
+    send(&mut calm, json!({"op":"ping"})).await;
+    assert_eq!(
+        next(&mut calm).await["type"],
+        "pong",
+        "the other client is served"
+    );
 }

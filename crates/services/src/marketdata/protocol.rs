@@ -13,6 +13,8 @@ pub mod ws_codes {
     /// The credential could not be checked (the account store is unreachable); try again.
     pub const AUTH_UNAVAILABLE: &str = "AUTH_UNAVAILABLE";
     pub const TOO_MANY_CHANNELS: &str = "TOO_MANY_CHANNELS";
+    /// Over the client's message rate: the message was dropped (and, kept up, the connection).
+    pub const TOO_MANY_MESSAGES: &str = "TOO_MANY_MESSAGES";
     pub use super::super::hub::SLOW_CONSUMER;
 }
 

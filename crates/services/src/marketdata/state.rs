@@ -8,6 +8,7 @@ use super::auth::AccountResolver;
 use super::hub::{ClientId, Hub};
 use super::protocol::{self, Channel};
 use super::views::DepthLevels;
+use crate::api::rate_limit::RequestRate;
 use crate::ingestion::clock;
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Symbol, Timestamp};
@@ -46,6 +47,11 @@ pub struct MarketDataConfig {
     /// together. Bounds the added delay; saves most socket writes under a steady stream.
     pub flush_interval: Duration,
     pub max_channels_per_client: usize,
+    /// Messages a client may send: `per_second` on average, `burst` at once (`per_second` 0:
+    /// no limit). Beyond it a message is dropped with a `TOO_MANY_MESSAGES` error, and a client
+    /// that sends `burst` more while refused is cut off: each message costs the server a parse,
+    /// and an `auth` a look-up in the account store.
+    pub client_message_rate: RequestRate,
     /// How often an authenticated connection checks its key or session again, so that a
     /// revoked key or an expired session ends its private channel.
     pub auth_recheck_interval: Duration,
@@ -66,6 +72,10 @@ impl Default for MarketDataConfig {
             heartbeat_interval: Duration::from_secs(10),
             flush_interval: Duration::from_millis(10),
             max_channels_per_client: 64,
+            client_message_rate: RequestRate {
+                per_second: 50,
+                burst: 100,
+            },
             auth_recheck_interval: Duration::from_secs(10),
         }
     }

@@ -7,6 +7,7 @@ use super::auth::{cookie_value, SESSION_COOKIE};
 use super::hub::{ClientFeed, ClientHandle, ClientId, Kick, Next, SLOW_CONSUMER};
 use super::protocol::{self, ws_codes, Channel, ClientOp};
 use super::state::MarketData;
+use crate::api::rate_limit::RequestRate;
 use crate::ingestion::clock;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -15,6 +16,7 @@ use axum::response::Response;
 use futures_util::stream::SplitSink;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use oms_domain::ids::AccountId;
+use oms_domain::risk::TokenBucket;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,10 +123,25 @@ async fn session(md: MarketData, socket: WebSocket, login: Login) {
     let every = md.config().auth_recheck_interval;
     let mut recheck = interval_at(Instant::now() + every, every);
     recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut limit = MessageLimit::new(md.config().client_message_rate);
     loop {
         tokio::select! {
             _ = recheck.tick() => conn.recheck().await,
             msg = stream.next() => match msg {
+                Some(Ok(Message::Text(_) | Message::Binary(_))) if !limit.admit() => {
+                    if limit.refused == 1 {
+                        conn.send(protocol::error(
+                            ws_codes::TOO_MANY_MESSAGES,
+                            &format!(
+                                "more than {} messages a second: this one was dropped, and a client that keeps on is disconnected",
+                                limit.rate.per_second
+                            ),
+                        ));
+                    }
+                    if limit.refused > limit.rate.burst {
+                        md.hub().kick(id, ws_codes::TOO_MANY_MESSAGES);
+                    }
+                }
                 Some(Ok(Message::Text(text))) => conn.handle(&text).await,
                 Some(Ok(Message::Binary(_))) => conn.send(protocol::error(
                     ws_codes::INVALID_MESSAGE,
@@ -139,6 +156,32 @@ async fn session(md: MarketData, socket: WebSocket, login: Login) {
     md.hub().disconnect(id);
     // The writer ends once the hub has dropped the queue, or after telling a kicked client why.
     let _ = writer.await;
+}
+
+/// The client's message allowance, and how many it sent in a row while refused.
+struct MessageLimit {
+    rate: RequestRate,
+    bucket: TokenBucket,
+    refused: u32,
+}
+
+impl MessageLimit {
+    fn new(rate: RequestRate) -> Self {
+        MessageLimit {
+            rate,
+            bucket: TokenBucket::default(),
+            refused: 0,
+        }
+    }
+
+    fn admit(&mut self) -> bool {
+        let admitted = self.rate.per_second == 0
+            || self
+                .bucket
+                .take(clock::now(), self.rate.per_second, self.rate.burst.max(1));
+        self.refused = if admitted { 0 } else { self.refused + 1 };
+        admitted
+    }
 }
 
 /// One connection's reader side.
@@ -401,6 +444,7 @@ async fn write_all(sink: &mut Sink, batch: Vec<Utf8Bytes>) -> Result<(), axum::E
 async fn close_with(sink: &mut Sink, reason: &'static str) {
     let message = match reason {
         ws_codes::SLOW_CONSUMER => "the client did not keep up with its messages",
+        ws_codes::TOO_MANY_MESSAGES => "the client kept sending over its message rate",
         _ => "connection closed by the server",
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
