@@ -147,6 +147,42 @@ async fn accounts_and_keys(store: &impl OrderStore) {
         all.contains(&a) && all.contains(&b),
         "accounts() lists new accounts"
     );
+    let ids: Vec<_> = all.iter().map(|x| x.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "accounts() by id");
+    // A page at a time, from after an id, in order; nothing past the last.
+    let page = store.accounts_page(Some(a.id), 1).await.unwrap();
+    assert_eq!(page, vec![b.clone()], "the one account after a");
+    let first = store.accounts_page(None, 1).await.unwrap();
+    assert_eq!(first.first().map(|x| x.id), ids.first().copied());
+    assert!(
+        store
+            .accounts_page(ids.last().copied(), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing after the last account"
+    );
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.accounts_page(after, 2).await.unwrap();
+        assert!(page.len() <= 2, "at most the limit");
+        after = page.last().map(|x| x.id);
+        let done = page.len() < 2;
+        paged.extend(page);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(paged, all, "paging through gives every account once");
+    assert_eq!(store.account(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.account(b.id).await.unwrap(), Some(b.clone()));
+    let unknown = oms_domain::ids::AccountId(ids.last().unwrap().0 + 1_000);
+    assert_eq!(
+        store.account(unknown).await.unwrap(),
+        None,
+        "no such account"
+    );
 
     let (trade, read) = (KeyScope::Trade, KeyScope::Read);
     let hash_a = format!("hash-a-{}", a.id);

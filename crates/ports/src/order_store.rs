@@ -276,7 +276,32 @@ pub trait OrderStore: Send + Sync + 'static {
     ) -> PortResult<()>;
 
     async fn create_account(&self, name: &str, demo: bool, at: Timestamp) -> PortResult<Account>;
-    async fn accounts(&self) -> PortResult<Vec<Account>>;
+    /// Accounts with an id above `after` (all, if `None`), by id, at most `limit`.
+    async fn accounts_page(&self, after: Option<AccountId>, limit: u32)
+        -> PortResult<Vec<Account>>;
+    /// Every account, by id (read a page at a time).
+    async fn accounts(&self) -> PortResult<Vec<Account>> {
+        const PAGE: u32 = 1_000;
+        let mut all: Vec<Account> = Vec::new();
+        loop {
+            let page = self.accounts_page(all.last().map(|a| a.id), PAGE).await?;
+            let done = page.len() < PAGE as usize;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+    /// The account with this id, if any.
+    async fn account(&self, id: AccountId) -> PortResult<Option<Account>> {
+        let after = id.0.checked_sub(1).map(AccountId);
+        Ok(self
+            .accounts_page(after, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|a| a.id == id))
+    }
     /// Stores the hash of an API key for an account, with what the key may do.
     async fn add_api_key(
         &self,

@@ -927,3 +927,58 @@ async fn a_deposits_recorded_credit_reads_back_by_reference_and_asset() {
     .await;
     assert_eq!(r.problem(), expect(404, "DEPOSIT_NOT_FOUND", "reference"));
 }
+
+#[tokio::test]
+async fn accounts_are_listed_a_page_at_a_time() {
+    let app = start().await;
+    for i in 0..5 {
+        let body = json!({ "name": format!("paged-{i}") });
+        let r = admin(&app, "POST", "/api/admin/accounts", Some(&body), &[]).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let all = admin(&app, "GET", "/api/admin/accounts?limit=500", None, &[]).await;
+    assert_eq!(all.status, 200);
+    let all = all.json();
+    assert!(all["nextCursor"].is_null(), "one page holds them all");
+    let ids: Vec<Value> = all["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["accountId"].clone())
+        .collect();
+    assert!(ids.len() >= 5);
+
+    let mut paged = Vec::new();
+    let mut path = "/api/admin/accounts?limit=2".to_string();
+    loop {
+        let r = admin(&app, "GET", &path, None, &[]).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let page = r.json();
+        let accounts = page["accounts"].as_array().unwrap();
+        assert!(accounts.len() <= 2);
+        paged.extend(accounts.iter().map(|a| a["accountId"].clone()));
+        match page["nextCursor"].as_str() {
+            Some(c) => path = format!("/api/admin/accounts?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids, "every account once, in order");
+
+    for (query, field, code) in [
+        ("limit=0", "limit", "INVALID_LIMIT"),
+        ("limit=501", "limit", "INVALID_LIMIT"),
+        ("cursor=abc", "cursor", "INVALID_CURSOR"),
+        ("cursor=007", "cursor", "INVALID_CURSOR"),
+        ("page=2", "page", "UNKNOWN_FIELD"),
+    ] {
+        let r = admin(
+            &app,
+            "GET",
+            &format!("/api/admin/accounts?{query}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(r.problem(), expect(400, code, field), "{query}");
+    }
+}

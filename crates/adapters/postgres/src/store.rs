@@ -623,12 +623,22 @@ impl OrderStore for PgStore {
         })
     }
 
-    async fn accounts(&self) -> PortResult<Vec<Account>> {
+    async fn accounts_page(
+        &self,
+        after: Option<AccountId>,
+        limit: u32,
+    ) -> PortResult<Vec<Account>> {
+        let after = match after {
+            Some(a) => to_sql_int(a.0, "account id")?,
+            None => -1,
+        };
+        let limit = i64::from(limit);
         let rows = self
             .query(
                 "list accounts",
-                "SELECT account_id, name, demo, created_at FROM accounts ORDER BY account_id",
-                &[],
+                "SELECT account_id, name, demo, created_at FROM accounts
+                 WHERE account_id > $1 ORDER BY account_id LIMIT $2",
+                &[&after, &limit],
             )
             .await?;
         rows.iter()

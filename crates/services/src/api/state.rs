@@ -215,11 +215,16 @@ impl ApiState {
         if let Some(n) = self.account_names.lock().expect("lock").get(&account) {
             return Ok(n.clone());
         }
-        let accounts = self.store.accounts().await?;
-        let mut names = self.account_names.lock().expect("lock");
-        for a in accounts {
-            names.insert(a.id, a.name);
+        let name = self
+            .store
+            .account(account)
+            .await?
+            .map(|a| a.name)
+            .unwrap_or_default();
+        if !name.is_empty() {
+            let mut names = self.account_names.lock().expect("lock");
+            names.insert(account, name.clone());
         }
-        Ok(names.get(&account).cloned().unwrap_or_default())
+        Ok(name)
     }
 }

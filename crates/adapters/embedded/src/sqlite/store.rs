@@ -631,14 +631,23 @@ impl OrderStore for SqliteStore {
             .await?)
     }
 
-    async fn accounts(&self) -> PortResult<Vec<Account>> {
+    async fn accounts_page(
+        &self,
+        after: Option<AccountId>,
+        limit: u32,
+    ) -> PortResult<Vec<Account>> {
+        let after = match after {
+            Some(a) => to_sql_int(a.0, "account id")?,
+            None => -1,
+        };
         Ok(self
             .db
-            .read(|conn| {
+            .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT account_id, name, demo, created_at FROM accounts ORDER BY account_id",
+                    "SELECT account_id, name, demo, created_at FROM accounts
+                     WHERE account_id > ?1 ORDER BY account_id LIMIT ?2",
                 )?;
-                let rows = stmt.query_map([], |r| {
+                let rows = stmt.query_map(params![after, limit], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?;
                 let mut out = Vec::new();

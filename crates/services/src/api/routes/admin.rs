@@ -11,6 +11,8 @@ use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::routes::account::{parse_switch, switch};
 use crate::api::routes::cancel_all::{cancel_all_of, Requested};
+use crate::api::routes::orders::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::api::routes::{distinct_params, query_pairs};
 use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
 use crate::ingestion::clock::{self, format_rfc3339_millis};
@@ -42,18 +44,74 @@ pub const DEPOSIT_MAX: u64 = 1_000_000_000_000;
 /// Most decimals of a deposit: finer than any price or quantity the instruments allow.
 pub const DEPOSIT_MAX_DECIMALS: u32 = 12;
 
-/// `GET /api/admin/accounts`: every account with its balances and kill switch.
-pub async fn list_accounts(State(s): State<ApiState>, _: Operator) -> ReplyResult {
-    let accounts = s
+/// `GET /api/admin/accounts?limit=&cursor=`: accounts by id with their balances and kill
+/// switch, a page at a time (`limit` 1 to 500, 100 by default; `cursor` the `nextCursor` of
+/// the page before, absent on the last page).
+pub async fn list_accounts(
+    State(s): State<ApiState>,
+    _: Operator,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ReplyResult {
+    let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
+    let mut errs = Vec::new();
+    let (mut limit, mut after) = (DEFAULT_LIMIT, None);
+    for (name, value) in distinct_params(&pairs, &mut errs) {
+        match name {
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                _ => errs.push(FieldError::new(
+                    "limit",
+                    codes::INVALID_LIMIT,
+                    format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+                )),
+            },
+            "cursor" => match canonical_account_id(value) {
+                Some(id) => after = Some(id),
+                None => errs.push(FieldError::new(
+                    "cursor",
+                    codes::INVALID_CURSOR,
+                    "cursor must be a nextCursor value",
+                )),
+            },
+            _ => errs.push(FieldError::new(
+                name,
+                codes::UNKNOWN_FIELD,
+                format!("unknown parameter {name:?}: accounts are listed by limit and cursor"),
+            )),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(Problem::validation(errs));
+    }
+    // One more than asked tells whether there is a next page.
+    let mut accounts = s
         .store
-        .accounts()
+        .accounts_page(after, limit + 1)
         .await
         .map_err(|e| Problem::from_port("account store", &e))?;
+    let next_cursor = if accounts.len() > limit as usize {
+        accounts.truncate(limit as usize);
+        accounts.last().map(|a| a.id.0.to_string())
+    } else {
+        None
+    };
     let mut views = Vec::with_capacity(accounts.len());
     for a in &accounts {
         views.push(account_view(&s, a).await?);
     }
-    Ok(Reply::json(StatusCode::OK, &json!({ "accounts": views })))
+    Ok(Reply::json(
+        StatusCode::OK,
+        &json!({ "accounts": views, "nextCursor": next_cursor }),
+    ))
+}
+
+/// An account id written the one way it is written back (decimal, no sign or leading zero),
+/// so that one account has one path and one request fingerprint.
+fn canonical_account_id(raw: &str) -> Option<AccountId> {
+    let canonical = !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    raw.parse::<u64>().ok().filter(|_| canonical).map(AccountId)
 }
 
 /// `GET /api/admin/accounts/{accountId}`.
@@ -384,22 +442,11 @@ pub(super) async fn find_account(s: &ApiState, raw: &str) -> Result<Account, Pro
         )
         .with_field("accountId")
     };
-    // Canonical decimal only, so one account has one path (and one request fingerprint).
-    let canonical = !raw.is_empty()
-        && raw.bytes().all(|b| b.is_ascii_digit())
-        && (raw == "0" || !raw.starts_with('0'));
-    let id = raw
-        .parse::<u64>()
-        .ok()
-        .filter(|_| canonical)
-        .map(AccountId)
-        .ok_or_else(not_found)?;
+    let id = canonical_account_id(raw).ok_or_else(not_found)?;
     s.store
-        .accounts()
+        .account(id)
         .await
         .map_err(|e| Problem::from_port("account store", &e))?
-        .into_iter()
-        .find(|a| a.id == id)
         .ok_or_else(not_found)
 }
 
