@@ -1,26 +1,13 @@
 //! A read ends at the end of its partition, which is no error: reads at the tail, over and
 //! over (how the risk stage follows reference prices), log nothing at `ERROR`.
 
+mod support;
+
 use oms_kafka::{KafkaConfig, KafkaLog};
 use oms_ports::event_log::{EventLog, NewRecord};
 use oms_testkit::tansu::TansuServer;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use support::Captured;
 use tracing::Level;
-
-/// What the subscriber writes, kept for the assertion.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_at_the_tail_log_no_error() {
@@ -57,6 +44,6 @@ async fn reads_at_the_tail_log_no_error() {
     assert_eq!(next, 30);
     // Late reports come from librdkafka's threads: give them a moment.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let text = String::from_utf8(errors.0.lock().unwrap().clone()).unwrap();
+    let text = errors.text();
     assert!(text.is_empty(), "errors logged:\n{text}");
 }

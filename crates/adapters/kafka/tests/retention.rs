@@ -2,34 +2,21 @@
 //! rebuild their state by replaying the log from their last snapshot), and a topic found
 //! deleting records after a while is warned of when a process first ensures it.
 
+mod support;
+
 use oms_kafka::{KafkaConfig, KafkaLog};
 use oms_ports::event_log::EventLog;
 use oms_testkit::tansu::TansuServer;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use support::Captured;
 use tracing::Level;
 
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// What the subscriber writes, kept for the assertions.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl Captured {
     /// The retention warnings logged so far that name `topic`.
     fn warnings_for(&self, topic: &str) -> usize {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        self.text()
+            .lines()
             .filter(|l| l.contains("deletes records after retention.ms"))
             .filter(|l| {
                 l.contains(&format!("topic=\"{topic}\"")) || l.contains(&format!("topic={topic}"))

@@ -11,7 +11,7 @@ use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::routes::account::{parse_switch, switch};
 use crate::api::routes::cancel_all::{cancel_all_of, Requested};
-use crate::api::routes::orders::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::api::routes::orders::{bad_cursor, parse_limit, DEFAULT_LIMIT};
 use crate::api::routes::{distinct_params, query_pairs};
 use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
@@ -57,21 +57,13 @@ pub async fn list_accounts(
     let (mut limit, mut after) = (DEFAULT_LIMIT, None);
     for (name, value) in distinct_params(&pairs, &mut errs) {
         match name {
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                _ => errs.push(FieldError::new(
-                    "limit",
-                    codes::INVALID_LIMIT,
-                    format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-                )),
+            "limit" => match parse_limit(value) {
+                Ok(n) => limit = n,
+                Err(e) => errs.push(e),
             },
             "cursor" => match canonical_account_id(value) {
                 Some(id) => after = Some(id),
-                None => errs.push(FieldError::new(
-                    "cursor",
-                    codes::INVALID_CURSOR,
-                    "cursor must be a nextCursor value",
-                )),
+                None => errs.push(bad_cursor()),
             },
             _ => errs.push(FieldError::new(
                 name,

@@ -1,7 +1,9 @@
 //! `GET /api/fills` and `GET /api/fills/export`: the account's trade history across its
 //! orders, newest first, as JSON pages or one CSV file, for reconciling with a desk's own books.
 
-use super::orders::{parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT, MAX_LIMIT};
+use super::orders::{
+    bad_cursor, parse_limit, parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT,
+};
 use super::{distinct_params, query_pairs};
 use crate::api::auth::Caller;
 use crate::api::problem::Problem;
@@ -218,21 +220,13 @@ fn parse(
                     format!("{name} must be epoch milliseconds or an RFC 3339 date-time"),
                 )),
             },
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
-                _ => errs.push(FieldError::new(
-                    "limit",
-                    codes::INVALID_LIMIT,
-                    format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-                )),
+            "limit" => match parse_limit(value) {
+                Ok(n) => q.limit = n,
+                Err(e) => errs.push(e),
             },
             "cursor" => match parse_cursor(value) {
                 Some(c) => q.before = Some(c),
-                None => errs.push(FieldError::new(
-                    "cursor",
-                    codes::INVALID_CURSOR,
-                    "cursor must be a nextCursor value",
-                )),
+                None => errs.push(bad_cursor()),
             },
             _ => errs.push(FieldError::new(
                 name,

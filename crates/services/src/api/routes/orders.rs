@@ -292,23 +292,15 @@ fn parse_list_query(
         }
     }
     if let Some(l) = non_empty("limit") {
-        match l.parse::<u32>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
-            _ => errs.push(FieldError::new(
-                "limit",
-                codes::INVALID_LIMIT,
-                format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-            )),
+        match parse_limit(l) {
+            Ok(n) => q.limit = n,
+            Err(e) => errs.push(e),
         }
     }
     if let Some(c) = non_empty("cursor") {
         match c.parse::<OrderId>() {
             Ok(id) => q.before = Some(id),
-            Err(_) => errs.push(FieldError::new(
-                "cursor",
-                codes::INVALID_CURSOR,
-                "cursor must be a nextCursor value",
-            )),
+            Err(_) => errs.push(bad_cursor()),
         }
     }
     if errs.is_empty() {
@@ -316,6 +308,29 @@ fn parse_list_query(
     } else {
         Err(errs)
     }
+}
+
+/// A page size: 1 to [`MAX_LIMIT`].
+pub(super) fn parse_limit(v: &str) -> Result<u32, FieldError> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            FieldError::new(
+                "limit",
+                codes::INVALID_LIMIT,
+                format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
+/// A `cursor` that is not one a page gave.
+pub(super) fn bad_cursor() -> FieldError {
+    FieldError::new(
+        "cursor",
+        codes::INVALID_CURSOR,
+        "cursor must be a nextCursor value",
+    )
 }
 
 pub(super) fn parse_symbol(v: &str, s: &ApiState) -> Result<Symbol, FieldError> {
