@@ -969,6 +969,7 @@ async fn accounts_are_listed_a_page_at_a_time() {
         ("limit=501", "limit", "INVALID_LIMIT"),
         ("cursor=abc", "cursor", "INVALID_CURSOR"),
         ("cursor=007", "cursor", "INVALID_CURSOR"),
+        ("cursor=18446744073709551615", "cursor", "INVALID_CURSOR"),
         ("page=2", "page", "UNKNOWN_FIELD"),
     ] {
         let r = admin(
@@ -980,5 +981,13 @@ async fn accounts_are_listed_a_page_at_a_time() {
         )
         .await;
         assert_eq!(r.problem(), expect(400, code, field), "{query}");
+    }
+    for id in ["9223372036854775808", "18446744073709551615", "99999"] {
+        let r = admin(&app, "GET", &format!("/api/admin/accounts/{id}"), None, &[]).await;
+        assert_eq!(
+            r.problem(),
+            expect(404, "ACCOUNT_NOT_FOUND", "accountId"),
+            "{id}"
+        );
     }
 }

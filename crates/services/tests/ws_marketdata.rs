@@ -913,7 +913,8 @@ async fn a_client_over_its_message_rate_is_refused_then_cut_off() {
     let refused = next(&mut flooder).await;
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["code"], "TOO_MANY_MESSAGES");
-    for _ in 0..20 {
+    // Three bursts' worth: the connection is closed whatever the one refill a second lets in.
+    for _ in 0..15 {
         if flooder
             .send(Message::text(json!({"op":"ping"}).to_string()))
             .await
@@ -953,9 +954,11 @@ async fn a_client_over_its_message_rate_is_refused_then_cut_off() {
         pongs <= 1,
         "at most the one message a second refilled: {pongs}"
     );
-    assert_eq!(
-        errors, 1,
-        "the closing reason, and no error per dropped message"
+    // The closing reason, plus one error each time refusals start again after a refill; not
+    // one per dropped message.
+    assert!(
+        (1..=1 + pongs).contains(&errors),
+        "{errors} errors, {pongs} pongs"
     );
     send(&mut calm, json!({"op":"ping"})).await;
     assert_eq!(

@@ -1,9 +1,10 @@
 //! The writer's queue. One queue keeps every record in the order it was queued; what differs
 //! is who wakes the writer. A record someone waits for (a claim, which must be synced, or any
 //! record with a reply) wakes it at once. A record written behind (a completion) wakes it only
-//! if it has been idle for a while: it goes out with the next waited-for group, or at most
-//! [`BEHIND_DELAY`] after it was queued. Under load that saves a wake-up and a thread switch
-//! per request; in `perf` those wake-ups were most of the journal's cost.
+//! if it has been idle for a while: it goes out with the next waited-for group, or about
+//! [`BEHIND_DELAY`] after it was queued (plus whatever write is under way). Under load that
+//! saves a wake-up and a thread switch per request; in `perf` those wake-ups were most of the
+//! journal's cost.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;

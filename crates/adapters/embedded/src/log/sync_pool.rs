@@ -25,7 +25,28 @@ impl Sync {
     }
 }
 
-type Job = (Sync, Arc<Latch>);
+type Job = (Sync, Pending);
+
+/// A sync handed to a helper, counted off its group's latch exactly once: with its result, or
+/// with an error if it is dropped unrun (its helper panicked, or stopped with jobs queued), so
+/// the writer never waits for a sync nobody will run.
+struct Pending(Option<Arc<Latch>>);
+
+impl Pending {
+    fn finish(mut self, r: io::Result<()>) {
+        if let Some(latch) = self.0.take() {
+            latch.finish(r);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(latch) = self.0.take() {
+            latch.finish(Err(io::Error::other("a log sync thread stopped")));
+        }
+    }
+}
 
 /// Counts a group's syncs still running on helpers; only the last one to finish wakes the
 /// caller, and only if it is waiting (one wake-up per group, not one per file).
@@ -83,8 +104,9 @@ impl SyncPool {
                 std::thread::Builder::new()
                     .name(format!("oms-log-sync-{i}"))
                     .spawn(move || {
-                        for (sync, latch) in rx {
-                            latch.finish(sync.run());
+                        for (sync, pending) in rx {
+                            let r = sync.run();
+                            pending.finish(r);
                         }
                     })?,
             );
@@ -111,17 +133,20 @@ impl SyncPool {
             done: Condvar::new(),
         });
         for (i, sync) in rest.into_iter().enumerate() {
-            let helper = match self.helpers.get(i % self.helpers.len().max(1)) {
-                Some(h) => h,
-                None => return Err(io::Error::other("the log has no sync threads")),
-            };
-            if let Err(mpsc::SendError((_, latch))) = helper.send((sync, latch.clone())) {
-                latch.finish(Err(io::Error::other("a log sync thread stopped")));
+            let job = (sync, Pending(Some(latch.clone())));
+            match self.helpers.get(i % self.helpers.len().max(1)) {
+                // A helper that is gone drops the job, which counts it off as failed.
+                Some(helper) => drop(helper.send(job)),
+                // No helpers: the caller runs them all.
+                None => {
+                    let r = job.0.run();
+                    job.1.finish(r);
+                }
             }
         }
+        // The caller's own sync runs while the helpers run theirs.
         let own = own.run();
-        let helped = latch.wait();
-        own.and(helped)
+        own.and(latch.wait())
     }
 }
 
@@ -156,5 +181,46 @@ mod tests {
             Sync::Dir(dir.path().join("missing")),
         ];
         assert!(pool.sync_all(missing).is_err());
+    }
+
+    #[test]
+    fn without_helpers_the_caller_runs_every_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SyncPool::new(0).unwrap();
+        let files: Vec<Sync> = (0..3)
+            .map(|i| {
+                let f = File::create(dir.path().join(format!("f{i}"))).unwrap();
+                Sync::Data(Arc::new(f))
+            })
+            .collect();
+        pool.sync_all(files).unwrap();
+        let missing = vec![
+            Sync::Dir(dir.path().into()),
+            Sync::Dir(dir.path().join("missing")),
+        ];
+        assert!(pool.sync_all(missing).is_err());
+    }
+
+    #[test]
+    fn a_sync_dropped_unrun_counts_as_failed_instead_of_hanging_the_caller() {
+        let latch = Arc::new(Latch {
+            state: Mutex::new(LatchState {
+                running: 2,
+                result: Ok(()),
+                waiting: false,
+            }),
+            done: Condvar::new(),
+        });
+        let ran = Pending(Some(latch.clone()));
+        let dropped = Pending(Some(latch.clone()));
+        ran.finish(Ok(()));
+        let waiter = std::thread::spawn({
+            let latch = latch.clone();
+            move || latch.wait()
+        });
+        // As when a helper panics or stops with the job still queued.
+        drop(dropped);
+        let err = waiter.join().unwrap().unwrap_err();
+        assert!(err.to_string().contains("sync thread stopped"), "{err}");
     }
 }

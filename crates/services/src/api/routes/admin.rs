@@ -98,12 +98,16 @@ pub async fn list_accounts(
 }
 
 /// An account id written the one way it is written back (decimal, no sign or leading zero),
-/// so that one account has one path and one request fingerprint.
+/// so that one account has one path and one request fingerprint; no store holds one above
+/// `i64::MAX`.
 fn canonical_account_id(raw: &str) -> Option<AccountId> {
     let canonical = !raw.is_empty()
         && raw.bytes().all(|b| b.is_ascii_digit())
         && (raw == "0" || !raw.starts_with('0'));
-    raw.parse::<u64>().ok().filter(|_| canonical).map(AccountId)
+    raw.parse::<u64>()
+        .ok()
+        .filter(|&id| canonical && i64::try_from(id).is_ok())
+        .map(AccountId)
 }
 
 /// `GET /api/admin/accounts/{accountId}`.
