@@ -1080,6 +1080,44 @@ async fn withdrawals(store: &impl OrderStore, ctx: &Ctx) {
         Some(record(b, "w-1", "2.50", false))
     );
     assert_eq!(store.withdrawal(a, "w-2").await.unwrap(), None);
+
+    // Listed by reference in byte order ("W" before "w"), a page at a time, per account.
+    store
+        .apply(StoreBatch {
+            withdrawals: vec![
+                record(a, "w-3", "1", true),
+                record(a, "W-9", "1", true),
+                record(a, "w-2", "1", true),
+            ],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let refs = |page: Vec<WithdrawalRecord>| -> Vec<String> {
+        page.into_iter().map(|w| w.reference).collect()
+    };
+    assert_eq!(
+        refs(store.withdrawals_page(a, None, 10).await.unwrap()),
+        ["W-9", "w-1", "w-2", "w-3"]
+    );
+    assert_eq!(
+        refs(store.withdrawals_page(a, None, 2).await.unwrap()),
+        ["W-9", "w-1"]
+    );
+    assert_eq!(
+        refs(store.withdrawals_page(a, Some("w-1"), 2).await.unwrap()),
+        ["w-2", "w-3"]
+    );
+    assert!(store
+        .withdrawals_page(a, Some("w-3"), 2)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.withdrawals_page(b, None, 10).await.unwrap(),
+        vec![record(b, "w-1", "2.50", false)],
+        "another account's are its own"
+    );
 }
 
 async fn deposits(store: &impl OrderStore, ctx: &Ctx) {
@@ -1110,6 +1148,30 @@ async fn deposits(store: &impl OrderStore, ctx: &Ctx) {
     assert_eq!(got, record("wire-1:USD", "250000.10"));
     assert_eq!(got.amount.to_string(), "250000.10", "exact, scale kept");
     assert_eq!(store.deposit(a, "wire-1:BTC").await.unwrap(), None);
+
+    store
+        .apply(StoreBatch {
+            deposits: vec![record("wire-0:USD", "1"), record("wire-1:BTC", "2")],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let refs = |page: Vec<DepositRecord>| -> Vec<String> {
+        page.into_iter().map(|d| d.reference).collect()
+    };
+    assert_eq!(
+        refs(store.deposits_page(a, None, 10).await.unwrap()),
+        ["wire-0:USD", "wire-1:BTC", "wire-1:USD"]
+    );
+    assert_eq!(
+        refs(store.deposits_page(a, Some("wire-0:USD"), 1).await.unwrap()),
+        ["wire-1:BTC"]
+    );
+    assert!(store
+        .deposits_page(a, Some("wire-1:USD"), 5)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn snapshots_round_trip(store: &impl OrderStore, ctx: &Ctx) {

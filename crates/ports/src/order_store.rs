@@ -250,6 +250,22 @@ pub trait OrderStore: Send + Sync + 'static {
         account: AccountId,
         reference: &str,
     ) -> PortResult<Option<WithdrawalRecord>>;
+    /// The account's recorded deposit credits whose reference (the ledger's) sorts after
+    /// `after` (from the first, if `None`), by reference in byte order, at most `limit`.
+    async fn deposits_page(
+        &self,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<DepositRecord>>;
+    /// The account's decided withdrawals whose reference sorts after `after`, by reference in
+    /// byte order, at most `limit`.
+    async fn withdrawals_page(
+        &self,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<WithdrawalRecord>>;
     /// The account's dead man's switch as last recorded, `None` if it was never set.
     async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>>;
     async fn order_counts_by_status(&self) -> PortResult<Vec<(OrderStatus, u64)>>;

@@ -252,6 +252,25 @@ impl PgStore {
             .transpose()
     }
 
+    /// The JSON bodies `sql` selects for (account, after, limit).
+    async fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<T>> {
+        let account = to_sql_int(account.0, "account id")?;
+        // Every reference is longer than "", so "" starts at the first.
+        let after = after.unwrap_or_default();
+        let limit = i64::from(limit);
+        let rows = self.query(what, sql, &[&account, &after, &limit]).await?;
+        rows.iter()
+            .map(|r| json(get(r, 0, "stored body")?, what))
+            .collect()
+    }
+
     async fn query(
         &self,
         what: &str,
@@ -487,6 +506,42 @@ impl OrderStore for PgStore {
             "SELECT body FROM withdrawals WHERE account_id = $1 AND reference = $2",
             account,
             reference,
+        )
+        .await
+    }
+
+    // References compare byte by byte (`COLLATE "C"`), as in the embedded store, whatever the
+    // database's collation, so a cursor means the same on both.
+    async fn deposits_page(
+        &self,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<DepositRecord>> {
+        self.json_rows(
+            "list deposits",
+            "SELECT body FROM deposits WHERE account_id = $1 AND reference COLLATE \"C\" > $2
+             ORDER BY reference COLLATE \"C\" LIMIT $3",
+            account,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn withdrawals_page(
+        &self,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<WithdrawalRecord>> {
+        self.json_rows(
+            "list withdrawals",
+            "SELECT body FROM withdrawals WHERE account_id = $1 AND reference COLLATE \"C\" > $2
+             ORDER BY reference COLLATE \"C\" LIMIT $3",
+            account,
+            after,
+            limit,
         )
         .await
     }

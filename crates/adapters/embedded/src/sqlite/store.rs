@@ -65,6 +65,39 @@ impl SqliteStore {
             .await?)
     }
 
+    /// The JSON bodies of `table` for `account` with a reference after `after`, by reference.
+    async fn json_rows<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: &'static str,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<T>> {
+        let account = to_sql_int(account.0, "account id")?;
+        // Every reference is longer than "", so "" starts at the first.
+        let after = after.unwrap_or_default().to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT body FROM {table} WHERE account_id = ?1 AND reference > ?2
+                     ORDER BY reference LIMIT ?3"
+                ))?;
+                let bodies =
+                    stmt.query_map(params![account, after, limit], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for body in bodies {
+                    out.push(
+                        serde_json::from_str(&body?).map_err(|e| {
+                            EmbeddedError::Corrupt(format!("stored {table} row: {e}"))
+                        })?,
+                    );
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
     /// Opens (or creates) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, options: SqliteOptions) -> EmbeddedResult<SqliteStore> {
         Ok(SqliteStore {
@@ -456,6 +489,24 @@ impl OrderStore for SqliteStore {
         reference: &str,
     ) -> PortResult<Option<WithdrawalRecord>> {
         self.json_row("withdrawals", account, reference).await
+    }
+
+    async fn deposits_page(
+        &self,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<DepositRecord>> {
+        self.json_rows("deposits", account, after, limit).await
+    }
+
+    async fn withdrawals_page(
+        &self,
+        account: AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> PortResult<Vec<WithdrawalRecord>> {
+        self.json_rows("withdrawals", account, after, limit).await
     }
 
     async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>> {

@@ -11,7 +11,7 @@ use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::routes::account::{parse_switch, switch};
 use crate::api::routes::cancel_all::{cancel_all_of, Requested};
-use crate::api::routes::orders::{bad_cursor, parse_limit, DEFAULT_LIMIT};
+use crate::api::routes::orders::{bad_cursor, next_cursor, parse_limit, DEFAULT_LIMIT};
 use crate::api::routes::{distinct_params, query_pairs};
 use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
@@ -81,12 +81,7 @@ pub async fn list_accounts(
         .accounts_page(after, limit + 1)
         .await
         .map_err(|e| Problem::from_port("account store", &e))?;
-    let next_cursor = if accounts.len() > limit as usize {
-        accounts.truncate(limit as usize);
-        accounts.last().map(|a| a.id.0.to_string())
-    } else {
-        None
-    };
+    let next_cursor = next_cursor(&mut accounts, limit, |a| a.id.0.to_string());
     let mut views = Vec::with_capacity(accounts.len());
     for a in &accounts {
         views.push(account_view(&s, a).await?);

@@ -2,7 +2,7 @@
 //! orders, newest first, as JSON pages or one CSV file, for reconciling with a desk's own books.
 
 use super::orders::{
-    bad_cursor, parse_limit, parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT,
+    bad_cursor, next_cursor, parse_limit, parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT,
 };
 use super::{distinct_params, query_pairs};
 use crate::api::auth::Caller;
@@ -36,12 +36,7 @@ pub async fn list(
         .account_fills(&q)
         .await
         .map_err(|e| Problem::from_port("order store", &e))?;
-    let next_cursor = if fills.len() > limit as usize {
-        fills.truncate(limit as usize);
-        fills.last().map(|f| cursor_text(FillCursor::of(f)))
-    } else {
-        None
-    };
+    let next_cursor = next_cursor(&mut fills, limit, |f| cursor_text(FillCursor::of(f)));
     let views: Vec<AccountFillView> = fills
         .iter()
         .map(|f| AccountFillView::new(f, s.instrument(f.symbol.as_str())))

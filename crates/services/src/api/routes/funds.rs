@@ -5,10 +5,11 @@
 //! A withdrawal is asked for on the log (`WithdrawalRequested`, in the account's partition)
 //! and decided by the risk engine where it lands there, against what is available then:
 //! funds held by live orders cannot leave, and a reference is decided once, ever. The
-//! processor records the decision, and each deposit the ledger credits; `GET` reads them
-//! back.
+//! processor records the decision, and each deposit the ledger credits; `GET` reads one back
+//! by reference, or lists an account's by reference, a page at a time.
 
 use super::admin::{check_deposit_reference, find_account, once, parse_deposit};
+use super::orders::{bad_cursor, next_cursor, parse_limit, DEFAULT_LIMIT};
 use super::{distinct_params, query_pairs};
 use crate::api::auth::Operator;
 use crate::api::body::JsonBody;
@@ -25,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oms_domain::events::Event;
 use oms_domain::ids::Asset;
-use oms_ports::order_store::WithdrawalRecord;
+use oms_ports::order_store::{DepositRecord, WithdrawalRecord};
 use serde_json::json;
 
 /// `POST` with `{"asset", "amount", "reference"}` (checked as a deposit's): asks to pay the
@@ -110,7 +111,22 @@ async fn read(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ReplyResult {
     let account = find_account(s, account_id).await?;
-    let (reference, _) = reference_query(query, false)?;
+    let reference = match funds_query(query, false)? {
+        FundsQuery::One(reference, _) => reference,
+        FundsQuery::Page { limit, after } => {
+            let mut page = s
+                .store
+                .withdrawals_page(account.id, after.as_deref(), limit + 1)
+                .await
+                .map_err(|e| Problem::from_port("order store", &e))?;
+            let next = next_cursor(&mut page, limit, |w| w.reference.clone());
+            let views: Vec<_> = page.iter().map(view).collect();
+            return Ok(Reply::json(
+                StatusCode::OK,
+                &json!({ "withdrawals": views, "nextCursor": next }),
+            ));
+        }
+    };
     let found = s
         .store
         .withdrawal(account.id, &reference)
@@ -151,7 +167,22 @@ async fn read_deposit(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ReplyResult {
     let account = find_account(s, account_id).await?;
-    let (reference, asset) = reference_query(query, true)?;
+    let (reference, asset) = match funds_query(query, true)? {
+        FundsQuery::One(reference, asset) => (reference, asset),
+        FundsQuery::Page { limit, after } => {
+            let mut page = s
+                .store
+                .deposits_page(account.id, after.as_deref(), limit + 1)
+                .await
+                .map_err(|e| Problem::from_port("order store", &e))?;
+            let next = next_cursor(&mut page, limit, |d| d.reference.clone());
+            let views: Vec<_> = page.iter().map(deposit_view).collect();
+            return Ok(Reply::json(
+                StatusCode::OK,
+                &json!({ "deposits": views, "nextCursor": next }),
+            ));
+        }
+    };
     // Any asset: a deposit in one no longer traded still reads back.
     let asset = Asset::new(asset.unwrap_or_default());
     let found = s
@@ -168,26 +199,32 @@ async fn read_deposit(
         )
         .with_field("reference"));
     };
-    Ok(Reply::json(
-        StatusCode::OK,
-        &json!({
-            "accountId": d.account.0,
-            "asset": d.asset.as_str(),
-            "amount": fmt_plain(d.amount),
-            "reference": reference,
-            "creditedAt": format_rfc3339_millis(d.credited_at),
-        }),
-    ))
+    Ok(Reply::json(StatusCode::OK, &deposit_view(&d)))
 }
 
-/// `?reference=...` (and `&asset=...` when `with_asset`), each once, nothing else.
-fn reference_query(
+/// What a `GET` of withdrawals or deposits asks for.
+enum FundsQuery {
+    /// `?reference=...` (and `&asset=...` for a deposit): one record.
+    One(String, Option<String>),
+    /// Neither (`?limit=...&cursor=...`, both optional): a page of the account's records by
+    /// reference.
+    Page { limit: u32, after: Option<String> },
+}
+
+/// Longest cursor: a stored reference (a deposit's carries its asset).
+const CURSOR_MAX: usize = 256;
+
+fn funds_query(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     with_asset: bool,
-) -> Result<(String, Option<String>), Problem> {
+) -> Result<FundsQuery, Problem> {
     let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
+    let one = pairs
+        .iter()
+        .any(|(n, _)| n == "reference" || (with_asset && n == "asset"));
     let mut errs = Vec::new();
     let (mut reference, mut asset) = (None, None);
+    let (mut limit, mut after) = (DEFAULT_LIMIT, None);
     for (name, value) in distinct_params(&pairs, &mut errs) {
         match name {
             "reference" => match check_deposit_reference(value) {
@@ -200,16 +237,37 @@ fn reference_query(
                 codes::MISSING_FIELD,
                 "asset is required",
             )),
+            "limit" if !one => match parse_limit(value) {
+                Ok(n) => limit = n,
+                Err(e) => errs.push(e),
+            },
+            "cursor" if !one => {
+                if value.is_empty()
+                    || value.len() > CURSOR_MAX
+                    || !value.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    errs.push(bad_cursor());
+                } else {
+                    after = Some(value.to_string());
+                }
+            }
             _ => errs.push(FieldError::new(
                 name,
                 codes::UNKNOWN_FIELD,
-                if with_asset {
-                    format!("unknown parameter {name:?}: a deposit is read by reference and asset")
-                } else {
-                    format!("unknown parameter {name:?}: a withdrawal is read by its reference")
+                match (one, with_asset) {
+                    (true, true) => format!("unknown parameter {name:?}: a deposit is read by reference and asset"),
+                    (true, false) => format!("unknown parameter {name:?}: a withdrawal is read by its reference"),
+                    (false, _) => format!("unknown parameter {name:?}: give a reference to read one, or limit and cursor to list"),
                 },
             )),
         }
+    }
+    if !one {
+        return if errs.is_empty() {
+            Ok(FundsQuery::Page { limit, after })
+        } else {
+            Err(Problem::validation(errs))
+        };
     }
     let missing = |name: &str, given: bool, errs: &mut Vec<FieldError>| {
         if !given && !errs.iter().any(|e| e.field == name) {
@@ -225,9 +283,22 @@ fn reference_query(
         missing("asset", asset.is_some(), &mut errs);
     }
     match reference {
-        Some(reference) if errs.is_empty() => Ok((reference, asset)),
+        Some(reference) if errs.is_empty() => Ok(FundsQuery::One(reference, asset)),
         _ => Err(Problem::validation(errs)),
     }
+}
+
+/// A recorded deposit credit, under the reference the operator gave (the ledger's carries
+/// the asset too).
+fn deposit_view(d: &DepositRecord) -> serde_json::Value {
+    let suffix = format!(":{}", d.asset.as_str());
+    json!({
+        "accountId": d.account.0,
+        "asset": d.asset.as_str(),
+        "amount": fmt_plain(d.amount),
+        "reference": d.reference.strip_suffix(&suffix).unwrap_or(&d.reference),
+        "creditedAt": format_rfc3339_millis(d.credited_at),
+    })
 }
 
 fn view(w: &WithdrawalRecord) -> serde_json::Value {

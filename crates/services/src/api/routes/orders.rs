@@ -231,12 +231,7 @@ pub async fn list(
         .orders(&q)
         .await
         .map_err(|e| Problem::from_port("order store", &e))?;
-    let next_cursor = if orders.len() > limit as usize {
-        orders.truncate(limit as usize);
-        orders.last().map(|o| o.order_id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = next_cursor(&mut orders, limit, |o| o.order_id.to_string());
     let views: Vec<OrderView> = orders
         .iter()
         .map(|o| OrderView::new(o, s.instrument(o.symbol.as_str())))
@@ -322,6 +317,21 @@ pub(super) fn parse_limit(v: &str) -> Result<u32, FieldError> {
                 format!("limit must be an integer from 1 to {MAX_LIMIT}"),
             )
         })
+}
+
+/// Keeps the first `limit` of a page read one longer than asked, and gives the cursor of the
+/// next page if there is one.
+pub(super) fn next_cursor<T>(
+    page: &mut Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> String,
+) -> Option<String> {
+    if page.len() > limit as usize {
+        page.truncate(limit as usize);
+        page.last().map(key)
+    } else {
+        None
+    }
 }
 
 /// A `cursor` that is not one a page gave.
