@@ -252,22 +252,28 @@ impl PgStore {
             .transpose()
     }
 
-    /// The JSON bodies `sql` selects for (account, after, limit).
+    /// The JSON bodies of `table` for `account` with a reference after `after`, by reference.
+    /// References compare byte by byte (`COLLATE "C"`), as in the embedded store, whatever the
+    /// database's collation, so a cursor means the same on both.
     async fn json_rows<T: serde::de::DeserializeOwned>(
         &self,
-        what: &str,
-        sql: &str,
+        table: &'static str,
         account: AccountId,
         after: Option<&str>,
         limit: u32,
     ) -> PortResult<Vec<T>> {
+        let what = format!("list {table}");
         let account = to_sql_int(account.0, "account id")?;
         // Every reference is longer than "", so "" starts at the first.
         let after = after.unwrap_or_default();
         let limit = i64::from(limit);
-        let rows = self.query(what, sql, &[&account, &after, &limit]).await?;
+        let sql = format!(
+            "SELECT body FROM {table} WHERE account_id = $1 AND reference COLLATE \"C\" > $2
+             ORDER BY reference COLLATE \"C\" LIMIT $3"
+        );
+        let rows = self.query(&what, &sql, &[&account, &after, &limit]).await?;
         rows.iter()
-            .map(|r| json(get(r, 0, "stored body")?, what))
+            .map(|r| json(get(r, 0, "stored body")?, &what))
             .collect()
     }
 
@@ -510,23 +516,13 @@ impl OrderStore for PgStore {
         .await
     }
 
-    // References compare byte by byte (`COLLATE "C"`), as in the embedded store, whatever the
-    // database's collation, so a cursor means the same on both.
     async fn deposits_page(
         &self,
         account: AccountId,
         after: Option<&str>,
         limit: u32,
     ) -> PortResult<Vec<DepositRecord>> {
-        self.json_rows(
-            "list deposits",
-            "SELECT body FROM deposits WHERE account_id = $1 AND reference COLLATE \"C\" > $2
-             ORDER BY reference COLLATE \"C\" LIMIT $3",
-            account,
-            after,
-            limit,
-        )
-        .await
+        self.json_rows("deposits", account, after, limit).await
     }
 
     async fn withdrawals_page(
@@ -535,15 +531,7 @@ impl OrderStore for PgStore {
         after: Option<&str>,
         limit: u32,
     ) -> PortResult<Vec<WithdrawalRecord>> {
-        self.json_rows(
-            "list withdrawals",
-            "SELECT body FROM withdrawals WHERE account_id = $1 AND reference COLLATE \"C\" > $2
-             ORDER BY reference COLLATE \"C\" LIMIT $3",
-            account,
-            after,
-            limit,
-        )
-        .await
+        self.json_rows("withdrawals", account, after, limit).await
     }
 
     async fn cancel_after(&self, account: AccountId) -> PortResult<Option<CancelAfterState>> {

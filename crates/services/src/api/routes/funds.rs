@@ -114,17 +114,11 @@ async fn read(
     let reference = match funds_query(query, false)? {
         FundsQuery::One(reference, _) => reference,
         FundsQuery::Page { limit, after } => {
-            let mut page = s
+            let page = s
                 .store
                 .withdrawals_page(account.id, after.as_deref(), limit + 1)
-                .await
-                .map_err(|e| Problem::from_port("order store", &e))?;
-            let next = next_cursor(&mut page, limit, |w| w.reference.clone());
-            let views: Vec<_> = page.iter().map(view).collect();
-            return Ok(Reply::json(
-                StatusCode::OK,
-                &json!({ "withdrawals": views, "nextCursor": next }),
-            ));
+                .await;
+            return page_reply("withdrawals", page, limit, |w| &w.reference, view);
         }
     };
     let found = s
@@ -170,17 +164,11 @@ async fn read_deposit(
     let (reference, asset) = match funds_query(query, true)? {
         FundsQuery::One(reference, asset) => (reference, asset),
         FundsQuery::Page { limit, after } => {
-            let mut page = s
+            let page = s
                 .store
                 .deposits_page(account.id, after.as_deref(), limit + 1)
-                .await
-                .map_err(|e| Problem::from_port("order store", &e))?;
-            let next = next_cursor(&mut page, limit, |d| d.reference.clone());
-            let views: Vec<_> = page.iter().map(deposit_view).collect();
-            return Ok(Reply::json(
-                StatusCode::OK,
-                &json!({ "deposits": views, "nextCursor": next }),
-            ));
+                .await;
+            return page_reply("deposits", page, limit, |d| &d.reference, deposit_view);
         }
     };
     // Any asset: a deposit in one no longer traded still reads back.
@@ -286,6 +274,24 @@ fn funds_query(
         Some(reference) if errs.is_empty() => Ok(FundsQuery::One(reference, asset)),
         _ => Err(Problem::validation(errs)),
     }
+}
+
+/// `{"<what>": [...], "nextCursor": ...}` from a page read one longer than `limit`; the
+/// cursor is the last record's stored reference.
+fn page_reply<T>(
+    what: &str,
+    page: oms_ports::PortResult<Vec<T>>,
+    limit: u32,
+    reference: impl Fn(&T) -> &String,
+    view: impl Fn(&T) -> serde_json::Value,
+) -> ReplyResult {
+    let mut page = page.map_err(|e| Problem::from_port("order store", &e))?;
+    let next = next_cursor(&mut page, limit, |r| reference(r).clone());
+    let views: Vec<_> = page.iter().map(view).collect();
+    Ok(Reply::json(
+        StatusCode::OK,
+        &json!({ what: views, "nextCursor": next }),
+    ))
 }
 
 /// A recorded deposit credit, under the reference the operator gave (the ledger's carries
