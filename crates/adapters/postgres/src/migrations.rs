@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deposits",
         include_str!("../migrations/0009_deposits.sql"),
     ),
+    (
+        10,
+        "references in byte order",
+        include_str!("../migrations/0010_references_in_byte_order.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

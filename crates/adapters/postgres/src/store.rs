@@ -253,8 +253,9 @@ impl PgStore {
     }
 
     /// The JSON bodies of `table` for `account` with a reference after `after`, by reference.
-    /// References compare byte by byte (`COLLATE "C"`), as in the embedded store, whatever the
-    /// database's collation, so a cursor means the same on both.
+    /// References compare byte by byte (the column's collation is "C" since migration 10, and
+    /// the query says so too), as in the embedded store, so a cursor means the same on both
+    /// and the primary key serves the range and the order.
     async fn json_rows<T: serde::de::DeserializeOwned>(
         &self,
         table: &'static str,

@@ -252,7 +252,11 @@ impl<G: DemoGateway> DemoMarket<G> {
                     .map(|b| b.available + b.reserved)
                     .sum();
                 if held * Decimal::from(4) < *amount {
-                    let reference = format!("demo-topup:{account}:{asset}:{}", self.ticks);
+                    // As the admin API keys a deposit: the reference, then the asset.
+                    let reference = crate::ingestion::publish::deposit_reference(
+                        &format!("demo-topup:{account}:{}", self.ticks),
+                        asset,
+                    );
                     self.gateway
                         .deposit(account, asset, *amount - held, &reference)
                         .await?;
