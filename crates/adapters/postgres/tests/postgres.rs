@@ -356,7 +356,10 @@ async fn order_status_counts_start_from_the_orders_already_there() {
         Arc::new(PgStore::connect(&server.url(), 4).await.unwrap()),
     ];
     let store = replicas[0].clone();
-    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        vec![2, 3, 4, 5, 6, 7, 8, 9, 10]
+    );
     assert_eq!(
         counts(store.order_counts_by_status().await.unwrap()),
         vec![(OrderStatus::New, 3), (OrderStatus::Filled, 2)]
