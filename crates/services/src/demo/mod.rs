@@ -15,6 +15,7 @@ pub use gateway::{ApiGateway, DemoGateway};
 pub use strategy::{Action, DemoOrder, DemoSettings, DemoStrategy, MarketSeed, Role};
 
 use crate::api::ApiState;
+use crate::ingestion::publish::deposit_reference;
 use crate::marketdata::MarketData;
 use crate::pipeline::Shutdown;
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol};
@@ -135,7 +136,8 @@ impl<G: DemoGateway> DemoMarket<G> {
             }
             let id = gateway.create_account(&name).await?;
             for (asset, amount) in &config.funding {
-                let reference = format!("demo-funding:{name}:{asset}");
+                // Keyed as the admin API keys a deposit, so it reads back and lists the same way.
+                let reference = deposit_reference(&format!("demo-funding:{name}"), asset);
                 gateway.deposit(id, asset, *amount, &reference).await?;
             }
             tracing::info!(account = %id, %name, "demo account created and funded");
@@ -252,11 +254,8 @@ impl<G: DemoGateway> DemoMarket<G> {
                     .map(|b| b.available + b.reserved)
                     .sum();
                 if held * Decimal::from(4) < *amount {
-                    // As the admin API keys a deposit: the reference, then the asset.
-                    let reference = crate::ingestion::publish::deposit_reference(
-                        &format!("demo-topup:{account}:{}", self.ticks),
-                        asset,
-                    );
+                    let reference =
+                        deposit_reference(&format!("demo-topup:{account}:{}", self.ticks), asset);
                     self.gateway
                         .deposit(account, asset, *amount - held, &reference)
                         .await?;
