@@ -967,3 +967,47 @@ async fn a_client_over_its_message_rate_is_refused_then_cut_off() {
         "the other client is served"
     );
 }
+
+/// WebSocket ping frames count against the message rate like text messages (each costs the
+/// server a pong): a client flooding pings is cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_ping_frames_is_cut_off() {
+    let srv = start(MarketDataConfig {
+        client_message_rate: RequestRate {
+            per_second: 1,
+            burst: 5,
+        },
+        ..MarketDataConfig::default()
+    })
+    .await;
+    let mut flooder = srv.connect().await;
+    for _ in 0..20 {
+        if flooder.send(Message::Ping(vec![1].into())).await.is_err() {
+            break;
+        }
+    }
+    let mut errors = 0;
+    let reason = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match flooder.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "error" {
+                        assert_eq!(v["code"], "TOO_MANY_MESSAGES");
+                        errors += 1;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("connection failed instead of closing: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    })
+    .await
+    .expect("the ping flooder is cut off");
+    assert_eq!(reason, "TOO_MANY_MESSAGES");
+    assert!(errors >= 1, "the first refused ping is reported");
+}

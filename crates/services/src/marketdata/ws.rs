@@ -128,7 +128,8 @@ async fn session(md: MarketData, socket: WebSocket, login: Login) {
         tokio::select! {
             _ = recheck.tick() => conn.recheck().await,
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(_) | Message::Binary(_))) if !limit.admit() => {
+                // Control frames pay too: a flood of pings costs a pong each.
+                Some(Ok(ref m)) if !matches!(m, Message::Close(_)) && !limit.admit() => {
                     if limit.refused == 1 {
                         conn.send(protocol::error(
                             ws_codes::TOO_MANY_MESSAGES,
