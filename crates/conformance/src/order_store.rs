@@ -183,6 +183,27 @@ async fn accounts_and_keys(store: &impl OrderStore) {
         None,
         "no such account"
     );
+    // Names are unique, found exactly (no prefix, no case folding).
+    assert_eq!(
+        store.account_named("conf alice").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store.account_named("conf bob").await.unwrap(),
+        Some(b.clone())
+    );
+    for other in ["conf", "conf alice ", "Conf Alice", "conf al%"] {
+        assert_eq!(store.account_named(other).await.unwrap(), None, "{other:?}");
+    }
+    match store.create_account("conf alice", false, at).await {
+        Err(oms_ports::PortError::Conflict(_)) => {}
+        other => panic!("a second account named \"conf alice\": {other:?}"),
+    }
+    assert_eq!(
+        store.accounts().await.unwrap(),
+        all,
+        "the refused account is not created"
+    );
 
     let (trade, read) = (KeyScope::Trade, KeyScope::Read);
     let hash_a = format!("hash-a-{}", a.id);

@@ -7,11 +7,11 @@ use clap::Subcommand;
 use oms_domain::ids::AccountId;
 use oms_domain::Decimal;
 use oms_ports::order_store::KeyScope;
+use oms_ports::PortError;
 use oms_services::api::auth::hash_api_key;
 use oms_services::api::auth::new_admin_key;
 use oms_services::api::routes::admin::{
-    account_named, check_account_name, check_deposit_amount, check_deposit_asset,
-    check_deposit_reference,
+    check_account_name, check_deposit_amount, check_deposit_asset, check_deposit_reference,
 };
 use oms_services::ingestion::FieldError;
 use oms_services::pipeline::now;
@@ -71,10 +71,13 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
         AccountsCommand::Create { name } => {
             // The admin API's rules.
             let name = check_account_name(&name).map_err(rule)?;
-            if let Some(a) = account_named(ports.store.as_ref(), &name).await? {
-                bail!("an account named {name:?} exists already: {}", a.id);
-            }
-            let account = ports.store.create_account(&name, false, now()).await?;
+            let account = match ports.store.create_account(&name, false, now()).await {
+                Err(PortError::Conflict(_)) => match ports.store.account_named(&name).await? {
+                    Some(a) => bail!("an account named {name:?} exists already: {}", a.id),
+                    None => bail!("an account named {name:?} exists already"),
+                },
+                other => other?,
+            };
             let key = new_api_key()?;
             ports
                 .store
@@ -175,7 +178,7 @@ fn print_admin_key() -> Result<()> {
 
 async fn existing(ports: &crate::ports::Ports, account: u64) -> Result<AccountId> {
     let id = AccountId(account);
-    if !ports.store.accounts().await?.iter().any(|a| a.id == id) {
+    if ports.store.account(id).await?.is_none() {
         bail!("no account {account}");
     }
     Ok(id)

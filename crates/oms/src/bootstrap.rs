@@ -8,7 +8,8 @@ use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
 use oms_ports::event_log::EventLog;
-use oms_ports::order_store::{KeyScope, OrderStore};
+use oms_ports::order_store::{Account, KeyScope, OrderStore};
+use oms_ports::PortError;
 use oms_services::api::auth::hash_api_key;
 use oms_services::codec::encode_event;
 use oms_services::ingestion::publish::deposit_reference;
@@ -30,20 +31,19 @@ pub async fn run(
     log: &Arc<dyn EventLog>,
     store: &Arc<dyn OrderStore>,
 ) -> Result<Bootstrapped> {
-    let accounts = store.accounts().await?;
-    let first_start = accounts.is_empty();
-    let fee_account = match accounts.iter().find(|a| a.name == FEE_ACCOUNT_NAME) {
-        Some(a) => a.id,
-        None => {
-            store
-                .create_account(FEE_ACCOUNT_NAME, false, now())
-                .await?
-                .id
-        }
-    };
+    let first_start = store.accounts_page(None, 1).await?.is_empty();
+    let fee_account = find_or_create(store.as_ref(), FEE_ACCOUNT_NAME, false)
+        .await?
+        .0
+        .id;
     let mut new_demo_key = None;
-    if first_start {
-        let demo = store.create_account(DEMO_ACCOUNT_NAME, true, now()).await?;
+    // Only the start that creates it funds it and prints its key (another instance starting
+    // at the same moment finds it taken).
+    let demo = match first_start {
+        true => Some(find_or_create(store.as_ref(), DEMO_ACCOUNT_NAME, true).await?),
+        false => None,
+    };
+    if let Some((demo, true)) = demo {
         let key = new_api_key()?;
         store
             .add_api_key(demo.id, &hash_api_key(&key), KeyScope::Trade, now())
@@ -66,11 +66,10 @@ pub async fn run(
         new_demo_key = Some((demo.id, key));
     }
     for wanted in &config.accounts {
-        let accounts = store.accounts().await?;
-        if accounts.iter().any(|a| a.name == wanted.name) {
+        let (account, created) = find_or_create(store.as_ref(), &wanted.name, false).await?;
+        if !created {
             continue;
         }
-        let account = store.create_account(&wanted.name, false, now()).await?;
         let hash = match (&wanted.api_key, &wanted.api_key_sha256) {
             (Some(key), _) => Some(hash_api_key(key)),
             (None, Some(hash)) => Some(hash.to_lowercase()),
@@ -99,6 +98,23 @@ pub async fn run(
         fee_account,
         new_demo_key,
     })
+}
+
+/// The account named `name`, created if there is none; `true` if this call created it. Two
+/// instances starting at once both find none, and the store lets only one of them create it.
+async fn find_or_create(store: &dyn OrderStore, name: &str, demo: bool) -> Result<(Account, bool)> {
+    if let Some(a) = store.account_named(name).await? {
+        return Ok((a, false));
+    }
+    match store.create_account(name, demo, now()).await {
+        Ok(a) => Ok((a, true)),
+        Err(PortError::Conflict(_)) => store
+            .account_named(name)
+            .await?
+            .map(|a| (a, false))
+            .with_context(|| format!("account {name:?} taken, then not found")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Credits funds with one durable append; each deposit's reference makes it happen once.

@@ -289,12 +289,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
 /// The fee account, created by the ingestion service's first start.
 async fn wait_for_fee_account(store: &Arc<dyn OrderStore>) -> Result<AccountId> {
     for attempt in 0.. {
-        if let Some(a) = store
-            .accounts()
-            .await?
-            .into_iter()
-            .find(|a| a.name == bootstrap::FEE_ACCOUNT_NAME)
-        {
+        if let Some(a) = store.account_named(bootstrap::FEE_ACCOUNT_NAME).await? {
             return Ok(a.id);
         }
         if attempt % 20 == 0 {

@@ -291,10 +291,14 @@ pub trait OrderStore: Send + Sync + 'static {
         client_order_id: &str,
     ) -> PortResult<()>;
 
+    /// A new account; `Conflict` when an account of that name exists.
     async fn create_account(&self, name: &str, demo: bool, at: Timestamp) -> PortResult<Account>;
     /// Accounts with an id above `after` (all, if `None`), by id, at most `limit`.
     async fn accounts_page(&self, after: Option<AccountId>, limit: u32)
         -> PortResult<Vec<Account>>;
+    /// The account named `name`, if any (names are unique: a second `create_account` of one
+    /// name is a [`PortError::Conflict`](crate::PortError::Conflict)).
+    async fn account_named(&self, name: &str) -> PortResult<Option<Account>>;
     /// Every account, by id (read a page at a time).
     async fn accounts(&self) -> PortResult<Vec<Account>> {
         const PAGE: u32 = 1_000;

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "references in byte order",
         include_str!("../migrations/0010_references_in_byte_order.sql"),
     ),
+    (
+        11,
+        "unique account names",
+        include_str!("../migrations/0011_unique_account_names.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

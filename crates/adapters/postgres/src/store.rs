@@ -685,16 +685,18 @@ impl OrderStore for PgStore {
                 &[&after, &limit],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Account {
-                    id: AccountId(from_sql_int(get(r, 0, "account id")?, "account id")?),
-                    name: get(r, 1, "account name")?,
-                    demo: get(r, 2, "account demo flag")?,
-                    created_at: Timestamp(get(r, 3, "account creation time")?),
-                })
-            })
-            .collect()
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn account_named(&self, name: &str) -> PortResult<Option<Account>> {
+        let rows = self
+            .query(
+                "find an account by name",
+                "SELECT account_id, name, demo, created_at FROM accounts WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        rows.first().map(account_from_row).transpose()
     }
 
     async fn add_api_key(
@@ -833,4 +835,13 @@ impl OrderStore for PgStore {
         self.query("ping", "SELECT 1", &[]).await?;
         Ok(())
     }
+}
+
+fn account_from_row(r: &Row) -> PortResult<Account> {
+    Ok(Account {
+        id: AccountId(from_sql_int(get(r, 0, "account id")?, "account id")?),
+        name: get(r, 1, "account name")?,
+        demo: get(r, 2, "account demo flag")?,
+        created_at: Timestamp(get(r, 3, "account creation time")?),
+    })
 }

@@ -293,7 +293,10 @@ async fn fills_from_before_join_the_account_trade_history() {
             .unwrap();
     }
     let store = PgStore::connect(&server.url(), 2).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), vec![5, 6, 7, 8, 9, 10]);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        (5..=latest_schema_version()).collect::<Vec<_>>()
+    );
     let mut new = fixtures::fill(&o, 3, "3001", "0.1");
     new.at = Some(Timestamp(old.at.unwrap().0 + 1));
     store
@@ -322,6 +325,57 @@ async fn fills_from_before_join_the_account_trade_history() {
         ..FillQuery::of(account)
     };
     assert_eq!(store.account_fills(&q).await.unwrap()[0], old);
+}
+
+/// Accounts that share a name in a database from before names were unique: the oldest keeps
+/// the name, the others are renamed "name (id)", and from then on a name is taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_renamed() {
+    let server = PostgresServer::new();
+    let store = PgStore::connect(&server.url(), 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Back to version 10: migration 11 only adds the index.
+    client
+        .batch_execute(
+            "DROP INDEX accounts_by_name;
+             DELETE FROM oms_schema_version WHERE version = 11;
+             INSERT INTO accounts (account_id, name, demo, created_at) VALUES
+                 (1, 'fees', false, 0), (2, 'desk', false, 0), (3, 'desk', false, 0),
+                 (4, 'fees', false, 0), (5, 'bot', false, 0);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.migrate().await.unwrap(), vec![11]);
+    let names: Vec<(i64, String)> = client
+        .query(
+            "SELECT account_id, name FROM accounts ORDER BY account_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expect = [
+        (1, "fees"),
+        (2, "desk"),
+        (3, "desk (3)"),
+        (4, "fees (4)"),
+        (5, "bot"),
+    ];
+    assert_eq!(names, expect.map(|(i, n)| (i, n.to_string())).to_vec());
+    assert_eq!(
+        store.account_named("desk").await.unwrap().map(|a| a.id),
+        Some(AccountId(2))
+    );
+    assert!(matches!(
+        store.create_account("fees", false, Timestamp(1)).await,
+        Err(PortError::Conflict(_))
+    ));
 }
 
 /// A database of the first schema, with orders in it, is migrated to counted statuses: the
@@ -358,7 +412,7 @@ async fn order_status_counts_start_from_the_orders_already_there() {
     let store = replicas[0].clone();
     assert_eq!(
         store.migrate().await.unwrap(),
-        vec![2, 3, 4, 5, 6, 7, 8, 9, 10]
+        (2..=latest_schema_version()).collect::<Vec<_>>()
     );
     assert_eq!(
         counts(store.order_counts_by_status().await.unwrap()),

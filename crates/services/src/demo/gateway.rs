@@ -23,7 +23,7 @@ pub trait DemoGateway: Send + Sync {
     async fn cancel(&self, account: AccountId, order: OrderId) -> Result<(), DemoError>;
     /// Orders of an account that may still rest on a book.
     async fn live_orders(&self, account: AccountId) -> Result<Vec<OrderId>, DemoError>;
-    async fn accounts(&self) -> Result<Vec<Account>, DemoError>;
+    async fn account_named(&self, name: &str) -> Result<Option<Account>, DemoError>;
     async fn create_account(&self, name: &str) -> Result<AccountId, DemoError>;
     async fn balances(&self, account: AccountId) -> Result<Vec<Balance>, DemoError>;
     async fn deposit(
@@ -100,8 +100,8 @@ impl DemoGateway for ApiGateway {
         Ok(ids)
     }
 
-    async fn accounts(&self) -> Result<Vec<Account>, DemoError> {
-        Ok(self.0.store.accounts().await?)
+    async fn account_named(&self, name: &str) -> Result<Option<Account>, DemoError> {
+        Ok(self.0.store.account_named(name).await?)
     }
 
     async fn create_account(&self, name: &str) -> Result<AccountId, DemoError> {

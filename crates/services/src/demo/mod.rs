@@ -32,6 +32,10 @@ pub enum DemoError {
     Port(#[from] PortError),
     #[error("order refused: {0}")]
     Rejected(String),
+    #[error(
+        "account {1} is named {0:?} and is not a demo account: the demo market needs that name (start with the demo market off)"
+    )]
+    NameTaken(String, AccountId),
 }
 
 #[derive(Debug, Clone)]
@@ -129,10 +133,11 @@ impl<G: DemoGateway> DemoMarket<G> {
         instruments: &[Instrument],
         last_price: impl Fn(&Symbol) -> Option<Decimal>,
     ) -> Result<Self, DemoError> {
-        let known = gateway.accounts().await?;
         let ensure = async |name: String| -> Result<AccountId, DemoError> {
-            if let Some(a) = known.iter().find(|a| a.name == name && a.demo) {
-                return Ok(a.id);
+            match gateway.account_named(&name).await? {
+                Some(a) if a.demo => return Ok(a.id),
+                Some(a) => return Err(DemoError::NameTaken(name, a.id)),
+                None => {}
             }
             let id = gateway.create_account(&name).await?;
             for (asset, amount) in &config.funding {
@@ -347,8 +352,9 @@ mod tests {
                 .map(|(_, o)| *o)
                 .collect())
         }
-        async fn accounts(&self) -> Result<Vec<Account>, DemoError> {
-            Ok(self.accounts.lock().unwrap().clone())
+        async fn account_named(&self, name: &str) -> Result<Option<Account>, DemoError> {
+            let accounts = self.accounts.lock().unwrap();
+            Ok(accounts.iter().find(|a| a.name == name).cloned())
         }
         async fn create_account(&self, name: &str) -> Result<AccountId, DemoError> {
             let mut accounts = self.accounts.lock().unwrap();

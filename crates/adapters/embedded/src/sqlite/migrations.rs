@@ -207,6 +207,18 @@ CREATE TABLE deposits (
 );
 "#,
     ),
+    (
+        12,
+        r#"
+-- One account per name: names are how the configuration finds its accounts at start (and
+-- `fees` is the fee account's). Checked before each insert, that rule still let two callers at
+-- once both insert; the index makes the second insert fail, and serves the look-up by name.
+-- An account whose name an older account already had keeps its id and is renamed "name (id)".
+UPDATE accounts SET name = name || ' (' || account_id || ')'
+WHERE account_id NOT IN (SELECT MIN(account_id) FROM accounts GROUP BY name);
+CREATE UNIQUE INDEX accounts_by_name ON accounts (name);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {
@@ -251,6 +263,63 @@ pub(crate) fn migrate(conn: &mut Connection) -> EmbeddedResult<()> {
 mod tests {
     use super::*;
 
+    /// A database as a build that knew the migrations before `version` left it.
+    fn before_migration(version: i64) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 < version) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_renamed() {
+        let mut conn = before_migration(12);
+        for (id, name) in [
+            (1, "fees"),
+            (2, "desk"),
+            (3, "desk"),
+            (4, "fees"),
+            (5, "bot"),
+        ] {
+            conn.execute(
+                "INSERT INTO accounts (account_id, name, demo, created_at) VALUES (?1, ?2, 0, 0)",
+                rusqlite::params![id, name],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let names: Vec<(i64, String)> = conn
+            .prepare("SELECT account_id, name FROM accounts ORDER BY account_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expect = [
+            (1, "fees"),
+            (2, "desk"),
+            (3, "desk (3)"),
+            (4, "fees (4)"),
+            (5, "bot"),
+        ];
+        assert_eq!(names, expect.map(|(i, n)| (i, n.to_string())).to_vec());
+        let again = conn.execute(
+            "INSERT INTO accounts (name, demo, created_at) VALUES ('desk', 0, 0)",
+            [],
+        );
+        assert!(again.is_err(), "a name is now unique");
+    }
+
     #[test]
     fn migrations_are_numbered_in_order_and_apply_once() {
         assert!(MIGRATIONS.windows(2).all(|w| w[1].0 == w[0].0 + 1));
@@ -270,19 +339,7 @@ mod tests {
 
     #[test]
     fn status_counts_start_from_the_orders_already_there() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 < 4) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?1, 0)",
-                [version],
-            )
-            .unwrap();
-        }
+        let mut conn = before_migration(4);
         for (id, status) in [(1, "NEW"), (2, "NEW"), (3, "FILLED")] {
             conn.execute(
                 "INSERT INTO orders VALUES (?1, 1, 'BTC/USD', ?2, 'BUY', 0, 0, '{}')",
@@ -317,19 +374,7 @@ mod tests {
 
     #[test]
     fn fills_from_before_get_their_symbol_side_and_time() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 < 7) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?1, 0)",
-                [version],
-            )
-            .unwrap();
-        }
+        let mut conn = before_migration(7);
         let o = oms_conformance::fixtures::order(
             5,
             oms_domain::ids::AccountId(1),
@@ -367,19 +412,7 @@ mod tests {
 
     #[test]
     fn keys_from_before_scopes_may_trade() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 < 8) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?1, 0)",
-                [version],
-            )
-            .unwrap();
-        }
+        let mut conn = before_migration(8);
         conn.execute("INSERT INTO api_keys VALUES ('h', 1, 0)", [])
             .unwrap();
         migrate(&mut conn).unwrap();

@@ -698,20 +698,28 @@ impl OrderStore for SqliteStore {
                     "SELECT account_id, name, demo, created_at FROM accounts
                      WHERE account_id > ?1 ORDER BY account_id LIMIT ?2",
                 )?;
-                let rows = stmt.query_map(params![after, limit], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?;
+                let rows = stmt.query_map(params![after, limit], account_row)?;
                 let mut out = Vec::new();
                 for row in rows {
-                    let (id, name, demo, at) = row?;
-                    out.push(Account {
-                        id: AccountId(from_sql_int(id, "account id")?),
-                        name,
-                        demo,
-                        created_at: Timestamp(at),
-                    });
+                    out.push(account_from_row(row?)?);
                 }
                 Ok(out)
+            })
+            .await?)
+    }
+
+    async fn account_named(&self, name: &str) -> PortResult<Option<Account>> {
+        let name = name.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT account_id, name, demo, created_at FROM accounts WHERE name = ?1",
+                )?
+                .query_row(params![name], account_row)
+                .optional()?
+                .map(account_from_row)
+                .transpose()
             })
             .await?)
     }
@@ -885,4 +893,19 @@ impl OrderStore for SqliteStore {
             })
             .await?)
     }
+}
+
+type AccountRow = (i64, String, bool, i64);
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn account_from_row((id, name, demo, at): AccountRow) -> EmbeddedResult<Account> {
+    Ok(Account {
+        id: AccountId(from_sql_int(id, "account id")?),
+        name,
+        demo,
+        created_at: Timestamp(at),
+    })
 }

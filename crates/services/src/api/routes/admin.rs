@@ -29,8 +29,8 @@ use oms_domain::events::{CancelReason, Event};
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::instrument::Instrument;
 use oms_domain::Decimal;
-use oms_ports::order_store::{Account, KeyScope, OrderStore};
-use oms_ports::PortResult;
+use oms_ports::order_store::{Account, KeyScope};
+use oms_ports::PortError;
 use serde_json::{json, Value};
 
 /// Longest account name, in characters.
@@ -143,24 +143,29 @@ pub async fn create_account(
 async fn open_account(s: &ApiState, body: &JsonBody) -> ReplyResult {
     let name = parse_account_name(&body.parse()?).map_err(|e| Problem::validation(vec![e]))?;
     // Names are how the configuration's accounts are found at start (and `fees` is the fee
-    // account's): a second account of one name would shadow or be shadowed.
-    let taken = account_named(s.store.as_ref(), &name)
-        .await
-        .map_err(|e| Problem::from_port("account store", &e))?;
-    if let Some(a) = taken {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            api_codes::DUPLICATE_ACCOUNT_NAME,
-            format!("an account named {name:?} exists already"),
-        )
-        .with_field("name")
-        .with_extra("existingAccountId", json!(a.id.0)));
-    }
-    let account = s
-        .store
-        .create_account(&name, false, clock::now())
-        .await
-        .map_err(|e| Problem::from_port("account store", &e))?;
+    // account's), so the store keeps them unique: a name taken, even by a request racing this
+    // one, is a conflict naming the account that has it.
+    let created = s.store.create_account(&name, false, clock::now()).await;
+    let account = match created {
+        Err(PortError::Conflict(_)) => {
+            let taken = s
+                .store
+                .account_named(&name)
+                .await
+                .map_err(|e| Problem::from_port("account store", &e))?;
+            let mut conflict = Problem::new(
+                StatusCode::CONFLICT,
+                api_codes::DUPLICATE_ACCOUNT_NAME,
+                format!("an account named {name:?} exists already"),
+            )
+            .with_field("name");
+            if let Some(a) = taken {
+                conflict = conflict.with_extra("existingAccountId", json!(a.id.0));
+            }
+            return Err(conflict);
+        }
+        other => other.map_err(|e| Problem::from_port("account store", &e))?,
+    };
     Ok(
         Reply::json(StatusCode::CREATED, &account_view(s, &account).await?)
             .header("location", format!("/api/admin/accounts/{}", account.id)),
@@ -489,13 +494,6 @@ fn parse_key_scope(headers: &HeaderMap, body: &[u8]) -> Result<KeyScope, Problem
             "scope must be a string",
         ))),
     }
-}
-
-/// The account named `name`, if there is one. One account per name: names are how the
-/// configuration finds its accounts at start (and `fees` is the fee account's), so a second
-/// account of one name would shadow or be shadowed.
-pub async fn account_named(store: &dyn OrderStore, name: &str) -> PortResult<Option<Account>> {
-    Ok(store.accounts().await?.into_iter().find(|a| a.name == name))
 }
 
 /// `{"name": "..."}`, its name as [`check_account_name`] takes it.
