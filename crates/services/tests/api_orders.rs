@@ -229,6 +229,13 @@ async fn every_bad_input_gets_its_code_and_field() {
         (raw(r#"{"symbol":"BTC/USD","#), "MALFORMED_JSON", "body"),
         (raw("[]"), "MALFORMED_JSON", "body"),
         (
+            raw(
+                r#"{"symbol":"BTC/USD","side":"BUY","quantity":"0.1","price":"45000","orderType":"LIMIT","symbol":"ETH/USD"}"#,
+            ),
+            "DUPLICATE_FIELD",
+            "symbol",
+        ),
+        (
             with(seed(), "colour", json!("red")).to_string(),
             "UNKNOWN_FIELD",
             "colour",
@@ -745,7 +752,7 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
         ("symbol=DOGE/USD", "UNKNOWN_SYMBOL", "symbol"),
         ("symbol=", "UNKNOWN_SYMBOL", "symbol"),
         ("side=buy", "INVALID_ENUM", "side"),
-        ("side=BUY&side=SELL", "MALFORMED_JSON", "side"),
+        ("side=BUY&side=SELL", "DUPLICATE_FIELD", "side"),
     ] {
         let r = app
             .as_demo("DELETE", &format!("/api/orders?{query}"), None)
@@ -754,6 +761,22 @@ async fn cancel_all_requests_the_cancel_of_exactly_the_open_orders_it_names() {
             r.problem(),
             (400, code.to_string(), Some(field.to_string())),
             "{query}"
+        );
+    }
+    // Nor does a filter sent as a body, whatever its content type: it would be ignored.
+    for ct in ["application/json", "text/plain"] {
+        let r = app
+            .send(
+                "DELETE",
+                "/api/orders",
+                &[("x-api-key", KEY), ("content-type", ct)],
+                Some(br#"{"symbol":"BTC/USD"}"#),
+            )
+            .await;
+        assert_eq!(
+            r.problem(),
+            (400, "UNEXPECTED_BODY".to_string(), Some("body".to_string())),
+            "{ct}"
         );
     }
     assert!(events().await.is_empty());
@@ -1122,6 +1145,14 @@ async fn listing_pages_newest_first() {
         ("symbol=XYZ", "UNKNOWN_SYMBOL", "symbol"),
         ("from=yesterday", "INVALID_TIMESTAMP", "from"),
         ("cursor=abc", "INVALID_CURSOR", "cursor"),
+        // A misspelt or repeated filter must not widen the list to every order.
+        ("stauts=REJECTED", "UNKNOWN_FIELD", "stauts"),
+        (
+            "status=ACCEPTED&status=REJECTED",
+            "DUPLICATE_FIELD",
+            "status",
+        ),
+        ("limit=1&limit=2", "DUPLICATE_FIELD", "limit"),
     ] {
         let r = app.as_demo("GET", &format!("/api/orders?{q}"), None).await;
         assert_eq!(
@@ -1303,7 +1334,7 @@ async fn the_account_trade_history_pages_newest_first() {
         ("cursor=3", "INVALID_CURSOR", "cursor"),
         ("cursor=1.-2.3", "INVALID_CURSOR", "cursor"),
         ("status=FILLED", "UNKNOWN_FIELD", "status"),
-        ("limit=5&limit=6", "MALFORMED_JSON", "limit"),
+        ("limit=5&limit=6", "DUPLICATE_FIELD", "limit"),
     ] {
         let r = app.as_demo("GET", &format!("/api/fills?{q}"), None).await;
         assert_eq!(

@@ -2,6 +2,7 @@
 //! bytes so the idempotency fingerprint covers exactly what was sent; and the checks of small
 //! bodies' shape that several routes share.
 
+use super::duplicate_keys::first_duplicate_key;
 use super::problem::{api_codes, Problem};
 use crate::ingestion::{codes, FieldError};
 use axum::body::Bytes;
@@ -37,7 +38,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 impl JsonBody {
     /// Parses the bytes. Numbers keep their text (`arbitrary_precision`) for exact decimals.
     pub fn parse(&self) -> Result<Value, Problem> {
-        serde_json::from_slice(&self.0).map_err(Problem::malformed_json)
+        parse_json(&self.0)
+    }
+}
+
+/// A JSON body, refused if it is not JSON or gives a key twice in one object.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+    let value = serde_json::from_slice(body).map_err(Problem::malformed_json)?;
+    match first_duplicate_key(body) {
+        None => Ok(value),
+        Some(key) => Err(Problem::validation(vec![FieldError::new(
+            &key,
+            codes::DUPLICATE_FIELD,
+            format!("{key} is given more than once"),
+        )])),
     }
 }
 

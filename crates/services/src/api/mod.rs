@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod duplicate_keys;
 pub mod hooks;
 pub mod idempotency;
 pub mod metrics;

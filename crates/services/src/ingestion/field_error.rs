@@ -6,6 +6,8 @@ use serde::Serialize;
 pub mod codes {
     pub const MALFORMED_JSON: &str = "MALFORMED_JSON";
     pub const UNKNOWN_FIELD: &str = "UNKNOWN_FIELD";
+    pub const DUPLICATE_FIELD: &str = "DUPLICATE_FIELD";
+    pub const UNEXPECTED_BODY: &str = "UNEXPECTED_BODY";
     pub const MISSING_FIELD: &str = "MISSING_FIELD";
     pub const INVALID_TYPE: &str = "INVALID_TYPE";
     pub const INVALID_ENUM: &str = "INVALID_ENUM";

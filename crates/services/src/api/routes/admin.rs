@@ -5,7 +5,7 @@
 //! these routes.
 
 use crate::api::auth::{hash_api_key, new_api_key, Operator};
-use crate::api::body::{object, require_json, string_field, JsonBody};
+use crate::api::body::{object, parse_json, require_json, string_field, JsonBody};
 use crate::api::idempotency::{key_from_headers, run_idempotent};
 use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
@@ -21,6 +21,7 @@ use crate::ingestion::publish::{
     deposit_reference, publish_order_event, publish_to_every_partition,
 };
 use crate::ingestion::{codes, FieldError};
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -387,6 +388,7 @@ pub async fn cancel_all(
     headers: HeaderMap,
     Path(account_id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    body: Bytes,
 ) -> Response {
     let account = match find_account(&s, &account_id).await {
         Ok(a) => a,
@@ -397,7 +399,7 @@ pub async fn cancel_all(
         path: format!("/api/admin/accounts/{}/orders", account.id),
         reason: Some(CancelReason::OperatorRequested),
     };
-    cancel_all_of(s, account.id, requested, headers, query).await
+    cancel_all_of(s, account.id, requested, headers, query, &body).await
 }
 
 /// Runs an admin request once per idempotency key of its operator.
@@ -476,7 +478,7 @@ fn parse_key_scope(headers: &HeaderMap, body: &[u8]) -> Result<KeyScope, Problem
         return Ok(KeyScope::Trade);
     }
     require_json(headers)?;
-    let value: Value = serde_json::from_slice(body).map_err(Problem::malformed_json)?;
+    let value = parse_json(body)?;
     let one = |e: FieldError| Problem::validation(vec![e]);
     let fields = object(&value, &["scope"]).map_err(one)?;
     match fields.get("scope") {

@@ -23,6 +23,7 @@ use crate::codec::{account_key, decode_event};
 use crate::ingestion::clock;
 use crate::ingestion::publish::order_event_record;
 use crate::ingestion::{codes, FieldError};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -106,13 +107,14 @@ pub async fn cancel_all(
     caller: Trader,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
 ) -> Response {
     let requested = Requested {
         scope: caller.account,
         path: "/api/orders".into(),
         reason: None,
     };
-    cancel_all_of(s, caller.account, requested, headers, query).await
+    cancel_all_of(s, caller.account, requested, headers, query, &body).await
 }
 
 /// Who asked for a cancel of all orders: `scope` and `path` place the request's idempotency
@@ -131,7 +133,17 @@ pub(super) async fn cancel_all_of(
     requested: Requested<impl std::fmt::Display + Send + 'static>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    body: &[u8],
 ) -> Response {
+    if !body.is_empty() {
+        // A client that puts its filter in a body (as for a POST) must not cancel everything.
+        return Reply::from(Problem::validation(vec![FieldError::new(
+            "body",
+            codes::UNEXPECTED_BODY,
+            "a cancel of all orders takes no body: give symbol and side in the query string; nothing was cancelled",
+        )]))
+        .into_response();
+    }
     let filter = match query_pairs(query)
         .map_err(|e| vec![e])
         .and_then(|pairs| Filter::parse(&pairs, &s))

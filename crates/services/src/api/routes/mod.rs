@@ -44,7 +44,7 @@ pub(crate) fn distinct_params<'a>(
         } else {
             errs.push(FieldError::new(
                 name,
-                codes::MALFORMED_JSON,
+                codes::DUPLICATE_FIELD,
                 format!("{name} is given more than once"),
             ));
         }

@@ -1,5 +1,6 @@
 //! `/api/orders`: place, read, list, cancel and amend orders.
 
+use super::{distinct_params, query_pairs};
 use crate::api::auth::{Caller, Trader};
 use crate::api::body::JsonBody;
 use crate::api::idempotency::{run_idempotent, Run};
@@ -212,17 +213,10 @@ pub async fn fills(
 pub async fn list(
     State(s): State<ApiState>,
     caller: Caller,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ReplyResult {
-    let Query(params) = query.map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            codes::MALFORMED_JSON,
-            format!("bad query string: {}", e.body_text()),
-        )
-        .with_field("query")
-    })?;
-    let mut q = parse_list_query(&params, &s).map_err(Problem::validation)?;
+    let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
+    let mut q = parse_list_query(&pairs, &s).map_err(Problem::validation)?;
     q.account = Some(caller.account);
     let limit = q.limit;
     q.limit = limit + 1; // one more than asked tells whether there is a next page
@@ -242,16 +236,31 @@ pub async fn list(
     ))
 }
 
+/// Every parameter once; an unknown one is refused, since a misspelt filter would silently
+/// widen the list.
 fn parse_list_query(
-    p: &HashMap<String, String>,
+    pairs: &[(String, String)],
     s: &ApiState,
 ) -> Result<OrderQuery, Vec<FieldError>> {
+    const KNOWN: [&str; 7] = ["symbol", "status", "side", "from", "to", "limit", "cursor"];
     let mut errs = Vec::new();
     let mut q = OrderQuery {
         limit: DEFAULT_LIMIT,
         ..OrderQuery::default()
     };
-    let non_empty = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let distinct = distinct_params(pairs, &mut errs);
+    for (name, _) in distinct.iter().filter(|(n, _)| !KNOWN.contains(n)) {
+        errs.push(FieldError::new(
+            name,
+            codes::UNKNOWN_FIELD,
+            format!(
+                "unknown parameter {name:?}: orders are filtered by symbol, status, side, from, to, limit and cursor"
+            ),
+        ));
+    }
+    let p: HashMap<&str, &str> = distinct.into_iter().collect();
+    // An empty filter is no filter.
+    let non_empty = |k: &str| p.get(k).copied().filter(|v| !v.is_empty());
     if let Some(sym) = non_empty("symbol") {
         match parse_symbol(sym, s) {
             Ok(v) => q.symbol = Some(v),
