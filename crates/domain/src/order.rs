@@ -249,6 +249,38 @@ pub struct Order {
     /// The last trade id applied, so a redelivered fill is recognised and dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_trade_id: Option<crate::ids::TradeId>,
+    /// What became of the newest amend (`PATCH`) decided so far: an amend is answered `202`
+    /// before risk and the venue decide it, and a refused one changes nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_amend: Option<LastAmend>,
+}
+
+/// The outcome of an order's newest decided amend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastAmend {
+    pub amend_id: u64,
+    pub status: AmendStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<RejectReason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AmendStatus {
+    /// The venue changed the order's price and/or quantity.
+    Applied,
+    /// Risk or the venue refused it; the order is as it was.
+    Rejected,
+}
+
+impl AmendStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AmendStatus::Applied => "APPLIED",
+            AmendStatus::Rejected => "REJECTED",
+        }
+    }
 }
 
 impl Order {
@@ -276,6 +308,7 @@ impl Order {
             created_at: n.created_at,
             updated_at: n.created_at,
             last_trade_id: None,
+            last_amend: None,
         }
     }
 

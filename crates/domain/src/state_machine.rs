@@ -4,7 +4,7 @@
 //! `EXPIRED` from any live state. Anything else is an [`IllegalTransition`] and is never applied.
 
 use crate::events::Event;
-use crate::order::{Order, OrderStatus};
+use crate::order::{AmendStatus, LastAmend, Order, OrderStatus};
 use rust_decimal::Decimal;
 use thiserror::Error;
 
@@ -83,6 +83,9 @@ pub fn apply(
     event: &Event,
     at: crate::ids::Timestamp,
 ) -> Result<Applied, IllegalTransition> {
+    if let Some(refused) = refused_amend(event) {
+        return Ok(record_amend(order, refused, at));
+    }
     let Some(trigger) = trigger_of(event) else {
         return Ok(Applied::Unchanged);
     };
@@ -117,16 +120,64 @@ pub fn apply(
             order.last_trade_id = Some(f.trade_id);
         }
         Event::OrderAmended {
-            price, quantity, ..
+            price,
+            quantity,
+            amend_id,
+            ..
         } => {
             order.price = Some(*price);
             order.quantity = *quantity;
+            record_amend(
+                order,
+                LastAmend {
+                    amend_id: *amend_id,
+                    status: AmendStatus::Applied,
+                    reject_reason: None,
+                },
+                at,
+            );
         }
         _ => {}
     }
     order.status = next;
     order.updated_at = at;
     Ok(Applied::Changed)
+}
+
+/// An amend risk or the venue refused, as the order records it.
+fn refused_amend(event: &Event) -> Option<LastAmend> {
+    let (amend_id, reason) = match event {
+        Event::AmendValidated {
+            approved: false,
+            amend_id,
+            reason,
+            ..
+        } => (*amend_id, *reason),
+        Event::AmendRejected {
+            amend_id, reason, ..
+        } => (*amend_id, Some(*reason)),
+        _ => return None,
+    };
+    Some(LastAmend {
+        amend_id,
+        status: AmendStatus::Rejected,
+        reject_reason: reason,
+    })
+}
+
+/// Records an amend's outcome unless the order has one of a newer amend (ids increase with
+/// each `PATCH`) or this very one (a redelivery).
+fn record_amend(order: &mut Order, outcome: LastAmend, at: crate::ids::Timestamp) -> Applied {
+    let known = order
+        .last_amend
+        .as_ref()
+        .is_some_and(|l| l.amend_id > outcome.amend_id || *l == outcome);
+    if known {
+        return Applied::Unchanged;
+    }
+    order.last_amend = Some(outcome);
+    order.updated_at = at;
+    Applied::Changed
 }
 
 /// A copy of an event already reflected in the order. Producers re-emit identical events after
@@ -229,5 +280,112 @@ mod tests {
                 assert_eq!(next_status(from, t), None, "{from:?} on {t:?}");
             }
         }
+    }
+
+    fn resting() -> Order {
+        use crate::ids::{AccountId, OrderId, Symbol, Timestamp};
+        use crate::order::{NewOrder, OrderType, Side, TimeInForce};
+        let mut o = Order::from_new(&NewOrder {
+            order_id: OrderId(7),
+            client_order_id: None,
+            account: AccountId(1),
+            symbol: Symbol::new("BTC/USD"),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            time_in_force: TimeInForce::Gtc,
+            post_only: false,
+            price: Some(Decimal::from(100)),
+            stop_price: None,
+            quantity: Decimal::ONE,
+            expire_at: None,
+            created_at: Timestamp(1),
+        });
+        o.status = Accepted;
+        o
+    }
+
+    fn refused_by_risk(amend_id: u64) -> Event {
+        Event::AmendValidated {
+            account: crate::ids::AccountId(1),
+            order_id: crate::ids::OrderId(7),
+            amend_id,
+            approved: false,
+            reason: Some(crate::order::RejectReason::NotionalAboveMax),
+            reservation: None,
+        }
+    }
+
+    fn amended(amend_id: u64, price: u32) -> Event {
+        Event::OrderAmended {
+            account: crate::ids::AccountId(1),
+            order_id: crate::ids::OrderId(7),
+            amend_id,
+            price: Decimal::from(price),
+            quantity: Decimal::ONE,
+            leaves_quantity: Decimal::ONE,
+            kept_priority: true,
+        }
+    }
+
+    #[test]
+    fn a_refused_amend_is_recorded_and_changes_nothing_else() {
+        use crate::ids::Timestamp;
+        let mut o = resting();
+        assert_eq!(
+            apply(&mut o, &refused_by_risk(5), Timestamp(2)),
+            Ok(Applied::Changed)
+        );
+        let refused = Some(LastAmend {
+            amend_id: 5,
+            status: AmendStatus::Rejected,
+            reject_reason: Some(crate::order::RejectReason::NotionalAboveMax),
+        });
+        assert_eq!(o.last_amend, refused);
+        assert_eq!((o.status, o.price), (Accepted, Some(Decimal::from(100))));
+        assert_eq!(o.updated_at, Timestamp(2));
+        assert_eq!(
+            apply(&mut o, &refused_by_risk(5), Timestamp(3)),
+            Ok(Applied::Unchanged),
+            "a redelivery"
+        );
+        let by_venue = Event::AmendRejected {
+            account: crate::ids::AccountId(1),
+            order_id: crate::ids::OrderId(7),
+            amend_id: 6,
+            reason: crate::order::RejectReason::PostOnlyWouldTake,
+        };
+        apply(&mut o, &by_venue, Timestamp(4)).unwrap();
+        assert_eq!(
+            o.last_amend.as_ref().map(|a| (a.amend_id, a.reject_reason)),
+            Some((6, Some(crate::order::RejectReason::PostOnlyWouldTake)))
+        );
+    }
+
+    #[test]
+    fn the_newest_amend_decides_what_the_order_says() {
+        use crate::ids::Timestamp;
+        let mut o = resting();
+        apply(&mut o, &amended(4, 101), Timestamp(2)).unwrap();
+        assert_eq!(
+            o.last_amend.as_ref().map(|a| (a.amend_id, a.status)),
+            Some((4, AmendStatus::Applied))
+        );
+        apply(&mut o, &refused_by_risk(9), Timestamp(3)).unwrap();
+        // An older amend the venue applies after a newer one was refused: the price moves,
+        // and the newest amend's outcome stays.
+        assert_eq!(
+            apply(&mut o, &amended(8, 102), Timestamp(4)),
+            Ok(Applied::Changed)
+        );
+        assert_eq!(o.price, Some(Decimal::from(102)));
+        assert_eq!(
+            o.last_amend.as_ref().map(|a| (a.amend_id, a.status)),
+            Some((9, AmendStatus::Rejected))
+        );
+        assert_eq!(
+            apply(&mut o, &refused_by_risk(3), Timestamp(5)),
+            Ok(Applied::Unchanged),
+            "an older refusal"
+        );
     }
 }

@@ -261,6 +261,58 @@ async fn the_kill_switch_refuses_new_orders_until_it_is_turned_off() {
     server.stop();
 }
 
+/// Amends the order at `path` as Alice; returns the `amendId` it was answered with.
+async fn amend(server: &Server, path: &str, body: &str) -> String {
+    let (status, v) = support::request(
+        &server.addr,
+        hyper::Method::PATCH,
+        path,
+        Some(ALICE_KEY),
+        &[],
+        Some(body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{v}");
+    v["amendId"].as_str().expect("an amendId").to_string()
+}
+
+/// An amend is answered `202` before risk and the venue decide it; the order then says what
+/// became of it, refused or applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_of_an_amend_shows_on_the_order() {
+    let Configured { _tmp, server, .. } = start_configured().await;
+    let path = place(&server, ALICE_KEY, RESTING_SOL_SELL).await;
+    until(&server, &path, |o| o["status"] == "ACCEPTED").await;
+
+    // 1.5 at 10,000,000 is over risk's notional limit (10,000,000 an order by default).
+    let refused = amend(&server, &path, r#"{"price":"10000000.000"}"#).await;
+    until(&server, &path, |o| {
+        o["lastAmend"]["amendId"] == refused.as_str()
+    })
+    .await;
+    let (_, o) = server.get(&path, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(o["lastAmend"]["status"], "REJECTED", "{o}");
+    assert_eq!(o["lastAmend"]["rejectReason"], "NOTIONAL_ABOVE_MAX", "{o}");
+    assert_eq!(o["price"], "150.000", "the order is as it was: {o}");
+    assert_eq!(o["status"], "ACCEPTED", "{o}");
+
+    let applied = amend(&server, &path, r#"{"price":"151.000"}"#).await;
+    until(&server, &path, |o| {
+        o["lastAmend"]["amendId"] == applied.as_str()
+    })
+    .await;
+    let (_, o) = server.get(&path, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(o["lastAmend"]["status"], "APPLIED", "{o}");
+    assert_eq!(
+        o["lastAmend"]["rejectReason"],
+        serde_json::Value::Null,
+        "{o}"
+    );
+    assert_eq!(o["price"], "151.000", "{o}");
+    server.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_orders_rests_and_trades_like_single_orders() {
     let Configured { _tmp, server, .. } = start_configured().await;

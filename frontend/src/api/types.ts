@@ -57,6 +57,14 @@ export interface Order {
   expireAt: string | null;
   createdAt: string;
   updatedAt: string;
+  /** What became of the newest decided amend (PATCH): refused ones leave the order as it was. */
+  lastAmend?: LastAmend | null;
+}
+
+export interface LastAmend {
+  amendId: string;
+  status: 'APPLIED' | 'REJECTED';
+  rejectReason: string | null;
 }
 
 export interface Fill {

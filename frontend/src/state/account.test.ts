@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { MarketSocket } from '../api/socket';
 import type { Fill, Order, OrdersChannelData, WsDataMessage } from '../api/types';
 import { KILL_SWITCH_SETTLE_MS } from '../lib/killSwitch';
-import { ACCOUNT_POLL_MS, AccountFeed, HALTED_POLL_MS, isNewer } from './account';
+import { ACCOUNT_POLL_MS, AccountFeed, HALTED_POLL_MS, isNewer, refusedAmendText } from './account';
 
 function order(over: Partial<Order>): Order {
   return {
@@ -263,5 +263,21 @@ describe('fills changed', () => {
     expect(feed.fillsChanged.get()).toBe(0);
     onOpen(true);
     expect(feed.fillsChanged.get()).toBe(1);
+  });
+});
+
+describe('refusedAmendText', () => {
+  const refused = { amendId: '9', status: 'REJECTED' as const, rejectReason: 'NOTIONAL_ABOVE_MAX' };
+  it('tells of a refused amend once, when an update first shows it', () => {
+    const before = order({ status: 'ACCEPTED' });
+    const after = order({ status: 'ACCEPTED', lastAmend: refused });
+    expect(refusedAmendText(before, after)).toBe('Amend of order 1 refused: NOTIONAL_ABOVE_MAX');
+    expect(refusedAmendText(undefined, after)).toBe('Amend of order 1 refused: NOTIONAL_ABOVE_MAX');
+    expect(refusedAmendText(after, { ...after })).toBeNull();
+  });
+  it('says nothing of an applied amend or an order without one', () => {
+    const applied = order({ lastAmend: { amendId: '10', status: 'APPLIED', rejectReason: null } });
+    expect(refusedAmendText(order({ lastAmend: refused }), applied)).toBeNull();
+    expect(refusedAmendText(undefined, order({}))).toBeNull();
   });
 });

@@ -20,6 +20,7 @@ import {
   KILL_SWITCH_UNKNOWN,
   type KillSwitchView,
 } from '../lib/killSwitch';
+import { notify } from './notices';
 import { Store } from './store';
 
 const STATUS_RANK: Record<OrderStatus, number> = {
@@ -46,6 +47,16 @@ export function isNewer(prev: Order, next: Order): boolean {
   const a = Date.parse(prev.updatedAt);
   const b = Date.parse(next.updatedAt);
   return Number.isNaN(a) || Number.isNaN(b) || b >= a;
+}
+
+/**
+ * The notice for an amend that risk or the venue refused after its 202, the first time an
+ * update shows it; `null` otherwise. The order itself stays as it was, so nothing else tells.
+ */
+export function refusedAmendText(prev: Order | undefined, next: Order): string | null {
+  const a = next.lastAmend;
+  if (!a || a.status !== 'REJECTED' || prev?.lastAmend?.amendId === a.amendId) return null;
+  return `Amend of order ${next.orderId} refused: ${a.rejectReason ?? 'no reason given'}`;
 }
 
 const ORDERS_LOADED = 200;
@@ -205,6 +216,8 @@ export class AccountFeed {
       if (m.channel !== 'orders') continue;
       const d = m.data as OrdersChannelData;
       if (!d?.order) continue;
+      const refused = refusedAmendText(this.orders.get().get(d.order.orderId), d.order);
+      if (refused) notify('error', refused);
       orders.push(d.order);
       if (d.fill) fills.push({ orderId: d.order.orderId, fill: d.fill });
       filled ||= !!d.fill || filledMore(this.orders.get().get(d.order.orderId), d.order);

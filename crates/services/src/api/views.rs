@@ -58,6 +58,17 @@ pub struct OrderView {
     pub expire_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// What became of the newest amend decided so far (`null` before any).
+    pub last_amend: Option<LastAmendView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastAmendView {
+    /// The `amendId` the `PATCH` was answered with.
+    pub amend_id: String,
+    pub status: &'static str,
+    pub reject_reason: Option<&'static str>,
 }
 
 impl OrderView {
@@ -86,6 +97,11 @@ impl OrderView {
             expire_at: o.expire_at.map(format_rfc3339_millis),
             created_at: format_rfc3339_millis(o.created_at),
             updated_at: format_rfc3339_millis(o.updated_at),
+            last_amend: o.last_amend.as_ref().map(|a| LastAmendView {
+                amend_id: a.amend_id.to_string(),
+                status: a.status.as_str(),
+                reject_reason: a.reject_reason.map(|r| r.code()),
+            }),
         }
     }
 }
@@ -201,7 +217,7 @@ mod tests {
     use super::*;
     use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
     use oms_domain::instrument::default_instruments;
-    use oms_domain::order::NewOrder;
+    use oms_domain::order::{AmendStatus, LastAmend, NewOrder, RejectReason};
     use serde_json::json;
     use std::str::FromStr;
 
@@ -243,7 +259,18 @@ mod tests {
                 "orderType":"LIMIT","timeInForce":"GTC","postOnly":false,"price":"45000.00","stopPrice":null,
                 "quantity":"0.10000","filledQuantity":"0","averageFillPrice":null,"fees":"0","status":"NEW",
                 "rejectReason":null,"cancelReason":null,"expireAt":null,"createdAt":"2025-11-25T08:00:00.000Z",
-                "updatedAt":"2025-11-25T08:00:00.000Z"})
+                "updatedAt":"2025-11-25T08:00:00.000Z","lastAmend":null})
+        );
+        let mut refused = Order::from_new(&n);
+        refused.last_amend = Some(LastAmend {
+            amend_id: 77,
+            status: AmendStatus::Rejected,
+            reject_reason: Some(RejectReason::NotionalAboveMax),
+        });
+        let v = serde_json::to_value(OrderView::new(&refused, Some(btc))).unwrap();
+        assert_eq!(
+            v["lastAmend"],
+            json!({"amendId":"77","status":"REJECTED","rejectReason":"NOTIONAL_ABOVE_MAX"})
         );
     }
 

@@ -459,28 +459,40 @@ async fn request_amend(s: &ApiState, account: AccountId, id: &str, body: &JsonBo
     let instrument = s.instrument(order.symbol.as_str());
     let amend =
         validate_amend(&value, instrument, order.order_type).map_err(Problem::validation)?;
+    let amend_id = s.ids.next_id();
     let event = Event::AmendRequested {
         account,
         order_id: order.order_id,
-        amend_id: s.ids.next_id(),
+        amend_id,
         price: amend.price,
         quantity: amend.quantity,
     };
     publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
         .await
         .map_err(|e| Problem::from_port("event log", &e))?;
-    Ok(Reply::json(
-        StatusCode::ACCEPTED,
-        &OrderView::new(&order, instrument),
-    ))
+    // The order as it was, and the amend's id: its outcome shows as the order's `lastAmend`
+    // once risk and the venue have decided it.
+    let reply = AmendReply {
+        order: OrderView::new(&order, instrument),
+        amend_id: amend_id.to_string(),
+    };
+    Ok(Reply::json(StatusCode::ACCEPTED, &reply))
 }
 
-/// The caller's order; another account's order is "not found", never "forbidden".
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AmendReply {
+    #[serde(flatten)]
+    order: OrderView,
+    amend_id: String,
+}
+
 /// How a path names an order by its clientOrderId instead of its id (`/api/orders/client:abc`):
 /// a client that lost the answer to its POST finds, cancels or amends the order by the id it
 /// chose. Order ids are digits, so the two never collide.
 pub const CLIENT_ORDER_ID_PREFIX: &str = "client:";
 
+/// The caller's order; another account's order is "not found", never "forbidden".
 async fn find(s: &ApiState, account: AccountId, id: &str) -> Result<Order, Problem> {
     let order_id = match id.strip_prefix(CLIENT_ORDER_ID_PREFIX) {
         Some(client_order_id) => {
