@@ -13,6 +13,7 @@ use oms_services::api::auth::new_admin_key;
 use oms_services::api::routes::admin::{
     check_account_name, check_deposit_amount, check_deposit_asset, check_deposit_reference,
 };
+use oms_services::ingestion::publish::deposit_reference;
 use oms_services::ingestion::FieldError;
 use oms_services::pipeline::now;
 
@@ -150,6 +151,17 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
                 Some(r) => check_deposit_reference(&r).map_err(rule)?,
                 None => format!("cli:{}", now().millis()),
             };
+            // As the admin API: a credited reference with another amount would never be credited.
+            let credited = ports
+                .store
+                .deposit(id, &deposit_reference(&reference, &asset))
+                .await?;
+            if let Some(d) = credited.filter(|d| d.amount != amount) {
+                bail!(
+                    "--reference {reference:?} in {asset} was credited to account {id} with {} already; a reference credits once",
+                    d.amount
+                );
+            }
             deposit_all(
                 &ports.log,
                 &config.log.names.orders_topic,

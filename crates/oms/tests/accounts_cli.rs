@@ -85,4 +85,31 @@ fn account_commands_apply_the_admin_api_rules() {
         credited.contains("reference wire-1, asset USD"),
         "{credited}"
     );
+
+    // Once the credit is recorded (as the processor of a running `oms serve` would), the
+    // reference with another amount is refused; the same amount is not.
+    record_credit(data, id.parse().unwrap(), "wire-1:USD", "250000");
+    refused(&deposit("USD", "250001", "wire-1"), "credited");
+    ok(&deposit("USD", "250000.00", "wire-1"));
+}
+
+fn record_credit(data: &std::path::Path, account: u64, reference: &str, amount: &str) {
+    use oms_ports::order_store::{DepositRecord, OrderStore, StoreBatch};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = oms_embedded::SqliteStore::open(&data.join("oms.db"), Default::default())
+            .await
+            .unwrap();
+        let batch = StoreBatch {
+            deposits: vec![DepositRecord {
+                account: oms_domain::ids::AccountId(account),
+                reference: reference.into(),
+                asset: oms_domain::ids::Asset::new("USD"),
+                amount: amount.parse().unwrap(),
+                credited_at: oms_domain::ids::Timestamp(1),
+            }],
+            ..StoreBatch::default()
+        };
+        store.apply(batch).await.unwrap();
+    });
 }

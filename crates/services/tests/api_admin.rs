@@ -825,6 +825,26 @@ async fn a_withdrawal_goes_on_the_log_and_its_recorded_decision_reads_back() {
                "reference": reference, "status": "REJECTED",
                "rejectReason": "INSUFFICIENT_BALANCE", "decidedAt": "2025-11-25T08:00:00.000Z"})
     );
+    // Sent again: the same withdrawal is answered as before; another asset or amount under
+    // the decided reference is a conflict, and nothing goes on the log.
+    let before = app.order_records().await.len();
+    let post = format!("/api/admin/accounts/{}/withdrawals", app.other);
+    for body in [
+        json!({"asset": "USD", "amount": "251", "reference": reference}),
+        json!({"asset": "BTC", "amount": "250.50", "reference": reference}),
+    ] {
+        let r = admin(&app, "POST", &post, Some(&body), &[]).await;
+        assert_eq!(
+            r.problem(),
+            expect(409, "WITHDRAWAL_REFERENCE_REUSED", "reference"),
+            "{body}"
+        );
+        assert_eq!(r.json()["recorded"]["amount"], "250.5");
+    }
+    assert_eq!(app.order_records().await.len(), before);
+    let same = json!({"asset": "USD", "amount": "250.500", "reference": reference});
+    let r = admin(&app, "POST", &post, Some(&same), &[]).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
     // Another account's withdrawal of the same reference is not this one.
     let r = admin(
         &app,
@@ -926,6 +946,21 @@ async fn a_deposits_recorded_credit_reads_back_by_reference_and_asset() {
     )
     .await;
     assert_eq!(r.problem(), expect(404, "DEPOSIT_NOT_FOUND", "reference"));
+    // Sent again with another amount, the credited reference is a conflict naming what was
+    // credited; with the same amount, or in another asset, it is accepted.
+    let before = app.order_records().await.len();
+    let again = |amount: &str, asset: &str| json!({"asset": asset, "amount": amount, "reference": "wire-1"});
+    let r = admin(&app, "POST", &path, Some(&again("250001", "USD")), &[]).await;
+    assert_eq!(
+        r.problem(),
+        expect(409, "DEPOSIT_REFERENCE_REUSED", "reference")
+    );
+    assert_eq!(r.json()["creditedAmount"], "250000.1");
+    assert_eq!(app.order_records().await.len(), before, "nothing appended");
+    for (amount, asset) in [("250000.100", "USD"), ("1", "BTC")] {
+        let r = admin(&app, "POST", &path, Some(&again(amount, asset)), &[]).await;
+        assert_eq!(r.status, 202, "{amount} {asset}: {:?}", r.body);
+    }
 }
 
 #[tokio::test]

@@ -26,6 +26,10 @@ pub mod api_codes {
     pub const DEPOSIT_NOT_FOUND: &str = "DEPOSIT_NOT_FOUND";
     /// No decision on a withdrawal with that reference is recorded (yet).
     pub const WITHDRAWAL_NOT_FOUND: &str = "WITHDRAWAL_NOT_FOUND";
+    /// A deposit's reference (and asset) credited already with another amount.
+    pub const DEPOSIT_REFERENCE_REUSED: &str = "DEPOSIT_REFERENCE_REUSED";
+    /// A withdrawal's reference decided already for another asset or amount.
+    pub const WITHDRAWAL_REFERENCE_REUSED: &str = "WITHDRAWAL_REFERENCE_REUSED";
     /// A withdrawal from the fee account, whose balance no single partition holds.
     pub const FEE_ACCOUNT_WITHDRAWAL: &str = "FEE_ACCOUNT_WITHDRAWAL";
     pub const DUPLICATE_ACCOUNT_NAME: &str = "DUPLICATE_ACCOUNT_NAME";

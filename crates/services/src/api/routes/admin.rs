@@ -291,11 +291,31 @@ pub async fn deposit(
 async fn credit(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult {
     let account = find_account(s, account_id).await?;
     let (asset, amount, reference) = parse_deposit(s, &body.parse()?)?;
+    let ledger_reference = deposit_reference(&reference, &asset);
+    // A reference credits once: a repeat with the same amount is answered as the first was,
+    // but one with another amount would be answered as if credited and then not be.
+    let recorded = s
+        .store
+        .deposit(account.id, &ledger_reference)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    if let Some(d) = recorded.filter(|d| d.amount != amount) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            api_codes::DEPOSIT_REFERENCE_REUSED,
+            format!(
+                "the account's deposit {reference:?} in {asset} was credited with {} already; a reference credits once",
+                fmt_plain(d.amount)
+            ),
+        )
+        .with_field("reference")
+        .with_extra("creditedAmount", json!(fmt_plain(d.amount))));
+    }
     let event = Event::Deposit {
         account: account.id,
         asset: asset.clone(),
         amount,
-        reference: deposit_reference(&reference, &asset),
+        reference: ledger_reference,
     };
     publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
         .await

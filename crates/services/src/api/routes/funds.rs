@@ -61,6 +61,26 @@ async fn request(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult
         .with_field("accountId"));
     }
     let (asset, amount, reference) = parse_deposit(s, &body.parse()?)?;
+    // A reference is decided once: a repeat of the same withdrawal is answered as the first
+    // was, but one of another asset or amount would be answered PENDING and never decided.
+    let recorded = s
+        .store
+        .withdrawal(account.id, &reference)
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    if let Some(w) = recorded.filter(|w| w.asset != asset || w.amount != amount) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            api_codes::WITHDRAWAL_REFERENCE_REUSED,
+            format!(
+                "the account's withdrawal {reference:?} of {} {} was decided already; a reference is decided once",
+                fmt_plain(w.amount),
+                w.asset
+            ),
+        )
+        .with_field("reference")
+        .with_extra("recorded", view(&w)));
+    }
     let event = Event::WithdrawalRequested {
         account: account.id,
         asset: asset.clone(),
