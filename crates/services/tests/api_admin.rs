@@ -100,6 +100,8 @@ async fn an_operator_opens_an_account_and_issues_it_a_working_key() {
         (json!({"name": "  "}), "INVALID_NAME", "name"),
         (json!({"name": "a".repeat(65)}), "INVALID_NAME", "name"),
         (json!({"name": "tab\there"}), "INVALID_NAME", "name"),
+        (json!({"name": "\u{202E}evil"}), "INVALID_NAME", "name"),
+        (json!({"name": "desk\u{200B}1"}), "INVALID_NAME", "name"),
         (json!({"name": "x", "demo": true}), "UNKNOWN_FIELD", "demo"),
         (json!(["x"]), "MALFORMED_JSON", "body"),
     ] {

@@ -563,6 +563,14 @@ async fn orders_are_private_to_their_account() {
         .await;
     assert_eq!(fills.status, 200);
     assert_eq!(fills.json(), json!({"fills": []}));
+    let paged = app
+        .as_demo("GET", &format!("/api/orders/{id}/fills?limit=1"), None)
+        .await;
+    assert_eq!(
+        paged.problem(),
+        (400, "UNKNOWN_FIELD".into(), Some("limit".into())),
+        "an order's fills take no parameters"
+    );
 }
 
 #[tokio::test]
@@ -1522,4 +1530,21 @@ async fn a_retry_after_an_append_that_failed_but_landed_places_the_same_order() 
     );
     let replay = post().await;
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+}
+
+/// A body with thousands of unknown fields is answered with the first 50 errors and a count
+/// of the rest, not with a list as long as the body.
+#[tokio::test]
+async fn a_body_of_many_bad_fields_lists_fifty_errors() {
+    let app = TestApp::start().await;
+    let mut body = serde_json::from_str::<Value>(SEED_BODY).unwrap();
+    for i in 0..500 {
+        body[format!("extra{i}")] = json!(1);
+    }
+    let r = app.as_demo("POST", "/api/orders", Some(&body)).await;
+    assert_eq!(r.status, 400);
+    let v = r.json();
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(50), "{v}");
+    assert_eq!(v["errorsOmitted"], 450, "{v}");
+    assert_eq!(v["code"], "UNKNOWN_FIELD");
 }

@@ -416,8 +416,26 @@ async fn subscribers_get_trades_candles_ticker_and_a_depth_snapshot_then_updates
     );
     send(&mut ws, json!({"op":"ping"})).await;
     assert_eq!(next(&mut ws).await["type"], "pong");
-    send(&mut ws, json!({"op":"dance"})).await;
-    assert_eq!(next(&mut ws).await["code"], "INVALID_MESSAGE");
+    // Messages that are not operations: told so in the protocol's terms.
+    for (bad, says) in [
+        (json!({"op":"dance"}), "unknown op \"dance\""),
+        (json!({"channels":["trades:BTC/USD"]}), "op is missing"),
+        (json!({"op":"subscribe"}), "missing field `channels`"),
+        (json!(["ping"]), "op is missing"),
+    ] {
+        send(&mut ws, bad.clone()).await;
+        let m = next(&mut ws).await;
+        assert_eq!(m["code"], "INVALID_MESSAGE", "{bad}");
+        let message = m["message"].as_str().unwrap();
+        assert!(message.contains(says), "{bad}: {message}");
+        assert!(!message.contains("ClientOp"), "{bad}: {message}");
+    }
+    // A channel name longer than any channel is refused, and not echoed back whole.
+    let long = format!("trades:{}", "X".repeat(10_000));
+    send(&mut ws, json!({"op":"subscribe","channels":[long]})).await;
+    let m = next(&mut ws).await;
+    assert_eq!(m["code"], "INVALID_CHANNEL");
+    assert_eq!(m["channel"].as_str().map(str::len), Some(64), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,6 +488,22 @@ async fn bad_queries_are_400_problems() {
             "levels",
         ),
         ("/api/marketdata/ticker?symbol=", "MISSING_FIELD", "symbol"),
+        // Not a parameter of depth (`levels` is): refused, not ignored.
+        (
+            "/api/marketdata/depth?symbol=BTC/USD&limit=abc",
+            "UNKNOWN_FIELD",
+            "limit",
+        ),
+        (
+            "/api/marketdata/trades?symbol=BTC/USD&limit=5&limit=6",
+            "DUPLICATE_FIELD",
+            "limit",
+        ),
+        (
+            "/api/marketdata/ticker?symbol=BTC/USD&symbol=ETH/USD",
+            "DUPLICATE_FIELD",
+            "symbol",
+        ),
     ];
     for (path, code, field) in cases {
         let (status, ctype, body) = srv.get(path).await;

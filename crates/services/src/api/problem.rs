@@ -52,6 +52,9 @@ pub mod api_codes {
 }
 use api_codes::*;
 
+/// The most field errors one problem lists; how many more there were is in `errorsOmitted`.
+pub const MAX_LISTED_ERRORS: usize = 50;
+
 #[derive(Debug, Clone)]
 pub struct Problem {
     pub status: StatusCode,
@@ -108,6 +111,11 @@ impl Problem {
         let mut p =
             Problem::new(StatusCode::BAD_REQUEST, first.code, first.detail).with_field(first.field);
         if errors.len() > 1 {
+            // A body of thousands of unknown fields is not answered with thousands of errors.
+            if errors.len() > MAX_LISTED_ERRORS {
+                p = p.with_extra("errorsOmitted", json!(errors.len() - MAX_LISTED_ERRORS));
+                errors.truncate(MAX_LISTED_ERRORS);
+            }
             p.errors = std::mem::take(&mut errors);
         }
         p

@@ -27,7 +27,7 @@ pub const MAX_LIMIT: usize = 1_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub code: &'static str,
-    pub field: &'static str,
+    pub field: String,
     pub detail: String,
     pub instance: &'static str,
 }
@@ -78,24 +78,48 @@ struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
+    /// Refuses a parameter not in `known` or given twice: a misspelt one would otherwise be
+    /// ignored, and the answer would not be what was asked for.
     fn new(
-        q: Result<Query<HashMap<String, String>>, QueryRejection>,
+        q: Result<Query<Vec<(String, String)>>, QueryRejection>,
         md: &'a MarketData,
         path: &'static str,
+        known: &[&str],
     ) -> Result<Self, Problem> {
-        let Query(q) = q.map_err(|e| Problem {
-            code: md_codes::INVALID_QUERY,
-            field: "query",
-            detail: e.body_text(),
+        let problem = |code, field: &str, detail: String| Problem {
+            code,
+            field: field.to_string(),
+            detail,
             instance: path,
-        })?;
-        Ok(Params { q, md, path })
+        };
+        let Query(pairs) =
+            q.map_err(|e| problem(md_codes::INVALID_QUERY, "query", e.body_text()))?;
+        let mut params = HashMap::new();
+        for (name, value) in pairs {
+            if !known.contains(&name.as_str()) {
+                let detail = format!(
+                    "unknown parameter {name:?}: this takes {}",
+                    known.join(", ")
+                );
+                return Err(problem(codes::UNKNOWN_FIELD, &name, detail));
+            }
+            if params.contains_key(&name) {
+                let detail = format!("{name} is given more than once");
+                return Err(problem(codes::DUPLICATE_FIELD, &name, detail));
+            }
+            params.insert(name, value);
+        }
+        Ok(Params {
+            q: params,
+            md,
+            path,
+        })
     }
 
-    fn problem(&self, code: &'static str, field: &'static str, detail: String) -> Problem {
+    fn problem(&self, code: &'static str, field: &str, detail: String) -> Problem {
         Problem {
             code,
-            field,
+            field: field.to_string(),
             detail,
             instance: self.path,
         }
@@ -161,9 +185,14 @@ impl<'a> Params<'a> {
 
 pub async fn candles(
     State(md): State<MarketData>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let p = Params::new(q, &md, "/api/marketdata/candles")?;
+    let p = Params::new(
+        q,
+        &md,
+        "/api/marketdata/candles",
+        &["symbol", "interval", "from", "to", "limit"],
+    )?;
     let symbol = p.symbol()?;
     let interval = p.interval()?;
     let from = p.millis("from")?;
@@ -188,18 +217,18 @@ pub async fn candles(
 
 pub async fn ticker(
     State(md): State<MarketData>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let p = Params::new(q, &md, "/api/marketdata/ticker")?;
+    let p = Params::new(q, &md, "/api/marketdata/ticker", &["symbol"])?;
     let symbol = p.symbol()?;
     Ok(ok_json(&md.ticker(&symbol, clock::now())))
 }
 
 pub async fn depth(
     State(md): State<MarketData>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let p = Params::new(q, &md, "/api/marketdata/depth")?;
+    let p = Params::new(q, &md, "/api/marketdata/depth", &["symbol", "levels"])?;
     let symbol = p.symbol()?;
     let levels = p.count("levels", 50, MAX_SNAPSHOT_LEVELS)?;
     let snap = md.depth(&symbol, levels);
@@ -213,9 +242,9 @@ pub async fn depth(
 
 pub async fn trades(
     State(md): State<MarketData>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let p = Params::new(q, &md, "/api/marketdata/trades")?;
+    let p = Params::new(q, &md, "/api/marketdata/trades", &["symbol", "limit"])?;
     let symbol = p.symbol()?;
     let limit = p.count("limit", 50, MAX_LIMIT)?;
     Ok(ok_json(&TradesView {

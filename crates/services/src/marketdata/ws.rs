@@ -159,6 +159,36 @@ async fn session(md: MarketData, socket: WebSocket, login: Login) {
     let _ = writer.await;
 }
 
+/// Longest channel name a client may send (the longest real one is a few dozen bytes); a
+/// longer one is refused without being echoed back whole.
+const MAX_CHANNEL_NAME: usize = 64;
+
+/// The first [`MAX_CHANNEL_NAME`] bytes of `name`, cut at a character boundary.
+fn clipped(name: &str) -> &str {
+    let mut end = MAX_CHANNEL_NAME.min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// A client's message as an operation, or why it is not one, in the protocol's terms (not
+/// the decoder's: its errors name the project's types).
+fn parse_op(text: &str) -> Result<ClientOp, String> {
+    const EXPECTED: &str = r#"send {"op": "subscribe" | "unsubscribe" | "auth" | "ping", ...}"#;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON ({e}); {EXPECTED}"))?;
+    match value.get("op") {
+        Some(serde_json::Value::String(op))
+            if ["subscribe", "unsubscribe", "auth", "ping"].contains(&op.as_str()) => {}
+        Some(serde_json::Value::String(op)) => {
+            return Err(format!("unknown op {:?}; {EXPECTED}", clipped(op)))
+        }
+        _ => return Err(format!("op is missing; {EXPECTED}")),
+    }
+    serde_json::from_value(value).map_err(|e| format!("{e}; {EXPECTED}"))
+}
+
 /// The client's message allowance, and how many it sent in a row while refused.
 struct MessageLimit {
     rate: RequestRate,
@@ -202,14 +232,9 @@ impl Conn {
     }
 
     async fn handle(&mut self, text: &str) {
-        let op = match serde_json::from_str::<ClientOp>(text) {
+        let op = match parse_op(text) {
             Ok(op) => op,
-            Err(e) => {
-                return self.send(protocol::error(
-                    ws_codes::INVALID_MESSAGE,
-                    &format!("expected {{\"op\":\"subscribe|unsubscribe|auth|ping\",...}}: {e}"),
-                ))
-            }
+            Err(why) => return self.send(protocol::error(ws_codes::INVALID_MESSAGE, &why)),
         };
         match op {
             ClientOp::Subscribe { channels } => self.subscribe(channels),
@@ -223,6 +248,14 @@ impl Conn {
         let max = self.md.config().max_channels_per_client;
         let mut accepted: Vec<(String, Channel, String)> = Vec::new();
         for name in names {
+            if name.len() > MAX_CHANNEL_NAME {
+                self.send(protocol::channel_error(
+                    ws_codes::INVALID_CHANNEL,
+                    &format!("a channel name is at most {MAX_CHANNEL_NAME} bytes"),
+                    clipped(&name),
+                ));
+                continue;
+            }
             let channel = match Channel::parse(&name) {
                 Ok(c) => c,
                 Err(e) => {
@@ -265,7 +298,8 @@ impl Conn {
 
     fn unsubscribe(&mut self, names: Vec<String>) {
         let mut done = Vec::new();
-        for name in names {
+        // A name too long to be a channel was never subscribed: not echoed back.
+        for name in names.into_iter().filter(|n| n.len() <= MAX_CHANNEL_NAME) {
             let name = Channel::parse(&name).map_or(name, |c| c.name());
             if let Some((_, key)) = self.channels.remove(&name) {
                 self.md.hub().unsubscribe(self.id, &key);

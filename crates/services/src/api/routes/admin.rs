@@ -530,17 +530,32 @@ pub fn check_account_name(raw: &str) -> Result<String, FieldError> {
     let name = raw.trim();
     if name.is_empty()
         || name.chars().count() > ACCOUNT_NAME_MAX
-        || name.chars().any(char::is_control)
+        || name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
     {
         return Err(FieldError::new(
             "name",
             codes::INVALID_NAME,
             format!(
-                "name must be 1 to {ACCOUNT_NAME_MAX} characters, none of them control characters"
+                "name must be 1 to {ACCOUNT_NAME_MAX} characters, none of them control, \
+                 zero-width or text-direction characters"
             ),
         ));
     }
     Ok(name.to_string())
+}
+
+/// Characters that change how a name looks without being seen: a name with a right-to-left
+/// override reads as another name in a listing or a log.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space, joiners, direction marks
+        | '\u{202A}'..='\u{202E}' // direction embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // direction isolates
+        | '\u{FEFF}' // byte order mark
+    )
 }
 
 /// `{"asset", "amount", "reference"}`, every field checked, each error naming its field.

@@ -198,7 +198,19 @@ pub async fn fills(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ReplyResult {
+    // Every fill of the order, always: a parameter (say a `limit`) would be ignored.
+    let pairs = query_pairs(query).map_err(|e| Problem::validation(vec![e]))?;
+    if let Some((name, _)) = pairs.first() {
+        return Err(Problem::validation(vec![FieldError::new(
+            name,
+            codes::UNKNOWN_FIELD,
+            format!(
+                "unknown parameter {name:?}: an order's fills take none (GET /api/fills filters and pages an account's)"
+            ),
+        )]));
+    }
     let order = find(&s, caller.account, &id).await?;
     let fills = s
         .store
