@@ -175,7 +175,8 @@ async fn replay_is_marked_and_a_different_body_is_422() {
     assert_ne!(r.json()["orderId"], first.json()["orderId"]);
     assert_eq!(app.order_records().await.len(), 2);
 
-    // A 400 is a response like any other: stored and replayed for the same key and body.
+    // A 400 did nothing and is not kept: the same bad body is refused again (not replayed),
+    // and the corrected body under the same key is placed.
     let bad =
         br#"{"symbol":"BTC/USD","side":"BUY","quantity":0,"price":45000,"orderType":"LIMIT"}"#;
     let h = [
@@ -186,8 +187,17 @@ async fn replay_is_marked_and_a_different_body_is_422() {
     let r1 = app.send("POST", "/api/orders", &h, Some(bad)).await;
     let r2 = app.send("POST", "/api/orders", &h, Some(bad)).await;
     assert_eq!(r1.problem().1, "NON_POSITIVE");
-    assert_eq!(r2.status, 400);
-    assert_eq!(r2.header("idempotent-replayed"), Some("true"));
+    assert_eq!(r2.problem().1, "NON_POSITIVE");
+    assert_eq!(r2.header("idempotent-replayed"), None);
+    let fixed = app
+        .send("POST", "/api/orders", &h, Some(SEED_BODY.as_bytes()))
+        .await;
+    assert_eq!(fixed.status, 202, "{:?}", fixed.body);
+    let again = app
+        .send("POST", "/api/orders", &h, Some(SEED_BODY.as_bytes()))
+        .await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, fixed.body);
 
     let long_key = "k".repeat(256);
     let r = app

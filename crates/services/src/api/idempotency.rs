@@ -5,7 +5,8 @@
 //! path and body. The first request claims the key, runs, answers, and then stores its response
 //! ([`super::pending`]); a retry with the same fingerprint gets that response again with
 //! `Idempotent-Replayed: true`; another body under the same key is 422, and a retry while the
-//! first still runs is 409. A failure with a 5xx releases the key so the retry can run: it
+//! first still runs is 409. A request refused as invalid (400) did nothing and is not stored:
+//! the corrected request may use the same key. A failure with a 5xx releases the key so the retry can run: it
 //! comes before any effect, or after effects that are harmless to repeat (the cancels of a
 //! cancel of all orders). If the store cannot be reached the request is refused with 503:
 //! without it we cannot promise "once".
@@ -184,7 +185,14 @@ where
     metrics.idempotency(IdempotencyOutcome::Executed);
     let undo = how.clone();
     let reply = run(how).await;
-    if !reply.status.is_server_error() {
+    if reply.status == StatusCode::BAD_REQUEST && undo.may_undo() {
+        // Refused before anything was done: the key stays free for the corrected request, which
+        // a client naturally sends under the same key (as payment APIs do); the same bad body
+        // again is refused again.
+        if let Err(e) = store.release(&scoped).await {
+            tracing::warn!(error = %e, "could not release idempotency key");
+        }
+    } else if !reply.status.is_server_error() {
         // Answered at once, its effect being durable; the response is stored meanwhile.
         state
             .pending
