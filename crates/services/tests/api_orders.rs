@@ -449,6 +449,25 @@ async fn transport_level_refusals() {
         r.problem(),
         (413, "BODY_TOO_LARGE".into(), Some("body".into()))
     );
+    // A declared length over the limit is refused before any of the body is sent: the client
+    // is not left waiting while it uploads.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST /api/orders HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read(&mut answer))
+            .await
+            .expect("answered without the body")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(text.contains("BODY_TOO_LARGE"), "{text}");
+    }
     // Exactly at the limit it is read (and then found to be malformed).
     big.truncate(limit);
     let r = app

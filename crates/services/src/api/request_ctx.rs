@@ -5,11 +5,12 @@
 //! line of the request carries, and in problem bodies (through a task-local, so any code on
 //! the request's task can reach it without threading it through).
 
+use super::problem::{api_codes, Problem};
 use super::state::ApiState;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -94,7 +95,27 @@ pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: N
         path,
     };
 
-    let mut resp = CTX.scope(ctx, next.run(req)).instrument(span.clone()).await;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = state.config.body_limit as u64;
+    let run = async move {
+        if declared.is_some_and(|n| n > limit) {
+            // Refused before any of the body is read: otherwise the connection waits for the
+            // client to send up to the limit before the answer.
+            return Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                api_codes::BODY_TOO_LARGE,
+                format!("the body is larger than the limit of {limit} bytes"),
+            )
+            .with_field("body")
+            .into_response();
+        }
+        next.run(req).await
+    };
+    let mut resp = CTX.scope(ctx, run).instrument(span.clone()).await;
 
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();

@@ -416,24 +416,28 @@ fn price_field(
     errs.take(checked).map(|()| p)
 }
 
+/// The last instant an RFC 3339 date-time can name (9999-12-31T23:59:59.999Z): a later one
+/// could not be written back in the order.
+const LAST_RFC3339_MS: i64 = 253_402_300_799_999;
+
 fn expire_at_field(obj: &Map<String, Value>) -> Result<Option<Timestamp>, FieldError> {
     let bad = || {
         FieldError::new(
             "expireAt",
             codes::INVALID_TIMESTAMP,
-            "expireAt must be an RFC 3339 date-time or epoch milliseconds",
+            "expireAt must be an RFC 3339 date-time or epoch milliseconds, before the year 10000",
         )
     };
-    match obj.get("expireAt") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_rfc3339(s).map(Some).ok_or_else(bad),
-        Some(Value::Number(n)) => n
-            .to_string()
-            .parse::<i64>()
-            .map(|ms| Some(Timestamp(ms)))
-            .map_err(|_| bad()),
-        Some(v) => Err(wrong_type("expireAt", "a string or an integer", v)),
+    let at = match obj.get("expireAt") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => parse_rfc3339(s).ok_or_else(bad)?,
+        Some(Value::Number(n)) => Timestamp(n.to_string().parse::<i64>().map_err(|_| bad())?),
+        Some(v) => return Err(wrong_type("expireAt", "a string or an integer", v)),
+    };
+    if at.0 > LAST_RFC3339_MS {
+        return Err(bad());
     }
+    Ok(Some(at))
 }
 
 fn client_order_id_field(obj: &Map<String, Value>) -> Result<Option<String>, FieldError> {
@@ -727,7 +731,14 @@ mod tests {
             ("expireAt".into(), codes::INVALID_TIMESTAMP)
         );
         assert_eq!(
-            error(with(gtd, "expireAt", json!(1.5))),
+            error(with(gtd.clone(), "expireAt", json!(1.5))),
+            ("expireAt".into(), codes::INVALID_TIMESTAMP)
+        );
+        // The last millisecond RFC 3339 can write back is the last one taken.
+        let o = valid(with(gtd.clone(), "expireAt", json!(LAST_RFC3339_MS)));
+        assert_eq!(o.expire_at, Some(Timestamp(LAST_RFC3339_MS)));
+        assert_eq!(
+            error(with(gtd, "expireAt", json!(i64::MAX))),
             ("expireAt".into(), codes::INVALID_TIMESTAMP)
         );
         assert_eq!(
