@@ -146,6 +146,11 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         ("/metrics", vec!["get"]),
         ("/openapi.json", vec!["get"]),
         ("/swagger-ui", vec!["get"]),
+        ("/api/marketdata/candles", vec!["get"]),
+        ("/api/marketdata/ticker", vec!["get"]),
+        ("/api/marketdata/depth", vec!["get"]),
+        ("/api/marketdata/trades", vec!["get"]),
+        ("/ws", vec!["get"]),
     ];
     for (path, methods) in routes {
         for m in methods {
@@ -187,6 +192,12 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         "RATE_LIMITED",
         "INVALID_TIMEOUT",
         "INVALID_BATCH_SIZE",
+        "DUPLICATE_FIELD",
+        "UNEXPECTED_BODY",
+        "DEPOSIT_REFERENCE_REUSED",
+        "WITHDRAWAL_REFERENCE_REUSED",
+        "INVALID_INTERVAL",
+        "INVALID_RANGE",
     ] {
         assert!(codes.contains(&c), "{c}");
     }
