@@ -199,6 +199,34 @@ async fn replay_is_marked_and_a_different_body_is_422() {
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body, fixed.body);
 
+    // Two keys: which one the request is known by is unknown. Two API keys likewise.
+    let r = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("x-idempotency-key", "dup-a"),
+                ("x-idempotency-key", "dup-b"),
+            ],
+            Some(SEED_BODY.as_bytes()),
+        )
+        .await;
+    assert_eq!(r.problem().1, "INVALID_IDEMPOTENCY_KEY");
+    let r = app
+        .send(
+            "GET",
+            "/api/orders",
+            &[("x-api-key", KEY), ("x-api-key", OTHER_KEY)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.problem(),
+        (401, "UNAUTHORIZED".into(), Some("X-API-Key".into()))
+    );
+
     let long_key = "k".repeat(256);
     let r = app
         .send(
@@ -500,6 +528,27 @@ async fn transport_level_refusals() {
         )
         .await;
     assert_eq!(r.problem().0, 415);
+    // A compressed body is not read as if it were plain.
+    let r = app
+        .send(
+            "POST",
+            "/api/orders",
+            &[
+                ("x-api-key", KEY),
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            Some(SEED_BODY.as_bytes()),
+        )
+        .await;
+    assert_eq!(
+        r.problem(),
+        (
+            415,
+            "UNSUPPORTED_MEDIA_TYPE".into(),
+            Some("Content-Encoding".into())
+        )
+    );
 
     let r = app
         .send(

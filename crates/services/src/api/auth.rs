@@ -173,7 +173,14 @@ async fn grant_for_key_hash(state: &ApiState, hash: String) -> Result<Option<Gra
 
 /// Authenticates a request from its headers: the API key if one is given, else the cookie.
 pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Grant, Problem> {
-    if let Some(v) = headers.get(API_KEY_HEADER) {
+    let mut keys = headers.get_all(API_KEY_HEADER).iter();
+    if let Some(v) = keys.next() {
+        if keys.next().is_some() {
+            return Err(
+                Problem::unauthorized("X-API-Key is given more than once: send one key")
+                    .with_field("X-API-Key"),
+            );
+        }
         let key = v.to_str().unwrap_or_default();
         return grant_for_api_key(state, key)
             .await?
@@ -298,12 +305,19 @@ where
                 "the admin API is off: configure admin.keySha256 to enable it",
             ));
         }
-        let Some(key) = parts.headers.get(ADMIN_KEY_HEADER) else {
+        let mut given = parts.headers.get_all(ADMIN_KEY_HEADER).iter();
+        let Some(key) = given.next() else {
             return Err(
                 Problem::unauthorized("the admin API needs an X-Admin-Key header")
                     .with_field("X-Admin-Key"),
             );
         };
+        if given.next().is_some() {
+            return Err(
+                Problem::unauthorized("X-Admin-Key is given more than once: send one key")
+                    .with_field("X-Admin-Key"),
+            );
+        }
         let key = key.to_str().unwrap_or_default();
         let hash = hash_api_key(key);
         if key.is_empty() || key.len() > MAX_API_KEY_LEN || !hashes.contains(&hash) {

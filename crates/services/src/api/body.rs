@@ -55,8 +55,21 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Problem> {
     }
 }
 
-/// `415` unless the request says its body is JSON.
+/// `415` unless the request says its body is JSON, and not encoded (compressed): the body is
+/// read as it comes.
 pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let encoded = headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
+        !v.to_str()
+            .is_ok_and(|e| e.trim().eq_ignore_ascii_case("identity"))
+    });
+    if encoded {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            api_codes::UNSUPPORTED_MEDIA_TYPE,
+            "send the body without a Content-Encoding: compressed bodies are not accepted",
+        )
+        .with_field("Content-Encoding"));
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

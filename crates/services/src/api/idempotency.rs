@@ -45,17 +45,24 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 
 /// The idempotency key of a request, if it sent one; 400 if it is not usable.
 pub fn key_from_headers(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(v) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+    let mut given = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(v) = given.next() else {
         return Ok(None);
     };
     let bad = || {
         Problem::new(
             StatusCode::BAD_REQUEST,
             api_codes::INVALID_IDEMPOTENCY_KEY,
-            format!("X-Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            format!(
+                "X-Idempotency-Key must be given once, 1 to {MAX_KEY_LEN} visible ASCII characters"
+            ),
         )
         .with_field("X-Idempotency-Key")
     };
+    // Two keys (a proxy adding its own, say): which one the request is known by is unknown.
+    if given.next().is_some() {
+        return Err(bad());
+    }
     let s = v.to_str().map_err(|_| bad())?;
     if s.is_empty() || s.len() > MAX_KEY_LEN || !s.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
