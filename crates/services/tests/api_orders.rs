@@ -1230,6 +1230,7 @@ async fn listing_pages_newest_first() {
         ("side=LONG", "INVALID_ENUM", "side"),
         ("symbol=XYZ", "UNKNOWN_SYMBOL", "symbol"),
         ("from=yesterday", "INVALID_TIMESTAMP", "from"),
+        ("from=20&to=10", "INVALID_RANGE", "from"),
         ("cursor=abc", "INVALID_CURSOR", "cursor"),
         // A misspelt or repeated filter must not widen the list to every order.
         ("stauts=REJECTED", "UNKNOWN_FIELD", "stauts"),
@@ -1417,6 +1418,7 @@ async fn the_account_trade_history_pages_newest_first() {
         ("side=LONG", "INVALID_ENUM", "side"),
         ("symbol=XYZ", "UNKNOWN_SYMBOL", "symbol"),
         ("to=tomorrow", "INVALID_TIMESTAMP", "to"),
+        ("from=20&to=10", "INVALID_RANGE", "from"),
         ("cursor=3", "INVALID_CURSOR", "cursor"),
         ("cursor=1.-2.3", "INVALID_CURSOR", "cursor"),
         ("status=FILLED", "UNKNOWN_FIELD", "status"),

@@ -31,6 +31,8 @@ pub mod codes {
     pub const EXPIRE_AT_NOT_ALLOWED: &str = "EXPIRE_AT_NOT_ALLOWED";
     pub const EXPIRE_AT_IN_PAST: &str = "EXPIRE_AT_IN_PAST";
     pub const INVALID_TIMESTAMP: &str = "INVALID_TIMESTAMP";
+    /// `from` after `to`.
+    pub const INVALID_RANGE: &str = "INVALID_RANGE";
     pub const POST_ONLY_NOT_ALLOWED: &str = "POST_ONLY_NOT_ALLOWED";
     pub const INVALID_CLIENT_ORDER_ID: &str = "INVALID_CLIENT_ORDER_ID";
     pub const INVALID_LIMIT: &str = "INVALID_LIMIT";

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 /// Codes of this API beyond the shared validation codes.
 pub mod md_codes {
     pub const INVALID_INTERVAL: &str = "INVALID_INTERVAL";
-    pub const INVALID_RANGE: &str = "INVALID_RANGE";
+    pub const INVALID_RANGE: &str = super::codes::INVALID_RANGE;
     pub const INVALID_QUERY: &str = "INVALID_QUERY";
 }
 

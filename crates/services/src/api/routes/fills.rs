@@ -4,7 +4,7 @@
 use super::orders::{
     bad_cursor, next_cursor, parse_limit, parse_side, parse_symbol, parse_time_param, DEFAULT_LIMIT,
 };
-use super::{distinct_params, query_pairs};
+use super::{check_range, distinct_params, query_pairs};
 use crate::api::auth::Caller;
 use crate::api::problem::Problem;
 use crate::api::reply::{Reply, ReplyResult};
@@ -232,6 +232,7 @@ fn parse(
             )),
         }
     }
+    check_range(q.from, q.to, &mut errs);
     if errs.is_empty() {
         Ok(q)
     } else {

@@ -51,3 +51,20 @@ pub(crate) fn distinct_params<'a>(
     }
     out
 }
+
+/// A time range whose `from` is after its `to` selects nothing by mistake, not by intent.
+pub(crate) fn check_range(
+    from: Option<oms_domain::ids::Timestamp>,
+    to: Option<oms_domain::ids::Timestamp>,
+    errs: &mut Vec<FieldError>,
+) {
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            errs.push(FieldError::new(
+                "from",
+                codes::INVALID_RANGE,
+                "from is after to",
+            ));
+        }
+    }
+}

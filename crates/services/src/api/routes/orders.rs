@@ -1,6 +1,6 @@
 //! `/api/orders`: place, read, list, cancel and amend orders.
 
-use super::{distinct_params, query_pairs};
+use super::{check_range, distinct_params, query_pairs};
 use crate::api::auth::{Caller, Trader};
 use crate::api::body::JsonBody;
 use crate::api::idempotency::{run_idempotent, Run};
@@ -319,6 +319,7 @@ fn parse_list_query(
             Err(_) => errs.push(bad_cursor()),
         }
     }
+    check_range(q.from, q.to, &mut errs);
     if errs.is_empty() {
         Ok(q)
     } else {
