@@ -7,13 +7,12 @@ use clap::Subcommand;
 use oms_domain::ids::AccountId;
 use oms_domain::Decimal;
 use oms_ports::order_store::KeyScope;
-use oms_ports::PortError;
 use oms_services::api::auth::hash_api_key;
 use oms_services::api::auth::new_admin_key;
 use oms_services::api::routes::admin::{
     check_account_name, check_deposit_amount, check_deposit_asset, check_deposit_reference,
+    credited_otherwise,
 };
-use oms_services::ingestion::publish::deposit_reference;
 use oms_services::ingestion::FieldError;
 use oms_services::pipeline::now;
 
@@ -72,13 +71,13 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
         AccountsCommand::Create { name } => {
             // The admin API's rules.
             let name = check_account_name(&name).map_err(rule)?;
-            let account = match ports.store.create_account(&name, false, now()).await {
-                Err(PortError::Conflict(_)) => match ports.store.account_named(&name).await? {
-                    Some(a) => bail!("an account named {name:?} exists already: {}", a.id),
-                    None => bail!("an account named {name:?} exists already"),
-                },
-                other => other?,
-            };
+            let (account, created) = ports
+                .store
+                .find_or_create_account(&name, false, now())
+                .await?;
+            if !created {
+                bail!("an account named {name:?} exists already: {}", account.id);
+            }
             let key = new_api_key()?;
             ports
                 .store
@@ -152,14 +151,11 @@ pub async fn run(config: Config, command: AccountsCommand) -> Result<()> {
                 None => format!("cli:{}", now().millis()),
             };
             // As the admin API: a credited reference with another amount would never be credited.
-            let credited = ports
-                .store
-                .deposit(id, &deposit_reference(&reference, &asset))
-                .await?;
-            if let Some(d) = credited.filter(|d| d.amount != amount) {
+            let credited =
+                credited_otherwise(ports.store.as_ref(), id, &reference, &asset, amount).await?;
+            if let Some(credited) = credited {
                 bail!(
-                    "--reference {reference:?} in {asset} was credited to account {id} with {} already; a reference credits once",
-                    d.amount
+                    "--reference {reference:?} in {asset} was credited to account {id} with {credited} already; a reference credits once"
                 );
             }
             deposit_all(

@@ -8,8 +8,7 @@ use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::Decimal;
 use oms_ports::event_log::EventLog;
-use oms_ports::order_store::{Account, KeyScope, OrderStore};
-use oms_ports::PortError;
+use oms_ports::order_store::{KeyScope, OrderStore};
 use oms_services::api::auth::hash_api_key;
 use oms_services::codec::encode_event;
 use oms_services::ingestion::publish::deposit_reference;
@@ -32,7 +31,8 @@ pub async fn run(
     store: &Arc<dyn OrderStore>,
 ) -> Result<Bootstrapped> {
     let first_start = store.accounts_page(None, 1).await?.is_empty();
-    let fee_account = find_or_create(store.as_ref(), FEE_ACCOUNT_NAME, false)
+    let fee_account = store
+        .find_or_create_account(FEE_ACCOUNT_NAME, false, now())
         .await?
         .0
         .id;
@@ -40,7 +40,11 @@ pub async fn run(
     // Only the start that creates it funds it and prints its key (another instance starting
     // at the same moment finds it taken).
     let demo = match first_start {
-        true => Some(find_or_create(store.as_ref(), DEMO_ACCOUNT_NAME, true).await?),
+        true => Some(
+            store
+                .find_or_create_account(DEMO_ACCOUNT_NAME, true, now())
+                .await?,
+        ),
         false => None,
     };
     if let Some((demo, true)) = demo {
@@ -66,7 +70,9 @@ pub async fn run(
         new_demo_key = Some((demo.id, key));
     }
     for wanted in &config.accounts {
-        let (account, created) = find_or_create(store.as_ref(), &wanted.name, false).await?;
+        let (account, created) = store
+            .find_or_create_account(&wanted.name, false, now())
+            .await?;
         if !created {
             continue;
         }
@@ -98,23 +104,6 @@ pub async fn run(
         fee_account,
         new_demo_key,
     })
-}
-
-/// The account named `name`, created if there is none; `true` if this call created it. Two
-/// instances starting at once both find none, and the store lets only one of them create it.
-async fn find_or_create(store: &dyn OrderStore, name: &str, demo: bool) -> Result<(Account, bool)> {
-    if let Some(a) = store.account_named(name).await? {
-        return Ok((a, false));
-    }
-    match store.create_account(name, demo, now()).await {
-        Ok(a) => Ok((a, true)),
-        Err(PortError::Conflict(_)) => store
-            .account_named(name)
-            .await?
-            .map(|a| (a, false))
-            .with_context(|| format!("account {name:?} taken, then not found")),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Credits funds with one durable append; each deposit's reference makes it happen once.

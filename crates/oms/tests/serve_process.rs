@@ -583,8 +583,20 @@ async fn an_operator_opens_and_funds_an_account_while_oms_serve_runs() {
     );
     withdraw(r#"{"asset":"USD","amount":"50.1","reference":"payout-2"}"#).await;
     assert_eq!(decision("payout-2").await["status"], "APPROVED");
-    // The same reference again, for more: the first decision stands, nothing more leaves.
-    withdraw(r#"{"asset":"USD","amount":"1","reference":"payout-2"}"#).await;
+    // The same reference again, for more: refused, the first decision stands, nothing more
+    // leaves.
+    let (status, v) = admin(
+        &server.addr,
+        hyper::Method::POST,
+        &format!("{account}/withdrawals"),
+        Some(r#"{"asset":"USD","amount":"1","reference":"payout-2"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["code"]),
+        (409, &"WITHDRAWAL_REFERENCE_REUSED".into()),
+        "{v}"
+    );
     let paid = Some((serde_json::json!("0"), serde_json::json!("200.4")));
     until_as(&server, &carol, "/api/accounts/me", |me| usd(me) == paid).await;
     let (_, v) = admin(

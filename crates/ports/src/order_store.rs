@@ -299,6 +299,27 @@ pub trait OrderStore: Send + Sync + 'static {
     /// The account named `name`, if any (names are unique: a second `create_account` of one
     /// name is a [`PortError::Conflict`](crate::PortError::Conflict)).
     async fn account_named(&self, name: &str) -> PortResult<Option<Account>>;
+    /// The account named `name`, created (with `demo` and `at`) if there is none; `true` if
+    /// this call created it. Two callers at once both find none, and the store lets only one
+    /// of them create it: the other finds the winner's.
+    async fn find_or_create_account(
+        &self,
+        name: &str,
+        demo: bool,
+        at: Timestamp,
+    ) -> PortResult<(Account, bool)> {
+        if let Some(a) = self.account_named(name).await? {
+            return Ok((a, false));
+        }
+        match self.create_account(name, demo, at).await {
+            Ok(a) => Ok((a, true)),
+            Err(crate::PortError::Conflict(e)) => match self.account_named(name).await? {
+                Some(a) => Ok((a, false)),
+                None => Err(crate::PortError::Conflict(e)),
+            },
+            Err(e) => Err(e),
+        }
+    }
     /// Every account, by id (read a page at a time).
     async fn accounts(&self) -> PortResult<Vec<Account>> {
         const PAGE: u32 = 1_000;

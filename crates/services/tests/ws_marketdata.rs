@@ -422,6 +422,10 @@ async fn subscribers_get_trades_candles_ticker_and_a_depth_snapshot_then_updates
         (json!({"channels":["trades:BTC/USD"]}), "op is missing"),
         (json!({"op":"subscribe"}), "missing field `channels`"),
         (json!(["ping"]), "op is missing"),
+        (
+            json!({"op":"subscribe","channels":"x".repeat(10_000)}),
+            "invalid type",
+        ),
     ] {
         send(&mut ws, bad.clone()).await;
         let m = next(&mut ws).await;
@@ -429,6 +433,11 @@ async fn subscribers_get_trades_candles_ticker_and_a_depth_snapshot_then_updates
         let message = m["message"].as_str().unwrap();
         assert!(message.contains(says), "{bad}: {message}");
         assert!(!message.contains("ClientOp"), "{bad}: {message}");
+        assert!(
+            message.len() < 500,
+            "not echoed back whole: {}",
+            message.len()
+        );
     }
     // A channel name longer than any channel is refused, and not echoed back whole.
     let long = format!("trades:{}", "X".repeat(10_000));

@@ -3,6 +3,7 @@ import type { MarketSocket } from '../api/socket';
 import type { Fill, Order, OrdersChannelData, WsDataMessage } from '../api/types';
 import { KILL_SWITCH_SETTLE_MS } from '../lib/killSwitch';
 import { ACCOUNT_POLL_MS, AccountFeed, HALTED_POLL_MS, isNewer, refusedAmendText } from './account';
+import { clearNotices, notices } from './notices';
 
 function order(over: Partial<Order>): Order {
   return {
@@ -256,6 +257,21 @@ describe('fills changed', () => {
       update({ order: order({ orderId: '2', status: 'FILLED', filledQuantity: '1' }), fill: { ...fill, tradeId: 4 } }),
     ]);
     expect(feed.fillsChanged.get()).toBe(2);
+  });
+
+  it('tells of a refused amend once, however many updates of the order show it', async () => {
+    clearNotices();
+    const lastAmend = { amendId: '9', status: 'REJECTED' as const, rejectReason: 'NOTIONAL_ABOVE_MAX' };
+    const refused = order({ status: 'ACCEPTED', filledQuantity: '0.2', lastAmend });
+    onBatch([update({ order: refused })]);
+    expect(notices.get().map((n) => n.text)).toEqual(['Amend of order 1 refused: NOTIONAL_ABOVE_MAX']);
+    // Read and closed; a second update before the first is applied, then one after, carry
+    // the same refusal: it is not told again.
+    clearNotices();
+    onBatch([update({ order: { ...refused, filledQuantity: '0.3', status: 'PARTIALLY_FILLED' } })]);
+    await vi.advanceTimersByTimeAsync(1000);
+    onBatch([update({ order: { ...refused, filledQuantity: '0.4', status: 'PARTIALLY_FILLED' } })]);
+    expect(notices.get()).toEqual([]);
   });
 
   it('counts a reconnect, when fills may have been missed', () => {

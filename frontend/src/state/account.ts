@@ -97,6 +97,9 @@ export class AccountFeed {
   private pending: Order[] = [];
   private pendingTimer: ReturnType<typeof setTimeout> | null = null;
   private lastApplied = 0;
+  /** Refused amends already told of: updates wait up to ORDER_REFRESH_MS before they are applied,
+   * so a second update of the order in that time would otherwise tell of it again. */
+  private toldAmends = new Set<string>();
   private readonly releases: (() => void)[] = [];
 
   constructor(socket: MarketSocket) {
@@ -217,7 +220,12 @@ export class AccountFeed {
       const d = m.data as OrdersChannelData;
       if (!d?.order) continue;
       const refused = refusedAmendText(this.orders.get().get(d.order.orderId), d.order);
-      if (refused) notify('error', refused);
+      const amendId = d.order.lastAmend?.amendId;
+      if (refused && amendId && !this.toldAmends.has(amendId)) {
+        if (this.toldAmends.size >= 1000) this.toldAmends.clear();
+        this.toldAmends.add(amendId);
+        notify('error', refused);
+      }
       orders.push(d.order);
       if (d.fill) fills.push({ orderId: d.order.orderId, fill: d.fill });
       filled ||= !!d.fill || filledMore(this.orders.get().get(d.order.orderId), d.order);

@@ -345,7 +345,10 @@ async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_rename
              DELETE FROM oms_schema_version WHERE version = 11;
              INSERT INTO accounts (account_id, name, demo, created_at) VALUES
                  (1, 'fees', false, 0), (2, 'desk', false, 0), (3, 'desk', false, 0),
-                 (4, 'fees', false, 0), (5, 'bot', false, 0);",
+                 (4, 'fees', false, 0), (5, 'bot', false, 0), (6, 'bot (7)', false, 0),
+                 (7, 'bot', false, 0);
+             -- New accounts come after these ids, so a refusal below is the name's.
+             SELECT setval(pg_get_serial_sequence('accounts', 'account_id'), 7);",
         )
         .await
         .unwrap();
@@ -366,6 +369,8 @@ async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_rename
         (3, "desk (3)"),
         (4, "fees (4)"),
         (5, "bot"),
+        (6, "bot (7)"),
+        (7, "bot (7) (7)"),
     ];
     assert_eq!(names, expect.map(|(i, n)| (i, n.to_string())).to_vec());
     assert_eq!(
@@ -376,6 +381,12 @@ async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_rename
         store.create_account("fees", false, Timestamp(1)).await,
         Err(PortError::Conflict(_))
     ));
+    let fresh = store
+        .create_account("fresh", false, Timestamp(1))
+        .await
+        .unwrap();
+    // After the ones inserted (the refused insert used up one id of the sequence).
+    assert!(fresh.id > AccountId(7), "{:?}", fresh.id);
 }
 
 /// A database of the first schema, with orders in it, is migrated to counted statuses: the

@@ -19,12 +19,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         require_json(req.headers())?;
         match Bytes::from_request(req, state).await {
             Ok(b) => Ok(JsonBody(b)),
-            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                api_codes::BODY_TOO_LARGE,
-                "the body is larger than the limit",
-            )
-            .with_field("body")),
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Problem::body_too_large(None))
+            }
             Err(rej) => Err(Problem::new(
                 StatusCode::BAD_REQUEST,
                 crate::ingestion::codes::MALFORMED_JSON,

@@ -130,6 +130,15 @@ impl Problem {
         .with_field("body")
     }
 
+    /// 413: the body is over the limit (`limit` bytes, when known).
+    pub fn body_too_large(limit: Option<usize>) -> Self {
+        let detail = match limit {
+            Some(n) => format!("the body is larger than the limit of {n} bytes"),
+            None => "the body is larger than the limit".to_string(),
+        };
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE, detail).with_field("body")
+    }
+
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED, detail)
     }

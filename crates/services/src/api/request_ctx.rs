@@ -5,10 +5,10 @@
 //! line of the request carries, and in problem bodies (through a task-local, so any code on
 //! the request's task can reach it without threading it through).
 
-use super::problem::{api_codes, Problem};
+use super::problem::Problem;
 use super::state::ApiState;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::hash::{BuildHasher, Hasher};
@@ -100,18 +100,12 @@ pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: N
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = state.config.body_limit as u64;
+    let limit = state.config.body_limit;
     let run = async move {
-        if declared.is_some_and(|n| n > limit) {
+        if declared.is_some_and(|n| n > limit as u64) {
             // Refused before any of the body is read: otherwise the connection waits for the
             // client to send up to the limit before the answer.
-            return Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                api_codes::BODY_TOO_LARGE,
-                format!("the body is larger than the limit of {limit} bytes"),
-            )
-            .with_field("body")
-            .into_response();
+            return Problem::body_too_large(Some(limit)).into_response();
         }
         next.run(req).await
     };

@@ -23,8 +23,9 @@ pub trait DemoGateway: Send + Sync {
     async fn cancel(&self, account: AccountId, order: OrderId) -> Result<(), DemoError>;
     /// Orders of an account that may still rest on a book.
     async fn live_orders(&self, account: AccountId) -> Result<Vec<OrderId>, DemoError>;
-    async fn account_named(&self, name: &str) -> Result<Option<Account>, DemoError>;
-    async fn create_account(&self, name: &str) -> Result<AccountId, DemoError>;
+    /// The account of this name, created as a demo account if there is none; `true` if
+    /// this call created it.
+    async fn find_or_create_account(&self, name: &str) -> Result<(Account, bool), DemoError>;
     async fn balances(&self, account: AccountId) -> Result<Vec<Balance>, DemoError>;
     async fn deposit(
         &self,
@@ -100,17 +101,12 @@ impl DemoGateway for ApiGateway {
         Ok(ids)
     }
 
-    async fn account_named(&self, name: &str) -> Result<Option<Account>, DemoError> {
-        Ok(self.0.store.account_named(name).await?)
-    }
-
-    async fn create_account(&self, name: &str) -> Result<AccountId, DemoError> {
+    async fn find_or_create_account(&self, name: &str) -> Result<(Account, bool), DemoError> {
         Ok(self
             .0
             .store
-            .create_account(name, true, clock::now())
-            .await?
-            .id)
+            .find_or_create_account(name, true, clock::now())
+            .await?)
     }
 
     async fn balances(&self, account: AccountId) -> Result<Vec<Balance>, DemoError> {

@@ -134,12 +134,14 @@ impl<G: DemoGateway> DemoMarket<G> {
         last_price: impl Fn(&Symbol) -> Option<Decimal>,
     ) -> Result<Self, DemoError> {
         let ensure = async |name: String| -> Result<AccountId, DemoError> {
-            match gateway.account_named(&name).await? {
-                Some(a) if a.demo => return Ok(a.id),
-                Some(a) => return Err(DemoError::NameTaken(name, a.id)),
-                None => {}
+            let (account, created) = gateway.find_or_create_account(&name).await?;
+            if !account.demo {
+                return Err(DemoError::NameTaken(name, account.id));
             }
-            let id = gateway.create_account(&name).await?;
+            let id = account.id;
+            if !created {
+                return Ok(id);
+            }
             for (asset, amount) in &config.funding {
                 // Keyed as the admin API keys a deposit, so it reads back and lists the same way.
                 let reference = deposit_reference(&format!("demo-funding:{name}"), asset);
@@ -352,20 +354,19 @@ mod tests {
                 .map(|(_, o)| *o)
                 .collect())
         }
-        async fn account_named(&self, name: &str) -> Result<Option<Account>, DemoError> {
-            let accounts = self.accounts.lock().unwrap();
-            Ok(accounts.iter().find(|a| a.name == name).cloned())
-        }
-        async fn create_account(&self, name: &str) -> Result<AccountId, DemoError> {
+        async fn find_or_create_account(&self, name: &str) -> Result<(Account, bool), DemoError> {
             let mut accounts = self.accounts.lock().unwrap();
-            let id = AccountId(100 + accounts.len() as u64);
-            accounts.push(Account {
-                id,
+            if let Some(a) = accounts.iter().find(|a| a.name == name) {
+                return Ok((a.clone(), false));
+            }
+            let account = Account {
+                id: AccountId(100 + accounts.len() as u64),
                 name: name.into(),
                 demo: true,
                 created_at: Timestamp(0),
-            });
-            Ok(id)
+            };
+            accounts.push(account.clone());
+            Ok((account, true))
         }
         async fn balances(&self, _account: AccountId) -> Result<Vec<Balance>, DemoError> {
             Ok(vec![Balance {

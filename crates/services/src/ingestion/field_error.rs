@@ -33,6 +33,8 @@ pub mod codes {
     pub const INVALID_TIMESTAMP: &str = "INVALID_TIMESTAMP";
     /// `from` after `to`.
     pub const INVALID_RANGE: &str = "INVALID_RANGE";
+    /// The query string cannot be read (bad percent-encoding).
+    pub const INVALID_QUERY: &str = "INVALID_QUERY";
     pub const POST_ONLY_NOT_ALLOWED: &str = "POST_ONLY_NOT_ALLOWED";
     pub const INVALID_CLIENT_ORDER_ID: &str = "INVALID_CLIENT_ORDER_ID";
     pub const INVALID_LIMIT: &str = "INVALID_LIMIT";

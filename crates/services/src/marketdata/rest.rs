@@ -2,8 +2,9 @@
 
 use super::state::MarketData;
 use super::views::{CandlesView, DepthView, TradesView};
+use crate::api::routes::distinct_params;
 use crate::ingestion::clock;
-use crate::ingestion::field_error::codes;
+use crate::ingestion::field_error::{codes, FieldError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 pub mod md_codes {
     pub const INVALID_INTERVAL: &str = "INVALID_INTERVAL";
     pub const INVALID_RANGE: &str = super::codes::INVALID_RANGE;
-    pub const INVALID_QUERY: &str = "INVALID_QUERY";
+    pub const INVALID_QUERY: &str = super::codes::INVALID_QUERY;
 }
 
 pub const MAX_LIMIT: usize = 1_000;
@@ -94,20 +95,21 @@ impl<'a> Params<'a> {
         };
         let Query(pairs) =
             q.map_err(|e| problem(md_codes::INVALID_QUERY, "query", e.body_text()))?;
+        let mut errs = Vec::new();
         let mut params = HashMap::new();
-        for (name, value) in pairs {
-            if !known.contains(&name.as_str()) {
+        for (name, value) in distinct_params(&pairs, &mut errs) {
+            if !known.contains(&name) {
                 let detail = format!(
                     "unknown parameter {name:?}: this takes {}",
                     known.join(", ")
                 );
-                return Err(problem(codes::UNKNOWN_FIELD, &name, detail));
+                errs.push(FieldError::new(name, codes::UNKNOWN_FIELD, detail));
             }
-            if params.contains_key(&name) {
-                let detail = format!("{name} is given more than once");
-                return Err(problem(codes::DUPLICATE_FIELD, &name, detail));
-            }
-            params.insert(name, value);
+            params.insert(name.to_string(), value.to_string());
+        }
+        // Market data problems name one field: the first at fault.
+        if let Some(e) = errs.into_iter().next() {
+            return Err(problem(e.code, &e.field, e.detail));
         }
         Ok(Params {
             q: params,

@@ -165,11 +165,16 @@ const MAX_CHANNEL_NAME: usize = 64;
 
 /// The first [`MAX_CHANNEL_NAME`] bytes of `name`, cut at a character boundary.
 fn clipped(name: &str) -> &str {
-    let mut end = MAX_CHANNEL_NAME.min(name.len());
-    while !name.is_char_boundary(end) {
+    clip(name, MAX_CHANNEL_NAME)
+}
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    &name[..end]
+    &text[..end]
 }
 
 /// A client's message as an operation, or why it is not one, in the protocol's terms (not
@@ -186,7 +191,8 @@ fn parse_op(text: &str) -> Result<ClientOp, String> {
         }
         _ => return Err(format!("op is missing; {EXPECTED}")),
     }
-    serde_json::from_value(value).map_err(|e| format!("{e}; {EXPECTED}"))
+    // The decoder's message may quote the offending value whole.
+    serde_json::from_value(value).map_err(|e| format!("{}; {EXPECTED}", clip(&e.to_string(), 200)))
 }
 
 /// The client's message allowance, and how many it sent in a row while refused.

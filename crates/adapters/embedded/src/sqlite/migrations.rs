@@ -215,6 +215,12 @@ CREATE TABLE deposits (
 -- once both insert; the index makes the second insert fail, and serves the look-up by name.
 -- An account whose name an older account already had keeps its id and is renamed "name (id)".
 UPDATE accounts SET name = name || ' (' || account_id || ')'
+WHERE account_id NOT IN (SELECT MIN(account_id) FROM accounts GROUP BY name)
+  AND NOT EXISTS (
+      SELECT 1 FROM accounts other
+      WHERE other.name = accounts.name || ' (' || accounts.account_id || ')');
+-- One whose new name another account has already: its id twice.
+UPDATE accounts SET name = name || ' (' || account_id || ') (' || account_id || ')'
 WHERE account_id NOT IN (SELECT MIN(account_id) FROM accounts GROUP BY name);
 CREATE UNIQUE INDEX accounts_by_name ON accounts (name);
 "#,
@@ -290,6 +296,8 @@ mod tests {
             (3, "desk"),
             (4, "fees"),
             (5, "bot"),
+            (6, "bot (7)"),
+            (7, "bot"),
         ] {
             conn.execute(
                 "INSERT INTO accounts (account_id, name, demo, created_at) VALUES (?1, ?2, 0, 0)",
@@ -311,6 +319,8 @@ mod tests {
             (3, "desk (3)"),
             (4, "fees (4)"),
             (5, "bot"),
+            (6, "bot (7)"),
+            (7, "bot (7) (7)"),
         ];
         assert_eq!(names, expect.map(|(i, n)| (i, n.to_string())).to_vec());
         let again = conn.execute(

@@ -30,8 +30,8 @@ use oms_domain::events::{CancelReason, Event};
 use oms_domain::ids::{AccountId, Asset};
 use oms_domain::instrument::Instrument;
 use oms_domain::Decimal;
-use oms_ports::order_store::{Account, KeyScope};
-use oms_ports::PortError;
+use oms_ports::order_store::{Account, KeyScope, OrderStore};
+use oms_ports::PortResult;
 use serde_json::{json, Value};
 
 /// Longest account name, in characters.
@@ -146,27 +146,20 @@ async fn open_account(s: &ApiState, body: &JsonBody) -> ReplyResult {
     // Names are how the configuration's accounts are found at start (and `fees` is the fee
     // account's), so the store keeps them unique: a name taken, even by a request racing this
     // one, is a conflict naming the account that has it.
-    let created = s.store.create_account(&name, false, clock::now()).await;
-    let account = match created {
-        Err(PortError::Conflict(_)) => {
-            let taken = s
-                .store
-                .account_named(&name)
-                .await
-                .map_err(|e| Problem::from_port("account store", &e))?;
-            let mut conflict = Problem::new(
-                StatusCode::CONFLICT,
-                api_codes::DUPLICATE_ACCOUNT_NAME,
-                format!("an account named {name:?} exists already"),
-            )
-            .with_field("name");
-            if let Some(a) = taken {
-                conflict = conflict.with_extra("existingAccountId", json!(a.id.0));
-            }
-            return Err(conflict);
-        }
-        other => other.map_err(|e| Problem::from_port("account store", &e))?,
-    };
+    let (account, created) = s
+        .store
+        .find_or_create_account(&name, false, clock::now())
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    if !created {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            api_codes::DUPLICATE_ACCOUNT_NAME,
+            format!("an account named {name:?} exists already"),
+        )
+        .with_field("name")
+        .with_extra("existingAccountId", json!(account.id.0)));
+    }
     Ok(
         Reply::json(StatusCode::CREATED, &account_view(s, &account).await?)
             .header("location", format!("/api/admin/accounts/{}", account.id)),
@@ -291,31 +284,26 @@ pub async fn deposit(
 async fn credit(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult {
     let account = find_account(s, account_id).await?;
     let (asset, amount, reference) = parse_deposit(s, &body.parse()?)?;
-    let ledger_reference = deposit_reference(&reference, &asset);
-    // A reference credits once: a repeat with the same amount is answered as the first was,
-    // but one with another amount would be answered as if credited and then not be.
-    let recorded = s
-        .store
-        .deposit(account.id, &ledger_reference)
+    let credited = credited_otherwise(s.store.as_ref(), account.id, &reference, &asset, amount)
         .await
         .map_err(|e| Problem::from_port("order store", &e))?;
-    if let Some(d) = recorded.filter(|d| d.amount != amount) {
+    if let Some(credited) = credited {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             api_codes::DEPOSIT_REFERENCE_REUSED,
             format!(
                 "the account's deposit {reference:?} in {asset} was credited with {} already; a reference credits once",
-                fmt_plain(d.amount)
+                fmt_plain(credited)
             ),
         )
         .with_field("reference")
-        .with_extra("creditedAmount", json!(fmt_plain(d.amount))));
+        .with_extra("creditedAmount", json!(fmt_plain(credited))));
     }
     let event = Event::Deposit {
         account: account.id,
         asset: asset.clone(),
         amount,
-        reference: ledger_reference,
+        reference: deposit_reference(&reference, &asset),
     };
     publish_order_event(s.log.as_ref(), &s.config.orders_topic, clock::now(), event)
         .await
@@ -330,6 +318,25 @@ async fn credit(s: &ApiState, account_id: &str, body: &JsonBody) -> ReplyResult 
             "reference": reference,
         }),
     ))
+}
+
+/// What the deposit `reference` in `asset` was credited with, if that is not `amount`. A
+/// reference credits once: a repeat with the same amount is harmless, but one with another
+/// amount would be taken and then never credited. (A repeat sent before the first is credited
+/// cannot be told apart yet.)
+pub async fn credited_otherwise(
+    store: &dyn OrderStore,
+    account: AccountId,
+    reference: &str,
+    asset: &Asset,
+    amount: Decimal,
+) -> PortResult<Option<Decimal>> {
+    let recorded = store
+        .deposit(account, &deposit_reference(reference, asset))
+        .await?;
+    Ok(recorded
+        .map(|d| d.amount)
+        .filter(|credited| *credited != amount))
 }
 
 /// `PUT /api/admin/accounts/{accountId}/kill-switch` with `{"enabled": bool}`: the same switch
@@ -549,12 +556,18 @@ pub fn check_account_name(raw: &str) -> Result<String, FieldError> {
 /// Characters that change how a name looks without being seen: a name with a right-to-left
 /// override reads as another name in a listing or a log.
 fn is_invisible_format(c: char) -> bool {
+    // Unicode's format characters (category Cf) that show nothing.
     matches!(c,
-        '\u{200B}'..='\u{200F}' // zero-width space, joiners, direction marks
+        '\u{00AD}' // soft hyphen
+        | '\u{061C}' // Arabic letter mark
+        | '\u{180E}' // Mongolian vowel separator
+        | '\u{200B}'..='\u{200F}' // zero-width space, joiners, direction marks
         | '\u{202A}'..='\u{202E}' // direction embeddings and overrides
         | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-        | '\u{2066}'..='\u{2069}' // direction isolates
+        | '\u{2066}'..='\u{206F}' // direction isolates, deprecated format characters
         | '\u{FEFF}' // byte order mark
+        | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+        | '\u{E0000}'..='\u{E007F}' // tags
     )
 }
 

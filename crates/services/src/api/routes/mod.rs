@@ -24,7 +24,7 @@ pub(crate) fn query_pairs(
     query.map(|Query(pairs)| pairs).map_err(|e| {
         FieldError::new(
             "query",
-            codes::MALFORMED_JSON,
+            codes::INVALID_QUERY,
             format!("bad query string: {}", e.body_text()),
         )
     })
