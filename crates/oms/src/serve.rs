@@ -66,7 +66,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(PipelineMetrics::default());
-    let (updates, _) = broadcast::channel::<OrderUpdate>(4096);
+    let (updates, _) = broadcast::channel::<OrderUpdate>(16_384);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let mut lag_groups = Vec::new();
     let names = config.log.names.clone();

@@ -22,7 +22,7 @@ use oms_services::marketdata::{
 };
 use oms_services::pipeline::metrics::PipelineMetrics;
 use oms_services::pipeline::now;
-use oms_services::pipeline::processor::ProcessorStage;
+use oms_services::pipeline::processor::{OrderUpdate, ProcessorStage};
 use oms_services::pipeline::reference::References;
 use oms_services::pipeline::risk::RiskStage;
 use oms_services::pipeline::venue::VenueStage;
@@ -47,6 +47,8 @@ struct System {
     addr: SocketAddr,
     md: MarketData,
     log: Arc<dyn EventLog>,
+    /// The processor's persisted changes, as `oms serve` feeds its private channel from them.
+    processor_updates: broadcast::Sender<OrderUpdate>,
     _stop: watch::Sender<bool>,
 }
 
@@ -102,6 +104,7 @@ async fn start() -> (System, AccountId, AccountId) {
     let (stop, shutdown) = watch::channel(false);
     let references = References::default();
     let (updates, _) = broadcast::channel(1024);
+    let processor_updates = updates.clone();
     tokio::spawn(
         RiskStage {
             log: log.clone(),
@@ -183,6 +186,7 @@ async fn start() -> (System, AccountId, AccountId) {
         addr,
         md,
         log: log_for_tests,
+        processor_updates,
         _stop: stop,
     };
     (system, accounts[0], accounts[1])
@@ -657,4 +661,51 @@ async fn a_revoked_key_ends_its_connections_private_channel() {
     };
     // The only bid was the buyer's: its fill's updates were kept from the revoked connection.
     assert_eq!(trade["data"]["price"], "45000.00", "{trade}");
+}
+
+/// An order that takes three resting orders at once: the processor applies the three fills in
+/// one batch, and publishes each (the private channel of `oms serve` follows these), so a
+/// client that sums the fills it is sent finds the order's filled quantity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fill_of_a_batch_is_published_not_only_the_last() {
+    let (sys, _seller, _buyer) = start().await;
+    let mut makers = Vec::new();
+    for price in ["45000", "45001", "45002"] {
+        let ask = json!({"symbol":"BTC/USD","side":"SELL","quantity":"0.1","price":price,"orderType":"LIMIT"});
+        makers.push(sys.place("seller-key", ask).await);
+    }
+    for id in &makers {
+        sys.until(id, "seller-key", |o| o["status"] == "ACCEPTED")
+            .await;
+    }
+    let mut updates = sys.processor_updates.subscribe();
+    let sweep = json!({"symbol":"BTC/USD","side":"BUY","quantity":"0.3","price":"45002","orderType":"LIMIT","timeInForce":"IOC"});
+    let taker = sys.place("buyer-key", sweep).await;
+    let (mut fills, mut filled) = (Vec::new(), Decimal::ZERO);
+    let mut statuses = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let u = updates.recv().await.unwrap();
+            if u.order.order_id.to_string() != taker {
+                continue;
+            }
+            statuses.push(u.order.status);
+            if let Event::OrderFilled(f) = &u.event.event {
+                fills.push(f.trade_id);
+                filled += f.quantity;
+            }
+            if u.order.status.is_final() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the sweep finishes");
+    assert_eq!(fills.len(), 3, "one update per fill: {fills:?}");
+    assert_eq!(filled, "0.3".parse::<Decimal>().unwrap());
+    assert_eq!(
+        statuses.last(),
+        Some(&oms_domain::order::OrderStatus::Filled),
+        "{statuses:?}"
+    );
 }

@@ -4,37 +4,57 @@
 
 use std::collections::HashSet;
 
-/// The first key that appears twice in one object of `json`, unescaped. `json` must already
-/// have parsed as JSON: this only walks its structure.
+/// Where the walk is: in an object (its keys so far, and the one whose value is being read),
+/// or in an array (the index of the element being read).
+enum Open {
+    Object {
+        keys: HashSet<String>,
+        current: Option<String>,
+    },
+    Array {
+        index: usize,
+    },
+}
+
+/// The path of the first key that appears twice in one object of `json`, as the API names
+/// fields (`orders[1].price`; the bare key at the top level), keys unescaped. `json` must
+/// already have parsed as JSON: this only walks its structure.
 pub fn first_duplicate_key(json: &[u8]) -> Option<String> {
-    // One entry per open array or object: the keys of an object seen so far.
-    let mut open: Vec<Option<HashSet<String>>> = Vec::new();
+    let mut open: Vec<Open> = Vec::new();
     // Whether the next string in the innermost object is a key (after `{` or `,`).
     let mut key_next = false;
     let mut i = 0;
     while i < json.len() {
         match json[i] {
             b'{' => {
-                open.push(Some(HashSet::new()));
+                open.push(Open::Object {
+                    keys: HashSet::new(),
+                    current: None,
+                });
                 key_next = true;
             }
             b'[' => {
-                open.push(None);
+                open.push(Open::Array { index: 0 });
                 key_next = false;
             }
             b'}' | b']' => {
                 open.pop();
                 key_next = false;
             }
-            b',' => key_next = matches!(open.last(), Some(Some(_))),
+            b',' => match open.last_mut() {
+                Some(Open::Array { index }) => *index += 1,
+                Some(Open::Object { .. }) => key_next = true,
+                None => {}
+            },
             b'"' => {
                 let end = string_end(json, i);
                 if key_next {
                     let key = unescape(&json[i..end]);
-                    if let Some(Some(keys)) = open.last_mut() {
+                    if let Some(Open::Object { keys, current }) = open.last_mut() {
                         if !keys.insert(key.clone()) {
-                            return Some(key);
+                            return Some(path_to(&open[..open.len() - 1], &key));
                         }
+                        *current = Some(key);
                     }
                     key_next = false;
                 }
@@ -46,6 +66,30 @@ pub fn first_duplicate_key(json: &[u8]) -> Option<String> {
         i += 1;
     }
     None
+}
+
+/// `key` inside the values being read in `outer`: `a[2].b.key`.
+fn path_to(outer: &[Open], key: &str) -> String {
+    let mut path = String::new();
+    for frame in outer {
+        match frame {
+            Open::Object {
+                current: Some(k), ..
+            } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Open::Object { current: None, .. } => {}
+            Open::Array { index } => path.push_str(&format!("[{index}]")),
+        }
+    }
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(key);
+    path
 }
 
 /// The index just past the string that starts with the quote at `start`.
@@ -85,11 +129,16 @@ mod tests {
     #[test]
     fn a_key_given_twice_in_one_object_is_found() {
         assert_eq!(dup(r#"{"a":1,"b":2,"a":3}"#), Some("a".into()));
-        assert_eq!(dup(r#"{"o":{"x":1,"x":2}}"#), Some("x".into()));
+        assert_eq!(dup(r#"{"o":{"x":1,"x":2}}"#), Some("o.x".into()));
         assert_eq!(
             dup(r#"{"orders":[{"p":1},{"p":2,"q":1,"p":3}]}"#),
-            Some("p".into())
+            Some("orders[1].p".into())
         );
+        assert_eq!(
+            dup(r#"{"a":[[1,2],[3,{"k":1,"k":2}]]}"#),
+            Some("a[1][1].k".into())
+        );
+        assert_eq!(dup(r#"[{"k":1},{"k":1,"k":2}]"#), Some("[1].k".into()));
         assert_eq!(
             dup(r#"{"ab":1,"a\u0062":2}"#),
             Some("ab".into()),

@@ -307,13 +307,13 @@ impl ProcessorStage {
             pending.push((order_id, env, rx));
         }
 
-        let mut latest: HashMap<OrderId, (Order, Arc<Envelope>)> = HashMap::new();
+        // Every change, in log order: the store takes each order's last, the private streams
+        // each one (a fill per message, none lost when several land in one batch).
+        let mut changes: Vec<(OrderId, Box<Order>, Arc<Envelope>)> = Vec::new();
         let mut failed = None;
         for (order_id, env, rx) in pending {
             match rx.await {
-                Ok(Outcome::Changed(order)) => {
-                    latest.insert(order_id, (*order, env));
-                }
+                Ok(Outcome::Changed(order)) => changes.push((order_id, order, env)),
                 Ok(Outcome::Unchanged) => self.metrics.duplicates.inc(),
                 Ok(Outcome::Illegal(illegal)) => {
                     self.metrics.illegal_transitions.inc();
@@ -332,9 +332,13 @@ impl ProcessorStage {
             return Err(PortError::Unavailable(format!("processor: {e}")));
         }
 
+        let mut latest: HashMap<OrderId, &Order> = HashMap::new();
+        for (order_id, order, _) in &changes {
+            latest.insert(*order_id, order);
+        }
         let positions = progress.positions();
         let mut batch = StoreBatch {
-            orders: latest.values().map(|(o, _)| o.clone()).collect(),
+            orders: latest.into_values().cloned().collect(),
             fills,
             balances: Vec::new(),
             positions: positions
@@ -400,11 +404,18 @@ impl ProcessorStage {
                 }
             }
         }
-        for (order_id, (order, event)) in latest {
+        for (order_id, order, event) in changes {
             if order.status.is_final() {
                 actors.remove(&order_id);
             }
-            let _ = self.updates.send(OrderUpdate { order, event });
+            // Risk's approval changes nothing a client sees (the venue's answer follows).
+            if matches!(event.event, Event::RiskValidated { approved: true, .. }) {
+                continue;
+            }
+            let _ = self.updates.send(OrderUpdate {
+                order: *order,
+                event,
+            });
         }
         Ok(())
     }
