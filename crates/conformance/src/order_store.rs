@@ -45,6 +45,12 @@ where
 
     check(
         SUITE,
+        "ended sessions: remembered, once, forgotten after their expiry",
+    );
+    ended_sessions(&make().await, &ctx).await;
+
+    check(
+        SUITE,
         "a batch writes orders, fills, balances and positions",
     );
     batch_writes_everything(&make().await, &ctx).await;
@@ -273,6 +279,39 @@ async fn accounts_and_keys(store: &impl OrderStore) {
         store.api_keys(a.id).await.unwrap(),
         listed(&[(&hash_a2, read, at), (&hash_a3, trade, later)])
     );
+}
+
+async fn ended_sessions(store: &impl OrderStore, ctx: &Ctx) {
+    let live = ctx.name("session-live");
+    let expired = ctx.name("session-expired");
+    let later = ctx.name("session-later");
+    let now = now_ms();
+    assert!(!store.session_ended(&live).await.unwrap(), "not ended yet");
+    store
+        .end_session(&live, Timestamp(now + 3_600_000))
+        .await
+        .unwrap();
+    assert!(store.session_ended(&live).await.unwrap());
+    store
+        .end_session(&live, Timestamp(now + 3_600_000))
+        .await
+        .expect("ending a session twice is no error");
+    assert!(store.session_ended(&live).await.unwrap());
+    store
+        .end_session(&expired, Timestamp(now - 1_000))
+        .await
+        .unwrap();
+    // Ending another session forgets those past their expiry, and only those.
+    store
+        .end_session(&later, Timestamp(now + 3_600_000))
+        .await
+        .unwrap();
+    assert!(
+        !store.session_ended(&expired).await.unwrap(),
+        "an ended session past its expiry is forgotten"
+    );
+    assert!(store.session_ended(&live).await.unwrap());
+    assert!(store.session_ended(&later).await.unwrap());
 }
 
 async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {

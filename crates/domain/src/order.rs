@@ -142,6 +142,9 @@ pub enum RejectReason {
     /// disagree, or older than the engine remembers ended orders: ingestion's clock is off,
     /// or the order is a request resumed after its idempotency key should have expired.
     OrderTimeOutOfRange,
+    /// An amend's quantity is not above what the order has filled already, so nothing would
+    /// be left to trade.
+    QuantityNotAboveFilled,
 }
 
 impl RejectReason {
@@ -176,6 +179,7 @@ impl RejectReason {
             RejectReason::ExpireAtInPast => "EXPIRE_AT_IN_PAST",
             RejectReason::AmendPending => "AMEND_PENDING",
             RejectReason::OrderTimeOutOfRange => "ORDER_TIME_OUT_OF_RANGE",
+            RejectReason::QuantityNotAboveFilled => "QUANTITY_NOT_ABOVE_FILLED",
         }
     }
 }

@@ -870,8 +870,8 @@ fn amends_are_checked_again() {
         (Some("60000"), None, R::PriceOutOfBand),
         (Some("50000.001"), None, R::PriceOffTick),
         (None, Some("2.000001"), R::QuantityOffStep),
-        (None, Some("0.5"), R::QuantityBelowMin),
-        (None, Some("0.4"), R::QuantityBelowMin),
+        (None, Some("0.5"), R::QuantityNotAboveFilled),
+        (None, Some("0.4"), R::QuantityNotAboveFilled),
         (None, Some("1001"), R::QuantityAboveMax),
         // 19.5 units left at 50,100 need 976,950: 901,800 more than the 75,150 reserved,
         // and Alice has 899,800 available.

@@ -357,6 +357,11 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn api_keys(&self, account: AccountId) -> PortResult<Vec<ApiKeyRecord>>;
     /// Deletes one of the account's keys; whether it had it.
     async fn revoke_api_key(&self, account: AccountId, key_hash: &str) -> PortResult<bool>;
+    /// Ends a signed-in session (by its token's hash) before its expiry, `expires_at`; ended
+    /// sessions past their expiry are forgotten meanwhile, since they are refused anyway.
+    async fn end_session(&self, token_hash: &str, expires_at: Timestamp) -> PortResult<()>;
+    /// Whether the session with this token hash was ended.
+    async fn session_ended(&self, token_hash: &str) -> PortResult<bool>;
 
     /// Consumer positions stored with effects by [`OrderStore::apply`].
     async fn positions(&self, consumer: &str) -> PortResult<Vec<Position>>;

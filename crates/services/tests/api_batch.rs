@@ -123,9 +123,10 @@ async fn each_order_of_a_batch_is_placed_or_refused_on_its_own() {
         fields,
         [json!("orders[5].quantity"), json!("orders[5].price")]
     );
+    // Well-formed JSON of the wrong type: the element is named, and it is no parse error.
     assert_eq!(
         (error(6, "code"), error(6, "field")),
-        (json!("MALFORMED_JSON"), json!("orders[6]"))
+        (json!("INVALID_TYPE"), json!("orders[6]"))
     );
 
     // The valid orders are on the log in the batch's order, in the account's partition, with

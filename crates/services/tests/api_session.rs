@@ -102,6 +102,48 @@ async fn session_cookie_flow() {
     );
     let r = app.send("GET", "/api/session", &[], None).await;
     assert_eq!(r.status, 401);
+    // Signing out ends the session on the server: a copy of the cookie no longer works.
+    for (method, path) in [("GET", "/api/session"), ("GET", "/api/accounts/me")] {
+        let r = app.send(method, path, &[("cookie", &cookie)], None).await;
+        assert_eq!(
+            r.problem(),
+            (401, "UNAUTHORIZED".into(), Some("oms_session".into())),
+            "{method} {path} with a signed-out cookie"
+        );
+    }
+    // Signing out again with it, or with none, is harmless.
+    for headers in [&[("cookie", cookie.as_str())][..], &[]] {
+        let r = app.send("DELETE", "/api/session", headers, None).await;
+        assert_eq!(r.status, 204);
+    }
+}
+
+#[tokio::test]
+async fn signing_out_ends_only_that_session() {
+    let app = TestApp::start().await;
+    let json_h = [("content-type", "application/json")];
+    let body = serde_json::to_vec(&json!({ "apiKey": KEY })).unwrap();
+    // Two sign-ins in the same second (two tabs, two machines) are two sessions.
+    let mut cookies = Vec::new();
+    for _ in 0..2 {
+        let r = app.send("POST", "/api/session", &json_h, Some(&body)).await;
+        assert_eq!(r.status, 204);
+        let set = r.header("set-cookie").unwrap();
+        cookies.push(set.split(';').next().unwrap().to_string());
+    }
+    assert_ne!(cookies[0], cookies[1], "each sign-in gets its own token");
+    let out = app
+        .send("DELETE", "/api/session", &[("cookie", &cookies[0])], None)
+        .await;
+    assert_eq!(out.status, 204);
+    let gone = app
+        .send("GET", "/api/session", &[("cookie", &cookies[0])], None)
+        .await;
+    assert_eq!(gone.status, 401);
+    let kept = app
+        .send("GET", "/api/session", &[("cookie", &cookies[1])], None)
+        .await;
+    assert_eq!(kept.status, 200, "the other session goes on");
 }
 
 #[tokio::test]

@@ -421,6 +421,7 @@ async fn subscribers_get_trades_candles_ticker_and_a_depth_snapshot_then_updates
         (json!({"op":"dance"}), "unknown op \"dance\""),
         (json!({"channels":["trades:BTC/USD"]}), "op is missing"),
         (json!({"op":"subscribe"}), "missing field `channels`"),
+        (json!({"op":"subscribe","channels":[]}), "channels is empty"),
         (json!(["ping"]), "op is missing"),
         (
             json!({"op":"subscribe","channels":"x".repeat(10_000)}),

@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unique account names",
         include_str!("../migrations/0011_unique_account_names.sql"),
     ),
+    (
+        12,
+        "ended sessions",
+        include_str!("../migrations/0012_ended_sessions.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

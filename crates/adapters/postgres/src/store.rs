@@ -767,6 +767,35 @@ impl OrderStore for PgStore {
         Ok(deleted > 0)
     }
 
+    async fn end_session(&self, token_hash: &str, expires_at: Timestamp) -> PortResult<()> {
+        let now = now_ms();
+        self.execute(
+            "forget expired ended sessions",
+            "DELETE FROM ended_sessions WHERE expires_at < $1",
+            &[&now],
+        )
+        .await?;
+        self.execute(
+            "end a session",
+            "INSERT INTO ended_sessions (token_hash, expires_at) VALUES ($1, $2)
+             ON CONFLICT (token_hash) DO NOTHING",
+            &[&token_hash, &expires_at.0],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn session_ended(&self, token_hash: &str) -> PortResult<bool> {
+        let rows = self
+            .query(
+                "look up an ended session",
+                "SELECT 1 FROM ended_sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn positions(&self, consumer: &str) -> PortResult<Vec<Position>> {
         let rows = self
             .query(
@@ -844,4 +873,11 @@ fn account_from_row(r: &Row) -> PortResult<Account> {
         demo: get(r, 2, "account demo flag")?,
         created_at: Timestamp(get(r, 3, "account creation time")?),
     })
+}
+
+/// Milliseconds since the epoch, by this machine's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

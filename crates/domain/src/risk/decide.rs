@@ -312,7 +312,7 @@ impl RiskEngine {
             Some(q) => {
                 checks::quantity(inst, q)?;
                 if q <= live.filled {
-                    return Err(R::QuantityBelowMin);
+                    return Err(R::QuantityNotAboveFilled);
                 }
                 q
             }

@@ -52,6 +52,14 @@ pub fn new_admin_key() -> Result<String, getrandom::Error> {
     random_key("oms_admin_")
 }
 
+/// A session's random nonce: 16 bytes in hex. Two sign-ins in the same second get different
+/// tokens, so signing out of one never ends the other.
+pub fn new_session_nonce() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
 fn random_key(prefix: &str) -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
@@ -148,9 +156,44 @@ pub async fn grant_for_session(state: &ApiState, token: &str) -> Result<Option<G
     else {
         return Ok(None);
     };
+    // Signed out: the cookie still verifies until its expiry, but the session is over.
+    let ended = state
+        .store
+        .session_ended(&session_hash(token))
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))?;
+    if ended {
+        return Ok(None);
+    }
     Ok(grant_for_key_hash(state, key_hash)
         .await?
         .filter(|g| g.account == account))
+}
+
+/// What an ended session is stored by: the token's SHA-256 (the token itself grants access
+/// until it expires).
+fn session_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Ends the session of the request's cookie, if it has a valid one, until the cookie would
+/// have expired.
+pub async fn end_session(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(token) = session_cookie(headers) else {
+        return Ok(());
+    };
+    let now_secs = clock::now().millis() / 1000;
+    let Some(expiry) = session_expiry(&state.config.session_secret, token, now_secs) else {
+        return Ok(());
+    };
+    state
+        .store
+        .end_session(
+            &session_hash(token),
+            oms_domain::ids::Timestamp(expiry.saturating_mul(1000)),
+        )
+        .await
+        .map_err(|e| Problem::from_port("account store", &e))
 }
 
 /// What the key with this hash grants, through the cache.
@@ -359,14 +402,15 @@ fn sign(secret: &[u8], payload: &str) -> Hmac<Sha256> {
 }
 
 /// A session token for `account`, opened with the key of hash `key_hash`, valid until
-/// `expiry_secs` (Unix seconds).
+/// `expiry_secs` (Unix seconds); `nonce` (see [`new_session_nonce`]) makes it unique.
 pub fn issue_session(
     secret: &[u8],
     account: AccountId,
     key_hash: &str,
     expiry_secs: i64,
+    nonce: &str,
 ) -> String {
-    let payload = format!("{account}.{key_hash}.{expiry_secs}");
+    let payload = format!("{account}.{key_hash}.{expiry_secs}.{nonce}");
     let sig = URL_SAFE_NO_PAD.encode(sign(secret, &payload).finalize().into_bytes());
     format!("{payload}.{sig}")
 }
@@ -374,9 +418,20 @@ pub fn issue_session(
 /// The account and key hash of a well-signed, unexpired token. Whether the key still names
 /// the account is [`account_for_session`]'s to check.
 pub fn verify_session(secret: &[u8], token: &str, now_secs: i64) -> Option<(AccountId, String)> {
+    verified(secret, token, now_secs).map(|(account, key_hash, _)| (account, key_hash))
+}
+
+/// When a valid session token expires (seconds since the epoch).
+fn session_expiry(secret: &[u8], token: &str, now_secs: i64) -> Option<i64> {
+    verified(secret, token, now_secs).map(|(_, _, expiry)| expiry)
+}
+
+fn verified(secret: &[u8], token: &str, now_secs: i64) -> Option<(AccountId, String, i64)> {
     let (payload, sig) = token.rsplit_once('.')?;
     let mut parts = payload.split('.');
     let (account, key_hash, expiry) = (parts.next()?, parts.next()?, parts.next()?);
+    // The nonce only makes the token unique; any signed value will do.
+    parts.next()?;
     if parts.next().is_some() {
         return None;
     }
@@ -385,7 +440,7 @@ pub fn verify_session(secret: &[u8], token: &str, now_secs: i64) -> Option<(Acco
     let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
     // Constant-time comparison.
     sign(secret, payload).verify_slice(&sig).ok()?;
-    (expiry > now_secs).then(|| (AccountId(account), key_hash.to_string()))
+    (expiry > now_secs).then(|| (AccountId(account), key_hash.to_string(), expiry))
 }
 
 /// `Set-Cookie` value that installs a session.
@@ -447,7 +502,8 @@ mod tests {
 
     #[test]
     fn session_round_trip_and_expiry() {
-        let t = issue_session(SECRET, AccountId(7), "abc", 1000);
+        let t = issue_session(SECRET, AccountId(7), "abc", 1000, "n1");
+        assert_ne!(t, issue_session(SECRET, AccountId(7), "abc", 1000, "n2"));
         assert_eq!(
             verify_session(SECRET, &t, 999),
             Some((AccountId(7), "abc".to_string()))
@@ -458,25 +514,29 @@ mod tests {
 
     #[test]
     fn tampered_sessions_are_refused() {
-        let t = issue_session(SECRET, AccountId(7), "abc", 1000);
+        let t = issue_session(SECRET, AccountId(7), "abc", 1000, "n1");
         let (_, sig) = t.rsplit_once('.').unwrap();
-        assert_eq!(
-            verify_session(SECRET, &format!("8.abc.1000.{sig}"), 0),
-            None
+        assert!(verify_session(SECRET, &format!("7.abc.1000.n1.{sig}"), 0).is_some());
+        for forged in [
+            "8.abc.1000.n1",
+            "7.abd.1000.n1",
+            "7.abc.99999.n1",
+            "7.abc.1000.n2",
+            "7.abc.1000.n1.x",
+            "7.abc.1000",
+        ] {
+            assert_eq!(
+                verify_session(SECRET, &format!("{forged}.{sig}"), 0),
+                None,
+                "{forged}"
+            );
+        }
+        // Tokens of earlier forms, without the key or the nonce, are no longer sessions.
+        let no_nonce = format!(
+            "7.abc.1000.{}",
+            URL_SAFE_NO_PAD.encode(sign(SECRET, "7.abc.1000").finalize().into_bytes())
         );
-        assert_eq!(
-            verify_session(SECRET, &format!("7.abd.1000.{sig}"), 0),
-            None
-        );
-        assert_eq!(
-            verify_session(SECRET, &format!("7.abc.99999.{sig}"), 0),
-            None
-        );
-        assert_eq!(
-            verify_session(SECRET, &format!("7.abc.1000.x.{sig}"), 0),
-            None
-        );
-        // A token of the earlier form, without the key, is no longer a session.
+        assert_eq!(verify_session(SECRET, &no_nonce, 0), None);
         let old = format!(
             "7.1000.{}",
             URL_SAFE_NO_PAD.encode(sign(SECRET, "7.1000").finalize().into_bytes())

@@ -251,6 +251,13 @@ impl Conn {
     }
 
     fn subscribe(&mut self, names: Vec<String>) {
+        if names.is_empty() {
+            // Otherwise nothing at all would answer it.
+            return self.send(protocol::error(
+                ws_codes::INVALID_MESSAGE,
+                "channels is empty: name at least one channel to subscribe to",
+            ));
+        }
         let max = self.md.config().max_channels_per_client;
         let mut accepted: Vec<(String, Channel, String)> = Vec::new();
         for name in names {

@@ -225,6 +225,17 @@ WHERE account_id NOT IN (SELECT MIN(account_id) FROM accounts GROUP BY name);
 CREATE UNIQUE INDEX accounts_by_name ON accounts (name);
 "#,
     ),
+    (
+        13,
+        r#"
+-- Signed-in sessions ended (signed out) before their expiry, by their token's SHA-256: the
+-- cookie is signed, not stored, so ending one early must be remembered until it expires.
+CREATE TABLE ended_sessions (
+    token_hash TEXT    PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -1,7 +1,7 @@
 //! `SqliteStore`: the order store port on SQLite.
 
 use super::db::{Db, SqliteOptions};
-use super::{from_sql_int, parse_decimal, to_sql_int, SqliteIdempotency};
+use super::{from_sql_int, now_ms, parse_decimal, to_sql_int, SqliteIdempotency};
 use crate::error::{EmbeddedError, EmbeddedResult};
 use async_trait::async_trait;
 use oms_domain::events::Fill;
@@ -803,6 +803,37 @@ impl OrderStore for SqliteStore {
                     .prepare_cached("DELETE FROM api_keys WHERE key_hash = ?1 AND account_id = ?2")?
                     .execute(params![hash, account])?
                     > 0)
+            })
+            .await?)
+    }
+
+    async fn end_session(&self, token_hash: &str, expires_at: Timestamp) -> PortResult<()> {
+        let hash = token_hash.to_string();
+        let now = now_ms();
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.prepare_cached("DELETE FROM ended_sessions WHERE expires_at < ?1")?
+                    .execute([now])?;
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO ended_sessions (token_hash, expires_at) VALUES (?1, ?2)",
+                )?
+                .execute(params![hash, expires_at.0])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn session_ended(&self, token_hash: &str) -> PortResult<bool> {
+        let hash = token_hash.to_string();
+        Ok(self
+            .db
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT 1 FROM ended_sessions WHERE token_hash = ?1")?
+                    .query_row([hash], |_| Ok(()))
+                    .optional()?
+                    .is_some())
             })
             .await?)
     }

@@ -399,7 +399,7 @@ impl OrderBook {
         let new_price = price.unwrap_or(old.price);
         let new_quantity = quantity.unwrap_or(old.quantity);
         if new_quantity <= old.filled {
-            out.push(reject(RejectReason::QuantityBelowMin));
+            out.push(reject(RejectReason::QuantityNotAboveFilled));
             return;
         }
         let amended = |kept_priority| BookEvent::Amended {

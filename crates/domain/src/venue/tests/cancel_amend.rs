@@ -145,7 +145,7 @@ fn the_new_quantity_must_stay_above_what_is_filled() {
     h.limit(2, 20, Side::Sell, "100", "0.5");
     assert_eq!(
         amend_rejection(&h.amend(10, 1, None, Some("0.5"))),
-        RejectReason::QuantityBelowMin
+        RejectReason::QuantityNotAboveFilled
     );
     let ev = h.amend(10, 1, None, Some("0.75"));
     assert!(matches!(

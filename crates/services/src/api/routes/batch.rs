@@ -172,6 +172,15 @@ async fn place_batch(
         .zip(&intent.order_ids)
         .enumerate()
         .map(|(i, (item, id))| {
+            if !item.is_object() {
+                // Well-formed JSON, so not MALFORMED_JSON: the element has the wrong type.
+                let e = FieldError::new(
+                    "body",
+                    codes::INVALID_TYPE,
+                    "each order must be a JSON object",
+                );
+                return Err(in_item(i, Problem::validation(vec![e])));
+            }
             validate_new_order(item, &s.by_symbol, now)
                 .map(|valid| valid.into_new_order(*id, account, now))
                 .map_err(|errors| in_item(i, Problem::validation(errors)))
