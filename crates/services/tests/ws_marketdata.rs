@@ -1062,3 +1062,77 @@ async fn a_client_flooding_ping_frames_is_cut_off() {
     assert_eq!(reason, "TOO_MANY_MESSAGES");
     assert!(errors >= 1, "the first refused ping is reported");
 }
+
+/// How the server ended the connection: the error code it sent, then its close frame's code
+/// and reason.
+async fn closing_words(ws: &mut Ws) -> (String, u16, String) {
+    let mut said = String::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "error" {
+                        said = v["code"].as_str().unwrap().to_string();
+                    }
+                }
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return (said, u16::from(f.code), f.reason.to_string())
+                }
+                Some(Ok(_)) => {}
+                other => panic!("connection ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_messages_close_with_their_own_codes() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let srv = start(MarketDataConfig::default()).await;
+
+    // Over 64 KiB in all, in two frames of 40 KiB (each read whole, so the close is clean).
+    let mut big = srv.connect().await;
+    let part = vec![b' '; 40 * 1024];
+    big.send(Message::Frame(Frame::message(
+        part.clone(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    big.send(Message::Frame(Frame::message(
+        part,
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        closing_words(&mut big).await,
+        ("MESSAGE_TOO_BIG".into(), 1009, "MESSAGE_TOO_BIG".into())
+    );
+
+    // A text message that is not UTF-8.
+    let mut garbled = srv.connect().await;
+    garbled
+        .send(Message::Frame(Frame::message(
+            vec![b'{', 0xff, 0xfe, b'}'],
+            OpCode::Data(Data::Text),
+            true,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        closing_words(&mut garbled).await,
+        ("INVALID_UTF8".into(), 1007, "INVALID_UTF8".into())
+    );
+
+    // The server goes on for everyone else.
+    let mut ok = srv.connect().await;
+    send(&mut ok, json!({"op":"ping"})).await;
+    assert_eq!(next(&mut ok).await["type"], "pong");
+}

@@ -16,6 +16,10 @@ pub mod ws_codes {
     /// Over the client's message rate: the message was dropped (and, kept up, the connection).
     pub const TOO_MANY_MESSAGES: &str = "TOO_MANY_MESSAGES";
     pub use super::super::hub::SLOW_CONSUMER;
+    /// A message over 64 KiB: the connection is closed with code 1009.
+    pub const MESSAGE_TOO_BIG: &str = "MESSAGE_TOO_BIG";
+    /// A text message that is not UTF-8: the connection is closed with code 1007.
+    pub const INVALID_UTF8: &str = "INVALID_UTF8";
 }
 
 /// A channel a client can subscribe to.

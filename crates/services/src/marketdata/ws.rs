@@ -149,7 +149,14 @@ async fn session(md: MarketData, socket: WebSocket, login: Login) {
                     "send JSON text messages",
                 )),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Err(e)) => {
+                    // The stream cannot be read past these: close, saying why.
+                    if let Some(reason) = unreadable(e) {
+                        md.hub().kick(id, reason);
+                    }
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => break,
             },
             _ = kick.wait() => break,
         }
@@ -157,6 +164,21 @@ async fn session(md: MarketData, socket: WebSocket, login: Login) {
     md.hub().disconnect(id);
     // The writer ends once the hub has dropped the queue, or after telling a kicked client why.
     let _ = writer.await;
+}
+
+/// The reason to give a client whose message could not be read, if it is the client's fault
+/// (not a dropped connection).
+fn unreadable(e: axum::Error) -> Option<&'static str> {
+    match e
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .ok()?
+        .as_ref()
+    {
+        tungstenite::Error::Capacity(_) => Some(ws_codes::MESSAGE_TOO_BIG),
+        tungstenite::Error::Utf8(_) => Some(ws_codes::INVALID_UTF8),
+        _ => None,
+    }
 }
 
 /// Longest channel name a client may send (the longest real one is a few dozen bytes); a
@@ -490,16 +512,27 @@ async fn write_all(sink: &mut Sink, batch: Vec<Utf8Bytes>) -> Result<(), axum::E
 /// Tells the client why it is dropped, then closes; gives up after a grace period (a client
 /// that does not read cannot be told).
 async fn close_with(sink: &mut Sink, reason: &'static str) {
-    let message = match reason {
-        ws_codes::SLOW_CONSUMER => "the client did not keep up with its messages",
-        ws_codes::TOO_MANY_MESSAGES => "the client kept sending over its message rate",
-        _ => "connection closed by the server",
+    let (code, message) = match reason {
+        ws_codes::SLOW_CONSUMER => (
+            close_code::POLICY,
+            "the client did not keep up with its messages",
+        ),
+        ws_codes::TOO_MANY_MESSAGES => (
+            close_code::POLICY,
+            "the client kept sending over its message rate",
+        ),
+        ws_codes::MESSAGE_TOO_BIG => (
+            close_code::SIZE,
+            "a message to the server is at most 64 KiB",
+        ),
+        ws_codes::INVALID_UTF8 => (close_code::INVALID, "a text message must be UTF-8"),
+        _ => (close_code::POLICY, "connection closed by the server"),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         sink.send(Message::Text(protocol::error(reason, message).into()))
             .await?;
         sink.send(Message::Close(Some(CloseFrame {
-            code: close_code::POLICY,
+            code,
             reason: Utf8Bytes::from_static(reason),
         })))
         .await
