@@ -8,7 +8,7 @@ use oms_domain::order::{Order, OrderStatus, RejectReason, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
     ApiKeyRecord, CancelAfterState, DepositRecord, FillCursor, FillQuery, GlobalSwitch, KeyScope,
-    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord,
+    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord, ENDED_SESSION_GRACE_MS,
 };
 use oms_ports::PortError;
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ where
 
     check(
         SUITE,
-        "ended sessions: remembered, once, forgotten after their expiry",
+        "ended sessions: remembered, once, forgotten a grace period after their expiry",
     );
     ended_sessions(&make().await, &ctx).await;
 
@@ -283,35 +283,44 @@ async fn accounts_and_keys(store: &impl OrderStore) {
 
 async fn ended_sessions(store: &impl OrderStore, ctx: &Ctx) {
     let live = ctx.name("session-live");
-    let expired = ctx.name("session-expired");
+    let just_expired = ctx.name("session-just-expired");
+    let long_expired = ctx.name("session-long-expired");
     let later = ctx.name("session-later");
     let now = now_ms();
+    let hour = 3_600_000;
     assert!(!store.session_ended(&live).await.unwrap(), "not ended yet");
     store
-        .end_session(&live, Timestamp(now + 3_600_000))
+        .end_session(&live, Timestamp(now + hour))
         .await
         .unwrap();
     assert!(store.session_ended(&live).await.unwrap());
     store
-        .end_session(&live, Timestamp(now + 3_600_000))
+        .end_session(&live, Timestamp(now + hour))
         .await
         .expect("ending a session twice is no error");
     assert!(store.session_ended(&live).await.unwrap());
+    let long_ago = now - ENDED_SESSION_GRACE_MS - 60_000;
     store
-        .end_session(&expired, Timestamp(now - 1_000))
+        .end_session(&long_expired, Timestamp(long_ago))
         .await
         .unwrap();
-    // Ending another session forgets those past their expiry, and only those.
     store
-        .end_session(&later, Timestamp(now + 3_600_000))
+        .end_session(&just_expired, Timestamp(now - 1_000))
+        .await
+        .unwrap();
+    // Ending another session forgets those past their expiry by more than the grace (clocks
+    // may be behind), and only those.
+    store
+        .end_session(&later, Timestamp(now + hour))
         .await
         .unwrap();
     assert!(
-        !store.session_ended(&expired).await.unwrap(),
-        "an ended session past its expiry is forgotten"
+        !store.session_ended(&long_expired).await.unwrap(),
+        "an ended session long past its expiry is forgotten"
     );
-    assert!(store.session_ended(&live).await.unwrap());
-    assert!(store.session_ended(&later).await.unwrap());
+    for kept in [&just_expired, &live, &later] {
+        assert!(store.session_ended(kept).await.unwrap(), "{kept}");
+    }
 }
 
 async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {

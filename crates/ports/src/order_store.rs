@@ -220,6 +220,10 @@ pub struct GlobalSwitch {
 /// account has (ids start at 1), with its change.
 pub const GLOBAL_KILL_SWITCH_ROW: AccountId = AccountId(0);
 
+/// How long an ended session is remembered past its expiry: an instance whose clock is behind
+/// still takes the token for as long as it is behind.
+pub const ENDED_SESSION_GRACE_MS: i64 = 10 * 60 * 1000;
+
 #[async_trait]
 pub trait OrderStore: Send + Sync + 'static {
     /// Writes a batch atomically. Fills are unique by (order id, trade id): a repeated fill is
@@ -358,7 +362,8 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Deletes one of the account's keys; whether it had it.
     async fn revoke_api_key(&self, account: AccountId, key_hash: &str) -> PortResult<bool>;
     /// Ends a signed-in session (by its token's hash) before its expiry, `expires_at`; ended
-    /// sessions past their expiry are forgotten meanwhile, since they are refused anyway.
+    /// sessions more than [`ENDED_SESSION_GRACE_MS`] past their expiry are forgotten
+    /// meanwhile, since they are refused anyway.
     async fn end_session(&self, token_hash: &str, expires_at: Timestamp) -> PortResult<()>;
     /// Whether the session with this token hash was ended.
     async fn session_ended(&self, token_hash: &str) -> PortResult<bool>;

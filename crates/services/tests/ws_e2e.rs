@@ -559,31 +559,8 @@ async fn a_revoked_key_ends_its_connections_private_channel() {
     let mut by_key = sys
         .ws(Some("buyer-key"), &["orders", "trades:BTC/USD"])
         .await;
-    let (status, head, _) = sys
-        .raw_request(
-            "POST",
-            "/api/session",
-            "X-Unused: 1",
-            Some(json!({"apiKey": "buyer-key"})),
-        )
-        .await;
-    assert_eq!(status, 204, "{head}");
-    let cookie = head
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .and_then(|c| c.split(';').next())
-        .expect("a session cookie")
-        .to_string();
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{}/ws",
-            sys.addr
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
-    let (mut by_session, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let cookie = sign_in(&sys, "buyer-key").await;
+    let mut by_session = ws_with_cookie(&sys, &cookie).await;
     assert_eq!(next(&mut by_session).await["type"], "authenticated");
     send(
         &mut by_session,
@@ -661,6 +638,75 @@ async fn a_revoked_key_ends_its_connections_private_channel() {
     };
     // The only bid was the buyer's: its fill's updates were kept from the revoked connection.
     assert_eq!(trade["data"]["price"], "45000.00", "{trade}");
+}
+
+/// `oms_session=...` for a session signed in with `key`.
+async fn sign_in(sys: &System, key: &str) -> String {
+    let (status, head, _) = sys
+        .raw_request(
+            "POST",
+            "/api/session",
+            "X-Unused: 1",
+            Some(json!({ "apiKey": key })),
+        )
+        .await;
+    assert_eq!(status, 204, "{head}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// A WebSocket connection that sends `cookie` with its upgrade request.
+async fn ws_with_cookie(sys: &System, cookie: &str) -> Ws {
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{}/ws",
+            sys.addr
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// Signing out ends the session everywhere: an open connection's private channel at its next
+/// check, and a new connection with the same cookie is anonymous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_sessions_private_channel() {
+    let (sys, _seller, _buyer) = start().await;
+    let cookie = sign_in(&sys, "buyer-key").await;
+    let mut open = ws_with_cookie(&sys, &cookie).await;
+    assert_eq!(next(&mut open).await["type"], "authenticated");
+    send(&mut open, json!({"op":"subscribe","channels":["orders"]})).await;
+    assert_eq!(next(&mut open).await["type"], "subscribed");
+
+    let (status, head, _) = sys
+        .raw_request("DELETE", "/api/session", &format!("Cookie: {cookie}"), None)
+        .await;
+    assert_eq!(status, 204, "{head}");
+    let ended = loop {
+        let m = next(&mut open).await;
+        if m["type"] == "error" {
+            break m;
+        }
+    };
+    assert_eq!(
+        (&ended["code"], &ended["channel"]),
+        (&json!("UNAUTHORIZED"), &json!("orders")),
+        "{ended}"
+    );
+
+    let mut again = ws_with_cookie(&sys, &cookie).await;
+    send(&mut again, json!({"op":"subscribe","channels":["orders"]})).await;
+    let refused = next(&mut again).await;
+    assert_eq!(
+        (&refused["type"], &refused["code"]),
+        (&json!("error"), &json!("UNAUTHORIZED")),
+        "a signed-out cookie opens no private channel: {refused}"
+    );
 }
 
 /// An order that takes three resting orders at once: the processor applies the three fills in

@@ -4,3 +4,4 @@ CREATE TABLE ended_sessions (
     token_hash TEXT   PRIMARY KEY,
     expires_at BIGINT NOT NULL
 );
+CREATE INDEX ended_sessions_by_expiry ON ended_sessions (expires_at);

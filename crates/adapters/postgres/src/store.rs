@@ -11,7 +11,7 @@ use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
     Account, ApiKeyRecord, Balance, CancelAfterState, DepositRecord, FillQuery, KeyScope,
-    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord,
+    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord, ENDED_SESSION_GRACE_MS,
 };
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
@@ -768,11 +768,11 @@ impl OrderStore for PgStore {
     }
 
     async fn end_session(&self, token_hash: &str, expires_at: Timestamp) -> PortResult<()> {
-        let now = now_ms();
+        let forget_before = now_ms() - ENDED_SESSION_GRACE_MS;
         self.execute(
             "forget expired ended sessions",
             "DELETE FROM ended_sessions WHERE expires_at < $1",
-            &[&now],
+            &[&forget_before],
         )
         .await?;
         self.execute(

@@ -338,11 +338,12 @@ async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_rename
         .await
         .unwrap();
     tokio::spawn(conn);
-    // Back to version 10: migration 11 only adds the index.
+    // Back to version 10: migration 11 only adds the index, and 12 a table.
     client
         .batch_execute(
             "DROP INDEX accounts_by_name;
-             DELETE FROM oms_schema_version WHERE version = 11;
+             DROP TABLE ended_sessions;
+             DELETE FROM oms_schema_version WHERE version >= 11;
              INSERT INTO accounts (account_id, name, demo, created_at) VALUES
                  (1, 'fees', false, 0), (2, 'desk', false, 0), (3, 'desk', false, 0),
                  (4, 'fees', false, 0), (5, 'bot', false, 0), (6, 'bot (7)', false, 0),
@@ -352,7 +353,7 @@ async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_rename
         )
         .await
         .unwrap();
-    assert_eq!(store.migrate().await.unwrap(), vec![11]);
+    assert_eq!(store.migrate().await.unwrap(), vec![11, 12]);
     let names: Vec<(i64, String)> = client
         .query(
             "SELECT account_id, name FROM accounts ORDER BY account_id",

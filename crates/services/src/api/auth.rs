@@ -1,11 +1,13 @@
 //! Who is calling: an `X-API-Key` (stored as its SHA-256) or the `oms_session` cookie.
 //!
-//! The session cookie is `accountId.keyHash.expiry.signature`: the account, the SHA-256 of the
-//! API key it was opened with, expiry in Unix seconds, and HMAC-SHA256 over the rest with the
-//! configured secret, base64url without padding. Any instance with the same secret accepts it,
-//! while its key still names the account: revoking the key ends its sessions too (HTTP requests
-//! at once, an open WebSocket's private channel at its next check). A session can do what its
-//! key may ([`KeyScope`]): a read-only key's session only reads.
+//! The session cookie is `accountId.keyHash.expiry.nonce.signature`: the account, the SHA-256
+//! of the API key it was opened with, expiry in Unix seconds, 16 random bytes in hex, and
+//! HMAC-SHA256 over the rest with the configured secret, base64url without padding. Any
+//! instance with the same secret accepts it, while its key still names the account and it was
+//! not signed out: revoking the key, or signing out (the token's hash is kept in the store's
+//! ended sessions until its expiry), ends it (HTTP requests at once, an open WebSocket's
+//! private channel at its next check). A session can do what its key may ([`KeyScope`]): a
+//! read-only key's session only reads.
 
 use super::problem::{api_codes, Problem};
 use super::state::ApiState;
@@ -17,8 +19,9 @@ use axum::http::{HeaderMap, StatusCode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use oms_domain::ids::AccountId;
+use oms_domain::ids::{AccountId, Timestamp};
 use oms_ports::order_store::KeyScope;
+use oms_ports::PortError;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,23 +180,35 @@ fn session_hash(token: &str) -> String {
 }
 
 /// Ends the session of the request's cookie, if it has a valid one, until the cookie would
-/// have expired.
+/// have expired. It counts against the account's request rate, and ending a session again
+/// costs a read, not a write.
 pub async fn end_session(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
     let Some(token) = session_cookie(headers) else {
         return Ok(());
     };
     let now_secs = clock::now().millis() / 1000;
-    let Some(expiry) = session_expiry(&state.config.session_secret, token, now_secs) else {
+    let Some((account, _, expiry)) = verified(&state.config.session_secret, token, now_secs) else {
         return Ok(());
     };
+    let rate = state.config.request_rate;
+    if !state.limiter.admit(account, rate) {
+        return Err(rate_limited(rate));
+    }
+    let hash = session_hash(token);
+    let unavailable = |e: PortError| Problem::from_port("account store", &e);
+    if state
+        .store
+        .session_ended(&hash)
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok(());
+    }
     state
         .store
-        .end_session(
-            &session_hash(token),
-            oms_domain::ids::Timestamp(expiry.saturating_mul(1000)),
-        )
+        .end_session(&hash, Timestamp(expiry.saturating_mul(1000)))
         .await
-        .map_err(|e| Problem::from_port("account store", &e))
+        .map_err(unavailable)
 }
 
 /// What the key with this hash grants, through the cache.
@@ -421,11 +436,7 @@ pub fn verify_session(secret: &[u8], token: &str, now_secs: i64) -> Option<(Acco
     verified(secret, token, now_secs).map(|(account, key_hash, _)| (account, key_hash))
 }
 
-/// When a valid session token expires (seconds since the epoch).
-fn session_expiry(secret: &[u8], token: &str, now_secs: i64) -> Option<i64> {
-    verified(secret, token, now_secs).map(|(_, _, expiry)| expiry)
-}
-
+/// The account, key hash and expiry (Unix seconds) of a well-signed, unexpired token.
 fn verified(secret: &[u8], token: &str, now_secs: i64) -> Option<(AccountId, String, i64)> {
     let (payload, sig) = token.rsplit_once('.')?;
     let mut parts = payload.split('.');
@@ -537,6 +548,12 @@ mod tests {
             URL_SAFE_NO_PAD.encode(sign(SECRET, "7.abc.1000").finalize().into_bytes())
         );
         assert_eq!(verify_session(SECRET, &no_nonce, 0), None);
+        // Nor is a well-signed token with a part too many.
+        let extra = format!(
+            "7.abc.1000.n1.x.{}",
+            URL_SAFE_NO_PAD.encode(sign(SECRET, "7.abc.1000.n1.x").finalize().into_bytes())
+        );
+        assert_eq!(verify_session(SECRET, &extra, 0), None);
         let old = format!(
             "7.1000.{}",
             URL_SAFE_NO_PAD.encode(sign(SECRET, "7.1000").finalize().into_bytes())

@@ -375,7 +375,7 @@ impl Conn {
 
 impl Conn {
     /// Checks the connection's key or session again: once it no longer names the account (the
-    /// key revoked, the session expired), the private channel ends and the connection is
+    /// key revoked, the session expired or signed out), the private channel ends and the connection is
     /// anonymous. If it cannot be checked, nothing changes until the next check: the account
     /// store being down is no reason to cut off a client whose key was good a moment ago.
     async fn recheck(&mut self) {
@@ -403,7 +403,7 @@ impl Conn {
         }
         self.send(protocol::channel_error(
             ws_codes::UNAUTHORIZED,
-            "your API key or session is no longer valid (revoked, or the session expired): the orders channel has ended; authenticate again to resubscribe",
+            "your API key or session is no longer valid (revoked, or the session expired or signed out): the orders channel has ended; authenticate again to resubscribe",
             "orders",
         ));
     }

@@ -234,6 +234,7 @@ CREATE TABLE ended_sessions (
     token_hash TEXT    PRIMARY KEY,
     expires_at INTEGER NOT NULL
 );
+CREATE INDEX ended_sessions_by_expiry ON ended_sessions (expires_at);
 "#,
     ),
 ];

@@ -10,7 +10,7 @@ use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
     Account, ApiKeyRecord, Balance, CancelAfterState, DepositRecord, FillCursor, FillQuery,
     KeyScope, OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord,
-    GLOBAL_KILL_SWITCH_ROW,
+    ENDED_SESSION_GRACE_MS, GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -809,12 +809,12 @@ impl OrderStore for SqliteStore {
 
     async fn end_session(&self, token_hash: &str, expires_at: Timestamp) -> PortResult<()> {
         let hash = token_hash.to_string();
-        let now = now_ms();
+        let forget_before = now_ms() - ENDED_SESSION_GRACE_MS;
         Ok(self
             .db
             .write(move |conn| {
                 conn.prepare_cached("DELETE FROM ended_sessions WHERE expires_at < ?1")?
-                    .execute([now])?;
+                    .execute([forget_before])?;
                 conn.prepare_cached(
                     "INSERT OR IGNORE INTO ended_sessions (token_hash, expires_at) VALUES (?1, ?2)",
                 )?
