@@ -672,6 +672,9 @@ async fn private_order_updates_reach_only_their_account() {
     // Re-authenticating as another account moves the private channel with it.
     send(&mut one, json!({"op":"auth","apiKey":"key-2"})).await;
     assert_eq!(next(&mut one).await["accountId"], 2);
+    // A refused one after that leaves it where it is.
+    send(&mut one, json!({"op":"auth","apiKey":"wrong"})).await;
+    assert_eq!(next(&mut one).await["code"], "UNAUTHORIZED");
     srv.append(
         "orders",
         vec![
