@@ -628,6 +628,16 @@ async fn private_order_updates_reach_only_their_account() {
         "orders",
         vec![
             Event::OrderCreated(new_order(7, 1)),
+            // Risk's approval is not sent: nothing a client sees changes.
+            Event::RiskValidated {
+                account: AccountId(1),
+                order_id: OrderId(7),
+                symbol: btc(),
+                approved: true,
+                reason: None,
+                reservation: None,
+                protection_price: None,
+            },
             Event::OrderAccepted {
                 account: AccountId(1),
                 order_id: OrderId(7),
