@@ -339,6 +339,12 @@ impl Event {
         EventId(s)
     }
 
+    /// Whether an order's update for this event tells its owner anything: risk's approval
+    /// does not (the order stays `NEW` until the venue answers), so it is not sent.
+    pub fn shown_to_owner(&self) -> bool {
+        !matches!(self, Event::RiskValidated { approved: true, .. })
+    }
+
     /// The account whose partition an order-lifecycle event belongs to.
     pub fn account(&self) -> Option<AccountId> {
         match self {

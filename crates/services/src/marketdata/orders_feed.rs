@@ -83,9 +83,6 @@ impl OrdersFeed {
                         Some(None) | None => return,
                     },
                 };
-                // Risk's approval changes nothing a client sees (the venue's answer follows),
-                // as the processor's updates in one process leave it out too.
-                let seen = !matches!(ev, Event::RiskValidated { approved: true, .. });
                 let changed = match apply(&mut order, ev, env.at) {
                     Ok(Applied::Changed) => true,
                     Ok(Applied::Unchanged) => false,
@@ -95,7 +92,7 @@ impl OrdersFeed {
                         false
                     }
                 };
-                (order, seen && (changed || from_store))
+                (order, ev.shown_to_owner() && (changed || from_store))
             }
         };
         if push {

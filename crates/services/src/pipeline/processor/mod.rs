@@ -408,8 +408,7 @@ impl ProcessorStage {
             if order.status.is_final() {
                 actors.remove(&order_id);
             }
-            // Risk's approval changes nothing a client sees (the venue's answer follows).
-            if matches!(event.event, Event::RiskValidated { approved: true, .. }) {
+            if !event.event.shown_to_owner() {
                 continue;
             }
             let _ = self.updates.send(OrderUpdate {
