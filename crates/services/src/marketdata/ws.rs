@@ -375,9 +375,10 @@ impl Conn {
 
 impl Conn {
     /// Checks the connection's key or session again: once it no longer names the account (the
-    /// key revoked, the session expired or signed out), the private channel ends and the connection is
-    /// anonymous. If it cannot be checked, nothing changes until the next check: the account
-    /// store being down is no reason to cut off a client whose key was good a moment ago.
+    /// key revoked, the session expired or signed out), the private channel ends and the
+    /// connection is anonymous. If it cannot be checked, nothing changes until the next check:
+    /// the account store being down is no reason to cut off a client whose key was good a
+    /// moment ago.
     async fn recheck(&mut self) {
         let (Some(account), Some(credential)) = (self.account, self.credential.clone()) else {
             return;

@@ -49,8 +49,8 @@ fn api_key_field(v: &Value) -> Result<&str, FieldError> {
 }
 
 /// Signs out: the session ends on the server (a copy of the cookie no longer works), and the
-/// browser is told to forget the cookie. If the end cannot be recorded, `503` and the cookie
-/// is kept, so the client can try again.
+/// browser is told to forget the cookie. If the end cannot be recorded (`503`), or the account
+/// is over its request rate (`429`), the cookie is kept, so the client can try again.
 pub async fn delete(State(s): State<ApiState>, headers: HeaderMap) -> ReplyResult {
     end_session(&s, &headers).await?;
     Ok(Reply::empty(StatusCode::NO_CONTENT)
