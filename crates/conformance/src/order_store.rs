@@ -4,11 +4,13 @@ use crate::fixtures::{balance, dec, fill, order};
 use crate::support::{check, id_base, now_ms, run_id};
 use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::instrument::TradingStatus;
 use oms_domain::order::{Order, OrderStatus, RejectReason, Side};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    ApiKeyRecord, CancelAfterState, DepositRecord, FillCursor, FillQuery, GlobalSwitch, KeyScope,
-    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord, ENDED_SESSION_GRACE_MS,
+    ApiKeyRecord, CancelAfterState, DepositRecord, FillCursor, FillQuery, GlobalSwitch,
+    InstrumentStatusRecord, KeyScope, OrderQuery, OrderStore, Position, StoreBatch,
+    WithdrawalRecord, ENDED_SESSION_GRACE_MS,
 };
 use oms_ports::PortError;
 use std::collections::BTreeMap;
@@ -90,6 +92,12 @@ where
         "kill switches: off until set, the latest wins, per account",
     );
     kill_switches(&make().await, &ctx).await;
+
+    check(
+        SUITE,
+        "instrument statuses: none until set, the newest change wins, per symbol",
+    );
+    instrument_statuses(&make().await, &ctx).await;
 
     check(
         SUITE,
@@ -336,6 +344,7 @@ async fn batch_writes_everything(store: &impl OrderStore, ctx: &Ctx) {
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
             deposits: Vec::new(),
+            instrument_statuses: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -401,6 +410,7 @@ async fn batch_is_atomic(store: &impl OrderStore, ctx: &Ctx) {
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
             deposits: Vec::new(),
+            instrument_statuses: Vec::new(),
             orders: vec![good.clone()],
             fills: vec![f],
             balances: vec![(acct, balance("USD", "1", "0"))],
@@ -482,6 +492,7 @@ async fn decimals_are_exact(store: &impl OrderStore, ctx: &Ctx) {
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
             deposits: Vec::new(),
+            instrument_statuses: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![
@@ -965,6 +976,78 @@ async fn positions_round_trip(store: &impl OrderStore, ctx: &Ctx) {
         .is_empty());
 }
 
+async fn instrument_statuses(store: &impl OrderStore, ctx: &Ctx) {
+    let (x, y) = (
+        Symbol::new(ctx.name("X/USD")),
+        Symbol::new(ctx.name("Y/USD")),
+    );
+    let mine = |all: Vec<InstrumentStatusRecord>| -> Vec<(String, TradingStatus, u64, i64)> {
+        all.into_iter()
+            .filter(|r| r.symbol == x || r.symbol == y)
+            .map(|r| {
+                (
+                    r.symbol.as_str().to_string(),
+                    r.status,
+                    r.change,
+                    r.set_at.0,
+                )
+            })
+            .collect()
+    };
+    assert!(
+        mine(store.instrument_statuses().await.unwrap()).is_empty(),
+        "none until set"
+    );
+    let set = |symbol: &Symbol, status, change: u64| InstrumentStatusRecord {
+        symbol: symbol.clone(),
+        status,
+        change,
+        set_at: Timestamp(1_000 + change as i64),
+    };
+    // Copies of one change from several partitions, and two changes, in one batch.
+    store
+        .apply(StoreBatch {
+            instrument_statuses: vec![
+                set(&x, TradingStatus::Halted, 20),
+                set(&x, TradingStatus::CancelOnly, 10),
+                set(&x, TradingStatus::Halted, 20),
+                set(&y, TradingStatus::CancelOnly, 5),
+            ],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let (xs, ys) = (x.as_str().to_string(), y.as_str().to_string());
+    let mut want = vec![
+        (xs.clone(), TradingStatus::Halted, 20, 1_020),
+        (ys.clone(), TradingStatus::CancelOnly, 5, 1_005),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let read = |all| {
+        let mut v = mine(all);
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(read(store.instrument_statuses().await.unwrap()), want);
+    // An older change read late from another partition changes nothing; a newer one wins.
+    store
+        .apply(StoreBatch {
+            instrument_statuses: vec![
+                set(&x, TradingStatus::Trading, 15),
+                set(&y, TradingStatus::Trading, 6),
+            ],
+            ..StoreBatch::default()
+        })
+        .await
+        .unwrap();
+    let mut want = vec![
+        (xs, TradingStatus::Halted, 20, 1_020),
+        (ys, TradingStatus::Trading, 6, 1_006),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(read(store.instrument_statuses().await.unwrap()), want);
+}
+
 async fn kill_switches(store: &impl OrderStore, ctx: &Ctx) {
     let a = new_account(store, &ctx.name("switch-a")).await;
     let b = new_account(store, &ctx.name("switch-b")).await;
@@ -1295,6 +1378,7 @@ where
             cancel_after_triggers: Vec::new(),
             withdrawals: Vec::new(),
             deposits: Vec::new(),
+            instrument_statuses: Vec::new(),
             orders: vec![o.clone()],
             fills: vec![f.clone()],
             balances: vec![(

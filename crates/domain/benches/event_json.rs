@@ -66,6 +66,7 @@ fn events() -> Vec<(&'static str, Envelope)> {
                     asset: Asset::new("USD"),
                     amount: Decimal::new(5_012_906, 3),
                     per_unit: Decimal::new(50_129_058, 3),
+                    fee_rate: None,
                 }),
                 protection_price: None,
             },
@@ -157,6 +158,7 @@ fn main() {
         },
         order: order(),
         protection_price: None,
+        fee_rate_cap: None,
     };
     case("VenueCommand::Submit", &submit, n);
 }

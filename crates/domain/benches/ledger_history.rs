@@ -60,6 +60,7 @@ fn run(orders: u64, horizon: Option<Duration>) {
                 asset: usd.clone(),
                 amount: Decimal::from(50),
                 per_unit: Decimal::from(50_000),
+                fee_rate: None,
             }),
             protection_price: None,
         };

@@ -376,6 +376,7 @@ fn command(op: &Op, offset: u64) -> VenueCommand {
                 created_at: Timestamp(0),
             },
             protection_price: None,
+            fee_rate_cap: None,
         },
         Kind::Cancel => VenueCommand::Cancel {
             source,
@@ -392,6 +393,7 @@ fn command(op: &Op, offset: u64) -> VenueCommand {
             amend_id: offset,
             price: Some(price),
             quantity: None,
+            fee_rate_cap: None,
         },
     }
 }

@@ -5,6 +5,7 @@
 //! the same id), so a consumer that sees a record twice can drop the second copy.
 
 use crate::ids::{AccountId, Asset, EventId, OrderId, Symbol, Timestamp, TradeId};
+use crate::instrument::TradingStatus;
 use crate::order::{Liquidity, NewOrder, OrderStatus, RejectReason, Side};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,12 @@ pub struct Reservation {
     pub asset: Asset,
     pub amount: Decimal,
     pub per_unit: Decimal,
+    /// A BUY's: the fee rate (of the notional) its `per_unit` covers, the largest the
+    /// instrument charged when risk approved it. The venue charges the order no more, so a
+    /// fee raised while it rests cannot take more than it set aside. `None` for a SELL, whose
+    /// fee comes out of its proceeds, and in events from before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_rate: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -149,6 +156,18 @@ crate::tagged::internally_tagged_enum! {
         /// applies it to the orders placed behind it there; the copies share `change`.
         GlobalKillSwitchSet {
             on: bool,
+            change: u64,
+            partition: u32,
+        },
+        /// An operator set an instrument's trading status (`HALTED`, `CANCEL_ONLY`, or back to
+        /// `TRADING`); it stays in force, over the configured status, until the next one. As
+        /// with the global kill switch, a copy goes to each partition of `orders` (`partition`
+        /// names it) so each partition's risk engine applies it to the orders behind it, and
+        /// the copies share `change`, which orders two operators' settings. Risk passes it on
+        /// to the symbol's book at the venue.
+        InstrumentStatusSet {
+            symbol: Symbol,
+            status: TradingStatus,
             change: u64,
             partition: u32,
         },
@@ -297,6 +316,12 @@ impl Event {
             Event::GlobalKillSwitchSet {
                 change, partition, ..
             } => format!("g:kill-switch:{change}:{partition}"),
+            Event::InstrumentStatusSet {
+                symbol,
+                change,
+                partition,
+                ..
+            } => format!("i:{symbol}:status:{change}:{partition}"),
             Event::CancelAfterSet {
                 account, change, ..
             } => format!("a:{account}:cancel-after:{change}"),
@@ -367,9 +392,10 @@ impl Event {
             | Event::CancelRejected { account, .. } => Some(*account),
             Event::OrderCreated(o) => Some(o.account),
             Event::OrderFilled(f) => Some(f.account),
-            Event::GlobalKillSwitchSet { .. } | Event::Trade { .. } | Event::BookChanged { .. } => {
-                None
-            }
+            Event::GlobalKillSwitchSet { .. }
+            | Event::InstrumentStatusSet { .. }
+            | Event::Trade { .. }
+            | Event::BookChanged { .. } => None,
         }
     }
 
@@ -394,6 +420,7 @@ impl Event {
             | Event::WithdrawalDecided { .. }
             | Event::KillSwitchSet { .. }
             | Event::GlobalKillSwitchSet { .. }
+            | Event::InstrumentStatusSet { .. }
             | Event::CancelAfterSet { .. }
             | Event::CancelAfterTriggered { .. }
             | Event::Trade { .. }
@@ -410,6 +437,7 @@ impl Event {
             Event::WithdrawalDecided { .. } => "WithdrawalDecided",
             Event::KillSwitchSet { .. } => "KillSwitchSet",
             Event::GlobalKillSwitchSet { .. } => "GlobalKillSwitchSet",
+            Event::InstrumentStatusSet { .. } => "InstrumentStatusSet",
             Event::CancelAfterSet { .. } => "CancelAfterSet",
             Event::CancelAfterTriggered { .. } => "CancelAfterTriggered",
             Event::CancelRequested { .. } => "CancelRequested",

@@ -13,6 +13,53 @@ pub enum TradingStatus {
     Halted,
 }
 
+impl TradingStatus {
+    pub const ALL: [TradingStatus; 3] = [
+        TradingStatus::Trading,
+        TradingStatus::CancelOnly,
+        TradingStatus::Halted,
+    ];
+
+    /// The name on the wire and in the stores (`CANCEL_ONLY`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradingStatus::Trading => "TRADING",
+            TradingStatus::CancelOnly => "CANCEL_ONLY",
+            TradingStatus::Halted => "HALTED",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TradingStatus> {
+        TradingStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// An operator's trading status for an instrument, in force over the configured `status`
+/// until a setting with a higher `change` replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSet {
+    pub status: TradingStatus,
+    pub change: u64,
+}
+
+impl StatusSet {
+    /// Keeps the newer of `held` and this setting; true when this one is kept. A copy of the
+    /// setting held (the same `change`) is kept too, which changes nothing.
+    pub fn replace(self, held: &mut Option<StatusSet>) -> bool {
+        if held.is_some_and(|h| h.change > self.change) {
+            return false;
+        }
+        *held = Some(self);
+        true
+    }
+
+    /// The status in force: the operator's when one was set, else the configured one.
+    pub fn effective(held: Option<StatusSet>, configured: TradingStatus) -> TradingStatus {
+        held.map_or(configured, |h| h.status)
+    }
+}
+
 /// What to do when an incoming order would trade against a resting order of the same account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -108,6 +155,15 @@ pub fn default_instruments() -> Vec<Instrument> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trading_status_names_are_those_of_serde() {
+        for s in TradingStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(TradingStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(TradingStatus::parse("halted"), None);
+    }
 
     #[test]
     fn tick_and_step_are_exact() {

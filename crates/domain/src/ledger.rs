@@ -434,6 +434,7 @@ impl Ledger {
             | Event::WithdrawalRequested { .. }
             | Event::KillSwitchSet { .. }
             | Event::GlobalKillSwitchSet { .. }
+            | Event::InstrumentStatusSet { .. }
             | Event::CancelAfterSet { .. }
             | Event::CancelAfterTriggered { .. }
             | Event::CancelRequested { .. }

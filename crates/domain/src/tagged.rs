@@ -330,6 +330,7 @@ fn unexpected(v: &serde_json::Value) -> de::Unexpected<'_> {
 mod tests {
     use crate::events::{CancelReason, Event, ExpireReason, Fill, Reservation};
     use crate::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
+    use crate::instrument::TradingStatus;
     use crate::order::{Liquidity, NewOrder, OrderType, RejectReason, Side, TimeInForce};
     use crate::venue::{Source, VenueCommand};
     use rust_decimal::Decimal;
@@ -361,6 +362,7 @@ mod tests {
             asset: Asset::new("USD"),
             amount: d(450_001, 2),
             per_unit: d(4_500_001, 2),
+            fee_rate: Some(d(2, 3)),
         };
         vec![
             Event::Deposit {
@@ -379,6 +381,12 @@ mod tests {
                 on: true,
                 change: 8,
                 partition: 3,
+            },
+            Event::InstrumentStatusSet {
+                symbol: Symbol::new("BTC/USD"),
+                status: TradingStatus::CancelOnly,
+                change: 9,
+                partition: 1,
             },
             Event::CancelAfterSet {
                 account: a,
@@ -547,6 +555,7 @@ mod tests {
                 source,
                 order: order(),
                 protection_price: Some(Decimal::new(47_000, 0)),
+                fee_rate_cap: Some(Decimal::new(2, 3)),
             },
             VenueCommand::Cancel {
                 source,
@@ -570,8 +579,18 @@ mod tests {
                 amend_id: 4,
                 price: Some(Decimal::new(45_000, 0)),
                 quantity: None,
+                fee_rate_cap: None,
             },
-            VenueCommand::Tick { symbol: s },
+            VenueCommand::Tick { symbol: s.clone() },
+            VenueCommand::SetStatus {
+                source: Source {
+                    partition: 1,
+                    offset: 12,
+                },
+                symbol: s,
+                status: TradingStatus::Halted,
+                change: 13,
+            },
         ]
     }
 

@@ -512,6 +512,66 @@ fn the_global_kill_switch_is_set_by_its_event_on_the_log() {
 }
 
 #[test]
+fn an_operators_instrument_status_is_set_by_its_event_and_outlives_a_reconfigure() {
+    let mut e = engine();
+    let status = |status, change| Event::InstrumentStatusSet {
+        symbol: btcusd(),
+        status,
+        change,
+        partition: 0,
+    };
+    approves(&mut e, &limit(1, ALICE, Side::Buy, "50000", "1"));
+    apply(&mut e, status(TradingStatus::Halted, 5));
+    assert_eq!(e.status(&btcusd()), Some(TradingStatus::Halted));
+    assert_eq!(
+        rejects(&mut e, &limit(2, ALICE, Side::Buy, "50000", "1")),
+        R::InstrumentHalted
+    );
+    // Cancels still reach the venue, which decides them in its book.
+    let cancel = e.decide_cancel(SRC, ALICE, OrderId(1), None);
+    assert!(cancel.approved(), "{cancel:?}");
+    // Another symbol trades on.
+    assert_eq!(
+        e.status(&Symbol::new("ETH/USD")),
+        Some(TradingStatus::Trading)
+    );
+    // An older copy read later changes nothing.
+    apply(&mut e, status(TradingStatus::Trading, 4));
+    assert_eq!(e.status(&btcusd()), Some(TradingStatus::Halted));
+    apply(&mut e, status(TradingStatus::CancelOnly, 6));
+    assert_eq!(
+        rejects(&mut e, &limit(3, ALICE, Side::Buy, "50000", "1")),
+        R::InstrumentCancelOnly
+    );
+
+    // Through a snapshot and the configuration of the next start: the operator's status
+    // stays, the configured limits and instruments apply.
+    let mut back: RiskEngine = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    let tighter = RiskConfig {
+        max_open_orders: 1,
+        ..config()
+    };
+    let mut instruments = default_instruments();
+    instruments[0].status = TradingStatus::Trading;
+    instruments[1].status = TradingStatus::Halted;
+    back.reconfigure(&instruments, tighter);
+    assert_eq!(back.config().max_open_orders, 1);
+    assert_eq!(back.status(&btcusd()), Some(TradingStatus::CancelOnly));
+    assert_eq!(
+        back.status(&Symbol::new("ETH/USD")),
+        Some(TradingStatus::Halted)
+    );
+    back.apply(&Envelope::new(NOW, status(TradingStatus::Trading, 7)))
+        .unwrap();
+    // Alice's first order is still live: the new limit of one open order applies.
+    assert_eq!(
+        rejects(&mut back, &limit(4, ALICE, Side::Buy, "50000", "1")),
+        R::TooManyOpenOrders
+    );
+    approves(&mut back, &limit(5, BOB, Side::Sell, "50001", "1"));
+}
+
+#[test]
 fn a_dead_mans_switch_cancels_the_accounts_live_orders_unless_refreshed() {
     let mut e = engine();
     let set = |deadline: Option<i64>, change| Event::CancelAfterSet {
@@ -613,7 +673,9 @@ fn a_limit_buy_reserves_price_quantity_and_the_maximum_fee() {
         Some(VenueCommand::Submit {
             source: SRC,
             order: o,
-            protection_price: None
+            protection_price: None,
+            // The instrument's largest fee rate (taker, 20 bps), which the hold covers.
+            fee_rate_cap: Some(d("0.002")),
         })
     );
     assert!(e.is_live(OrderId(1)));
@@ -798,6 +860,7 @@ fn an_amend_up_holds_the_increase_and_sends_the_venue_an_amend() {
             amend_id: 1,
             price: Some(d("51000")),
             quantity: Some(d("2")),
+            fee_rate_cap: Some(d("0.002")),
         })
     );
     // 102,204 needed, 50,100 already reserved: 52,104 more is held now.

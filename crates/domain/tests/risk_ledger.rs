@@ -50,6 +50,7 @@ fn approved(account: AccountId, order: u64, asset: Asset, amount: &str, per_unit
             asset,
             amount: d(amount),
             per_unit: d(per_unit),
+            fee_rate: None,
         }),
         protection_price: None,
     }
@@ -355,6 +356,7 @@ fn amend_validated(order: u64, amend: u64, amount: &str, per_unit: &str) -> Even
             asset: usd(),
             amount: d(amount),
             per_unit: d(per_unit),
+            fee_rate: None,
         }),
     }
 }

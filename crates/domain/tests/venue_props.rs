@@ -157,6 +157,7 @@ fn commands(ops: &[Op]) -> Vec<(Timestamp, VenueCommand)> {
                     source: source(),
                     order,
                     protection_price,
+                    fee_rate_cap: None,
                 }
             }
             Op::Cancel {
@@ -183,6 +184,7 @@ fn commands(ops: &[Op]) -> Vec<(Timestamp, VenueCommand)> {
                 order_id: OrderId(*target),
                 amend_id: n as u64,
                 price: level.map(|l| price(*sym, l, false)),
+                fee_rate_cap: None,
                 quantity: lots.map(|l| qty(*sym, l)),
             },
             Op::Tick { sym, advance } => {

@@ -824,3 +824,124 @@ riskGroup = "desk1-risk"
     assert!(committed("desk1-risk").await);
     assert!(!committed("processor").await && !committed("risk").await);
 }
+
+/// Sets the trading status of `symbol` as the operator.
+async fn set_instrument_status(server: &Server, symbol: &str, status: &str) {
+    let body = format!(r#"{{"symbol":"{symbol}","status":"{status}"}}"#);
+    let (code, v) = admin(
+        &server.addr,
+        hyper::Method::PUT,
+        "/api/admin/instruments/status",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(
+        (v["symbol"].as_str(), v["status"].as_str()),
+        (Some(symbol), Some(status))
+    );
+}
+
+/// Polls until `key`'s order at `path` is REJECTED, and returns its reason.
+async fn rejected(server: &Server, key: &str, path: &str) -> String {
+    until_as(server, key, path, |o| o["status"] == "REJECTED").await;
+    let (_, o) = server.get(path, Some(key)).await.unwrap();
+    o["rejectReason"].as_str().unwrap_or_default().to_string()
+}
+
+fn listed_status(instruments: &serde_json::Value, symbol: &str) -> serde_json::Value {
+    instruments["instruments"]
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["symbol"] == symbol))
+        .map_or(serde_json::Value::Null, |i| i["status"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_halts_one_instrument_and_a_restart_keeps_it_but_takes_the_new_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Snapshots at once, so the restart below restores them rather than replaying the log.
+    let config = support::write_config(tmp.path(), 1);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace(
+            "tickMillis = 200",
+            "tickMillis = 200\nsnapshotMaxAgeSecs = 1",
+        )
+        .replace("[server]\n", "[server]\nlogFormat = \"json\"\n");
+    std::fs::write(&config, &text).unwrap();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    const RESTING_BTC_BUY: &str = r#"{"symbol":"BTC/USD","side":"BUY","quantity":"0.01","price":"1000.00","orderType":"LIMIT"}"#;
+
+    let resting_sol = place(&server, ALICE_KEY, RESTING_SOL_SELL).await;
+    until(&server, &resting_sol, |o| o["status"] == "ACCEPTED").await;
+    set_instrument_status(&server, "SOL/USD", "HALTED").await;
+    let refused = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
+    assert_eq!(
+        rejected(&server, BOB_KEY, &refused).await,
+        "INSTRUMENT_HALTED"
+    );
+    // Another symbol trades on.
+    let resting_btc = place(&server, ALICE_KEY, RESTING_BTC_BUY).await;
+    until(&server, &resting_btc, |o| o["status"] == "ACCEPTED").await;
+    until(&server, "/api/instruments", |v| {
+        listed_status(v, "SOL/USD") == "HALTED" && listed_status(v, "BTC/USD") == "TRADING"
+    })
+    .await;
+    // Snapshots are at most a second old: taken after all of the above.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // Killed, and started again with a lower limit of open orders: the operator's halt
+    // outlives the restart and the new limit applies, although both come back from snapshots.
+    server.kill9();
+    std::fs::write(
+        &config,
+        text.replace("maxOpenOrders = 1000000", "maxOpenOrders = 2"),
+    )
+    .unwrap();
+    let server = Server::start(&data, Some(&config), support::free_port()).await;
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    let restored_from_snapshot = |stage: &str| {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|l| {
+                l["fields"]["message"] == format!("{stage}: partition restored")
+                    && l["fields"]["from"].as_u64() > Some(0)
+            })
+    };
+    assert!(
+        restored_from_snapshot("risk") && restored_from_snapshot("venue"),
+        "the restart restored snapshots of risk and the venue: {log}"
+    );
+    let refused = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
+    assert_eq!(
+        rejected(&server, BOB_KEY, &refused).await,
+        "INSTRUMENT_HALTED"
+    );
+    let third = place(&server, ALICE_KEY, RESTING_BTC_BUY).await;
+    assert_eq!(
+        rejected(&server, ALICE_KEY, &third).await,
+        "TOO_MANY_OPEN_ORDERS"
+    );
+
+    // Cancel-only: new orders are refused, cancels go through.
+    set_instrument_status(&server, "SOL/USD", "CANCEL_ONLY").await;
+    let refused = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
+    assert_eq!(
+        rejected(&server, BOB_KEY, &refused).await,
+        "INSTRUMENT_CANCEL_ONLY"
+    );
+    let (code, _) = server.delete(&resting_sol, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(code, 202);
+    until(&server, &resting_sol, |o| o["status"] == "CANCELED").await;
+
+    // Trading again.
+    set_instrument_status(&server, "SOL/USD", "TRADING").await;
+    let taken = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
+    until_as(&server, BOB_KEY, &taken, |o| o["status"] == "ACCEPTED").await;
+    until(&server, "/api/instruments", |v| {
+        listed_status(v, "SOL/USD") == "TRADING"
+    })
+    .await;
+    server.stop();
+}

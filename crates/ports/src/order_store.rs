@@ -5,6 +5,7 @@ use crate::PortResult;
 use async_trait::async_trait;
 use oms_domain::events::Fill;
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
+use oms_domain::instrument::TradingStatus;
 use oms_domain::order::{Order, OrderStatus, RejectReason, Side};
 use oms_domain::Decimal;
 use serde::{Deserialize, Serialize};
@@ -168,6 +169,21 @@ pub struct StoreBatch {
     /// Deposits the ledger credited (the first of a ledger reference; a repeat credits
     /// nothing and is not recorded).
     pub deposits: Vec<DepositRecord>,
+    /// Operators' instrument statuses, the newest of the batch per symbol. The store keeps
+    /// one only if its change is at least the one it holds: its copies arrive through every
+    /// partition, in any order and from any replica.
+    pub instrument_statuses: Vec<InstrumentStatusRecord>,
+}
+
+/// An operator's trading status for an instrument as the processor records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstrumentStatusRecord {
+    pub symbol: Symbol,
+    pub status: TradingStatus,
+    /// The `change` of the `InstrumentStatusSet`: a newer setting has a higher one.
+    pub change: u64,
+    /// When it was appended to the log.
+    pub set_at: Timestamp,
 }
 
 /// A deposit as the processor records its credit.
@@ -238,6 +254,9 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn balances(&self, account: AccountId) -> PortResult<Vec<Balance>>;
     /// Whether the account's kill switch is on, as last recorded (off if never set).
     async fn kill_switch(&self, account: AccountId) -> PortResult<bool>;
+    /// Operators' instrument statuses as last recorded, by symbol; a symbol no operator set
+    /// has none (its configured status applies).
+    async fn instrument_statuses(&self) -> PortResult<Vec<InstrumentStatusRecord>>;
     /// Whether the global kill switch is on, as last recorded (off if never set).
     async fn global_kill_switch(&self) -> PortResult<bool> {
         self.kill_switch(GLOBAL_KILL_SWITCH_ROW).await

@@ -161,6 +161,7 @@ pub fn encode_command(cmd: &VenueCommand) -> NewRecord {
         VenueCommand::Cancel { .. } => "Cancel",
         VenueCommand::Amend { .. } => "Amend",
         VenueCommand::Tick { .. } => "Tick",
+        VenueCommand::SetStatus { .. } => "SetStatus",
     };
     NewRecord {
         key: cmd.symbol().as_str().as_bytes().to_vec(),

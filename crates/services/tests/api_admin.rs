@@ -595,6 +595,137 @@ async fn the_global_kill_switch_goes_to_every_partition_and_reads_back() {
 }
 
 #[tokio::test]
+async fn an_operators_instrument_status_goes_to_every_partition_and_shows_on_the_instruments() {
+    let app = start().await;
+    let path = "/api/admin/instruments/status";
+    for (body, want) in [
+        (
+            json!({"status": "HALTED"}),
+            expect(400, "MISSING_FIELD", "symbol"),
+        ),
+        (
+            json!({"symbol": "DOGE/USD", "status": "HALTED"}),
+            expect(400, "UNKNOWN_SYMBOL", "symbol"),
+        ),
+        (
+            json!({"symbol": "BTC/USD", "status": "halted"}),
+            expect(400, "INVALID_ENUM", "status"),
+        ),
+        (
+            json!({"symbol": "BTC/USD", "status": true}),
+            expect(400, "INVALID_TYPE", "status"),
+        ),
+        (
+            json!({"symbol": "BTC/USD"}),
+            expect(400, "MISSING_FIELD", "status"),
+        ),
+        (
+            json!({"symbol": "BTC/USD", "status": "HALTED", "reason": "x"}),
+            expect(400, "UNKNOWN_FIELD", "reason"),
+        ),
+    ] {
+        let r = admin(&app, "PUT", path, Some(&body), &[]).await;
+        assert_eq!(r.problem(), want, "{body}");
+    }
+    // Both fields wrong: both named.
+    let r = admin(
+        &app,
+        "PUT",
+        path,
+        Some(&json!({"symbol": "DOGE/USD", "status": "OPEN"})),
+        &[],
+    )
+    .await;
+    let fields: Vec<String> = r.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fields, ["symbol", "status"]);
+    let r = app
+        .send(
+            "PUT",
+            path,
+            &[("x-api-key", KEY), ("content-type", "application/json")],
+            Some(br#"{"symbol":"BTC/USD","status":"HALTED"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 401, "an account cannot halt a market");
+    assert!(app.order_records().await.is_empty());
+
+    let r = admin(
+        &app,
+        "PUT",
+        path,
+        Some(&json!({"symbol": "BTC/USD", "status": "CANCEL_ONLY"})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let answer = r.json();
+    assert_eq!(
+        (&answer["symbol"], &answer["status"]),
+        (&json!("BTC/USD"), &json!("CANCEL_ONLY"))
+    );
+    let copies: Vec<(u32, u32, String, u64)> = app
+        .order_records()
+        .await
+        .into_iter()
+        .map(|(r, e)| match e.event {
+            Event::InstrumentStatusSet {
+                symbol,
+                status,
+                change,
+                partition,
+            } => {
+                assert_eq!(
+                    (symbol.as_str(), status.as_str()),
+                    ("BTC/USD", "CANCEL_ONLY")
+                );
+                (r.partition, partition, change.to_string(), change)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(copies.len(), app.partitions as usize, "{copies:?}");
+    for (p, (in_partition, names, change, _)) in copies.iter().enumerate() {
+        assert_eq!(
+            (*in_partition, *names, change.as_str()),
+            (p as u32, p as u32, answer["change"].as_str().unwrap()),
+            "one copy in each partition, naming it, of one change"
+        );
+    }
+
+    // GET /api/instruments: the configured status until the processor records another.
+    let status_of = |v: &Value, symbol: &str| {
+        v["instruments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["symbol"] == symbol)
+            .map(|i| i["status"].clone())
+    };
+    let listed = app.as_demo("GET", "/api/instruments", None).await.json();
+    assert_eq!(status_of(&listed, "BTC/USD"), Some(json!("TRADING")));
+    app.store
+        .apply(oms_ports::order_store::StoreBatch {
+            instrument_statuses: vec![oms_ports::order_store::InstrumentStatusRecord {
+                symbol: oms_domain::ids::Symbol::new("BTC/USD"),
+                status: oms_domain::instrument::TradingStatus::Halted,
+                change: copies[0].3,
+                set_at: oms_domain::ids::Timestamp(1),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let listed = app.as_demo("GET", "/api/instruments", None).await.json();
+    assert_eq!(status_of(&listed, "BTC/USD"), Some(json!("HALTED")));
+    assert_eq!(status_of(&listed, "ETH/USD"), Some(json!("TRADING")));
+}
+
+#[tokio::test]
 async fn a_read_only_key_reads_everything_and_trades_nothing() {
     let app = start().await;
     let keys_path = format!("/api/admin/accounts/{}/api-keys", app.account);

@@ -121,6 +121,7 @@ async fn openapi_covers_every_route_and_swagger_ui_is_served_locally() {
         ("/api/orders/batch", vec!["post"]),
         ("/api/instruments", vec!["get"]),
         ("/api/admin/kill-switch", vec!["get", "put"]),
+        ("/api/admin/instruments/status", vec!["put"]),
         ("/api/admin/accounts", vec!["get", "post"]),
         ("/api/admin/accounts/{accountId}", vec!["get"]),
         (

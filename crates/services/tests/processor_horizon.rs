@@ -59,6 +59,7 @@ fn decided(account: AccountId, id: OrderId, reason: Option<RejectReason>) -> Eve
             asset: Asset::new("USD"),
             amount: Decimal::from(100),
             per_unit: Decimal::from(100),
+            fee_rate: None,
         }),
         protection_price: None,
     }

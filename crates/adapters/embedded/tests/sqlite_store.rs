@@ -55,7 +55,7 @@ async fn the_database_uses_wal_migrations_and_text_decimals() {
     let version: i64 = raw
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 13);
+    assert_eq!(version, 14);
     let (kind, text): (String, String) = raw
         .query_row("SELECT typeof(reserved), reserved FROM balances", [], |r| {
             Ok((r.get(0)?, r.get(1)?))

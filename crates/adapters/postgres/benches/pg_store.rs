@@ -223,6 +223,7 @@ fn small_batch(account: AccountId, id: u64, i: u64) -> StoreBatch {
         cancel_after_triggers: Vec::new(),
         withdrawals: Vec::new(),
         deposits: Vec::new(),
+        instrument_statuses: Vec::new(),
         fills: vec![fill(&o, id)],
         orders: vec![o],
         balances: vec![(

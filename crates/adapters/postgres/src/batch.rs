@@ -59,6 +59,11 @@ pub(crate) struct BatchColumns {
     pub deposit_account: Vec<i64>,
     pub deposit_reference: Vec<String>,
     pub deposit_body: Vec<String>,
+
+    pub status_symbol: Vec<String>,
+    pub status_status: Vec<&'static str>,
+    pub status_change: Vec<i64>,
+    pub status_set_at: Vec<i64>,
 }
 
 impl BatchColumns {
@@ -72,6 +77,7 @@ impl BatchColumns {
             && self.cancel_after_fired_account.is_empty()
             && self.withdrawal_account.is_empty()
             && self.deposit_account.is_empty()
+            && self.status_symbol.is_empty()
     }
 }
 
@@ -215,6 +221,21 @@ pub(crate) fn columns(batch: &StoreBatch) -> PortResult<BatchColumns> {
         c.deposit_account.push(account);
         c.deposit_reference.push(reference.to_string());
         c.deposit_body.push(body);
+    }
+    // The newest of the batch per symbol: one statement cannot update a row twice.
+    let mut statuses = BTreeMap::new();
+    for s in &batch.instrument_statuses {
+        let change = to_sql_int(s.change, "status change")?;
+        let slot = statuses.entry(s.symbol.as_str()).or_insert((change, s));
+        if change >= slot.0 {
+            *slot = (change, s);
+        }
+    }
+    for (symbol, (change, s)) in statuses {
+        c.status_symbol.push(symbol.to_string());
+        c.status_status.push(s.status.as_str());
+        c.status_change.push(change);
+        c.status_set_at.push(s.set_at.0);
     }
     Ok(c)
 }

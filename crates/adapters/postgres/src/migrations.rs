@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ended sessions",
         include_str!("../migrations/0012_ended_sessions.sql"),
     ),
+    (
+        13,
+        "instrument statuses",
+        include_str!("../migrations/0013_instrument_statuses.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("oms_migr").

@@ -6,12 +6,14 @@ use crate::{fills_query, migrations, orders_query};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use oms_domain::events::Fill;
-use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::instrument::TradingStatus;
 use oms_domain::order::{Order, OrderStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{
-    Account, ApiKeyRecord, Balance, CancelAfterState, DepositRecord, FillQuery, KeyScope,
-    OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord, ENDED_SESSION_GRACE_MS,
+    Account, ApiKeyRecord, Balance, CancelAfterState, DepositRecord, FillQuery,
+    InstrumentStatusRecord, KeyScope, OrderQuery, OrderStore, Position, StoreBatch,
+    WithdrawalRecord, ENDED_SESSION_GRACE_MS,
 };
 use oms_ports::{PortError, PortResult};
 use std::future::Future;
@@ -116,6 +118,13 @@ d AS (
     INSERT INTO deposits (account_id, reference, body)
     SELECT * FROM UNNEST($33::bigint[], $34::text[], $35::text[])
     ON CONFLICT (account_id, reference) DO NOTHING
+),
+s AS (
+    INSERT INTO instrument_statuses (symbol, status, change, set_at)
+    SELECT * FROM UNNEST($36::text[], $37::text[], $38::bigint[], $39::bigint[])
+    ON CONFLICT (symbol) DO UPDATE SET status = EXCLUDED.status, change = EXCLUDED.change,
+        set_at = EXCLUDED.set_at
+    WHERE EXCLUDED.change >= instrument_statuses.change
 )
 SELECT 1";
 
@@ -389,6 +398,10 @@ impl OrderStore for PgStore {
                 &c.deposit_account,
                 &c.deposit_reference,
                 &c.deposit_body,
+                &c.status_symbol,
+                &c.status_status,
+                &c.status_change,
+                &c.status_set_at,
             ],
         )
         .await?;
@@ -472,6 +485,31 @@ impl OrderStore for PgStore {
                     asset: Asset(get(r, 0, "balance asset")?),
                     available: parse_decimal(get(r, 1, "available balance")?)?,
                     reserved: parse_decimal(get(r, 2, "reserved balance")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn instrument_statuses(&self) -> PortResult<Vec<InstrumentStatusRecord>> {
+        let rows = self
+            .query(
+                "read instrument statuses",
+                "SELECT symbol, status, change, set_at FROM instrument_statuses ORDER BY symbol",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let symbol: String = get(r, 0, "instrument status symbol")?;
+                let status: String = get(r, 1, "instrument status")?;
+                let status = TradingStatus::parse(&status).ok_or_else(|| {
+                    PortError::Corrupt(format!("trading status {status:?} of {symbol}"))
+                })?;
+                Ok(InstrumentStatusRecord {
+                    symbol: Symbol::new(symbol),
+                    status,
+                    change: from_sql_int(get(r, 2, "status change")?, "status change")?,
+                    set_at: Timestamp(get(r, 3, "status time")?),
                 })
             })
             .collect()

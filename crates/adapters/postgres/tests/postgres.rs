@@ -338,11 +338,12 @@ async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_rename
         .await
         .unwrap();
     tokio::spawn(conn);
-    // Back to version 10: migration 11 only adds the index, and 12 a table.
+    // Back to version 10: migration 11 only adds the index, and 12 and 13 a table each.
     client
         .batch_execute(
             "DROP INDEX accounts_by_name;
              DROP TABLE ended_sessions;
+             DROP TABLE instrument_statuses;
              DELETE FROM oms_schema_version WHERE version >= 11;
              INSERT INTO accounts (account_id, name, demo, created_at) VALUES
                  (1, 'fees', false, 0), (2, 'desk', false, 0), (3, 'desk', false, 0),
@@ -353,7 +354,7 @@ async fn accounts_sharing_a_name_keep_the_oldest_on_it_and_the_others_are_rename
         )
         .await
         .unwrap();
-    assert_eq!(store.migrate().await.unwrap(), vec![11, 12]);
+    assert_eq!(store.migrate().await.unwrap(), vec![11, 12, 13]);
     let names: Vec<(i64, String)> = client
         .query(
             "SELECT account_id, name FROM accounts ORDER BY account_id",

@@ -52,8 +52,8 @@ impl Band {
 }
 
 /// New orders and amends need a trading instrument.
-pub fn trading(inst: &Instrument) -> Result<(), RejectReason> {
-    match inst.status {
+pub fn trading(status: TradingStatus) -> Result<(), RejectReason> {
+    match status {
         TradingStatus::Trading => Ok(()),
         TradingStatus::CancelOnly => Err(RejectReason::InstrumentCancelOnly),
         TradingStatus::Halted => Err(RejectReason::InstrumentHalted),

@@ -44,6 +44,7 @@ impl RiskEngine {
             Ok(a) => a,
             Err(reason) => return self.reject_order(order, reason),
         };
+        let fee_rate_cap = approval.reservation.fee_rate;
         let event = Event::RiskValidated {
             account: order.account,
             order_id: order.order_id,
@@ -69,6 +70,7 @@ impl RiskEngine {
                 source,
                 order: order.clone(),
                 protection_price: approval.protection_price,
+                fee_rate_cap,
             }),
         }
     }
@@ -124,7 +126,7 @@ impl RiskEngine {
 
         let market = market.ok_or(R::UnknownInstrument)?;
         let inst = &market.instrument;
-        checks::trading(inst)?;
+        checks::trading(market.status())?;
         if order.time_in_force == TimeInForce::Gtd && order.expire_at.is_none_or(|t| t <= now) {
             return Err(R::ExpireAtInPast);
         }
@@ -212,6 +214,7 @@ impl RiskEngine {
             Ok(r) => r,
             Err(reason) => return self.reject_amend(account, order_id, amend_id, reason),
         };
+        let fee_rate_cap = reservation.fee_rate;
         let event = Event::AmendValidated {
             account,
             order_id,
@@ -241,6 +244,7 @@ impl RiskEngine {
                 amend_id,
                 price,
                 quantity,
+                fee_rate_cap,
             }),
         }
     }
@@ -292,7 +296,7 @@ impl RiskEngine {
         }
         let market = self.market_at(live.market).ok_or(R::UnknownInstrument)?;
         let inst = &market.instrument;
-        checks::trading(inst)?;
+        checks::trading(market.status())?;
         if live.pending_amend.is_some() {
             return Err(R::AmendPending);
         }
@@ -406,6 +410,7 @@ fn buy_reservation(
         asset: inst.quote.clone(),
         amount,
         per_unit,
+        fee_rate: Some(inst.max_fee_rate()),
     })
 }
 
@@ -415,5 +420,6 @@ fn sell_reservation(inst: &Instrument, quantity: Decimal) -> Reservation {
         asset: inst.base.clone(),
         amount: quantity,
         per_unit: Decimal::ONE,
+        fee_rate: None,
     }
 }

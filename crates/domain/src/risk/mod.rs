@@ -17,7 +17,7 @@ pub use rate::TokenBucket;
 
 use crate::events::{CancelReason, Envelope, Event};
 use crate::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
-use crate::instrument::Instrument;
+use crate::instrument::{Instrument, StatusSet, TradingStatus};
 use crate::ledger::{IdMap, Ledger, LedgerError};
 use crate::order::{NewOrder, OrderType, RejectReason, Side};
 use crate::state_machine::Applied;
@@ -67,6 +67,9 @@ struct Market {
     /// order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     priced: Option<Priced>,
+    /// An operator's status (`InstrumentStatusSet`), over the instrument's configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status_set: Option<StatusSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +84,12 @@ impl Market {
             instrument,
             reference: MarketRef::default(),
             priced: None,
+            status_set: None,
         }
+    }
+
+    fn status(&self) -> TradingStatus {
+        StatusSet::effective(self.status_set, self.instrument.status)
     }
 
     fn set_reference(&mut self, reference: MarketRef) {
@@ -240,6 +248,22 @@ impl RiskEngine {
                 self.markets.push(Market::new(instrument));
             }
         }
+    }
+
+    /// Takes the configured instruments and limits over those of a restored snapshot, so that
+    /// a changed configuration applies after a restart. Market references, operators'
+    /// statuses and every account's state stay; an instrument no longer configured keeps its
+    /// last definition (its live orders can still be cancelled).
+    pub fn reconfigure(&mut self, instruments: &[Instrument], config: RiskConfig) {
+        self.config = config;
+        for i in instruments {
+            self.set_instrument(i.clone());
+        }
+    }
+
+    /// The trading status in force for a symbol.
+    pub fn status(&self, symbol: &Symbol) -> Option<TradingStatus> {
+        self.market(symbol).map(Market::status)
     }
 
     /// The live (approved, not ended) orders of an account.
@@ -433,6 +457,20 @@ impl RiskEngine {
                 if *change >= self.global_change {
                     self.global_change = *change;
                     self.set_kill_switch(None, *on);
+                }
+            }
+            Event::InstrumentStatusSet {
+                symbol,
+                status,
+                change,
+                ..
+            } => {
+                if let Some(i) = self.market_index(symbol) {
+                    let set = StatusSet {
+                        status: *status,
+                        change: *change,
+                    };
+                    set.replace(&mut self.markets[i as usize].status_set);
                 }
             }
             Event::CancelAfterSet {

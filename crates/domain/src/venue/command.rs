@@ -2,6 +2,7 @@
 
 use crate::events::CancelReason;
 use crate::ids::{AccountId, OrderId, Symbol};
+use crate::instrument::TradingStatus;
 use crate::order::NewOrder;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ crate::tagged::internally_tagged_enum! {
             order: NewOrder,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             protection_price: Option<Decimal>,
+            /// A BUY's fee rate as risk reserved for it ([`crate::events::Reservation`]): the
+            /// venue charges its fills no higher rate, should the instrument's fees rise.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            fee_rate_cap: Option<Decimal>,
         },
         Cancel {
             source: Source,
@@ -48,9 +53,21 @@ crate::tagged::internally_tagged_enum! {
             price: Option<Decimal>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             quantity: Option<Decimal>,
+            /// As for `Submit`: the fee rate of the hold risk approved the amend with.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            fee_rate_cap: Option<Decimal>,
         },
         /// Time has passed: GTD orders with `expire_at <= now` expire. Ticks carry no source.
         Tick { symbol: Symbol },
+        /// An operator's trading status for the symbol (`InstrumentStatusSet`, passed on by
+        /// risk from each partition of `orders`): the book keeps the one with the highest
+        /// `change`, so the copies and two operators' settings end the same.
+        SetStatus {
+            source: Source,
+            symbol: Symbol,
+            status: TradingStatus,
+            change: u64,
+        },
     }
 }
 
@@ -60,6 +77,7 @@ impl VenueCommand {
             VenueCommand::Submit { order, .. } => &order.symbol,
             VenueCommand::Cancel { symbol, .. }
             | VenueCommand::Amend { symbol, .. }
+            | VenueCommand::SetStatus { symbol, .. }
             | VenueCommand::Tick { symbol } => symbol,
         }
     }
@@ -68,7 +86,8 @@ impl VenueCommand {
         match self {
             VenueCommand::Submit { source, .. }
             | VenueCommand::Cancel { source, .. }
-            | VenueCommand::Amend { source, .. } => Some(*source),
+            | VenueCommand::Amend { source, .. }
+            | VenueCommand::SetStatus { source, .. } => Some(*source),
             VenueCommand::Tick { .. } => None,
         }
     }

@@ -7,11 +7,32 @@ use super::market::Market;
 use super::units::Unit;
 use crate::events::{CancelReason, Event, Fill};
 use crate::ids::{AccountId, OrderId, Symbol, Timestamp, TradeId};
-use crate::instrument::{Instrument, TradingStatus};
+use crate::instrument::{Instrument, StatusSet, TradingStatus};
 use crate::order::{Liquidity, RejectReason, Side};
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// Why a restored venue cannot take the configured instruments.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReconfigureError {
+    /// The book holds prices in ticks and quantities in lots of the old sizes: read with new
+    /// ones they would mean other prices and quantities.
+    #[error(
+        "{symbol}: tickSize or stepSize changed (from {old_tick}/{old_step} to {new_tick}/{new_step}) \
+         while {open} orders rest in its book; cancel them first (status CANCEL_ONLY) or keep the old sizes"
+    )]
+    UnitsChanged {
+        symbol: Symbol,
+        old_tick: Decimal,
+        old_step: Decimal,
+        new_tick: Decimal,
+        new_step: Decimal,
+        open: usize,
+    },
+}
 
 /// A deterministic matching venue: the same commands always give the same events, and a
 /// restored snapshot carries on exactly as the original would.
@@ -58,8 +79,14 @@ impl Venue {
             VenueCommand::Submit {
                 order,
                 protection_price,
+                fee_rate_cap,
                 ..
-            } => market.submit(now, order, *protection_price, raw),
+            } => {
+                if order.side == Side::Buy {
+                    market.hold_fee_cap(order.order_id.0, *fee_rate_cap);
+                }
+                market.submit(now, order, *protection_price, raw);
+            }
             VenueCommand::Cancel {
                 account,
                 order_id,
@@ -77,11 +104,36 @@ impl Venue {
                 amend_id,
                 price,
                 quantity,
+                fee_rate_cap,
                 ..
-            } => market.amend(now, *account, *order_id, *amend_id, *price, *quantity, raw),
+            } => {
+                market.amend(now, *account, *order_id, *amend_id, *price, *quantity, raw);
+                // An applied amend holds anew at the rate risk approved it with.
+                let applied = raw.iter().any(
+                    |e| matches!(e, BookEvent::Amended { order_id: id, .. } if *id == order_id.0),
+                );
+                if applied {
+                    market.hold_fee_cap(order_id.0, *fee_rate_cap);
+                }
+            }
             VenueCommand::Tick { .. } => market.book.expire(now.0, raw),
+            VenueCommand::SetStatus { status, change, .. } => {
+                let set = StatusSet {
+                    status: *status,
+                    change: *change,
+                };
+                set.replace(&mut market.status_set);
+            }
         }
-        Publisher::new(&market.instrument, self.fee_account, now).publish(raw, out);
+        Publisher::new(&market.instrument, &market.fee_caps, self.fee_account, now)
+            .publish(raw, out);
+        market.forget_ended_fee_caps(raw);
+        if let VenueCommand::Submit { order, .. } = cmd {
+            // Not resting (traded away, refused, or a copy the book ignored): nothing to cap.
+            if !market.book.is_open(order.order_id.0) {
+                market.fee_caps.remove(&order.order_id.0);
+            }
+        }
     }
 
     pub fn depth(&self, symbol: &Symbol, levels: usize) -> Option<Depth> {
@@ -123,12 +175,67 @@ impl Venue {
         (m.book.best_bid().map(price), m.book.best_ask().map(price))
     }
 
-    /// HALTED rejects new orders, amends and cancels; CANCEL_ONLY rejects new orders and
-    /// amends but still takes cancels. Resting orders stay where they are.
+    /// Sets a symbol's configured status. HALTED rejects new orders, amends and cancels;
+    /// CANCEL_ONLY rejects new orders and amends but still takes cancels. Resting orders stay
+    /// where they are. An operator's status (`SetStatus`) is in force over it.
     pub fn set_status(&mut self, symbol: &Symbol, status: TradingStatus) {
         if let Some(m) = self.markets.get_mut(symbol) {
             m.instrument.status = status;
         }
+    }
+
+    /// The trading status in force for a symbol.
+    pub fn status(&self, symbol: &Symbol) -> Option<TradingStatus> {
+        self.markets.get(symbol).map(Market::status)
+    }
+
+    /// Takes the configured definitions of its instruments (fees, filters, band, configured
+    /// status, self-trade prevention) over those of a restored snapshot, so that a changed
+    /// configuration applies after a restart; an operator's status stays in force. A new
+    /// instrument gets an empty book. New tick or step sizes are refused while the book holds
+    /// orders, which are kept in units of the old ones; with an empty book the last trade
+    /// price is carried over when it lies on the new tick, else forgotten.
+    pub fn reconfigure(&mut self, instruments: &[Instrument]) -> Result<(), ReconfigureError> {
+        for inst in instruments {
+            let Some(m) = self.markets.get_mut(&inst.symbol) else {
+                self.markets
+                    .insert(inst.symbol.clone(), Market::new(inst.clone()));
+                continue;
+            };
+            let old = &m.instrument;
+            if old.tick_size != inst.tick_size || old.step_size != inst.step_size {
+                let open = m.book.open_orders();
+                if open > 0 {
+                    return Err(ReconfigureError::UnitsChanged {
+                        symbol: inst.symbol.clone(),
+                        old_tick: old.tick_size,
+                        old_step: old.step_size,
+                        new_tick: inst.tick_size,
+                        new_step: inst.step_size,
+                        open,
+                    });
+                }
+                let (old_tick, new_tick) = (old.tick_size, inst.tick_size);
+                let last = m.book.last_price().and_then(|t| {
+                    let ticks = Decimal::from(t) * old_tick / new_tick;
+                    ticks.fract().is_zero().then(|| ticks.to_i64()).flatten()
+                });
+                m.book.set_last_price(last);
+            }
+            // Resting BUYs hold for the fee rate risk approved them with: a higher one is
+            // not charged to them.
+            let (old_rate, new_rate) = (old.max_fee_rate(), inst.max_fee_rate());
+            if new_rate > old_rate {
+                let ids: Vec<u64> = m.book.open_order_ids(Side::Buy).collect();
+                for id in ids {
+                    m.fee_caps.entry(id).or_insert(old_rate);
+                }
+            }
+            m.fee_caps.retain(|_, cap| *cap < new_rate);
+            m.book.set_self_trade_prevention(inst.self_trade_prevention);
+            m.instrument = inst.clone();
+        }
+        Ok(())
     }
 
     pub fn instrument(&self, symbol: &Symbol) -> Option<&Instrument> {
@@ -175,13 +282,14 @@ fn unknown_instrument(cmd: &VenueCommand, out: &mut Vec<Event>) {
             amend_id: *amend_id,
             reason,
         }),
-        VenueCommand::Tick { .. } => {}
+        VenueCommand::Tick { .. } | VenueCommand::SetStatus { .. } => {}
     }
 }
 
 /// Turns a book's integer events into domain events, with exact decimal prices and fees.
 struct Publisher<'a> {
     instrument: &'a Instrument,
+    fee_caps: &'a BTreeMap<u64, Decimal>,
     tick: Unit,
     step: Unit,
     fee_account: AccountId,
@@ -189,9 +297,15 @@ struct Publisher<'a> {
 }
 
 impl<'a> Publisher<'a> {
-    fn new(instrument: &'a Instrument, fee_account: AccountId, now: Timestamp) -> Self {
+    fn new(
+        instrument: &'a Instrument,
+        fee_caps: &'a BTreeMap<u64, Decimal>,
+        fee_account: AccountId,
+        now: Timestamp,
+    ) -> Self {
         Publisher {
             instrument,
+            fee_caps,
             tick: Unit::new(instrument.tick_size),
             step: Unit::new(instrument.step_size),
             fee_account,
@@ -313,6 +427,10 @@ impl<'a> Publisher<'a> {
             let rate = match liquidity {
                 Liquidity::Maker => self.instrument.maker_fee,
                 Liquidity::Taker => self.instrument.taker_fee,
+            };
+            let rate = match self.fee_caps.get(&p.order_id) {
+                Some(cap) => rate.min(*cap),
+                None => rate,
             };
             Event::OrderFilled(Fill {
                 account: AccountId(p.account),

@@ -5,10 +5,11 @@ use super::command::Source;
 use super::units::{ceil_units, floor_units, to_units};
 use crate::events::CancelReason;
 use crate::ids::{AccountId, OrderId, Timestamp};
-use crate::instrument::{Instrument, TradingStatus};
+use crate::instrument::{Instrument, StatusSet, TradingStatus};
 use crate::order::{NewOrder, OrderType, RejectReason, Side};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,6 +18,13 @@ pub(super) struct Market {
     pub book: OrderBook,
     /// The highest offset taken from each source partition, sorted by partition.
     offsets: Vec<(u32, u64)>,
+    /// An operator's status, over the instrument's configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_set: Option<StatusSet>,
+    /// Live BUY orders whose hold covers a lower fee rate than the instrument now charges
+    /// (it rose after risk approved them): order id → the rate their fills pay at most.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fee_caps: BTreeMap<u64, Decimal>,
 }
 
 impl Market {
@@ -26,7 +34,52 @@ impl Market {
             instrument,
             book,
             offsets: Vec::new(),
+            status_set: None,
+            fee_caps: BTreeMap::new(),
         }
+    }
+
+    /// Records the fee rate a BUY's hold covers (`None`: not known, nothing changes): only a
+    /// rate below what the instrument charges needs remembering.
+    pub fn hold_fee_cap(&mut self, order_id: u64, cap: Option<Decimal>) {
+        match cap {
+            Some(c) if c < self.instrument.max_fee_rate() => {
+                self.fee_caps.insert(order_id, c);
+            }
+            Some(_) => {
+                self.fee_caps.remove(&order_id);
+            }
+            None => {}
+        }
+    }
+
+    /// Forgets the fee caps of the orders that `raw` ended.
+    pub fn forget_ended_fee_caps(&mut self, raw: &[BookEvent]) {
+        if self.fee_caps.is_empty() {
+            return;
+        }
+        for e in raw {
+            match e {
+                BookEvent::Filled(x) => {
+                    for p in [&x.maker, &x.taker] {
+                        if p.leaves == 0 {
+                            self.fee_caps.remove(&p.order_id);
+                        }
+                    }
+                }
+                BookEvent::Canceled { order_id, .. }
+                | BookEvent::Expired { order_id, .. }
+                | BookEvent::Rejected { order_id, .. } => {
+                    self.fee_caps.remove(order_id);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The trading status in force.
+    pub fn status(&self) -> TradingStatus {
+        StatusSet::effective(self.status_set, self.instrument.status)
     }
 
     /// Records a command's source; false when it was taken before (a redelivery).
@@ -48,7 +101,7 @@ impl Market {
     }
 
     fn status_reject(&self) -> Option<RejectReason> {
-        match self.instrument.status {
+        match self.status() {
             TradingStatus::Trading => None,
             TradingStatus::Halted => Some(RejectReason::InstrumentHalted),
             TradingStatus::CancelOnly => Some(RejectReason::InstrumentCancelOnly),
@@ -113,7 +166,7 @@ impl Market {
         out: &mut Vec<BookEvent>,
     ) {
         // Cancels stay open in CANCEL_ONLY; only a halt stops them.
-        if self.instrument.status == TradingStatus::Halted {
+        if self.status() == TradingStatus::Halted {
             out.push(BookEvent::CancelRejected {
                 order_id: order_id.0,
                 account: account.0,

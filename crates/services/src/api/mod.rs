@@ -74,6 +74,10 @@ pub fn router_with(state: ApiState, extra: Router) -> Router {
         )
         .route("/api/instruments", get(account::instruments))
         .route(
+            "/api/admin/instruments/status",
+            axum::routing::put(admin::set_instrument_status),
+        )
+        .route(
             "/api/admin/kill-switch",
             get(admin::global_kill_switch).put(admin::set_global_kill_switch),
         )

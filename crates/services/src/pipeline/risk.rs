@@ -215,6 +215,8 @@ impl RiskStage {
         .await?
         .unwrap_or_else(|| (0, self.new_engine()));
         stage::check_replayable(&self.log, "risk", &tp.topic, tp.partition, from).await?;
+        // The configuration of this start, not the snapshot's, sets limits and instruments.
+        engine.reconfigure(&self.instruments, self.config.clone());
         engine.remember_ended_for(self.remember_ended);
         let committed = self
             .log
@@ -314,11 +316,13 @@ impl Partition {
                         Event::RiskValidated {
                             approved: true,
                             protection_price,
+                            reservation,
                             ..
                         } => Some(VenueCommand::Submit {
                             source,
                             order: order.clone(),
                             protection_price: *protection_price,
+                            fee_rate_cap: reservation.as_ref().and_then(|r| r.fee_rate),
                         }),
                         _ => None,
                     };
@@ -341,7 +345,11 @@ impl Partition {
                 if let Some(recorded) = self.recorded.remove(&decision_id) {
                     self.fold(&recorded);
                     let command = match &recorded.event {
-                        Event::AmendValidated { approved: true, .. } => self
+                        Event::AmendValidated {
+                            approved: true,
+                            reservation,
+                            ..
+                        } => self
                             .engine
                             .symbol_of(*order_id)
                             .map(|symbol| VenueCommand::Amend {
@@ -352,6 +360,7 @@ impl Partition {
                                 amend_id: *amend_id,
                                 price: *price,
                                 quantity: *quantity,
+                                fee_rate_cap: reservation.as_ref().and_then(|r| r.fee_rate),
                             }),
                         _ => None,
                     };
@@ -418,6 +427,23 @@ impl Partition {
                     .filter(|e| !self.recorded.contains_key(&e.id))
                     .collect();
                 (events, Vec::new())
+            }
+            Event::InstrumentStatusSet {
+                symbol,
+                status,
+                change,
+                ..
+            } => {
+                self.fold(env);
+                // Each partition passes its copy on, behind the orders it approved before it;
+                // the book keeps the newest change and drops a copy it took (its source).
+                let command = VenueCommand::SetStatus {
+                    source,
+                    symbol: symbol.clone(),
+                    status: *status,
+                    change: *change,
+                };
+                (Vec::new(), vec![command])
             }
             _ => {
                 self.fold(env);

@@ -16,7 +16,7 @@ use oms_domain::instrument::Instrument;
 use oms_domain::venue::{Venue, VenueCommand};
 use oms_ports::event_log::{partition_for, ConsumerEvent, EventLog, TopicPartition};
 use oms_ports::order_store::OrderStore;
-use oms_ports::PortResult;
+use oms_ports::{PortError, PortResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -147,7 +147,7 @@ impl VenueStage {
 
     async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
         let end = self.log.end_offset(&tp.topic, tp.partition).await?;
-        let (from, venue) = stage::load_snapshot::<Venue>(
+        let (from, mut venue) = stage::load_snapshot::<Venue>(
             &self.store,
             "venue",
             &self.names.venue_group,
@@ -157,6 +157,10 @@ impl VenueStage {
         .await?
         .unwrap_or_else(|| (0, Venue::new(self.instruments.clone(), self.fee_account)));
         stage::check_replayable(&self.log, "venue", &tp.topic, tp.partition, from).await?;
+        // The configuration of this start, not the snapshot's, sets fees and filters.
+        venue
+            .reconfigure(&self.instruments)
+            .map_err(|e| PortError::Other(format!("venue: {e}")))?;
         let committed = self
             .log
             .committed(&self.names.venue_group, &tp.topic, tp.partition)

@@ -237,6 +237,19 @@ CREATE TABLE ended_sessions (
 CREATE INDEX ended_sessions_by_expiry ON ended_sessions (expires_at);
 "#,
     ),
+    (
+        14,
+        r#"
+-- Operators' trading statuses of instruments (PUT /api/admin/instruments/{symbol}/status),
+-- the newest change per symbol, over the configured status.
+CREATE TABLE instrument_statuses (
+    symbol TEXT    PRIMARY KEY,
+    status TEXT    NOT NULL,
+    change INTEGER NOT NULL,
+    set_at INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 pub(crate) fn latest() -> i64 {

@@ -5,12 +5,13 @@ use super::{from_sql_int, now_ms, parse_decimal, to_sql_int, SqliteIdempotency};
 use crate::error::{EmbeddedError, EmbeddedResult};
 use async_trait::async_trait;
 use oms_domain::events::Fill;
-use oms_domain::ids::{AccountId, Asset, OrderId, Timestamp};
+use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp};
+use oms_domain::instrument::TradingStatus;
 use oms_domain::order::{Order, OrderStatus, Side};
 use oms_ports::order_store::{
     Account, ApiKeyRecord, Balance, CancelAfterState, DepositRecord, FillCursor, FillQuery,
-    KeyScope, OrderQuery, OrderStore, Position, StoreBatch, WithdrawalRecord,
-    ENDED_SESSION_GRACE_MS, GLOBAL_KILL_SWITCH_ROW,
+    InstrumentStatusRecord, KeyScope, OrderQuery, OrderStore, Position, StoreBatch,
+    WithdrawalRecord, ENDED_SESSION_GRACE_MS, GLOBAL_KILL_SWITCH_ROW,
 };
 use oms_ports::PortResult;
 use rusqlite::types::Value;
@@ -233,6 +234,23 @@ fn write_batch(conn: &Connection, batch: &StoreBatch) -> EmbeddedResult<()> {
             g.on,
             to_sql_int(g.change, "switch change")?
         ])?;
+    }
+    if !batch.instrument_statuses.is_empty() {
+        let mut put = conn.prepare_cached(
+            "INSERT INTO instrument_statuses (symbol, status, change, set_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (symbol) DO UPDATE SET status = excluded.status,
+                 change = excluded.change, set_at = excluded.set_at
+             WHERE excluded.change >= instrument_statuses.change",
+        )?;
+        for s in &batch.instrument_statuses {
+            put.execute(params![
+                s.symbol.as_str(),
+                s.status.as_str(),
+                to_sql_int(s.change, "status change")?,
+                s.set_at.0
+            ])?;
+        }
     }
     if !batch.cancel_afters.is_empty() {
         let mut put = conn.prepare_cached(
@@ -458,6 +476,39 @@ impl OrderStore for SqliteStore {
         Ok(self
             .db
             .read(move |conn| read_account_fills(conn, &q))
+            .await?)
+    }
+
+    async fn instrument_statuses(&self) -> PortResult<Vec<InstrumentStatusRecord>> {
+        Ok(self
+            .db
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT symbol, status, change, set_at FROM instrument_statuses ORDER BY symbol",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (symbol, status, change, set_at) = row?;
+                    let status = TradingStatus::parse(&status).ok_or_else(|| {
+                        EmbeddedError::Corrupt(format!("trading status {status:?} of {symbol}"))
+                    })?;
+                    out.push(InstrumentStatusRecord {
+                        symbol: Symbol::new(symbol),
+                        status,
+                        change: from_sql_int(change, "status change")?,
+                        set_at: Timestamp(set_at),
+                    });
+                }
+                Ok(out)
+            })
             .await?)
     }
 

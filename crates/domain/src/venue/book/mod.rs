@@ -229,6 +229,11 @@ impl OrderBook {
         self.last_price
     }
 
+    /// Replaces the last trade price (the instrument's tick size changed).
+    pub fn set_last_price(&mut self, ticks: Option<i64>) {
+        self.last_price = ticks;
+    }
+
     /// The `seq` of the last level change.
     pub fn book_seq(&self) -> u64 {
         self.book_seq
@@ -257,6 +262,15 @@ impl OrderBook {
     /// Orders a cancel can reach: resting plus parked stops.
     pub fn open_orders(&self) -> usize {
         self.orders.ids.len()
+    }
+
+    /// The ids of the orders of one side a cancel can reach, in no particular order.
+    pub fn open_order_ids(&self, side: Side) -> impl Iterator<Item = u64> + '_ {
+        self.orders
+            .ids
+            .iter()
+            .filter(move |(_, &slot)| self.orders.slab.get(slot).side == side)
+            .map(|(&id, _)| id)
     }
 
     /// Takes a new order.

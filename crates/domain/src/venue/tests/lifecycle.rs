@@ -109,6 +109,7 @@ fn redelivered_commands_are_dropped_per_partition_and_symbol() {
             ..order(id, 10, Side::Buy, OrderType::Limit, "1")
         },
         protection_price: None,
+        fee_rate_cap: None,
     };
     assert_eq!(h.run(submit(0, 5, 1, "BTC/USD")).len(), 2);
     assert!(h.run(submit(0, 5, 1, "BTC/USD")).is_empty());
@@ -197,4 +198,200 @@ fn a_restored_snapshot_behaves_identically() {
     }
     assert!(traded);
     assert_eq!(h.venue.depth(&btc(), 10), twin.venue.depth(&btc(), 10));
+}
+
+impl Harness {
+    fn set_status(&mut self, status: TradingStatus, change: u64) -> Vec<Event> {
+        let source = self.source();
+        self.run(VenueCommand::SetStatus {
+            source,
+            symbol: btc(),
+            status,
+            change,
+        })
+    }
+}
+
+#[test]
+fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Buy, "100", "1");
+    assert!(h.set_status(TradingStatus::Halted, 5).is_empty());
+    assert_eq!(h.venue.status(&btc()), Some(TradingStatus::Halted));
+    assert!(matches!(
+        h.cancel(10, 1)[..],
+        [Event::CancelRejected {
+            reason: RejectReason::InstrumentHalted,
+            ..
+        }]
+    ));
+    // An older setting (another partition's copy of an earlier change) changes nothing.
+    h.set_status(TradingStatus::Trading, 4);
+    assert_eq!(h.venue.status(&btc()), Some(TradingStatus::Halted));
+    // The configured status does not lift an operator's halt.
+    h.venue.set_status(&btc(), TradingStatus::Trading);
+    assert_eq!(h.venue.status(&btc()), Some(TradingStatus::Halted));
+    // ETH/USD is untouched.
+    assert_eq!(
+        h.venue.status(&Symbol::new("ETH/USD")),
+        Some(TradingStatus::Trading)
+    );
+
+    h.set_status(TradingStatus::CancelOnly, 6);
+    assert_eq!(kinds(&h.cancel(10, 1)), ["OrderCanceled", "BookChanged"]);
+    h.set_status(TradingStatus::Trading, 7);
+    assert_eq!(
+        kinds(&h.limit(2, 10, Side::Buy, "98", "1")),
+        ["OrderAccepted", "BookChanged"]
+    );
+
+    // The setting survives a snapshot.
+    let json = serde_json::to_string(&h.venue).unwrap();
+    let mut restored: Venue = serde_json::from_str(&json).unwrap();
+    restored
+        .reconfigure(&instruments(SelfTradePrevention::CancelResting))
+        .unwrap();
+    let mut twin = Harness {
+        venue: restored,
+        offset: h.offset,
+        now: h.now,
+    };
+    twin.set_status(TradingStatus::Halted, 6);
+    assert_eq!(twin.venue.status(&btc()), Some(TradingStatus::Trading));
+}
+
+#[test]
+fn a_restored_venue_takes_the_configured_fees_and_status() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Buy, "100", "1");
+    let json = serde_json::to_string(&h.venue).unwrap();
+    let mut restored: Venue = serde_json::from_str(&json).unwrap();
+    let mut configured = instruments(SelfTradePrevention::CancelResting);
+    configured[0].taker_fee = d("0.005");
+    configured[1].status = TradingStatus::CancelOnly;
+    let mut sol = Instrument::spot("SOL/USD", d("0.01"), d("0.01"));
+    sol.min_notional = d("1");
+    configured.push(sol);
+    restored.reconfigure(&configured).unwrap();
+    let mut twin = Harness {
+        venue: restored,
+        offset: h.offset,
+        now: h.now,
+    };
+    let ev = twin.limit(2, 20, Side::Sell, "100", "1");
+    let taker = fills(&ev).into_iter().find(|f| f.account == AccountId(20));
+    assert_eq!(taker.expect("a fill of the taker").fee, d("0.5"));
+    assert_eq!(
+        twin.venue.status(&Symbol::new("ETH/USD")),
+        Some(TradingStatus::CancelOnly)
+    );
+    assert_eq!(
+        twin.venue.status(&Symbol::new("SOL/USD")),
+        Some(TradingStatus::Trading)
+    );
+}
+
+#[test]
+fn new_units_are_refused_while_orders_rest_and_rescale_an_empty_book() {
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Buy, "100", "1");
+    let mut finer = instruments(SelfTradePrevention::CancelResting);
+    finer[0].tick_size = d("0.25");
+    let err = h.venue.clone().reconfigure(&finer).unwrap_err();
+    assert!(err.to_string().contains("BTC/USD"), "{err}");
+    assert!(err.to_string().contains("1 orders rest"), "{err}");
+
+    // A trade at 100 (200 ticks of 0.5) then an empty book: the last price is 400 ticks of
+    // 0.25, still 100.
+    h.limit(2, 20, Side::Sell, "100", "1");
+    h.venue.reconfigure(&finer).unwrap();
+    assert_eq!(h.venue.last_price(&btc()), Some(d("100")));
+    assert_eq!(
+        kinds(&h.limit(3, 10, Side::Buy, "99.75", "1")),
+        ["OrderAccepted", "BookChanged"]
+    );
+
+    // Off the new tick: the last price is forgotten, not rounded.
+    let mut h = Harness::new();
+    h.limit(1, 10, Side::Buy, "100.5", "1");
+    h.limit(2, 20, Side::Sell, "100.5", "1");
+    let mut coarser = instruments(SelfTradePrevention::CancelResting);
+    coarser[0].tick_size = d("1");
+    h.venue.reconfigure(&coarser).unwrap();
+    assert_eq!(h.venue.last_price(&btc()), None);
+}
+
+/// BTC/USD with the given maker and taker fees, the rest as [`instruments`].
+fn with_fees(maker: &str, taker: &str) -> Vec<Instrument> {
+    let mut all = instruments(SelfTradePrevention::CancelResting);
+    all[0].maker_fee = d(maker);
+    all[0].taker_fee = d(taker);
+    all
+}
+
+impl Harness {
+    fn submit_capped(&mut self, order: NewOrder, cap: &str) -> Vec<Event> {
+        let source = self.source();
+        self.run(VenueCommand::Submit {
+            source,
+            order,
+            protection_price: None,
+            fee_rate_cap: Some(d(cap)),
+        })
+    }
+}
+
+fn fee_of(events: &[Event], account: u64) -> Decimal {
+    fills(events)
+        .into_iter()
+        .find(|f| f.account == AccountId(account))
+        .map(|f| f.fee)
+        .expect("a fill of the account")
+}
+
+#[test]
+fn a_fee_raised_while_a_buy_rests_is_charged_only_up_to_what_it_held_for() {
+    // Default fees 10/20 bps: a BUY approved then holds for 20 bps.
+    let mut h = Harness::new();
+    h.submit_capped(limit(1, 10, Side::Buy, "100", "2"), "0.002");
+    h.submit_capped(limit(2, 11, Side::Buy, "99", "1"), "0.002");
+    h.limit(3, 12, Side::Sell, "105", "1");
+    assert!(h
+        .venue
+        .clone()
+        .reconfigure(&with_fees("0.001", "0.002"))
+        .is_ok());
+
+    // Restarted with 40/50 bps: the resting BUYs keep paying at most 20 bps, the SELL and
+    // every new order pay the new rates.
+    let json = serde_json::to_string(&h.venue).unwrap();
+    let mut restored: Venue = serde_json::from_str(&json).unwrap();
+    restored.reconfigure(&with_fees("0.004", "0.005")).unwrap();
+    let json = serde_json::to_string(&restored).unwrap();
+    let mut h = Harness {
+        venue: serde_json::from_str(&json).unwrap(),
+        offset: h.offset,
+        now: h.now,
+    };
+    let ev = h.limit(4, 20, Side::Sell, "100", "1");
+    // Maker BUY at 100: 100 × 0.002 (its hold), not 100 × 0.004; the SELL taker 0.005.
+    assert_eq!(fee_of(&ev, 10), d("0.2"));
+    assert_eq!(fee_of(&ev, 20), d("0.5"));
+    // A BUY approved before the restart but reaching the book after it holds for 20 bps too.
+    let ev = h.submit_capped(limit(5, 21, Side::Buy, "105", "1"), "0.002");
+    assert_eq!(fee_of(&ev, 21), d("0.21"));
+    assert_eq!(fee_of(&ev, 12), d("0.42"));
+    // One approved under the new rates pays them.
+    h.limit(6, 22, Side::Sell, "106", "1");
+    let ev = h.submit_capped(limit(7, 23, Side::Buy, "106", "1"), "0.005");
+    assert_eq!(fee_of(&ev, 23), d("0.53"));
+
+    // Order 1 fills its last unit: its cap is forgotten; order 2 still rests with its own.
+    h.limit(8, 24, Side::Sell, "100", "1");
+    let caps = serde_json::to_value(&h.venue).unwrap()["markets"]["BTC/USD"]["feeCaps"].clone();
+    assert_eq!(caps, serde_json::json!({ "2": "0.002" }), "{caps}");
+    // Fees back down to where they were: no cap is needed any more.
+    h.venue.reconfigure(&with_fees("0.001", "0.002")).unwrap();
+    let market = &serde_json::to_value(&h.venue).unwrap()["markets"]["BTC/USD"];
+    assert!(market.get("feeCaps").is_none(), "{market}");
 }

@@ -73,6 +73,7 @@ impl Harness {
             source,
             order,
             protection_price: None,
+            fee_rate_cap: None,
         })
     }
 
@@ -82,6 +83,7 @@ impl Harness {
             source,
             order,
             protection_price: protection.map(d),
+            fee_rate_cap: None,
         })
     }
 
@@ -123,6 +125,7 @@ impl Harness {
             amend_id: self.offset,
             price: price.map(d),
             quantity: qty.map(d),
+            fee_rate_cap: None,
         })
     }
 

@@ -229,7 +229,24 @@ fn parse_timeout(body: &Value) -> Result<u64, FieldError> {
     }
 }
 
-pub async fn instruments(State(s): State<ApiState>, _caller: Caller) -> Reply {
-    let list: Vec<InstrumentView> = s.instruments.iter().map(InstrumentView::from).collect();
-    Reply::json(StatusCode::OK, &json!({ "instruments": list }))
+/// `GET /api/instruments`: the configured instruments, each with the trading status in force
+/// (an operator's, as the order processor last recorded it, over the configured one).
+pub async fn instruments(State(s): State<ApiState>, _caller: Caller) -> ReplyResult {
+    let set = s
+        .store
+        .instrument_statuses()
+        .await
+        .map_err(|e| Problem::from_port("order store", &e))?;
+    let list: Vec<InstrumentView> = s
+        .instruments
+        .iter()
+        .map(|i| {
+            let mut view = InstrumentView::from(i);
+            if let Some(r) = set.iter().find(|r| r.symbol == i.symbol) {
+                view.status = r.status;
+            }
+            view
+        })
+        .collect();
+    Ok(Reply::json(StatusCode::OK, &json!({ "instruments": list })))
 }

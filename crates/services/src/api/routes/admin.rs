@@ -27,8 +27,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oms_domain::events::{CancelReason, Event};
-use oms_domain::ids::{AccountId, Asset};
-use oms_domain::instrument::Instrument;
+use oms_domain::ids::{AccountId, Asset, Symbol};
+use oms_domain::instrument::{Instrument, TradingStatus};
 use oms_domain::Decimal;
 use oms_ports::order_store::{Account, KeyScope, OrderStore};
 use oms_ports::PortResult;
@@ -395,6 +395,93 @@ async fn halt(s: &ApiState, body: &JsonBody) -> ReplyResult {
         StatusCode::ACCEPTED,
         &json!({ "killSwitch": on }),
     ))
+}
+
+/// `PUT /api/admin/instruments/status` with `{"symbol": "BTC/USD", "status": "HALTED"}`: an
+/// operator's trading status for one instrument, in force over its configured `status` (and
+/// across restarts) until the next setting. `HALTED` refuses new orders, amends and cancels;
+/// `CANCEL_ONLY` refuses new orders and amends; `TRADING` takes everything again. Resting
+/// orders stay in the book. As with the global kill switch a copy goes to each partition of
+/// `orders`, so risk applies it to every order placed after the answer; risk passes it on to
+/// the symbol's book, which applies it to whatever reaches the book after it.
+pub async fn set_instrument_status(
+    State(s): State<ApiState>,
+    operator: Operator,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    once(
+        &s,
+        &operator,
+        &headers,
+        "PUT",
+        "/api/admin/instruments/status",
+        &body,
+        || instrument_status(&s, &body),
+    )
+    .await
+}
+
+async fn instrument_status(s: &ApiState, body: &JsonBody) -> ReplyResult {
+    let (symbol, status) =
+        parse_instrument_status(s, &body.parse()?).map_err(Problem::validation)?;
+    let change = s.ids.next_id();
+    publish_to_every_partition(s.log.as_ref(), &s.config.orders_topic, clock::now(), |p| {
+        Event::InstrumentStatusSet {
+            symbol: symbol.clone(),
+            status,
+            change,
+            partition: p,
+        }
+    })
+    .await
+    .map_err(|e| Problem::from_port("event log", &e))?;
+    tracing::warn!(%symbol, status = status.as_str(), "instrument status set by an operator");
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &json!({ "symbol": symbol.as_str(), "status": status, "change": change.to_string() }),
+    ))
+}
+
+fn parse_instrument_status(
+    s: &ApiState,
+    body: &Value,
+) -> Result<(Symbol, TradingStatus), Vec<FieldError>> {
+    let fields = object(body, &["symbol", "status"]).map_err(|e| vec![e])?;
+    let mut errs = Vec::new();
+    let symbol = match string_field(fields, "symbol") {
+        Ok(name) if s.instrument(name).is_some() => Some(Symbol::new(name)),
+        Ok(name) => {
+            errs.push(FieldError::new(
+                "symbol",
+                codes::UNKNOWN_SYMBOL,
+                format!("unknown symbol {name:?}"),
+            ));
+            None
+        }
+        Err(e) => {
+            errs.push(e);
+            None
+        }
+    };
+    let status = match string_field(fields, "status") {
+        Ok(name) => TradingStatus::parse(name).or_else(|| {
+            errs.push(FieldError::new(
+                "status",
+                codes::INVALID_ENUM,
+                format!("status must be TRADING, CANCEL_ONLY or HALTED, not {name:?}"),
+            ));
+            None
+        }),
+        Err(e) => {
+            errs.push(e);
+            None
+        }
+    };
+    match (symbol, status) {
+        (Some(symbol), Some(status)) => Ok((symbol, status)),
+        _ => Err(errs),
+    }
 }
 
 /// `GET /api/admin/kill-switch`: the global switch as the order processor last recorded it.

@@ -21,7 +21,8 @@ use oms_domain::order::Order;
 use oms_domain::state_machine::Applied;
 use oms_ports::event_log::{ConsumerEvent, EventLog, TopicPartition};
 use oms_ports::order_store::{
-    Balance, DepositRecord, GlobalSwitch, OrderStore, Position, StoreBatch, WithdrawalRecord,
+    Balance, DepositRecord, GlobalSwitch, InstrumentStatusRecord, OrderStore, Position, StoreBatch,
+    WithdrawalRecord,
 };
 use oms_ports::{PortError, PortResult};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -183,6 +184,8 @@ impl ProcessorStage {
         // The newest global switch of the batch. Its copies arrive through every partition in
         // any order, so the newest change wins, not the last one read.
         let mut global_switch: Option<GlobalSwitch> = None;
+        // Operators' instrument statuses: the store keeps the newest change per symbol.
+        let mut instrument_statuses = Vec::new();
         let mut pending: Vec<(OrderId, Arc<Envelope>, oneshot::Receiver<Outcome>)> = Vec::new();
         for rec in records {
             progress.advance(&rec.topic, rec.partition, rec.offset);
@@ -276,6 +279,20 @@ impl ProcessorStage {
                     });
                 }
             }
+            if let Event::InstrumentStatusSet {
+                symbol,
+                status,
+                change,
+                ..
+            } = &env.event
+            {
+                instrument_statuses.push(InstrumentStatusRecord {
+                    symbol: symbol.clone(),
+                    status: *status,
+                    change: *change,
+                    set_at: env.at,
+                });
+            }
             if let Event::OrderFilled(f) = &env.event {
                 touched.insert(f.fee_account);
                 fee_accounts.insert(f.fee_account);
@@ -356,6 +373,7 @@ impl ProcessorStage {
             cancel_after_triggers: cancel_afters.triggers.into_iter().collect(),
             withdrawals,
             deposits,
+            instrument_statuses,
         };
         // Fees reach the fee account from every partition; a replica that owns only some of
         // them knows only part of its balance and must not overwrite it.
