@@ -2,7 +2,8 @@
 // market). Drives Debian's Chromium through playwright-core.
 //   OMS_URL        base URL of the OMS serving the dashboard (default http://127.0.0.1:8080)
 //   OMS_API_KEY    API key of an account with quote and base balances (required)
-//   OMS_ADMIN_KEY  an operator key of the server's admin API (required: the global kill switch, the keys issued)
+//   OMS_ADMIN_KEY  an operator key of the server's admin API (required: the global kill switch, an
+//                  instrument's trading status, the keys issued)
 //   OMS_ARTIFACTS  where screenshots go (default ../test-artifacts)
 //   OMS_SYMBOL     symbol to trade (default: the dashboard's first instrument)
 import { randomUUID } from 'node:crypto';
@@ -693,6 +694,132 @@ await run.step(
       // Whatever failed above, the server must not be left refusing every order.
       const r = await globalSwitch(false);
       assert(r.status() === 202, `turning the global kill switch off answered ${r.status()}`);
+    }
+  },
+  { needs: ['order book, ticker and trades are live'] },
+);
+
+await run.step(
+  "an operator's halt of the symbol shows on the ticket, the header and the open orders",
+  async () => {
+    assert(cfg.adminKey, 'OMS_ADMIN_KEY is not set: this step needs an operator key of the admin API');
+    const setStatus = async (status) => {
+      const r = await context.request.put(`${cfg.baseUrl}/api/admin/instruments/status`, {
+        data: { symbol: S.symbol, status },
+        headers: { 'X-Admin-Key': cfg.adminKey },
+      });
+      const text = await r.text();
+      assert(r.status() === 202, `PUT /api/admin/instruments/status ${status} answered ${r.status()}: ${text}`);
+      const body = JSON.parse(text);
+      assert(body.symbol === S.symbol && body.status === status, `PUT ${status} answered ${text}`);
+    };
+    // The page re-reads the instruments every 5 s; the server shows a status well within a second.
+    const POLLED = 20_000;
+    const select = q('[data-testid="symbol-select"]');
+    const shownOption = select.locator('option:checked');
+    const submit = q('[data-testid="ticket-submit"]');
+    const note = q('[data-testid="ticket-status"]');
+    const ticketShows = (status) =>
+      until(
+        `the ticket to show ${S.symbol} ${status}`,
+        async () => (await note.getAttribute('data-status', { timeout: 500 })) === status,
+        POLLED,
+      );
+    assert((await select.getAttribute('data-status')) === 'TRADING', `${S.symbol} is not shown TRADING at first`);
+    assert((await note.count()) === 0, `the ticket shows a status note while ${S.symbol} is trading`);
+
+    // A resting order of the symbol, for the open orders' controls.
+    const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
+    const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
+    await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+    const restingId = (await submitTicket()).orderId;
+    let resting = true;
+    await q('[data-testid="tab-open"]').click();
+    const row = openRow(restingId);
+    await row.waitFor({ timeout: 15_000 });
+    await until(
+      `order ${restingId} to be accepted`,
+      async () => (await row.getAttribute('data-status')) === 'ACCEPTED',
+    );
+    const amend = row.locator('[data-testid="amend"]');
+    const cancel = row.locator('[data-testid="cancel"]');
+    assert((await amend.isEnabled()) && (await cancel.isEnabled()), 'amend or cancel is disabled while trading');
+
+    try {
+      // Halted: new orders, amends and cancels are all refused.
+      await setStatus('HALTED');
+      await ticketShows('HALTED');
+      const said = await note.textContent();
+      assert(said === `${S.symbol} is HALTED: new orders are refused.`, `the ticket says "${said}"`);
+      assert(await submit.isDisabled(), `the ticket submit button is enabled while ${S.symbol} is HALTED`);
+      assert((await select.getAttribute('data-status')) === 'HALTED', 'the symbol selector does not mark HALTED');
+      const halted = await shownOption.textContent();
+      assert(halted === `${S.symbol} · HALTED`, `the symbol selector shows "${halted}"`);
+      assert((await row.getAttribute('data-symbol-status')) === 'HALTED', 'the open order row does not know HALTED');
+      assert(await amend.isDisabled(), `the amend is enabled while ${S.symbol} is HALTED`);
+      assert(await cancel.isDisabled(), `the cancel is enabled while ${S.symbol} is HALTED`);
+      const amendWhy = await amend.getAttribute('title');
+      assert(amendWhy === `${S.symbol} is HALTED: amends are refused`, `the amend says "${amendWhy}"`);
+      const cancelWhy = await cancel.getAttribute('title');
+      assert(cancelWhy === `${S.symbol} is HALTED: cancels are refused`, `the cancel says "${cancelWhy}"`);
+      const file = path.join(cfg.artifacts, 'instrument-halted-1280x800.png');
+      await page.screenshot({ path: file });
+      assert(fs.statSync(file).size > 10_000, `${file} looks empty`);
+
+      // Cancel-only: new orders and amends still refused, cancels work again.
+      await setStatus('CANCEL_ONLY');
+      await ticketShows('CANCEL_ONLY');
+      assert(await submit.isDisabled(), `the ticket submit button is enabled while ${S.symbol} is CANCEL_ONLY`);
+      const cancelOnly = await shownOption.textContent();
+      assert(cancelOnly === `${S.symbol} · CANCEL ONLY`, `the symbol selector shows "${cancelOnly}"`);
+      assert(await amend.isDisabled(), `the amend is enabled while ${S.symbol} is CANCEL_ONLY`);
+      const amendWhy2 = await amend.getAttribute('title');
+      assert(amendWhy2 === `${S.symbol} is CANCEL_ONLY: amends are refused`, `the amend says "${amendWhy2}"`);
+      assert(await cancel.isEnabled(), `the cancel is disabled while ${S.symbol} is CANCEL_ONLY`);
+      assert((await cancel.getAttribute('title')) === null, 'the enabled cancel still explains a refusal');
+      const answer = page.waitForResponse(
+        (r) => r.url().includes(`/api/orders/${restingId}`) && r.request().method() === 'DELETE',
+      );
+      await cancel.click();
+      const res = await answer;
+      assert(res.status() === 202, `DELETE answered ${res.status()}: ${await res.text()}`);
+      await until(`order ${restingId} to leave open orders`, async () => (await row.count()) === 0);
+      resting = false;
+      await q('[data-testid="tab-history"]').click();
+      await until(
+        `order ${restingId} CANCELED in order history`,
+        async () => (await historyRow(restingId).getAttribute('data-status')) === 'CANCELED',
+      );
+
+      // Trading again: the ticket takes orders.
+      await setStatus('TRADING');
+      await until(
+        'the ticket to take orders again',
+        async () => (await note.count()) === 0 && (await submit.isEnabled()),
+        POLLED,
+      );
+      assert((await select.getAttribute('data-status')) === 'TRADING', 'the symbol selector does not show TRADING');
+      const trading = await shownOption.textContent();
+      assert(trading === S.symbol, `the symbol selector shows "${trading}"`);
+    } finally {
+      // Whatever failed above, the symbol trades again for the steps after this one.
+      await setStatus('TRADING');
+      let status;
+      await until(
+        `GET /api/instruments to show ${S.symbol} TRADING`,
+        async () => {
+          const r = await context.request.get(`${cfg.baseUrl}/api/instruments`);
+          status = (await r.json()).instruments.find((i) => i.symbol === S.symbol)?.status;
+          return status === 'TRADING';
+        },
+        10_000,
+      ).catch((e) => {
+        throw new Error(`${e.message}: ${status}`);
+      });
+      if (resting) {
+        const r = await context.request.delete(`${cfg.baseUrl}/api/orders/${restingId}`);
+        assert(r.status() === 202, `cancelling order ${restingId} answered ${r.status()}`);
+      }
     }
   },
   { needs: ['order book, ticker and trades are live'] },

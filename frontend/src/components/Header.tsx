@@ -3,6 +3,7 @@ import { errorText } from '../api/http';
 import type { ConnState, MarketSocket } from '../api/socket';
 import type { Instrument, Session } from '../api/types';
 import { decimalsOf, formatCompact, formatPercent, formatPrice, formatSigned, signOf } from '../lib/format';
+import { acceptsOrders, symbolOptionText } from '../lib/instruments';
 import {
   GLOBAL_KILL_SWITCH_BANNER,
   KILL_SWITCH_BANNER,
@@ -37,17 +38,18 @@ export function Header({ session, instruments, instrument, onSelect, market, acc
       <label className="visually-hidden" htmlFor="symbol-select">
         Symbol
       </label>
+      {/* A symbol that is not trading is marked in its option, and so in the closed selector. */}
       <select
         id="symbol-select"
-        className="symbol-select"
+        className={`symbol-select ${instrument && !acceptsOrders(instrument.status) ? 'not-trading' : ''}`}
         value={instrument?.symbol ?? ''}
         onChange={(e) => onSelect(e.target.value)}
         data-testid="symbol-select"
+        data-status={instrument?.status}
       >
         {instruments.map((i) => (
-          <option key={i.symbol} value={i.symbol}>
-            {i.symbol}
-            {i.status !== 'TRADING' ? ` (${i.status})` : ''}
+          <option key={i.symbol} value={i.symbol} data-status={i.status}>
+            {symbolOptionText(i)}
           </option>
         ))}
       </select>

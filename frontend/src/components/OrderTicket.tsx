@@ -2,6 +2,7 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
 import type { Instrument, Order, OrderType, Side, TimeInForce } from '../api/types';
 import { decimalsOf, formatDecimal } from '../lib/format';
+import { acceptsOrders } from '../lib/instruments';
 import { GLOBAL_KILL_SWITCH_TICKET_HINT, KILL_SWITCH_TICKET_HINT } from '../lib/killSwitch';
 import { READ_ONLY_TICKET_NOTE } from '../lib/session';
 import {
@@ -146,7 +147,7 @@ export function OrderTicket({ instrument, market, account, readOnly }: Props) {
     e.preventDefault();
     setAttempted(true);
     setTyping({});
-    if (hasErrors(errors) || busy || readOnly) return;
+    if (hasErrors(errors) || busy || readOnly || !acceptsOrders(instrument.status)) return;
     setBusy(true);
     setServer({});
     try {
@@ -185,8 +186,11 @@ export function OrderTicket({ instrument, market, account, readOnly }: Props) {
   };
 
   const buy = t.side === 'BUY';
-  const disabled = instrument.status !== 'TRADING';
-  const notes = [readOnly && 'ticket-read-only', halted && 'ticket-kill-switch'].filter(Boolean).join(' ');
+  // The symbol's status is re-read every few seconds: an operator's halt disables the ticket.
+  const disabled = !acceptsOrders(instrument.status);
+  const notes = [readOnly && 'ticket-read-only', halted && 'ticket-kill-switch', disabled && 'ticket-status']
+    .filter(Boolean)
+    .join(' ');
 
   return (
     <section className="panel ticket" aria-labelledby="ticket-title" data-testid="order-ticket">
@@ -390,7 +394,7 @@ export function OrderTicket({ instrument, market, account, readOnly }: Props) {
           </p>
         )}
         {disabled && (
-          <p className="warn">
+          <p id="ticket-status" className="warn" data-testid="ticket-status" data-status={instrument.status}>
             {instrument.symbol} is {instrument.status}: new orders are refused.
           </p>
         )}

@@ -4,6 +4,7 @@ import { type CancelAllFilter, type Fill, type Instrument, LIVE_STATUSES, type O
 import { cancelAllButton, cancelRequestedText } from '../lib/cancelAll';
 import { cmp, dec } from '../lib/decimal';
 import { decimalsOf, formatDateTime, formatDecimal, formatPrice, formatSize, formatTime } from '../lib/format';
+import { amendRefusedReason, cancelRefusedReason } from '../lib/instruments';
 import { readOnlyReason } from '../lib/session';
 import { checkTyping, validateTicket } from '../lib/ticket';
 import { uuidv4 } from '../lib/uuid';
@@ -208,6 +209,9 @@ const OpenRow = memo(function OpenRow({
   const [busy, setBusy] = useState(false);
   const tick = inst?.tickSize ?? '0.00000001';
   const step = inst?.stepSize ?? '0.00000001';
+  // The symbol's trading status: halted or cancel-only refuses amends, halted refuses cancels.
+  const amendRefused = inst ? amendRefusedReason(inst) : null;
+  const cancelRefused = inst ? cancelRefusedReason(inst) : null;
 
   const startEdit = () => {
     setPrice(order.price ?? '');
@@ -228,6 +232,8 @@ const OpenRow = memo(function OpenRow({
   };
 
   const save = async () => {
+    // Enter in a field while the symbol refuses amends: the disabled Save says why.
+    if (amendRefused) return;
     const body: { price?: string; quantity?: string } = {};
     if (order.price !== null && price !== '' && cmp(dec(price), dec(order.price)) !== 0) body.price = price;
     if (qty !== '' && cmp(dec(qty), dec(order.quantity)) !== 0) body.quantity = qty;
@@ -297,7 +303,7 @@ const OpenRow = memo(function OpenRow({
 
   const sideCls = order.side === 'BUY' ? 'up' : 'down';
   return (
-    <tr data-order-id={order.orderId} data-status={order.status}>
+    <tr data-order-id={order.orderId} data-status={order.status} data-symbol-status={inst?.status}>
       <td>{formatTime(order.createdAt)}</td>
       <td>{order.symbol}</td>
       <td className={sideCls}>{order.side}</td>
@@ -353,7 +359,14 @@ const OpenRow = memo(function OpenRow({
       <td className="actions">
         {editing ? (
           <>
-            <button type="button" className="small primary" onClick={save} disabled={busy} data-testid="amend-save">
+            <button
+              type="button"
+              className="small primary"
+              onClick={save}
+              disabled={busy || amendRefused !== null}
+              title={amendRefused ?? undefined}
+              data-testid="amend-save"
+            >
               Save
             </button>
             <button type="button" className="small ghost" onClick={() => setEditing(false)} disabled={busy}>
@@ -366,9 +379,9 @@ const OpenRow = memo(function OpenRow({
               type="button"
               className="small ghost"
               onClick={startEdit}
-              disabled={busy || order.orderType === 'MARKET' || readOnly}
+              disabled={busy || order.orderType === 'MARKET' || readOnly || amendRefused !== null}
               aria-label={`Amend order ${order.orderId}`}
-              title={readOnly ? readOnlyReason('amending orders') : undefined}
+              title={readOnly ? readOnlyReason('amending orders') : (amendRefused ?? undefined)}
               data-testid="amend"
             >
               Amend
@@ -377,9 +390,9 @@ const OpenRow = memo(function OpenRow({
               type="button"
               className="small danger"
               onClick={cancel}
-              disabled={busy || readOnly}
+              disabled={busy || readOnly || cancelRefused !== null}
               aria-label={`Cancel order ${order.orderId}`}
-              title={readOnly ? readOnlyReason('cancelling orders') : undefined}
+              title={readOnly ? readOnlyReason('cancelling orders') : (cancelRefused ?? undefined)}
               data-testid="cancel"
             >
               Cancel

@@ -104,10 +104,12 @@ export default function PriceChart({ socket, instrument, interval }: Props) {
     };
   }, []);
 
+  // Only what the chart draws with: a change of the instrument's trading status (the list is
+  // re-read every few seconds) must not reload its candles.
+  const { symbol, tickSize } = instrument;
   useEffect(() => {
     const c = chartRef.current!;
     const host = hostRef.current!;
-    const { symbol, tickSize } = instrument;
     const channel = `candles:${symbol}:${interval}`;
     const precision = decimalsOf(tickSize);
     c.candles.applyOptions({ priceFormat: { type: 'price', precision, minMove: Number(tickSize) } });
@@ -258,7 +260,7 @@ export default function PriceChart({ socket, instrument, interval }: Props) {
       c.chart.timeScale().unsubscribeVisibleLogicalRangeChange(onRange);
       c.chart.unsubscribeCrosshairMove(onCrosshair);
     };
-  }, [socket, instrument, interval]);
+  }, [socket, symbol, tickSize, interval]);
 
   return (
     <div className="chart-wrap">

@@ -1,9 +1,11 @@
 import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
-import { api, errorText, loadInstruments } from '../api/http';
+import { api, loadInstruments, refreshInstruments } from '../api/http';
 import { MarketSocket } from '../api/socket';
 import { type Instrument, type Interval, INTERVALS, type Session } from '../api/types';
+import { mergeInstruments } from '../lib/instruments';
 import { isReadOnly } from '../lib/session';
 import { AccountFeed } from '../state/account';
+import { watchInstruments } from '../state/instruments';
 import { MarketFeed } from '../state/market';
 import { clearNotices, notify } from '../state/notices';
 import { Banner } from './Banner';
@@ -69,16 +71,24 @@ function Screen({ session, onSignOut, socket, market, account }: { session: Sess
   const [symbol, setSymbol] = useState<string | null>(null);
   const [interval, setIntervalState] = useState<Interval>(savedInterval);
 
-  useEffect(() => {
-    loadInstruments().then(
-      (list) => {
-        setInstruments(list);
-        const saved = localStorage.getItem(SYMBOL_KEY);
-        setSymbol(list.some((i) => i.symbol === saved) ? saved : (list[0]?.symbol ?? null));
-      },
-      (e) => notify('error', `Instruments unavailable: ${errorText(e)}`),
-    );
-  }, []);
+  // Read at start, then again every few seconds: an operator may halt a symbol meanwhile. A
+  // read that changes nothing keeps the same list, so nothing re-renders.
+  useEffect(
+    () =>
+      watchInstruments({
+        first: loadInstruments,
+        next: refreshInstruments,
+        onList: (list) => {
+          setInstruments((prev) => mergeInstruments(prev, list));
+          setSymbol((s) => {
+            if (s !== null) return s;
+            const saved = localStorage.getItem(SYMBOL_KEY);
+            return list.some((i) => i.symbol === saved) ? saved : (list[0]?.symbol ?? null);
+          });
+        },
+      }),
+    [],
+  );
 
   useEffect(() => {
     market.select(symbol);

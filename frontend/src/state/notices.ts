@@ -10,12 +10,15 @@ export interface Notice {
 let nextId = 1;
 export const notices = new Store<Notice[]>([]);
 
-export function notify(kind: Notice['kind'], text: string, ttlMs = kind === 'info' ? 4000 : 0): void {
+/** Shows a message; answers its id (the one already shown, for a repeated message). */
+export function notify(kind: Notice['kind'], text: string, ttlMs = kind === 'info' ? 4000 : 0): number {
   // The same message twice (a repeating server error) is shown once.
-  if (notices.get().some((n) => n.text === text)) return;
+  const shown = notices.get().find((n) => n.text === text);
+  if (shown) return shown.id;
   const id = nextId++;
   notices.update((list) => [...list.slice(-4), { id, kind, text }]);
   if (ttlMs > 0) setTimeout(() => dismiss(id), ttlMs);
+  return id;
 }
 
 export function dismiss(id: number): void {
