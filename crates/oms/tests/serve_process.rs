@@ -891,12 +891,42 @@ async fn an_operator_halts_one_instrument_and_a_restart_keeps_it_but_takes_the_n
     // Snapshots are at most a second old: taken after all of the above.
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    // Killed, and started again with a lower limit of open orders: the operator's halt
-    // outlives the restart and the new limit applies, although both come back from snapshots.
+    // Killed, and started again with a lower limit of open orders and SOL/USD's taker fee
+    // doubled: the operator's halt outlives the restart and the new configuration applies,
+    // although risk and the books come back from snapshots.
     server.kill9();
+    let instruments = r#"
+[[instruments]]
+symbol = "BTC/USD"
+base = "BTC"
+quote = "USD"
+tickSize = "0.01"
+stepSize = "0.00001"
+minQuantity = "0.00001"
+maxQuantity = "1000"
+minNotional = "1"
+status = "TRADING"
+makerFee = "0.001"
+takerFee = "0.002"
+priceBand = "0.1"
+
+[[instruments]]
+symbol = "SOL/USD"
+base = "SOL"
+quote = "USD"
+tickSize = "0.001"
+stepSize = "0.01"
+minQuantity = "0.01"
+maxQuantity = "1000000"
+minNotional = "1"
+status = "TRADING"
+makerFee = "0.001"
+takerFee = "0.004"
+priceBand = "0.1"
+"#;
     std::fs::write(
         &config,
-        text.replace("maxOpenOrders = 1000000", "maxOpenOrders = 2"),
+        text.replace("maxOpenOrders = 1000000", "maxOpenOrders = 2") + instruments,
     )
     .unwrap();
     let server = Server::start(&data, Some(&config), support::free_port()).await;
@@ -935,7 +965,7 @@ async fn an_operator_halts_one_instrument_and_a_restart_keeps_it_but_takes_the_n
     assert_eq!(code, 202);
     until(&server, &resting_sol, |o| o["status"] == "CANCELED").await;
 
-    // Trading again.
+    // Trading again, at the configured fee: Alice's BUY takes Bob's resting SELL.
     set_instrument_status(&server, "SOL/USD", "TRADING").await;
     let taken = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
     until_as(&server, BOB_KEY, &taken, |o| o["status"] == "ACCEPTED").await;
@@ -943,5 +973,22 @@ async fn an_operator_halts_one_instrument_and_a_restart_keeps_it_but_takes_the_n
         listed_status(v, "SOL/USD") == "TRADING"
     })
     .await;
+    let taker = place(
+        &server,
+        ALICE_KEY,
+        r#"{"symbol":"SOL/USD","side":"BUY","quantity":"1.5","price":"150.000","orderType":"LIMIT"}"#,
+    )
+    .await;
+    until(&server, &taker, |o| o["status"] == "FILLED").await;
+    let (_, fills) = server
+        .get(&format!("{taker}/fills"), Some(ALICE_KEY))
+        .await
+        .unwrap();
+    let fee: oms_domain::Decimal = fills["fills"][0]["fee"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        fee,
+        "0.9".parse().unwrap(),
+        "225 USD at the new 40 bps: {fills}"
+    );
     server.stop();
 }

@@ -162,6 +162,7 @@ pub fn encode_command(cmd: &VenueCommand) -> NewRecord {
         VenueCommand::Amend { .. } => "Amend",
         VenueCommand::Tick { .. } => "Tick",
         VenueCommand::SetStatus { .. } => "SetStatus",
+        VenueCommand::Configure { .. } => "Configure",
     };
     NewRecord {
         key: cmd.symbol().as_str().as_bytes().to_vec(),

@@ -1,4 +1,4 @@
--- Operators' trading statuses of instruments (PUT /api/admin/instruments/{symbol}/status),
+-- Operators' trading statuses of instruments (PUT /api/admin/instruments/status),
 -- the newest change per symbol, over the configured status.
 CREATE TABLE instrument_statuses (
     symbol TEXT   PRIMARY KEY,

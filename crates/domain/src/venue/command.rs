@@ -2,7 +2,7 @@
 
 use crate::events::CancelReason;
 use crate::ids::{AccountId, OrderId, Symbol};
-use crate::instrument::TradingStatus;
+use crate::instrument::{Instrument, TradingStatus};
 use crate::order::NewOrder;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,10 @@ crate::tagged::internally_tagged_enum! {
             status: TradingStatus,
             change: u64,
         },
+        /// The instrument as configured where the venue stage took its partition: appended by
+        /// the stage itself, so a changed fee, filter or configured status applies from here
+        /// on and a replay meets it at the same point. Carries no source.
+        Configure { instrument: Instrument },
     }
 }
 
@@ -79,6 +83,7 @@ impl VenueCommand {
             | VenueCommand::Amend { symbol, .. }
             | VenueCommand::SetStatus { symbol, .. }
             | VenueCommand::Tick { symbol } => symbol,
+            VenueCommand::Configure { instrument } => &instrument.symbol,
         }
     }
 
@@ -88,7 +93,7 @@ impl VenueCommand {
             | VenueCommand::Cancel { source, .. }
             | VenueCommand::Amend { source, .. }
             | VenueCommand::SetStatus { source, .. } => Some(*source),
-            VenueCommand::Tick { .. } => None,
+            VenueCommand::Tick { .. } | VenueCommand::Configure { .. } => None,
         }
     }
 }

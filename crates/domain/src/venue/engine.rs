@@ -13,26 +13,6 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use thiserror::Error;
-
-/// Why a restored venue cannot take the configured instruments.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ReconfigureError {
-    /// The book holds prices in ticks and quantities in lots of the old sizes: read with new
-    /// ones they would mean other prices and quantities.
-    #[error(
-        "{symbol}: tickSize or stepSize changed (from {old_tick}/{old_step} to {new_tick}/{new_step}) \
-         while {open} orders rest in its book; cancel them first (status CANCEL_ONLY) or keep the old sizes"
-    )]
-    UnitsChanged {
-        symbol: Symbol,
-        old_tick: Decimal,
-        old_step: Decimal,
-        new_tick: Decimal,
-        new_step: Decimal,
-        open: usize,
-    },
-}
 
 /// A deterministic matching venue: the same commands always give the same events, and a
 /// restored snapshot carries on exactly as the original would.
@@ -64,6 +44,10 @@ impl Venue {
     /// A command whose source offset is not above the last one taken from its partition (for
     /// its symbol) is a redelivery and is dropped without a trace.
     pub fn handle(&mut self, now: Timestamp, cmd: &VenueCommand, out: &mut Vec<Event>) {
+        if let VenueCommand::Configure { instrument } = cmd {
+            self.configure(instrument);
+            return;
+        }
         let Some(market) = self.markets.get_mut(cmd.symbol()) else {
             unknown_instrument(cmd, out);
             return;
@@ -82,7 +66,8 @@ impl Venue {
                 fee_rate_cap,
                 ..
             } => {
-                if order.side == Side::Buy {
+                // A copy of a live order changes nothing, its cap included.
+                if order.side == Side::Buy && !market.book.is_open(order.order_id.0) {
                     market.hold_fee_cap(order.order_id.0, *fee_rate_cap);
                 }
                 market.submit(now, order, *protection_price, raw);
@@ -124,6 +109,7 @@ impl Venue {
                 };
                 set.replace(&mut market.status_set);
             }
+            VenueCommand::Configure { .. } => unreachable!("handled above"),
         }
         Publisher::new(&market.instrument, &market.fee_caps, self.fee_account, now)
             .publish(raw, out);
@@ -189,32 +175,25 @@ impl Venue {
         self.markets.get(symbol).map(Market::status)
     }
 
-    /// Takes the configured definitions of its instruments (fees, filters, band, configured
-    /// status, self-trade prevention) over those of a restored snapshot, so that a changed
-    /// configuration applies after a restart; an operator's status stays in force. A new
-    /// instrument gets an empty book. New tick or step sizes are refused while the book holds
-    /// orders, which are kept in units of the old ones; with an empty book the last trade
-    /// price is carried over when it lies on the new tick, else forgotten.
-    pub fn reconfigure(&mut self, instruments: &[Instrument]) -> Result<(), ReconfigureError> {
-        for inst in instruments {
-            let Some(m) = self.markets.get_mut(&inst.symbol) else {
-                self.markets
-                    .insert(inst.symbol.clone(), Market::new(inst.clone()));
-                continue;
-            };
-            let old = &m.instrument;
-            if old.tick_size != inst.tick_size || old.step_size != inst.step_size {
-                let open = m.book.open_orders();
-                if open > 0 {
-                    return Err(ReconfigureError::UnitsChanged {
-                        symbol: inst.symbol.clone(),
-                        old_tick: old.tick_size,
-                        old_step: old.step_size,
-                        new_tick: inst.tick_size,
-                        new_step: inst.step_size,
-                        open,
-                    });
-                }
+    /// Takes an instrument's configured definition (fees, filters, band, configured status,
+    /// self-trade prevention); an operator's status stays in force over it. A new symbol gets
+    /// an empty book. The book holds prices in ticks and quantities in lots, so new tick or
+    /// step sizes wait while it holds orders (the old ones stay; see
+    /// [`Venue::units_differ`]); with an empty book they apply, and the last trade price is
+    /// carried over when it lies on the new tick, else forgotten.
+    pub fn configure(&mut self, inst: &Instrument) {
+        let Some(m) = self.markets.get_mut(&inst.symbol) else {
+            self.markets
+                .insert(inst.symbol.clone(), Market::new(inst.clone()));
+            return;
+        };
+        let mut inst = inst.clone();
+        let old = &m.instrument;
+        if old.tick_size != inst.tick_size || old.step_size != inst.step_size {
+            if m.book.open_orders() > 0 {
+                inst.tick_size = old.tick_size;
+                inst.step_size = old.step_size;
+            } else {
                 let (old_tick, new_tick) = (old.tick_size, inst.tick_size);
                 let last = m.book.last_price().and_then(|t| {
                     let ticks = Decimal::from(t) * old_tick / new_tick;
@@ -222,20 +201,19 @@ impl Venue {
                 });
                 m.book.set_last_price(last);
             }
-            // Resting BUYs hold for the fee rate risk approved them with: a higher one is
-            // not charged to them.
-            let (old_rate, new_rate) = (old.max_fee_rate(), inst.max_fee_rate());
-            if new_rate > old_rate {
-                let ids: Vec<u64> = m.book.open_order_ids(Side::Buy).collect();
-                for id in ids {
-                    m.fee_caps.entry(id).or_insert(old_rate);
-                }
-            }
-            m.fee_caps.retain(|_, cap| *cap < new_rate);
-            m.book.set_self_trade_prevention(inst.self_trade_prevention);
-            m.instrument = inst.clone();
         }
-        Ok(())
+        m.rate_changes(old.max_fee_rate(), inst.max_fee_rate());
+        m.book.set_self_trade_prevention(inst.self_trade_prevention);
+        m.instrument = inst;
+    }
+
+    /// Whether the book's tick or step size differs from `configured`'s (new sizes wait for
+    /// an empty book).
+    pub fn units_differ(&self, configured: &Instrument) -> bool {
+        self.markets.get(&configured.symbol).is_some_and(|m| {
+            m.instrument.tick_size != configured.tick_size
+                || m.instrument.step_size != configured.step_size
+        })
     }
 
     pub fn instrument(&self, symbol: &Symbol) -> Option<&Instrument> {
@@ -282,7 +260,9 @@ fn unknown_instrument(cmd: &VenueCommand, out: &mut Vec<Event>) {
             amend_id: *amend_id,
             reason,
         }),
-        VenueCommand::Tick { .. } | VenueCommand::SetStatus { .. } => {}
+        VenueCommand::Tick { .. }
+        | VenueCommand::SetStatus { .. }
+        | VenueCommand::Configure { .. } => {}
     }
 }
 

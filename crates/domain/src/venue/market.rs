@@ -21,8 +21,9 @@ pub(super) struct Market {
     /// An operator's status, over the instrument's configured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_set: Option<StatusSet>,
-    /// Live BUY orders whose hold covers a lower fee rate than the instrument now charges
-    /// (it rose after risk approved them): order id → the rate their fills pay at most.
+    /// Live BUY orders whose hold covers another fee rate than the instrument's largest now
+    /// (the fees changed after risk approved them): order id → the rate their hold covers,
+    /// which their fills pay at most. An order without an entry holds for the largest rate.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fee_caps: BTreeMap<u64, Decimal>,
 }
@@ -40,10 +41,10 @@ impl Market {
     }
 
     /// Records the fee rate a BUY's hold covers (`None`: not known, nothing changes): only a
-    /// rate below what the instrument charges needs remembering.
+    /// rate other than the instrument's largest needs remembering.
     pub fn hold_fee_cap(&mut self, order_id: u64, cap: Option<Decimal>) {
         match cap {
-            Some(c) if c < self.instrument.max_fee_rate() => {
+            Some(c) if c != self.instrument.max_fee_rate() => {
                 self.fee_caps.insert(order_id, c);
             }
             Some(_) => {
@@ -51,6 +52,19 @@ impl Market {
             }
             None => {}
         }
+    }
+
+    /// The instrument's largest fee rate goes from `old` to `new`: the BUYs holding for `old`
+    /// (those without an entry) keep it as their cap, and entries equal to `new` go.
+    pub fn rate_changes(&mut self, old: Decimal, new: Decimal) {
+        if old == new {
+            return;
+        }
+        let ids: Vec<u64> = self.book.open_order_ids(Side::Buy).collect();
+        for id in ids {
+            self.fee_caps.entry(id).or_insert(old);
+        }
+        self.fee_caps.retain(|_, cap| *cap != new);
     }
 
     /// Forgets the fee caps of the orders that `raw` ended.

@@ -14,7 +14,7 @@ pub mod units;
 pub use book::{BookEvent, BookOrder, BookOrderKind, Execution, FillParty, OrderBook};
 pub use command::{Source, VenueCommand};
 pub use depth::{Depth, Level};
-pub use engine::{ReconfigureError, Venue};
+pub use engine::Venue;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use oms_domain::instrument::Instrument;
 use oms_domain::venue::{Venue, VenueCommand};
 use oms_ports::event_log::{partition_for, ConsumerEvent, EventLog, TopicPartition};
 use oms_ports::order_store::OrderStore;
-use oms_ports::{PortError, PortResult};
+use oms_ports::PortResult;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,6 +72,7 @@ impl VenueStage {
                         consumer.seek(&tp, from).await?;
                         parts.insert(tp.partition, part);
                         assigned.lock().expect("assigned").insert(tp.partition);
+                        self.configure(&tp).await?;
                     }
                 }
                 ConsumerEvent::Revoked(tps) => {
@@ -107,6 +108,15 @@ impl VenueStage {
                         let at = Timestamp(rec.timestamp_ms);
                         out.clear();
                         part.venue.handle(at, &cmd, &mut out);
+                        if let VenueCommand::Configure { instrument } = &cmd {
+                            if rec.offset >= part.committed && part.venue.units_differ(instrument) {
+                                tracing::error!(
+                                    symbol = %instrument.symbol,
+                                    "venue: the configured tickSize or stepSize waits: orders rest in the book in the old units; \
+                                     cancel them (status CANCEL_ONLY) and restart, or configure the old sizes again"
+                                );
+                            }
+                        }
                         if rec.offset < part.committed {
                             continue;
                         }
@@ -147,7 +157,7 @@ impl VenueStage {
 
     async fn restore(&self, tp: &TopicPartition) -> PortResult<(u64, Partition)> {
         let end = self.log.end_offset(&tp.topic, tp.partition).await?;
-        let (from, mut venue) = stage::load_snapshot::<Venue>(
+        let (from, venue) = stage::load_snapshot::<Venue>(
             &self.store,
             "venue",
             &self.names.venue_group,
@@ -157,10 +167,6 @@ impl VenueStage {
         .await?
         .unwrap_or_else(|| (0, Venue::new(self.instruments.clone(), self.fee_account)));
         stage::check_replayable(&self.log, "venue", &tp.topic, tp.partition, from).await?;
-        // The configuration of this start, not the snapshot's, sets fees and filters.
-        venue
-            .reconfigure(&self.instruments)
-            .map_err(|e| PortError::Other(format!("venue: {e}")))?;
         let committed = self
             .log
             .committed(&self.names.venue_group, &tp.topic, tp.partition)
@@ -181,6 +187,23 @@ impl VenueStage {
                 snapshots: stage::SnapshotClock::new(self.snapshot_every, self.snapshot_max_age),
             },
         ))
+    }
+
+    /// Appends each configured instrument of `tp` as a `Configure` command: the books take
+    /// this start's configuration where it lands in the partition, so a replay meets it at the
+    /// same point (applying it to the snapshot at once would replay earlier commands under
+    /// rules they did not meet).
+    async fn configure(&self, tp: &TopicPartition) -> PortResult<()> {
+        let partitions = self.log.partition_count(&tp.topic).await?;
+        let commands: Vec<VenueCommand> = self
+            .instruments
+            .iter()
+            .filter(|i| partition_for(i.symbol.as_str().as_bytes(), partitions) == tp.partition)
+            .map(|i| VenueCommand::Configure {
+                instrument: i.clone(),
+            })
+            .collect();
+        stage::append_commands(&self.log, &tp.topic, &commands).await
     }
 
     async fn snapshot(&self, partition: u32, next: u64, part: &mut Partition) {

@@ -240,7 +240,7 @@ CREATE INDEX ended_sessions_by_expiry ON ended_sessions (expires_at);
     (
         14,
         r#"
--- Operators' trading statuses of instruments (PUT /api/admin/instruments/{symbol}/status),
+-- Operators' trading statuses of instruments (PUT /api/admin/instruments/status),
 -- the newest change per symbol, over the configured status.
 CREATE TABLE instrument_statuses (
     symbol TEXT    PRIMARY KEY,

@@ -245,39 +245,56 @@ fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
         ["OrderAccepted", "BookChanged"]
     );
 
-    // The setting survives a snapshot.
+    // The setting survives a snapshot and the configuration of a restart.
     let json = serde_json::to_string(&h.venue).unwrap();
-    let mut restored: Venue = serde_json::from_str(&json).unwrap();
-    restored
-        .reconfigure(&instruments(SelfTradePrevention::CancelResting))
-        .unwrap();
     let mut twin = Harness {
-        venue: restored,
+        venue: serde_json::from_str(&json).unwrap(),
         offset: h.offset,
         now: h.now,
     };
+    let mut configured = instruments(SelfTradePrevention::CancelResting);
+    configured[0].status = TradingStatus::Halted;
+    twin.configure(&configured);
+    assert_eq!(twin.venue.status(&btc()), Some(TradingStatus::Trading));
     twin.set_status(TradingStatus::Halted, 6);
     assert_eq!(twin.venue.status(&btc()), Some(TradingStatus::Trading));
 }
 
+impl Harness {
+    /// Each instrument's `Configure`, as the venue stage appends them when it takes a partition.
+    fn configure(&mut self, instruments: &[Instrument]) {
+        for instrument in instruments {
+            let out = self.run(VenueCommand::Configure {
+                instrument: instrument.clone(),
+            });
+            assert!(out.is_empty(), "{out:?}");
+        }
+    }
+}
+
 #[test]
-fn a_restored_venue_takes_the_configured_fees_and_status() {
+fn a_configure_command_brings_the_configured_fees_status_and_symbols() {
     let mut h = Harness::new();
     h.limit(1, 10, Side::Buy, "100", "1");
-    let json = serde_json::to_string(&h.venue).unwrap();
-    let mut restored: Venue = serde_json::from_str(&json).unwrap();
     let mut configured = instruments(SelfTradePrevention::CancelResting);
     configured[0].taker_fee = d("0.005");
     configured[1].status = TradingStatus::CancelOnly;
     let mut sol = Instrument::spot("SOL/USD", d("0.01"), d("0.01"));
     sol.min_notional = d("1");
     configured.push(sol);
-    restored.reconfigure(&configured).unwrap();
+    let json = serde_json::to_string(&h.venue).unwrap();
     let mut twin = Harness {
-        venue: restored,
+        venue: serde_json::from_str(&json).unwrap(),
         offset: h.offset,
         now: h.now,
     };
+    twin.configure(&configured);
+    // A replay meets the same command at the same point: the same state.
+    h.configure(&configured);
+    assert_eq!(
+        serde_json::to_string(&h.venue).unwrap(),
+        serde_json::to_string(&twin.venue).unwrap()
+    );
     let ev = twin.limit(2, 20, Side::Sell, "100", "1");
     let taker = fills(&ev).into_iter().find(|f| f.account == AccountId(20));
     assert_eq!(taker.expect("a fill of the taker").fee, d("0.5"));
@@ -292,19 +309,28 @@ fn a_restored_venue_takes_the_configured_fees_and_status() {
 }
 
 #[test]
-fn new_units_are_refused_while_orders_rest_and_rescale_an_empty_book() {
+fn new_units_wait_while_orders_rest_and_rescale_an_empty_book() {
     let mut h = Harness::new();
     h.limit(1, 10, Side::Buy, "100", "1");
     let mut finer = instruments(SelfTradePrevention::CancelResting);
     finer[0].tick_size = d("0.25");
-    let err = h.venue.clone().reconfigure(&finer).unwrap_err();
-    assert!(err.to_string().contains("BTC/USD"), "{err}");
-    assert!(err.to_string().contains("1 orders rest"), "{err}");
+    finer[0].taker_fee = d("0.003");
+    h.configure(&finer);
+    // The book keeps its tick (its orders are in ticks of 0.5); the rest applies.
+    assert!(h.venue.units_differ(&finer[0]));
+    assert_eq!(h.venue.instrument(&btc()).unwrap().tick_size, d("0.5"));
+    assert_eq!(h.venue.instrument(&btc()).unwrap().taker_fee, d("0.003"));
+    assert_eq!(
+        h.venue.depth(&btc(), 1).unwrap().bids[0].price,
+        d("100"),
+        "the resting order keeps its price"
+    );
 
     // A trade at 100 (200 ticks of 0.5) then an empty book: the last price is 400 ticks of
     // 0.25, still 100.
     h.limit(2, 20, Side::Sell, "100", "1");
-    h.venue.reconfigure(&finer).unwrap();
+    h.configure(&finer);
+    assert!(!h.venue.units_differ(&finer[0]));
     assert_eq!(h.venue.last_price(&btc()), Some(d("100")));
     assert_eq!(
         kinds(&h.limit(3, 10, Side::Buy, "99.75", "1")),
@@ -317,7 +343,7 @@ fn new_units_are_refused_while_orders_rest_and_rescale_an_empty_book() {
     h.limit(2, 20, Side::Sell, "100.5", "1");
     let mut coarser = instruments(SelfTradePrevention::CancelResting);
     coarser[0].tick_size = d("1");
-    h.venue.reconfigure(&coarser).unwrap();
+    h.configure(&coarser);
     assert_eq!(h.venue.last_price(&btc()), None);
 }
 
@@ -350,24 +376,29 @@ fn fee_of(events: &[Event], account: u64) -> Decimal {
 }
 
 #[test]
-fn a_fee_raised_while_a_buy_rests_is_charged_only_up_to_what_it_held_for() {
+fn a_buy_pays_at_most_the_fee_rate_its_hold_covers_whatever_the_fees_become() {
     // Default fees 10/20 bps: a BUY approved then holds for 20 bps.
     let mut h = Harness::new();
     h.submit_capped(limit(1, 10, Side::Buy, "100", "2"), "0.002");
     h.submit_capped(limit(2, 11, Side::Buy, "99", "1"), "0.002");
     h.limit(3, 12, Side::Sell, "105", "1");
-    assert!(h
-        .venue
-        .clone()
-        .reconfigure(&with_fees("0.001", "0.002"))
-        .is_ok());
+    let caps = |h: &Harness| {
+        let v = serde_json::to_value(&h.venue).unwrap();
+        v["markets"]["BTC/USD"]
+            .get("feeCaps")
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        caps(&h),
+        serde_json::Value::Null,
+        "holds at the largest rate need no entry"
+    );
 
-    // Restarted with 40/50 bps: the resting BUYs keep paying at most 20 bps, the SELL and
-    // every new order pay the new rates.
+    // Fees raised to 40/50 bps (a restart's Configure, through a snapshot): the resting BUYs
+    // keep paying at most 20 bps, the SELL and every new order pay the new rates.
+    h.configure(&with_fees("0.004", "0.005"));
     let json = serde_json::to_string(&h.venue).unwrap();
-    let mut restored: Venue = serde_json::from_str(&json).unwrap();
-    restored.reconfigure(&with_fees("0.004", "0.005")).unwrap();
-    let json = serde_json::to_string(&restored).unwrap();
     let mut h = Harness {
         venue: serde_json::from_str(&json).unwrap(),
         offset: h.offset,
@@ -377,7 +408,7 @@ fn a_fee_raised_while_a_buy_rests_is_charged_only_up_to_what_it_held_for() {
     // Maker BUY at 100: 100 × 0.002 (its hold), not 100 × 0.004; the SELL taker 0.005.
     assert_eq!(fee_of(&ev, 10), d("0.2"));
     assert_eq!(fee_of(&ev, 20), d("0.5"));
-    // A BUY approved before the restart but reaching the book after it holds for 20 bps too.
+    // A BUY approved before the change but reaching the book after it holds for 20 bps too.
     let ev = h.submit_capped(limit(5, 21, Side::Buy, "105", "1"), "0.002");
     assert_eq!(fee_of(&ev, 21), d("0.21"));
     assert_eq!(fee_of(&ev, 12), d("0.42"));
@@ -385,13 +416,25 @@ fn a_fee_raised_while_a_buy_rests_is_charged_only_up_to_what_it_held_for() {
     h.limit(6, 22, Side::Sell, "106", "1");
     let ev = h.submit_capped(limit(7, 23, Side::Buy, "106", "1"), "0.005");
     assert_eq!(fee_of(&ev, 23), d("0.53"));
-
+    // A copy of a live order's submit changes nothing, its cap included.
+    h.submit_capped(limit(2, 11, Side::Buy, "99", "1"), "0.005");
     // Order 1 fills its last unit: its cap is forgotten; order 2 still rests with its own.
     h.limit(8, 24, Side::Sell, "100", "1");
-    let caps = serde_json::to_value(&h.venue).unwrap()["markets"]["BTC/USD"]["feeCaps"].clone();
-    assert_eq!(caps, serde_json::json!({ "2": "0.002" }), "{caps}");
-    // Fees back down to where they were: no cap is needed any more.
-    h.venue.reconfigure(&with_fees("0.001", "0.002")).unwrap();
-    let market = &serde_json::to_value(&h.venue).unwrap()["markets"]["BTC/USD"];
-    assert!(market.get("feeCaps").is_none(), "{market}");
+    assert_eq!(caps(&h), serde_json::json!({ "2": "0.002" }));
+
+    // A BUY resting at 50 bps, then fees down to 10/20 and up again to 40/50: each order
+    // keeps exactly the rate its hold covers.
+    h.submit_capped(limit(9, 25, Side::Buy, "98", "1"), "0.005");
+    h.configure(&with_fees("0.001", "0.002"));
+    assert_eq!(caps(&h), serde_json::json!({ "9": "0.005" }));
+    h.configure(&with_fees("0.004", "0.005"));
+    assert_eq!(caps(&h), serde_json::json!({ "2": "0.002" }));
+    let ev = h.limit(10, 26, Side::Sell, "98", "2");
+    assert_eq!(
+        fee_of(&ev, 25),
+        d("0.392"),
+        "98 × 0.004, the maker rate, below its cap"
+    );
+    assert_eq!(fee_of(&ev, 11), d("0.198"), "99 × 0.002, its cap");
+    assert_eq!(caps(&h), serde_json::Value::Null);
 }
