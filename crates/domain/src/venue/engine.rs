@@ -161,7 +161,8 @@ impl Venue {
         (m.book.best_bid().map(price), m.book.best_ask().map(price))
     }
 
-    /// Sets a symbol's configured status. HALTED rejects new orders, amends and cancels;
+    /// Sets a symbol's configured status. HALTED rejects new orders, amends and clients' own
+    /// cancels (those with another reason, such as a dead man's switch's, still go through);
     /// CANCEL_ONLY rejects new orders and amends but still takes cancels. Resting orders stay
     /// where they are. An operator's status (`SetStatus`) is in force over it.
     pub fn set_status(&mut self, symbol: &Symbol, status: TradingStatus) {

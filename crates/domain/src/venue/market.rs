@@ -179,8 +179,10 @@ impl Market {
         reason: CancelReason,
         out: &mut Vec<BookEvent>,
     ) {
-        // Cancels stay open in CANCEL_ONLY; only a halt stops them.
-        if self.status() == TradingStatus::Halted {
+        // Cancels stay open in CANCEL_ONLY; a halt stops the clients' own. Those the system
+        // sends for them (their dead man's switch, an operator) still go through: a switch
+        // fires once, and its orders must not come back to life when trading resumes.
+        if self.status() == TradingStatus::Halted && reason == CancelReason::UserRequested {
             out.push(BookEvent::CancelRejected {
                 order_id: order_id.0,
                 account: account.0,

@@ -216,6 +216,7 @@ impl Harness {
 fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
     let mut h = Harness::new();
     h.limit(1, 10, Side::Buy, "100", "1");
+    h.limit(9, 10, Side::Buy, "97", "1");
     assert!(h.set_status(TradingStatus::Halted, 5).is_empty());
     assert_eq!(h.venue.status(&btc()), Some(TradingStatus::Halted));
     assert!(matches!(
@@ -225,6 +226,16 @@ fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
             ..
         }]
     ));
+    // The system's cancels for a client go through a halt: a dead man's switch fires once.
+    let source = h.source();
+    let ev = h.run(VenueCommand::Cancel {
+        source,
+        symbol: btc(),
+        account: AccountId(10),
+        order_id: OrderId(9),
+        reason: Some(crate::events::CancelReason::CancelAfter),
+    });
+    assert_eq!(kinds(&ev), ["OrderCanceled", "BookChanged"]);
     // An older setting (another partition's copy of an earlier change) changes nothing.
     h.set_status(TradingStatus::Trading, 4);
     assert_eq!(h.venue.status(&btc()), Some(TradingStatus::Halted));

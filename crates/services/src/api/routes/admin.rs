@@ -399,7 +399,8 @@ async fn halt(s: &ApiState, body: &JsonBody) -> ReplyResult {
 
 /// `PUT /api/admin/instruments/status` with `{"symbol": "BTC/USD", "status": "HALTED"}`: an
 /// operator's trading status for one instrument, in force over its configured `status` (and
-/// across restarts) until the next setting. `HALTED` refuses new orders, amends and cancels;
+/// across restarts) until the next setting. `HALTED` refuses new orders, amends and the
+/// clients' own cancels (a dead man's switch's and an operator's still go through);
 /// `CANCEL_ONLY` refuses new orders and amends; `TRADING` takes everything again. Resting
 /// orders stay in the book. As with the global kill switch a copy goes to each partition of
 /// `orders`, so risk applies it to every order placed after the answer; risk passes it on to
