@@ -617,6 +617,85 @@ async fn services_in_separate_processes_keep_every_guarantee() {
         "{me}"
     );
 
+    // An operator halts BTC/USD through one instance: the risk and venue processes, through
+    // Kafka, refuse Bob's order placed through the other, PostgreSQL holds the halt for both
+    // instances, and lifting it lets his next order in.
+    let set_status = |addr: String, status: &'static str| async move {
+        let body = format!(r#"{{"symbol":"BTC/USD","status":"{status}"}}"#);
+        let (code, v) = admin(
+            &addr,
+            hyper::Method::PUT,
+            "/api/admin/instruments/status",
+            Some(&body),
+        )
+        .await;
+        assert_eq!(code, 202, "{v}");
+    };
+    // Waits until Bob's order (placed through `addr`) leaves NEW; returns it.
+    let decided = |addr: String, path: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, order) = request(&addr, hyper::Method::GET, &path, Some(BOB_KEY), &[], None)
+                .await
+                .unwrap();
+            if order["status"] != "NEW" {
+                return order;
+            }
+            assert!(Instant::now() < deadline, "{path} stayed NEW: {order}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let place_bob = |addr: String| async move {
+        let (status, placed) = request(
+            &addr,
+            hyper::Method::POST,
+            "/api/orders",
+            Some(BOB_KEY),
+            &[],
+            Some(resting),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 202, "{placed}");
+        format!("/api/orders/{}", placed["orderId"].as_str().unwrap())
+    };
+    set_status(ingestion[0].clone(), "HALTED").await;
+    let refused = place_bob(ingestion[1].clone()).await;
+    let order = decided(ingestion[0].clone(), refused).await;
+    assert_eq!(
+        (&order["status"], &order["rejectReason"]),
+        (
+            &serde_json::json!("REJECTED"),
+            &serde_json::json!("INSTRUMENT_HALTED")
+        ),
+        "{order}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, listed) = request(
+            &ingestion[1],
+            hyper::Method::GET,
+            "/api/instruments",
+            Some(BOB_KEY),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        let btc = listed["instruments"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["symbol"] == "BTC/USD").cloned());
+        if btc.as_ref().is_some_and(|i| i["status"] == "HALTED") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the halt never showed: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    set_status(ingestion[1].clone(), "TRADING").await;
+    let taken = place_bob(ingestion[0].clone()).await;
+    let order = decided(ingestion[1].clone(), taken).await;
+    assert_ne!(order["status"], "REJECTED", "{order}");
+
     // An outside Kafka client reads well-formed OrderCreated events keyed by account.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_orders_topic.py");
     let out = Command::new("python3")
