@@ -116,7 +116,7 @@ impl Venue {
         market.forget_ended_fee_caps(raw);
         if let VenueCommand::Submit { order, .. } = cmd {
             // Not resting (traded away, refused, or a copy the book ignored): nothing to cap.
-            if !market.book.is_open(order.order_id.0) {
+            if !market.fee_caps.is_empty() && !market.book.is_open(order.order_id.0) {
                 market.fee_caps.remove(&order.order_id.0);
             }
         }

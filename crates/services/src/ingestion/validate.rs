@@ -327,7 +327,8 @@ fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str,
     }
 }
 
-fn required_enum<T: Copy>(
+/// A required field naming one of `values` (`MISSING_FIELD`, `INVALID_TYPE`, `INVALID_ENUM`).
+pub(crate) fn required_enum<T: Copy>(
     obj: &Map<String, Value>,
     field: &str,
     values: &[(&str, T)],

@@ -11,7 +11,9 @@ use crate::api::problem::{api_codes, Problem};
 use crate::api::reply::{Reply, ReplyResult};
 use crate::api::routes::account::{parse_switch, switch};
 use crate::api::routes::cancel_all::{cancel_all_of, Requested};
-use crate::api::routes::orders::{bad_cursor, next_cursor, parse_limit, DEFAULT_LIMIT};
+use crate::api::routes::orders::{
+    bad_cursor, next_cursor, parse_limit, parse_symbol, DEFAULT_LIMIT,
+};
 use crate::api::routes::{distinct_params, query_pairs};
 use crate::api::state::ApiState;
 use crate::api::views::{fmt_plain, BalanceView};
@@ -20,6 +22,7 @@ use crate::ingestion::decimal::decimal_field;
 use crate::ingestion::publish::{
     deposit_reference, publish_order_event, publish_to_every_partition,
 };
+use crate::ingestion::validate::required_enum;
 use crate::ingestion::{codes, FieldError};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -449,39 +452,12 @@ fn parse_instrument_status(
     body: &Value,
 ) -> Result<(Symbol, TradingStatus), Vec<FieldError>> {
     let fields = object(body, &["symbol", "status"]).map_err(|e| vec![e])?;
-    let mut errs = Vec::new();
-    let symbol = match string_field(fields, "symbol") {
-        Ok(name) if s.instrument(name).is_some() => Some(Symbol::new(name)),
-        Ok(name) => {
-            errs.push(FieldError::new(
-                "symbol",
-                codes::UNKNOWN_SYMBOL,
-                format!("unknown symbol {name:?}"),
-            ));
-            None
-        }
-        Err(e) => {
-            errs.push(e);
-            None
-        }
-    };
-    let status = match string_field(fields, "status") {
-        Ok(name) => TradingStatus::parse(name).or_else(|| {
-            errs.push(FieldError::new(
-                "status",
-                codes::INVALID_ENUM,
-                format!("status must be TRADING, CANCEL_ONLY or HALTED, not {name:?}"),
-            ));
-            None
-        }),
-        Err(e) => {
-            errs.push(e);
-            None
-        }
-    };
+    let symbol = string_field(fields, "symbol").and_then(|name| parse_symbol(name, s));
+    let statuses = TradingStatus::ALL.map(|t| (t.as_str(), t));
+    let status = required_enum(fields, "status", &statuses);
     match (symbol, status) {
-        (Some(symbol), Some(status)) => Ok((symbol, status)),
-        _ => Err(errs),
+        (Ok(symbol), Ok(status)) => Ok((symbol, status)),
+        (symbol, status) => Err(symbol.err().into_iter().chain(status.err()).collect()),
     }
 }
 
