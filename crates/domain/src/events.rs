@@ -293,6 +293,18 @@ crate::tagged::internally_tagged_enum! {
             price: Decimal,
             quantity: Decimal,
         },
+        /// The trading status in force at a symbol's book, published by the venue when an
+        /// operator's setting (`SetStatus`) or the configuration (`Configure`, appended at each
+        /// start of the venue's stage) reaches the book, so that market data clients learn of
+        /// a halt without polling. `change` names the operator's setting in force; absent, the
+        /// configured status is. The same status can come again (each start publishes it).
+        TradingStatusChanged {
+            symbol: Symbol,
+            status: TradingStatus,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            change: Option<u64>,
+            at: Timestamp,
+        },
     }
 }
 
@@ -360,6 +372,16 @@ impl Event {
                 symbol, trade_id, ..
             } => format!("t:{symbol}:{trade_id}"),
             Event::BookChanged { symbol, seq, .. } => format!("b:{symbol}:{seq}"),
+            // The time tells apart the same status published again later.
+            Event::TradingStatusChanged {
+                symbol,
+                status,
+                change,
+                at,
+            } => match change {
+                Some(c) => format!("s:{symbol}:{}:{c}:{}", status.as_str(), at.0),
+                None => format!("s:{symbol}:{}:configured:{}", status.as_str(), at.0),
+            },
         };
         EventId(s)
     }
@@ -395,7 +417,8 @@ impl Event {
             Event::GlobalKillSwitchSet { .. }
             | Event::InstrumentStatusSet { .. }
             | Event::Trade { .. }
-            | Event::BookChanged { .. } => None,
+            | Event::BookChanged { .. }
+            | Event::TradingStatusChanged { .. } => None,
         }
     }
 
@@ -424,7 +447,8 @@ impl Event {
             | Event::CancelAfterSet { .. }
             | Event::CancelAfterTriggered { .. }
             | Event::Trade { .. }
-            | Event::BookChanged { .. } => None,
+            | Event::BookChanged { .. }
+            | Event::TradingStatusChanged { .. } => None,
         }
     }
 
@@ -454,6 +478,7 @@ impl Event {
             Event::CancelRejected { .. } => "CancelRejected",
             Event::Trade { .. } => "Trade",
             Event::BookChanged { .. } => "BookChanged",
+            Event::TradingStatusChanged { .. } => "TradingStatusChanged",
         }
     }
 

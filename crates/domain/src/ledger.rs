@@ -442,7 +442,8 @@ impl Ledger {
             | Event::OrderAccepted { .. }
             | Event::CancelRejected { .. }
             | Event::Trade { .. }
-            | Event::BookChanged { .. } => Ok(Applied::Unchanged),
+            | Event::BookChanged { .. }
+            | Event::TradingStatusChanged { .. } => Ok(Applied::Unchanged),
         }
     }
 

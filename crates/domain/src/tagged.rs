@@ -535,11 +535,23 @@ mod tests {
                 at: Timestamp(6),
             },
             Event::BookChanged {
-                symbol: s,
+                symbol: s.clone(),
                 seq: 12,
                 side: Side::Buy,
                 price: d(4_500_001, 2),
                 quantity: Decimal::ZERO,
+            },
+            Event::TradingStatusChanged {
+                symbol: s.clone(),
+                status: TradingStatus::Halted,
+                change: Some(9),
+                at: Timestamp(7),
+            },
+            Event::TradingStatusChanged {
+                symbol: s,
+                status: TradingStatus::Trading,
+                change: None,
+                at: Timestamp(8),
             },
         ]
     }

@@ -619,7 +619,10 @@ async fn services_in_separate_processes_keep_every_guarantee() {
 
     // An operator halts BTC/USD through one instance: the risk and venue processes, through
     // Kafka, refuse Bob's order placed through the other, PostgreSQL holds the halt for both
-    // instances, and lifting it lets his next order in.
+    // instances, `oms marketdata` pushes it to WebSocket clients, and lifting it lets his next
+    // order in.
+    let (mut watcher, first) = support::status_watcher(&md.addr, "BTC/USD").await;
+    assert_eq!(first, "TRADING");
     let set_status = |addr: String, status: &'static str| async move {
         let body = format!(r#"{{"symbol":"BTC/USD","status":"{status}"}}"#);
         let (code, v) = admin(
@@ -660,6 +663,7 @@ async fn services_in_separate_processes_keep_every_guarantee() {
         format!("/api/orders/{}", placed["orderId"].as_str().unwrap())
     };
     set_status(ingestion[0].clone(), "HALTED").await;
+    assert_eq!(watcher.next_change().await, "HALTED");
     let refused = place_bob(ingestion[1].clone()).await;
     let order = decided(ingestion[0].clone(), refused).await;
     assert_eq!(
@@ -692,6 +696,7 @@ async fn services_in_separate_processes_keep_every_guarantee() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     set_status(ingestion[1].clone(), "TRADING").await;
+    assert_eq!(watcher.next_change().await, "TRADING");
     let taken = place_bob(ingestion[0].clone()).await;
     let order = decided(ingestion[1].clone(), taken).await;
     assert_ne!(order["status"], "REJECTED", "{order}");

@@ -875,7 +875,11 @@ async fn an_operator_halts_one_instrument_and_a_restart_keeps_it_but_takes_the_n
 
     let resting_sol = place(&server, ALICE_KEY, RESTING_SOL_SELL).await;
     until(&server, &resting_sol, |o| o["status"] == "ACCEPTED").await;
+    // Market data clients hear of the halt when the book takes it.
+    let (mut watcher, first) = support::status_watcher(&server.addr, "SOL/USD").await;
+    assert_eq!(first, "TRADING");
     set_instrument_status(&server, "SOL/USD", "HALTED").await;
+    assert_eq!(watcher.next_change().await, "HALTED");
     let refused = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
     assert_eq!(
         rejected(&server, BOB_KEY, &refused).await,
@@ -948,6 +952,8 @@ priceBand = "0.1"
         rejected(&server, BOB_KEY, &refused).await,
         "INSTRUMENT_HALTED"
     );
+    let (mut watcher, first) = support::status_watcher(&server.addr, "SOL/USD").await;
+    assert_eq!(first, "HALTED", "after the restart");
     let third = place(&server, ALICE_KEY, RESTING_BTC_BUY).await;
     assert_eq!(
         rejected(&server, ALICE_KEY, &third).await,
@@ -956,6 +962,7 @@ priceBand = "0.1"
 
     // Cancel-only: new orders are refused, cancels go through.
     set_instrument_status(&server, "SOL/USD", "CANCEL_ONLY").await;
+    assert_eq!(watcher.next_change().await, "CANCEL_ONLY");
     let refused = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
     assert_eq!(
         rejected(&server, BOB_KEY, &refused).await,
@@ -967,6 +974,7 @@ priceBand = "0.1"
 
     // Trading again, at the configured fee: Alice's BUY takes Bob's resting SELL.
     set_instrument_status(&server, "SOL/USD", "TRADING").await;
+    assert_eq!(watcher.next_change().await, "TRADING");
     let taken = place(&server, BOB_KEY, RESTING_SOL_SELL).await;
     until_as(&server, BOB_KEY, &taken, |o| o["status"] == "ACCEPTED").await;
     until(&server, "/api/instruments", |v| {

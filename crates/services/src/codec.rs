@@ -87,9 +87,9 @@ pub enum CodecError {
 /// The partition key of an event: the account for order-lifecycle events, else the symbol.
 pub fn event_key(event: &Event) -> Vec<u8> {
     match event {
-        Event::Trade { symbol, .. } | Event::BookChanged { symbol, .. } => {
-            symbol.as_str().as_bytes().to_vec()
-        }
+        Event::Trade { symbol, .. }
+        | Event::BookChanged { symbol, .. }
+        | Event::TradingStatusChanged { symbol, .. } => symbol.as_str().as_bytes().to_vec(),
         other => other.account().map(account_key).unwrap_or_default(),
     }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use oms_domain::events::{Envelope, Event, Fill};
 use oms_domain::ids::{AccountId, Asset, OrderId, Symbol, Timestamp, TradeId};
+use oms_domain::instrument::TradingStatus;
 use oms_domain::order::{Liquidity, NewOrder, OrderType, Side, TimeInForce};
 use oms_domain::Decimal;
 use oms_embedded::{FileLog, FileLogOptions, SqliteOptions, SqliteStore};
@@ -1148,4 +1149,115 @@ async fn unreadable_messages_close_with_their_own_codes() {
     let mut ok = srv.connect().await;
     send(&mut ok, json!({"op":"ping"})).await;
     assert_eq!(next(&mut ok).await["type"], "pong");
+}
+
+fn status(status: TradingStatus, change: Option<u64>, at: i64) -> Event {
+    Event::TradingStatusChanged {
+        symbol: btc(),
+        status,
+        change,
+        at: Timestamp(at),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_subscriber_learns_of_a_halt_as_the_book_takes_it() {
+    let mut config = MarketDataConfig::default();
+    // The configured status shows until the venue publishes one.
+    config.instruments[1].status = TradingStatus::CancelOnly;
+    let eth = config.instruments[1].symbol.clone();
+    let srv = start(config.clone()).await;
+    let mut ws = srv.connect().await;
+    send(
+        &mut ws,
+        json!({"op":"subscribe","channels":["status:BTC/USD", format!("status:{eth}"), "status:DOGE/USD"]}),
+    )
+    .await;
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(next(&mut ws).await);
+    }
+    let find = |name: &str| {
+        first
+            .iter()
+            .find(|m| m["channel"] == name)
+            .unwrap_or_else(|| panic!("no {name} message in {first:?}"))
+            .clone()
+    };
+    assert_eq!(
+        find("status:BTC/USD")["data"],
+        json!({"symbol":"BTC/USD","status":"TRADING"})
+    );
+    assert_eq!(
+        find(&format!("status:{eth}"))["data"],
+        json!({"symbol": eth.as_str(),"status":"CANCEL_ONLY"})
+    );
+    let refused = first
+        .iter()
+        .find(|m| m["type"] == "error")
+        .expect("the unknown symbol is refused");
+    assert_eq!(refused["code"], "UNKNOWN_SYMBOL");
+    assert_eq!(refused["channel"], "status:DOGE/USD");
+
+    // A venue start publishes the configured status, an operator's halt follows, and the
+    // next start publishes the halt again: the subscriber hears of each change once.
+    srv.append(
+        "marketdata",
+        vec![
+            status(TradingStatus::Trading, None, T0),
+            status(TradingStatus::Halted, Some(7), T0 + 5_000),
+            status(TradingStatus::Halted, Some(7), T0 + 9_000),
+            trade(1, "45000.00", "0.1", T0 + 9_500),
+        ],
+    )
+    .await;
+    // The first publication tells when the status came into force.
+    let known = next(&mut ws).await;
+    assert_eq!(
+        known["data"],
+        json!({"symbol":"BTC/USD","status":"TRADING","since": T0})
+    );
+    let halted = next(&mut ws).await;
+    assert_eq!(halted["channel"], "status:BTC/USD");
+    assert_eq!(
+        halted["data"],
+        json!({"symbol":"BTC/USD","status":"HALTED","since": T0 + 5_000})
+    );
+    srv.wait_until("the trade", |md| {
+        md.market(&btc()).and_then(|m| m.last_trade_id()) == Some(TradeId(1))
+    })
+    .await;
+    srv.append(
+        "marketdata",
+        vec![status(TradingStatus::Trading, Some(8), T0 + 10_000)],
+    )
+    .await;
+    let lifted = next(&mut ws).await;
+    assert_eq!(
+        lifted["data"],
+        json!({"symbol":"BTC/USD","status":"TRADING","since": T0 + 10_000}),
+        "the second HALTED published nothing: {lifted}"
+    );
+
+    // A later subscriber (after a restart from the snapshot) starts from the status in force.
+    let (dir, log, store) = srv.shutdown().await;
+    let srv = start_on(dir, log, store, config).await;
+    srv.wait_until("the restored market", |md| {
+        md.is_caught_up() && md.market(&btc()).is_some_and(|m| m.status().is_some())
+    })
+    .await;
+    let mut late = srv.connect().await;
+    send(
+        &mut late,
+        json!({"op":"subscribe","channels":["status:BTC/USD"]}),
+    )
+    .await;
+    let mut got = next(&mut late).await;
+    if got["type"] == "subscribed" {
+        got = next(&mut late).await;
+    }
+    assert_eq!(
+        got["data"],
+        json!({"symbol":"BTC/USD","status":"TRADING","since": T0 + 10_000})
+    );
 }

@@ -7,6 +7,7 @@ use super::ticker::Ticker;
 use super::trades::{PublicTrade, TradeRing};
 use crate::events::Event;
 use crate::ids::{Symbol, Timestamp, TradeId};
+use crate::instrument::TradingStatus;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,17 @@ pub enum MarketUpdate {
     Trade(PublicTrade),
     /// A depth level changed.
     Book(BookChange, SeqCheck),
+    /// The book's trading status changed.
+    Status(BookStatus),
+}
+
+/// The trading status in force at a symbol's book, as the venue last published it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookStatus {
+    pub status: TradingStatus,
+    /// When it came into force (the venue's time for the first event that published it).
+    pub since: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +40,9 @@ pub struct SymbolMarket {
     trades: TradeRing,
     /// Trade ids grow per symbol; one at or below this was applied already (redelivery).
     last_trade_id: Option<TradeId>,
+    /// Absent until the venue publishes one (snapshots from before it carry none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<BookStatus>,
 }
 
 impl SymbolMarket {
@@ -43,6 +58,7 @@ impl SymbolMarket {
             depth: DepthBook::new(),
             trades,
             last_trade_id: None,
+            status: None,
         }
     }
 
@@ -96,6 +112,20 @@ impl SymbolMarket {
                     check => Some(MarketUpdate::Book(change, check)),
                 }
             }
+            // Each start of the venue publishes the status again: only a change is news.
+            Event::TradingStatusChanged {
+                symbol, status, at, ..
+            } if *symbol == self.symbol => {
+                if self.status.is_some_and(|s| s.status == *status) {
+                    return None;
+                }
+                let now = BookStatus {
+                    status: *status,
+                    since: *at,
+                };
+                self.status = Some(now);
+                Some(MarketUpdate::Status(now))
+            }
             _ => None,
         }
     }
@@ -118,6 +148,11 @@ impl SymbolMarket {
 
     pub fn last_trade_id(&self) -> Option<TradeId> {
         self.last_trade_id
+    }
+
+    /// The book's status as last published, if the venue has published one.
+    pub fn status(&self) -> Option<BookStatus> {
+        self.status
     }
 
     /// The 24 h ticker as of `now`.
@@ -180,5 +215,52 @@ mod tests {
         assert_eq!(m.ticker(Timestamp(3_000)).best_bid, Some(Decimal::from(99)));
         let json = serde_json::to_vec(&m).unwrap();
         assert_eq!(serde_json::from_slice::<SymbolMarket>(&json).unwrap(), m);
+    }
+
+    fn status(status: TradingStatus, change: Option<u64>, at: i64) -> Event {
+        Event::TradingStatusChanged {
+            symbol: Symbol::new("BTC/USD"),
+            status,
+            change,
+            at: Timestamp(at),
+        }
+    }
+
+    #[test]
+    fn a_status_is_news_only_when_it_changes_and_survives_a_snapshot() {
+        let mut m = SymbolMarket::new(Symbol::new("BTC/USD"));
+        assert_eq!(m.status(), None);
+        let trading = BookStatus {
+            status: TradingStatus::Trading,
+            since: Timestamp(1_000),
+        };
+        assert_eq!(
+            m.apply(&status(TradingStatus::Trading, None, 1_000)),
+            Some(MarketUpdate::Status(trading))
+        );
+        // A restart of the venue publishes it again: nothing changed, and `since` stays.
+        assert_eq!(m.apply(&status(TradingStatus::Trading, None, 5_000)), None);
+        assert_eq!(m.status(), Some(trading));
+        let halted = BookStatus {
+            status: TradingStatus::Halted,
+            since: Timestamp(6_000),
+        };
+        assert_eq!(
+            m.apply(&status(TradingStatus::Halted, Some(7), 6_000)),
+            Some(MarketUpdate::Status(halted))
+        );
+        let mut other = status(TradingStatus::Trading, None, 6_500);
+        if let Event::TradingStatusChanged { symbol, .. } = &mut other {
+            *symbol = Symbol::new("ETH/USD");
+        }
+        assert_eq!(m.apply(&other), None);
+        let json = serde_json::to_vec(&m).unwrap();
+        let back = serde_json::from_slice::<SymbolMarket>(&json).unwrap();
+        assert_eq!(back.status(), Some(halted));
+        // A snapshot written before statuses were published reads as none known.
+        let mut old: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        old.as_object_mut().unwrap().remove("status");
+        let old = serde_json::from_value::<SymbolMarket>(old).unwrap();
+        assert_eq!(old.status(), None);
     }
 }

@@ -11,6 +11,6 @@ pub mod trades;
 pub use candle::{candles_from_trades, merge_candles, Candle, CandleAggregator, CandleSeries};
 pub use depth::{BookChange, DepthBook, DepthSnapshot, Level, SeqCheck};
 pub use interval::{Interval, ParseIntervalError};
-pub use market::{MarketUpdate, SymbolMarket};
+pub use market::{BookStatus, MarketUpdate, SymbolMarket};
 pub use ticker::Ticker;
 pub use trades::{PublicTrade, TradeRing};

@@ -498,7 +498,8 @@ impl RiskEngine {
             | Event::OrderAccepted { .. }
             | Event::CancelRejected { .. }
             | Event::Trade { .. }
-            | Event::BookChanged { .. } => {}
+            | Event::BookChanged { .. }
+            | Event::TradingStatusChanged { .. } => {}
         }
         Ok(())
     }

@@ -46,6 +46,10 @@ impl Venue {
     pub fn handle(&mut self, now: Timestamp, cmd: &VenueCommand, out: &mut Vec<Event>) {
         if let VenueCommand::Configure { instrument } = cmd {
             self.configure(instrument);
+            // Each start publishes every status, so market data learns one it missed.
+            if let Some(m) = self.markets.get(&instrument.symbol) {
+                out.push(m.status_event(now));
+            }
             return;
         }
         let Some(market) = self.markets.get_mut(cmd.symbol()) else {
@@ -107,7 +111,12 @@ impl Venue {
                     status: *status,
                     change: *change,
                 };
+                let before = market.status_set;
                 set.replace(&mut market.status_set);
+                // The copies of one setting (one per partition of `orders`) publish once.
+                if market.status_set != before {
+                    out.push(market.status_event(now));
+                }
             }
             VenueCommand::Configure { .. } => unreachable!("handled above"),
         }

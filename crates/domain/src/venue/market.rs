@@ -3,7 +3,7 @@
 use super::book::{BookEvent, BookOrder, BookOrderKind, OrderBook};
 use super::command::Source;
 use super::units::{ceil_units, floor_units, to_units};
-use crate::events::CancelReason;
+use crate::events::{CancelReason, Event};
 use crate::ids::{AccountId, OrderId, Timestamp};
 use crate::instrument::{Instrument, StatusSet, TradingStatus};
 use crate::order::{NewOrder, OrderType, RejectReason, Side};
@@ -94,6 +94,16 @@ impl Market {
     /// The trading status in force.
     pub fn status(&self) -> TradingStatus {
         StatusSet::effective(self.status_set, self.instrument.status)
+    }
+
+    /// The status in force, as market data publishes it.
+    pub fn status_event(&self, at: Timestamp) -> Event {
+        Event::TradingStatusChanged {
+            symbol: self.instrument.symbol.clone(),
+            status: self.status(),
+            change: self.status_set.map(|s| s.change),
+            at,
+        }
     }
 
     /// Records a command's source; false when it was taken before (a redelivery).

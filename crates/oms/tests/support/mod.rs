@@ -231,3 +231,76 @@ pub async fn request(
     };
     Ok((status, value))
 }
+
+/// A WebSocket client subscribed to `status:{symbol}`, and the first status the venue
+/// published that it hears of (the configured one shows first, without `since`, until market
+/// data has one).
+pub async fn status_watcher(addr: &str, symbol: &str) -> (StatusWatcher, String) {
+    use futures_util::SinkExt;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    let subscribe =
+        serde_json::json!({"op": "subscribe", "channels": [format!("status:{symbol}")]});
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        subscribe.to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut watcher = StatusWatcher {
+        ws,
+        last: String::new(),
+    };
+    loop {
+        let data = watcher.next_data().await;
+        if data["since"].is_i64() {
+            watcher.last = data["status"].as_str().unwrap().to_string();
+            let first = watcher.last.clone();
+            return (watcher, first);
+        }
+    }
+}
+
+pub struct StatusWatcher {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    last: String,
+}
+
+impl StatusWatcher {
+    async fn next_data(&mut self) -> serde_json::Value {
+        use futures_util::StreamExt;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let msg = self
+                    .ws
+                    .next()
+                    .await
+                    .expect("the socket stays open")
+                    .unwrap();
+                let Ok(text) = msg.to_text() else { continue };
+                let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+                if v["data"]["status"].is_string() {
+                    return v["data"].clone();
+                }
+            }
+        })
+        .await
+        .expect("a status message")
+    }
+
+    /// The next status the channel names that differs from the last one.
+    pub async fn next_change(&mut self) -> String {
+        loop {
+            let status = self.next_data().await["status"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            if status != self.last {
+                self.last = status.clone();
+                return status;
+            }
+        }
+    }
+}

@@ -29,12 +29,15 @@ pub enum Channel {
     Depth(Symbol),
     Ticker(Symbol),
     Candles(Symbol, Interval),
+    /// The symbol's trading status (`TRADING`, `CANCEL_ONLY`, `HALTED`).
+    Status(Symbol),
     /// The client's own order updates; needs authentication.
     Orders,
 }
 
 impl Channel {
-    /// Parses `trades:BTC/USD`, `depth:BTC/USD`, `ticker:BTC/USD`, `candles:BTC/USD:1m`, `orders`.
+    /// Parses `trades:BTC/USD`, `depth:BTC/USD`, `ticker:BTC/USD`, `candles:BTC/USD:1m`,
+    /// `status:BTC/USD`, `orders`.
     pub fn parse(name: &str) -> Result<Channel, String> {
         if name == "orders" {
             return Ok(Channel::Orders);
@@ -53,6 +56,7 @@ impl Channel {
             "trades" => Ok(Channel::Trades(symbol(rest)?)),
             "depth" => Ok(Channel::Depth(symbol(rest)?)),
             "ticker" => Ok(Channel::Ticker(symbol(rest)?)),
+            "status" => Ok(Channel::Status(symbol(rest)?)),
             "candles" => {
                 let (sym, interval) = rest.rsplit_once(':').ok_or_else(|| {
                     format!("channel {name:?} needs an interval: candles:SYMBOL:1m")
@@ -69,6 +73,7 @@ impl Channel {
             Channel::Trades(s)
             | Channel::Depth(s)
             | Channel::Ticker(s)
+            | Channel::Status(s)
             | Channel::Candles(s, _) => Some(s),
             Channel::Orders => None,
         }
@@ -81,6 +86,7 @@ impl Channel {
             Channel::Depth(s) => depth_channel(s),
             Channel::Ticker(s) => ticker_channel(s),
             Channel::Candles(s, i) => candles_channel(s, *i),
+            Channel::Status(s) => status_channel(s),
             Channel::Orders => "orders".to_string(),
         }
     }
@@ -102,6 +108,9 @@ pub fn depth_channel(s: &Symbol) -> String {
 }
 pub fn ticker_channel(s: &Symbol) -> String {
     format!("ticker:{s}")
+}
+pub fn status_channel(s: &Symbol) -> String {
+    format!("status:{s}")
 }
 pub fn candles_channel(s: &Symbol, i: Interval) -> String {
     format!("candles:{s}:{i}")
@@ -233,6 +242,12 @@ mod tests {
             Ok(Channel::Candles(btc.clone(), Interval::M15))
         );
         assert_eq!(Channel::parse("orders"), Ok(Channel::Orders));
+        assert_eq!(
+            Channel::parse("status:BTC/USD"),
+            Ok(Channel::Status(btc.clone()))
+        );
+        assert_eq!(Channel::Status(btc.clone()).name(), "status:BTC/USD");
+        assert!(Channel::parse("status:").is_err());
         assert!(Channel::parse("candles:BTC/USD").is_err());
         assert!(Channel::parse("candles:BTC/USD:7m").is_err());
         assert!(Channel::parse("trades:").is_err());

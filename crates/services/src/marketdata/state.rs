@@ -7,15 +7,15 @@
 use super::auth::AccountResolver;
 use super::hub::{ClientId, Hub};
 use super::protocol::{self, Channel};
-use super::views::DepthLevels;
+use super::views::{DepthLevels, StatusView};
 use crate::api::rate_limit::RequestRate;
 use crate::ingestion::clock;
 use oms_domain::events::{Envelope, Event};
 use oms_domain::ids::{AccountId, Symbol, Timestamp};
-use oms_domain::instrument::{default_instruments, Instrument};
+use oms_domain::instrument::{default_instruments, Instrument, TradingStatus};
 use oms_domain::marketdata::{
-    depth::MAX_SNAPSHOT_LEVELS, Candle, DepthSnapshot, Interval, MarketUpdate, PublicTrade,
-    SeqCheck, SymbolMarket, Ticker,
+    depth::MAX_SNAPSHOT_LEVELS, BookStatus, Candle, DepthSnapshot, Interval, MarketUpdate,
+    PublicTrade, SeqCheck, SymbolMarket, Ticker,
 };
 use oms_ports::order_store::OrderStore;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,7 @@ struct Names {
     trades: String,
     depth: String,
     ticker: String,
+    status: String,
     candles: [String; 6],
 }
 
@@ -105,6 +106,7 @@ impl Names {
             trades: protocol::trades_channel(s),
             depth: protocol::depth_channel(s),
             ticker: protocol::ticker_channel(s),
+            status: protocol::status_channel(s),
             candles: Interval::ALL.map(|i| protocol::candles_channel(s, i)),
         }
     }
@@ -265,7 +267,9 @@ impl MarketData {
         let mut pending: Vec<(Symbol, Pending)> = Vec::new();
         for env in events {
             let symbol = match &env.event {
-                Event::Trade { symbol, .. } | Event::BookChanged { symbol, .. } => symbol,
+                Event::Trade { symbol, .. }
+                | Event::BookChanged { symbol, .. }
+                | Event::TradingStatusChanged { symbol, .. } => symbol,
                 _ => continue,
             };
             let slot = markets
@@ -319,6 +323,17 @@ impl MarketData {
                         protocol::data_message(name, Some("update"), seq, &change)
                     });
                     p.ticker |= (m.depth().best_bid(), m.depth().best_ask()) != bbo;
+                }
+                MarketUpdate::Status(now) => {
+                    let name = &slot.names.status;
+                    let view = StatusView {
+                        symbol,
+                        status: now.status,
+                        since: Some(now.since.0),
+                    };
+                    hub.publish(name, None, |seq| {
+                        protocol::data_message(name, None, seq, &view)
+                    });
                 }
             }
         }
@@ -413,7 +428,7 @@ impl MarketData {
     }
 
     /// Subscribes a client to a channel under the hub key from [`Self::check_subscription`].
-    /// Its first messages (depth snapshot, current candle, ticker) are queued before any later
+    /// Its first messages (depth snapshot, current candle, ticker, status) are queued before any later
     /// update of the channel.
     pub fn subscribe(&self, client: ClientId, channel: &Channel, key: &str) -> bool {
         let markets = self.read();
@@ -451,8 +466,31 @@ impl MarketData {
                 );
                 Some(protocol::data_message(&name, None, seq, &t))
             }
+            Channel::Status(s) => {
+                let view = self.status_view(s, slot.and_then(|s| s.market.status()));
+                Some(protocol::data_message(&name, None, seq, &view))
+            }
             Channel::Trades(_) | Channel::Orders => None,
         })
+    }
+
+    /// The status the venue last published for `symbol`, or until it has published one, the
+    /// configured status (a symbol known only from its trades: `TRADING`).
+    fn status_view<'a>(&self, symbol: &'a Symbol, published: Option<BookStatus>) -> StatusView<'a> {
+        match published {
+            Some(p) => StatusView {
+                symbol,
+                status: p.status,
+                since: Some(p.since.0),
+            },
+            None => StatusView {
+                symbol,
+                status: self
+                    .instrument(symbol)
+                    .map_or(TradingStatus::Trading, |i| i.status),
+                since: None,
+            },
+        }
     }
 
     // ---- snapshots ----

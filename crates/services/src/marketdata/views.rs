@@ -3,6 +3,7 @@
 
 pub use crate::api::views::{FillView, OrderView};
 use oms_domain::ids::Symbol;
+use oms_domain::instrument::TradingStatus;
 use oms_domain::marketdata::{Candle, Interval, Level, PublicTrade};
 use serde::Serialize;
 
@@ -35,6 +36,17 @@ pub struct DepthLevels {
 pub struct TradesView<'a> {
     pub symbol: &'a Symbol,
     pub trades: Vec<PublicTrade>,
+}
+
+/// The data of a `status:{symbol}` message. `since` is absent while the venue has published
+/// no status for the symbol: the configured one is shown.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView<'a> {
+    pub symbol: &'a Symbol,
+    pub status: TradingStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
 }
 
 /// The data of an `orders` channel message: `{"order":...}` or `{"fill":...,"order":...}`.

@@ -123,7 +123,9 @@ impl VenueStage {
                         for event in out.drain(..) {
                             let env = Envelope::new(at, event);
                             match env.event {
-                                Event::Trade { .. } | Event::BookChanged { .. } => public.push(env),
+                                Event::Trade { .. }
+                                | Event::BookChanged { .. }
+                                | Event::TradingStatusChanged { .. } => public.push(env),
                                 _ => lifecycle.push(env),
                             }
                         }

@@ -217,7 +217,10 @@ fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
     let mut h = Harness::new();
     h.limit(1, 10, Side::Buy, "100", "1");
     h.limit(9, 10, Side::Buy, "97", "1");
-    assert!(h.set_status(TradingStatus::Halted, 5).is_empty());
+    assert_eq!(
+        published(&h.set_status(TradingStatus::Halted, 5)),
+        [(btc(), TradingStatus::Halted, Some(5))]
+    );
     assert_eq!(h.venue.status(&btc()), Some(TradingStatus::Halted));
     assert!(matches!(
         h.cancel(10, 1)[..],
@@ -236,8 +239,10 @@ fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
         reason: Some(crate::events::CancelReason::CancelAfter),
     });
     assert_eq!(kinds(&ev), ["OrderCanceled", "BookChanged"]);
-    // An older setting (another partition's copy of an earlier change) changes nothing.
-    h.set_status(TradingStatus::Trading, 4);
+    // An older setting (another partition's copy of an earlier change) changes nothing, and
+    // another partition's copy of this one publishes nothing again.
+    assert!(h.set_status(TradingStatus::Trading, 4).is_empty());
+    assert!(h.set_status(TradingStatus::Halted, 5).is_empty());
     assert_eq!(h.venue.status(&btc()), Some(TradingStatus::Halted));
     // The configured status does not lift an operator's halt.
     h.venue.set_status(&btc(), TradingStatus::Trading);
@@ -250,7 +255,10 @@ fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
 
     h.set_status(TradingStatus::CancelOnly, 6);
     assert_eq!(kinds(&h.cancel(10, 1)), ["OrderCanceled", "BookChanged"]);
-    h.set_status(TradingStatus::Trading, 7);
+    assert_eq!(
+        published(&h.set_status(TradingStatus::Trading, 7)),
+        [(btc(), TradingStatus::Trading, Some(7))]
+    );
     assert_eq!(
         kinds(&h.limit(2, 10, Side::Buy, "98", "1")),
         ["OrderAccepted", "BookChanged"]
@@ -267,18 +275,41 @@ fn an_operators_status_holds_over_the_configured_one_newest_change_first() {
     configured[0].status = TradingStatus::Halted;
     twin.configure(&configured);
     assert_eq!(twin.venue.status(&btc()), Some(TradingStatus::Trading));
-    twin.set_status(TradingStatus::Halted, 6);
+    assert!(twin.set_status(TradingStatus::Halted, 6).is_empty());
     assert_eq!(twin.venue.status(&btc()), Some(TradingStatus::Trading));
+}
+
+/// The statuses an event list publishes to market data.
+fn published(events: &[Event]) -> Vec<(Symbol, TradingStatus, Option<u64>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TradingStatusChanged {
+                symbol,
+                status,
+                change,
+                ..
+            } => Some((symbol.clone(), *status, *change)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Harness {
     /// Each instrument's `Configure`, as the venue stage appends them when it takes a partition.
+    /// Each publishes the status in force, whether it changed or not.
     fn configure(&mut self, instruments: &[Instrument]) {
         for instrument in instruments {
             let out = self.run(VenueCommand::Configure {
                 instrument: instrument.clone(),
             });
-            assert!(out.is_empty(), "{out:?}");
+            let symbol = &instrument.symbol;
+            let in_force = self.venue.status(symbol).expect("configured");
+            let [Event::TradingStatusChanged { change, at, .. }] = &out[..] else {
+                panic!("{out:?}");
+            };
+            assert_eq!(published(&out), [(symbol.clone(), in_force, *change)]);
+            assert_eq!(*at, Timestamp(self.now));
         }
     }
 }
