@@ -37,6 +37,11 @@ pub const SESSION_COOKIE: &str = "oms_session";
 const MAX_API_KEY_LEN: usize = 512;
 /// Bound on remembered keys, so a flood of distinct keys cannot grow memory.
 const KEY_CACHE_MAX: usize = 10_000;
+/// How long a key the store does not know is answered 401 without asking it again: a client
+/// retrying a revoked or mistyped key in a loop costs the store one read per this, not one per
+/// request. Short, since a key written to the store by another process (`oms accounts`, a
+/// configured key at an instance's start) works here only after it.
+const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(2);
 
 /// Lower-case hex SHA-256 of an API key: what the order store keeps.
 pub fn hash_api_key(key: &str) -> String {
@@ -69,11 +74,12 @@ fn random_key(prefix: &str) -> Result<String, getrandom::Error> {
     Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
-/// Briefly remembers key hashes that were found, so each request does not hit the store.
-/// Unknown keys are never cached: a key added a moment ago works at once.
+/// Briefly remembers what the store said of key hashes, so each request does not hit it:
+/// found keys for the cache's TTL, unknown ones for [`UNKNOWN_KEY_TTL`].
 pub struct KeyCache {
     ttl: Duration,
-    map: Mutex<HashMap<String, (Grant, Instant)>>,
+    /// `None`: the store knew no such key.
+    map: Mutex<HashMap<String, (Option<Grant>, Instant)>>,
     /// Counts revocations, so a lookup that read the store before one cannot put the revoked
     /// key back after it.
     revocations: AtomicU64,
@@ -88,10 +94,18 @@ impl KeyCache {
         }
     }
 
-    fn get(&self, hash: &str) -> Option<Grant> {
+    /// What the store said of the key, while that is fresh: `Some(None)` for no such key.
+    fn get(&self, hash: &str) -> Option<Option<Grant>> {
         let map = self.map.lock().expect("lock");
         map.get(hash)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(g, at)| {
+                at.elapsed()
+                    < if g.is_some() {
+                        self.ttl
+                    } else {
+                        UNKNOWN_KEY_TTL
+                    }
+            })
             .map(|(g, _)| *g)
     }
 
@@ -108,8 +122,9 @@ impl KeyCache {
         self.revocations.load(Ordering::SeqCst)
     }
 
-    /// Remembers a key found in the store, unless a key was revoked since the lookup began.
-    fn put(&self, hash: String, grant: Grant, epoch: u64) {
+    /// Remembers what the store said of a key (`None`: unknown), unless a key was revoked
+    /// since the lookup began.
+    fn put(&self, hash: String, grant: Option<Grant>, epoch: u64) {
         let mut map = self.map.lock().expect("lock");
         if self.revocations.load(Ordering::SeqCst) != epoch {
             return;
@@ -213,8 +228,8 @@ pub async fn end_session(state: &ApiState, headers: &HeaderMap) -> Result<(), Pr
 
 /// What the key with this hash grants, through the cache.
 async fn grant_for_key_hash(state: &ApiState, hash: String) -> Result<Option<Grant>, Problem> {
-    if let Some(g) = state.keys.get(&hash) {
-        return Ok(Some(g));
+    if let Some(known) = state.keys.get(&hash) {
+        return Ok(known);
     }
     let epoch = state.keys.epoch();
     let found = state
@@ -223,9 +238,7 @@ async fn grant_for_key_hash(state: &ApiState, hash: String) -> Result<Option<Gra
         .await
         .map_err(|e| Problem::from_port("account store", &e))?
         .map(|(account, scope)| Grant { account, scope });
-    if let Some(g) = found {
-        state.keys.put(hash, g, epoch);
-    }
+    state.keys.put(hash, found, epoch);
     Ok(found)
 }
 
@@ -487,12 +500,35 @@ mod tests {
         };
         let before = cache.epoch();
         cache.forget("revoked-hash");
-        cache.put("revoked-hash".into(), grant, before);
+        cache.put("revoked-hash".into(), Some(grant), before);
         assert_eq!(cache.get("revoked-hash"), None);
-        cache.put("revoked-hash".into(), grant, cache.epoch());
-        assert_eq!(cache.get("revoked-hash"), Some(grant));
+        cache.put("revoked-hash".into(), Some(grant), cache.epoch());
+        assert_eq!(cache.get("revoked-hash"), Some(Some(grant)));
         cache.forget("revoked-hash");
         assert_eq!(cache.get("revoked-hash"), None);
+    }
+
+    #[test]
+    fn an_unknown_key_is_remembered_briefly() {
+        let cache = KeyCache::new(Duration::from_secs(30));
+        cache.put("unknown-hash".into(), None, cache.epoch());
+        assert_eq!(
+            cache.get("unknown-hash"),
+            Some(None),
+            "no second read of the store"
+        );
+        // Aged past its shorter time to live, it is asked for again.
+        let aged = Instant::now() - UNKNOWN_KEY_TTL;
+        cache.map.lock().unwrap().get_mut("unknown-hash").unwrap().1 = aged;
+        assert_eq!(cache.get("unknown-hash"), None);
+        // A found key of the same age is still fresh.
+        let grant = Grant {
+            account: AccountId(7),
+            scope: KeyScope::Trade,
+        };
+        cache.put("found-hash".into(), Some(grant), cache.epoch());
+        cache.map.lock().unwrap().get_mut("found-hash").unwrap().1 = aged;
+        assert_eq!(cache.get("found-hash"), Some(Some(grant)));
     }
 
     #[test]
