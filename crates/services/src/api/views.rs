@@ -50,6 +50,9 @@ pub struct OrderView {
     pub stop_price: Option<String>,
     pub quantity: String,
     pub filled_quantity: String,
+    /// Exact, unlike the average it is the quotient of: the sum of price × quantity over the
+    /// fills, in the quote asset (what reconciliation adds up).
+    pub executed_notional: String,
     pub average_fill_price: Option<String>,
     pub fees: String,
     pub status: OrderStatus,
@@ -89,6 +92,7 @@ impl OrderView {
             stop_price: o.stop_price.map(|p| fmt_scaled(p, tick)),
             quantity: fmt_scaled(o.quantity, step),
             filled_quantity: fmt_scaled(o.filled_quantity, step),
+            executed_notional: fmt_plain(o.executed_notional),
             average_fill_price: o.average_fill_price.map(|p| fmt_scaled(p, tick)),
             fees: fmt_plain(o.fees),
             status: o.status,
@@ -257,7 +261,7 @@ mod tests {
             v,
             json!({"orderId":"123","clientOrderId":"abc","accountId":1,"symbol":"BTC/USD","side":"BUY",
                 "orderType":"LIMIT","timeInForce":"GTC","postOnly":false,"price":"45000.00","stopPrice":null,
-                "quantity":"0.10000","filledQuantity":"0","averageFillPrice":null,"fees":"0","status":"NEW",
+                "quantity":"0.10000","filledQuantity":"0","executedNotional":"0","averageFillPrice":null,"fees":"0","status":"NEW",
                 "rejectReason":null,"cancelReason":null,"expireAt":null,"createdAt":"2025-11-25T08:00:00.000Z",
                 "updatedAt":"2025-11-25T08:00:00.000Z","lastAmend":null})
         );
@@ -272,6 +276,38 @@ mod tests {
             v["lastAmend"],
             json!({"amendId":"77","status":"REJECTED","rejectReason":"NOTIONAL_ABOVE_MAX"})
         );
+    }
+
+    #[test]
+    fn the_executed_notional_is_exact_where_the_average_cannot_be() {
+        let btc = &default_instruments()[0];
+        let n = NewOrder {
+            order_id: OrderId(9),
+            client_order_id: None,
+            account: AccountId(1),
+            symbol: Symbol::new("BTC/USD"),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            time_in_force: TimeInForce::Gtc,
+            post_only: false,
+            price: Some(dec("45000.02")),
+            stop_price: None,
+            quantity: dec("0.3"),
+            expire_at: None,
+            created_at: Timestamp(1_764_057_600_000),
+        };
+        // 0.1 at 45000.00 and 0.2 at 45000.01 (the state machine's sums and quotient).
+        let mut o = Order::from_new(&n);
+        o.filled_quantity = dec("0.3");
+        o.executed_notional = dec("4500.000") + dec("9000.002");
+        o.average_fill_price = Some(o.executed_notional / o.filled_quantity);
+        let v = serde_json::to_value(OrderView::new(&o, Some(btc))).unwrap();
+        assert_eq!(v["executedNotional"], "13500.002");
+        // 45000.00666…: cut off at 28 digits.
+        assert!(v["averageFillPrice"]
+            .as_str()
+            .unwrap()
+            .starts_with("45000.00666666666666666666"));
     }
 
     #[test]
