@@ -42,6 +42,17 @@ page.on('request', (r) => {
   if (r.url().includes('/api/marketdata/candles') && new URL(r.url()).searchParams.has('to'))
     olderCandleRequests.push(r.url());
 });
+// The page's reads of the instrument list, and the status messages its WebSocket receives.
+const instrumentReads = [];
+const statusFrames = [];
+page.on('request', (r) => {
+  if (r.method() === 'GET' && new URL(r.url()).pathname === '/api/instruments') instrumentReads.push(r.url());
+});
+page.on('websocket', (ws) =>
+  ws.on('framereceived', ({ payload }) => {
+    if (typeof payload === 'string' && payload.includes('"channel":"status:')) statusFrames.push(JSON.parse(payload));
+  }),
+);
 const q = (sel) => page.locator(sel);
 const openRow = (id) => q(`[data-testid="open-orders"] tr[data-order-id="${id}"]`);
 const historyRow = (id) => q(`[data-testid="order-history"] tr[data-order-id="${id}"]`);
@@ -213,12 +224,12 @@ async function expectRefusedBuy(reason) {
   return { price, refused };
 }
 
-function testQuantity(price) {
+function testQuantity(price, inst = S.inst) {
   // Enough for a few times the minimum notional, on step, at least the minimum quantity.
-  const target = Number(S.inst.minNotional) * 3;
-  const steps = Math.max(Math.ceil(target / Number(price) / Number(S.inst.stepSize)), 1);
-  const qty = decimal.times(S.inst.stepSize, steps);
-  return decimal.cmp(qty, S.inst.minQuantity) < 0 ? S.inst.minQuantity : qty;
+  const target = Number(inst.minNotional) * 3;
+  const steps = Math.max(Math.ceil(target / Number(price) / Number(inst.stepSize)), 1);
+  const qty = decimal.times(inst.stepSize, steps);
+  return decimal.cmp(qty, inst.minQuantity) < 0 ? inst.minQuantity : qty;
 }
 
 await run.step(
@@ -700,7 +711,7 @@ await run.step(
 );
 
 await run.step(
-  "an operator's halt of the symbol shows on the ticket, the header and the open orders",
+  "an operator's halt of the symbol is pushed to the ticket, the header and the open orders",
   async () => {
     assert(cfg.adminKey, 'OMS_ADMIN_KEY is not set: this step needs an operator key of the admin API');
     const setStatus = async (status) => {
@@ -713,8 +724,11 @@ await run.step(
       const body = JSON.parse(text);
       assert(body.symbol === S.symbol && body.status === status, `PUT ${status} answered ${text}`);
     };
-    // The page re-reads the instruments every 5 s; the server shows a status well within a second.
-    const POLLED = 20_000;
+    // The page read the instruments once, at sign-in; every status since comes by its WebSocket.
+    const reads = instrumentReads.length;
+    assert(reads === 1, `the page read GET /api/instruments ${reads} times before this step, not once`);
+    const pushed = (status) =>
+      statusFrames.some((f) => f.channel === `status:${S.symbol}` && f.data?.status === status);
     const select = q('[data-testid="symbol-select"]');
     const shownOption = select.locator('option:checked');
     const submit = q('[data-testid="ticket-submit"]');
@@ -723,10 +737,10 @@ await run.step(
       until(
         `the ticket to show ${S.symbol} ${status}`,
         async () => (await note.getAttribute('data-status', { timeout: 500 })) === status,
-        POLLED,
       );
     assert((await select.getAttribute('data-status')) === 'TRADING', `${S.symbol} is not shown TRADING at first`);
     assert((await note.count()) === 0, `the ticket shows a status note while ${S.symbol} is trading`);
+    assert(pushed('TRADING'), `the page's WebSocket received no status:${S.symbol} message (did it subscribe?)`);
 
     // A resting order of the symbol, for the open orders' controls.
     const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
@@ -734,6 +748,7 @@ await run.step(
     await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
     const restingId = (await submitTicket()).orderId;
     let resting = true;
+    let otherId = null;
     await q('[data-testid="tab-open"]').click();
     const row = openRow(restingId);
     await row.waitFor({ timeout: 15_000 });
@@ -743,46 +758,117 @@ await run.step(
     );
     const amend = row.locator('[data-testid="amend"]');
     const cancel = row.locator('[data-testid="cancel"]');
+    const cancelAll = q('[data-testid="cancel-all"]');
     assert((await amend.isEnabled()) && (await cancel.isEnabled()), 'amend or cancel is disabled while trading');
 
     try {
       // Halted: new orders, amends and cancels are all refused.
       await setStatus('HALTED');
       await ticketShows('HALTED');
+      assert(pushed('HALTED'), `the page shows ${S.symbol} halted, but no status message said so`);
       const said = await note.textContent();
-      assert(said === `${S.symbol} is HALTED: new orders are refused.`, `the ticket says "${said}"`);
+      assert(said === `${S.symbol} is halted: new orders are refused.`, `the ticket says "${said}"`);
       assert(await submit.isDisabled(), `the ticket submit button is enabled while ${S.symbol} is HALTED`);
       assert((await select.getAttribute('data-status')) === 'HALTED', 'the symbol selector does not mark HALTED');
       const halted = await shownOption.textContent();
-      assert(halted === `${S.symbol} · HALTED`, `the symbol selector shows "${halted}"`);
+      assert(halted === `${S.symbol} · Halted`, `the symbol selector shows "${halted}"`);
       assert((await row.getAttribute('data-symbol-status')) === 'HALTED', 'the open order row does not know HALTED');
       assert(await amend.isDisabled(), `the amend is enabled while ${S.symbol} is HALTED`);
       assert(await cancel.isDisabled(), `the cancel is enabled while ${S.symbol} is HALTED`);
       const amendWhy = await amend.getAttribute('title');
-      assert(amendWhy === `${S.symbol} is HALTED: amends are refused`, `the amend says "${amendWhy}"`);
+      assert(amendWhy === `${S.symbol} is halted: amends are refused`, `the amend says "${amendWhy}"`);
       const cancelWhy = await cancel.getAttribute('title');
-      assert(cancelWhy === `${S.symbol} is HALTED: cancels are refused`, `the cancel says "${cancelWhy}"`);
+      assert(cancelWhy === `${S.symbol} is halted: cancels are refused`, `the cancel says "${cancelWhy}"`);
+      // Cancel all covers only that order: there is nothing it could cancel.
+      const shownOpen = await q('[data-testid="open-orders"] tbody tr').count();
+      assert(shownOpen === 1, `${shownOpen} open orders shown, not only order ${restingId}`);
+      assert(await cancelAll.isDisabled(), `Cancel all is enabled while its only order is on halted ${S.symbol}`);
+      const allWhy = await cancelAll.getAttribute('title');
+      assert(allWhy === `${S.symbol} is halted: cancels are refused`, `Cancel all says "${allWhy}"`);
       const file = path.join(cfg.artifacts, 'instrument-halted-1280x800.png');
       await page.screenshot({ path: file });
       assert(fs.statSync(file).size > 10_000, `${file} looks empty`);
+
+      // With an order of another symbol open, Cancel all cancels that one and says the halted one stays.
+      const instruments = (await (await context.request.get(`${cfg.baseUrl}/api/instruments`)).json()).instruments;
+      const other = instruments.find((i) => i.symbol !== S.symbol && i.status === 'TRADING');
+      assert(other, `no other trading symbol than ${S.symbol} in /api/instruments`);
+      const depth = await context.request.get(
+        `${cfg.baseUrl}/api/marketdata/depth?symbol=${encodeURIComponent(other.symbol)}&levels=1`,
+      );
+      const otherBid = (await depth.json()).bids?.[0]?.[0];
+      assert(otherBid, `no bid in the ${other.symbol} book`);
+      const otherPrice = decimal.floorToIncrement(otherBid, '0.95', other.tickSize);
+      const placed = await context.request.post(`${cfg.baseUrl}/api/orders`, {
+        headers: { 'X-API-Key': cfg.apiKey, 'X-Idempotency-Key': randomUUID() },
+        data: {
+          symbol: other.symbol,
+          side: 'BUY',
+          orderType: 'LIMIT',
+          timeInForce: 'GTC',
+          price: otherPrice,
+          quantity: testQuantity(otherPrice, other),
+          clientOrderId: `e2e-${randomUUID()}`,
+        },
+      });
+      assert(placed.status() === 202, `POST /api/orders answered ${placed.status()}: ${await placed.text()}`);
+      otherId = (await placed.json()).orderId;
+      await until(
+        `order ${otherId} to be accepted`,
+        async () => (await openRow(otherId).getAttribute('data-status', { timeout: 500 })) === 'ACCEPTED',
+      );
+      const stays = `1 order on halted ${S.symbol} will not be cancelled`;
+      await until('Cancel all to be enabled', () => cancelAll.isEnabled());
+      assert(
+        (await cancelAll.getAttribute('title')) === stays,
+        `Cancel all says "${await cancelAll.getAttribute('title')}"`,
+      );
+      await cancelAll.click();
+      await until(
+        'Cancel all to ask for confirmation',
+        async () => (await cancelAll.textContent()) === 'Confirm cancel all (1)',
+        2_000,
+      );
+      const allNote = await q('[data-testid="cancel-all-note"]').textContent();
+      assert(allNote === stays, `the confirmation says "${allNote}"`);
+      const answer = page.waitForResponse(
+        (r) => r.request().method() === 'DELETE' && new URL(r.url()).pathname === '/api/orders',
+      );
+      await cancelAll.click();
+      const res = await answer;
+      assert(res.status() === 202, `DELETE /api/orders answered ${res.status()}: ${await res.text()}`);
+      await until('the notice of what stays', async () =>
+        (await q('[data-testid="banner-info"] span').allTextContents()).includes(
+          `Cancel requested for 1 order; ${stays}`,
+        ),
+      );
+      await until(`order ${otherId} to leave open orders`, async () => (await openRow(otherId).count()) === 0);
+      otherId = null;
+      // The venue refused the cancel of the halted symbol's order: it is still open.
+      const still = await context.request.get(`${cfg.baseUrl}/api/orders/${restingId}`);
+      const stillStatus = (await still.json()).status;
+      assert(stillStatus === 'ACCEPTED', `order ${restingId} is ${stillStatus} after Cancel all on halted ${S.symbol}`);
+      assert((await row.getAttribute('data-status')) === 'ACCEPTED', `order ${restingId} left open orders`);
 
       // Cancel-only: new orders and amends still refused, cancels work again.
       await setStatus('CANCEL_ONLY');
       await ticketShows('CANCEL_ONLY');
       assert(await submit.isDisabled(), `the ticket submit button is enabled while ${S.symbol} is CANCEL_ONLY`);
       const cancelOnly = await shownOption.textContent();
-      assert(cancelOnly === `${S.symbol} · CANCEL ONLY`, `the symbol selector shows "${cancelOnly}"`);
+      assert(cancelOnly === `${S.symbol} · Cancel only`, `the symbol selector shows "${cancelOnly}"`);
+      const said2 = await note.textContent();
+      assert(said2 === `${S.symbol} is cancel only: new orders are refused.`, `the ticket says "${said2}"`);
       assert(await amend.isDisabled(), `the amend is enabled while ${S.symbol} is CANCEL_ONLY`);
       const amendWhy2 = await amend.getAttribute('title');
-      assert(amendWhy2 === `${S.symbol} is CANCEL_ONLY: amends are refused`, `the amend says "${amendWhy2}"`);
+      assert(amendWhy2 === `${S.symbol} is cancel only: amends are refused`, `the amend says "${amendWhy2}"`);
       assert(await cancel.isEnabled(), `the cancel is disabled while ${S.symbol} is CANCEL_ONLY`);
       assert((await cancel.getAttribute('title')) === null, 'the enabled cancel still explains a refusal');
-      const answer = page.waitForResponse(
+      const cancelled = page.waitForResponse(
         (r) => r.url().includes(`/api/orders/${restingId}`) && r.request().method() === 'DELETE',
       );
       await cancel.click();
-      const res = await answer;
-      assert(res.status() === 202, `DELETE answered ${res.status()}: ${await res.text()}`);
+      const cancelRes = await cancelled;
+      assert(cancelRes.status() === 202, `DELETE answered ${cancelRes.status()}: ${await cancelRes.text()}`);
       await until(`order ${restingId} to leave open orders`, async () => (await row.count()) === 0);
       resting = false;
       await q('[data-testid="tab-history"]').click();
@@ -796,11 +882,14 @@ await run.step(
       await until(
         'the ticket to take orders again',
         async () => (await note.count()) === 0 && (await submit.isEnabled()),
-        POLLED,
       );
       assert((await select.getAttribute('data-status')) === 'TRADING', 'the symbol selector does not show TRADING');
       const trading = await shownOption.textContent();
       assert(trading === S.symbol, `the symbol selector shows "${trading}"`);
+      // Every change above came by the push: the page never read the list again.
+      const again = instrumentReads.slice(reads);
+      assert(again.length === 0, `the page read the instruments again: ${again.join(', ')}`);
+      assert(pushed('CANCEL_ONLY'), `no status message said ${S.symbol} is cancel-only`);
     } finally {
       // Whatever failed above, the symbol trades again for the steps after this one.
       await setStatus('TRADING');
@@ -816,9 +905,9 @@ await run.step(
       ).catch((e) => {
         throw new Error(`${e.message}: ${status}`);
       });
-      if (resting) {
-        const r = await context.request.delete(`${cfg.baseUrl}/api/orders/${restingId}`);
-        assert(r.status() === 202, `cancelling order ${restingId} answered ${r.status()}`);
+      for (const id of [resting && restingId, otherId].filter(Boolean)) {
+        const r = await context.request.delete(`${cfg.baseUrl}/api/orders/${id}`);
+        assert(r.status() === 202, `cancelling order ${id} answered ${r.status()}`);
       }
     }
   },

@@ -102,9 +102,8 @@ export const api = {
   signOut: () => request<void>('DELETE', '/api/session'),
   /** The signed-in account and its key's scope (`TRADE` when an older server sends none). */
   session: (): Promise<Session> => request<SessionWire>('GET', '/api/session').then(toSession),
-  /** Every instrument, each with the trading status in force (an operator may change it at runtime). */
-  instruments: (signal?: AbortSignal) =>
-    request<{ instruments: Instrument[] }>('GET', '/api/instruments', undefined, {}, signal).then((r) => r.instruments),
+  /** Every instrument, each with the trading status the order processor last recorded. */
+  instruments: () => request<{ instruments: Instrument[] }>('GET', '/api/instruments').then((r) => r.instruments),
   account: () => request<Account>('GET', '/api/accounts/me'),
   /**
    * Turns the account's kill switch on or off; answers the state requested. It applies to every
@@ -151,9 +150,10 @@ export const api = {
 let instrumentsOnce: Promise<Instrument[]> | null = null;
 
 /**
- * The instrument list, fetched once per page and then as last refreshed: the symbols change
- * only with the server's configuration, their trading status whenever an operator sets it. A
- * returning user's page starts it alongside the session check.
+ * The instrument list, fetched once per page: the symbols change only with the server's
+ * configuration. Its statuses may be old by the time it is used; the `status:{symbol}` channels
+ * correct them (see state/instruments.ts). A returning user's page starts it alongside the
+ * session check.
  */
 export function loadInstruments(): Promise<Instrument[]> {
   instrumentsOnce ??= api.instruments().catch((e: unknown) => {
@@ -161,14 +161,6 @@ export function loadInstruments(): Promise<Instrument[]> {
     throw e;
   });
   return instrumentsOnce;
-}
-
-/** Reads the instrument list again (for statuses set since); later `loadInstruments()` answer it. */
-export function refreshInstruments(signal?: AbortSignal): Promise<Instrument[]> {
-  return api.instruments(signal).then((list) => {
-    instrumentsOnce = Promise.resolve(list);
-    return list;
-  });
 }
 
 /** Human text of any error thrown by the client. */

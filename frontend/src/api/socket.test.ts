@@ -1,57 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FakeWs, installFakeBrowser, lastWs as last, uninstallFakeBrowser } from './fakeWebSocket';
 import { MarketSocket } from './socket';
 import type { WsMessage } from './types';
 
-/** In-memory stand-in for the browser WebSocket, driven by the test. */
-class FakeWs {
-  static OPEN = 1;
-  static all: FakeWs[] = [];
-  readyState = 0;
-  sent: unknown[] = [];
-  onopen: (() => void) | null = null;
-  onmessage: ((e: { data: string }) => void) | null = null;
-  onclose: (() => void) | null = null;
-  onerror: (() => void) | null = null;
-  constructor(readonly url: string) {
-    FakeWs.all.push(this);
-  }
-  send(text: string) {
-    this.sent.push(JSON.parse(text));
-  }
-  close() {
-    this.readyState = 3;
-    this.onclose?.();
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.();
-  }
-  receive(msg: object) {
-    this.onmessage?.({ data: JSON.stringify(msg) });
-  }
-  drop() {
-    this.readyState = 3;
-    this.onclose?.();
-  }
-}
-
-const last = () => FakeWs.all[FakeWs.all.length - 1];
-
-beforeEach(() => {
-  vi.useFakeTimers();
-  FakeWs.all = [];
-  vi.stubGlobal('WebSocket', FakeWs);
-  vi.stubGlobal('window', { addEventListener: vi.fn(), removeEventListener: vi.fn() });
-  vi.stubGlobal('navigator', { onLine: true });
-  vi.stubGlobal('location', { protocol: 'http:', host: 'oms.test' });
-  vi.stubGlobal('requestAnimationFrame', (fn: () => void) => setTimeout(fn, 16) as unknown as number);
-  vi.stubGlobal('cancelAnimationFrame', (id: number) => clearTimeout(id));
-});
-
-afterEach(() => {
-  vi.useRealTimers();
-  vi.unstubAllGlobals();
-});
+beforeEach(installFakeBrowser);
+afterEach(uninstallFakeBrowser);
 
 describe('MarketSocket', () => {
   it('connects to /ws on the page origin and subscribes once per channel', () => {

@@ -2,7 +2,7 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
 import type { Instrument, Order, OrderType, Side, TimeInForce } from '../api/types';
 import { decimalsOf, formatDecimal } from '../lib/format';
-import { acceptsOrders } from '../lib/instruments';
+import { acceptsOrders, ticketRefusedText } from '../lib/instruments';
 import { GLOBAL_KILL_SWITCH_TICKET_HINT, KILL_SWITCH_TICKET_HINT } from '../lib/killSwitch';
 import { READ_ONLY_TICKET_NOTE } from '../lib/session';
 import {
@@ -186,7 +186,7 @@ export function OrderTicket({ instrument, market, account, readOnly }: Props) {
   };
 
   const buy = t.side === 'BUY';
-  // The symbol's status is re-read every few seconds: an operator's halt disables the ticket.
+  // The symbol's status is pushed as it changes: an operator's halt disables the ticket at once.
   const disabled = !acceptsOrders(instrument.status);
   const notes = [readOnly && 'ticket-read-only', halted && 'ticket-kill-switch', disabled && 'ticket-status']
     .filter(Boolean)
@@ -395,7 +395,7 @@ export function OrderTicket({ instrument, market, account, readOnly }: Props) {
         )}
         {disabled && (
           <p id="ticket-status" className="warn" data-testid="ticket-status" data-status={instrument.status}>
-            {instrument.symbol} is {instrument.status}: new orders are refused.
+            {ticketRefusedText(instrument)}
           </p>
         )}
         {lastState && (

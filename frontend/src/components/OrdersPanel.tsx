@@ -1,7 +1,7 @@
 import { type KeyboardEvent, memo, useCallback, useMemo, useRef, useState } from 'react';
 import { ApiError, api, errorText } from '../api/http';
 import { type CancelAllFilter, type Fill, type Instrument, LIVE_STATUSES, type Order } from '../api/types';
-import { cancelAllButton, cancelRequestedText } from '../lib/cancelAll';
+import { cancelAllButton, cancelAllScope, cancelRequestedText, haltedNote } from '../lib/cancelAll';
 import { cmp, dec } from '../lib/decimal';
 import { decimalsOf, formatDateTime, formatDecimal, formatPrice, formatSize, formatTime } from '../lib/format';
 import { amendRefusedReason, cancelRefusedReason } from '../lib/instruments';
@@ -83,7 +83,13 @@ export function OrdersPanel({ account, instruments, readOnly }: Props) {
           ))}
         </div>
         {tab === 'open' && (
-          <CancelAll filter={OPEN_TAB_FILTER} count={open.length} account={account} readOnly={readOnly} />
+          <CancelAll
+            filter={OPEN_TAB_FILTER}
+            open={open}
+            instruments={instruments}
+            account={account}
+            readOnly={readOnly}
+          />
         )}
         {tab === 'trades' && (
           <TradeSymbolFilter value={tradeSymbol} onChange={setTradeSymbol} instruments={instruments} />
@@ -104,24 +110,33 @@ export function OrdersPanel({ account, instruments, readOnly }: Props) {
 /** The open tab lists the live orders of every symbol, so its cancel-all takes no filter. */
 const OPEN_TAB_FILTER: CancelAllFilter = {};
 
-/** Cancels every open order in `filter`; the first click only arms it, the second one sends. */
+/**
+ * Cancels every open order in `filter`; the first click only arms it, the second one sends. The
+ * orders on halted symbols stay (the venue refuses clients' cancels there): the armed button
+ * says which, and it is disabled when they are all it would cover.
+ */
 function CancelAll({
   filter,
-  count,
+  open,
+  instruments,
   account,
   readOnly,
 }: {
   filter: CancelAllFilter;
-  count: number;
+  open: Order[];
+  instruments: ReadonlyMap<string, Instrument>;
   account: AccountFeed;
   readOnly: boolean;
 }) {
   const [armed, setArmed] = useArmed();
   const [busy, setBusy] = useState(false);
-  const confirming = armed && count > 0 && !readOnly;
+  const covers = useMemo(() => cancelAllScope(filter, open, instruments), [filter, open, instruments]);
+  const { count, refused } = covers;
+  const confirming = armed && count > 0 && !readOnly && !refused;
+  const note = haltedNote(covers);
 
   const click = async () => {
-    if (readOnly) return;
+    if (readOnly || refused) return;
     if (!confirming) {
       setArmed(true);
       return;
@@ -131,7 +146,9 @@ function CancelAll({
     try {
       const orders = await api.cancelAllOrders(filter);
       account.upsert(orders);
-      notify('info', cancelRequestedText(orders.length));
+      // Told against the statuses now: orders left open by a halt stay in the banner until dismissed.
+      const answered = cancelAllScope(filter, orders, instruments);
+      notify('info', cancelRequestedText(answered), answered.left ? 0 : undefined);
     } catch (e) {
       notify('error', `Cancel all failed: ${errorText(e)}`);
     } finally {
@@ -141,17 +158,25 @@ function CancelAll({
 
   const { text, label } = cancelAllButton(filter, count, confirming);
   return (
-    <button
-      type="button"
-      className={`small danger ${confirming ? 'armed' : ''}`}
-      onClick={click}
-      disabled={busy || count === 0 || readOnly}
-      aria-label={label}
-      title={readOnly ? readOnlyReason('cancelling orders') : undefined}
-      data-testid="cancel-all"
-    >
-      {busy ? 'Cancelling…' : text}
-    </button>
+    <div className="head-tools cancel-all-tools">
+      {confirming && note && (
+        <span id="cancel-all-note" className="warn" data-testid="cancel-all-note">
+          {note}
+        </span>
+      )}
+      <button
+        type="button"
+        className={`small danger ${confirming ? 'armed' : ''}`}
+        onClick={click}
+        disabled={busy || count === 0 || readOnly || refused !== null}
+        aria-label={label}
+        aria-describedby={confirming && note ? 'cancel-all-note' : undefined}
+        title={(readOnly ? readOnlyReason('cancelling orders') : (refused ?? note)) ?? undefined}
+        data-testid="cancel-all"
+      >
+        {busy ? 'Cancelling…' : text}
+      </button>
+    </div>
   );
 }
 

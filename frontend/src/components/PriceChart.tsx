@@ -104,8 +104,8 @@ export default function PriceChart({ socket, instrument, interval }: Props) {
     };
   }, []);
 
-  // Only what the chart draws with: a change of the instrument's trading status (the list is
-  // re-read every few seconds) must not reload its candles.
+  // Only what the chart draws with: a change of the instrument's trading status (pushed at any
+  // time) must not reload its candles.
   const { symbol, tickSize } = instrument;
   useEffect(() => {
     const c = chartRef.current!;

@@ -1,8 +1,7 @@
 import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
-import { api, loadInstruments, refreshInstruments } from '../api/http';
+import { api, loadInstruments } from '../api/http';
 import { MarketSocket } from '../api/socket';
 import { type Instrument, type Interval, INTERVALS, type Session } from '../api/types';
-import { mergeInstruments } from '../lib/instruments';
 import { isReadOnly } from '../lib/session';
 import { AccountFeed } from '../state/account';
 import { watchInstruments } from '../state/instruments';
@@ -71,15 +70,14 @@ function Screen({ session, onSignOut, socket, market, account }: { session: Sess
   const [symbol, setSymbol] = useState<string | null>(null);
   const [interval, setIntervalState] = useState<Interval>(savedInterval);
 
-  // Read at start, then again every few seconds: an operator may halt a symbol meanwhile. A
-  // read that changes nothing keeps the same list, so nothing re-renders.
+  // Read once, then kept current by the pushed statuses: an operator may halt a symbol meanwhile.
   useEffect(
     () =>
       watchInstruments({
-        first: loadInstruments,
-        next: refreshInstruments,
+        socket,
+        load: loadInstruments,
         onList: (list) => {
-          setInstruments((prev) => mergeInstruments(prev, list));
+          setInstruments(list);
           setSymbol((s) => {
             if (s !== null) return s;
             const saved = localStorage.getItem(SYMBOL_KEY);
@@ -87,7 +85,7 @@ function Screen({ session, onSignOut, socket, market, account }: { session: Sess
           });
         },
       }),
-    [],
+    [socket],
   );
 
   useEffect(() => {

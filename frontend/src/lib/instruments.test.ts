@@ -5,11 +5,13 @@ import {
   acceptsCancels,
   acceptsOrders,
   amendRefusedReason,
+  applyStatusMessage,
   cancelRefusedReason,
   instrumentsFailedText,
-  mergeInstruments,
+  statusChannel,
   statusText,
   symbolOptionText,
+  ticketRefusedText,
 } from './instruments';
 
 function inst(symbol: string, over: Partial<Instrument> = {}): Instrument {
@@ -58,84 +60,82 @@ describe('what a status allows', () => {
 
 describe('status words', () => {
   it('writes the status as words', () => {
-    expect(statusText('HALTED')).toBe('HALTED');
-    expect(statusText('CANCEL_ONLY')).toBe('CANCEL ONLY');
+    expect(statusText('TRADING')).toBe('Trading');
+    expect(statusText('CANCEL_ONLY')).toBe('Cancel only');
+    expect(statusText('HALTED')).toBe('Halted');
+    expect(statusText('PRE_OPEN_AUCTION')).toBe('Pre open auction');
   });
 
   it('marks a symbol that is not trading in the selector', () => {
     expect(symbolOptionText(inst('BTC/USD'))).toBe('BTC/USD');
-    expect(symbolOptionText(inst('SOL/USD', { status: 'HALTED' }))).toBe('SOL/USD · HALTED');
-    expect(symbolOptionText(inst('ETH/USD', { status: 'CANCEL_ONLY' }))).toBe('ETH/USD · CANCEL ONLY');
+    expect(symbolOptionText(inst('SOL/USD', { status: 'HALTED' }))).toBe('SOL/USD · Halted');
+    expect(symbolOptionText(inst('ETH/USD', { status: 'CANCEL_ONLY' }))).toBe('ETH/USD · Cancel only');
+  });
+
+  it('says why the ticket sends nothing', () => {
+    expect(ticketRefusedText(inst('SOL/USD', { status: 'HALTED' }))).toBe('SOL/USD is halted: new orders are refused.');
+    expect(ticketRefusedText(inst('SOL/USD', { status: 'CANCEL_ONLY' }))).toBe(
+      'SOL/USD is cancel only: new orders are refused.',
+    );
   });
 
   it('says why an amend is disabled', () => {
     expect(amendRefusedReason(inst('BTC/USD'))).toBeNull();
     expect(amendRefusedReason(inst('BTC/USD', { status: 'CANCEL_ONLY' }))).toBe(
-      'BTC/USD is CANCEL_ONLY: amends are refused',
+      'BTC/USD is cancel only: amends are refused',
     );
-    expect(amendRefusedReason(inst('BTC/USD', { status: 'HALTED' }))).toBe('BTC/USD is HALTED: amends are refused');
+    expect(amendRefusedReason(inst('BTC/USD', { status: 'HALTED' }))).toBe('BTC/USD is halted: amends are refused');
   });
 
   it('says why a cancel is disabled, only when halted', () => {
     expect(cancelRefusedReason(inst('BTC/USD'))).toBeNull();
     expect(cancelRefusedReason(inst('BTC/USD', { status: 'CANCEL_ONLY' }))).toBeNull();
-    expect(cancelRefusedReason(inst('BTC/USD', { status: 'HALTED' }))).toBe('BTC/USD is HALTED: cancels are refused');
+    expect(cancelRefusedReason(inst('BTC/USD', { status: 'HALTED' }))).toBe('BTC/USD is halted: cancels are refused');
   });
 
-  it('tells a list never read from one not refreshed', () => {
-    expect(instrumentsFailedText('Service unavailable', false)).toBe('Instruments unavailable: Service unavailable');
-    expect(instrumentsFailedText('Failed to fetch', true)).toBe(
-      'Instrument statuses not refreshed: Failed to fetch (the last ones read are shown)',
+  it('tells that the list is unavailable', () => {
+    expect(instrumentsFailedText('Service unavailable')).toBe(
+      'Instruments unavailable: Service unavailable (retrying)',
     );
   });
 });
 
-describe('merging a read of the list', () => {
+describe('a pushed status', () => {
   const list = [inst('BTC/USD'), inst('ETH/USD'), inst('SOL/USD', { tickSize: '0.001' })];
-  const copy = () => list.map((i) => ({ ...i }));
+  const msg = (channel: string, data: unknown) => ({ channel, seq: 3, data });
+  const halted = (symbol: string) => msg(statusChannel(symbol), { symbol, status: 'HALTED', since: 1764057600000 });
 
-  it('keeps the list shown when nothing changed', () => {
-    expect(mergeInstruments(list, copy())).toBe(list);
-    expect(mergeInstruments([], [])).toEqual([]);
+  it('is on the channel named after the symbol', () => {
+    expect(statusChannel('BTC/USD')).toBe('status:BTC/USD');
   });
 
-  it('takes the first read', () => {
-    const first = copy();
-    expect(mergeInstruments([], first)).toEqual(list);
+  it("changes that instrument's status only, keeping the other instruments as they were", () => {
+    const next = applyStatusMessage(list, halted('SOL/USD'));
+    expect(next).not.toBe(list);
+    expect(next[0]).toBe(list[0]);
+    expect(next[1]).toBe(list[1]);
+    expect(next[2]).toEqual({ ...list[2], status: 'HALTED' });
+    expect(list[2].status).toBe('TRADING');
   });
 
-  it('takes a changed status and keeps the unchanged instruments as they were', () => {
-    const read = copy();
-    read[2].status = 'HALTED';
-    const merged = mergeInstruments(list, read);
-    expect(merged).not.toBe(list);
-    expect(merged[0]).toBe(list[0]);
-    expect(merged[1]).toBe(list[1]);
-    expect(merged[2]).toBe(read[2]);
-    expect(merged[2].status).toBe('HALTED');
+  it('takes a status the page does not know (it then keeps only cancels)', () => {
+    const next = applyStatusMessage(list, msg('status:BTC/USD', { symbol: 'BTC/USD', status: 'AUCTION' }));
+    expect(next[0].status).toBe('AUCTION');
   });
 
-  it('takes any other changed field', () => {
-    const read = copy();
-    read[0].tickSize = '0.1';
-    expect(mergeInstruments(list, read)[0].tickSize).toBe('0.1');
-  });
-
-  it('takes a field the page does not know yet', () => {
-    const read = copy();
-    (read[1] as Instrument & { extra?: string }).extra = 'x';
-    expect(mergeInstruments(list, read)[1]).toBe(read[1]);
-  });
-
-  it('takes added, removed and reordered instruments', () => {
-    const added = [...copy(), inst('ETH/BTC')];
-    expect(mergeInstruments(list, added).map((i) => i.symbol)).toEqual(['BTC/USD', 'ETH/USD', 'SOL/USD', 'ETH/BTC']);
-    const removed = copy().slice(1);
-    expect(mergeInstruments(list, removed).map((i) => i.symbol)).toEqual(['ETH/USD', 'SOL/USD']);
-    const reordered = copy().reverse();
-    const merged = mergeInstruments(list, reordered);
-    expect(merged).not.toBe(list);
-    expect(merged.map((i) => i.symbol)).toEqual(['SOL/USD', 'ETH/USD', 'BTC/USD']);
-    expect(merged[0]).toBe(list[2]);
+  it('keeps the same list when it changes nothing or is not about the list', () => {
+    for (const m of [
+      msg('status:BTC/USD', { symbol: 'BTC/USD', status: 'TRADING' }),
+      halted('DOGE/USD'),
+      msg('ticker:BTC/USD', { symbol: 'BTC/USD', status: 'HALTED' }),
+      msg('status:BTC/USD', { symbol: 'ETH/USD', status: 'HALTED' }),
+      msg('status:BTC/USD', { symbol: 'BTC/USD', status: '' }),
+      msg('status:BTC/USD', { symbol: 'BTC/USD', status: 1 }),
+      msg('status:BTC/USD', { symbol: 'BTC/USD' }),
+      msg('status:BTC/USD', null),
+      msg('status:BTC/USD', 'HALTED'),
+    ]) {
+      expect(applyStatusMessage(list, m)).toBe(list);
+    }
   });
 });
