@@ -12,6 +12,7 @@ use oms_kafka::KafkaLog;
 use oms_ports::event_log::EventLog;
 use oms_ports::idempotency::IdempotencyStore;
 use oms_ports::order_store::OrderStore;
+use oms_ports::request_limits::RequestLimits;
 use oms_postgres::{PgOptions, PgStore};
 use oms_redis::{RedisIdempotency, RedisOptions};
 use std::fs::File;
@@ -22,6 +23,9 @@ pub struct Ports {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn OrderStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Accounts' request limits shared by every instance (with Redis); `None`: each instance
+    /// counts its own.
+    pub request_limits: Option<Arc<dyn RequestLimits>>,
     /// Held for the life of the process when anything embedded is open.
     _lock: Option<File>,
 }
@@ -75,6 +79,7 @@ pub async fn open(config: &Config) -> Result<Ports> {
             (Arc::new(pg), false)
         }
     };
+    let mut request_limits: Option<Arc<dyn RequestLimits>> = None;
     let idempotency: Arc<dyn IdempotencyStore> = match config.idempotency.backend {
         // A database of their own: claims and stored responses are on every order's path and
         // must not queue behind the processor's batches on the order store's writer.
@@ -85,11 +90,11 @@ pub async fn open(config: &Config) -> Result<Ports> {
                 key_prefix: config.idempotency.key_prefix.clone(),
                 ..Default::default()
             };
-            Arc::new(
-                RedisIdempotency::connect(&config.idempotency.redis_url, options)
-                    .await
-                    .context("connecting to Redis")?,
-            )
+            let keys = RedisIdempotency::connect(&config.idempotency.redis_url, options)
+                .await
+                .context("connecting to Redis")?;
+            request_limits = Some(Arc::new(keys.request_limits()));
+            Arc::new(keys)
         }
     };
     let names = &config.log.names;
@@ -103,6 +108,7 @@ pub async fn open(config: &Config) -> Result<Ports> {
         log,
         store,
         idempotency,
+        request_limits,
         _lock: lock,
     })
 }
@@ -285,5 +291,34 @@ mod tests {
             );
             assert!(!dir.path().join(MOVED_JOURNAL).exists());
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_redis_every_instance_shares_the_request_limits() {
+        use oms_domain::ids::AccountId;
+        use oms_ports::request_limits::Allowance;
+        let redis = oms_testkit::redis::RedisServer::new();
+        let instance = |dir: &Path| {
+            let mut config = Config::default();
+            config.server.data_dir = dir.to_path_buf();
+            config.idempotency.backend = IdempotencyBackend::Redis;
+            config.idempotency.redis_url = redis.url();
+            config
+        };
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = open(&instance(one.path())).await.unwrap();
+        let second = open(&instance(two.path())).await.unwrap();
+        let once = Allowance {
+            per_second: 1,
+            burst: 1,
+        };
+        let limits = |p: &Ports| p.request_limits.clone().expect("shared with Redis");
+        assert!(limits(&first).admit(AccountId(1), 1, once).await.unwrap());
+        assert!(!limits(&second).admit(AccountId(1), 1, once).await.unwrap());
+
+        let embedded = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = embedded.path().to_path_buf();
+        assert!(open(&config).await.unwrap().request_limits.is_none());
     }
 }

@@ -188,6 +188,10 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<()> {
         metrics: metrics.clone(),
     }))
     .with_metrics_source(serve_metrics.clone());
+    let state = match &ports.request_limits {
+        Some(limits) => state.with_shared_request_limits(limits.clone()),
+        None => state,
+    };
 
     let mut extra = Router::new();
     if has(Role::MarketData) {

@@ -6,6 +6,7 @@
 pub mod event_log;
 pub mod idempotency;
 pub mod order_store;
+pub mod request_limits;
 
 use thiserror::Error;
 

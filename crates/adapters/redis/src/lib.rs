@@ -1,5 +1,6 @@
 //! The Redis idempotency store of crypto-oms (distributed mode): [`RedisIdempotency`]
-//! implements the `IdempotencyStore` port with `SET NX PX`.
+//! implements the `IdempotencyStore` port with `SET NX PX`, and [`RedisRequestLimits`] (from
+//! the same connection) the accounts' request limits shared by every API instance.
 //!
 //! ```no_run
 //! # async fn wire() -> Result<(), oms_ports::PortError> {
@@ -16,7 +17,9 @@
 //! Connections are plain TCP (`rediss://` is refused): use it on loopback, inside a cluster
 //! network, or through a TLS-terminating proxy.
 
+mod limits;
 mod record;
 mod store;
 
+pub use limits::RedisRequestLimits;
 pub use store::{RedisIdempotency, RedisOptions};

@@ -1,5 +1,6 @@
 //! `RedisIdempotency`: the idempotency store port on Redis.
 
+use crate::limits::RedisRequestLimits;
 use crate::record;
 use async_trait::async_trait;
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
@@ -197,6 +198,13 @@ impl RedisIdempotency {
         }
     }
 
+    /// The accounts' request limits, on this store's connection, under its key prefix
+    /// (`{prefix}rate-limit:{account}`, apart from every idempotency key, which starts with
+    /// its scope).
+    pub fn request_limits(&self) -> RedisRequestLimits {
+        RedisRequestLimits::new(self.conn.clone(), &self.prefix, self.timeout)
+    }
+
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -266,7 +274,7 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 }
 
 /// Awaits `f` for at most `timeout`, whatever the connection is doing.
-async fn within<T>(
+pub(crate) async fn within<T>(
     timeout: Duration,
     what: &str,
     f: impl Future<Output = redis::RedisResult<T>>,

@@ -1,9 +1,13 @@
 //! `RedisIdempotency` beyond the shared suite: failing closed when Redis is down or hung,
-//! coming back after a restart, the key prefix and what release may delete.
+//! coming back after a restart, the key prefix and what release may delete; and the request
+//! limits every instance shares through it.
 
+use oms_domain::ids::AccountId;
 use oms_ports::idempotency::{Claim, ClaimTerms, IdempotencyStore, StoredResponse};
+use oms_ports::request_limits::{Allowance, RequestLimits};
 use oms_ports::PortError;
 use oms_redis::{RedisIdempotency, RedisOptions};
+use oms_services::api::rate_limit::{RequestLimiter, RequestRate};
 use oms_testkit::redis::RedisServer;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -389,4 +393,110 @@ async fn claims_written_by_earlier_versions_lock_and_resume() {
         raw.ends_with(b"0000000002fpintent-abandoned"),
         "the first request's intent kept"
     );
+}
+
+fn allowance(per_second: u32, burst: u32) -> Allowance {
+    Allowance { per_second, burst }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_draw_on_one_allowance_per_account() {
+    let server = RedisServer::new();
+    // Two API instances: two connections to the same Redis.
+    let a = RedisIdempotency::connect(&server.url(), options())
+        .await
+        .unwrap()
+        .request_limits();
+    let b = RedisIdempotency::connect(&server.url(), options())
+        .await
+        .unwrap()
+        .request_limits();
+    // One a second, five at once: a refill takes a second, so none comes back mid-test.
+    let rate = allowance(1, 5);
+    let (alice, bob) = (AccountId(1), AccountId(2));
+    for limits in [&a, &a, &b, &a, &b] {
+        assert!(limits.admit(alice, 1, rate).await.unwrap());
+    }
+    assert!(
+        !a.admit(alice, 1, rate).await.unwrap(),
+        "the burst is spent"
+    );
+    assert!(!b.admit(alice, 1, rate).await.unwrap(), "on both instances");
+    assert!(
+        b.admit(bob, 5, rate).await.unwrap(),
+        "another account's is its own"
+    );
+    assert!(!a.admit(bob, 1, rate).await.unwrap());
+    let carol = AccountId(3);
+    assert!(
+        !a.admit(carol, 6, rate).await.unwrap(),
+        "more than the burst"
+    );
+    assert!(a.admit(carol, 4, rate).await.unwrap());
+    assert!(
+        !b.admit(carol, 2, rate).await.unwrap(),
+        "two more than the one left"
+    );
+    assert!(
+        b.admit(carol, 1, rate).await.unwrap(),
+        "a refused request took nothing"
+    );
+    // The allowance refills at its rate: one request a second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(b.admit(alice, 1, rate).await.unwrap());
+    assert!(!a.admit(alice, 1, rate).await.unwrap());
+    // The counts live under the store's prefix, apart from every idempotency key.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "test:rate-limit:1",
+            "test:rate-limit:2",
+            "test:rate-limit:3"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_each_instance_counts_its_own_requests() {
+    let server = RedisServer::new();
+    let limits = RedisIdempotency::connect(&server.url(), options())
+        .await
+        .unwrap()
+        .request_limits();
+    let limiter = RequestLimiter::shared(Arc::new(limits));
+    let rate = RequestRate {
+        per_second: 1,
+        burst: 2,
+    };
+    let alice = AccountId(1);
+    assert!(limiter.admit_shared(alice, rate, 2).await);
+    assert!(!limiter.admit_shared(alice, rate, 1).await, "shared: spent");
+    server.stop();
+    // Failing open to this instance's own count, which has not been drawn on: a limit is not
+    // worth refusing every request while Redis is down, but it still holds.
+    for _ in 0..2 {
+        assert!(bounded("admit, Redis down", limiter.admit_shared(alice, rate, 1)).await);
+    }
+    assert!(!limiter.admit_shared(alice, rate, 1).await, "local: spent");
+    // Redis back (empty: the test server keeps nothing): after the retry interval the shared
+    // count is used again, and holds the request.
+    server.start();
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    assert!(limiter.admit_shared(alice, rate, 1).await, "shared again");
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let held: Option<String> = redis::cmd("GET")
+        .arg("test:rate-limit:1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(held.is_some(), "the request was counted in Redis");
 }

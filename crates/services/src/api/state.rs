@@ -176,6 +176,16 @@ impl ApiState {
         self
     }
 
+    /// Counts each account's requests in `limits`, shared with every other instance that
+    /// uses them, rather than in this instance alone.
+    pub fn with_shared_request_limits(
+        mut self,
+        limits: Arc<dyn oms_ports::request_limits::RequestLimits>,
+    ) -> Self {
+        Arc::make_mut(&mut self.0).limiter = Arc::new(RequestLimiter::shared(limits));
+        self
+    }
+
     /// Adds text to `GET /metrics`.
     pub fn with_metrics_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
         Arc::make_mut(&mut self.0).metrics_source = source;
