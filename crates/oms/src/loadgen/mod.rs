@@ -81,6 +81,9 @@ struct Totals {
     sent: AtomicU64,
     acked: AtomicU64,
     failed: AtomicU64,
+    /// The worst latency (µs) of the requests scheduled in each second of the run: a tail
+    /// made of a few stalls reads differently from one spread evenly.
+    worst_per_second: Vec<AtomicU64>,
 }
 
 pub async fn run(args: LoadgenArgs) -> Result<()> {
@@ -123,6 +126,12 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         totals.sent.load(Ordering::Relaxed)
     );
     report(&hist, acked, totals.failed.load(Ordering::Relaxed), elapsed);
+    let worst: Vec<String> = totals
+        .worst_per_second
+        .iter()
+        .map(|w| (w.load(Ordering::Relaxed) / 1_000).to_string())
+        .collect();
+    println!("worst latency in each second, ms: {}", worst.join(" "));
 
     let bare = if args.bare_seconds > 0 {
         let (h, t, e) = drive(&args, args.bare_seconds, Target::Health).await?;
@@ -200,6 +209,7 @@ async fn drive(
         sent: AtomicU64::new(0),
         acked: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        worst_per_second: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
     });
     let mut workers = Vec::new();
     for (worker, conn) in conns.into_iter().enumerate() {
@@ -222,6 +232,8 @@ async fn drive(
                 let ok = send(&args, &mut conn, request, &target, scheduled, followed).await;
                 let latency = scheduled.elapsed().as_micros() as u64;
                 let _ = hist.record_n(latency.max(1), counted);
+                let second = (i / requests_per_second) as usize;
+                totals.worst_per_second[second].fetch_max(latency, Ordering::Relaxed);
                 match ok {
                     Ok(()) => totals.acked.fetch_add(counted, Ordering::Relaxed),
                     Err(e) => {
