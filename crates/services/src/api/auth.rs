@@ -75,11 +75,12 @@ fn random_key(prefix: &str) -> Result<String, getrandom::Error> {
 }
 
 /// Briefly remembers what the store said of key hashes, so each request does not hit it:
-/// found keys for the cache's TTL, unknown ones for [`UNKNOWN_KEY_TTL`].
+/// found keys for the cache's TTL, unknown ones for [`UNKNOWN_KEY_TTL`]. The two are kept
+/// apart, so a flood of made-up keys cannot push out the keys in use.
 pub struct KeyCache {
     ttl: Duration,
-    /// `None`: the store knew no such key.
-    map: Mutex<HashMap<String, (Option<Grant>, Instant)>>,
+    found: Mutex<HashMap<String, (Grant, Instant)>>,
+    unknown: Mutex<HashMap<String, Instant>>,
     /// Counts revocations, so a lookup that read the store before one cannot put the revoked
     /// key back after it.
     revocations: AtomicU64,
@@ -89,32 +90,32 @@ impl KeyCache {
     pub fn new(ttl: Duration) -> Self {
         KeyCache {
             ttl,
-            map: Mutex::new(HashMap::new()),
+            found: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
             revocations: AtomicU64::new(0),
         }
     }
 
     /// What the store said of the key, while that is fresh: `Some(None)` for no such key.
     fn get(&self, hash: &str) -> Option<Option<Grant>> {
-        let map = self.map.lock().expect("lock");
-        map.get(hash)
-            .filter(|(g, at)| {
-                at.elapsed()
-                    < if g.is_some() {
-                        self.ttl
-                    } else {
-                        UNKNOWN_KEY_TTL
-                    }
-            })
-            .map(|(g, _)| *g)
+        let found = self.found.lock().expect("lock");
+        if let Some((g, at)) = found.get(hash) {
+            return (at.elapsed() < self.ttl).then_some(Some(*g));
+        }
+        drop(found);
+        let unknown = self.unknown.lock().expect("lock");
+        unknown
+            .get(hash)
+            .filter(|at| at.elapsed() < UNKNOWN_KEY_TTL)
+            .map(|_| None)
     }
 
     /// Drops a revoked key at once in this process; other processes keep it for up to the
     /// cache's TTL.
     pub fn forget(&self, hash: &str) {
-        let mut map = self.map.lock().expect("lock");
+        let mut found = self.found.lock().expect("lock");
         self.revocations.fetch_add(1, Ordering::SeqCst);
-        map.remove(hash);
+        found.remove(hash);
     }
 
     /// Where a lookup starts: pass it to [`KeyCache::put`] with what the store answered.
@@ -125,14 +126,22 @@ impl KeyCache {
     /// Remembers what the store said of a key (`None`: unknown), unless a key was revoked
     /// since the lookup began.
     fn put(&self, hash: String, grant: Option<Grant>, epoch: u64) {
-        let mut map = self.map.lock().expect("lock");
+        let Some(grant) = grant else {
+            let mut unknown = self.unknown.lock().expect("lock");
+            if unknown.len() >= KEY_CACHE_MAX {
+                unknown.clear();
+            }
+            unknown.insert(hash, Instant::now());
+            return;
+        };
+        let mut found = self.found.lock().expect("lock");
         if self.revocations.load(Ordering::SeqCst) != epoch {
             return;
         }
-        if map.len() >= KEY_CACHE_MAX {
-            map.clear();
+        if found.len() >= KEY_CACHE_MAX {
+            found.clear();
         }
-        map.insert(hash, (grant, Instant::now()));
+        found.insert(hash, (grant, Instant::now()));
     }
 }
 
@@ -519,7 +528,12 @@ mod tests {
         );
         // Aged past its shorter time to live, it is asked for again.
         let aged = Instant::now() - UNKNOWN_KEY_TTL;
-        cache.map.lock().unwrap().get_mut("unknown-hash").unwrap().1 = aged;
+        *cache
+            .unknown
+            .lock()
+            .unwrap()
+            .get_mut("unknown-hash")
+            .unwrap() = aged;
         assert_eq!(cache.get("unknown-hash"), None);
         // A found key of the same age is still fresh.
         let grant = Grant {
@@ -527,7 +541,12 @@ mod tests {
             scope: KeyScope::Trade,
         };
         cache.put("found-hash".into(), Some(grant), cache.epoch());
-        cache.map.lock().unwrap().get_mut("found-hash").unwrap().1 = aged;
+        cache.found.lock().unwrap().get_mut("found-hash").unwrap().1 = aged;
+        assert_eq!(cache.get("found-hash"), Some(Some(grant)));
+        // A flood of made-up keys does not push it out.
+        for i in 0..=KEY_CACHE_MAX {
+            cache.put(format!("made-up-{i}"), None, cache.epoch());
+        }
         assert_eq!(cache.get("found-hash"), Some(Some(grant)));
     }
 
