@@ -257,6 +257,19 @@ pub struct Order {
     /// before risk and the venue decide it, and a refused one changes nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_amend: Option<LastAmend>,
+    /// The newest refusal of a cancel of this order: a `DELETE` is answered `202` before risk
+    /// and the venue decide it, and one they refuse (the symbol halted, the order filled
+    /// meanwhile) leaves the order as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cancel_reject: Option<CancelReject>,
+}
+
+/// Why a cancel of the order was refused, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelReject {
+    pub reason: RejectReason,
+    pub at: Timestamp,
 }
 
 /// The outcome of an order's newest decided amend.
@@ -313,6 +326,7 @@ impl Order {
             updated_at: n.created_at,
             last_trade_id: None,
             last_amend: None,
+            last_cancel_reject: None,
         }
     }
 

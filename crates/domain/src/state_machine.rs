@@ -4,7 +4,7 @@
 //! `EXPIRED` from any live state. Anything else is an [`IllegalTransition`] and is never applied.
 
 use crate::events::Event;
-use crate::order::{AmendStatus, LastAmend, Order, OrderStatus};
+use crate::order::{AmendStatus, CancelReject, LastAmend, Order, OrderStatus};
 use rust_decimal::Decimal;
 use thiserror::Error;
 
@@ -85,6 +85,22 @@ pub fn apply(
 ) -> Result<Applied, IllegalTransition> {
     if let Some(refused) = refused_amend(event) {
         return Ok(record_amend(order, refused, at));
+    }
+    if let Event::CancelRejected {
+        account, reason, ..
+    } = event
+    {
+        // Another account's request for this order id learns nothing of it, and changes nothing.
+        if *account != order.account {
+            return Ok(Applied::Unchanged);
+        }
+        return Ok(record_cancel_reject(
+            order,
+            CancelReject {
+                reason: *reason,
+                at,
+            },
+        ));
     }
     let Some(trigger) = trigger_of(event) else {
         return Ok(Applied::Unchanged);
@@ -177,6 +193,19 @@ fn record_amend(order: &mut Order, outcome: LastAmend, at: crate::ids::Timestamp
     }
     order.last_amend = Some(outcome);
     order.updated_at = at;
+    Applied::Changed
+}
+
+/// Records a refused cancel unless the order has this one (a redelivery) or a later one.
+fn record_cancel_reject(order: &mut Order, refused: CancelReject) -> Applied {
+    if order
+        .last_cancel_reject
+        .is_some_and(|l| l.at > refused.at || l == refused)
+    {
+        return Applied::Unchanged;
+    }
+    order.last_cancel_reject = Some(refused);
+    order.updated_at = refused.at;
     Applied::Changed
 }
 
@@ -387,5 +416,58 @@ mod tests {
             Ok(Applied::Unchanged),
             "an older refusal"
         );
+    }
+
+    fn cancel_refused(account: u64, reason: crate::order::RejectReason) -> Event {
+        Event::CancelRejected {
+            account: crate::ids::AccountId(account),
+            order_id: crate::ids::OrderId(7),
+            reason,
+        }
+    }
+
+    #[test]
+    fn a_refused_cancel_is_recorded_for_the_owner_only() {
+        use crate::ids::Timestamp;
+        use crate::order::RejectReason::{InstrumentHalted, OrderNotLive, UnknownOrder};
+        let mut o = resting();
+        let before = o.clone();
+        // Another account's cancel of this id: its refusal says nothing about this order.
+        assert_eq!(
+            apply(&mut o, &cancel_refused(2, UnknownOrder), Timestamp(3)),
+            Ok(Applied::Unchanged)
+        );
+        assert_eq!(o, before);
+        assert_eq!(
+            apply(&mut o, &cancel_refused(1, InstrumentHalted), Timestamp(4)),
+            Ok(Applied::Changed)
+        );
+        assert_eq!(
+            o.last_cancel_reject,
+            Some(CancelReject {
+                reason: InstrumentHalted,
+                at: Timestamp(4)
+            })
+        );
+        assert_eq!((o.status, o.updated_at), (before.status, Timestamp(4)));
+        assert_eq!(
+            apply(&mut o, &cancel_refused(1, InstrumentHalted), Timestamp(4)),
+            Ok(Applied::Unchanged),
+            "a redelivery"
+        );
+        assert_eq!(
+            apply(&mut o, &cancel_refused(1, OrderNotLive), Timestamp(2)),
+            Ok(Applied::Unchanged),
+            "an older refusal"
+        );
+        assert_eq!(
+            apply(&mut o, &cancel_refused(1, OrderNotLive), Timestamp(6)),
+            Ok(Applied::Changed)
+        );
+        assert_eq!(o.last_cancel_reject.map(|r| r.reason), Some(OrderNotLive));
+        // Stored bodies from before read back without one.
+        let mut old = serde_json::to_value(&before).unwrap();
+        old.as_object_mut().unwrap().remove("lastCancelReject");
+        assert_eq!(serde_json::from_value::<Order>(old).unwrap(), before);
     }
 }

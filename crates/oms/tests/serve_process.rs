@@ -954,6 +954,15 @@ priceBand = "0.1"
     );
     let (mut watcher, first) = support::status_watcher(&server.addr, "SOL/USD").await;
     assert_eq!(first, "HALTED", "after the restart");
+    // Alice's own cancel is taken (202) and refused by the halted book: the order says so.
+    let (code, _) = server.delete(&resting_sol, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(code, 202);
+    until(&server, &resting_sol, |o| {
+        o["lastCancelReject"]["rejectReason"] == "INSTRUMENT_HALTED"
+    })
+    .await;
+    let (_, order) = server.get(&resting_sol, Some(ALICE_KEY)).await.unwrap();
+    assert_eq!(order["status"], "ACCEPTED", "{order}");
     let third = place(&server, ALICE_KEY, RESTING_BTC_BUY).await;
     assert_eq!(
         rejected(&server, ALICE_KEY, &third).await,

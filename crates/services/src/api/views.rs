@@ -63,6 +63,15 @@ pub struct OrderView {
     pub updated_at: String,
     /// What became of the newest amend decided so far (`null` before any).
     pub last_amend: Option<LastAmendView>,
+    /// The newest refusal of a cancel (`null` while none was refused).
+    pub last_cancel_reject: Option<CancelRejectView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelRejectView {
+    pub reject_reason: &'static str,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -105,6 +114,10 @@ impl OrderView {
                 amend_id: a.amend_id.to_string(),
                 status: a.status.as_str(),
                 reject_reason: a.reject_reason.map(|r| r.code()),
+            }),
+            last_cancel_reject: o.last_cancel_reject.map(|r| CancelRejectView {
+                reject_reason: r.reason.code(),
+                at: format_rfc3339_millis(r.at),
             }),
         }
     }
@@ -263,7 +276,7 @@ mod tests {
                 "orderType":"LIMIT","timeInForce":"GTC","postOnly":false,"price":"45000.00","stopPrice":null,
                 "quantity":"0.10000","filledQuantity":"0","executedNotional":"0","averageFillPrice":null,"fees":"0","status":"NEW",
                 "rejectReason":null,"cancelReason":null,"expireAt":null,"createdAt":"2025-11-25T08:00:00.000Z",
-                "updatedAt":"2025-11-25T08:00:00.000Z","lastAmend":null})
+                "updatedAt":"2025-11-25T08:00:00.000Z","lastAmend":null,"lastCancelReject":null})
         );
         let mut refused = Order::from_new(&n);
         refused.last_amend = Some(LastAmend {
