@@ -159,6 +159,16 @@ export const decimal = {
     const step = inc.units * 10n ** BigInt(scale - inc.scale);
     return text((prod / step) * inc.units, inc.scale);
   },
+  /** Without trailing fraction zeros: "0.10000" → "0.1", "45000.00" → "45000". */
+  plain(value) {
+    const { units, scale } = parts(value);
+    let [u, s] = [units, scale];
+    while (s > 0 && u % 10n === 0n) {
+      u /= 10n;
+      s -= 1;
+    }
+    return text(u, s);
+  },
   /** `count` increments, written at the increment's scale. */
   times(increment, count) {
     const inc = parts(increment);

@@ -369,6 +369,20 @@ await run.step(
     assert(traded.length > 0, `order ${S.takerId} has no fills`);
     const total = traded.reduce((sum, f) => decimal.add(sum, f.quantity), '0');
     assert(decimal.cmp(total, S.takerFilled) === 0, `its fills add up to ${total}, the history shows ${S.takerFilled}`);
+    const plain = (text) => text.replace(/,/g, '').trim().split(' ')[0];
+
+    // The order history shows what the fills came to: the order's executed notional, exact.
+    const spent = traded.reduce((sum, f) => decimal.add(sum, decimal.mul(f.price, f.quantity)), '0');
+    await q('[data-testid="tab-history"]').click();
+    const notionalCell = historyRow(S.takerId).locator('[data-testid="order-notional"]');
+    const raw = await notionalCell.getAttribute('data-raw');
+    const notionalText = await notionalCell.textContent();
+    assert(decimal.cmp(raw, spent) === 0, `order ${S.takerId} has executed notional ${raw}, its fills ${spent}`);
+    const notionalTitle = await notionalCell.getAttribute('title');
+    assert(
+      decimal.cmp(plain(notionalText), spent) === 0 && notionalTitle === `${notionalText} ${S.inst.quote} traded`,
+      `order ${S.takerId} shows notional "${notionalText}" ("${notionalTitle}"), its fills ${spent} ${S.inst.quote}`,
+    );
 
     // Opening the tab reads the first page of the account's fills.
     const isFirstPage = (res) => {
@@ -414,7 +428,6 @@ await run.step(
         };
       }),
     );
-    const plain = (text) => text.replace(/,/g, '').trim().split(' ')[0];
     for (const f of traded) {
       const row = shown.find((x) => x.tradeId === String(f.tradeId));
       const what = `trade ${f.tradeId} of order ${S.takerId}`;
@@ -745,7 +758,8 @@ await run.step(
     // A resting order of the symbol, for the open orders' controls.
     const bid = await q('[data-testid="order-book"] .ladder-row.bid').first().getAttribute('data-price');
     const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
-    await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity: testQuantity(price), tif: 'GTC' });
+    const quantity = testQuantity(price);
+    await fillTicket({ side: 'BUY', type: 'LIMIT', price, quantity, tif: 'GTC' });
     const restingId = (await submitTicket()).orderId;
     let resting = true;
     let otherId = null;
@@ -789,15 +803,53 @@ await run.step(
       await page.screenshot({ path: file });
       assert(fs.statSync(file).size > 10_000, `${file} looks empty`);
 
+      // A cancel sent anyway (the page's own session, past its disabled button) is answered 202,
+      // then refused by the halted book: the order says so, stays open, and the page tells of it.
+      const refusedText = `Cancel of ${S.symbol} buy ${decimal.plain(quantity)} @ ${decimal.plain(price)} refused: the symbol is halted`;
+      const errorNotices = () => q('[data-testid="banner-error"] span').allTextContents();
+      const readOrder = async () => (await context.request.get(`${cfg.baseUrl}/api/orders/${restingId}`)).json();
+      const before = await readOrder();
+      assert(
+        before.lastCancelReject === null,
+        `order ${restingId} shows a refused cancel before any: ${JSON.stringify(before)}`,
+      );
+      assert(!(await errorNotices()).includes(refusedText), `the page tells of a refused cancel before any was sent`);
+      const deleted = await page.evaluate(
+        async (id) => (await fetch(`/api/orders/${id}`, { method: 'DELETE' })).status,
+        restingId,
+      );
+      assert(deleted === 202, `DELETE /api/orders/${restingId} from the page answered ${deleted}`);
+      await until('the notice of the refused cancel', async () => (await errorNotices()).includes(refusedText)).catch(
+        async (e) => {
+          throw new Error(`${e.message}: the banner shows ${JSON.stringify(await errorNotices())}`);
+        },
+      );
+      let after;
+      await until(`GET /api/orders/${restingId} to show the refused cancel`, async () => {
+        after = await readOrder();
+        return after.lastCancelReject !== null;
+      });
+      assert(
+        after.status === 'ACCEPTED' && after.lastCancelReject.rejectReason === 'INSTRUMENT_HALTED',
+        `after the refused cancel, order ${restingId} is ${JSON.stringify(after)}`,
+      );
+      assert((await row.getAttribute('data-status')) === 'ACCEPTED', `order ${restingId} left open orders`);
+      await q('[data-testid="banner-error"]')
+        .filter({ hasText: refusedText })
+        .getByRole('button', { name: 'Dismiss' })
+        .click();
+
       // With an order of another symbol open, Cancel all cancels that one and says the halted one stays.
       const instruments = (await (await context.request.get(`${cfg.baseUrl}/api/instruments`)).json()).instruments;
       const other = instruments.find((i) => i.symbol !== S.symbol && i.status === 'TRADING');
       assert(other, `no other trading symbol than ${S.symbol} in /api/instruments`);
-      const depth = await context.request.get(
-        `${cfg.baseUrl}/api/marketdata/depth?symbol=${encodeURIComponent(other.symbol)}&levels=1`,
-      );
-      const otherBid = (await depth.json()).bids?.[0]?.[0];
-      assert(otherBid, `no bid in the ${other.symbol} book`);
+      // The demo maker requotes by cancelling then placing: a read can fall between the two.
+      const otherBid = await until(`a bid in the ${other.symbol} book`, async () => {
+        const depth = await context.request.get(
+          `${cfg.baseUrl}/api/marketdata/depth?symbol=${encodeURIComponent(other.symbol)}&levels=1`,
+        );
+        return (await depth.json()).bids?.[0]?.[0];
+      });
       const otherPrice = decimal.floorToIncrement(otherBid, '0.95', other.tickSize);
       const placed = await context.request.post(`${cfg.baseUrl}/api/orders`, {
         headers: { 'X-API-Key': cfg.apiKey, 'X-Idempotency-Key': randomUUID() },
@@ -849,6 +901,16 @@ await run.step(
       const stillStatus = (await still.json()).status;
       assert(stillStatus === 'ACCEPTED', `order ${restingId} is ${stillStatus} after Cancel all on halted ${S.symbol}`);
       assert((await row.getAttribute('data-status')) === 'ACCEPTED', `order ${restingId} left open orders`);
+      // Cancel all asked for its cancel too: that second refusal (a later `at`) is told of anew.
+      await until(
+        `the refusal of Cancel all's cancel of order ${restingId}`,
+        async () => (await readOrder()).lastCancelReject?.at !== after.lastCancelReject.at,
+      );
+      await until('the notice of the second refused cancel', async () => (await errorNotices()).includes(refusedText));
+      await q('[data-testid="banner-error"]')
+        .filter({ hasText: refusedText })
+        .getByRole('button', { name: 'Dismiss' })
+        .click();
 
       // Cancel-only: new orders and amends still refused, cancels work again.
       await setStatus('CANCEL_ONLY');
@@ -1006,11 +1068,13 @@ await run.step(
     try {
       assert(scope === 'READ', `the key was issued with scope ${JSON.stringify(scope)}`);
       // A resting order, placed with the trading key, for the open orders tab to show.
-      const depth = await context.request.get(
-        `${cfg.baseUrl}/api/marketdata/depth?symbol=${encodeURIComponent(S.symbol)}&levels=1`,
-      );
-      const bid = (await depth.json()).bids?.[0]?.[0];
-      assert(bid, `no bid in the ${S.symbol} book`);
+      // The demo maker requotes by cancelling then placing: a read can fall between the two.
+      const bid = await until(`a bid in the ${S.symbol} book`, async () => {
+        const depth = await context.request.get(
+          `${cfg.baseUrl}/api/marketdata/depth?symbol=${encodeURIComponent(S.symbol)}&levels=1`,
+        );
+        return (await depth.json()).bids?.[0]?.[0];
+      });
       const price = decimal.floorToIncrement(bid, '0.95', S.inst.tickSize);
       const order = {
         symbol: S.symbol,

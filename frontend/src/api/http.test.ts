@@ -15,6 +15,7 @@ const ORDER: Order = {
   stopPrice: null,
   quantity: '0.10000',
   filledQuantity: '0.00000',
+  executedNotional: '0',
   averageFillPrice: null,
   fees: '0',
   status: 'ACCEPTED',
@@ -23,6 +24,7 @@ const ORDER: Order = {
   expireAt: null,
   createdAt: '2026-11-25T08:00:00Z',
   updatedAt: '2026-11-25T08:00:00Z',
+  lastCancelReject: null,
 };
 
 let fetchMock: ReturnType<typeof vi.fn>;

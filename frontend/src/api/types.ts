@@ -48,6 +48,9 @@ export interface Order {
   stopPrice: string | null;
   quantity: string;
   filledQuantity: string;
+  /** Sum of price × quantity over the order's fills, exact, in the quote asset ("0" before any fill). */
+  executedNotional: string;
+  /** `executedNotional` / `filledQuantity`, rounded; null before any fill. */
   averageFillPrice: string | null;
   fees: string;
   status: OrderStatus;
@@ -59,6 +62,15 @@ export interface Order {
   updatedAt: string;
   /** What became of the newest decided amend (PATCH): refused ones leave the order as it was. */
   lastAmend?: LastAmend | null;
+  /** The newest refusal of a cancel (DELETE answered 202, then refused): the order stays as it was. */
+  lastCancelReject: CancelReject | null;
+}
+
+export interface CancelReject {
+  /** INSTRUMENT_HALTED, ORDER_NOT_LIVE, UNKNOWN_ORDER, …: the order-reject codes. */
+  rejectReason: string;
+  /** When risk or the venue refused it (RFC 3339, ms). */
+  at: string;
 }
 
 export interface LastAmend {

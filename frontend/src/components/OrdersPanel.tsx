@@ -5,6 +5,7 @@ import { cancelAllButton, cancelAllScope, cancelRequestedText, haltedNote } from
 import { cmp, dec } from '../lib/decimal';
 import { decimalsOf, formatDateTime, formatDecimal, formatPrice, formatSize, formatTime } from '../lib/format';
 import { amendRefusedReason, cancelRefusedReason } from '../lib/instruments';
+import { formatExecutedNotional } from '../lib/orders';
 import { readOnlyReason } from '../lib/session';
 import { checkTyping, validateTicket } from '../lib/ticket';
 import { uuidv4 } from '../lib/uuid';
@@ -193,7 +194,7 @@ function OpenOrders({
 }) {
   if (orders.length === 0) return <p className="muted empty">No open orders</p>;
   return (
-    <table className="grid" data-testid="open-orders">
+    <table className="grid tight" data-testid="open-orders">
       <thead>
         <tr>
           <th>Time</th>
@@ -203,6 +204,7 @@ function OpenOrders({
           <th className="num">Price</th>
           <th className="num">Quantity</th>
           <th className="num">Filled</th>
+          <th className="num">Notional</th>
           <th>Status</th>
           <th className="actions">Actions</th>
         </tr>
@@ -378,6 +380,7 @@ const OpenRow = memo(function OpenRow({
         )}
       </td>
       <td className="num">{formatSize(order.filledQuantity, step)}</td>
+      <NotionalCell order={order} inst={inst} tick={tick} />
       <td>
         <StatusBadge status={order.status} />
       </td>
@@ -428,6 +431,24 @@ const OpenRow = memo(function OpenRow({
     </tr>
   );
 });
+
+/**
+ * What the order's fills came to (price × quantity), in the quote asset; "—" before any fill.
+ * Like the price beside it, the cell carries no unit (the tables stay narrow): its tooltip does.
+ */
+function NotionalCell({ order, inst, tick }: { order: Order; inst?: Instrument; tick: string }) {
+  const text = formatExecutedNotional(order.executedNotional, tick);
+  return (
+    <td
+      className="num"
+      data-testid="order-notional"
+      data-raw={order.executedNotional}
+      title={text !== '—' && inst ? `${text} ${inst.quote} traded` : undefined}
+    >
+      {text}
+    </td>
+  );
+}
 
 function StatusBadge({ status }: { status: Order['status'] }) {
   return <span className={`badge s-${status.toLowerCase()}`}>{status.replace('_', ' ')}</span>;
@@ -486,6 +507,7 @@ function History({
             <th className="num">Quantity</th>
             <th className="num">Filled</th>
             <th className="num">Avg price</th>
+            <th className="num">Notional</th>
             <th className="num">Fees</th>
             <th>Status</th>
             <th>Reason</th>
@@ -554,6 +576,7 @@ const HistoryRow = memo(function HistoryRow({ order: o, inst, expanded, fills, o
           {formatSize(o.filledQuantity, step)}
         </td>
         <td className="num">{o.averageFillPrice ? formatDecimal(o.averageFillPrice, decimalsOf(tick) + 2) : '—'}</td>
+        <NotionalCell order={o} inst={inst} tick={tick} />
         <td className="num">{o.fees}</td>
         <td>
           <StatusBadge status={o.status} />
@@ -563,7 +586,7 @@ const HistoryRow = memo(function HistoryRow({ order: o, inst, expanded, fills, o
       {expanded && (
         <tr className="fills-row">
           <td />
-          <td colSpan={11}>
+          <td colSpan={12}>
             <FillsTable fills={fills} tick={tick} step={step} />
           </td>
         </tr>

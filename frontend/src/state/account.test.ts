@@ -19,6 +19,7 @@ function order(over: Partial<Order>): Order {
     stopPrice: null,
     quantity: '1.00000',
     filledQuantity: '0',
+    executedNotional: '0',
     averageFillPrice: null,
     fees: '0',
     status: 'NEW',
@@ -27,6 +28,7 @@ function order(over: Partial<Order>): Order {
     expireAt: null,
     createdAt: '2026-11-25T08:00:00.000Z',
     updatedAt: '2026-11-25T08:00:00.000Z',
+    lastCancelReject: null,
     ...over,
   };
 }
@@ -295,5 +297,108 @@ describe('refusedAmendText', () => {
     const applied = order({ lastAmend: { amendId: '10', status: 'APPLIED', rejectReason: null } });
     expect(refusedAmendText(order({ lastAmend: refused }), applied)).toBeNull();
     expect(refusedAmendText(undefined, order({}))).toBeNull();
+  });
+});
+
+describe('refused cancels', () => {
+  let onBatch: (batch: WsDataMessage[]) => void = () => undefined;
+  let feed: AccountFeed;
+  /** What GET /api/orders answers. */
+  let listed: Order[] = [];
+  const socket = {
+    subscribe: () => () => undefined,
+    onBatch: (fn: typeof onBatch) => {
+      onBatch = fn;
+      return () => undefined;
+    },
+    onOpen: () => () => undefined,
+    whileDisconnected: () => () => undefined,
+  } as unknown as MarketSocket;
+  const update = (o: Order): WsDataMessage => ({ channel: 'orders', type: 'update', data: { order: o } });
+  const halted = (at: string, over: Partial<Order> = {}) =>
+    order({ status: 'ACCEPTED', lastCancelReject: { rejectReason: 'INSTRUMENT_HALTED', at }, updatedAt: at, ...over });
+  const shown = () => notices.get().map((n) => n.text);
+  const HALTED = 'Cancel of BTC/USD buy 1 @ 45000 refused: the symbol is halted';
+
+  beforeEach(async () => {
+    vi.useFakeTimers();
+    clearNotices();
+    // Order 1 was refused a cancel before the page loaded; order 2 never was.
+    listed = [
+      halted('2026-11-25T08:00:01.000Z'),
+      order({ orderId: '2', side: 'SELL', status: 'ACCEPTED', quantity: '0.50000', price: '46000.00' }),
+    ];
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) =>
+        url === '/api/accounts/me'
+          ? Response.json({ accountId: 1, name: 'demo', balances: [], killSwitch: false, globalKillSwitch: false })
+          : Response.json({ orders: listed, nextCursor: null }),
+      ),
+    );
+    feed = new AccountFeed(socket);
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  afterEach(() => {
+    feed.dispose();
+    clearNotices();
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it('does not tell of refusals already there when the page loaded', async () => {
+    expect(feed.orders.get().get('1')?.lastCancelReject?.rejectReason).toBe('INSTRUMENT_HALTED');
+    await feed.loadOrders();
+    expect(shown()).toEqual([]);
+  });
+
+  it('tells once of a refusal the channel shows, and keeps the order open', async () => {
+    const refused = halted('2026-11-25T08:00:02.000Z', {
+      orderId: '2',
+      side: 'SELL',
+      quantity: '0.50000',
+      price: '46000.00',
+    });
+    onBatch([update(refused)]);
+    const text = 'Cancel of BTC/USD sell 0.5 @ 46000 refused: the symbol is halted';
+    expect(shown()).toEqual([text]);
+    // Read and closed; the same refusal again, before and after the update is applied, and in a read.
+    clearNotices();
+    onBatch([update({ ...refused })]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(feed.orders.get().get('2')?.status).toBe('ACCEPTED');
+    expect(feed.orders.get().get('2')?.lastCancelReject?.at).toBe('2026-11-25T08:00:02.000Z');
+    listed = [listed[0], refused];
+    await feed.loadOrders();
+    onBatch([update({ ...refused })]);
+    expect(shown()).toEqual([]);
+  });
+
+  it('tells of a newer refusal of an order that had one at load, on the channel', () => {
+    onBatch([update(halted('2026-11-25T08:00:01.000Z'))]);
+    expect(shown()).toEqual([]);
+    onBatch([update(halted('2026-11-25T08:00:05.000Z'))]);
+    expect(shown()).toEqual([HALTED]);
+  });
+
+  it('tells of a refusal first seen in a REST read, as after a reconnect', async () => {
+    listed = [
+      listed[0],
+      order({
+        orderId: '2',
+        side: 'SELL',
+        status: 'FILLED',
+        quantity: '0.50000',
+        filledQuantity: '0.50000',
+        executedNotional: '23000',
+        price: '46000.00',
+        lastCancelReject: { rejectReason: 'ORDER_NOT_LIVE', at: '2026-11-25T08:00:03.000Z' },
+        updatedAt: '2026-11-25T08:00:03.000Z',
+      }),
+    ];
+    await feed.loadOrders();
+    expect(shown()).toEqual(['Cancel of BTC/USD sell 0.5 @ 46000 refused: the order had already ended']);
+    expect(feed.orders.get().get('2')?.executedNotional).toBe('23000');
   });
 });

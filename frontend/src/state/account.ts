@@ -20,6 +20,7 @@ import {
   KILL_SWITCH_UNKNOWN,
   type KillSwitchView,
 } from '../lib/killSwitch';
+import { CancelRejectWatch } from '../lib/orders';
 import { notify } from './notices';
 import { Store } from './store';
 
@@ -100,6 +101,8 @@ export class AccountFeed {
   /** Refused amends already told of: updates wait up to ORDER_REFRESH_MS before they are applied,
    * so a second update of the order in that time would otherwise tell of it again. */
   private toldAmends = new Set<string>();
+  /** Refused cancels seen per order: a new one (a later `at`) is told of once, on the channel or in a read. */
+  private readonly cancelRejects = new CancelRejectWatch();
   private readonly releases: (() => void)[] = [];
 
   constructor(socket: MarketSocket) {
@@ -197,8 +200,22 @@ export class AccountFeed {
     });
   }
 
-  /** Takes the order states from REST replies and channel messages, keeping the newest. */
+  /** Takes order states from REST replies (reads and answers), keeping the newest. */
   upsert(list: Order[]): void {
+    this.tellCancelRejects(list, false);
+    this.apply(list);
+  }
+
+  /** Raises a notice for each refused cancel these order states show that the page has not told of. */
+  private tellCancelRejects(list: Order[], pushed: boolean): void {
+    for (const o of list) {
+      const text = this.cancelRejects.take(o, pushed);
+      if (text) notify('error', text);
+    }
+  }
+
+  /** Takes order states from REST replies and channel messages, keeping the newest. */
+  private apply(list: Order[]): void {
     if (list.length === 0) return;
     const prev = this.orders.get();
     let next: Map<string, Order> | null = null;
@@ -226,6 +243,7 @@ export class AccountFeed {
         this.toldAmends.add(amendId);
         notify('error', refused);
       }
+      this.tellCancelRejects([d.order], true);
       orders.push(d.order);
       if (d.fill) fills.push({ orderId: d.order.orderId, fill: d.fill });
       filled ||= !!d.fill || filledMore(this.orders.get().get(d.order.orderId), d.order);
@@ -257,7 +275,7 @@ export class AccountFeed {
       this.lastApplied = Date.now();
       const batch = this.pending;
       this.pending = [];
-      this.upsert(batch);
+      this.apply(batch);
     }, wait);
   }
 
