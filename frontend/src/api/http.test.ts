@@ -1,31 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiError, api, errorText, setUnauthorizedHandler } from './http';
+import { testOrder } from './testOrder';
 import type { NewOrderRequest, Order } from './types';
 
-const ORDER: Order = {
+const ORDER: Order = testOrder({
   orderId: '42',
   clientOrderId: null,
-  accountId: 1,
-  symbol: 'BTC/USD',
   side: 'SELL',
-  orderType: 'LIMIT',
-  timeInForce: 'GTC',
-  postOnly: false,
   price: '50000.00',
-  stopPrice: null,
   quantity: '0.10000',
   filledQuantity: '0.00000',
-  executedNotional: '0',
-  averageFillPrice: null,
-  fees: '0',
   status: 'ACCEPTED',
-  rejectReason: null,
-  cancelReason: null,
-  expireAt: null,
   createdAt: '2026-11-25T08:00:00Z',
   updatedAt: '2026-11-25T08:00:00Z',
-  lastCancelReject: null,
-};
+});
 
 let fetchMock: ReturnType<typeof vi.fn>;
 

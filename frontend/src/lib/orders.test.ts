@@ -1,33 +1,19 @@
 import { describe, expect, it } from 'vitest';
+import { testOrder } from '../api/testOrder';
 import type { Order } from '../api/types';
 import { CancelRejectWatch, cancelRejectText, cancelRejectWords, formatExecutedNotional, orderWords } from './orders';
 
 function order(over: Partial<Order> = {}): Order {
-  return {
+  return testOrder({
     orderId: '7',
     clientOrderId: null,
-    accountId: 1,
-    symbol: 'BTC/USD',
-    side: 'BUY',
-    orderType: 'LIMIT',
-    timeInForce: 'GTC',
-    postOnly: false,
-    price: '45000.00',
-    stopPrice: null,
     quantity: '0.10000',
     filledQuantity: '0.00000',
-    executedNotional: '0',
-    averageFillPrice: null,
-    fees: '0',
     status: 'ACCEPTED',
-    rejectReason: null,
-    cancelReason: null,
-    expireAt: null,
     createdAt: '2026-12-02T15:00:00.000Z',
     updatedAt: '2026-12-02T15:00:00.000Z',
-    lastCancelReject: null,
     ...over,
-  };
+  });
 }
 
 const HALTED_AT = '2026-12-02T16:00:00.000Z';

@@ -4,34 +4,9 @@ import type { Fill, Order, OrdersChannelData, WsDataMessage } from '../api/types
 import { KILL_SWITCH_SETTLE_MS } from '../lib/killSwitch';
 import { ACCOUNT_POLL_MS, AccountFeed, HALTED_POLL_MS, isNewer, refusedAmendText } from './account';
 import { clearNotices, notices } from './notices';
+import { testOrder } from '../api/testOrder';
 
-function order(over: Partial<Order>): Order {
-  return {
-    orderId: '1',
-    clientOrderId: 'c',
-    accountId: 1,
-    symbol: 'BTC/USD',
-    side: 'BUY',
-    orderType: 'LIMIT',
-    timeInForce: 'GTC',
-    postOnly: false,
-    price: '45000.00',
-    stopPrice: null,
-    quantity: '1.00000',
-    filledQuantity: '0',
-    executedNotional: '0',
-    averageFillPrice: null,
-    fees: '0',
-    status: 'NEW',
-    rejectReason: null,
-    cancelReason: null,
-    expireAt: null,
-    createdAt: '2026-11-25T08:00:00.000Z',
-    updatedAt: '2026-11-25T08:00:00.000Z',
-    lastCancelReject: null,
-    ...over,
-  };
-}
+const order = (over: Partial<Order>): Order => testOrder(over);
 
 describe('order state ordering', () => {
   it('moves forward through the statuses', () => {

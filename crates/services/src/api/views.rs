@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use oms_domain::ids::{AccountId, OrderId, Symbol, Timestamp};
     use oms_domain::instrument::default_instruments;
-    use oms_domain::order::{AmendStatus, LastAmend, NewOrder, RejectReason};
+    use oms_domain::order::{AmendStatus, CancelReject, LastAmend, NewOrder, RejectReason};
     use serde_json::json;
     use std::str::FromStr;
 
@@ -251,10 +251,9 @@ mod tests {
         assert_eq!(fmt_plain(dec("1000.000")), "1000");
     }
 
-    #[test]
-    fn order_matches_the_contract() {
-        let btc = &default_instruments()[0];
-        let n = NewOrder {
+    /// A BTC/USD limit buy as `POST /api/orders` would place it.
+    fn btc_buy(price: &str, quantity: &str) -> NewOrder {
+        NewOrder {
             order_id: OrderId(123),
             client_order_id: Some("abc".into()),
             account: AccountId(1),
@@ -263,12 +262,18 @@ mod tests {
             order_type: OrderType::Limit,
             time_in_force: TimeInForce::Gtc,
             post_only: false,
-            price: Some(dec("45000")),
+            price: Some(dec(price)),
             stop_price: None,
-            quantity: dec("0.1"),
+            quantity: dec(quantity),
             expire_at: None,
             created_at: Timestamp(1_764_057_600_000),
-        };
+        }
+    }
+
+    #[test]
+    fn order_matches_the_contract() {
+        let btc = &default_instruments()[0];
+        let n = btc_buy("45000", "0.1");
         let v = serde_json::to_value(OrderView::new(&Order::from_new(&n), Some(btc))).unwrap();
         assert_eq!(
             v,
@@ -284,33 +289,26 @@ mod tests {
             status: AmendStatus::Rejected,
             reject_reason: Some(RejectReason::NotionalAboveMax),
         });
+        refused.last_cancel_reject = Some(CancelReject {
+            reason: RejectReason::InstrumentHalted,
+            at: Timestamp(1_764_057_601_000),
+        });
         let v = serde_json::to_value(OrderView::new(&refused, Some(btc))).unwrap();
         assert_eq!(
             v["lastAmend"],
             json!({"amendId":"77","status":"REJECTED","rejectReason":"NOTIONAL_ABOVE_MAX"})
+        );
+        assert_eq!(
+            v["lastCancelReject"],
+            json!({"rejectReason":"INSTRUMENT_HALTED","at":"2025-11-25T08:00:01.000Z"})
         );
     }
 
     #[test]
     fn the_executed_notional_is_exact_where_the_average_cannot_be() {
         let btc = &default_instruments()[0];
-        let n = NewOrder {
-            order_id: OrderId(9),
-            client_order_id: None,
-            account: AccountId(1),
-            symbol: Symbol::new("BTC/USD"),
-            side: Side::Buy,
-            order_type: OrderType::Limit,
-            time_in_force: TimeInForce::Gtc,
-            post_only: false,
-            price: Some(dec("45000.02")),
-            stop_price: None,
-            quantity: dec("0.3"),
-            expire_at: None,
-            created_at: Timestamp(1_764_057_600_000),
-        };
         // 0.1 at 45000.00 and 0.2 at 45000.01 (the state machine's sums and quotient).
-        let mut o = Order::from_new(&n);
+        let mut o = Order::from_new(&btc_buy("45000.02", "0.3"));
         o.filled_quantity = dec("0.3");
         o.executed_notional = dec("4500.000") + dec("9000.002");
         o.average_fill_price = Some(o.executed_notional / o.filled_quantity);
