@@ -39,10 +39,10 @@ return 1
 /// idempotency store it came from ([`crate::RedisIdempotency::request_limits`]).
 #[derive(Clone)]
 pub struct RedisRequestLimits {
-    pub(crate) conn: ConnectionManager,
-    pub(crate) prefix: Arc<str>,
-    pub(crate) timeout: Duration,
-    pub(crate) script: Arc<Script>,
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    timeout: Duration,
+    script: Arc<Script>,
 }
 
 impl RedisRequestLimits {

@@ -477,20 +477,20 @@ async fn without_redis_each_instance_counts_its_own_requests() {
         burst: 2,
     };
     let alice = AccountId(1);
-    assert!(limiter.admit_shared(alice, rate, 2).await);
-    assert!(!limiter.admit_shared(alice, rate, 1).await, "shared: spent");
+    assert!(limiter.admit(alice, rate, 2).await);
+    assert!(!limiter.admit(alice, rate, 1).await, "shared: spent");
     server.stop();
     // Failing open to this instance's own count, which has not been drawn on: a limit is not
     // worth refusing every request while Redis is down, but it still holds.
     for _ in 0..2 {
-        assert!(bounded("admit, Redis down", limiter.admit_shared(alice, rate, 1)).await);
+        assert!(bounded("admit, Redis down", limiter.admit(alice, rate, 1)).await);
     }
-    assert!(!limiter.admit_shared(alice, rate, 1).await, "local: spent");
+    assert!(!limiter.admit(alice, rate, 1).await, "local: spent");
     // Redis back (empty: the test server keeps nothing): after the retry interval the shared
     // count is used again, and holds the request.
     server.start();
     tokio::time::sleep(Duration::from_millis(5_100)).await;
-    assert!(limiter.admit_shared(alice, rate, 1).await, "shared again");
+    assert!(limiter.admit(alice, rate, 1).await, "shared again");
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let held: Option<String> = redis::cmd("GET")

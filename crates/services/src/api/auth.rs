@@ -215,7 +215,7 @@ pub async fn end_session(state: &ApiState, headers: &HeaderMap) -> Result<(), Pr
         return Ok(());
     };
     let rate = state.config.request_rate;
-    if !state.limiter.admit_shared(account, rate, 1).await {
+    if !state.limiter.admit(account, rate, 1).await {
         return Err(rate_limited(rate));
     }
     let hash = session_hash(token);
@@ -299,7 +299,7 @@ where
         let state = ApiState::from_ref(state);
         let Grant { account, scope } = authenticate(&state, &parts.headers).await?;
         let rate = state.config.request_rate;
-        if !state.limiter.admit_shared(account, rate, 1).await {
+        if !state.limiter.admit(account, rate, 1).await {
             return Err(rate_limited(rate));
         }
         Ok(Caller { account, scope })

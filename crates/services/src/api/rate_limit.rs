@@ -54,20 +54,22 @@ impl RequestLimiter {
         }
     }
 
-    /// Takes `n` requests of `account`'s allowance (see [`Self::admit_n`]), from the shared
-    /// limits when there are; while they cannot be reached, from this instance's count alone
+    /// Takes `n` requests' worth of `account`'s allowance at once (a batch of `n + 1` orders
+    /// pays for the `n` beyond its own request), or nothing: `false` when that much is not
+    /// left. From the shared limits when there are; while they cannot be reached, from this
+    /// instance's count alone
     /// (failing open: a limit is not worth refusing every request while Redis is down), and
     /// for [`SHARED_RETRY_MS`] after each failure.
-    pub async fn admit_shared(&self, account: AccountId, rate: RequestRate, n: u32) -> bool {
+    pub async fn admit(&self, account: AccountId, rate: RequestRate, n: u32) -> bool {
         let Some(shared) = &self.shared else {
-            return self.admit_n(account, rate, n);
+            return self.admit_here(account, rate, n);
         };
         if rate.per_second == 0 || n == 0 {
             return true;
         }
         let now = clock::now().millis().max(0) as u64;
         if now < self.shared_down_until.load(Ordering::Relaxed) {
-            return self.admit_n(account, rate, n);
+            return self.admit_here(account, rate, n);
         }
         let allowance = Allowance {
             per_second: rate.per_second,
@@ -87,19 +89,14 @@ impl RequestLimiter {
                 {
                     tracing::warn!(error = %e, "shared request limits unavailable: counting this instance's requests alone");
                 }
-                self.admit_n(account, rate, n)
+                self.admit_here(account, rate, n)
             }
         }
     }
 
-    /// Takes one request of `account`'s allowance; `false` when it has none left.
-    pub fn admit(&self, account: AccountId, rate: RequestRate) -> bool {
-        self.admit_n(account, rate, 1)
-    }
-
-    /// Takes `n` requests' worth at once (a batch of `n + 1` orders pays for the `n` beyond its
-    /// own request), or nothing.
-    pub fn admit_n(&self, account: AccountId, rate: RequestRate, n: u32) -> bool {
+    /// Takes `n` requests' worth of this instance's count at once, or nothing: `false` when
+    /// that much is not left.
+    fn admit_here(&self, account: AccountId, rate: RequestRate, n: u32) -> bool {
         if rate.per_second == 0 || n == 0 {
             return true;
         }
@@ -138,12 +135,9 @@ mod tests {
             burst: 2,
         };
         let a = AccountId(1);
-        assert!(limiter.admit_shared(a, rate, 1).await);
-        assert!(limiter.admit_shared(a, rate, 1).await);
-        assert!(
-            !limiter.admit_shared(a, rate, 1).await,
-            "this instance's count"
-        );
+        assert!(limiter.admit(a, rate, 1).await);
+        assert!(limiter.admit(a, rate, 1).await);
+        assert!(!limiter.admit(a, rate, 1).await, "this instance's count");
         assert_eq!(
             shared.0.load(Ordering::Relaxed),
             1,
@@ -151,7 +145,7 @@ mod tests {
         );
         // Once the interval has passed they are asked again.
         limiter.shared_down_until.store(0, Ordering::Relaxed);
-        assert!(!limiter.admit_shared(a, rate, 1).await);
+        assert!(!limiter.admit(a, rate, 1).await);
         assert_eq!(shared.0.load(Ordering::Relaxed), 2);
     }
 
@@ -164,22 +158,25 @@ mod tests {
         };
         let (a, b) = (AccountId(1), AccountId(2));
         for _ in 0..3 {
-            assert!(limiter.admit(a, rate));
+            assert!(limiter.admit_here(a, rate, 1));
         }
-        assert!(!limiter.admit(a, rate), "the burst is spent");
-        assert!(limiter.admit(b, rate), "another account's is not");
+        assert!(!limiter.admit_here(a, rate, 1), "the burst is spent");
+        assert!(limiter.admit_here(b, rate, 1), "another account's is not");
         let off = RequestRate {
             per_second: 0,
             burst: 0,
         };
         for _ in 0..10 {
-            assert!(limiter.admit(a, off));
+            assert!(limiter.admit_here(a, off, 1));
         }
         let c = AccountId(3);
-        assert!(!limiter.admit_n(c, rate, 4), "more than the burst at once");
-        assert!(limiter.admit_n(c, rate, 3));
         assert!(
-            !limiter.admit(c, rate),
+            !limiter.admit_here(c, rate, 4),
+            "more than the burst at once"
+        );
+        assert!(limiter.admit_here(c, rate, 3));
+        assert!(
+            !limiter.admit_here(c, rate, 1),
             "a batch spends its orders' allowance"
         );
     }

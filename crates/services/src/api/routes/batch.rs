@@ -51,7 +51,7 @@ pub async fn create(
     // more, so a batch does not carry twenty times the work the limit allows.
     let rate = s.config.request_rate;
     let more = u32::try_from(count.saturating_sub(1)).unwrap_or(u32::MAX);
-    if !s.limiter.admit_shared(caller.account, rate, more).await {
+    if !s.limiter.admit(caller.account, rate, more).await {
         return rate_limited(rate).into_response();
     }
     let intent = BatchIntent {
